@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "vipmta",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/socket.cc",
+        "native/netlink.cc",
+        "native/spool.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
+        "_GNU_SOURCE"
+      ],
+      "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "libraries": []
+    }
+  ]
+}

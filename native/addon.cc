@@ -1,0 +1,19 @@
+// The one native module of vipmta. Each subsystem registers its functions on `exports` from its
+// own file (socket.cc, netlink.cc, spool.cc, ...); this file only wires them together. Node-API
+// addons are context-aware, so the module loads once per thread (main and each worker).
+#include <napi.h>
+
+namespace vipmta {
+void InitSocket(Napi::Env env, Napi::Object exports);
+void InitNetlink(Napi::Env env, Napi::Object exports);
+void InitSpool(Napi::Env env, Napi::Object exports);
+}  // namespace vipmta
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  vipmta::InitSocket(env, exports);
+  vipmta::InitNetlink(env, exports);
+  vipmta::InitSpool(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(vipmta, Init)

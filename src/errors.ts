@@ -1,0 +1,79 @@
+// The error codes vipmta uses, in one place. Callers match on `err.code`, never on `instanceof`:
+// errors cross worker threads by structured clone, which drops the class and own properties, so
+// they travel as SerializedError (see serializeError / deserializeError) and come back with `code`.
+
+/** Stable codes of our own; system errors keep their errno name ("EADDRINUSE", "EPERM", ...). */
+export const ErrorCode = {
+  CONFIG_INVALID: 'ERR_CONFIG_INVALID',
+  INVALID_ADDRESS: 'ERR_INVALID_ADDRESS',
+  NATIVE_UNAVAILABLE: 'ERR_NATIVE_UNAVAILABLE',
+  SPOOL_FULL: 'ERR_SPOOL_FULL',
+  SPOOL_CORRUPT: 'ERR_SPOOL_CORRUPT',
+  SPOOL_CLOSED: 'ERR_SPOOL_CLOSED',
+  WORKER_DIED: 'ERR_WORKER_DIED',
+  WORKER_TIMEOUT: 'ERR_WORKER_TIMEOUT',
+  CONTROL_UNKNOWN_COMMAND: 'ERR_CONTROL_UNKNOWN_COMMAND',
+  CONTROL_BAD_REQUEST: 'ERR_CONTROL_BAD_REQUEST',
+  SHUTTING_DOWN: 'ERR_SHUTTING_DOWN',
+} as const;
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An Error with a stable code and optional system-call details. */
+export class VipError extends Error {
+  readonly code: string;
+  errno?: number;
+  syscall?: string;
+  constructor(code: string, message: string, extra?: { errno?: number; syscall?: string; cause?: unknown }) {
+    super(message, extra?.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = 'VipError';
+    this.code = code;
+    if (extra?.errno !== undefined) this.errno = extra.errno;
+    if (extra?.syscall !== undefined) this.syscall = extra.syscall;
+  }
+}
+
+/** The plain-object form of an error for postMessage and the control socket. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+  errno?: number;
+  syscall?: string;
+  stack?: string;
+}
+
+/** Flattens any thrown value into a SerializedError, keeping code/errno/syscall. */
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof Error) {
+    const e = err as Error & { code?: unknown; errno?: unknown; syscall?: unknown };
+    const out: SerializedError = { name: e.name, message: e.message };
+    if (typeof e.code === 'string') out.code = e.code;
+    if (typeof e.errno === 'number') out.errno = e.errno;
+    if (typeof e.syscall === 'string') out.syscall = e.syscall;
+    if (typeof e.stack === 'string') out.stack = e.stack;
+    return out;
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+/** Rebuilds an Error (a VipError when it had a code) from its serialized form. */
+export function deserializeError(s: SerializedError): Error {
+  const err: Error = s.code !== undefined
+    ? new VipError(s.code, s.message, {
+        ...(s.errno !== undefined ? { errno: s.errno } : {}),
+        ...(s.syscall !== undefined ? { syscall: s.syscall } : {}),
+      })
+    : new Error(s.message);
+  err.name = s.name;
+  if (s.stack !== undefined) err.stack = s.stack;
+  return err;
+}
+
+/** The code of an error-like value, or undefined. */
+export function errorCode(err: unknown): string | undefined {
+  if (err !== null && typeof err === 'object' && 'code' in err) {
+    const c = (err as { code: unknown }).code;
+    return typeof c === 'string' ? c : undefined;
+  }
+  return undefined;
+}
