@@ -1,5 +1,295 @@
-// Placeholder so the addon links while this part is written; replaced by the real socket code.
+// Listening TCP sockets for SMTP and ECCluster listeners: one SO_REUSEPORT socket per worker, bound
+// with IP_FREEBIND so a node can listen on a cluster address before it owns it. Synchronous and short
+// (socket, setsockopt, bind, listen, getsockname never wait on the network): called on the JS thread
+// of whichever thread owns the listener, main or worker. The fd is handed to net.Server.listen({ fd }).
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
 #include <napi.h>
+
+#include "errors.h"
+#include "sockaddr.h"
+
 namespace vipmta {
-void InitSocket(Napi::Env env, Napi::Object exports) {}
+
+// ---- address parsing (shared with netlink.cc through sockaddr.h) ------------------------------
+
+ParseResult ParseIpAddress(const std::string& text, IpAddress* out) {
+  *out = IpAddress{};
+  std::string host = text;
+  std::string scope;
+  size_t pct = host.find('%');
+  if (pct != std::string::npos) {
+    scope = host.substr(pct + 1);
+    host.resize(pct);
+    if (scope.empty()) return ParseResult::kInvalid;
+  }
+  // inet_pton(3) rejects leading/trailing junk and the shorthand forms inet_aton accepts
+  // ("127.1", "0x7f.1"), so "1.2.3.4 " or "localhost" are invalid rather than surprising.
+  if (scope.empty() && inet_pton(AF_INET, host.c_str(), &out->v4) == 1) {
+    out->family = AF_INET;
+    return ParseResult::kOk;
+  }
+  if (inet_pton(AF_INET6, host.c_str(), &out->v6) != 1) return ParseResult::kInvalid;
+  out->family = AF_INET6;
+  if (scope.empty()) return ParseResult::kOk;
+  // RFC 4007 11.2: the zone id after '%' is an interface name or a numeric index.
+  char* end = nullptr;
+  errno = 0;
+  unsigned long idx = strtoul(scope.c_str(), &end, 10);
+  if (end != nullptr && *end == '\0' && errno == 0 && idx > 0 && idx <= 0xffffffffUL) {
+    out->scopeId = static_cast<uint32_t>(idx);
+    return ParseResult::kOk;
+  }
+  out->scopeId = if_nametoindex(scope.c_str());
+  if (out->scopeId == 0) return ParseResult::kNoSuchInterface;
+  return ParseResult::kOk;
+}
+
+std::string FormatIpAddress(int family, const void* addr, uint32_t scopeId) {
+  char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  if (inet_ntop(family, addr, buf, INET6_ADDRSTRLEN) == nullptr) return std::string();
+  std::string s(buf);
+  if (family == AF_INET6 && scopeId != 0) {
+    char name[IF_NAMESIZE];
+    s += '%';
+    s += if_indextoname(scopeId, name) != nullptr ? std::string(name) : std::to_string(scopeId);
+  }
+  return s;
+}
+
+// Validates text as an address and throws the matching JS error when it is not one. Returns false
+// when an exception is pending.
+bool ParseIpAddressOrThrow(Napi::Env env, const std::string& text, IpAddress* out) {
+  switch (ParseIpAddress(text, out)) {
+    case ParseResult::kOk:
+      return true;
+    case ParseResult::kInvalid:
+      ThrowCode(env, "ERR_INVALID_ADDRESS", "not an IPv4 or IPv6 address: \"" + text + "\"");
+      return false;
+    case ParseResult::kNoSuchInterface:
+      // The zone names an interface this machine does not have (now): an operational error, like
+      // getInterface() on an absent name, not a malformed address.
+      ThrowErrno(env, ENODEV, "if_nametoindex", text);
+      return false;
+  }
+  return false;
+}
+
+namespace {
+
+// Reads an optional boolean property; returns false when an exception is pending.
+bool OptBool(Napi::Env env, const Napi::Object& o, const char* key, bool dflt, bool* out) {
+  Napi::Value v = o.Get(key);
+  if (env.IsExceptionPending()) return false;
+  if (v.IsUndefined() || v.IsNull()) {
+    *out = dflt;
+    return true;
+  }
+  if (!v.IsBoolean()) {
+    ThrowType(env, std::string("listenTcp: ") + key + " must be a boolean");
+    return false;
+  }
+  *out = v.As<Napi::Boolean>().Value();
+  return true;
+}
+
+// Reads an integer property in [lo, hi]; returns false when an exception is pending.
+bool IntInRange(Napi::Env env, Napi::Value v, const char* what, double lo, double hi, int64_t* out) {
+  if (!v.IsNumber()) {
+    ThrowType(env, std::string(what) + " must be an integer");
+    return false;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::trunc(d) != d || d < lo || d > hi) {
+    // A TypeError, as the brief asks (Node's net uses a RangeError for ERR_SOCKET_BAD_PORT); the
+    // code is Node's ERR_INVALID_ARG_VALUE, which Node also raises as a TypeError.
+    Napi::TypeError te = Napi::TypeError::New(
+        env, std::string(what) + " must be an integer in " + std::to_string(static_cast<int64_t>(lo)) +
+                 ".." + std::to_string(static_cast<int64_t>(hi)) + ", got " + v.ToString().Utf8Value());
+    te.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));
+    te.ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// Closes fd keeping errno: used on error paths so the errno we report is the one that failed.
+void CloseKeepErrno(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+int SetInt(int fd, int level, int opt, int value) {
+  return setsockopt(fd, level, opt, &value, sizeof value);
+}
+
+// listenTcp({ host, port, backlog?, reusePort?, freeBind?, v6Only? }) -> fd
+Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "listenTcp: options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+
+  Napi::Value hostV = o.Get("host");
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (!hostV.IsString()) return ThrowType(env, "listenTcp: host must be a string");
+  std::string host = hostV.As<Napi::String>().Utf8Value();
+
+  int64_t port = 0;
+  if (!IntInRange(env, o.Get("port"), "listenTcp: port", 0, 65535, &port)) return env.Undefined();
+
+  // 511 is Node's and nginx's default; the kernel silently caps it at net.core.somaxconn.
+  int64_t backlog = 511;
+  Napi::Value backlogV = o.Get("backlog");
+  if (!backlogV.IsUndefined() && !backlogV.IsNull() &&
+      !IntInRange(env, backlogV, "listenTcp: backlog", 0, 2147483647, &backlog)) {
+    return env.Undefined();
+  }
+
+  bool reusePort = true, freeBind = true, v6Only = true;
+  if (!OptBool(env, o, "reusePort", true, &reusePort)) return env.Undefined();
+  if (!OptBool(env, o, "freeBind", true, &freeBind)) return env.Undefined();
+  if (!OptBool(env, o, "v6Only", true, &v6Only)) return env.Undefined();
+
+  // Parse before any syscall: a malformed address is a programmer/config error and must not cost a
+  // socket (nor leak one).
+  IpAddress addr;
+  if (!ParseIpAddressOrThrow(env, host, &addr)) return env.Undefined();
+
+  sockaddr_storage ss{};
+  socklen_t sslen = 0;
+  if (addr.family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(static_cast<uint16_t>(port));
+    sin->sin_addr = addr.v4;
+    sslen = sizeof *sin;
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(static_cast<uint16_t>(port));
+    sin6->sin6_addr = addr.v6;
+    sin6->sin6_scope_id = addr.scopeId;
+    sslen = sizeof *sin6;
+  }
+
+  // SOCK_CLOEXEC: children we spawn (sendmail-compatible pipes, tests) must not inherit listeners.
+  // SOCK_NONBLOCK: libuv expects it and would otherwise set it itself with one more syscall.
+  int fd = socket(addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) return ThrowErrno(env, errno, "socket", host);
+
+  // socket(7): SO_REUSEADDR lets us rebind while old connections sit in TIME_WAIT after a restart.
+  if (SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
+    CloseKeepErrno(fd);
+    return ThrowErrno(env, errno, "setsockopt", "SO_REUSEADDR");
+  }
+  // socket(7): SO_REUSEPORT lets each worker own its own accept queue on the same ip:port; the
+  // kernel spreads new connections over them by hash. Every socket in the group must set it and
+  // belong to the same effective uid.
+  if (reusePort && SetInt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) {
+    CloseKeepErrno(fd);
+    return ThrowErrno(env, errno, "setsockopt", "SO_REUSEPORT");
+  }
+  if (addr.family == AF_INET6) {
+    // ipv6(7): IPV6_V6ONLY keeps "::" from also taking the IPv4 port, so a v4 listener on the same
+    // port can coexist; the sysctl default (bindv6only=0) would make it dual-stack.
+    if (SetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6Only ? 1 : 0) < 0) {
+      CloseKeepErrno(fd);
+      return ThrowErrno(env, errno, "setsockopt", "IPV6_V6ONLY");
+    }
+  }
+  if (freeBind) {
+    // ip(7) IP_FREEBIND / ipv6(7) IPV6_FREEBIND (Linux 4.15): bind to an address that is not (yet)
+    // on any interface. DuraVIP needs this: every node listens on every cluster address, and the
+    // socket starts receiving as soon as this node plumbs the address, with no listener restart.
+    int rc = addr.family == AF_INET ? SetInt(fd, IPPROTO_IP, IP_FREEBIND, 1)
+                                    : SetInt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+    if (rc < 0) {
+      CloseKeepErrno(fd);
+      return ThrowErrno(env, errno, "setsockopt", addr.family == AF_INET ? "IP_FREEBIND" : "IPV6_FREEBIND");
+    }
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sslen) < 0) {
+    CloseKeepErrno(fd);
+    // EADDRINUSE: taken by a socket without SO_REUSEPORT (or another uid); EADDRNOTAVAIL: not a
+    // local address and no freeBind; EACCES: port < 1024 without CAP_NET_BIND_SERVICE.
+    return ThrowErrno(env, errno, "bind", host + " port " + std::to_string(port));
+  }
+  if (listen(fd, static_cast<int>(backlog)) < 0) {
+    CloseKeepErrno(fd);
+    // EADDRINUSE here: two SO_REUSEPORT sockets bound to port 0 and one got the other's port, or a
+    // listener without SO_REUSEPORT appeared between bind and listen.
+    return ThrowErrno(env, errno, "listen", host + " port " + std::to_string(port));
+  }
+  return Napi::Number::New(env, fd);
+}
+
+bool FdArg(const Napi::CallbackInfo& info, const char* fn, int* fd) {
+  int64_t v = 0;
+  if (info.Length() < 1) {
+    ThrowType(info.Env(), std::string(fn) + ": fd must be an integer");
+    return false;
+  }
+  if (!IntInRange(info.Env(), info[0], (std::string(fn) + ": fd").c_str(), 0, 2147483647, &v)) return false;
+  *fd = static_cast<int>(v);
+  return true;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!FdArg(info, "closeFd", &fd)) return env.Undefined();
+  // close(2): on Linux the fd is released even when close fails with EINTR; retrying could close
+  // an fd another thread just opened. So EINTR is success, anything else (EBADF) is reported.
+  if (close(fd) < 0 && errno != EINTR) return ThrowErrno(env, errno, "close", "fd " + std::to_string(fd));
+  return env.Undefined();
+}
+
+Napi::Value SocketLocalAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!FdArg(info, "socketLocalAddress", &fd)) return env.Undefined();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) {
+    return ThrowErrno(env, errno, "getsockname", "fd " + std::to_string(fd));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  if (ss.ss_family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    out.Set("address", FormatIpAddress(AF_INET, &sin->sin_addr, 0));
+    out.Set("port", Napi::Number::New(env, ntohs(sin->sin_port)));
+    out.Set("family", Napi::Number::New(env, 4));
+  } else if (ss.ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    out.Set("address", FormatIpAddress(AF_INET6, &sin6->sin6_addr, sin6->sin6_scope_id));
+    out.Set("port", Napi::Number::New(env, ntohs(sin6->sin6_port)));
+    out.Set("family", Napi::Number::New(env, 6));
+  } else {
+    // A unix or packet socket: not something listenTcp made.
+    return ThrowErrno(env, EAFNOSUPPORT, "getsockname", "fd " + std::to_string(fd) + " is not an IP socket");
+  }
+  return out;
+}
+
+}  // namespace
+
+void InitSocket(Napi::Env env, Napi::Object exports) {
+  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("socketLocalAddress", Napi::Function::New(env, SocketLocalAddress, "socketLocalAddress"));
+}
+
 }  // namespace vipmta
