@@ -1,0 +1,515 @@
+// Turns the syntax tree into a typed, validated Config, using only the schema: unknown keywords,
+// misplaced options, bad values, duplicates and a few purely local cross-field rules all become
+// located errors, collected together. Also the fallback lookup and the canonical `show()` text.
+// Pure apart from os.hostname() and path resolution; main thread.
+
+import { hostname as osHostname } from 'node:os';
+import path from 'node:path';
+import type { ConfigError, SourceLocation } from './errors.js';
+import { at } from './errors.js';
+import { parseText, type Node, type Scalar, type StanzaNode } from './parser.js';
+import {
+  findOption, OPTION_NAMES, OPTIONS, optionsInScope, STANZAS,
+  type Endpoint, type FallbackOption, type FallbackValue, type OptionName, type Scope, type ScopeOptions,
+  type SetOptions, type StanzaSpec,
+} from './schema.js';
+import { formatValue, parseCidr, parseEndpoint, parseValue, quote } from './values.js';
+
+export type GlobalOptions = ScopeOptions<'global'>;
+export type ListenerOptions = ScopeOptions<'listener'>;
+export type EcclusterListenerOptions = ScopeOptions<'eccluster_listener'>;
+export type SpoolOptions = ScopeOptions<'spool'>;
+export type ClusterOptions = ScopeOptions<'cluster'>;
+export type TopologyOptions = ScopeOptions<'topology'>;
+export type BindingGroupOptions = SetOptions<'binding_group'>;
+export type BindingOptions = SetOptions<'binding'>;
+export type DomainOptions = SetOptions<'domain'>;
+
+export interface ListenerConfig<O = ListenerOptions> {
+  /** "ip:port" as written. */
+  name: string;
+  host: string;
+  port: number;
+  family: 4 | 6;
+  /** ESMTP_Listener-level options merged under Listen-level ones, defaults applied. */
+  options: O;
+  where: SourceLocation;
+}
+export interface ControlListenerConfig { path: string; where: SourceLocation }
+export interface TopologyConfig { cidr: string; options: TopologyOptions; where: SourceLocation }
+export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; where: SourceLocation }
+export interface DomainConfig { name: string; options: DomainOptions; where: SourceLocation }
+export interface BindingConfig {
+  name: string;
+  /** The binding group it belongs to ("default" when declared outside any Binding_Group). */
+  group: string;
+  /** Null for the implicit "default" binding. */
+  where: SourceLocation | null;
+  /** Only the options written in this stanza; use Config.lookup for effective values. */
+  options: BindingOptions;
+  domains: ReadonlyMap<string, DomainConfig>;
+}
+export interface BindingGroupConfig {
+  name: string;
+  where: SourceLocation | null;
+  options: BindingGroupOptions;
+  bindings: ReadonlyMap<string, BindingConfig>;
+  domains: ReadonlyMap<string, DomainConfig>;
+}
+export interface LookupContext { bindingGroup?: string; binding?: string; domain?: string }
+
+export interface Config {
+  files: string[];
+  global: GlobalOptions;
+  spool: SpoolOptions;
+  esmtpListeners: ListenerConfig[];
+  ecclusterListeners: ListenerConfig<EcclusterListenerOptions>[];
+  controlListeners: ControlListenerConfig[];
+  bindingGroups: ReadonlyMap<string, BindingGroupConfig>;
+  bindings: ReadonlyMap<string, BindingConfig>;
+  domains: ReadonlyMap<string, DomainConfig>;
+  cluster: ClusterConfig | null;
+  /**
+   * An option's effective value for a binding group / binding / domain, in Momentum's order:
+   * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).
+   * A binding belongs to one group, so `binding` implies its group and `bindingGroup` is then ignored;
+   * names that are not configured simply contribute no level.
+   */
+  lookup<K extends FallbackOption>(option: K, ctx: LookupContext): FallbackValue<K>;
+  /** Canonical, re-parseable text of the effective configuration (`vipmta console config show`). */
+  show(): string;
+}
+
+// --- defaults, parsed from the schema's own text ------------------------------------------------
+
+const defaultCache = new Map<OptionName, unknown>();
+/** A schema default, parsed exactly like user input; throws if the schema itself is wrong. */
+export function schemaDefault(name: OptionName): unknown {
+  if (defaultCache.has(name)) return defaultCache.get(name);
+  const spec = OPTIONS[name] as { default?: string; type: (typeof OPTIONS)[OptionName]['type'] };
+  let value: unknown;
+  if (spec.default !== undefined) {
+    const errors: ConfigError[] = [];
+    const nodes = parseText(`${name} = ${spec.default}`, '<schema>', '.', { errors, files: [], cwd: '.', stack: [] });
+    const node = nodes[0];
+    const p = node?.type === 'option' ? parseValue(spec.type, node.value) : null;
+    if (errors.length || !p || !p.ok) throw new Error(`schema default of ${name} does not parse: ${spec.default}`);
+    value = p.value;
+  }
+  defaultCache.set(name, value);
+  return value;
+}
+
+// --- messages --------------------------------------------------------------------------------------
+
+function levenshtein(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The nearest candidate by edit distance, only when close enough to be a plausible typo. */
+export function suggest(word: string, ...candidateSets: string[][]): string | undefined {
+  const w = word.toLowerCase();
+  const limit = w.length <= 4 ? 1 : w.length <= 8 ? 2 : 3;
+  for (const set of candidateSets) {
+    let best: string | undefined;
+    let bestD = limit + 1;
+    for (const c of set) {
+      const d = levenshtein(w, c.toLowerCase());
+      if (d < bestD) { best = c; bestD = d; }
+    }
+    if (best !== undefined) return best;
+  }
+  return undefined;
+}
+const didYouMean = (s: string | undefined): string => (s ? `; did you mean "${s}"?` : '');
+const locText = (w: SourceLocation, from: SourceLocation): string => (w.file === from.file ? `${w.line}:${w.column}` : `${w.file}:${w.line}:${w.column}`);
+
+// --- walking the tree ---------------------------------------------------------------------------
+
+interface SetValue { value: unknown; where: SourceLocation }
+interface Collected { values: Map<OptionName, SetValue>; children: Child[] }
+interface Child { spec: StanzaSpec; node: StanzaNode; name: string }
+interface Frame { scope: Scope; keyword: string; /** "in Binding \"b\"", "at global scope". */ desc: string }
+
+const describeStanza = (keyword: string, name?: string): string => (name === undefined ? keyword : `${keyword} "${name}"`);
+
+class Builder {
+  readonly errors: ConfigError[];
+  constructor(errors: ConfigError[], private readonly cwd: string) { this.errors = errors; }
+  private error(where: SourceLocation, message: string): void { this.errors.push(at(where, message)); }
+
+  /** Validates one block's options against its scope and sorts out its child stanzas. */
+  collect(frame: Frame, nodes: Node[]): Collected {
+    const values = new Map<OptionName, SetValue>();
+    const children: Child[] = [];
+    const seen = new Map<string, SourceLocation>();
+    const inScope = optionsInScope(frame.scope);
+    for (const node of nodes) {
+      if (node.type === 'option') {
+        const name = findOption(node.keyword);
+        if (!name) {
+          const stanza = STANZAS.find((s) => s.keyword.toLowerCase() === node.keyword.toLowerCase());
+          const hint = stanza ? `; ${stanza.keyword} is a stanza: ${stanza.keyword}${stanza.name === 'none' ? '' : ' "name"'} { ... }` : didYouMean(suggest(node.keyword, inScope, OPTION_NAMES));
+          this.error(node.where, `unknown option "${node.keyword}" ${frame.desc}${hint}`);
+          continue;
+        }
+        if (!inScope.includes(name)) {
+          this.error(node.where, `option "${name}" is not allowed ${frame.desc}; it belongs in ${scopeList(OPTIONS[name].scopes)}`);
+          continue;
+        }
+        const prev = values.get(name);
+        if (prev) {
+          this.error(node.where, `duplicate option "${name}" ${frame.desc} (first set at ${locText(prev.where, node.where)})`);
+          continue;
+        }
+        const p = parseValue(OPTIONS[name].type, node.value);
+        if (!p.ok) {
+          this.error(p.where ?? node.value.where, `invalid value for "${name}": expected ${p.expected}`);
+          continue;
+        }
+        values.set(name, { value: p.value, where: node.where });
+        continue;
+      }
+      const lower = node.keyword.toLowerCase();
+      const spec = STANZAS.find((s) => s.keyword.toLowerCase() === lower && s.parents.includes(frame.keyword));
+      if (!spec) {
+        const any = STANZAS.filter((s) => s.keyword.toLowerCase() === lower);
+        if (any.length) {
+          this.error(node.where, `stanza "${any[0]!.keyword}" is not allowed ${frame.desc}; it belongs in ${[...new Set(any.flatMap((s) => s.parents))].map((p) => (p === 'global' ? 'the top level' : p)).join(', ')}`);
+        } else {
+          const here = STANZAS.filter((s) => s.parents.includes(frame.keyword)).map((s) => s.keyword);
+          const opt = findOption(node.keyword);
+          const hint = opt ? `; ${opt} is an option: ${opt} = value` : didYouMean(suggest(node.keyword, here, STANZAS.map((s) => s.keyword)));
+          this.error(node.where, `unknown stanza "${node.keyword}" ${frame.desc}${hint}`);
+        }
+        continue;
+      }
+      const name = this.checkName(spec, node);
+      if (name === null) continue;
+      const key = spec.single ? spec.keyword : `${spec.keyword}\0${name}`;
+      const first = seen.get(key);
+      if (first) {
+        this.error(node.where, `duplicate ${describeStanza(spec.keyword, spec.single ? undefined : name)} ${frame.desc} (first at ${locText(first, node.where)})`);
+        continue;
+      }
+      seen.set(key, node.where);
+      children.push({ spec, node, name });
+    }
+    return { values, children };
+  }
+
+  /** The stanza's name if it has the right form ("" for unnamed stanzas), else null (reported). */
+  private checkName(spec: StanzaSpec, node: StanzaNode): string | null {
+    const n: Scalar | undefined = node.name;
+    if (spec.name === 'none') {
+      if (n) { this.error(n.where, `${spec.keyword} takes no name: ${spec.keyword} { ... }`); return null; }
+      return '';
+    }
+    if (!n) { this.error(node.where, `${spec.keyword} needs a name: ${spec.keyword} "${nameExample(spec)}" { ... }`); return null; }
+    const ok = spec.name === 'endpoint' ? parseEndpoint(n.text) !== null
+      : spec.name === 'cidr' ? parseCidr(n.text) !== null && n.text.includes('/')
+      : spec.name === 'path' ? n.text.length > 0 && !n.text.includes('\0')
+      : /^\S+$/.test(n.text);
+    if (!ok) {
+      const want = spec.name === 'endpoint' ? 'an address "ip:port" ("[::1]:25" for IPv6)' : spec.name === 'cidr' ? 'a CIDR network "addr/len"' : spec.name === 'path' ? 'a socket path' : 'a name without spaces';
+      this.error(n.where, `${spec.keyword} name must be ${want}, got "${n.text}"`);
+      return null;
+    }
+    return n.text;
+  }
+
+  /** Defaults under stanza values (later layers win); `inherit` supplies defaultFrom values. */
+  resolve(scope: Scope, layers: Map<OptionName, SetValue>[], inherit: (n: OptionName) => unknown): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const name of optionsInScope(scope)) {
+      let v: unknown = schemaDefault(name);
+      if (v === undefined && (OPTIONS[name] as { defaultFrom?: string }).defaultFrom) v = inherit(name);
+      for (const l of layers) { const s = l.get(name); if (s) v = s.value; }
+      if (v !== undefined) out[name] = v;
+    }
+    return out;
+  }
+
+  setOnly(values: Map<OptionName, SetValue>): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, s] of values) out[name] = s.value;
+    return out;
+  }
+
+  resolvePath(p: string): string { return path.resolve(this.cwd, p); }
+}
+
+function nameExample(spec: StanzaSpec): string {
+  return spec.name === 'endpoint' ? '127.0.0.1:25' : spec.name === 'cidr' ? '192.0.2.0/24' : spec.name === 'path' ? '/run/vipmta.sock' : 'name';
+}
+function scopeList(scopes: readonly Scope[]): string {
+  const names: Record<Scope, string> = {
+    global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
+    control_listener: 'Control_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology',
+    binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain',
+  };
+  return scopes.map((s) => names[s]).join(', ');
+}
+const frameOf = (spec: StanzaSpec, name: string): Frame => ({ scope: spec.scope, keyword: spec.keyword, desc: `in ${describeStanza(spec.keyword, spec.name === 'none' ? undefined : name)}` });
+
+// --- the whole config ---------------------------------------------------------------------------
+
+export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[], cwd: string): Config | null {
+  const b = new Builder(errors, cwd);
+  const top = b.collect({ scope: 'global', keyword: 'global', desc: 'at global scope' }, nodes);
+  const child = (c: Collected, keyword: string): Child | undefined => c.children.find((x) => x.spec.keyword === keyword);
+  const children = (c: Collected, keyword: string): Child[] => c.children.filter((x) => x.spec.keyword === keyword);
+
+  // Cluster first: its Nodename wins over the global one.
+  const clusterChild = child(top, 'Cluster');
+  const clusterC = clusterChild ? b.collect(frameOf(clusterChild.spec, ''), clusterChild.node.body) : null;
+  const gNode = top.values.get('Nodename');
+  const cNode = clusterC?.values.get('Nodename');
+  if (gNode && cNode && gNode.value !== cNode.value) {
+    b.errors.push(at(cNode.where, `Nodename "${String(cNode.value)}" in Cluster differs from the global Nodename "${String(gNode.value)}" (set at ${locText(gNode.where, cNode.where)}); set it once`));
+  }
+  const hostname = (top.values.get('Hostname')?.value as string | undefined) ?? osHostname();
+  const nodename = (cNode?.value ?? gNode?.value ?? hostname) as string;
+  const fromGlobal = (n: OptionName): unknown => (n === 'Nodename' ? nodename : hostname);
+  const global = b.resolve('global', [top.values], fromGlobal) as GlobalOptions;
+  global.Nodename = nodename;
+
+  // Spool
+  const spoolChild = child(top, 'Spool');
+  const spoolC = spoolChild ? b.collect(frameOf(spoolChild.spec, ''), spoolChild.node.body) : null;
+  const spool = b.resolve('spool', spoolC ? [spoolC.values] : [], fromGlobal) as SpoolOptions;
+  spool.Directory = b.resolvePath(spool.Directory);
+  if (spoolC?.values.get('Directory')?.value === '') b.errors.push(at(spoolC.values.get('Directory')!.where, 'invalid value for "Directory": expected a non-empty path'));
+
+  // Bindings, groups, domains: collected before listeners so listeners can refer to them.
+  const groups = new Map<string, BindingGroupConfig & { bindings: Map<string, BindingConfig>; domains: Map<string, DomainConfig> }>();
+  const bindings = new Map<string, BindingConfig>();
+  const domains = new Map<string, DomainConfig>();
+  const bindingWhere = new Map<string, Map<OptionName, SetValue>>();
+  const domainsOf = (c: Collected): Map<string, DomainConfig> => {
+    const m = new Map<string, DomainConfig>();
+    for (const d of children(c, 'Domain')) {
+      const dc = b.collect(frameOf(d.spec, d.name), d.node.body);
+      m.set(d.name, { name: d.name, where: d.node.where, options: b.setOnly(dc.values) as DomainOptions });
+    }
+    return m;
+  };
+  const getGroup = (name: string, where: SourceLocation | null, options: BindingGroupOptions = {}) => {
+    let g = groups.get(name);
+    if (!g) { g = { name, where, options, bindings: new Map(), domains: new Map() }; groups.set(name, g); }
+    return g;
+  };
+  const addBinding = (bc: Child, group: string): void => {
+    const c = b.collect(frameOf(bc.spec, bc.name), bc.node.body);
+    const prev = bindings.get(bc.name);
+    if (prev) {
+      b.errors.push(at(bc.node.where, `duplicate Binding "${bc.name}" (first at ${locText(prev.where!, bc.node.where)}); binding names are unique across groups`));
+      return;
+    }
+    if (bc.name === 'default' && group !== 'default') {
+      b.errors.push(at(bc.node.where, `Binding "default" belongs to Binding_Group "default", not "${group}"`));
+      return;
+    }
+    const binding: BindingConfig = { name: bc.name, group, where: bc.node.where, options: b.setOnly(c.values) as BindingOptions, domains: domainsOf(c) };
+    if (binding.options.Enable_Duravip === true && binding.options.Bind_Address === undefined) {
+      b.errors.push(at(c.values.get('Enable_Duravip')!.where, `Binding "${bc.name}" sets Enable_Duravip but has no Bind_Address to fail over`));
+    }
+    bindings.set(bc.name, binding);
+    bindingWhere.set(bc.name, c.values);
+    getGroup(group, null).bindings.set(bc.name, binding);
+  };
+  for (const gc of children(top, 'Binding_Group')) {
+    const c = b.collect(frameOf(gc.spec, gc.name), gc.node.body);
+    const g = getGroup(gc.name, gc.node.where);
+    g.where = gc.node.where;
+    g.options = b.setOnly(c.values) as BindingGroupOptions;
+    g.domains = domainsOf(c);
+    for (const bc of children(c, 'Binding')) addBinding(bc, gc.name);
+  }
+  for (const bc of children(top, 'Binding')) addBinding(bc, 'default');
+  if (!bindings.has('default')) {
+    const def: BindingConfig = { name: 'default', group: 'default', where: null, options: {}, domains: new Map() };
+    bindings.set('default', def);
+    getGroup('default', null).bindings.set('default', def);
+  }
+  for (const [k, v] of domainsOf(top)) domains.set(k, v);
+
+  // Listeners
+  const esmtpListeners: ListenerConfig[] = [];
+  const esmtp = child(top, 'ESMTP_Listener');
+  if (esmtp) {
+    const outer = b.collect(frameOf(esmtp.spec, ''), esmtp.node.body);
+    for (const l of children(outer, 'Listen')) {
+      const inner = b.collect(frameOf(l.spec, l.name), l.node.body);
+      const options = b.resolve('listener', [outer.values, inner.values], fromGlobal) as ListenerOptions;
+      const set = (n: OptionName): SetValue | undefined => inner.values.get(n) ?? outer.values.get(n);
+      const what = `Listen "${l.name}"`;
+      const follow = set('Duravip_Follow');
+      if (options.Enable_Duravip && follow) {
+        b.errors.push(at(follow.where, `${what} sets both Enable_Duravip and Duravip_Follow; a listener either is a DuraVIP or follows a binding's`));
+      }
+      if ((options.TLS_Certificate === undefined) !== (options.TLS_Key === undefined)) {
+        const w = set('TLS_Certificate') ?? set('TLS_Key');
+        b.errors.push(at(w!.where, `${what} needs both TLS_Certificate and TLS_Key`));
+      }
+      for (const n of ['Binding', 'Duravip_Follow'] as const) {
+        const s = set(n);
+        if (s && !bindings.has(s.value as string)) b.errors.push(at(s.where, `${n} "${String(s.value)}" in ${what} names no Binding${didYouMean(suggest(s.value as string, [...bindings.keys()]))}`));
+      }
+      const g = set('Binding_Group');
+      if (g && !groups.has(g.value as string)) b.errors.push(at(g.where, `Binding_Group "${String(g.value)}" in ${what} names no Binding_Group${didYouMean(suggest(g.value as string, [...groups.keys()]))}`));
+      esmtpListeners.push({ ...endpoint(l.name), name: l.name, options, where: l.node.where });
+    }
+  }
+  const ecclusterListeners: ListenerConfig<EcclusterListenerOptions>[] = [];
+  const ecc = child(top, 'ECCluster_Listener');
+  if (ecc) {
+    const outer = b.collect(frameOf(ecc.spec, ''), ecc.node.body);
+    for (const l of children(outer, 'Listen')) {
+      const inner = b.collect(frameOf(l.spec, l.name), l.node.body);
+      const options = b.resolve('eccluster_listener', [outer.values, inner.values], fromGlobal) as EcclusterListenerOptions;
+      ecclusterListeners.push({ ...endpoint(l.name), name: l.name, options, where: l.node.where });
+    }
+  }
+  const controlListeners: ControlListenerConfig[] = [];
+  const ctl = child(top, 'Control_Listener');
+  if (ctl) {
+    const outer = b.collect(frameOf(ctl.spec, ''), ctl.node.body);
+    for (const l of children(outer, 'Listen')) {
+      b.collect(frameOf(l.spec, l.name), l.node.body);
+      controlListeners.push({ path: b.resolvePath(l.name), where: l.node.where });
+    }
+  }
+
+  // Cluster
+  let cluster: ClusterConfig | null = null;
+  if (clusterChild && clusterC) {
+    const options = b.resolve('cluster', [clusterC.values], fromGlobal) as ClusterOptions;
+    options.Nodename = nodename;
+    const topologies: TopologyConfig[] = [];
+    for (const t of children(clusterC, 'Topology')) {
+      const tc = b.collect(frameOf(t.spec, t.name), t.node.body);
+      const topts = b.resolve('topology', [tc.values], fromGlobal) as TopologyOptions;
+      const cidr = parseCidr(t.name)!;
+      if (topts.Interface === undefined) b.errors.push(at(t.node.where, `Topology "${t.name}" needs Interface = "name"`));
+      const mask = tc.values.get('Cidrmask');
+      if (mask && !cidr.includes(':') && (mask.value as number) > 32) b.errors.push(at(mask.where, `invalid value for "Cidrmask": expected 0 to 32 for an IPv4 Topology, got ${String(mask.value)}`));
+      topologies.push({ cidr, options: topts, where: t.node.where });
+    }
+    cluster = { options, topologies, where: clusterChild.node.where };
+  }
+
+  if (errors.length) return null;
+  const config: Config = {
+    files, global, spool, esmtpListeners, ecclusterListeners, controlListeners,
+    bindingGroups: groups, bindings, domains, cluster,
+    lookup: (option, ctx) => lookup(config, option, ctx) as never,
+    show: () => show(config),
+  };
+  return config;
+}
+
+function endpoint(name: string): Endpoint { return parseEndpoint(name)!; }
+
+// --- fallback lookup ----------------------------------------------------------------------------
+
+const FALLBACK_BY_KEY = new Map<string, OptionName>(
+  OPTION_NAMES.filter((n) => (OPTIONS[n].scopes as readonly Scope[]).some((s) => s === 'binding' || s === 'binding_group' || s === 'domain')).map((n) => [n, n]),
+);
+
+function lookup(config: Config, option: string, ctx: LookupContext): unknown {
+  const name = FALLBACK_BY_KEY.get(option);
+  if (!name) throw new TypeError(`lookup: "${option}" is not a binding/domain-scoped option`);
+  const binding = ctx.binding !== undefined ? config.bindings.get(ctx.binding) : undefined;
+  const group = config.bindingGroups.get(binding?.group ?? ctx.bindingGroup ?? '\0');
+  const d = ctx.domain;
+  const levels: ({ options: Record<string, unknown> } | undefined)[] = [
+    d !== undefined ? binding?.domains.get(d) : undefined,
+    d !== undefined ? group?.domains.get(d) : undefined,
+    binding, group,
+    d !== undefined ? config.domains.get(d) : undefined,
+  ];
+  for (const l of levels) {
+    const v = l?.options[option];
+    if (v !== undefined) return v;
+  }
+  const g = (config.global as Record<string, unknown>)[option];
+  return g !== undefined ? g : schemaDefault(name);
+}
+
+// --- canonical text -----------------------------------------------------------------------------
+
+function show(c: Config): string {
+  const out: string[] = ['# vipmta effective configuration (canonical form; re-parseable)'];
+  const opts = (scope: Scope, values: Record<string, unknown>, indent: string): void => {
+    for (const name of optionsInScope(scope)) {
+      const v = values[name];
+      if (v !== undefined) out.push(`${indent}${name} = ${formatValue(OPTIONS[name].type, v)}`);
+    }
+  };
+  const domainsText = (m: ReadonlyMap<string, DomainConfig>, indent: string): void => {
+    for (const d of m.values()) {
+      out.push(`${indent}Domain ${quote(d.name)} {`);
+      opts('domain', d.options, indent + '  ');
+      out.push(`${indent}}`);
+    }
+  };
+  opts('global', c.global, '');
+  out.push('Spool {');
+  opts('spool', c.spool, '  ');
+  out.push('}');
+  if (c.esmtpListeners.length) {
+    out.push('ESMTP_Listener {');
+    for (const l of c.esmtpListeners) {
+      out.push(`  Listen ${quote(l.name)} {`);
+      opts('listener', l.options, '    ');
+      out.push('  }');
+    }
+    out.push('}');
+  }
+  if (c.ecclusterListeners.length) {
+    out.push('ECCluster_Listener {');
+    for (const l of c.ecclusterListeners) out.push(`  Listen ${quote(l.name)} {`, '  }');
+    out.push('}');
+  }
+  if (c.controlListeners.length) {
+    out.push('Control_Listener {');
+    for (const l of c.controlListeners) out.push(`  Listen ${quote(l.path)} {`, '  }');
+    out.push('}');
+  }
+  if (c.cluster) {
+    out.push('Cluster {');
+    // Nodename is shown once, at the top level, where it is already effective.
+    opts('cluster', { ...c.cluster.options, Nodename: undefined }, '  ');
+    for (const t of c.cluster.topologies) {
+      out.push(`  Topology ${quote(t.cidr)} {`);
+      opts('topology', t.options, '    ');
+      out.push('  }');
+    }
+    out.push('}');
+  }
+  for (const g of c.bindingGroups.values()) {
+    out.push(`Binding_Group ${quote(g.name)} {`);
+    opts('binding_group', g.options, '  ');
+    for (const bd of g.bindings.values()) {
+      out.push(`  Binding ${quote(bd.name)} {`);
+      opts('binding', bd.options, '    ');
+      domainsText(bd.domains, '    ');
+      out.push('  }');
+    }
+    domainsText(g.domains, '  ');
+    out.push('}');
+  }
+  domainsText(c.domains, '');
+  return out.join('\n') + '\n';
+}

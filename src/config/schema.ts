@@ -1,0 +1,336 @@
+// The one schema of the configuration language: every option and every stanza, with type, default,
+// scopes and a one-line description. Validation (build.ts), the TypeScript option types (below), the
+// fallback lookup and the generated reference (docgen.ts) are all derived from these two tables, so
+// adding an option is one entry in OPTIONS. Pure data and types; loaded on the main thread at start.
+
+/** Where an option may be written. "listener" is ESMTP_Listener and its Listen stanzas. */
+export const SCOPES = [
+  'global',
+  'listener',
+  'eccluster_listener',
+  'control_listener',
+  'spool',
+  'cluster',
+  'topology',
+  'binding_group',
+  'binding',
+  'domain',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** How a value is written and what it normalizes to (see values.ts). */
+export type ValueType =
+  | { readonly kind: 'string'; readonly pattern?: RegExp; readonly patternText?: string }
+  | { readonly kind: 'integer'; readonly min?: number; readonly max?: number }
+  | { readonly kind: 'boolean' }
+  | { readonly kind: 'size' }
+  | { readonly kind: 'duration' }
+  | { readonly kind: 'enum'; readonly values: readonly string[] }
+  | { readonly kind: 'ip' }
+  | { readonly kind: 'endpoint' }
+  | { readonly kind: 'hostport' }
+  | { readonly kind: 'cidr' }
+  | { readonly kind: 'list'; readonly of: ScalarType }
+  | { readonly kind: 'dict' };
+export type ScalarType = Exclude<ValueType, { kind: 'list' } | { kind: 'dict' }>;
+
+export interface OptionSpec {
+  readonly type: ValueType;
+  readonly scopes: readonly Scope[];
+  /** The default, written in the config language itself ("50M", "( \"a\" )"), parsed like user input. */
+  readonly default?: string;
+  /** A default taken from another global option once that is resolved (Hostname, Nodename). */
+  readonly defaultFrom?: 'os.hostname' | 'Hostname';
+  /** What the reference shows as the default when it is computed at run time. */
+  readonly defaultText?: string;
+  readonly description: string;
+}
+
+// Host names: RFC 1123 labels. Node names also appear in queue ids, hence the tighter alphabet.
+const HOSTNAME = { kind: 'string', pattern: /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, patternText: 'a host name' } as const;
+const NODENAME = { kind: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, patternText: 'a node name (letters, digits, ".", "_", "-"; at most 63)' } as const;
+const NAME = { kind: 'string', pattern: /^[^\s]+$/, patternText: 'a name without spaces' } as const;
+
+const FALLBACK = ['global', 'binding_group', 'binding', 'domain'] as const;
+
+/** Every option. Keys are the canonical spelling; keywords match case-insensitively. */
+export const OPTIONS = {
+  // --- global ---
+  Worker_Threads: {
+    type: { kind: 'integer', min: 0, max: 1024 }, scopes: ['global'], default: '0',
+    description: 'Worker threads for listeners and delivery; 0 = one per CPU core.',
+  },
+  Log_Level: {
+    type: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error'] }, scopes: ['global'], default: 'info',
+    description: 'Least severe log level written.',
+  },
+  Hostname: {
+    type: HOSTNAME, scopes: ['global', 'listener'], defaultFrom: 'os.hostname', defaultText: 'the host name (os.hostname()); in a listener: the global Hostname',
+    description: 'Name this node announces (SMTP greeting, Received headers).',
+  },
+  Nodename: {
+    type: NODENAME, scopes: ['global', 'cluster'], defaultFrom: 'Hostname', defaultText: 'the global Hostname',
+    description: 'Identity of this node in the cluster and in queue ids; Cluster { Nodename } wins over the global one.',
+  },
+
+  // --- spool ---
+  Directory: {
+    type: { kind: 'string' }, scopes: ['spool'], default: '"./var/spool"',
+    description: 'Spool directory; relative paths resolve against the working directory.',
+  },
+  Sync: {
+    type: { kind: 'enum', values: ['fdatasync', 'none'] }, scopes: ['spool'], default: 'fdatasync',
+    description: 'How commits reach the disk; "none" is not durable and is for tests only.',
+  },
+  Commit_Delay: {
+    type: { kind: 'duration' }, scopes: ['spool'], default: '0',
+    description: 'How long a group commit waits for more messages before it syncs.',
+  },
+  Segment_Size: {
+    type: { kind: 'size' }, scopes: ['spool'], default: '64M',
+    description: 'Size at which a spool segment file is closed and a new one started.',
+  },
+  Copy_Forward_After: {
+    type: { kind: 'duration' }, scopes: ['spool'], default: '1h',
+    description: 'Age after which deferred messages are copied forward so old segments can be reclaimed.',
+  },
+
+  // --- listener (ESMTP_Listener and Listen) ---
+  Max_Message_Size: {
+    type: { kind: 'size' }, scopes: ['listener'], default: '50M',
+    description: 'Largest message accepted (SMTP SIZE).',
+  },
+  Max_Recipients: {
+    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '1000',
+    description: 'Most RCPT TO accepted per message.',
+  },
+  Concurrency: {
+    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '2000',
+    description: 'Most concurrent connections on the listener.',
+  },
+  Timeout: {
+    type: { kind: 'duration' }, scopes: ['listener'], default: '5m',
+    description: 'Idle time after which a client connection is closed.',
+  },
+  Pipelining: {
+    type: { kind: 'boolean' }, scopes: ['listener'], default: 'true',
+    description: 'Advertise PIPELINING (RFC 2920).',
+  },
+  Enable_8bitmime: {
+    type: { kind: 'boolean' }, scopes: ['listener'], default: 'true',
+    description: 'Advertise 8BITMIME (RFC 6152).',
+  },
+  Smtputf8: {
+    type: { kind: 'boolean' }, scopes: ['listener'], default: 'true',
+    description: 'Advertise SMTPUTF8 (RFC 6531).',
+  },
+  TLS_Certificate: {
+    type: { kind: 'string' }, scopes: ['listener'],
+    description: 'PEM certificate file for STARTTLS; needs TLS_Key.',
+  },
+  TLS_Key: {
+    type: { kind: 'string' }, scopes: ['listener'],
+    description: 'PEM private key file for STARTTLS; needs TLS_Certificate.',
+  },
+  Auth_Users: {
+    type: { kind: 'dict' }, scopes: ['listener'],
+    description: 'SMTP AUTH users: user = "hashed password".',
+  },
+  Relay_Hosts: {
+    type: { kind: 'list', of: { kind: 'cidr' } }, scopes: ['listener'], default: '( "127.0.0.0/8" "::1/128" )',
+    description: 'Client networks allowed to relay without AUTH.',
+  },
+  Binding: {
+    type: NAME, scopes: ['listener'],
+    description: 'Binding assigned to messages received on this listener.',
+  },
+  Binding_Group: {
+    type: NAME, scopes: ['listener'],
+    description: 'Binding group assigned to messages received on this listener.',
+  },
+  Duravip_Follow: {
+    type: NAME, scopes: ['listener'],
+    description: 'Binding whose DuraVIP owner this listener address follows.',
+  },
+  Enable_Duravip: {
+    type: { kind: 'boolean' }, scopes: ['listener', 'global', 'binding_group', 'binding'], default: 'false',
+    description: 'Manage the address (listener IP or Bind_Address) as a DuraVIP that fails over between nodes.',
+  },
+  Duravip_Preference: {
+    type: NODENAME, scopes: ['listener', 'global', 'binding_group', 'binding'],
+    description: 'Node that should own the DuraVIP while it is up.',
+  },
+
+  // --- cluster ---
+  Cluster_Secret: {
+    type: { kind: 'string' }, scopes: ['cluster'],
+    description: 'Shared secret that authenticates cluster links (#mmove).',
+  },
+  Arp_All_Hosts: {
+    type: { kind: 'boolean' }, scopes: ['cluster'], default: 'false',
+    description: 'Also send unicast ARP to every known host on takeover.',
+  },
+  View_Mature_Time: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '10s',
+    description: 'How long a membership view must be stable before addresses are rebalanced.',
+  },
+  If_Check_Interval: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '1s',
+    description: 'How often owned addresses are checked and their lifetimes renewed.',
+  },
+  Arp_Count: {
+    type: { kind: 'integer', min: 1, max: 100 }, scopes: ['cluster'], default: '3',
+    description: 'Gratuitous ARP frames sent on takeover.',
+  },
+  Arp_Interval: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '200ms',
+    description: 'Pause between gratuitous ARP frames.',
+  },
+  Arp_Refresh: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '60s',
+    description: 'How often owned addresses are announced again.',
+  },
+  Arp_Mode: {
+    type: { kind: 'enum', values: ['request', 'reply'] }, scopes: ['cluster'], default: 'request',
+    description: 'Gratuitous ARP opcode.',
+  },
+
+  // --- topology ---
+  Interface: {
+    type: { kind: 'string', pattern: /^[^\s/]{1,15}$/, patternText: 'an interface name (at most 15 characters, no "/")' }, scopes: ['topology'],
+    description: 'Interface on which addresses of this network are plumbed.',
+  },
+  Cidrmask: {
+    type: { kind: 'integer', min: 0, max: 128 }, scopes: ['topology'],
+    description: 'Prefix length given to plumbed addresses (32 or 128 for a host address).',
+  },
+
+  // --- binding / binding group / domain, fallback-resolved ---
+  Bind_Address: {
+    type: { kind: 'ip' }, scopes: ['binding'],
+    description: 'Source address of outbound connections of the binding.',
+  },
+  Ehlo_Hostname: {
+    type: HOSTNAME, scopes: FALLBACK, defaultFrom: 'Hostname', defaultText: 'the global Hostname',
+    description: 'Name sent in EHLO on outbound connections.',
+  },
+  Max_Outbound_Connections: {
+    type: { kind: 'integer', min: 1, max: 100_000 }, scopes: FALLBACK, default: '20',
+    description: 'Most concurrent outbound connections to one destination.',
+  },
+  Max_Deliveries_Per_Connection: {
+    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: FALLBACK, default: '100',
+    description: 'Messages delivered over one outbound connection before it is closed.',
+  },
+  Retry_Interval: {
+    type: { kind: 'duration' }, scopes: FALLBACK, default: '20m',
+    description: 'Base interval between delivery attempts of a deferred message.',
+  },
+  Message_Expiration: {
+    type: { kind: 'duration' }, scopes: FALLBACK, default: '5d',
+    description: 'Age at which an undelivered message bounces.',
+  },
+  Routes: {
+    type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
+    description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+/** What a stanza's name must look like. */
+export type StanzaNameKind = 'none' | 'endpoint' | 'path' | 'cidr' | 'name';
+
+export interface StanzaSpec {
+  readonly keyword: string;
+  /** The scope of options inside it. */
+  readonly scope: Scope;
+  /** Stanza keywords (or "global") it may appear in. */
+  readonly parents: readonly string[];
+  readonly name: StanzaNameKind;
+  /** At most one per file set (unnamed singletons). */
+  readonly single?: boolean;
+  readonly description: string;
+}
+
+/** Every stanza. A named stanza's name is unique among its siblings. */
+export const STANZAS: readonly StanzaSpec[] = [
+  { keyword: 'ESMTP_Listener', scope: 'listener', parents: ['global'], name: 'none', single: true, description: 'SMTP listeners; its options are defaults for its Listen stanzas.' },
+  { keyword: 'Listen', scope: 'listener', parents: ['ESMTP_Listener'], name: 'endpoint', description: 'One SMTP listening address, "ip:port" ("[::1]:25" for IPv6).' },
+  { keyword: 'ECCluster_Listener', scope: 'eccluster_listener', parents: ['global'], name: 'none', single: true, description: 'Cluster link listeners (#mmove).' },
+  { keyword: 'Listen', scope: 'eccluster_listener', parents: ['ECCluster_Listener'], name: 'endpoint', description: 'One cluster link address, "ip:port".' },
+  { keyword: 'Control_Listener', scope: 'control_listener', parents: ['global'], name: 'none', single: true, description: 'Console sockets (mode 0600).' },
+  { keyword: 'Listen', scope: 'control_listener', parents: ['Control_Listener'], name: 'path', description: 'One console socket path; relative to the working directory.' },
+  { keyword: 'Spool', scope: 'spool', parents: ['global'], name: 'none', single: true, description: 'The message spool.' },
+  { keyword: 'Cluster', scope: 'cluster', parents: ['global'], name: 'none', single: true, description: 'Cluster membership and DuraVIP.' },
+  { keyword: 'Topology', scope: 'topology', parents: ['Cluster'], name: 'cidr', description: 'A network on which DuraVIPs are plumbed, named by its CIDR.' },
+  { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
+  { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
+  { keyword: 'Domain', scope: 'domain', parents: ['global', 'Binding_Group', 'Binding'], name: 'name', description: 'Per-destination-domain options, at global, group or binding level.' },
+];
+
+// --- Types derived from the schema ---------------------------------------------------------------
+// Properties carry the canonical option names (`global.Worker_Threads`, `listener.options.Max_Message_Size`):
+// one spelling in the config text, the reference and the code.
+
+export interface Endpoint { host: string; port: number; family: 4 | 6 }
+export interface HostPort { host: string; port: number }
+
+export type ValueOfType<T> =
+  T extends { kind: 'string' | 'ip' | 'cidr' } ? string
+  : T extends { kind: 'integer' | 'size' | 'duration' } ? number
+  : T extends { kind: 'boolean' } ? boolean
+  : T extends { kind: 'enum'; values: readonly (infer V)[] } ? V
+  : T extends { kind: 'endpoint' } ? Endpoint
+  : T extends { kind: 'hostport' } ? HostPort
+  : T extends { kind: 'list'; of: infer O } ? readonly ValueOfType<O>[]
+  : T extends { kind: 'dict' } ? Readonly<Record<string, string>>
+  : never;
+
+type Spec<K extends OptionName> = (typeof OPTIONS)[K];
+/** The normalized value of an option (durations in ms, sizes in bytes). */
+export type OptionValue<K extends OptionName> = ValueOfType<Spec<K>['type']>;
+type HasDefault<K extends OptionName> = Spec<K> extends { default: string } | { defaultFrom: string } ? true : false;
+type InScope<K extends OptionName, S extends Scope> = S extends Spec<K>['scopes'][number] ? K : never;
+
+/** All options of a scope, defaults applied (options without a default may be undefined). */
+export type ScopeOptions<S extends Scope> = {
+  -readonly [K in OptionName as HasDefault<K> extends true ? InScope<K, S> : never]: OptionValue<K>;
+} & {
+  -readonly [K in OptionName as HasDefault<K> extends true ? never : InScope<K, S>]?: OptionValue<K>;
+};
+/** Only the options written in one stanza (fallback scopes: a missing key means "ask the next level"). */
+export type SetOptions<S extends Scope> = {
+  -readonly [K in OptionName as InScope<K, S>]?: OptionValue<K>;
+};
+
+/** Options resolved through binding group, binding and domain (Config.lookup). */
+type FallbackName = { [K in OptionName]: [Extract<Spec<K>['scopes'][number], 'binding' | 'domain' | 'binding_group'>] extends [never] ? never : K }[OptionName];
+export type FallbackOption = FallbackName;
+export type FallbackValue<K extends FallbackOption> = HasDefault<K> extends true ? OptionValue<K> : OptionValue<K> | undefined;
+
+// --- Runtime views of the tables -----------------------------------------------------------------
+
+export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
+export function optionSpec(name: OptionName): OptionSpec { return OPTIONS[name]; }
+const byLower = new Map<string, OptionName>(OPTION_NAMES.map((n) => [n.toLowerCase(), n]));
+/** Canonical option name for a keyword as written, or undefined. */
+export function findOption(keyword: string): OptionName | undefined { return byLower.get(keyword.toLowerCase()); }
+export function optionsInScope(scope: Scope): OptionName[] { return OPTION_NAMES.filter((n) => (OPTIONS[n].scopes as readonly Scope[]).includes(scope)); }
+
+export const FALLBACK_OPTIONS: OptionName[] = OPTION_NAMES.filter((n) =>
+  (OPTIONS[n].scopes as readonly Scope[]).some((s) => s === 'binding' || s === 'domain' || s === 'binding_group'));
+
+/** Human name of a scope, for messages and the reference. */
+export const SCOPE_TITLES: Record<Scope, string> = {
+  global: 'global (top level)',
+  listener: 'ESMTP_Listener and its Listen',
+  eccluster_listener: 'ECCluster_Listener and its Listen',
+  control_listener: 'Control_Listener and its Listen',
+  spool: 'Spool',
+  cluster: 'Cluster',
+  topology: 'Cluster / Topology',
+  binding_group: 'Binding_Group',
+  binding: 'Binding',
+  domain: 'Domain',
+};
