@@ -1,0 +1,80 @@
+// The typed message protocol between the main thread and the worker pool. Both directions use
+// the same envelope: requests with an id, responses with the same id, and one-way events. Errors
+// travel as SerializedError because structured clone drops an Error's class and `code`.
+// Pure data and types: imported by the main thread and by workers; it never blocks.
+import type { SerializedError } from '../errors.js';
+
+/** One ESMTP listener as a worker needs it: plain data, structured-clone safe. */
+export interface ListenerSpec {
+  /** "ip:port" as written in the config; the key for add/remove on reload. */
+  name: string;
+  host: string;
+  port: number;
+  /** Listener options (ESMTP_Listener merged under Listen), plain values, already validated. */
+  options: Record<string, unknown>;
+}
+
+/** What a worker counts; summed by the main thread for the console and metrics. */
+export interface WorkerStats {
+  workerId: number;
+  threadId: number;
+  /** Connections accepted since the worker started, per listener name. */
+  accepted: Record<string, number>;
+  /** Sessions open right now. */
+  active: number;
+  listening: string[];
+}
+
+/** Methods the main thread calls on a worker: name -> [params, result]. */
+export interface WorkerMethods {
+  ping: [Record<string, never>, { workerId: number; threadId: number }];
+  /** Opens (or keeps) exactly these listeners; closes the ones not named. */
+  setListeners: [{ listeners: ListenerSpec[] }, { listening: string[] }];
+  setLogLevel: [{ level: string }, null];
+  stats: [Record<string, never>, WorkerStats];
+  /** Stops accepting, waits for open sessions up to timeoutMs, then closes them. */
+  drain: [{ timeoutMs: number }, { closedEarly: number }];
+}
+
+/** Events a worker sends without being asked. */
+export interface WorkerEvents {
+  /** A listener failed in the worker after it had started (e.g. the socket died). */
+  listenerError: { name: string; error: SerializedError };
+}
+
+/** Data each worker gets at start (Worker's workerData). */
+export interface WorkerInit {
+  workerId: number;
+  logLevel: string;
+  nodeName: string;
+  hostname: string;
+  /** The spool directory the main thread opened; workers attach to it. Null until a spool exists. */
+  spoolDirectory: string | null;
+}
+
+export type MethodName = keyof WorkerMethods & string;
+export type Params<M extends MethodName> = WorkerMethods[M][0];
+export type Result<M extends MethodName> = WorkerMethods[M][1];
+
+export interface RequestMessage {
+  kind: 'req';
+  id: number;
+  method: string;
+  params: unknown;
+}
+export type ResponseMessage =
+  | { kind: 'res'; id: number; ok: true; result: unknown }
+  | { kind: 'res'; id: number; ok: false; error: SerializedError };
+export interface EventMessage {
+  kind: 'event';
+  name: string;
+  data: unknown;
+}
+export type ProtocolMessage = RequestMessage | ResponseMessage | EventMessage;
+
+/** Narrows an unknown postMessage payload to our protocol; anything else is a programming error. */
+export function isProtocolMessage(m: unknown): m is ProtocolMessage {
+  if (m === null || typeof m !== 'object') return false;
+  const k = (m as { kind?: unknown }).kind;
+  return k === 'req' || k === 'res' || k === 'event';
+}

@@ -1,0 +1,66 @@
+// Entry point of a worker thread. It answers the main thread's requests (protocol.ts) and runs
+// what the design gives workers: the ESMTP listeners on this worker's own SO_REUSEPORT sockets.
+// It decides no policy. Its event loop must never block: everything here is asynchronous.
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { serializeError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { ListenerSet } from '../listener/listener-set.js';
+import {
+  isProtocolMessage,
+  type MethodName,
+  type Params,
+  type ProtocolMessage,
+  type Result,
+  type WorkerInit,
+} from './protocol.js';
+
+if (parentPort === null) throw new Error('workers/worker.js must run as a worker_thread');
+const port = parentPort;
+const init = workerData as WorkerInit;
+const log = createLogger(init.logLevel, { workerId: init.workerId });
+
+const listeners = new ListenerSet({
+  workerId: init.workerId,
+  hostname: init.hostname,
+  logger: log,
+  onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
+});
+
+type Handlers = { [M in MethodName]: (p: Params<M>) => Promise<Result<M>> | Result<M> };
+
+const handlers: Handlers = {
+  ping: () => ({ workerId: init.workerId, threadId }),
+  setListeners: async ({ listeners: specs }) => ({ listening: await listeners.set(specs) }),
+  setLogLevel: ({ level }) => {
+    log.level = level;
+    return null;
+  },
+  stats: () => listeners.stats(threadId),
+  drain: async ({ timeoutMs }) => {
+    const closedEarly = await listeners.drain(timeoutMs);
+    // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
+    setImmediate(() => port.close());
+    return { closedEarly };
+  },
+};
+
+function emit(name: string, data: unknown): void {
+  const m: ProtocolMessage = { kind: 'event', name, data };
+  port.postMessage(m);
+}
+
+port.on('message', (m: unknown) => {
+  if (!isProtocolMessage(m) || m.kind !== 'req') return;
+  const handler = (handlers as Record<string, ((p: unknown) => unknown) | undefined>)[m.method];
+  const reply = (r: ProtocolMessage): void => port.postMessage(r);
+  if (handler === undefined) {
+    reply({ kind: 'res', id: m.id, ok: false, error: { name: 'Error', message: `unknown method ${m.method}`, code: 'ERR_UNKNOWN_METHOD' } });
+    return;
+  }
+  Promise.resolve()
+    .then(() => handler(m.params))
+    .then(
+      (result) => reply({ kind: 'res', id: m.id, ok: true, result: result ?? null }),
+      (err: unknown) => reply({ kind: 'res', id: m.id, ok: false, error: serializeError(err) }),
+    );
+});
