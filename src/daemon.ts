@@ -1,0 +1,239 @@
+// The node process's main thread: loads and reloads the config, runs the worker pool and the
+// control socket, and handles signals. It decides policy; it never touches message bodies.
+// Everything here is asynchronous; nothing blocks the event loop beyond reading config files.
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from './config/index.js';
+import { CommandTable } from './control/commands.js';
+import { ControlServer } from './control/server.js';
+import { createLogger } from './log.js';
+import { VERSION } from './version.js';
+import { WorkerPool } from './workers/pool.js';
+import type { ListenerSpec, WorkerStats } from './workers/protocol.js';
+
+export interface DaemonOptions {
+  /** Config file; null runs the built-in single-node default. */
+  configFile: string | null;
+  cwd?: string;
+}
+
+/** Why start-up failed, for the CLI's exit status and message. */
+export class StartupError extends Error {
+  constructor(message: string, readonly details: string[] = []) {
+    super(message);
+  }
+}
+
+const DRAIN_TIMEOUT_MS = 30_000;
+
+export class Daemon {
+  private config: Config;
+  readonly logger: Logger;
+  private pool: WorkerPool | null = null;
+  private controls: ControlServer[] = [];
+  private readonly commands = new CommandTable();
+  private shuttingDown: Promise<void> | null = null;
+  private readonly startedAt = Date.now();
+  private lastReload: { at: Date; ok: boolean; message: string } | null = null;
+  /** Resolves when the daemon has stopped; the CLI exits with this code. */
+  readonly stopped: Promise<number>;
+  private resolveStopped!: (code: number) => void;
+
+  private constructor(private readonly opts: DaemonOptions, config: Config) {
+    this.config = config;
+    this.logger = createLogger(config.global.Log_Level, { node: config.global.Nodename });
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.registerCommands();
+  }
+
+  /** Loads the config (throws StartupError listing every error) and starts the node. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const result = Daemon.load(opts);
+    if (!result.ok) throw new StartupError('invalid configuration', result.errors.map(formatConfigError));
+    const d = new Daemon(opts, result.config);
+    try {
+      await d.run();
+    } catch (err) {
+      d.logger.fatal({ err }, 'start-up failed');
+      await d.teardown();
+      throw new StartupError(`start-up failed: ${(err as Error).message}`);
+    }
+    return d;
+  }
+
+  private static load(opts: DaemonOptions): LoadResult {
+    const cwd = opts.cwd ?? process.cwd();
+    return opts.configFile === null ? { ok: true, config: defaultConfig({ cwd }) } : loadConfigFile(opts.configFile, { cwd });
+  }
+
+  private async run(): Promise<void> {
+    const cfg = this.config;
+    const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
+    this.pool = new WorkerPool({
+      size,
+      logger: this.logger,
+      init: (workerId) => ({
+        workerId,
+        logLevel: this.config.global.Log_Level,
+        nodeName: this.config.global.Nodename,
+        hostname: this.config.global.Hostname,
+        spoolDirectory: null,
+      }),
+      onStart: async (workerId) => {
+        await this.pool!.call(workerId, 'setListeners', { listeners: listenerSpecs(this.config) });
+      },
+    });
+    await this.pool.start();
+    for (const c of cfg.controlListeners) {
+      const server = new ControlServer(c.path, this.commands, this.logger);
+      await server.start();
+      this.controls.push(server);
+    }
+    this.installSignals();
+    this.logger.info(
+      {
+        version: VERSION,
+        config: this.opts.configFile ?? '<built-in>',
+        workers: size,
+        listeners: cfg.esmtpListeners.map((l) => l.name),
+        control: cfg.controlListeners.map((c) => c.path),
+      },
+      'vipmta started',
+    );
+  }
+
+  private installSignals(): void {
+    const onTerm = (sig: string) => () => {
+      this.logger.info({ signal: sig }, 'stopping: no new connections, finishing sessions in flight');
+      void this.shutdown();
+    };
+    process.on('SIGTERM', onTerm('SIGTERM'));
+    process.on('SIGINT', onTerm('SIGINT'));
+    process.on('SIGHUP', () => {
+      void this.reload();
+    });
+  }
+
+  /**
+   * Re-reads the config file, validates it, and swaps it in only when it is valid and every worker
+   * took the new listeners. On any error the running config stays and the error is logged.
+   */
+  async reload(): Promise<{ ok: boolean; message: string }> {
+    const result = Daemon.load(this.opts);
+    if (!result.ok) {
+      const lines = result.errors.map(formatConfigError);
+      this.logger.error({ errors: lines }, 'config reload failed; keeping the running config');
+      return this.noteReload(false, `config reload failed; keeping the running config:\n${lines.join('\n')}`);
+    }
+    const next = result.config;
+    const prev = this.config;
+    const notes = restartOnlyChanges(prev, next);
+    const pool = this.pool!;
+    const applied = await pool.broadcast('setListeners', { listeners: listenerSpecs(next) });
+    const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      // Put every worker back on the running listeners so the node stays consistent.
+      await pool.broadcast('setListeners', { listeners: listenerSpecs(prev) });
+      const why = (failed.reason as Error).message;
+      this.logger.error({ err: failed.reason }, 'config reload failed; keeping the running config');
+      return this.noteReload(false, `config reload failed; keeping the running config:\n${why}`);
+    }
+    this.config = next;
+    if (next.global.Log_Level !== prev.global.Log_Level) {
+      this.logger.level = next.global.Log_Level;
+      await pool.broadcast('setLogLevel', { level: next.global.Log_Level });
+    }
+    for (const n of notes) this.logger.warn(n);
+    this.logger.info({ files: next.files }, 'config reloaded');
+    return this.noteReload(true, ['config reloaded', ...notes].join('\n'));
+  }
+
+  private noteReload(ok: boolean, message: string): { ok: boolean; message: string } {
+    this.lastReload = { at: new Date(), ok, message };
+    return { ok, message };
+  }
+
+  /** Stops accepting, lets sessions in flight finish (up to 30 s), then exits with status 0. */
+  shutdown(): Promise<void> {
+    if (this.shuttingDown === null) {
+      this.shuttingDown = (async () => {
+        await this.teardown();
+        this.logger.info('vipmta stopped');
+        this.resolveStopped(0);
+      })();
+    }
+    return this.shuttingDown;
+  }
+
+  private async teardown(): Promise<void> {
+    await Promise.allSettled(this.controls.map((c) => c.stop()));
+    this.controls = [];
+    if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
+  }
+
+  private registerCommands(): void {
+    const t = this.commands;
+    t.add('help', 'list the console commands', () => t.help());
+    t.add('version', 'show the vipmta version', () => `vipmta ${VERSION} (node ${process.version})\n`);
+    t.add('config show', 'print the running configuration', () => this.config.show());
+    t.add('config reload', 're-read and validate the config file; keep the running one on error', async () => {
+      const r = await this.reload();
+      if (!r.ok) {
+        const err = new Error(r.message) as Error & { code: string };
+        err.code = 'ERR_CONFIG_INVALID';
+        throw err;
+      }
+      return r.message + '\n';
+    });
+    t.add('shutdown', 'stop accepting, finish sessions in flight, and exit', () => {
+      setImmediate(() => void this.shutdown());
+      return 'shutting down\n';
+    });
+    t.add('workers', 'show the worker threads and what each has served', async () => this.workersReport());
+    t.add('status', 'show uptime, config source and the last reload', () => {
+      const up = Math.round((Date.now() - this.startedAt) / 1000);
+      const lines = [
+        `vipmta ${VERSION} pid ${process.pid} up ${up}s`,
+        `config: ${this.opts.configFile ?? '<built-in>'} (${this.config.files.length} file(s))`,
+        `last reload: ${this.lastReload === null ? 'never' : `${this.lastReload.at.toISOString()} ${this.lastReload.ok ? 'ok' : 'FAILED'}`}`,
+      ];
+      return lines.join('\n') + '\n';
+    });
+  }
+
+  private async workersReport(): Promise<string> {
+    const pool = this.pool!;
+    const stats = await pool.broadcast('stats', {});
+    const byId = new Map<number, WorkerStats>();
+    for (const s of stats) if (s.status === 'fulfilled') byId.set(s.value.workerId, s.value);
+    const rows = pool.status().map((p) => {
+      const s = byId.get(p.workerId);
+      const accepted = s === undefined ? '-' : Object.entries(s.accepted).map(([k, v]) => `${k}=${v}`).join(',') || '0';
+      return [String(p.workerId), String(p.threadId ?? '-'), p.ready ? 'ready' : 'starting', String(p.restarts), String(s?.active ?? '-'), accepted];
+    });
+    const head = ['Worker', 'Thread', 'State', 'Restarts', 'Active', 'Accepted'];
+    return table([head, ...rows]) + `deaths since start: ${pool.deaths}\n`;
+  }
+}
+
+function listenerSpecs(cfg: Config): ListenerSpec[] {
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options } }));
+}
+
+/** Settings a running node cannot change; a reload takes the rest and says these wait for a restart. */
+function restartOnlyChanges(prev: Config, next: Config): string[] {
+  const notes: string[] = [];
+  if (prev.global.Worker_Threads !== next.global.Worker_Threads) notes.push('Worker_Threads changed: takes effect at the next restart');
+  if (prev.spool.Directory !== next.spool.Directory) notes.push('Spool Directory changed: takes effect at the next restart');
+  if (prev.global.Nodename !== next.global.Nodename) notes.push('Nodename changed: takes effect at the next restart');
+  const cp = prev.controlListeners.map((c) => c.path).join('\n');
+  if (cp !== next.controlListeners.map((c) => c.path).join('\n')) notes.push('Control_Listener changed: takes effect at the next restart');
+  return notes;
+}
+
+/** Left-aligned columns, two spaces apart: the console's table layout. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}

@@ -1,0 +1,179 @@
+// Runs real vipmta processes for integration tests: a temp working directory, a config file, the
+// compiled CLI (dist/, built by `npm test`), JSON log lines collected from stdout, and cleanup by
+// the PID we started (never by name), also when a test fails.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const cliPath = path.join(repoRoot, 'bin', 'vipmta.js');
+
+export interface LogRecord {
+  level: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export class VipmtaProcess {
+  readonly logs: LogRecord[] = [];
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: { pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
+
+  constructor(readonly child: ChildProcess, readonly cwd: string, readonly configFile: string | null) {
+    let partial = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      this.stdout += d;
+      partial += d;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          const rec = JSON.parse(line) as LogRecord;
+          this.logs.push(rec);
+          this.waiters = this.waiters.filter((w) => (w.pred(rec) ? (w.resolve(rec), false) : true));
+        } catch {
+          /* not a log line */
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves with the first log record (past or future) matching pred; rejects on exit or timeout. */
+  waitForLog(pred: (r: LogRecord) => boolean, timeoutMs = 30_000): Promise<LogRecord> {
+    const seen = this.logs.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for a log record; stderr: ${this.stderr}\nstdout: ${this.stdout.slice(-2000)}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (r) => (clearTimeout(timer), resolve(r)) });
+      void this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`vipmta exited (code ${code}, signal ${signal}) before the expected log record; stderr: ${this.stderr}\nstdout: ${this.stdout.slice(-2000)}`));
+      });
+    });
+  }
+
+  waitStarted(): Promise<LogRecord> {
+    return this.waitForLog((r) => r.msg === 'vipmta started');
+  }
+
+  /** Runs `vipmta console` against this node (asynchronously, so our pipe from the node keeps draining). */
+  console(...argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+    const args = [cliPath, 'console', ...(this.configFile ? ['-c', this.configFile] : []), ...argv];
+    return runCli(args, this.cwd);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) process.kill(this.pid, sig);
+  }
+
+  /** SIGKILL by PID if still running; always safe to call. */
+  async kill(): Promise<void> {
+    this.signal('SIGKILL');
+    await this.exited;
+  }
+}
+
+const running = new Set<VipmtaProcess>();
+
+/** Starts `vipmta start` in `cwd` (a new temp dir when omitted) with `configText` (null: built-in default). */
+export function startVipmta(configText: string | null, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): VipmtaProcess {
+  const cwd = opts.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-test-'));
+  let configFile: string | null = null;
+  if (configText !== null) {
+    configFile = path.join(cwd, 'vipmta.conf');
+    fs.writeFileSync(configFile, configText);
+  }
+  const child = spawn(process.execPath, [cliPath, 'start', ...(configFile ? ['-c', configFile] : [])], {
+    cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const p = new VipmtaProcess(child, cwd, configFile);
+  running.add(p);
+  void p.exited.then(() => running.delete(p));
+  return p;
+}
+
+/** Kills every process started by this module that is still running (afterEach/afterAll). */
+export async function killAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.kill()));
+}
+
+/** A TCP port that is free on 127.0.0.1 right now (the kernel picks it). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Reads an SMTP reply (all lines up to the one with a space after the code). */
+export function readReply(sock: net.Socket, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => done(new Error(`no SMTP reply within ${timeoutMs} ms; got ${JSON.stringify(buf)}`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      buf += d.toString('latin1');
+      const lines = buf.split('\r\n');
+      if (lines.some((l) => /^\d{3} /.test(l))) done(null);
+    };
+    const onEnd = (): void => done(new Error(`connection closed; got ${JSON.stringify(buf)}`));
+    function done(err: Error | null): void {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      if (err) reject(err);
+      else resolve(buf);
+    }
+    sock.on('data', onData);
+    sock.on('end', onEnd);
+  });
+}
+
+/** Opens a TCP connection and returns it with the server's greeting. */
+export async function smtpConnect(port: number, host = '127.0.0.1'): Promise<{ sock: net.Socket; greeting: string }> {
+  const sock = net.connect(port, host);
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  const greeting = await readReply(sock);
+  return { sock, greeting };
+}
+
+/** Runs the CLI with args (already including cliPath) and collects its output. */
+export function runCli(args: string[], cwd: string, timeoutMs = 30_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`vipmta ${args.slice(1).join(' ')} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
