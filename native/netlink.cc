@@ -128,6 +128,8 @@ NlResult RtnlSocket::Dump(NlRequest& req, const std::function<void(const nlmsghd
   return Transact(req, true, onMessage);
 }
 
+// `dump` only documents intent: both kinds end with a message of our sequence number, NLMSG_DONE
+// for a dump and the NLMSG_ERROR ack for a request, so one loop serves both.
 NlResult RtnlSocket::Transact(NlRequest& req, bool dump, const std::function<void(const nlmsghdr*)>& onMessage) {
   nlmsghdr* h = req.hdr();
   h->nlmsg_seq = ++seq_;
@@ -179,7 +181,6 @@ NlResult RtnlSocket::Transact(NlRequest& req, bool dump, const std::function<voi
       if (r->nlmsg_type == NLMSG_NOOP || r->nlmsg_type == NLMSG_OVERRUN) continue;
       if (onMessage) onMessage(r);
     }
-    (void)dump;
   }
 }
 
