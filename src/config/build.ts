@@ -328,7 +328,10 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     bindingWhere.set(bc.name, c.values);
     getGroup(group, null).bindings.set(bc.name, binding);
   };
-  for (const gc of children(top, 'Binding_Group')) {
+  // Document order, so a duplicate is reported at the later stanza.
+  for (const gc of top.children) {
+    if (gc.spec.keyword === 'Binding') { addBinding(gc, 'default'); continue; }
+    if (gc.spec.keyword !== 'Binding_Group') continue;
     const c = b.collect(frameOf(gc.spec, gc.name), gc.node.body);
     const g = getGroup(gc.name, gc.node.where);
     g.where = gc.node.where;
@@ -336,7 +339,6 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     g.domains = domainsOf(c);
     for (const bc of children(c, 'Binding')) addBinding(bc, gc.name);
   }
-  for (const bc of children(top, 'Binding')) addBinding(bc, 'default');
   if (!bindings.has('default')) {
     const def: BindingConfig = { name: 'default', group: 'default', where: null, options: {}, domains: new Map() };
     bindings.set('default', def);

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { buildConfig, type Config } from './build.js';
 import type { ConfigError } from './errors.js';
-import { parseFile, parseText, type ParseContext } from './parser.js';
+import { displayName, parseFile, parseText, type ParseContext } from './parser.js';
 
 export type { SourceLocation, ConfigError } from './errors.js';
 export { formatConfigError } from './errors.js';
@@ -40,12 +40,13 @@ export function loadConfigText(text: string, name: string, opts?: { cwd?: string
 function finish(nodes: ReturnType<typeof parseText>, ctx: ParseContext): LoadResult {
   const config = buildConfig(nodes, ctx.files, ctx.errors, ctx.cwd);
   if (config && ctx.errors.length === 0) return { ok: true, config };
-  // Syntax errors are found before meaning errors; the operator reads them best in file order.
-  const order = new Map<string, number>();
-  for (const e of ctx.errors) if (!order.has(e.file)) order.set(e.file, order.size);
+  // Syntax errors are found before meaning errors; the operator reads them best in file order
+  // (the order files were read), then by position.
+  const order = new Map<string, number>(ctx.files.map((f, i) => [path.isAbsolute(f) ? displayName(f, ctx.cwd) : f, i]));
+  const rank = (file: string): number => order.get(file) ?? -1;
   const errors = ctx.errors
     .map((e, i) => ({ e, i }))
-    .sort((a, b) => order.get(a.e.file)! - order.get(b.e.file)! || a.e.line - b.e.line || a.e.column - b.e.column || a.i - b.i)
+    .sort((a, b) => rank(a.e.file) - rank(b.e.file) || a.e.line - b.e.line || a.e.column - b.e.column || a.i - b.i)
     .map((x) => x.e);
   return { ok: false, errors };
 }

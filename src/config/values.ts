@@ -37,7 +37,7 @@ export function describeType(t: ValueType): string {
 export function typeName(t: ValueType): string {
   switch (t.kind) {
     case 'integer': return t.min !== undefined && t.max !== undefined ? `integer ${t.min}..${t.max}` : 'integer';
-    case 'enum': return t.values.join(' \\| ');
+    case 'enum': return t.values.join(' | ');
     case 'list': return `list of ${typeName(t.of)}`;
     case 'dict': return 'dictionary';
     case 'endpoint': return 'ip:port';
