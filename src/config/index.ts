@@ -70,3 +70,22 @@ export function defaultConfig(opts?: { cwd?: string }): Config {
   if (!r.ok) throw new Error(`built-in config is invalid: ${r.errors.map((e) => e.message).join('; ')}`);
   return r.config;
 }
+
+/**
+ * The control socket paths a config file names, read leniently: syntax is parsed (with includes)
+ * but nothing else is validated. `vipmta console` uses this so that an operator can still reach
+ * the running node (and run `config reload` to see the errors) while the file on disk is broken.
+ */
+export function controlSocketPaths(file: string, opts?: { cwd?: string }): string[] {
+  const cwd = path.resolve(opts?.cwd ?? process.cwd());
+  const ctx: ParseContext = { errors: [], files: [], cwd, stack: [] };
+  const nodes = parseFile(path.resolve(cwd, file), null, ctx);
+  const out: string[] = [];
+  for (const n of nodes) {
+    if (n.type !== 'stanza' || n.keyword.toLowerCase() !== 'control_listener') continue;
+    for (const l of n.body) {
+      if (l.type === 'stanza' && l.keyword.toLowerCase() === 'listen' && l.name !== undefined) out.push(path.resolve(cwd, l.name.text));
+    }
+  }
+  return out;
+}
