@@ -7,7 +7,9 @@
         "native/errors.cc",
         "native/socket.cc",
         "native/netlink.cc",
-        "native/spool.cc"
+        "native/spool.cc",
+        "native/spool_core.cc",
+        "native/spool_crc.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -1,5 +1,509 @@
-// Placeholder so the addon links while this part is written; replaced by the real spool code.
+// Node-API bindings of the spool (engine in spool_core.cc). Every function runs on the JS thread
+// that calls it (main thread or a listener worker) and is short: no file I/O except read(),
+// bodyLocation() and open/recover, which the caller chooses to block on. Commits, done-marks and
+// updates return Promises settled on the caller's own thread via a per-thread thread-safe function.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
 #include <napi.h>
+
+#include "errors.h"
+#include "spool_core.h"
+#include "spool_format.h"
+#include "spool_crc.h"
+
 namespace vipmta {
-void InitSpool(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+using spool::Completion;
+using spool::Core;
+using spool::Message;
+
+int64_t MonoNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+enum class Kind { kCommit, kVoid };
+
+// Per JS thread (per Node-API env): the pending promises of this thread and the thread-safe
+// function the commit thread uses to wake it. `queue`/`alive`/`scheduled` are shared with the
+// commit thread under mu; everything else is touched on the JS thread only.
+class EnvSink : public spool::Notifier, public std::enable_shared_from_this<EnvSink> {
+ public:
+  std::mutex mu;
+  bool alive = true;
+  bool scheduled = false;
+  std::vector<Completion> queue;
+  napi_threadsafe_function tsfn = nullptr;
+
+  uint64_t next_token = 1;
+  struct Pending {
+    napi_deferred deferred;
+    Kind kind;
+  };
+  std::unordered_map<uint64_t, Pending> pending;
+  bool refd = false;
+  std::vector<std::weak_ptr<Core>> opened;  // spools this thread opened: closed if it goes away
+
+  // Commit thread. Must not block: one mutex, one non-blocking queue push per batch.
+  void Deliver(std::vector<Completion>&& done) override {
+    std::lock_guard<std::mutex> g(mu);
+    if (!alive) return;  // the thread is gone (worker terminated): nobody to tell
+    for (auto& c : done) queue.push_back(std::move(c));
+    if (!scheduled) {
+      scheduled = true;
+      napi_call_threadsafe_function(tsfn, nullptr, napi_tsfn_nonblocking);
+    }
+  }
+
+  uint64_t Add(napi_deferred d, Kind k, napi_env env) {
+    uint64_t t = next_token++;
+    pending.emplace(t, Pending{d, k});
+    if (!refd) {
+      napi_ref_threadsafe_function(env, tsfn);  // keep the loop alive while promises are pending
+      refd = true;
+    }
+    return t;
+  }
+  void MaybeUnref(napi_env env) {
+    if (pending.empty() && refd) {
+      napi_unref_threadsafe_function(env, tsfn);
+      refd = false;
+    }
+  }
+};
+
+Napi::Error CompletionError(Napi::Env env, const Completion& c) {
+  Napi::Error e = ErrnoError(env, c.err, c.syscall ? c.syscall : "spool", c.detail);
+  if (c.code != nullptr) e.Set("code", Napi::String::New(env, c.code));
+  return e;
+}
+
+// JS thread: settles the promises whose work the commit thread finished.
+void CallJs(napi_env raw, napi_value, void* context, void*) {
+  if (raw == nullptr) return;  // the env is being torn down
+  EnvSink* s = static_cast<EnvSink*>(context);
+  std::vector<Completion> q;
+  {
+    std::lock_guard<std::mutex> g(s->mu);
+    q.swap(s->queue);
+    s->scheduled = false;
+  }
+  Napi::Env env(raw);
+  Napi::HandleScope scope(env);
+  for (auto& c : q) {
+    auto it = s->pending.find(c.token);
+    if (it == s->pending.end()) continue;
+    EnvSink::Pending p = it->second;
+    s->pending.erase(it);
+    if (c.err != 0) {
+      napi_reject_deferred(raw, p.deferred, CompletionError(env, c).Value());
+    } else if (p.kind == Kind::kCommit) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("id", Napi::String::New(env, c.id));
+      o.Set("size", Napi::Number::New(env, static_cast<double>(c.size)));
+      napi_resolve_deferred(raw, p.deferred, o);
+    } else {
+      napi_resolve_deferred(raw, p.deferred, env.Undefined());
+    }
+  }
+  s->MaybeUnref(raw);
+}
+
+void TsfnFinalize(napi_env, void*, void* hint) {
+  EnvSink* s = static_cast<EnvSink*>(hint);
+  std::lock_guard<std::mutex> g(s->mu);
+  s->alive = false;
+}
+
+struct EnvHolder {
+  std::shared_ptr<EnvSink> sink;
+};
+
+// The env is going away (worker terminated, or process exit): stop the commit thread from
+// calling into it, and close the spools this thread opened (drains and joins their threads).
+void EnvCleanup(void* arg) {
+  auto* h = static_cast<EnvHolder*>(arg);
+  {
+    std::lock_guard<std::mutex> g(h->sink->mu);
+    h->sink->alive = false;
+  }
+  napi_release_threadsafe_function(h->sink->tsfn, napi_tsfn_abort);
+  for (auto& w : h->sink->opened)
+    if (auto c = w.lock()) c->CloseAndWait();
+  delete h;  // the commit thread may still hold the sink; it checks `alive`
+}
+
+EnvSink* SinkOf(const Napi::CallbackInfo& info) { return static_cast<EnvSink*>(info.Data()); }
+
+struct CoreRef {
+  std::shared_ptr<Core> core;
+};
+struct MsgRef {
+  std::unique_ptr<Message> msg;
+};
+
+Napi::Value WrapCore(Napi::Env env, std::shared_ptr<Core> c) {
+  return Napi::External<CoreRef>::New(env, new CoreRef{std::move(c)},
+                                      [](Napi::Env, CoreRef* r) { delete r; });
+}
+
+Core* UnwrapCore(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal()) {
+    ThrowType(info.Env(), "expected a spool handle");
+    return nullptr;
+  }
+  return info[i].As<Napi::External<CoreRef>>().Data()->core.get();
+}
+
+Napi::Value Rejected(Napi::Env env, Napi::Error e) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(e.Value());
+  return d.Promise();
+}
+
+Napi::Error ClosedError(Napi::Env env, Core* c) {
+  return CodeError(env, "ERR_SPOOL_CLOSED", "the spool " + c->Directory() + " is closed");
+}
+
+// spoolOpen({ directory, nodeId, sync, commitDelayMs, segmentSize, copyForwardAfterMs,
+//            preallocate, journalLimit }) -> { handle, directory, nodeId, events[] }
+// Blocks on recovery (reads every segment). Main thread.
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "spoolOpen: expected an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  spool::Options opt;
+  Napi::Value dir = o.Get("directory"), node = o.Get("nodeId");
+  if (!dir.IsString() || !node.IsString()) return ThrowType(env, "spoolOpen: directory and nodeId must be strings");
+  opt.directory = dir.As<Napi::String>().Utf8Value();
+  opt.node_id = spool::SanitizeNodeId(node.As<Napi::String>().Utf8Value());
+  Napi::Value v = o.Get("sync");
+  if (v.IsString()) opt.sync = v.As<Napi::String>().Utf8Value() != "none";
+  v = o.Get("commitDelayMs");
+  if (v.IsNumber()) opt.commit_delay_ms = v.As<Napi::Number>().Int64Value();
+  v = o.Get("segmentSize");
+  if (v.IsNumber()) opt.segment_size = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("copyForwardAfterMs");
+  if (v.IsNumber()) opt.copy_forward_ms = v.As<Napi::Number>().Int64Value();
+  v = o.Get("journalLimit");
+  if (v.IsNumber()) opt.journal_limit = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("preallocate");
+  if (v.IsString()) {
+    std::string p = v.As<Napi::String>().Utf8Value();
+    opt.prealloc = p == "none" ? spool::Prealloc::kNone
+                   : p == "fallocate" ? spool::Prealloc::kFallocate : spool::Prealloc::kZero;
+  }
+  spool::Error err;
+  std::vector<spool::RecoveryEvent> events;
+  std::shared_ptr<Core> c = Core::Open(opt, &err, &events);
+  if (!c) {
+    Napi::Error e = ErrnoError(env, err.err, err.syscall, err.detail);
+    if (err.code != nullptr) e.Set("code", Napi::String::New(env, err.code));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  SinkOf(info)->opened.push_back(c);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("directory", Napi::String::New(env, c->Directory()));
+  r.Set("nodeId", Napi::String::New(env, opt.node_id));
+  Napi::Array ev = Napi::Array::New(env, events.size());
+  for (size_t i = 0; i < events.size(); i++) {
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("kind", events[i].kind);
+    x.Set("file", events[i].file);
+    x.Set("offset", Napi::Number::New(env, static_cast<double>(events[i].offset)));
+    x.Set("length", Napi::Number::New(env, static_cast<double>(events[i].length)));
+    x.Set("reason", events[i].reason);
+    if (!events[i].saved_as.empty()) x.Set("savedAs", events[i].saved_as);
+    ev[i] = x;
+  }
+  r.Set("events", ev);
+  r.Set("handle", WrapCore(env, std::move(c)));
+  return r;
+}
+
+// spoolAttach(directory) -> handle. Any thread; the spool must be open in this process.
+Napi::Value Attach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "spoolAttach: expected a directory");
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::shared_ptr<Core> c = Core::Find(dir);
+  if (!c || c->Closing()) return ThrowCode(env, "ERR_SPOOL_CLOSED", "no open spool at " + dir + " in this process");
+  return WrapCore(env, std::move(c));
+}
+
+// spoolBegin(sizeHint?) -> message handle. Hot path: one allocation (the message buffer).
+Napi::Value Begin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t hint = info.Length() > 0 && info[0].IsNumber() ? static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()) : 0;
+  if (hint > (256u << 20)) hint = 256u << 20;
+  auto m = std::make_unique<Message>();
+  if (!m->Init(hint)) return ThrowErrno(env, ENOMEM, "malloc");
+  return Napi::External<MsgRef>::New(env, new MsgRef{std::move(m)}, [](Napi::Env, MsgRef* r) { delete r; });
+}
+
+Message* UnwrapMsg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal()) {
+    ThrowType(info.Env(), "expected a message handle");
+    return nullptr;
+  }
+  Message* m = info[i].As<Napi::External<MsgRef>>().Data()->msg.get();
+  if (m == nullptr) ThrowCode(info.Env(), "ERR_INVALID_STATE", "the message was already committed or aborted");
+  return m;
+}
+
+// spoolAppend(message, chunk). Hot path, once per DATA chunk: converts into wire form in place;
+// no allocation unless the message buffer must grow; the chunk is not retained.
+Napi::Value Append(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Message* m = UnwrapMsg(info, 0);
+  if (m == nullptr) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsBuffer()) return ThrowType(env, "spoolAppend: chunk must be a Buffer");
+  auto b = info[1].As<Napi::Buffer<uint8_t>>();
+  if (!m->Append(b.Data(), b.Length())) return ThrowErrno(env, ENOMEM, "realloc");
+  return env.Undefined();
+}
+
+// spoolAbort(message): frees the message at once; nothing of it was or will be written.
+Napi::Value Abort(const Napi::CallbackInfo& info) {
+  if (info.Length() >= 1 && info[0].IsExternal()) info[0].As<Napi::External<MsgRef>>().Data()->msg.reset();
+  return info.Env().Undefined();
+}
+
+// spoolCommit(handle, message, envelope) -> Promise<{ id, size }>, settled after the record is
+// synced. The envelope is copied; size is the body's size in wire form.
+// Hot path: CRC32C over the message on this thread (spreads CRC work over the workers), then a
+// queue push. The message buffer now belongs to the commit thread.
+Napi::Value Commit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvSink* s = SinkOf(info);
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  Message* m = UnwrapMsg(info, 1);
+  if (m == nullptr) return env.Undefined();
+  if (info.Length() < 3 || !info[2].IsBuffer()) return ThrowType(env, "spoolCommit: envelope must be a Buffer");
+  auto eb = info[2].As<Napi::Buffer<uint8_t>>();
+  if (eb.Length() > spool::kMaxEnvelope) return ThrowCode(env, "ERR_OUT_OF_RANGE", "envelope larger than 16 MiB");
+  std::unique_ptr<Message> own = std::move(info[1].As<Napi::External<MsgRef>>().Data()->msg);
+  if (!own->Finish() || !own->AddEnvelope(eb.Data(), eb.Length()))
+    return Rejected(env, ErrnoError(env, ENOMEM, "realloc"));
+  own->payload_crc = spool::Crc32c(0, own->buf + spool::kHeadroom, own->len - spool::kHeadroom);
+  own->begin_ns = MonoNs();
+  napi_deferred raw_d;
+  napi_value promise;
+  napi_create_promise(env, &raw_d, &promise);
+  uint64_t t = s->Add(raw_d, Kind::kCommit, env);
+  if (!c->SubmitMessage(std::move(own), s->shared_from_this(), t)) {
+    s->pending.erase(t);
+    s->MaybeUnref(env);
+    napi_reject_deferred(env, raw_d, ClosedError(env, c).Value());
+  }
+  return Napi::Value(env, promise);
+}
+
+// spoolMarkDone(handle, ids[]) -> Promise<void>, settled after the done-marks are synced.
+Napi::Value MarkDone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvSink* s = SinkOf(info);
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsArray()) return ThrowType(env, "spoolMarkDone: ids must be an array");
+  Napi::Array a = info[1].As<Napi::Array>();
+  std::vector<std::string> ids;
+  ids.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a[i];
+    if (!v.IsString()) return ThrowType(env, "spoolMarkDone: ids must be strings");
+    ids.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  napi_deferred d;
+  napi_value promise;
+  napi_create_promise(env, &d, &promise);
+  uint64_t t = s->Add(d, Kind::kVoid, env);
+  if (!c->SubmitDone(std::move(ids), s->shared_from_this(), t)) {
+    s->pending.erase(t);
+    s->MaybeUnref(env);
+    napi_reject_deferred(env, d, ClosedError(env, c).Value());
+  }
+  return Napi::Value(env, promise);
+}
+
+// spoolUpdate(handle, id, state) -> Promise<void>; rejects ENOENT for an unknown or done id.
+Napi::Value Update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvSink* s = SinkOf(info);
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  if (info.Length() < 3 || !info[1].IsString() || !info[2].IsBuffer())
+    return ThrowType(env, "spoolUpdate: expected (id: string, state: Buffer)");
+  auto b = info[2].As<Napi::Buffer<uint8_t>>();
+  if (b.Length() > spool::kMaxState) return ThrowCode(env, "ERR_OUT_OF_RANGE", "state larger than 1 MiB");
+  napi_deferred d;
+  napi_value promise;
+  napi_create_promise(env, &d, &promise);
+  uint64_t t = s->Add(d, Kind::kVoid, env);
+  std::string state(reinterpret_cast<const char*>(b.Data()), b.Length());
+  if (!c->SubmitUpdate(info[1].As<Napi::String>().Utf8Value(), std::move(state), s->shared_from_this(), t)) {
+    s->pending.erase(t);
+    s->MaybeUnref(env);
+    napi_reject_deferred(env, d, ClosedError(env, c).Value());
+  }
+  return Napi::Value(env, promise);
+}
+
+// spoolRead(handle, id) -> Buffer (wire form). Blocks on one pread; the caller owns the Buffer.
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsString()) return ThrowType(env, "spoolRead: id must be a string");
+  if (c->Closing()) return ClosedError(env, c).ThrowAsJavaScriptException(), env.Undefined();
+  std::string id = info[1].As<Napi::String>().Utf8Value();
+  spool::BodyRef ref;
+  if (c->Lookup(id, &ref) != 0) return ThrowErrno(env, ENOENT, "read", "no queued message " + id);
+  auto buf = Napi::Buffer<uint8_t>::New(env, ref.length);
+  size_t got = 0;
+  while (got < ref.length) {
+    ssize_t n = pread(ref.fd, buf.Data() + got, ref.length - got, static_cast<off_t>(ref.offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ThrowErrno(env, n < 0 ? errno : EIO, "pread", ref.path);
+    got += n;
+  }
+  return buf;
+}
+
+// spoolBodyLocation(handle, id) -> { fd, path, offset, length }. fd is a dup the caller owns and
+// must close; it stays valid even if the segment is reclaimed or the message copied forward.
+Napi::Value BodyLocation(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsString()) return ThrowType(env, "spoolBodyLocation: id must be a string");
+  std::string id = info[1].As<Napi::String>().Utf8Value();
+  spool::BodyRef ref;
+  if (c->Lookup(id, &ref) != 0) return ThrowErrno(env, ENOENT, "bodyLocation", "no queued message " + id);
+  int fd = fcntl(ref.fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "fcntl", ref.path);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, fd));
+  o.Set("path", ref.path);
+  o.Set("offset", Napi::Number::New(env, static_cast<double>(ref.offset)));
+  o.Set("length", Napi::Number::New(env, static_cast<double>(ref.length)));
+  return o;
+}
+
+// spoolRecover(handle) -> [{ id, envelope, state, size, arrival }] of the messages found at open
+// and not done since. Blocks on one pread per message (envelopes).
+Napi::Value Recover(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  spool::Error err;
+  std::vector<spool::Recovered> list = c->RecoveredMessages(&err);
+  if (err.err != 0) return ThrowErrno(env, err.err, err.syscall, err.detail);
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    auto& r = list[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", r.id);
+    o.Set("envelope", Napi::Buffer<char>::Copy(env, r.envelope.data(), r.envelope.size()));
+    o.Set("state", r.has_state ? Napi::Buffer<char>::Copy(env, r.state.data(), r.state.size()).As<Napi::Value>()
+                               : env.Null());
+    o.Set("size", Napi::Number::New(env, static_cast<double>(r.size)));
+    o.Set("arrival", Napi::Number::New(env, static_cast<double>(r.arrival_ms)));
+    a[i] = o;
+  }
+  return a;
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  spool::Stats s = c->GetStats();
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+  num("messages", s.messages);
+  num("bytes", s.bytes);
+  num("segments", s.segments);
+  num("commits", s.commits);
+  num("batches", s.batches);
+  num("syncs", s.syncs);
+  num("journalEntries", s.journal_entries);
+  num("copiedForward", s.copied_forward);
+  num("reclaimed", s.reclaimed);
+  num("fullErrors", s.full_errors);
+  num("ioErrors", s.io_errors);
+  num("recovered", s.recovered);
+  num("corrupt", s.corrupt);
+  num("tornTails", s.torn);
+  Napi::Array bounds = Napi::Array::New(env, 12);
+  Napi::Array counts = Napi::Array::New(env, 12);
+  for (uint32_t i = 0; i < 12; i++) {
+    bounds[i] = i < 11 ? Napi::Number::New(env, static_cast<double>(spool::kLatencyBoundsUs[i]))
+                       : Napi::Number::New(env, INFINITY);
+    counts[i] = Napi::Number::New(env, static_cast<double>(s.latency_buckets[i]));
+  }
+  o.Set("latencyBoundsUs", bounds);
+  o.Set("latencyCounts", counts);
+  o.Set("crc32cHardware", Napi::Boolean::New(env, spool::Crc32cHardware()));
+  return o;
+}
+
+// spoolClose(handle) -> Promise<void>: drains queued work, closes files, releases the lock.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvSink* s = SinkOf(info);
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  napi_deferred d;
+  napi_value promise;
+  napi_create_promise(env, &d, &promise);
+  uint64_t t = s->Add(d, Kind::kVoid, env);
+  if (!c->SubmitClose(s->shared_from_this(), t)) {
+    s->pending.erase(t);
+    s->MaybeUnref(env);
+    napi_resolve_deferred(env, d, env.Undefined());  // already closing
+  }
+  return Napi::Value(env, promise);
+}
+
+}  // namespace
+
+void InitSpool(Napi::Env env, Napi::Object exports) {
+  auto* holder = new EnvHolder{std::make_shared<EnvSink>()};
+  EnvSink* s = holder->sink.get();
+  napi_value name;
+  napi_create_string_utf8(env, "vipmta.spool", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, s, TsfnFinalize, s, CallJs, &s->tsfn) !=
+      napi_ok) {
+    delete holder;
+    return;  // the spool functions stay absent; src/native reports that
+  }
+  napi_unref_threadsafe_function(env, s->tsfn);
+  // Registered after the thread-safe function, so it runs before Node's own teardown of it.
+  napi_add_env_cleanup_hook(env, EnvCleanup, holder);
+  struct Fn {
+    const char* name;
+    Napi::Function::Callback cb;
+  };
+  const Fn fns[] = {
+      {"spoolOpen", Open},       {"spoolAttach", Attach},     {"spoolBegin", Begin},
+      {"spoolAppend", Append},   {"spoolAbort", Abort},       {"spoolCommit", Commit},
+      {"spoolMarkDone", MarkDone}, {"spoolUpdate", Update},   {"spoolRead", Read},
+      {"spoolBodyLocation", BodyLocation}, {"spoolRecover", Recover}, {"spoolStats", Stats},
+      {"spoolClose", Close},
+  };
+  for (const Fn& f : fns) exports.Set(f.name, Napi::Function::New(env, f.cb, f.name, s));
+}
+
 }  // namespace vipmta

@@ -213,6 +213,113 @@ function interfaceName(ifindex: number): string {
 }
 
 // ---- spool.cc --------------------------------------------------------------------------------
+// Thin typed wrappers; the spool's own API and its documentation live in src/spool/index.ts.
+
+/** An open spool (process-wide native instance); a handle is valid in the thread that made it. */
+export type NativeSpoolHandle = { readonly __brand: 'NativeSpoolHandle' };
+/** A message being received; owned by the thread that began it until commit or abort. */
+export type NativeMessageHandle = { readonly __brand: 'NativeMessageHandle' };
+
+export interface NativeSpoolOpenOptions {
+  directory: string;
+  nodeId: string;
+  sync?: 'fdatasync' | 'none';
+  commitDelayMs?: number;
+  segmentSize?: number;
+  copyForwardAfterMs?: number;
+  preallocate?: 'zero' | 'fallocate' | 'none';
+  journalLimit?: number;
+}
+export interface NativeSpoolEvent {
+  kind: 'torn-tail' | 'corrupt';
+  file: string;
+  offset: number;
+  length: number;
+  reason: string;
+  savedAs?: string;
+}
+export interface NativeSpoolOpened {
+  handle: NativeSpoolHandle;
+  directory: string;
+  nodeId: string;
+  events: NativeSpoolEvent[];
+}
+export interface NativeRecovered {
+  id: string;
+  envelope: Buffer;
+  state: Buffer | null;
+  size: number;
+  arrival: number;
+}
+export interface NativeBodyLocation {
+  fd: number;
+  path: string;
+  offset: number;
+  length: number;
+}
+export interface NativeSpoolStats {
+  messages: number;
+  bytes: number;
+  segments: number;
+  commits: number;
+  batches: number;
+  syncs: number;
+  journalEntries: number;
+  copiedForward: number;
+  reclaimed: number;
+  fullErrors: number;
+  ioErrors: number;
+  recovered: number;
+  corrupt: number;
+  tornTails: number;
+  latencyBoundsUs: number[];
+  latencyCounts: number[];
+  crc32cHardware: boolean;
+}
+
+/** Opens, locks and recovers a spool directory; blocks for the recovery scan. Throws on error. */
+export function spoolOpen(opts: NativeSpoolOpenOptions): NativeSpoolOpened {
+  return binding.spoolOpen(opts) as NativeSpoolOpened;
+}
+/** The process-wide spool another thread opened; throws ERR_SPOOL_CLOSED when there is none. */
+export function spoolAttach(directory: string): NativeSpoolHandle {
+  return binding.spoolAttach(directory) as NativeSpoolHandle;
+}
+/** Hot path: a new in-memory message. */
+export function spoolBegin(sizeHint: number): NativeMessageHandle {
+  return binding.spoolBegin(sizeHint) as NativeMessageHandle;
+}
+/** Hot path: converts one DATA chunk to wire form into the message; the chunk is not kept. */
+export function spoolAppend(m: NativeMessageHandle, chunk: Buffer): void {
+  binding.spoolAppend(m, chunk);
+}
+export function spoolAbort(m: NativeMessageHandle): void {
+  binding.spoolAbort(m);
+}
+export function spoolCommit(h: NativeSpoolHandle, m: NativeMessageHandle, envelope: Buffer): Promise<{ id: string; size: number }> {
+  return binding.spoolCommit(h, m, envelope) as Promise<{ id: string; size: number }>;
+}
+export function spoolMarkDone(h: NativeSpoolHandle, ids: string[]): Promise<void> {
+  return binding.spoolMarkDone(h, ids) as Promise<void>;
+}
+export function spoolUpdate(h: NativeSpoolHandle, id: string, state: Buffer): Promise<void> {
+  return binding.spoolUpdate(h, id, state) as Promise<void>;
+}
+export function spoolRead(h: NativeSpoolHandle, id: string): Buffer {
+  return binding.spoolRead(h, id) as Buffer;
+}
+export function spoolBodyLocation(h: NativeSpoolHandle, id: string): NativeBodyLocation {
+  return binding.spoolBodyLocation(h, id) as NativeBodyLocation;
+}
+export function spoolRecover(h: NativeSpoolHandle): NativeRecovered[] {
+  return binding.spoolRecover(h) as NativeRecovered[];
+}
+export function spoolStats(h: NativeSpoolHandle): NativeSpoolStats {
+  return binding.spoolStats(h) as NativeSpoolStats;
+}
+export function spoolClose(h: NativeSpoolHandle): Promise<void> {
+  return binding.spoolClose(h) as Promise<void>;
+}
 
 /** @internal for tests of the facade itself: the raw binding's export names. */
 export function nativeExports(): string[] {

@@ -1,0 +1,224 @@
+// The process-wide spool engine, shared by every thread of the process (one Core per directory):
+// segment files, the journal, the id -> location index, recovery, and the group-commit thread.
+// No Node-API here. JS threads call Submit*/Lookup/Stats (short critical sections, never I/O
+// under a lock); the commit thread blocks on pwritev/fdatasync; the preparer thread zero-fills
+// the next segment ahead of time. Completions go back through each caller's Notifier.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "spool_wire.h"
+
+namespace vipmta::spool {
+
+// The result of one submitted operation. err == 0 means success.
+struct Completion {
+  uint64_t token = 0;
+  int err = 0;                    // errno of the failing call
+  const char* syscall = nullptr;  // the failing system call ("fdatasync", ...)
+  const char* code = nullptr;     // our code instead of the errno name (ERR_SPOOL_FULL, ...)
+  std::string detail;
+  std::string id;  // commit: the queue id
+  uint64_t size = 0;
+};
+
+// Where completions of one JS thread (Node-API env) go. Implemented in spool.cc on top of a
+// thread-safe function; Deliver is called on the commit thread and must not block for long.
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  virtual void Deliver(std::vector<Completion>&& done) = 0;
+};
+
+enum class Prealloc { kNone, kFallocate, kZero };
+
+struct Options {
+  std::string directory;
+  std::string node_id;  // already sanitized
+  bool sync = true;     // false: never fdatasync (tests only)
+  int64_t commit_delay_ms = 0;
+  uint64_t segment_size = 64ull << 20;
+  int64_t copy_forward_ms = 3600 * 1000;  // 0 disables
+  uint64_t journal_limit = 64ull << 20;    // compact the journal beyond this many bytes
+  Prealloc prealloc = Prealloc::kZero;
+};
+
+struct Error {
+  int err = 0;
+  const char* syscall = "";
+  const char* code = nullptr;
+  std::string detail;
+};
+
+struct RecoveryEvent {  // a torn tail cut off, or a corrupt region moved to corrupt/
+  std::string kind;     // "torn-tail" | "corrupt"
+  std::string file;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::string reason;
+  std::string saved_as;  // corrupt/<...>.bad, for kind corrupt
+};
+
+struct Recovered {
+  std::string id;
+  std::string envelope;
+  std::string state;
+  bool has_state = false;
+  uint64_t size = 0;
+  uint64_t arrival_ms = 0;
+};
+
+struct Stats {
+  uint64_t messages = 0, bytes = 0, segments = 0, commits = 0, batches = 0, syncs = 0;
+  uint64_t journal_entries = 0, copied_forward = 0, reclaimed = 0, full_errors = 0, io_errors = 0;
+  uint64_t latency_buckets[12] = {};
+  uint64_t recovered = 0, corrupt = 0, torn = 0;
+};
+constexpr int64_t kLatencyBoundsUs[11] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000};
+
+// One segment file. Held by shared_ptr: a reader that looked a body up keeps the fd open even if
+// the segment is reclaimed meanwhile. live/ids are guarded by Core::idx_mu_.
+struct Segment {
+  uint64_t no = 0;
+  std::string path;
+  int fd = -1;
+  uint64_t live = 0;           // not-done messages whose current location is here
+  int64_t sealed_ms = 0;       // when it stopped taking writes (0 while current)
+  bool current = false;
+  std::vector<std::string> ids;  // every id with a record in this file (current or stale copy)
+  ~Segment();
+};
+
+// Where a message is and what TypeScript last told us about it.
+struct Entry {
+  std::shared_ptr<Segment> seg;  // current location; null once that segment is reclaimed (done)
+  uint64_t rec_off = 0;
+  uint16_t id_len = 0;
+  uint32_t env_len = 0;
+  uint64_t body_len = 0;
+  uint64_t arrival_ms = 0;
+  uint32_t copies = 0;  // segment files holding a record of this id (>1 after copy-forward)
+  bool done = false;
+  bool recovered = false;
+  bool has_state = false;
+  std::string state;
+};
+
+// One unit of submitted work.
+struct Op {
+  enum Kind { kMessage, kDone, kUpdate, kClose } kind = kMessage;
+  std::shared_ptr<Notifier> sink;
+  uint64_t token = 0;
+  std::unique_ptr<Message> msg;
+  std::vector<std::string> ids;
+  std::string id;
+  std::string data;
+};
+
+struct BodyRef {
+  std::shared_ptr<Segment> seg;
+  int fd = -1;  // valid while seg is held
+  std::string path;
+  uint64_t offset = 0, length = 0;
+};
+
+class Core : public std::enable_shared_from_this<Core> {
+ public:
+  // Opens (creating if needed), locks and recovers the spool; starts its threads. Main thread.
+  static std::shared_ptr<Core> Open(const Options& o, Error* e, std::vector<RecoveryEvent>* events);
+  // The open spool of this process for a directory (any spelling of its path), or null.
+  static std::shared_ptr<Core> Find(const std::string& directory);
+
+  // Queue work for the next group commit. Return false (and keep nothing) once closing.
+  // Any JS thread; takes one mutex briefly.
+  bool SubmitMessage(std::unique_ptr<Message> m, std::shared_ptr<Notifier> n, uint64_t token);
+  bool SubmitDone(std::vector<std::string> ids, std::shared_ptr<Notifier> n, uint64_t token);
+  bool SubmitUpdate(std::string id, std::string state, std::shared_ptr<Notifier> n, uint64_t token);
+  // Drains everything queued before it, closes files, releases the lock; completes token last.
+  bool SubmitClose(std::shared_ptr<Notifier> n, uint64_t token);
+  // SubmitClose and wait until the commit thread has finished (env cleanup hooks).
+  void CloseAndWait();
+
+  int Lookup(const std::string& id, BodyRef* out);  // 0 or ENOENT; any thread
+  std::vector<Recovered> RecoveredMessages(Error* e);
+  Stats GetStats();
+  const std::string& Directory() const { return dir_; }
+  bool Closing();
+
+  ~Core();
+
+ private:
+  struct Batch;
+  Core() = default;
+  bool Submit(Op&& op);
+  bool Recover(Error* e, std::vector<RecoveryEvent>* events);
+  void RecoverSegment(uint64_t no, const std::string& path, std::vector<RecoveryEvent>* ev);
+  void RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, std::unordered_set<std::string>* done,
+                      std::unordered_map<std::string, std::string>* state);
+  void SaveAside(const std::string& path, const uint8_t* p, uint64_t off, uint64_t len, const std::string& reason,
+                 std::vector<RecoveryEvent>* ev);
+  int CompactJournal(const char** syscall);
+  void Run();
+  void Prepare();
+  void ProcessBatch(std::vector<Op>& ops);
+  int Roll(const char** syscall);
+  void Reclaim();
+  void CollectCopyForward(Batch* b, int64_t now_ms);
+  void Finish();
+  int SyncDir();
+
+  Options o_;
+  std::string dir_;
+  int dir_fd_ = -1;
+  int lock_fd_ = -1;
+
+  // Pending work, guarded by mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Op> pending_;
+  bool closing_ = false;
+  bool finished_ = false;
+  std::condition_variable cv_finished_;
+
+  // Index and segments, guarded by idx_mu_ (written by the commit thread, read by JS threads).
+  std::shared_mutex idx_mu_;
+  std::unordered_map<std::string, Entry> index_;
+  std::map<uint64_t, std::shared_ptr<Segment>> segments_;
+  Stats stats_;
+
+  // Commit thread only.
+  std::shared_ptr<Segment> cur_;
+  uint64_t cur_off_ = 0;
+  uint32_t cur_seq_ = 0;
+  uint64_t next_seg_ = 1;
+  bool cur_needs_header_ = false;
+  int jrn_fd_ = -1;
+  uint64_t jrn_no_ = 0;
+  uint64_t jrn_off_ = 0;
+  std::vector<uint64_t> jrn_files_;
+  int64_t last_cf_ms_ = 0;
+  std::vector<uint8_t> jbuf_;
+
+  // Preparer thread handshake, guarded by prep_mu_.
+  std::mutex prep_mu_;
+  std::condition_variable prep_cv_;
+  int spare_fd_ = -1;
+  bool spare_wanted_ = true;
+  bool prep_stop_ = false;
+  bool prep_done_ = false;
+  std::atomic<bool> prep_abort_{false};
+};
+
+// Sanitizes a node id for queue ids: [A-Za-z0-9-], at most 32 characters, never empty.
+std::string SanitizeNodeId(const std::string& in);
+
+}  // namespace vipmta::spool

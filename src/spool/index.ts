@@ -1,0 +1,295 @@
+// The spool: durable, group-committed message storage (native/spool*.cc does the work). The main
+// thread opens it (Spool.open: locks the directory, recovers, blocks for the scan); any thread,
+// listener workers included, writes through attachSpool(). Commits, done-marks and updates return
+// Promises that settle after fdatasync; nothing here blocks except open, recover, read.
+import {
+  spoolAbort,
+  spoolAppend,
+  spoolAttach,
+  spoolBegin,
+  spoolBodyLocation,
+  spoolClose,
+  spoolCommit,
+  spoolMarkDone,
+  spoolOpen,
+  spoolRead,
+  spoolRecover,
+  spoolStats,
+  spoolUpdate,
+  type NativeMessageHandle,
+  type NativeSpoolHandle,
+} from '../native/index.js';
+
+export interface SpoolOptions {
+  /** Created if missing. One process at a time (flock on `<directory>/lock`). */
+  directory: string;
+  /** This node's name; part of every queue id. Sanitized to [A-Za-z0-9-], at most 32 characters. */
+  nodeId: string;
+  /** 'fdatasync' (default): a commit settles after its batch is synced. 'none': tests only. */
+  sync?: 'fdatasync' | 'none';
+  /** Commit_Delay: extra ms a batch waits for more commits. 0 (default): natural batching. */
+  commitDelayMs?: number;
+  /** Segment_Size in bytes (default 64 MiB). */
+  segmentSize?: number;
+  /** Copy_Forward_After in ms (default 1 h): live messages in segments sealed longer ago than this
+   *  are copied into the current segment so the old one can be reclaimed. 0 disables. */
+  copyForwardAfterMs?: number;
+  /** How the next segment is prepared: 'zero' (default; zero-filled ahead of time by a background
+   *  thread, so fdatasync need not allocate blocks), 'fallocate', or 'none'. */
+  preallocate?: 'zero' | 'fallocate' | 'none';
+  /** Compact the journal once it grows beyond this many bytes (default 64 MiB). */
+  journalLimit?: number;
+  /** Recovery events (torn tails, corrupt records) are logged here when given (pino-compatible). */
+  logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+/** A message that was acknowledged (committed) and not marked done before the spool was opened. */
+export interface RecoveredMessage {
+  id: string;
+  /** The envelope given at commit; a fresh copy owned by the caller. */
+  envelope: Buffer;
+  /** The latest update() state, or null if there was none; a fresh copy owned by the caller. */
+  state: Buffer | null;
+  /** Body size in wire form (bytes). */
+  size: number;
+  /** Milliseconds since the epoch when it was first committed (copy-forward keeps it). */
+  arrival: number;
+}
+
+/** What recovery did at open beyond reading good records. Never silent: also logged. */
+export interface RecoveryEvent {
+  /** 'torn-tail': an incomplete last write, cut off (never acknowledged). 'corrupt': unreadable
+   *  bytes moved aside to `corrupt/<savedAs>` with a `.reason` file next to them. */
+  kind: 'torn-tail' | 'corrupt';
+  file: string;
+  offset: number;
+  length: number;
+  reason: string;
+  savedAs?: string;
+}
+
+/** Where a body lies, for sendfile. The caller owns `fd` (a dup) and must close it. */
+export interface BodyLocation {
+  fd: number;
+  path: string;
+  offset: number;
+  length: number;
+}
+
+export interface SpoolStats {
+  /** Live (committed, not done) messages and their body bytes. */
+  messages: number;
+  bytes: number;
+  segments: number;
+  /** Messages committed since open, group-commit batches, fdatasync calls. */
+  commits: number;
+  batches: number;
+  syncs: number;
+  /** commits / batches (0 before the first batch). */
+  averageBatch: number;
+  journalEntries: number;
+  copiedForward: number;
+  reclaimed: number;
+  /** Commits refused with ERR_SPOOL_FULL / another I/O error since open. */
+  fullErrors: number;
+  ioErrors: number;
+  recovered: number;
+  corrupt: number;
+  tornTails: number;
+  /** Commit latency (commit() to durable) histogram: counts[i] are <= boundsUs[i] µs. */
+  latency: { boundsUs: number[]; counts: number[] };
+  crc32cHardware: boolean;
+}
+
+/** Writes messages into the process-wide spool. Usable on the thread that created it only. */
+export interface SpoolWriter {
+  readonly directory: string;
+  /**
+   * Starts a message. The envelope may be given here or at commit (the listener only knows the
+   * headers policy needs at the end of DATA). `sizeHint` presizes the buffer (e.g. SIZE=).
+   */
+  begin(envelope?: Buffer, sizeHint?: number): MessageWriter;
+}
+
+/** One message being received. Owned by its thread; memory is native, freed at commit/abort. */
+export interface MessageWriter {
+  /** Hot path: converts one dot-unstuffed DATA chunk to wire form (CRLF line ends, bare LF and
+   *  lone CR become CRLF, leading "." doubled) in native memory. The chunk is not retained. */
+  append(chunk: Buffer): void;
+  /** Resolves after the record is on disk (fdatasync); only then may the caller answer 250.
+   *  Rejects with code ERR_SPOOL_FULL (disk or quota full; retry later), ERR_SPOOL_CLOSED, or the
+   *  errno name (with `syscall`) of any other I/O error. `size` is the wire-form body size. */
+  commit(envelope?: Buffer): Promise<{ id: string; size: number }>;
+  /** Drops the message (client went away mid-DATA): nothing of it is kept. Idempotent. */
+  abort(): void;
+}
+
+class NativeMessageWriter implements MessageWriter {
+  private handle: NativeMessageHandle | null;
+  constructor(
+    private readonly spool: NativeSpoolHandle,
+    private readonly envelope: Buffer | undefined,
+    sizeHint: number,
+  ) {
+    this.handle = spoolBegin(sizeHint);
+  }
+  append(chunk: Buffer): void {
+    if (this.handle === null) throw stateError();
+    spoolAppend(this.handle, chunk);
+  }
+  commit(envelope?: Buffer): Promise<{ id: string; size: number }> {
+    const h = this.handle;
+    if (h === null) return Promise.reject(stateError());
+    const env = envelope ?? this.envelope;
+    if (env === undefined) return Promise.reject(new TypeError('commit: no envelope given at begin or commit'));
+    this.handle = null;
+    return spoolCommit(this.spool, h, env);
+  }
+  abort(): void {
+    if (this.handle === null) return;
+    spoolAbort(this.handle);
+    this.handle = null;
+  }
+}
+
+function stateError(): Error {
+  const e = new Error('the message was already committed or aborted') as Error & { code: string };
+  e.code = 'ERR_INVALID_STATE';
+  return e;
+}
+
+class Writer implements SpoolWriter {
+  constructor(
+    readonly directory: string,
+    private readonly handle: NativeSpoolHandle,
+  ) {}
+  begin(envelope?: Buffer, sizeHint = 0): MessageWriter {
+    return new NativeMessageWriter(this.handle, envelope, sizeHint);
+  }
+}
+
+/**
+ * A writer for the spool the main thread opened in this process, from any thread (listener
+ * workers). Throws ERR_SPOOL_CLOSED when no spool is open at `directory`.
+ */
+export function attachSpool(directory: string): SpoolWriter {
+  const handle = spoolAttach(directory);
+  return new Writer(directory, handle);
+}
+
+export class Spool {
+  /** The directory as opened (realpath). */
+  readonly directory: string;
+  /** The sanitized node id used in queue ids. */
+  readonly nodeId: string;
+  /** Torn tails cut off and corrupt records moved aside during recovery at open. */
+  readonly recoveryEvents: readonly RecoveryEvent[];
+  private readonly handle: NativeSpoolHandle;
+  private closing: Promise<void> | null = null;
+  private writerCache: SpoolWriter | null = null;
+
+  private constructor(handle: NativeSpoolHandle, directory: string, nodeId: string, events: RecoveryEvent[]) {
+    this.handle = handle;
+    this.directory = directory;
+    this.nodeId = nodeId;
+    this.recoveryEvents = events;
+  }
+
+  /**
+   * Opens (creating if needed), locks and recovers the spool. Main thread; blocks while it scans
+   * every segment and journal. Throws EAGAIN (syscall flock) when another process holds it,
+   * EBUSY when this process already has it open.
+   */
+  static open(opts: SpoolOptions): Spool {
+    if (typeof opts.directory !== 'string' || opts.directory === '') throw new TypeError('Spool.open: directory is required');
+    if (typeof opts.nodeId !== 'string') throw new TypeError('Spool.open: nodeId is required');
+    const segmentSize = opts.segmentSize ?? 64 * 1024 * 1024;
+    if (!Number.isInteger(segmentSize) || segmentSize < 4096) throw new RangeError('Spool.open: segmentSize must be an integer >= 4096');
+    const commitDelayMs = opts.commitDelayMs ?? 0;
+    if (!(commitDelayMs >= 0 && commitDelayMs <= 10_000)) throw new RangeError('Spool.open: commitDelayMs must be 0..10000');
+    const copyForwardAfterMs = opts.copyForwardAfterMs ?? 3_600_000;
+    if (!(copyForwardAfterMs >= 0)) throw new RangeError('Spool.open: copyForwardAfterMs must be >= 0');
+    const opened = spoolOpen({
+      directory: opts.directory,
+      nodeId: opts.nodeId,
+      sync: opts.sync ?? 'fdatasync',
+      commitDelayMs,
+      segmentSize,
+      copyForwardAfterMs,
+      preallocate: opts.preallocate ?? 'zero',
+      journalLimit: opts.journalLimit ?? 64 * 1024 * 1024,
+    });
+    for (const ev of opened.events) {
+      opts.logger?.[ev.kind === 'corrupt' ? 'error' : 'warn'](
+        { spool: opened.directory, ...ev },
+        ev.kind === 'corrupt' ? 'spool: unreadable record moved to corrupt/' : 'spool: torn tail cut off (never acknowledged)',
+      );
+    }
+    return new Spool(opened.handle, opened.directory, opened.nodeId, opened.events);
+  }
+
+  /**
+   * Every message acknowledged and not marked done when the spool was opened, once each, oldest
+   * first, with its envelope and latest state. Reads each envelope (one pread per message).
+   */
+  recover(): RecoveredMessage[] {
+    return spoolRecover(this.handle);
+  }
+
+  /** A writer on this thread (the main thread usually only writes for tests and #mmove). */
+  writer(): SpoolWriter {
+    this.writerCache ??= new Writer(this.directory, this.handle);
+    return this.writerCache;
+  }
+
+  /** Marks messages delivered (or bounced); durable when it resolves. Unknown ids are ignored. */
+  markDone(ids: string[]): Promise<void> {
+    return spoolMarkDone(this.handle, ids);
+  }
+
+  /** Replaces a message's small state (attempts, next attempt, binding); durable when it
+   *  resolves; recover() returns the latest. Rejects ENOENT for an unknown or done id. */
+  update(id: string, state: Buffer): Promise<void> {
+    return spoolUpdate(this.handle, id, state);
+  }
+
+  /** The body in wire form, read with one pread into a new Buffer the caller owns. Throws ENOENT. */
+  read(id: string): Buffer {
+    return spoolRead(this.handle, id);
+  }
+
+  /** Where the body lies, for sendfile; the caller owns and must close `fd`. Throws ENOENT. */
+  bodyLocation(id: string): BodyLocation {
+    return spoolBodyLocation(this.handle, id);
+  }
+
+  stats(): SpoolStats {
+    const s = spoolStats(this.handle);
+    return {
+      messages: s.messages,
+      bytes: s.bytes,
+      segments: s.segments,
+      commits: s.commits,
+      batches: s.batches,
+      syncs: s.syncs,
+      averageBatch: s.batches === 0 ? 0 : s.commits / s.batches,
+      journalEntries: s.journalEntries,
+      copiedForward: s.copiedForward,
+      reclaimed: s.reclaimed,
+      fullErrors: s.fullErrors,
+      ioErrors: s.ioErrors,
+      recovered: s.recovered,
+      corrupt: s.corrupt,
+      tornTails: s.tornTails,
+      latency: { boundsUs: s.latencyBoundsUs, counts: s.latencyCounts },
+      crc32cHardware: s.crc32cHardware,
+    };
+  }
+
+  /** Finishes every commit queued so far (later ones reject ERR_SPOOL_CLOSED), closes the files
+   *  and releases the lock. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= spoolClose(this.handle);
+    return this.closing;
+  }
+}
