@@ -8,8 +8,10 @@ import { CommandTable } from './control/commands.js';
 import { ControlServer } from './control/server.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
+import { formatMailq, MessageQueue } from './queue/queue.js';
+import { Spool } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
-import type { ListenerSpec, WorkerStats } from './workers/protocol.js';
+import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
 
 export interface DaemonOptions {
   /** Config file; null runs the built-in single-node default. */
@@ -30,6 +32,8 @@ export class Daemon {
   private config: Config;
   readonly logger: Logger;
   private pool: WorkerPool | null = null;
+  private spool: Spool | null = null;
+  readonly queue = new MessageQueue();
   private controls: ControlServer[] = [];
   private readonly commands = new CommandTable();
   private shuttingDown: Promise<void> | null = null;
@@ -68,6 +72,7 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const cfg = this.config;
+    this.openSpool();
     const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
     this.pool = new WorkerPool({
       size,
@@ -77,11 +82,15 @@ export class Daemon {
         logLevel: this.config.global.Log_Level,
         nodeName: this.config.global.Nodename,
         hostname: this.config.global.Hostname,
-        spoolDirectory: null,
+        spoolDirectory: this.spool!.directory,
       }),
       onStart: async (workerId) => {
         await this.pool!.call(workerId, 'setListeners', { listeners: listenerSpecs(this.config) });
       },
+    });
+    this.pool.on('event', (workerId: number, name: string, data: unknown) => {
+      if (name === 'accepted') this.onAccepted(data as AcceptedMessage[]);
+      else if (name === 'listenerError') this.logger.error({ workerId, ...(data as object) }, 'listener failed in a worker');
     });
     await this.pool.start();
     for (const c of cfg.controlListeners) {
@@ -100,6 +109,48 @@ export class Daemon {
       },
       'vipmta started',
     );
+  }
+
+  /** Opens the spool (exclusive to this process) and rebuilds the queue from what it holds. */
+  private openSpool(): void {
+    const sc = this.config.spool;
+    if (sc.Sync === 'none') this.logger.warn('Spool Sync = none: messages are acknowledged before they are on disk (tests only)');
+    const t0 = Date.now();
+    this.spool = Spool.open({
+      directory: sc.Directory,
+      nodeId: this.config.global.Nodename,
+      sync: sc.Sync,
+      commitDelayMs: sc.Commit_Delay,
+      segmentSize: sc.Segment_Size,
+      copyForwardAfterMs: sc.Copy_Forward_After,
+    });
+    let unreadable = 0;
+    for (const r of this.spool.recover()) {
+      let env: { from?: unknown; rcpt?: unknown; headers?: unknown; listener?: unknown };
+      try {
+        env = JSON.parse(r.envelope.toString('utf8')) as typeof env;
+      } catch {
+        unreadable++;
+        this.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
+        continue;
+      }
+      this.queue.add({
+        id: r.id,
+        size: r.size,
+        arrival: r.arrival,
+        from: typeof env.from === 'string' ? env.from : '',
+        rcpt: Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [],
+        headers: typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {},
+      });
+    }
+    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
+  }
+
+  private onAccepted(batch: AcceptedMessage[]): void {
+    for (const m of batch) {
+      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, headers: m.headers });
+      this.logger.info({ id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener }, 'reception');
+    }
   }
 
   private installSignals(): void {
@@ -169,6 +220,10 @@ export class Daemon {
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
+    if (this.spool !== null) {
+      await this.spool.close();
+      this.spool = null;
+    }
   }
 
   private registerCommands(): void {
@@ -188,6 +243,23 @@ export class Daemon {
     t.add('shutdown', 'stop accepting, finish sessions in flight, and exit', () => {
       setImmediate(() => void this.shutdown());
       return 'shutting down\n';
+    });
+    t.add('mailq [-d DOMAIN] [-b BINDING]', 'queued messages per binding and domain: active (AQ) and deferred (DQ)', (args) => {
+      const filter: { domain?: string; binding?: string } = {};
+      for (let i = 0; i < args.length; i++) {
+        const flag = args[i];
+        const v = args[i + 1];
+        if ((flag === '-d' || flag === '-b') && v !== undefined) {
+          if (flag === '-d') filter.domain = v;
+          else filter.binding = v;
+          i++;
+        } else {
+          const err = new Error(`mailq: unexpected argument "${flag}"; usage: mailq [-d domain] [-b binding]`) as Error & { code: string };
+          err.code = 'ERR_CONTROL_BAD_REQUEST';
+          throw err;
+        }
+      }
+      return formatMailq(this.queue.mailq(filter), this.queue.counts());
     });
     t.add('workers', 'show the worker threads and what each has served', async () => this.workersReport());
     t.add('status', 'show uptime, config source and the last reload', () => {

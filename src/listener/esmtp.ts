@@ -1,18 +1,53 @@
 // One ESMTP listener in one worker: smtp-server parsing the dialogue on a socket fd this worker
-// owns. It counts sessions so a drain can tell idle sessions to go (421) while transactions in
-// flight finish. Runs on a worker thread; must not block.
-import type { Socket } from 'node:net';
-import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import { VipSmtpServer } from './smtp-connection.js';
+// owns; relay policy at RCPT; DATA streamed chunk by chunk into the spool and answered 250 only
+// once the group commit holding it is on disk. Counts sessions so a drain can tell idle sessions to
+// go (421) while transactions in flight finish. Runs on a worker thread; must not block.
+import fs from 'node:fs';
+import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
-import type { ListenerSpec } from '../workers/protocol.js';
+import { errorCode } from '../errors.js';
+import { RelayPolicy } from '../policy/relay.js';
+import type { AcceptedMessage, ListenerSpec } from '../workers/protocol.js';
+import { Authenticator } from './auth.js';
+import { IntakeScanner, MAX_HOPS, MAX_LINE, receivedHeader } from './intake.js';
+import { replyError } from './replies.js';
+import { VipSmtpServer } from './smtp-connection.js';
+
+/** Where accepted messages go: the spool's writer as seen from a worker. */
+export interface MessageSink {
+  begin(): MessageInProgress;
+}
+export interface MessageInProgress {
+  append(chunk: Buffer): void;
+  /** Durable when it resolves. Rejects with code ERR_SPOOL_FULL when the disk is full. */
+  commit(envelope: Buffer): Promise<{ id: string; size: number }>;
+  abort(): void;
+}
 
 export interface EsmtpListenerOptions {
   spec: ListenerSpec;
   hostname: string;
   logger: Logger;
+  sink: MessageSink | null;
   onAccept: () => void;
+  onMessage: (m: AcceptedMessage) => void;
   onError: (err: Error) => void;
+}
+
+/** The listener options a worker reads (validated by the config schema on the main thread). */
+interface ListenerOptionValues {
+  Hostname?: string;
+  Max_Message_Size: number;
+  Max_Recipients: number;
+  Concurrency: number;
+  Timeout: number;
+  Pipelining: boolean;
+  Enable_8bitmime: boolean;
+  Smtputf8: boolean;
+  TLS_Certificate?: string;
+  TLS_Key?: string;
+  Auth_Users?: Record<string, string>;
+  Relay_Hosts: string[];
 }
 
 // smtp-server keeps its live connections in a Set on the server; we reach into it only to tell idle
@@ -25,30 +60,53 @@ interface ConnectionLike {
 
 export class EsmtpListener {
   private readonly server: VipSmtpServer;
-  private readonly inTransaction = new Set<string>();
+  private readonly inTransaction = new Map<string, MessageInProgress>();
+  private readonly relay: RelayPolicy;
+  private readonly auth: Authenticator;
+  private readonly o: ListenerOptionValues;
+  private readonly name: string;
+  private readonly disabled: string[];
   private closing = false;
 
   constructor(private readonly opts: EsmtpListenerOptions) {
-    const o = opts.spec.options;
-    const name = typeof o['Hostname'] === 'string' ? o['Hostname'] : opts.hostname;
+    const o = opts.spec.options as unknown as ListenerOptionValues;
+    this.o = o;
+    this.name = o.Hostname ?? opts.hostname;
+    this.relay = new RelayPolicy(o.Relay_Hosts ?? []);
+    this.auth = new Authenticator(o.Auth_Users ?? {});
+    const tls = o.TLS_Certificate !== undefined && o.TLS_Key !== undefined;
+    const disabled: string[] = [];
+    if (!tls) disabled.push('STARTTLS');
+    if (!this.auth.enabled) disabled.push('AUTH');
+    this.disabled = disabled;
     const serverOptions: SMTPServerOptions = {
-      name,
+      name: this.name,
       banner: 'ESMTP vipmta',
       logger: false,
       disableReverseLookup: true,
+      hideENHANCEDSTATUSCODES: false,
+      hidePIPELINING: !o.Pipelining,
+      hide8BITMIME: !o.Enable_8bitmime,
+      hideSMTPUTF8: !o.Smtputf8,
+      size: o.Max_Message_Size,
+      maxClients: o.Concurrency,
+      socketTimeout: o.Timeout,
+      authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
-      disabledCommands: ['AUTH', 'STARTTLS'],
+      // AUTH only over TLS (RFC 4954 4: plain-text mechanisms need a protected channel).
+      allowInsecureAuth: false,
+      disabledCommands: disabled,
+      ...(tls ? { key: fs.readFileSync(o.TLS_Key!), cert: fs.readFileSync(o.TLS_Certificate!) } : {}),
       onConnect: (session, cb) => this.onConnect(session, cb),
-      onData: (stream, session, cb) => {
-        // Until the spool is attached to listeners, refuse with a temporary error rather than
-        // pretend to accept: RFC 5321 4.2.3, 451 requested action aborted; RFC 3463 4.3.0.
-        stream.resume();
-        stream.on('end', () => {
-          const err = new Error('4.3.0 Temporary failure: spool not available') as Error & { responseCode: number };
-          err.responseCode = 451;
-          cb(err);
-        });
+      onSecure: (_socket, session, cb) => {
+        // TLS is up: AUTH may now be offered (EHLO after STARTTLS lists it).
+        session.disabledCommands = [...this.disabled];
+        cb();
       },
+      onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
+      onData: (stream, session, cb) => this.onData(stream, session, cb),
+      onClose: (session) => this.onClose(session),
     };
     this.server = new VipSmtpServer(serverOptions);
     this.server.on('error', (err: Error) => {
@@ -106,14 +164,136 @@ export class EsmtpListener {
 
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.closing) {
-      const err = new Error('4.3.2 Service shutting down') as Error & { responseCode: number };
-      err.responseCode = 421;
-      cb(err);
+      cb(replyError('shuttingDown'));
       return;
     }
     this.opts.onAccept();
+    // RFC 4954 4: PLAIN and LOGIN are not offered on an unprotected channel, not even in EHLO.
+    if (!session.secure && this.auth.enabled) session.disabledCommands = [...this.disabled, 'AUTH'];
     cb();
   }
-}
 
-export type { Socket };
+  private async onAuth(
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
+  ): Promise<void> {
+    const user = auth.username ?? '';
+    const ok = auth.method === 'PLAIN' || auth.method === 'LOGIN' ? await this.auth.check(user, auth.password ?? '') : false;
+    if (!ok) {
+      this.opts.logger.warn({ listener: this.opts.spec.name, client: session.remoteAddress, user }, 'authentication failed');
+      cb(replyError('authFailed'));
+      return;
+    }
+    cb(null, { user });
+  }
+
+  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (session.user === undefined && !this.relay.allows(session.remoteAddress)) {
+      this.opts.logger.info({ listener: this.opts.spec.name, client: session.remoteAddress, rcpt: address }, 'relay denied');
+      cb(replyError('relayDenied'));
+      return;
+    }
+    if (session.envelope.rcptTo.length >= this.o.Max_Recipients) {
+      cb(replyError('tooManyRecipients'));
+      return;
+    }
+    cb();
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    // The client went away in the middle of DATA: nothing of that message is kept.
+    const m = this.inTransaction.get(session.id);
+    if (m !== undefined) {
+      this.inTransaction.delete(session.id);
+      m.abort();
+    }
+  }
+
+  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+    const sink = this.opts.sink;
+    if (sink === null) {
+      stream.resume();
+      stream.on('end', () => cb(replyError('localError')));
+      return;
+    }
+    const arrival = Date.now();
+    const msg = sink.begin();
+    this.inTransaction.set(session.id, msg);
+    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    const max = this.o.Max_Message_Size;
+    const scanner = new IntakeScanner();
+    let size = 0;
+    let tooBig = false;
+    const received = Buffer.from(
+      receivedHeader({
+        helo: session.hostNameAppearsAs ?? '',
+        remoteAddress: session.remoteAddress,
+        hostname: this.name,
+        secure: session.secure,
+        authenticated: session.user !== undefined,
+        recipient: rcpts.length === 1 ? rcpts[0]! : null,
+        date: new Date(arrival),
+      }),
+      'latin1',
+    );
+    msg.append(received);
+    // Hot path: every chunk goes to the native spool buffer as it arrives, never joined here.
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (tooBig) return;
+      if (size > max) {
+        tooBig = true;
+        return;
+      }
+      scanner.scan(chunk);
+      msg.append(chunk);
+    });
+    stream.on('error', () => {
+      this.inTransaction.delete(session.id);
+      msg.abort();
+    });
+    stream.on('end', () => {
+      scanner.finish();
+      const refuse = tooBig || stream.sizeExceeded ? 'messageTooBig'
+        : scanner.longestLine > MAX_LINE ? 'lineTooLong'
+        : scanner.hops >= MAX_HOPS ? 'tooManyHops'
+        : null;
+      if (refuse !== null) {
+        this.inTransaction.delete(session.id);
+        msg.abort();
+        cb(replyError(refuse));
+        return;
+      }
+      const envelope = {
+        v: 1,
+        from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
+        rcpt: rcpts,
+        arrival,
+        client: session.remoteAddress,
+        helo: session.hostNameAppearsAs ?? '',
+        user: session.user ?? null,
+        tls: session.secure,
+        listener: this.opts.spec.name,
+        headers: scanner.headers,
+      };
+      msg.commit(Buffer.from(JSON.stringify(envelope))).then(
+        ({ id, size: stored }) => {
+          this.inTransaction.delete(session.id);
+          this.opts.onMessage({ id, size: stored, arrival, from: envelope.from, rcpt: rcpts, headers: scanner.headers, listener: envelope.listener });
+          cb(null, `2.0.0 Ok: queued as ${id}`);
+        },
+        (err: unknown) => {
+          this.inTransaction.delete(session.id);
+          if (errorCode(err) === 'ERR_SPOOL_FULL') {
+            this.opts.logger.error({ listener: this.opts.spec.name }, 'spool full: refusing messages with 452 4.3.1');
+            cb(replyError('spoolFull'));
+          } else {
+            this.opts.logger.error({ err, listener: this.opts.spec.name }, 'spool commit failed');
+            cb(replyError('localError'));
+          }
+        },
+      );
+    });
+  }
+}

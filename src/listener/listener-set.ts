@@ -3,13 +3,16 @@
 // and a node can listen on a cluster address before it owns it. Runs on a worker thread; never blocks.
 import type { Logger } from 'pino';
 import { closeFd, listenTcp } from '../native/index.js';
-import type { ListenerSpec, WorkerStats } from '../workers/protocol.js';
-import { EsmtpListener } from './esmtp.js';
+import type { AcceptedMessage, ListenerSpec, WorkerStats } from '../workers/protocol.js';
+import { EsmtpListener, type MessageSink } from './esmtp.js';
 
 export interface ListenerSetOptions {
   workerId: number;
   hostname: string;
   logger: Logger;
+  /** The spool as this worker writes it; null refuses DATA with 451 4.3.0. */
+  sink: MessageSink | null;
+  onMessage: (m: AcceptedMessage) => void;
   onError: (name: string, err: Error) => void;
 }
 
@@ -72,6 +75,8 @@ export class ListenerSet {
       spec,
       hostname: this.opts.hostname,
       logger: this.opts.logger,
+      sink: this.opts.sink,
+      onMessage: this.opts.onMessage,
       onAccept: () => {
         this.accepted[spec.name] = (this.accepted[spec.name] ?? 0) + 1;
       },

@@ -36,8 +36,22 @@ export interface WorkerMethods {
   drain: [{ timeoutMs: number }, { closedEarly: number }];
 }
 
+/** What a worker tells the main thread about each message it acknowledged (never the body). */
+export interface AcceptedMessage {
+  id: string;
+  size: number;
+  arrival: number;
+  from: string;
+  rcpt: string[];
+  /** Header fields captured for policy, lower-case names (x-binding, message-id). */
+  headers: Record<string, string>;
+  listener: string;
+}
+
 /** Events a worker sends without being asked. */
 export interface WorkerEvents {
+  /** Messages acknowledged with 250 since the last event; batched to save postMessage calls. */
+  accepted: AcceptedMessage[];
   /** A listener failed in the worker after it had started (e.g. the socket died). */
   listenerError: { name: string; error: SerializedError };
 }

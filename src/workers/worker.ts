@@ -5,7 +5,9 @@ import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { ListenerSet } from '../listener/listener-set.js';
+import { spoolSink } from '../listener/spool-sink.js';
 import {
+  type AcceptedMessage,
   isProtocolMessage,
   type MethodName,
   type Params,
@@ -19,10 +21,25 @@ const port = parentPort;
 const init = workerData as WorkerInit;
 const log = createLogger(init.logLevel, { workerId: init.workerId });
 
+// Accepted-message records go to the main thread in batches: one postMessage per turn of the
+// event loop instead of one per message.
+let acceptedBatch: AcceptedMessage[] = [];
+function onMessage(m: AcceptedMessage): void {
+  if (acceptedBatch.length === 0) setImmediate(flushAccepted);
+  acceptedBatch.push(m);
+}
+function flushAccepted(): void {
+  const batch = acceptedBatch;
+  acceptedBatch = [];
+  if (batch.length > 0) emit('accepted', batch);
+}
+
 const listeners = new ListenerSet({
   workerId: init.workerId,
   hostname: init.hostname,
   logger: log,
+  sink: init.spoolDirectory === null ? null : spoolSink(init.spoolDirectory),
+  onMessage,
   onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
 });
 
@@ -38,6 +55,7 @@ const handlers: Handlers = {
   stats: () => listeners.stats(threadId),
   drain: async ({ timeoutMs }) => {
     const closedEarly = await listeners.drain(timeoutMs);
+    flushAccepted();
     // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
     setImmediate(() => port.close());
     return { closedEarly };

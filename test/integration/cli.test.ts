@@ -1,0 +1,55 @@
+// The vipmta command line as an operator uses it: check-config, console errors, usage, exit codes.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cliPath, runCli } from '../helpers/node-process.js';
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-cli-'));
+}
+
+describe('vipmta check-config', () => {
+  it('accepts a valid multi-file config, exit 0, and creates nothing', async () => {
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, 'conf.d'));
+    fs.writeFileSync(path.join(dir, 'conf.d', 'b.conf'), 'Binding "b" { Bind_Address = 198.51.100.7 }\n');
+    fs.writeFileSync(path.join(dir, 'main.conf'), 'ESMTP_Listener { Listen "198.51.100.9:25" { } }\nSpool { Directory = "./spool" }\ninclude "conf.d"\n');
+    const r = await runCli([cliPath, 'check-config', '-c', 'main.conf'], dir);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/configuration is valid \(2 file\(s\)\)/);
+    expect(fs.readdirSync(dir).sort()).toEqual(['conf.d', 'main.conf']);
+  });
+
+  it('lists every error with file:line:column and suggests the misspelled option, exit 1', async () => {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, 'main.conf'), 'Log_Levle = "debug"\nSpool {\n  Segment_Size = lots\n}\n');
+    const r = await runCli([cliPath, 'check-config', '-c', 'main.conf'], dir);
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/^main\.conf:1:1: unknown option "Log_Levle".*did you mean "Log_Level"\?/);
+    expect(lines[1]).toMatch(/^main\.conf:3:18: /);
+    expect(lines.at(-1)).toBe('2 error(s)');
+  });
+
+  it('checks the built-in default without -c', async () => {
+    const r = await runCli([cliPath, 'check-config'], tmp());
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('vipmta console', () => {
+  it('exits 1 with a clear message when no node answers', async () => {
+    const r = await runCli([cliPath, 'console', '-s', path.join(tmp(), 'none.sock'), 'version'], tmp());
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach the control socket .*none\.sock/);
+  });
+});
+
+describe('vipmta usage', () => {
+  it('exits 2 on an unknown command or flag', async () => {
+    expect((await runCli([cliPath, 'frobnicate'], tmp())).status).toBe(2);
+    expect((await runCli([cliPath, 'start', '--bogus'], tmp())).status).toBe(2);
+  });
+});
