@@ -14,6 +14,7 @@ import {
   type SetOptions, type StanzaSpec,
 } from './schema.js';
 import { formatValue, parseCidr, parseEndpoint, parseValue, quote } from './values.js';
+import { isPasswordHash } from '../listener/auth.js';
 
 export type GlobalOptions = ScopeOptions<'global'>;
 export type ListenerOptions = ScopeOptions<'listener'>;
@@ -363,6 +364,14 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
       if ((options.TLS_Certificate === undefined) !== (options.TLS_Key === undefined)) {
         const w = set('TLS_Certificate') ?? set('TLS_Key');
         b.errors.push(at(w!.where, `${what} needs both TLS_Certificate and TLS_Key`));
+      }
+      const users = set('Auth_Users');
+      if (users) {
+        // AUTH PLAIN/LOGIN is only offered over TLS (RFC 4954 4), so users without TLS could never log in.
+        if (options.TLS_Certificate === undefined) b.errors.push(at(users.where, `${what} sets Auth_Users but no TLS_Certificate/TLS_Key; AUTH is only offered after STARTTLS`));
+        for (const [user, hash] of Object.entries(users.value as Record<string, string>)) {
+          if (!isPasswordHash(hash)) b.errors.push(at(users.where, `Auth_Users entry "${user}" in ${what} is not a scrypt password hash; make one with "vipmta hash-password"`));
+        }
       }
       for (const n of ['Binding', 'Duravip_Follow'] as const) {
         const s = set(n);

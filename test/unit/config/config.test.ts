@@ -17,6 +17,10 @@ const FIXTURES = path.join(ROOT, 'test/fixtures/config');
 const VALID = path.join(FIXTURES, 'valid');
 const INVALID = path.join(FIXTURES, 'invalid');
 
+// Auth_Users values must be scrypt PHC hashes (as `vipmta hash-password` prints them).
+const H1 = '$scrypt$ln=10,r=8,p=1$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaGhhc2g=';
+const H2 = '$scrypt$ln=10,r=8,p=1$c2FsdHNhbHQy$aGFzaGhhc2hoYXNoaGFzaGhhc2g=';
+
 function ok(r: LoadResult): Config {
   if (!r.ok) throw new Error(`expected a valid config, got:\n${r.errors.map(formatConfigError).join('\n')}`);
   return r.config;
@@ -83,14 +87,15 @@ describe('config parser', () => {
     it('parses lists, dictionaries, CIDRs, IPv6 endpoints and host:port routes', () => {
       const c = ok(text(`ESMTP_Listener {
           Relay_Hosts = ( "10.0.0.0/8" 192.0.2.7 "2001:db8::/32" )
-          Auth_Users = [ alice = "h1" "bob@example.com" = h2 ]
+          Auth_Users = [ alice = "${H1}" "bob@example.com" = "${H2}" ]
+          TLS_Certificate = "/c.pem" TLS_Key = "/k.pem"
           Listen "[::1]:25" { }
         }
         Domain "d" { Routes = ( "mx.d:2525" "[2001:db8::1]:26" 192.0.2.9 ) }`));
       const l = c.esmtpListeners[0]!;
       expect(l).toMatchObject({ name: '[::1]:25', host: '::1', port: 25, family: 6 });
       expect(l.options.Relay_Hosts).toEqual(['10.0.0.0/8', '192.0.2.7/32', '2001:db8::/32']);
-      expect(l.options.Auth_Users).toEqual({ alice: 'h1', 'bob@example.com': 'h2' });
+      expect(l.options.Auth_Users).toEqual({ alice: H1, 'bob@example.com': H2 });
       expect(c.domains.get('d')!.options.Routes).toEqual([{ host: 'mx.d', port: 2525 }, { host: '2001:db8::1', port: 26 }, { host: '192.0.2.9', port: 25 }]);
     });
   });
@@ -137,7 +142,8 @@ describe('config parser', () => {
       expect(v4!.options).toMatchObject({ Max_Message_Size: 20 * 1024 ** 2, Timeout: 120_000, Enable_Duravip: true, Duravip_Preference: 'node1', Binding_Group: 'marketing', Hostname: 'mx1.example.com' });
       expect(v6!).toMatchObject({ host: '2001:db8::10', port: 587, family: 6 });
       expect(v6!.options).toMatchObject({ Max_Message_Size: 30 * 1024 ** 2, Duravip_Follow: 'transactional', Pipelining: false, Enable_Duravip: false, TLS_Key: '/etc/vipmta/tls.key' });
-      expect(v6!.options.Auth_Users).toEqual({ alice: '$2b$10$abc', 'bob@example.com': '$2b$10$def' });
+      expect(Object.keys(v6!.options.Auth_Users!)).toEqual(['alice', 'bob@example.com']);
+      expect(v6!.options.Auth_Users!['alice']).toMatch(/^\$scrypt\$ln=15,r=8,p=1\$/);
       expect(c.ecclusterListeners.map((l) => l.name)).toEqual(['10.9.0.1:2424']);
       expect(c.controlListeners.map((l) => l.path)).toEqual([path.join(VALID, 'run/vipmta.sock')]);
       expect(c.cluster!.options).toMatchObject({ Cluster_Secret: 's3cr"et\\x', Arp_All_Hosts: true, Arp_Count: 3, Arp_Mode: 'request', Nodename: 'node1' });
@@ -275,6 +281,13 @@ describe('config parser', () => {
         'cross.conf:21:3: Nodename "n2" in Cluster differs from the global Nodename "n1" (set at 1:1); set it once',
         'cross.conf:22:3: Topology "192.0.2.0/24" needs Interface = "name"',
         'cross.conf:22:29: invalid value for "Cidrmask": expected 0 to 32 for an IPv4 Topology, got 40',
+      ]);
+    });
+
+    it('refuses AUTH users without TLS and passwords that are not hashed', () => {
+      expect(load('auth.conf')).toEqual([
+        'auth.conf:3:28: Listen "192.0.2.1:587" sets Auth_Users but no TLS_Certificate/TLS_Key; AUTH is only offered after STARTTLS',
+        'auth.conf:3:28: Auth_Users entry "alice" in Listen "192.0.2.1:587" is not a scrypt password hash; make one with "vipmta hash-password"',
       ]);
     });
 
