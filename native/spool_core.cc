@@ -463,7 +463,7 @@ void Core::SaveAside(const std::string& path, const uint8_t* p, uint64_t off, ui
   std::string full = dir_ + "/" + name;
   int fd = open((full + ".bad").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd >= 0) {
-    PwriteAll(fd, p, len, 0);
+    PwriteAll(fd, p + off, len, 0);
     fdatasync(fd);
     close(fd);
   }
