@@ -1,0 +1,209 @@
+// Durable injection, whole processes (issue 3): vipmta against a private Postfix (mail held in its queue,
+// the durable anchor) and smtp-sink (no storage, the ceiling), back to back in one run, all loaded by
+// Postfix's smtp-source over loopback. Prints a markdown table; ratios are against Postfix in the same run.
+//
+// Build and run (from the repository root, as root for Postfix; needs `npx tsc -p tsconfig.json` first):
+//   npx tsc --strict --target es2022 --module nodenext --moduleResolution nodenext --types node \
+//     --skipLibCheck --rootDir bench --outDir node_modules/.cache/vipmta-bench bench/inject.ts \
+//     && node node_modules/.cache/vipmta-bench/inject.js [--quick] [options]
+// Options: --quick (2,000 messages per case), --messages N (default 20,000; env INJECT_MESSAGES),
+//   --systems smtp-sink,postfix,vipmta  --sizes 4096,65536  --sessions 16,64  --worker-threads 2
+//   --no-reuse (one connection per message: drop smtp-source -d)  --cpu-prof DIR (profile vipmta)
+//   --json (also write bench/results/inject-<time>.json)
+// Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
+import { startPostfix, startSmtpSink, startVipmta, type Server } from './lib/servers.js';
+import { runSmtpSource, sourceArgs, SMTP_SOURCE } from './lib/smtp-source.js';
+
+type System = 'smtp-sink' | 'postfix' | 'vipmta';
+const SYSTEMS: readonly System[] = ['smtp-sink', 'postfix', 'vipmta'];
+
+interface Row {
+  system: string;
+  size: number;
+  sessions: number;
+  messages: number;
+  ok: boolean;
+  error: string;
+  wallSeconds: number;
+  msgPerSec: number;
+  serverCpuMsPerMsg: number;
+  clientCpuMsPerMsg: number;
+  peakRssMiB: number;
+  peakPssMiB: number;
+  processes: number;
+  /** Messages the server held after the run (null: stores nothing). */
+  held: number | null;
+}
+
+function repoRoot(): string {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = path.join(d, 'package.json');
+    if (fs.existsSync(pj) && (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'vipmta') return d;
+    const up = path.dirname(d);
+    if (up === d) return process.cwd();
+    d = up;
+  }
+}
+
+function list(s: string, what: string): number[] {
+  const v = s.split(',').map((x) => Number(x.trim()));
+  if (v.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--${what}: expected positive integers, got "${s}"`);
+  return v;
+}
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    messages: { type: 'string' },
+    systems: { type: 'string', default: SYSTEMS.join(',') },
+    sizes: { type: 'string', default: '4096,65536' },
+    sessions: { type: 'string', default: '16,64' },
+    'worker-threads': { type: 'string', default: '2' },
+    'no-reuse': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const root = repoRoot();
+const messages = Number(opt.messages ?? process.env['INJECT_MESSAGES'] ?? (opt.quick ? 2000 : 20000));
+if (!Number.isInteger(messages) || messages <= 0) throw new Error('--messages: expected a positive integer');
+const systems = opt.systems.split(',').map((s) => s.trim().toLowerCase()) as System[];
+for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`--systems: unknown system "${s}" (known: ${SYSTEMS.join(', ')})`);
+const sizes = list(opt.sizes, 'sizes');
+const sessionCounts = list(opt.sessions, 'sessions');
+const reuse = !opt['no-reuse'];
+const cpuProf = opt['cpu-prof'] === undefined ? null : path.resolve(opt['cpu-prof']);
+if (cpuProf !== null) fs.mkdirSync(cpuProf, { recursive: true });
+
+function start(system: System): Promise<Server> {
+  switch (system) {
+    case 'smtp-sink':
+      return startSmtpSink();
+    case 'postfix':
+      return startPostfix(path.join(root, 'bench', 'postfix'));
+    case 'vipmta':
+      return startVipmta({
+        repoRoot: root,
+        workerThreads: Number(opt['worker-threads']),
+        nodeFlags: cpuProf === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`],
+      });
+  }
+}
+
+async function measure(system: System, size: number, sessions: number): Promise<Row> {
+  const row: Row = {
+    system: system === 'postfix' ? 'Postfix' : system,
+    size,
+    sessions,
+    messages,
+    ok: false,
+    error: '',
+    wallSeconds: NaN,
+    msgPerSec: NaN,
+    serverCpuMsPerMsg: NaN,
+    clientCpuMsPerMsg: NaN,
+    peakRssMiB: NaN,
+    peakPssMiB: NaN,
+    processes: 0,
+    held: null,
+  };
+  let server: Server;
+  try {
+    server = await start(system);
+  } catch (err) {
+    row.error = `start: ${(err as Error).message}`;
+    return row;
+  }
+  try {
+    const mem = new MemorySampler(server.rootPid);
+    const cpu0 = treeCpuSeconds(server.rootPid);
+    const load = await runSmtpSource({ port: server.port, messages, sessions, size, reuseConnections: reuse });
+    const cpu1 = treeCpuSeconds(server.rootPid);
+    const peak = mem.stop();
+    row.wallSeconds = load.wallSeconds;
+    row.msgPerSec = messages / load.wallSeconds;
+    row.serverCpuMsPerMsg = ((cpu1 - cpu0) * 1000) / messages;
+    row.clientCpuMsPerMsg = (load.clientCpuSeconds * 1000) / messages;
+    row.peakRssMiB = peak.rssKiB / 1024;
+    row.peakPssMiB = peak.pssKiB / 1024;
+    row.processes = peak.processes;
+    const held = await server.count();
+    row.held = held ?? null;
+    row.ok = load.ok && (held === undefined || held === messages);
+    row.error = load.ok ? (row.ok ? '' : `held ${held} of ${messages}`) : `smtp-source: ${load.error.split('\n').slice(-3).join(' | ')}`;
+  } catch (err) {
+    row.error = (err as Error).message;
+  } finally {
+    await server.stop();
+    // Write back this system's dirty pages now, not during the next system's run.
+    execFileSync('sync');
+  }
+  return row;
+}
+
+const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const kib = (n: number): string => `${n / 1024} KiB`;
+
+function table(rows: Row[]): string {
+  const out = [
+    '| size / sessions | system | msg/s | vs Postfix | server CPU ms/msg | smtp-source CPU ms/msg | peak RSS MiB | peak PSS MiB | procs | held |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const pf = rows.find((x) => x.system === 'Postfix' && x.size === r.size && x.sessions === r.sessions && x.ok);
+    const ratio = pf !== undefined && r.ok ? `${(r.msgPerSec / pf.msgPerSec).toFixed(2)}x` : '-';
+    const rate = r.ok ? f0(r.msgPerSec) : `failed: ${r.error.replaceAll('|', '/')}`;
+    out.push(
+      `| ${kib(r.size)} / ${r.sessions} | ${r.system} | ${rate} | ${ratio} | ${f2(r.serverCpuMsPerMsg)} | ${f2(r.clientCpuMsPerMsg)} | ${f0(r.peakRssMiB)} | ${f0(r.peakPssMiB)} | ${r.processes || '-'} | ${r.held ?? 'n/a'} |`,
+    );
+  }
+  return out.join('\n');
+}
+
+function header(): string {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+  const example = sourceArgs({ port: 0, messages, sessions: sessionCounts[0]!, size: sizes[0]!, reuseConnections: reuse }).join(' ');
+  return [
+    `date ${new Date().toISOString()}; ${os.cpus().length} CPU (${cpu}); Node ${process.version}; ${os.release()}`,
+    `load: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (per case -s/-l vary)`,
+    `vipmta: Worker_Threads = ${opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(header() + '\n\n');
+  const rows: Row[] = [];
+  for (const size of sizes) {
+    for (const sessions of sessionCounts) {
+      for (const system of systems) {
+        const r = await measure(system, size, sessions);
+        rows.push(r);
+        process.stderr.write(
+          `${kib(size)} / ${sessions} ${r.system}: ${r.ok ? `${f0(r.msgPerSec)} msg/s, ${f2(r.serverCpuMsPerMsg)} ms CPU/msg` : `FAILED ${r.error}`}\n`,
+        );
+      }
+    }
+  }
+  process.stdout.write(table(rows) + '\n');
+  if (opt.json) {
+    const dir = path.join(root, 'bench', 'results');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `inject-${new Date().toISOString().replaceAll(':', '-')}.json`);
+    fs.writeFileSync(file, JSON.stringify({ header: header(), reuseConnections: reuse, rows }, null, 2) + '\n');
+    process.stderr.write(`wrote ${file}\n`);
+  }
+  if (rows.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+await main();
