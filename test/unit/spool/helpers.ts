@@ -55,7 +55,7 @@ export function wireBody(size: number, seed: number): Buffer {
     x ^= x << 5;
     b[i] = 97 + ((x >>> 0) % 26);
   }
-  for (let i = 76; i < size - 1; i += 78) {
+  for (let i = 76; i < size - 3; i += 78) {
     b[i] = 13;
     b[i + 1] = 10;
   }
