@@ -9,7 +9,9 @@
         "native/netlink.cc",
         "native/spool.cc",
         "native/spool_core.cc",
-        "native/spool_crc.cc"
+        "native/spool_crc.cc",
+        "native/arp.cc",
+        "native/corosync.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
@@ -20,7 +22,16 @@
       ],
       "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
-      "libraries": []
+      "libraries": [],
+      "conditions": [
+        # Corosync is optional at build time: single-node mode needs none, and `npm ci` must work on
+        # a machine without its headers. Without them corosync.cc compiles to stubs that throw
+        # ERR_COROSYNC_UNAVAILABLE saying what to install.
+        ["'<!(pkg-config --exists libcpg libquorum && echo 1 || echo 0)'=='1'", {
+          "defines": ["VIPMTA_HAVE_COROSYNC=1"],
+          "libraries": ["<!@(pkg-config --libs libcpg libquorum)"]
+        }]
+      ]
     }
   ]
 }

@@ -7,12 +7,16 @@ namespace vipmta {
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitSpool(Napi::Env env, Napi::Object exports);
+void InitArp(Napi::Env env, Napi::Object exports);
+void InitCorosync(Napi::Env env, Napi::Object exports);
 }  // namespace vipmta
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vipmta::InitSocket(env, exports);
   vipmta::InitNetlink(env, exports);
   vipmta::InitSpool(env, exports);
+  vipmta::InitArp(env, exports);
+  vipmta::InitCorosync(env, exports);
   return exports;
 }
 
