@@ -9,7 +9,7 @@
 // has no route out. Names carry a random suffix so parallel runs cannot collide.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -28,6 +28,11 @@ export interface LabOptions {
   corosync?: boolean;
   /** totem.token in ms; 500 is the lowest that stayed stable on these shared machines (ANCHORS.md). */
   token?: number;
+  /**
+   * totem.token_coefficient in ms, default 0. Corosync's default (650) adds 650 ms per node beyond
+   * two to the token timeout: with three nodes a kill took 2.5 s to notice instead of ~1.1 s.
+   */
+  tokenCoefficient?: number;
 }
 
 /** One namespace of the lab: a cluster host or the client. */
@@ -237,6 +242,7 @@ export class ClusterLab {
   readonly hosts: LabHost[] = [];
   client!: LabHost;
   readonly token: number;
+  readonly tokenCoefficient: number;
   private readonly namespaces: string[] = [];
   private readonly processes = new Set<LabProcess>();
   private readonly corosyncs = new Map<string, LabProcess>();
@@ -249,6 +255,7 @@ export class ClusterLab {
     this.dir = path.join(os.tmpdir(), `vipmta-lab-${this.id}`);
     this.bridgeNs = `vipmta-${this.id}-br`;
     this.token = options.token ?? 500;
+    this.tokenCoefficient = options.tokenCoefficient ?? 0;
   }
 
   static async create(options: LabOptions): Promise<ClusterLab> {
@@ -371,6 +378,7 @@ totem {
   cluster_name: vipmta-${this.id}
   transport: knet
   token: ${this.token}
+  token_coefficient: ${this.tokenCoefficient}
   crypto_cipher: none
   crypto_hash: none
 }
@@ -388,6 +396,8 @@ system {
   sched_rr: no
 }
 logging {
+  # The blackbox would leave 8 MiB in /dev/shm per killed instance; stderr goes to corosync.log.
+  blackbox: off
   to_stderr: yes
   to_logfile: no
   to_syslog: no
@@ -448,6 +458,19 @@ logging {
     }, { intervalMs: 50, ...opts });
   }
 
+  /**
+   * One TCP connect from `from` to address:port, as a reachability probe that needs no ping binary:
+   * 'refused' (a RST: the host answered), 'connected', or the error code ('EHOSTUNREACH', 'ETIMEDOUT').
+   */
+  async tcpProbe(from: LabHost, address: string, port = 9, timeoutMs = 2000): Promise<string> {
+    const script = `const s = require('node:net').connect(${port}, ${JSON.stringify(address)});
+      s.setTimeout(${timeoutMs}, () => { console.log('ETIMEDOUT'); process.exit(0); });
+      s.on('connect', () => { console.log('connected'); process.exit(0); });
+      s.on('error', (e) => { console.log(e.code === 'ECONNREFUSED' ? 'refused' : e.code); process.exit(0); });`;
+    const r = await this.execAsync(from, [process.execPath, '-e', script]);
+    return r.stdout.trim();
+  }
+
   // ---- faults ---------------------------------------------------------------------------------
 
   /** Cuts the host off the bridge (its link stays up, nothing reaches it). */
@@ -503,19 +526,17 @@ logging {
 }
 
 /**
- * libqb names its IPC shared memory /dev/shm/qb-<server pid>-<client pid>-...; a SIGKILLed server
- * cannot remove it, and the files would pile up across runs (ANCHORS.md).
+ * libqb names its IPC shared memory /dev/shm/qb-<server pid>-<client pid>-<fd>-<random> (a
+ * directory of ring buffers in libqb 2.x); a SIGKILLed server cannot remove it, and they would pile
+ * up across runs (ANCHORS.md).
  */
 export function removeQbShm(pids: Set<number>): void {
   if (pids.size === 0 || !existsSync('/dev/shm')) return;
   for (const f of readdirSync('/dev/shm')) {
     const m = /^qb-(\d+)-(\d+)-/.exec(f);
-    if (m !== null && (pids.has(Number(m[1])) || pids.has(Number(m[2])))) {
-      try {
-        unlinkSync(path.join('/dev/shm', f));
-      } catch {
-        // raced with libqb's own cleanup
-      }
+    const box = /^qb-corosync-(\d+)-blackbox-/.exec(f);  // the flight recorder, 8 MiB per instance
+    if ((m !== null && (pids.has(Number(m[1])) || pids.has(Number(m[2])))) || (box !== null && pids.has(Number(box[1])))) {
+      rmSync(path.join('/dev/shm', f), { recursive: true, force: true });
     }
   }
 }
