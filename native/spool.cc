@@ -200,7 +200,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   if (v.IsString()) {
     std::string p = v.As<Napi::String>().Utf8Value();
     opt.prealloc = p == "none" ? spool::Prealloc::kNone
-                   : p == "fallocate" ? spool::Prealloc::kFallocate : spool::Prealloc::kZero;
+                   : p == "zero" ? spool::Prealloc::kZero : spool::Prealloc::kFallocate;
   }
   spool::Error err;
   std::vector<spool::RecoveryEvent> events;

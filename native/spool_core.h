@@ -49,7 +49,7 @@ struct Options {
   uint64_t segment_size = 64ull << 20;
   int64_t copy_forward_ms = 3600 * 1000;  // 0 disables
   uint64_t journal_limit = 64ull << 20;    // compact the journal beyond this many bytes
-  Prealloc prealloc = Prealloc::kZero;
+  Prealloc prealloc = Prealloc::kFallocate;
 };
 
 struct Error {

@@ -186,6 +186,44 @@ describe('spool', () => {
     expect(rec.get(keep[1]!)!.state?.toString()).toBe('deferred');
   });
 
+  it('works the same with every preallocation mode', async () => {
+    for (const preallocate of ['zero', 'fallocate', 'none'] as const) {
+      const d = dir();
+      let s = openSpool({ directory: d, segmentSize: 64 * 1024, preallocate });
+      const bodies = new Map<string, Buffer>();
+      for (let i = 0; i < 40; i++) {
+        const b = wireBody(4000, i + 1);
+        bodies.set(await commit(s, b), b);
+      }
+      expect(s.stats().segments).toBeGreaterThanOrEqual(3);
+      await s.close();
+      s = openSpool({ directory: d });
+      expect(s.recoveryEvents).toEqual([]);
+      const rec = s.recover();
+      expect(rec.map((r) => r.id)).toEqual([...bodies.keys()]);
+      for (const r of rec) expect(s.read(r.id).equals(bodies.get(r.id)!)).toBe(true);
+      expect(fs.readdirSync(d).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    }
+  });
+
+  it('compacts the journal and keeps done-marks and the latest state across it', async () => {
+    const d = dir();
+    let s = openSpool({ directory: d, journalLimit: 4096 });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await commit(s, wireBody(200, i + 1)));
+    await s.markDone(ids.slice(0, 10));
+    for (let n = 0; n < 200; n++) await s.update(ids[10 + (n % 10)]!, Buffer.from(`attempt ${n}`));
+    const journals = fs.readdirSync(d).filter((f) => f.startsWith('journal-'));
+    expect(journals).toHaveLength(1);
+    expect(journals[0]).not.toBe('journal-0000000000000001.log');
+    expect(fs.statSync(path.join(d, journals[0]!)).size).toBeLessThan(8192);
+    await s.close();
+    s = openSpool({ directory: d });
+    const rec = s.recover();
+    expect(rec.map((r) => r.id)).toEqual(ids.slice(10));
+    for (const [k, r] of rec.entries()) expect(r.state?.toString()).toBe(`attempt ${190 + k}`);
+  });
+
   it('cuts off a torn tail and keeps everything before it', async () => {
     const d = dir();
     let s = openSpool({ directory: d });
