@@ -1,0 +1,191 @@
+// The corosync binding (native/corosync.cc) through the facade's CorosyncGroup, on a real
+// three-node corosync cluster in network namespaces (test/cluster/harness.ts). Each node runs a CPG
+// client process (test/cluster/fixtures/cpg-client.mjs) that prints its events as JSON lines; the
+// test asserts what each sees. Faults: a client killed, a node isolated, a node's corosync killed.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { corosyncSupported } from '../../src/native/index.js';
+import { ClusterLab, type LabHost, type LabProcess } from '../cluster/harness.js';
+import { buildFacade, facadeUrl } from './worker-harness.js';
+
+const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cluster', 'fixtures', 'cpg-client.mjs');
+const GROUP = 'vipmta-test';
+
+interface Ev {
+  event: string;
+  [k: string]: unknown;
+}
+interface Member {
+  nodeId: number;
+  pid: number;
+  reason?: string;
+}
+
+let lab: ClusterLab;
+let n1: LabHost;
+let n2: LabHost;
+let n3: LabHost;
+
+function startClient(host: LabHost, group = GROUP): LabProcess {
+  return lab.spawn(host, [process.execPath, fixture, facadeUrl, group]);
+}
+
+function parsed(p: LabProcess, from = 0): Ev[] {
+  return p.lines.slice(from).map((l) => JSON.parse(l) as Ev);
+}
+
+async function waitEvent(p: LabProcess, pred: (e: Ev) => boolean, from = 0, timeoutMs = 10_000): Promise<Ev & { index: number }> {
+  const { index, line } = await p.waitLine((l) => pred(JSON.parse(l) as Ev), { from, timeoutMs });
+  return { ...(JSON.parse(line) as Ev), index };
+}
+
+const nodeIds = (ms: unknown): number[] => (ms as Member[]).map((m) => m.nodeId).sort();
+
+async function readyClient(host: LabHost): Promise<{ p: LabProcess; pid: number }> {
+  const p = startClient(host);
+  const ready = await waitEvent(p, (e) => e.event === 'ready' || e.event === 'join-error');
+  expect(ready).toMatchObject({ event: 'ready', nodeId: host.nodeId });
+  return { p, pid: ready.pid as number };
+}
+
+beforeAll(async () => {
+  buildFacade();
+  lab = await ClusterLab.create({ nodes: 3, corosync: true });
+  [n1, n2, n3] = lab.hosts as [LabHost, LabHost, LabHost];
+}, 60_000);
+
+afterAll(async () => {
+  await lab?.destroy();
+});
+
+describe('CorosyncGroup', () => {
+  let c: Array<{ p: LabProcess; pid: number }>;
+
+  it('is built with corosync support on this machine', () => {
+    expect(corosyncSupported()).toBe(true);
+  });
+
+  it('joins on every node and sees all three members, quorate, with its own nodeid', async () => {
+    c = [await readyClient(n1), await readyClient(n2), await readyClient(n3)];
+    for (const { p } of c) {
+      await waitEvent(p, (e) => e.event === 'confchg' && (e.members as Member[]).length === 3);
+      // CS_TRACK_CURRENT and CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF: the present state, unasked.
+      expect(await waitEvent(p, (e) => e.event === 'quorum')).toMatchObject({ quorate: true, members: [1, 2, 3] });
+      expect(await waitEvent(p, (e) => e.event === 'totem')).toMatchObject({ members: [1, 2, 3] });
+    }
+    const last = parsed(c[0]!.p).filter((e) => e.event === 'confchg').at(-1)!;
+    expect((last.members as Member[]).map((m) => `${m.nodeId}/${m.pid}`).sort())
+      .toEqual(c.map(({ pid }, i) => `${i + 1}/${pid}`).sort());
+  });
+
+  it('delivers every message to every member in one agreed order, sender included', async () => {
+    const from = c.map(({ p }) => p.lines.length);
+    const per = 50;
+    c.forEach(({ p }, i) => p.send(JSON.stringify({ op: 'sendMany', prefix: `n${i + 1}-`, count: per })));
+    const seqs = await Promise.all(c.map(async ({ p }, i) => {
+      await p.waitLine(() => parsed(p, from[i]).filter((e) => e.event === 'message').length >= 3 * per, { from: from[i] });
+      return parsed(p, from[i]).filter((e) => e.event === 'message');
+    }));
+    const texts = seqs.map((s) => s.map((e) => e.text));
+    expect(texts[0]).toHaveLength(3 * per);
+    expect(texts[1]).toEqual(texts[0]);
+    expect(texts[2]).toEqual(texts[0]);
+    // Each sender's own messages stay in the order it sent them, and carry its nodeid and pid.
+    for (let i = 0; i < 3; i++) {
+      const mine = seqs[0]!.filter((e) => (e.text as string).startsWith(`n${i + 1}-`));
+      expect(mine.map((e) => e.text)).toEqual(Array.from({ length: per }, (_, k) => `n${i + 1}-${k}`));
+      expect(mine.every((e) => e.nodeId === i + 1 && e.pid === c[i]!.pid)).toBe(true);
+    }
+  });
+
+  it('sees a client that closes leave with reason "leave", and one that is killed with "procdown"', async () => {
+    const extra = await readyClient(n2);
+    let from = c[0]!.p.lines.length;
+    extra.p.send(JSON.stringify({ op: 'close' }));
+    let ev = await waitEvent(c[0]!.p, (e) => e.event === 'confchg' && (e.left as Member[]).length > 0, from);
+    expect(ev.left).toEqual([{ nodeId: 2, pid: extra.pid, reason: 'leave' }]);
+    await extra.p.kill();
+
+    const victim = await readyClient(n2);
+    await waitEvent(c[0]!.p, (e) => e.event === 'confchg' && (e.joined as Member[]).some((m) => m.pid === victim.pid), from);
+    from = c[0]!.p.lines.length;
+    const t0 = Date.now();
+    await victim.p.kill('SIGKILL');
+    ev = await waitEvent(c[0]!.p, (e) => e.event === 'confchg' && (e.left as Member[]).length > 0, from);
+    console.log(`CPG client SIGKILL: seen leaving after ${Date.now() - t0} ms`);
+    expect(ev.left).toEqual([{ nodeId: 2, pid: victim.pid, reason: 'procdown' }]);
+    expect(nodeIds(ev.members)).toEqual([1, 2, 3]);
+  });
+
+  it('refuses a second join of the same group from one process with ERR_COROSYNC (CS_ERR_EXIST)', async () => {
+    const r = await lab.execAsync(n1, [process.execPath, '--input-type=module', '-e', `
+      const n = await import(${JSON.stringify(facadeUrl)});
+      const a = n.CorosyncGroup.join('twice');
+      try { n.CorosyncGroup.join('twice'); console.log('joined twice'); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, csError: e.csError, call: e.call })); }
+      a.close();`]);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 'ERR_COROSYNC', call: 'cpg_join' });
+  });
+
+  it('loses quorum on an isolated node while the pair keeps it, and rejoins when healed', async () => {
+    const from = c.map(({ p }) => p.lines.length);
+    lab.isolate(n3);
+    const lost = await waitEvent(c[2]!.p, (e) => e.event === 'quorum' && e.quorate === false, from[2]);
+    expect(lost.members).toEqual([3]);
+    for (const i of [0, 1]) {
+      const v = await waitEvent(c[i]!.p, (e) => e.event === 'confchg' && (e.left as Member[]).length > 0, from[i]);
+      expect(v.left).toEqual([{ nodeId: 3, pid: c[2]!.pid, reason: 'nodedown' }]);
+      const q = await waitEvent(c[i]!.p, (e) => e.event === 'quorum', from[i]);
+      expect(q).toMatchObject({ quorate: true, members: [1, 2] });
+    }
+    // CPG still forms a view on the isolated side (ANCHORS.md): quorum is what gates ownership.
+    const alone = await waitEvent(c[2]!.p, (e) => e.event === 'confchg' && (e.members as Member[]).length === 1, from[2]);
+    expect(nodeIds(alone.members)).toEqual([3]);
+
+    lab.heal(n3);
+    for (const i of [0, 1, 2]) {
+      await waitEvent(c[i]!.p, (e) => e.event === 'quorum' && e.quorate === true && (e.members as number[]).length === 3, from[i], 15_000);
+      await waitEvent(c[i]!.p, (e) => e.event === 'confchg' && (e.members as Member[]).length === 3, from[i], 15_000);
+    }
+  });
+
+  it('gives the pair a new view within ~token+consensus when a node\'s corosync is killed; its client gets ERR_COROSYNC_DISCONNECTED', async () => {
+    const from = c.map(({ p }) => p.lines.length);
+    const t0 = Date.now();
+    await lab.killCorosync(n3);
+    const err = await waitEvent(c[2]!.p, (e) => e.event === 'error', from[2]);
+    expect(err.code).toBe('ERR_COROSYNC_DISCONNECTED');
+    await waitEvent(c[2]!.p, (e) => e.event === 'close', from[2]);
+    const views = await Promise.all([0, 1].map((i) =>
+      waitEvent(c[i]!.p, (e) => e.event === 'confchg' && (e.left as Member[]).length > 0, from[i]).then((v) => ({ v, ms: Date.now() - t0 }))));
+    console.log(`corosync SIGKILL: new CPG view after ${views.map((x) => x.ms).join('/')} ms (token ${lab.token} ms)`);
+    for (const { v } of views) {
+      expect(v.left).toEqual([{ nodeId: 3, pid: c[2]!.pid, reason: 'nodedown' }]);
+      expect(nodeIds(v.members)).toEqual([1, 2]);
+    }
+    for (const i of [0, 1]) {
+      await waitEvent(c[i]!.p, (e) => e.event === 'quorum' && e.quorate === true && (e.members as number[]).length === 2, from[i]);
+    }
+    // The survivors still agree on order.
+    const f2 = c.map(({ p }) => p.lines.length);
+    c[0]!.p.send(JSON.stringify({ op: 'sendMany', prefix: 'after-', count: 5 }));
+    c[1]!.p.send(JSON.stringify({ op: 'sendMany', prefix: 'late-', count: 5 }));
+    const got = await Promise.all([0, 1].map(async (i) => {
+      const p = c[i]!.p;
+      await p.waitLine(() => parsed(p, f2[i]).filter((e) => e.event === 'message').length >= 10, { from: f2[i] });
+      return parsed(p, f2[i]).filter((e) => e.event === 'message').map((e) => e.text);
+    }));
+    expect(got[1]).toEqual(got[0]);
+  });
+
+  it('says clearly that corosync is not running, on a dead node and outside any node\'s namespace', async () => {
+    for (const host of [n3, lab.client]) {
+      const p = startClient(host);
+      const e = await waitEvent(p, (x) => x.event === 'join-error' || x.event === 'ready');
+      expect(e).toMatchObject({ event: 'join-error', code: 'ERR_COROSYNC_NOT_RUNNING' });
+      expect(e.message).toMatch(/corosync is not running \(or not in this network namespace\)/);
+      await p.exited;
+    }
+  });
+});
