@@ -118,10 +118,15 @@ void CallJs(napi_env raw, napi_value, void* context, void*) {
   s->MaybeUnref(raw);
 }
 
-void TsfnFinalize(napi_env, void*, void* hint) {
-  EnvSink* s = static_cast<EnvSink*>(hint);
-  std::lock_guard<std::mutex> g(s->mu);
-  s->alive = false;
+// The thread-safe function is gone; it held a reference to the sink (finalize_data) so CallJs
+// and this finalizer never see a freed sink, whatever order the env tears things down in.
+void TsfnFinalize(napi_env, void* data, void*) {
+  auto* ref = static_cast<std::shared_ptr<EnvSink>*>(data);
+  {
+    std::lock_guard<std::mutex> g((*ref)->mu);
+    (*ref)->alive = false;
+  }
+  delete ref;
 }
 
 struct EnvHolder {
@@ -389,6 +394,7 @@ Napi::Value BodyLocation(const Napi::CallbackInfo& info) {
   if (c == nullptr) return env.Undefined();
   if (info.Length() < 2 || !info[1].IsString()) return ThrowType(env, "spoolBodyLocation: id must be a string");
   std::string id = info[1].As<Napi::String>().Utf8Value();
+  if (c->Closing()) return ClosedError(env, c).ThrowAsJavaScriptException(), env.Undefined();
   spool::BodyRef ref;
   if (c->Lookup(id, &ref) != 0) return ThrowErrno(env, ENOENT, "bodyLocation", "no queued message " + id);
   int fd = fcntl(ref.fd, F_DUPFD_CLOEXEC, 0);
@@ -484,8 +490,10 @@ void InitSpool(Napi::Env env, Napi::Object exports) {
   EnvSink* s = holder->sink.get();
   napi_value name;
   napi_create_string_utf8(env, "vipmta.spool", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, s, TsfnFinalize, s, CallJs, &s->tsfn) !=
-      napi_ok) {
+  auto* tsfn_ref = new std::shared_ptr<EnvSink>(holder->sink);
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, tsfn_ref, TsfnFinalize, s, CallJs,
+                                      &s->tsfn) != napi_ok) {
+    delete tsfn_ref;
     delete holder;
     return;  // the spool functions stay absent; src/native reports that
   }

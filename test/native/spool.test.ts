@@ -1,3 +1,6 @@
+// The spool facade against real files in temp directories: ids, group commit, worker threads
+// (including one terminated mid-commit), reclaim, copy-forward, journal compaction, recovery of
+// torn tails and corrupt records, locking and close. Worker code imports dist/ (npm test builds it).
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';

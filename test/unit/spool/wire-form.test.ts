@@ -1,3 +1,5 @@
+// Wire-form conversion of DATA chunks (dot-stuffing, line ends, state across chunk boundaries),
+// checked through a real spool (sync 'none') against the reference in helpers.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { Spool } from '../../../src/spool/index.js';
