@@ -250,7 +250,12 @@ class Connection {
   Tsfn& tsfn() { return tsfn_; }
 
  private:
-  static void CleanupHook(Connection* c) { c->Close(); }
+  static void CleanupHook(Connection* c) {
+    // node-addon-api frees the hook's data after this returns: removing it from inside would free
+    // it twice, so mark it gone instead.
+    c->cleanupLive_ = false;
+    c->Close();
+  }
 
   bool Fail(Napi::Env env, cs_error_t e, const char* call) {
     Shutdown();

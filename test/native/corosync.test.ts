@@ -128,6 +128,44 @@ describe('CorosyncGroup', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 'ERR_COROSYNC', call: 'cpg_join' });
   });
 
+  it('leaves by itself when the worker thread that joined is terminated without close()', async () => {
+    const from = c[0]!.p.lines.length;
+    const script = `
+      const { Worker } = await import('node:worker_threads');
+      // An eval worker inherits --input-type=module: its source is ESM too.
+      const w = new Worker(\`
+        const { parentPort } = await import('node:worker_threads');
+        const n = await import(${JSON.stringify(facadeUrl)});
+        n.CorosyncGroup.join(${JSON.stringify(GROUP)});
+        parentPort.postMessage('joined');\`, { eval: true });
+      await new Promise((r) => w.once('message', r));
+      console.log(JSON.stringify({ pid: process.pid }));
+      await w.terminate();
+      console.log('terminated');`;
+    const p = lab.spawn(n1, [process.execPath, '--input-type=module', '-e', script]);
+    const { line } = await p.waitLine((l) => l.startsWith('{'));
+    const pid = (JSON.parse(line) as { pid: number }).pid;
+    await p.waitLine((l) => l === 'terminated');
+    const ev = await waitEvent(c[0]!.p, (e) => e.event === 'confchg' && (e.left as Member[]).some((m) => m.pid === pid), from);
+    // The environment cleanup hook closed it: stopped the poll thread, cpg_leave, cpg_finalize.
+    expect(ev.left).toEqual([{ nodeId: 1, pid, reason: 'leave' }]);
+    await p.exited;
+    expect(p.exitCode).toBe(0);
+  });
+
+  it('lets the process exit when unref()ed, leaving the group on the way out', async () => {
+    const from = c[0]!.p.lines.length;
+    const p = lab.spawn(n2, [process.execPath, '--input-type=module', '-e', `
+      const n = await import(${JSON.stringify(facadeUrl)});
+      n.CorosyncGroup.join(${JSON.stringify(GROUP)}).unref();
+      console.log(process.pid);`]);
+    await p.exited;
+    expect(p.exitCode).toBe(0);
+    const pid = Number(p.lines[0]);
+    const ev = await waitEvent(c[0]!.p, (e) => e.event === 'confchg' && (e.left as Member[]).some((m) => m.pid === pid), from);
+    expect(ev.left).toEqual([{ nodeId: 2, pid, reason: 'leave' }]);
+  });
+
   it('loses quorum on an isolated node while the pair keeps it, and rejoins when healed', async () => {
     const from = c.map(({ p }) => p.lines.length);
     lab.isolate(n3);
