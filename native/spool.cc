@@ -407,14 +407,15 @@ Napi::Value BodyLocation(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// spoolRecover(handle) -> [{ id, envelope, state, size, arrival }] of the messages found at open
-// and not done since. Blocks on one pread per message (envelopes).
+// spoolRecover(handle, all?) -> [{ id, envelope, state, size, arrival }] of the messages found at
+// open (all: every live message) and not done since. Blocks on one pread per message (envelopes).
 Napi::Value Recover(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Core* c = UnwrapCore(info, 0);
   if (c == nullptr) return env.Undefined();
   spool::Error err;
-  std::vector<spool::Recovered> list = c->RecoveredMessages(&err);
+  bool all = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  std::vector<spool::Recovered> list = c->RecoveredMessages(&err, all);
   if (err.err != 0) return ThrowErrno(env, err.err, err.syscall, err.detail);
   Napi::Array a = Napi::Array::New(env, list.size());
   for (size_t i = 0; i < list.size(); i++) {

@@ -748,7 +748,7 @@ int Core::Lookup(const std::string& id, BodyRef* out) {
   return 0;
 }
 
-std::vector<Recovered> Core::RecoveredMessages(Error* e) {
+std::vector<Recovered> Core::RecoveredMessages(Error* e, bool all) {
   struct Want {
     std::shared_ptr<Segment> seg;
     uint64_t off;
@@ -758,7 +758,7 @@ std::vector<Recovered> Core::RecoveredMessages(Error* e) {
   {
     std::shared_lock<std::shared_mutex> g(idx_mu_);
     for (auto& [id, en] : index_) {
-      if (!en.recovered || en.done || !en.seg) continue;
+      if ((!all && !en.recovered) || en.done || !en.seg) continue;
       Want w{en.seg, en.rec_off + kRecHdr + en.id_len + en.body_len, {}};
       w.r.id = id;
       w.r.envelope.resize(en.env_len);

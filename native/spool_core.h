@@ -149,7 +149,9 @@ class Core : public std::enable_shared_from_this<Core> {
   void CloseAndWait();
 
   int Lookup(const std::string& id, BodyRef* out);  // 0 or ENOENT; any thread
-  std::vector<Recovered> RecoveredMessages(Error* e);
+  // Not-done messages: those found at open, or (all = true) every live one, including messages
+  // committed since open (the main thread reconciles with this after a worker died unreported).
+  std::vector<Recovered> RecoveredMessages(Error* e, bool all = false);
   Stats GetStats();
   const std::string& Directory() const { return dir_; }
   bool Closing();

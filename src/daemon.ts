@@ -9,7 +9,7 @@ import { ControlServer } from './control/server.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
 import { formatMailq, MessageQueue } from './queue/queue.js';
-import { Spool } from './spool/index.js';
+import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
 import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
 
@@ -92,6 +92,7 @@ export class Daemon {
       if (name === 'accepted') this.onAccepted(data as AcceptedMessage[]);
       else if (name === 'listenerError') this.logger.error({ workerId, ...(data as object) }, 'listener failed in a worker');
     });
+    this.pool.on('replaced', () => this.reconcileWithSpool());
     await this.pool.start();
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, this.commands, this.logger);
@@ -124,9 +125,17 @@ export class Daemon {
       segmentSize: sc.Segment_Size,
       copyForwardAfterMs: sc.Copy_Forward_After,
     });
+    const { unreadable } = this.enqueueFromSpool(this.spool.recover());
+    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
+  }
+
+  /** Queues spool records the queue does not know yet; envelopes that do not parse stay in the spool. */
+  private enqueueFromSpool(records: RecoveredMessage[]): { added: number; unreadable: number } {
+    let added = 0;
     let unreadable = 0;
-    for (const r of this.spool.recover()) {
-      let env: { from?: unknown; rcpt?: unknown; headers?: unknown; listener?: unknown };
+    for (const r of records) {
+      if (this.queue.get(r.id) !== undefined) continue;
+      let env: { from?: unknown; rcpt?: unknown; headers?: unknown };
       try {
         env = JSON.parse(r.envelope.toString('utf8')) as typeof env;
       } catch {
@@ -134,7 +143,7 @@ export class Daemon {
         this.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
         continue;
       }
-      this.queue.add({
+      const ok = this.queue.add({
         id: r.id,
         size: r.size,
         arrival: r.arrival,
@@ -142,8 +151,19 @@ export class Daemon {
         rcpt: Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [],
         headers: typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {},
       });
+      if (ok) added++;
     }
-    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
+    return { added, unreadable };
+  }
+
+  /**
+   * A worker that died may have committed messages it never reported (the 250 may even have gone
+   * out). They are durable in the spool: find them there so they are queued without a restart.
+   */
+  private reconcileWithSpool(): void {
+    if (this.spool === null) return;
+    const { added } = this.enqueueFromSpool(this.spool.live());
+    if (added > 0) this.logger.warn({ added }, 'queued messages a dead worker had committed without reporting them');
   }
 
   private onAccepted(batch: AcceptedMessage[]): void {

@@ -311,8 +311,8 @@ export function spoolRead(h: NativeSpoolHandle, id: string): Buffer {
 export function spoolBodyLocation(h: NativeSpoolHandle, id: string): NativeBodyLocation {
   return binding.spoolBodyLocation(h, id) as NativeBodyLocation;
 }
-export function spoolRecover(h: NativeSpoolHandle): NativeRecovered[] {
-  return binding.spoolRecover(h) as NativeRecovered[];
+export function spoolRecover(h: NativeSpoolHandle, all = false): NativeRecovered[] {
+  return binding.spoolRecover(h, all) as NativeRecovered[];
 }
 export function spoolStats(h: NativeSpoolHandle): NativeSpoolStats {
   return binding.spoolStats(h) as NativeSpoolStats;

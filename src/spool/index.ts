@@ -239,6 +239,14 @@ export class Spool {
     return spoolRecover(this.handle);
   }
 
+  /**
+   * Every message not yet done, including those committed since open, oldest first. The main
+   * thread uses it to find messages a worker committed but died before reporting.
+   */
+  live(): RecoveredMessage[] {
+    return spoolRecover(this.handle, true);
+  }
+
   /** A writer on this thread (the main thread usually only writes for tests and #mmove). */
   writer(): SpoolWriter {
     this.writerCache ??= new Writer(this.directory, this.handle);

@@ -47,6 +47,22 @@ afterEach(async () => {
 });
 
 describe('spool', () => {
+  it('lists live messages, including those committed since open, while recover() keeps to the open-time set', async () => {
+    const d = dir();
+    const first = openSpool({ directory: d });
+    const old = await commit(first, wireBody(100, 1));
+    await first.close();
+    open.splice(open.indexOf(first), 1);
+    const s = openSpool({ directory: d });
+    const fresh = await commit(s, wireBody(100, 2), '{"from":"late@b"}');
+    expect(s.recover().map((r) => r.id)).toEqual([old]);
+    const live = s.live();
+    expect(live.map((r) => r.id)).toEqual([old, fresh]);
+    expect(live[1]!.envelope.toString()).toBe('{"from":"late@b"}');
+    await s.markDone([old]);
+    expect(s.live().map((r) => r.id)).toEqual([fresh]);
+  });
+
   it('gives every message an id that never repeats, across reopen and after every segment was reclaimed', async () => {
     const d = dir();
     const ids = new Set<string>();
