@@ -455,6 +455,7 @@ export function corosyncSupported(): boolean {
  * - `'error' (Error)`: the connection to corosync was lost (`ERR_COROSYNC_DISCONNECTED`, e.g.
  *   corosync was killed); the group is closed after it, and `'close'` follows.
  * - `'close' ()`: once, after {@link close} or a lost connection.
+ * As with any EventEmitter, an `'error'` nobody listens for is thrown, here as an uncaught exception.
  *
  * Lifetime: {@link join} connects, joins and starts a native poll thread; the group then holds
  * the event loop open (see {@link unref}) until {@link close}, which leaves the group (others see

@@ -2,10 +2,11 @@
 // three-node corosync cluster in network namespaces (test/cluster/harness.ts). Each node runs a CPG
 // client process (test/cluster/fixtures/cpg-client.mjs) that prints its events as JSON lines; the
 // test asserts what each sees. Faults: a client killed, a node isolated, a node's corosync killed.
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corosyncSupported } from '../../src/native/index.js';
+import { CorosyncGroup, corosyncSupported } from '../../src/native/index.js';
 import { ClusterLab, type LabHost, type LabProcess } from '../cluster/harness.js';
 import { buildFacade, facadeUrl } from './worker-harness.js';
 
@@ -59,6 +60,12 @@ afterAll(async () => {
   await lab?.destroy();
 });
 
+describe('CorosyncGroup arguments', () => {
+  it.each(['', 'x'.repeat(129)])('rejects a group name of %# bytes outside 1..128 before connecting', (name) => {
+    expect(() => CorosyncGroup.join(name)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
 describe('CorosyncGroup', () => {
   let c: Array<{ p: LabProcess; pid: number }>;
 
@@ -96,6 +103,20 @@ describe('CorosyncGroup', () => {
       const mine = seqs[0]!.filter((e) => (e.text as string).startsWith(`n${i + 1}-`));
       expect(mine.map((e) => e.text)).toEqual(Array.from({ length: per }, (_, k) => `n${i + 1}-${k}`));
       expect(mine.every((e) => e.nodeId === i + 1 && e.pid === c[i]!.pid)).toBe(true);
+    }
+  });
+
+  it('hands over binary and large payloads intact, and an empty one', async () => {
+    const from = c.map(({ p }) => p.lines.length);
+    const big = Buffer.alloc(256 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = i % 251;
+    c[1]!.p.send(JSON.stringify({ op: 'sendBytes', base64: big.toString('base64') }));
+    c[1]!.p.send(JSON.stringify({ op: 'sendBytes', base64: '' }));
+    const digest = createHash('sha256').update(big).digest('hex');
+    for (const [i, { p }] of c.entries()) {
+      const got = await waitEvent(p, (e) => e.event === 'message' && e.length === big.length, from[i]);
+      expect(got).toMatchObject({ nodeId: 2, pid: c[1]!.pid, sha256: digest });
+      await waitEvent(p, (e) => e.event === 'message' && e.text === '', got.index + 1);
     }
   });
 
