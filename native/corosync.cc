@@ -183,7 +183,8 @@ class Connection {
     cleanup_ = env.AddCleanupHook(&Connection::CleanupHook, this);
     cleanupLive_ = true;
 
-    // cpg_dispatch runs on the JS thread, so the poll thread needs little stack; keep it small.
+    // The thread only polls; cpg_dispatch (and its 1 MiB of stack) runs on the JS thread, which has
+    // 8 MiB (main) or 4 MiB (worker default) of it.
     thread_ = std::thread([this]() { PollLoop(); });
     return true;
   }
