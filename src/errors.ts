@@ -10,6 +10,10 @@ export const ErrorCode = {
   SPOOL_FULL: 'ERR_SPOOL_FULL',
   SPOOL_CORRUPT: 'ERR_SPOOL_CORRUPT',
   SPOOL_CLOSED: 'ERR_SPOOL_CLOSED',
+  /** A message handle used after its commit or abort. */
+  INVALID_STATE: 'ERR_INVALID_STATE',
+  /** An envelope (16 MiB) or message state (1 MiB) over the spool's record limits. */
+  OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
   WORKER_DIED: 'ERR_WORKER_DIED',
   WORKER_TIMEOUT: 'ERR_WORKER_TIMEOUT',
   CONTROL_UNKNOWN_COMMAND: 'ERR_CONTROL_UNKNOWN_COMMAND',

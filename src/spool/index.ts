@@ -19,6 +19,7 @@ import {
   type NativeMessageHandle,
   type NativeSpoolHandle,
 } from '../native/index.js';
+import { ErrorCode } from '../errors.js';
 
 export interface SpoolOptions {
   /** Created if missing. One process at a time (flock on `<directory>/lock`). */
@@ -157,7 +158,7 @@ class NativeMessageWriter implements MessageWriter {
 
 function stateError(): Error {
   const e = new Error('the message was already committed or aborted') as Error & { code: string };
-  e.code = 'ERR_INVALID_STATE';
+  e.code = ErrorCode.INVALID_STATE;
   return e;
 }
 
