@@ -105,6 +105,15 @@ function start(system: System): Promise<Server> {
   }
 }
 
+// The server under test right now, so an interrupted run still stops it (by its PID) and removes its files.
+let current: Server | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`${sig}: stopping the server under test\n`);
+    void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
+}
+
 async function measure(system: System, size: number, sessions: number): Promise<Row> {
   const row: Row = {
     system: system === 'postfix' ? 'Postfix' : system,
@@ -129,6 +138,7 @@ async function measure(system: System, size: number, sessions: number): Promise<
     row.error = `start: ${(err as Error).message}`;
     return row;
   }
+  current = server;
   try {
     if (warmup > 0) {
       const w = await runSmtpSource({ port: server.port, messages: warmup, sessions, size, reuseConnections: reuse });
@@ -153,6 +163,7 @@ async function measure(system: System, size: number, sessions: number): Promise<
   } catch (err) {
     row.error = (err as Error).message;
   } finally {
+    current = null;
     await server.stop();
     // Write back this system's dirty pages now, not during the next system's run.
     execFileSync('sync');
