@@ -10,6 +10,7 @@
 //   --systems smtp-sink,postfix,vipmta  --sizes 4096,65536  --sessions 16,64  --worker-threads 2
 //   --warmup N (unmeasured messages first, default 1,000)  --no-reuse (one connection per message)  --cpu-prof DIR (profile vipmta)
 //   --json (also write bench/results/inject-<time>.json)
+//   --vipmta-root DIR (another built checkout)  --candidate DIR (a second build, measured after vipmta)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,8 +22,8 @@ import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type Server } from './lib/servers.js';
 import { runSmtpSource, sourceArgs, SMTP_SOURCE } from './lib/smtp-source.js';
 
-type System = 'smtp-sink' | 'postfix' | 'vipmta';
-const SYSTEMS: readonly System[] = ['smtp-sink', 'postfix', 'vipmta'];
+type System = 'smtp-sink' | 'postfix' | 'vipmta' | 'candidate';
+const SYSTEMS: readonly System[] = ['smtp-sink', 'postfix', 'vipmta', 'candidate'];
 
 interface Row {
   system: string;
@@ -71,6 +72,8 @@ const { values: opt } = parseArgs({
     'no-reuse': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     json: { type: 'boolean', default: false },
+    'vipmta-root': { type: 'string' },
+    candidate: { type: 'string' },
   },
   strict: true,
 });
@@ -78,7 +81,13 @@ const { values: opt } = parseArgs({
 const root = repoRoot();
 const messages = Number(opt.messages ?? process.env['INJECT_MESSAGES'] ?? (opt.quick ? 2000 : 20000));
 if (!Number.isInteger(messages) || messages <= 0) throw new Error('--messages: expected a positive integer');
+// A/B of two builds in one run: --vipmta-root DIR (default: this checkout) and --candidate DIR, each a
+// built checkout (dist/ and build/Release/); the candidate runs right after vipmta in every case.
+const vipmtaRoot = path.resolve(opt['vipmta-root'] ?? root);
+const candidateRoot = opt.candidate === undefined ? null : path.resolve(opt.candidate);
 const systems = opt.systems.split(',').map((s) => s.trim().toLowerCase()) as System[];
+if (candidateRoot !== null && !systems.includes('candidate')) systems.push('candidate');
+if (candidateRoot === null && systems.includes('candidate')) throw new Error('--systems candidate needs --candidate DIR');
 for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`--systems: unknown system "${s}" (known: ${SYSTEMS.join(', ')})`);
 const sizes = list(opt.sizes, 'sizes');
 const sessionCounts = list(opt.sessions, 'sessions');
@@ -97,8 +106,10 @@ function start(system: System): Promise<Server> {
     case 'postfix':
       return startPostfix(path.join(root, 'bench', 'postfix'));
     case 'vipmta':
+    case 'candidate':
       return startVipmta({
-        repoRoot: root,
+        name: system,
+        repoRoot: system === 'vipmta' ? vipmtaRoot : candidateRoot!,
         workerThreads: Number(opt['worker-threads']),
         nodeFlags: cpuProf === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`],
       });
@@ -188,6 +199,12 @@ function table(rows: Row[]): string {
       `| ${kib(r.size)} / ${r.sessions} | ${r.system} | ${rate} | ${ratio} | ${f2(r.serverCpuMsPerMsg)} | ${f2(r.clientCpuMsPerMsg)} | ${f0(r.peakRssMiB)} | ${f0(r.peakPssMiB)} | ${r.processes || '-'} | ${r.held ?? 'n/a'} |`,
     );
   }
+  for (const c of rows.filter((r) => r.system === 'candidate' && r.ok)) {
+    const v = rows.find((x) => x.system === 'vipmta' && x.size === c.size && x.sessions === c.sessions && x.ok);
+    if (v !== undefined) {
+      out.push(`\ncandidate / vipmta, ${kib(c.size)} / ${c.sessions}: ${(c.msgPerSec / v.msgPerSec).toFixed(2)}x msg/s, ${(c.serverCpuMsPerMsg / v.serverCpuMsPerMsg).toFixed(2)}x CPU per message`);
+    }
+  }
   return out.join('\n');
 }
 
@@ -197,7 +214,7 @@ function header(): string {
   return [
     `date ${new Date().toISOString()}; ${os.cpus().length} CPU (${cpu}); Node ${process.version}; ${os.release()}`,
     `load: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (per case -s/-l vary), after ${warmup} unmeasured warm-up messages`,
-    `vipmta: Worker_Threads = ${opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
+    `vipmta: ${vipmtaRoot}${candidateRoot === null ? '' : `; candidate: ${candidateRoot}`}; Worker_Threads = ${opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
   ].join('\n');
 }
 

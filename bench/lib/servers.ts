@@ -109,6 +109,9 @@ function drain(child: ChildProcess): () => string {
 }
 
 export interface VipmtaOptions {
+  /** Shown in the results ('vipmta', or 'candidate' for a second build). */
+  name: string;
+  /** A built checkout: runs <repoRoot>/bin/vipmta.js. */
   repoRoot: string;
   workerThreads: number;
   /** Extra `node` flags for the server, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
@@ -154,7 +157,7 @@ Spool { Directory = "${path.join(dir, 'spool')}" }
     throw new Error(`${(err as Error).message}\n${output()}`);
   }
   return {
-    name: 'vipmta',
+    name: o.name,
     port,
     rootPid: pid,
     async count() {
