@@ -61,6 +61,8 @@ interface ConnectionLike {
 export class EsmtpListener {
   private readonly server: VipSmtpServer;
   private readonly inTransaction = new Map<string, MessageInProgress>();
+  /** Whether each open session's client address may relay, decided once at connect. */
+  private readonly relayBySession = new Map<string, boolean>();
   private readonly relay: RelayPolicy;
   private readonly auth: Authenticator;
   private readonly o: ListenerOptionValues;
@@ -168,6 +170,7 @@ export class EsmtpListener {
       return;
     }
     this.opts.onAccept();
+    this.relayBySession.set(session.id, this.relay.allows(session.remoteAddress));
     // RFC 4954 4: PLAIN and LOGIN are not offered on an unprotected channel, not even in EHLO.
     if (!session.secure && this.auth.enabled) session.disabledCommands = [...this.disabled, 'AUTH'];
     cb();
@@ -189,7 +192,7 @@ export class EsmtpListener {
   }
 
   private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    if (session.user === undefined && !this.relay.allows(session.remoteAddress)) {
+    if (session.user === undefined && this.relayBySession.get(session.id) !== true) {
       this.opts.logger.info({ listener: this.opts.spec.name, client: session.remoteAddress, rcpt: address }, 'relay denied');
       cb(replyError('relayDenied'));
       return;
@@ -202,6 +205,7 @@ export class EsmtpListener {
   }
 
   private onClose(session: SMTPServerSession): void {
+    this.relayBySession.delete(session.id);
     // The client went away in the middle of DATA: nothing of that message is kept.
     const m = this.inTransaction.get(session.id);
     if (m !== undefined) {
