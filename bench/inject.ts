@@ -64,7 +64,7 @@ const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     messages: { type: 'string' },
-    systems: { type: 'string', default: SYSTEMS.join(',') },
+    systems: { type: 'string', default: 'smtp-sink,postfix,vipmta' },
     sizes: { type: 'string', default: '4096,65536' },
     sessions: { type: 'string', default: '16,64' },
     'worker-threads': { type: 'string', default: '2' },

@@ -6,13 +6,18 @@
 /** Postfix's queue names: active (being worked on / ready), deferred (waiting for a retry), hold. */
 export type QueueState = 'active' | 'deferred' | 'hold';
 
-export interface QueuedMessage {
+/** What the main thread knows of a message: its envelope summary, never its body. */
+export interface MessageSummary {
   id: string;
   size: number;
   arrival: number;
   from: string;
   rcpt: string[];
+  /** Header fields captured for policy, lower-case names (x-binding, message-id). */
   headers: Record<string, string>;
+}
+
+export interface QueuedMessage extends MessageSummary {
   state: QueueState;
   bindingGroup: string;
   binding: string;
@@ -41,7 +46,7 @@ export class MessageQueue {
   }
 
   /** Adds a message; a second add of the same id is ignored (recovery and events may overlap). */
-  add(m: Omit<QueuedMessage, 'state' | 'bindingGroup' | 'binding'> & Partial<Pick<QueuedMessage, 'state' | 'bindingGroup' | 'binding'>>): boolean {
+  add(m: MessageSummary & Partial<Pick<QueuedMessage, 'state' | 'bindingGroup' | 'binding'>>): boolean {
     if (this.messages.has(m.id)) return false;
     this.messages.set(m.id, { state: 'active', bindingGroup: 'default', binding: 'default', ...m });
     return true;

@@ -3,6 +3,7 @@
 // travel as SerializedError because structured clone drops an Error's class and `code`.
 // Pure data and types: imported by the main thread and by workers; it never blocks.
 import type { SerializedError } from '../errors.js';
+import type { MessageSummary } from '../queue/queue.js';
 
 /** One ESMTP listener as a worker needs it: plain data, structured-clone safe. */
 export interface ListenerSpec {
@@ -37,14 +38,7 @@ export interface WorkerMethods {
 }
 
 /** What a worker tells the main thread about each message it acknowledged (never the body). */
-export interface AcceptedMessage {
-  id: string;
-  size: number;
-  arrival: number;
-  from: string;
-  rcpt: string[];
-  /** Header fields captured for policy, lower-case names (x-binding, message-id). */
-  headers: Record<string, string>;
+export interface AcceptedMessage extends MessageSummary {
   listener: string;
 }
 
