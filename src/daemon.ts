@@ -9,6 +9,7 @@ import { ControlServer } from './control/server.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
 import { formatMailq, MessageQueue } from './queue/queue.js';
+import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
 import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
@@ -34,6 +35,7 @@ export class Daemon {
   private pool: WorkerPool | null = null;
   private spool: Spool | null = null;
   readonly queue = new MessageQueue();
+  private bindingPolicy!: BindingPolicy;
   private controls: ControlServer[] = [];
   private readonly commands = new CommandTable();
   private shuttingDown: Promise<void> | null = null;
@@ -47,6 +49,7 @@ export class Daemon {
     this.config = config;
     this.logger = createLogger(config.global.Log_Level, { node: config.global.Nodename });
     this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.bindingPolicy = new BindingPolicy(config);
     this.registerCommands();
   }
 
@@ -135,7 +138,7 @@ export class Daemon {
     let unreadable = 0;
     for (const r of records) {
       if (this.queue.get(r.id) !== undefined) continue;
-      let env: { from?: unknown; rcpt?: unknown; headers?: unknown };
+      let env: { from?: unknown; rcpt?: unknown; headers?: unknown; client?: unknown; listener?: unknown };
       try {
         env = JSON.parse(r.envelope.toString('utf8')) as typeof env;
       } catch {
@@ -143,15 +146,17 @@ export class Daemon {
         this.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
         continue;
       }
-      const ok = this.queue.add({
+      const summary = {
         id: r.id,
         size: r.size,
         arrival: r.arrival,
         from: typeof env.from === 'string' ? env.from : '',
         rcpt: Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [],
         headers: typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {},
-      });
-      if (ok) added++;
+      };
+      const client = typeof env.client === 'string' ? env.client : '';
+      const listener = typeof env.listener === 'string' ? env.listener : null;
+      if (this.queue.add({ ...summary, ...this.assignBinding(summary, client, listener) })) added++;
     }
     return { added, unreadable };
   }
@@ -168,9 +173,23 @@ export class Daemon {
 
   private onAccepted(batch: AcceptedMessage[]): void {
     for (const m of batch) {
-      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, headers: m.headers });
-      this.logger.info({ id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener }, 'reception');
+      const a = this.assignBinding(m, m.client, m.listener);
+      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, headers: m.headers, ...a });
+      this.logger.info(
+        { id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${a.bindingGroup}/${a.binding}` },
+        'reception',
+      );
     }
+  }
+
+  /**
+   * Policy: which binding a message leaves from. Recovered messages are assigned again at start
+   * (a group's round robin may then pick another member; the queue manager will persist it).
+   */
+  private assignBinding(m: { id: string; headers: Record<string, string>; from: string }, client: string, listener: string | null): { bindingGroup: string; binding: string } {
+    const a = this.bindingPolicy.assign({ headers: m.headers, client, listener, from: m.from });
+    if (a.warning !== undefined) this.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
+    return { bindingGroup: a.bindingGroup, binding: a.binding };
   }
 
   private installSignals(): void {
@@ -210,6 +229,7 @@ export class Daemon {
       return this.noteReload(false, `config reload failed; keeping the running config:\n${why}`);
     }
     this.config = next;
+    this.bindingPolicy = new BindingPolicy(next);
     if (next.global.Log_Level !== prev.global.Log_Level) {
       this.logger.level = next.global.Log_Level;
       await pool.broadcast('setLogLevel', { level: next.global.Log_Level });

@@ -42,19 +42,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function parse(args: string[], withSocket: boolean): { config: string | null; socket: string | null; positionals: string[] } | null {
+function parse(args: string[]): { config: string | null } | null {
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        config: { type: 'string', short: 'c' },
-        ...(withSocket ? { socket: { type: 'string' as const, short: 's' } } : {}),
-      },
-      allowPositionals: withSocket,
-      strict: true,
-    });
-    const v = values as { config?: string; socket?: string };
-    return { config: v.config ?? null, socket: v.socket ?? null, positionals };
+    const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+    return { config: values.config ?? null };
   } catch (err) {
     process.stderr.write(`vipmta: ${(err as Error).message}\n${USAGE}`);
     return null;
@@ -62,7 +53,7 @@ function parse(args: string[], withSocket: boolean): { config: string | null; so
 }
 
 async function start(args: string[]): Promise<number> {
-  const a = parse(args, false);
+  const a = parse(args);
   if (a === null) return 2;
   let daemon: Daemon;
   try {
@@ -78,7 +69,7 @@ async function start(args: string[]): Promise<number> {
 }
 
 function checkConfig(args: string[]): number {
-  const a = parse(args, false);
+  const a = parse(args);
   if (a === null) return 2;
   const result = a.config === null ? { ok: true as const, config: defaultConfig() } : loadConfigFile(a.config);
   if (!result.ok) {
@@ -91,9 +82,28 @@ function checkConfig(args: string[]): number {
 }
 
 async function consoleCommand(args: string[]): Promise<number> {
-  const a = parse(args, true);
-  if (a === null) return 2;
-  let socket = a.socket;
+  // Only leading -c/-s belong to us: everything from the first other word on is the command and
+  // its own flags (`mailq -d example.com -b news`), passed through untouched.
+  let config: string | null = null;
+  let socket: string | null = null;
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    const m = /^(-c|--config|-s|--socket)(?:=(.*))?$/.exec(a);
+    if (m === null) break;
+    const value = m[2] ?? args[++i];
+    if (value === undefined) {
+      process.stderr.write(`vipmta: ${m[1]} needs a value\n${USAGE}`);
+      return 2;
+    }
+    if (m[1] === '-c' || m[1] === '--config') config = value;
+    else socket = value;
+  }
+  const a = { config, positionals: args.slice(i) };
   if (socket === null) {
     if (a.config === null) {
       socket = defaultConfig().controlListeners[0]!.path;

@@ -68,6 +68,10 @@ export const OPTIONS = {
     type: HOSTNAME, scopes: ['global', 'listener'], defaultFrom: 'os.hostname', defaultText: 'the host name (os.hostname()); in a listener: the global Hostname',
     description: 'Name this node announces (SMTP greeting, Received headers).',
   },
+  Sender_Domain_Bindings: {
+    type: { kind: 'dict' }, scopes: ['global'],
+    description: 'Binding or binding group per envelope sender domain: [ "example.com" = "news" ]; used when no X-Binding applies.',
+  },
   Nodename: {
     type: NODENAME, scopes: ['global', 'cluster'], defaultFrom: 'Hostname', defaultText: 'the global Hostname',
     description: 'Identity of this node in the cluster and in queue ids; Cluster { Nodename } wins over the global one.',
@@ -139,6 +143,10 @@ export const OPTIONS = {
   Relay_Hosts: {
     type: { kind: 'list', of: { kind: 'cidr' } }, scopes: ['listener'], default: '( "127.0.0.0/8" "::1/128" )',
     description: 'Client networks allowed to relay without AUTH.',
+  },
+  Trusted_Injectors: {
+    type: { kind: 'list', of: { kind: 'cidr' } }, scopes: ['listener'], default: '( "127.0.0.0/8" "::1/128" )',
+    description: 'Client networks whose X-Binding header is honoured; from anyone else it is ignored.',
   },
   Binding: {
     type: NAME, scopes: ['listener'],

@@ -284,7 +284,7 @@ export class EsmtpListener {
       msg.commit(Buffer.from(JSON.stringify(envelope))).then(
         ({ id, size: stored }) => {
           this.inTransaction.delete(session.id);
-          this.opts.onMessage({ id, size: stored, arrival, from: envelope.from, rcpt: rcpts, headers: scanner.headers, listener: envelope.listener });
+          this.opts.onMessage({ id, size: stored, arrival, from: envelope.from, rcpt: rcpts, headers: scanner.headers, listener: envelope.listener, client: envelope.client });
           cb(null, `2.0.0 Ok: queued as ${id}`);
         },
         (err: unknown) => {

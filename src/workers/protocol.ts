@@ -40,6 +40,8 @@ export interface WorkerMethods {
 /** What a worker tells the main thread about each message it acknowledged (never the body). */
 export interface AcceptedMessage extends MessageSummary {
   listener: string;
+  /** The injecting client's address (policy decides whether to trust its X-Binding). */
+  client: string;
 }
 
 /** Events a worker sends without being asked. */

@@ -189,6 +189,26 @@ describe('injection', () => {
   });
 });
 
+describe('binding assignment', () => {
+  it('queues on the binding a trusted injector names in X-Binding, also after a restart', async () => {
+    const { node: n, port } = await node('', 'Binding "tx" { Bind_Address = 127.0.0.3 }\nBinding_Group "news" { Binding "news-a" { } }\n');
+    const { client } = await SmtpTestClient.connect(port);
+    expect((await client.send('s@client.test', ['r@dest.test'], wireMessage('tx', ['x'], ['X-Binding: tx']))).code).toBe(250);
+    expect((await client.send('s@client.test', ['r@dest.test'], wireMessage('news', ['x'], ['X-Binding: news']), false)).code).toBe(250);
+    expect((await client.send('s@client.test', ['r@dest.test'], wireMessage('none', ['x'], ['X-Binding: nope']), false)).code).toBe(250);
+    await client.quit();
+    const rows = (s: string): string[] => s.split('\n').filter((l) => l.includes('dest.test')).map((l) => l.split(/\s+/)[0]!);
+    expect(rows((await n.console('mailq')).stdout)).toEqual(['default/default', 'default/tx', 'news/news-a']);
+    expect((await n.console('mailq', '-b', 'tx')).stdout).toMatch(/default\/tx\s+dest\.test\s+1\s+0/);
+    await n.waitForLog((l) => l.msg.includes('X-Binding "nope" names no binding'));
+    n.signal('SIGTERM');
+    expect((await n.exited).code).toBe(0);
+    const again = startVipmta(fs.readFileSync(n.configFile!, 'utf8'), { cwd: n.cwd });
+    await again.waitStarted();
+    expect(rows((await again.console('mailq')).stdout)).toEqual(['default/default', 'default/tx', 'news/news-a']);
+  });
+});
+
 describe('AUTH and STARTTLS', () => {
   it('accepts AUTH only over TLS, refuses bad credentials with 535 5.7.8, and lets an authenticated client relay', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-tls-'));
