@@ -51,7 +51,8 @@ describe('config parser', () => {
       expect(c.spool).toMatchObject({ Sync: 'fdatasync', Commit_Delay: 0, Segment_Size: 64 * 1024 ** 2, Copy_Forward_After: 3_600_000 });
       expect(c.esmtpListeners[0]!.options).toEqual({
         Hostname: hostname(), Max_Message_Size: 50 * 1024 ** 2, Max_Recipients: 1000, Concurrency: 2000, Timeout: 300_000,
-        Pipelining: true, Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8', '::1/128'], Enable_Duravip: false,
+        Pipelining: true, Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8', '::1/128'],
+        Trusted_Injectors: ['127.0.0.0/8', '::1/128'], Enable_Duravip: false,
       });
     });
 
