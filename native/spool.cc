@@ -462,6 +462,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   }
   o.Set("latencyBoundsUs", bounds);
   o.Set("latencyCounts", counts);
+  o.Set("latencySumUs", Napi::Number::New(env, static_cast<double>(s.latency_sum_us)));
   o.Set("crc32cHardware", Napi::Boolean::New(env, spool::Crc32cHardware()));
   return o;
 }

@@ -1250,6 +1250,7 @@ void Core::ProcessBatch(std::vector<Op>& ops) {
         int bk = 0;
         while (bk < 11 && us > kLatencyBoundsUs[bk]) bk++;
         stats_.latency_buckets[bk]++;
+        stats_.latency_sum_us += static_cast<uint64_t>(us < 0 ? 0 : us);
       } else {
         auto it = index_.find(r.id);
         if (it == index_.end()) continue;

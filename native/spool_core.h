@@ -81,6 +81,7 @@ struct Stats {
   uint64_t messages = 0, bytes = 0, segments = 0, commits = 0, batches = 0, syncs = 0;
   uint64_t journal_entries = 0, copied_forward = 0, reclaimed = 0, full_errors = 0, io_errors = 0;
   uint64_t latency_buckets[12] = {};
+  uint64_t latency_sum_us = 0;  // with the buckets, a Prometheus histogram needs the sum too
   uint64_t recovered = 0, corrupt = 0, torn = 0;
 };
 constexpr int64_t kLatencyBoundsUs[11] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000};

@@ -5,6 +5,8 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from './config/index.js';
 import { CommandTable } from './control/commands.js';
+import { AdminHttpServer, type MailqReport } from './control/http.js';
+import { buildMetrics, type BindingQueueSizes, type NodeMetrics } from './control/metrics.js';
 import { ControlServer } from './control/server.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
@@ -37,6 +39,8 @@ export class Daemon {
   readonly queue = new MessageQueue();
   private bindingPolicy!: BindingPolicy;
   private controls: ControlServer[] = [];
+  private https: AdminHttpServer[] = [];
+  private readonly metrics: NodeMetrics;
   private readonly commands = new CommandTable();
   private shuttingDown: Promise<void> | null = null;
   private readonly startedAt = Date.now();
@@ -51,6 +55,7 @@ export class Daemon {
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     this.bindingPolicy = new BindingPolicy(config);
     this.registerCommands();
+    this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
   }
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
@@ -102,6 +107,7 @@ export class Daemon {
       await server.start();
       this.controls.push(server);
     }
+    await this.startHttp();
     this.installSignals();
     this.logger.info(
       {
@@ -110,6 +116,7 @@ export class Daemon {
         workers: size,
         listeners: cfg.esmtpListeners.map((l) => l.name),
         control: cfg.controlListeners.map((c) => c.path),
+        http: cfg.httpListeners.map((h) => h.name),
       },
       'vipmta started',
     );
@@ -168,10 +175,12 @@ export class Daemon {
   private reconcileWithSpool(): void {
     if (this.spool === null) return;
     const { added } = this.enqueueFromSpool(this.spool.live());
+    this.metrics.received.inc(undefined, added);
     if (added > 0) this.logger.warn({ added }, 'queued messages a dead worker had committed without reporting them');
   }
 
   private onAccepted(batch: AcceptedMessage[]): void {
+    this.metrics.received.inc(undefined, batch.length);
     for (const m of batch) {
       const a = this.assignBinding(m, m.client, m.listener);
       this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, headers: m.headers, ...a });
@@ -260,10 +269,57 @@ export class Daemon {
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
+    // After the drain, so /health answers 503 ("stopping") while sessions finish.
+    for (const h of this.https) h.close();
+    this.https = [];
     if (this.spool !== null) {
       await this.spool.close();
       this.spool = null;
     }
+  }
+
+  // --- HTTP admin API and metrics -----------------------------------------------------------------
+
+  /** One AdminHttpServer per Http_Listener; a port that cannot be bound fails the start-up. */
+  private async startHttp(): Promise<void> {
+    for (const h of this.config.httpListeners) {
+      const server = new AdminHttpServer({
+        name: h.name,
+        host: h.host,
+        port: h.port,
+        logger: this.logger,
+        metrics: () => this.metrics.registry.render(),
+        mailq: (filter) => this.mailqReport(filter),
+        stopping: () => this.shuttingDown !== null,
+      });
+      await server.start();
+      this.https.push(server);
+    }
+  }
+
+  /** The console's mailq as data. */
+  private mailqReport(filter: { domain?: string; binding?: string }): MailqReport {
+    const c = this.queue.counts();
+    return { rows: this.queue.mailq(filter), totals: { messages: c.messages, active: c.active, deferred: c.deferred, hold: c.hold } };
+  }
+
+  /** Queue sizes per binding over all domains; every configured binding appears, at 0 when idle. */
+  private queueSizes(): BindingQueueSizes[] {
+    const by = new Map<string, BindingQueueSizes>();
+    const row = (bindingGroup: string, binding: string): BindingQueueSizes => {
+      const key = `${bindingGroup}\0${binding}`;
+      let r = by.get(key);
+      if (r === undefined) by.set(key, (r = { bindingGroup, binding, active: 0, deferred: 0, hold: 0 }));
+      return r;
+    };
+    for (const b of this.config.bindings.values()) row(b.group, b.name);
+    for (const m of this.queue.byBinding()) {
+      const r = row(m.bindingGroup, m.binding);
+      r.active += m.active;
+      r.deferred += m.deferred;
+      r.hold += m.hold;
+    }
+    return [...by.values()];
   }
 
   private registerCommands(): void {
@@ -340,6 +396,7 @@ function restartOnlyChanges(prev: Config, next: Config): string[] {
   if (prev.global.Nodename !== next.global.Nodename) notes.push('Nodename changed: takes effect at the next restart');
   const cp = prev.controlListeners.map((c) => c.path).join('\n');
   if (cp !== next.controlListeners.map((c) => c.path).join('\n')) notes.push('Control_Listener changed: takes effect at the next restart');
+  if (prev.httpListeners.map((h) => h.name).join('\n') !== next.httpListeners.map((h) => h.name).join('\n')) notes.push('Http_Listener changed: takes effect at the next restart');
   return notes;
 }
 

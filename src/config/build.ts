@@ -37,6 +37,8 @@ export interface ListenerConfig<O = ListenerOptions> {
   where: SourceLocation;
 }
 export interface ControlListenerConfig { path: string; where: SourceLocation }
+/** An HTTP admin API address (Http_Listener/Listen); it has no options yet. */
+export interface HttpListenerConfig extends Endpoint { name: string; where: SourceLocation }
 export interface TopologyConfig { cidr: string; options: TopologyOptions; where: SourceLocation }
 export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; where: SourceLocation }
 export interface DomainConfig { name: string; options: DomainOptions; where: SourceLocation }
@@ -66,6 +68,7 @@ export interface Config {
   esmtpListeners: ListenerConfig[];
   ecclusterListeners: ListenerConfig<EcclusterListenerOptions>[];
   controlListeners: ControlListenerConfig[];
+  httpListeners: HttpListenerConfig[];
   bindingGroups: ReadonlyMap<string, BindingGroupConfig>;
   bindings: ReadonlyMap<string, BindingConfig>;
   domains: ReadonlyMap<string, DomainConfig>;
@@ -256,7 +259,7 @@ function nameExample(spec: StanzaSpec): string {
 function scopeList(scopes: readonly Scope[]): string {
   const names: Record<Scope, string> = {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
-    control_listener: 'Control_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology',
+    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology',
     binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain',
   };
   return scopes.map((s) => names[s]).join(', ');
@@ -401,6 +404,15 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
       controlListeners.push({ path: b.resolvePath(l.name), where: l.node.where });
     }
   }
+  const httpListeners: HttpListenerConfig[] = [];
+  const http = child(top, 'Http_Listener');
+  if (http) {
+    const outer = b.collect(frameOf(http.spec, ''), http.node.body);
+    for (const l of children(outer, 'Listen')) {
+      b.collect(frameOf(l.spec, l.name), l.node.body);
+      httpListeners.push({ ...endpoint(l.name), name: l.name, where: l.node.where });
+    }
+  }
 
   // Cluster
   let cluster: ClusterConfig | null = null;
@@ -422,7 +434,7 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
 
   if (errors.length) return null;
   const config: Config = {
-    files, global, spool, esmtpListeners, ecclusterListeners, controlListeners,
+    files, global, spool, esmtpListeners, ecclusterListeners, controlListeners, httpListeners,
     bindingGroups: groups, bindings, domains, cluster,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     show: () => show(config),
@@ -496,6 +508,11 @@ function show(c: Config): string {
   if (c.controlListeners.length) {
     out.push('Control_Listener {');
     for (const l of c.controlListeners) out.push(`  Listen ${quote(l.path)} {`, '  }');
+    out.push('}');
+  }
+  if (c.httpListeners.length) {
+    out.push('Http_Listener {');
+    for (const l of c.httpListeners) out.push(`  Listen ${quote(l.name)} {`, '  }');
     out.push('}');
   }
   if (c.cluster) {

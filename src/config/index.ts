@@ -11,7 +11,7 @@ export type { SourceLocation, ConfigError } from './errors.js';
 export { formatConfigError } from './errors.js';
 export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
-  BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, TopologyConfig,
+  BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
   ClusterConfig, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext,
 } from './build.js';
 export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, Endpoint, HostPort } from './schema.js';
@@ -61,6 +61,9 @@ Spool {
 }
 Control_Listener {
   Listen "./var/run/vipmta.sock" { }
+}
+Http_Listener {
+  Listen "127.0.0.1:2081" { }
 }
 `;
 

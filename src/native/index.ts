@@ -274,6 +274,8 @@ export interface NativeSpoolStats {
   tornTails: number;
   latencyBoundsUs: number[];
   latencyCounts: number[];
+  /** Sum of every commit latency counted in latencyCounts, µs. */
+  latencySumUs: number;
   crc32cHardware: boolean;
 }
 

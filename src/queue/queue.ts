@@ -81,6 +81,18 @@ export class MessageQueue {
       a.bindingGroup.localeCompare(b.bindingGroup) || a.binding.localeCompare(b.binding) || a.domain.localeCompare(b.domain));
   }
 
+  /** Messages per (group, binding) and state, each message once (mailq rows count it per domain). */
+  byBinding(): { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }[] {
+    const rows = new Map<string, { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }>();
+    for (const m of this.messages.values()) {
+      const key = `${m.bindingGroup}\0${m.binding}`;
+      let r = rows.get(key);
+      if (r === undefined) rows.set(key, (r = { bindingGroup: m.bindingGroup, binding: m.binding, active: 0, deferred: 0, hold: 0 }));
+      r[m.state]++;
+    }
+    return [...rows.values()];
+  }
+
   counts(): Record<QueueState, number> & { messages: number; bytes: number } {
     const c = { active: 0, deferred: 0, hold: 0, messages: 0, bytes: 0 };
     for (const m of this.messages.values()) {

@@ -100,8 +100,9 @@ export interface SpoolStats {
   recovered: number;
   corrupt: number;
   tornTails: number;
-  /** Commit latency (commit() to durable) histogram: counts[i] are <= boundsUs[i] µs. */
-  latency: { boundsUs: number[]; counts: number[] };
+  /** Commit latency (commit() to durable) histogram: counts[i] are <= boundsUs[i] µs and above
+   *  boundsUs[i - 1] (not cumulative; the last bound is Infinity). sumUs: the sum of all of them. */
+  latency: { boundsUs: number[]; counts: number[]; sumUs: number };
   crc32cHardware: boolean;
 }
 
@@ -293,7 +294,7 @@ export class Spool {
       recovered: s.recovered,
       corrupt: s.corrupt,
       tornTails: s.tornTails,
-      latency: { boundsUs: s.latencyBoundsUs, counts: s.latencyCounts },
+      latency: { boundsUs: s.latencyBoundsUs, counts: s.latencyCounts, sumUs: s.latencySumUs },
       crc32cHardware: s.crc32cHardware,
     };
   }

@@ -21,7 +21,7 @@ ${extra}`;
 }
 
 describe('vipmta start', () => {
-  it('runs the built-in default and answers "console version" on ./var/run', async () => {
+  it('runs the built-in default: console on ./var/run, SMTP on 2525, HTTP admin API on 2081', async () => {
     const node = startVipmta(null);
     await node.waitStarted();
     const v = await node.console('version');
@@ -34,6 +34,11 @@ describe('vipmta start', () => {
     const { sock: s, greeting } = await smtpConnect(2525);
     expect(greeting).toMatch(/^220 /);
     s.destroy();
+    // The HTTP admin API on loopback 2081. This is the only test that runs the built-in default,
+    // so no other test process can hold 2525 or 2081 meanwhile.
+    const h = await fetch('http://127.0.0.1:2081/health');
+    expect(h.status).toBe(200);
+    expect(await h.json()).toEqual({ status: 'ok' });
   });
 
   it('serves one port from two workers, each through its own socket', async () => {

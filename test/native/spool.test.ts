@@ -90,6 +90,10 @@ describe('spool', () => {
     expect(st.syncs).toBeLessThan(80);
     expect(st.averageBatch).toBeGreaterThan(5);
     expect(st.latency.counts.reduce((a, b) => a + b, 0)).toBe(400);
+    // Each commit waited for a real fdatasync: the sum is positive and no more than 400 times the slowest bucket's bound.
+    expect(st.latency.sumUs).toBeGreaterThan(0);
+    const slowest = st.latency.counts.findLastIndex((c) => c > 0);
+    expect(st.latency.sumUs / 400).toBeLessThanOrEqual(st.latency.boundsUs[slowest]!);
   });
 
   it('waits Commit_Delay to batch more commits', async () => {

@@ -56,6 +56,11 @@ describe('config parser', () => {
       });
     });
 
+    it('serves the HTTP admin API on loopback 2081', () => {
+      const c = defaultConfig({ cwd: '/srv/mta' });
+      expect(c.httpListeners).toEqual([{ name: '127.0.0.1:2081', host: '127.0.0.1', port: 2081, family: 4, where: { file: '<built-in>', line: 12, column: 3 } }]);
+    });
+
     it('always has binding group "default" holding binding "default"', () => {
       const c = defaultConfig();
       expect([...c.bindingGroups.keys()]).toEqual(['default']);
@@ -235,7 +240,7 @@ describe('config parser', () => {
         'unknown.conf:2:3: unknown option "Bind_Adress" in Binding "b1"; did you mean "Bind_Address"?',
         'unknown.conf:3:3: unknown option "Frobnicate" in Binding "b1"',
         'unknown.conf:5:1: unknown stanza "Bindng" at global scope; did you mean "Binding"?',
-        'unknown.conf:6:1: stanza "Listen" is not allowed at global scope; it belongs in ESMTP_Listener, ECCluster_Listener, Control_Listener',
+        'unknown.conf:6:1: stanza "Listen" is not allowed at global scope; it belongs in ESMTP_Listener, ECCluster_Listener, Control_Listener, Http_Listener',
         'unknown.conf:7:9: option "Max_Message_Size" is not allowed in Spool; it belongs in ESMTP_Listener/Listen',
         'unknown.conf:8:18: option "Bind_Address" is not allowed in Domain "x.com"; it belongs in Binding',
         'unknown.conf:9:18: stanza "Spool" is not allowed in ESMTP_Listener; it belongs in the top level',
@@ -326,6 +331,32 @@ describe('config parser', () => {
     });
   });
 
+  describe('Http_Listener', () => {
+    it('has no HTTP API when a config file has no Http_Listener', () => {
+      expect(ok(text('ESMTP_Listener { Listen "127.0.0.1:25" { } }')).httpListeners).toEqual([]);
+    });
+
+    it('accepts IPv4, IPv6 and non-loopback addresses and shows them re-parseably', () => {
+      const c = ok(text('Http_Listener {\n  Listen "127.0.0.1:2081" { }\n  Listen "[::1]:2082" { }\n  Listen "192.0.2.5:9100" { }\n}'));
+      expect(c.httpListeners.map(({ name, host, port, family }) => ({ name, host, port, family }))).toEqual([
+        { name: '127.0.0.1:2081', host: '127.0.0.1', port: 2081, family: 4 },
+        { name: '[::1]:2082', host: '::1', port: 2082, family: 6 },
+        { name: '192.0.2.5:9100', host: '192.0.2.5', port: 9100, family: 4 },
+      ]);
+      expect(c.httpListeners[1]!.where).toEqual({ file: 'test.conf', line: 3, column: 3 });
+      expect(c.show()).toContain('Http_Listener {\n  Listen "127.0.0.1:2081" {\n  }\n  Listen "[::1]:2082" {\n  }\n  Listen "192.0.2.5:9100" {\n  }\n}\n');
+      expect(ok(text(c.show())).httpListeners.map((l) => l.name)).toEqual(['127.0.0.1:2081', '[::1]:2082', '192.0.2.5:9100']);
+    });
+
+    it('rejects a name that is not ip:port, options inside it and a second Http_Listener', () => {
+      expect(errorsOf(text('Http_Listener {\n  Listen "localhost" { }\n  Listen "127.0.0.1:2081" { Timeout = 5s }\n}\nHttp_Listener { }'))).toEqual([
+        'test.conf:2:10: Listen name must be an address "ip:port" ("[::1]:25" for IPv6), got "localhost"',
+        'test.conf:3:29: option "Timeout" is not allowed in Listen "127.0.0.1:2081"; it belongs in ESMTP_Listener/Listen',
+        'test.conf:5:1: duplicate Http_Listener at global scope (first at 1:1)',
+      ]);
+    });
+  });
+
   describe('schema and reference', () => {
     it('has a parseable default, a description and a scope for every option', () => {
       const c = defaultConfig();
@@ -345,7 +376,7 @@ describe('config parser', () => {
     it('documents every option, stanza and the fallback order', () => {
       const ref = renderReference();
       for (const name of Object.keys(OPTIONS)) expect(ref).toContain(`| \`${name}\` |`);
-      for (const s of ['ESMTP_Listener', 'ECCluster_Listener', 'Control_Listener', 'Topology', 'Binding_Group', 'Domain']) expect(ref).toContain(`| \`${s}\` |`);
+      for (const s of ['ESMTP_Listener', 'ECCluster_Listener', 'Control_Listener', 'Http_Listener', 'Topology', 'Binding_Group', 'Domain']) expect(ref).toContain(`| \`${s}\` |`);
       expect(ref).toMatch(/## Fallback order/);
       expect(ref).toMatch(/include "dir"/);
     });

@@ -1,0 +1,148 @@
+// The HTTP admin API on uWebSockets.js: GET /health, GET /metrics (Prometheus), GET
+// /stats/queues/mailq (JSON). Main thread; every answer is computed synchronously from in-memory
+// state (the queue index, spool counters), so a handler never waits and never blocks for long.
+// No authentication: the config puts it on loopback by default (docs/configuration.md).
+import net from 'node:net';
+import uws from '@trufflesuite/uws-js-unofficial';
+import type { HttpResponse, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import type { Logger } from 'pino';
+import { VipError } from '../errors.js';
+import type { MailqRow, QueueState } from '../queue/queue.js';
+import { EXPOSITION_CONTENT_TYPE } from './metrics.js';
+
+/** What `mailq` shows, as JSON. */
+export interface MailqReport {
+  rows: MailqRow[];
+  totals: Record<QueueState, number> & { messages: number };
+}
+
+export interface AdminHttpOptions {
+  /** "ip:port" as configured, for logs. */
+  name: string;
+  host: string;
+  port: number;
+  logger: Logger;
+  /** The exposition text; called once per GET /metrics. */
+  metrics: () => string;
+  mailq: (filter: { domain?: string; binding?: string }) => MailqReport;
+  /** True once the node is shutting down: /health answers 503 so a balancer stops sending. */
+  stopping: () => boolean;
+}
+
+const ROUTES = new Set(['/health', '/metrics', '/stats/queues/mailq']);
+const JSON_TYPE = 'application/json';
+
+/** LIBUS_LISTEN_EXCLUSIVE_PORT: without it uSockets sets SO_REUSEPORT and a second node shares the port silently. */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
+/**
+ * True when the native uWS binary loaded; the package otherwise falls back to a slow `ws`-based
+ * server after printing a warning to the console (the native module has SSLApp, the fallback not).
+ */
+export const uwsNative: boolean = typeof (uws as unknown as Record<string, unknown>).SSLApp === 'function';
+
+export class AdminHttpServer {
+  private listenSocket: us_listen_socket | null = null;
+  private boundPort = 0;
+
+  constructor(private readonly opts: AdminHttpOptions) {}
+
+  /** The port actually bound (differs from opts.port when that was 0). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Binds host:port exclusively; rejects with a VipError whose code is the bind errno (EADDRINUSE, ...). */
+  async start(): Promise<void> {
+    const { host, port } = this.opts;
+    const app = uws.App();
+    app.any('/*', (res, req) => {
+      // The request object is only valid inside this callback: copy what is needed first.
+      const method = req.getMethod().toLowerCase();
+      const url = req.getUrl();
+      const query = req.getQuery() ?? '';
+      this.serve(res, method, url, query);
+    });
+    const token = await new Promise<us_listen_socket | false>((resolve) => {
+      // The typings lack the (host, port, options, cb) overload that the binary has.
+      (app.listen as unknown as (h: string, p: number, o: number, cb: (t: us_listen_socket | false) => void) => void)(host, port, LISTEN_EXCLUSIVE_PORT, resolve);
+    });
+    if (token === false) throw await bindError(host, port);
+    this.listenSocket = token;
+    this.boundPort = uws.us_socket_local_port(token as never);
+    if (!uwsNative) this.opts.logger.warn('uWebSockets.js native binary did not load; the HTTP admin API runs on its slow fallback');
+  }
+
+  /** Stops listening (us_listen_socket_close); requests in flight finish. Safe to call twice. */
+  close(): void {
+    const t = this.listenSocket;
+    this.listenSocket = null;
+    if (t !== null) uws.us_listen_socket_close(t);
+  }
+
+  private serve(res: HttpResponse, method: string, url: string, query: string): void {
+    // uWS requires an abort handler on any response not ended inside the callback; every answer
+    // here is synchronous, but the handler also covers a provider that throws after a disconnect.
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    let status = '200 OK';
+    let type = JSON_TYPE;
+    let body: string;
+    const extra: [string, string][] = [];
+    try {
+      if (!ROUTES.has(url)) {
+        status = '404 Not Found';
+        body = JSON.stringify({ error: 'not found' });
+      } else if (method !== 'get') {
+        status = '405 Method Not Allowed';
+        extra.push(['Allow', 'GET']);
+        body = JSON.stringify({ error: 'method not allowed' });
+      } else if (url === '/health') {
+        const stopping = this.opts.stopping();
+        if (stopping) status = '503 Service Unavailable';
+        body = JSON.stringify({ status: stopping ? 'stopping' : 'ok' });
+      } else if (url === '/metrics') {
+        type = EXPOSITION_CONTENT_TYPE;
+        body = this.opts.metrics();
+      } else {
+        const params = new URLSearchParams(query);
+        const filter: { domain?: string; binding?: string } = {};
+        const d = params.get('domain');
+        const b = params.get('binding');
+        if (d !== null && d !== '') filter.domain = d;
+        if (b !== null && b !== '') filter.binding = b;
+        body = JSON.stringify(this.opts.mailq(filter));
+      }
+    } catch (err) {
+      // Bland on the wire, full in the log.
+      this.opts.logger.error({ err, url, listener: this.opts.name }, 'HTTP admin API request failed');
+      status = '500 Internal Server Error';
+      type = JSON_TYPE;
+      body = JSON.stringify({ error: 'internal error' });
+    }
+    if (aborted) return;
+    res.cork(() => {
+      res.writeStatus(status).writeHeader('Content-Type', type).writeHeader('Cache-Control', 'no-store');
+      for (const [k, v] of extra) res.writeHeader(k, v);
+      res.end(body);
+    });
+  }
+}
+
+/**
+ * uWS reports a failed listen only as `false`. Ask the kernel why with a plain exclusive bind of
+ * the same address (closed at once), so the operator sees EADDRINUSE or EADDRNOTAVAIL, not a guess.
+ */
+async function bindError(host: string, port: number): Promise<VipError> {
+  const where = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  const code = await new Promise<string>((resolve) => {
+    const s = net.createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'EADDRINUSE'));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve('EADDRINUSE')));
+  });
+  const why = code === 'EADDRINUSE' ? 'the port is in use (another vipmta or another program?)'
+    : code === 'EADDRNOTAVAIL' ? 'the address is not on this host'
+    : code === 'EACCES' ? 'a port below 1024 needs privileges'
+    : code;
+  return new VipError(code, `HTTP admin API cannot listen on ${where}: ${why}`, { syscall: 'listen' });
+}
