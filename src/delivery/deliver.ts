@@ -260,17 +260,24 @@ export class DeliveryEngine {
     const entry: IdleSession = {
       session,
       timer: setTimeout(() => {
-        const list = this.idle.get(key);
-        const k = list?.indexOf(entry) ?? -1;
-        if (k >= 0) list!.splice(k, 1);
-        if (list?.length === 0) this.idle.delete(key);
+        this.drop(key, entry);
         void session.quit();
       }, idleMs),
     };
     entry.timer.unref();
+    // A peer that hangs up on an idle connection (421 on its timeout) takes it out of the pool.
+    session.onClose(() => this.drop(key, entry));
     const list = this.idle.get(key) ?? [];
     list.push(entry);
     this.idle.set(key, list);
+  }
+
+  private drop(key: string, entry: IdleSession): void {
+    clearTimeout(entry.timer);
+    const list = this.idle.get(key);
+    const k = list?.indexOf(entry) ?? -1;
+    if (k >= 0) list!.splice(k, 1);
+    if (list?.length === 0) this.idle.delete(key);
   }
 
   private async finish(session: SmtpSession): Promise<void> {
