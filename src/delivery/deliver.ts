@@ -169,7 +169,9 @@ export class DeliveryEngine {
               const s: SmtpSession = session;
               session = null;
               s.destroy();
-              if (!fresh && attempt === 0 && err.failure === 'lostConnection') continue;
+              // A pooled connection the peer had closed: it answered nothing, so nothing can have
+              // been accepted; one retry on a new connection (never after a reply: no duplicates).
+              if (!fresh && attempt === 0 && err.failure === 'lostConnection' && !s.answeredInTransaction) continue;
               for (const r of rcpts) results.set(r, localResult(r, err.failure, err.detail, err.where));
               break;
             }

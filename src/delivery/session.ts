@@ -70,6 +70,8 @@ export class SmtpSession {
   /** A transaction ended without its final reply (failed MAIL, no recipient, refused DATA). */
   private dirty = false;
   private busy = false;
+  /** Replies received since the current transaction began (0: the peer has taken nothing). */
+  private txReplies = 0;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
   readonly where: Where;
 
@@ -114,6 +116,12 @@ export class SmtpSession {
     return this.closed === null && !this.busy && this.replies.length === 0 && this.pending === null && this.lines.length === 0;
   }
 
+  /** Whether the peer answered anything in the last transaction. When it did not, a failed
+   *  transaction can be retried elsewhere without risk of a duplicate. */
+  get answeredInTransaction(): boolean {
+    return this.txReplies > 0;
+  }
+
   get pipelining(): boolean {
     return this.extensions.has('PIPELINING');
   }
@@ -125,6 +133,7 @@ export class SmtpSession {
     if (this.busy) throw new Error('SmtpSession.transaction: a transaction is already running');
     this.busy = true;
     this.deliveries++;
+    this.txReplies = 0;
     try {
       return this.pipelining ? await this.pipelined(from, rcpts, body) : await this.stepwise(from, rcpts, body);
     } finally {
@@ -361,6 +370,7 @@ export class SmtpSession {
     const code = Number(m[1]);
     const reply: SmtpReply = { code, lines: this.lines, enhanced: enhancedOf(code, this.lines[0]!) };
     this.lines = [];
+    this.txReplies++;
     const w = this.waiters.shift();
     if (w === undefined) this.replies.push(reply);
     else {
