@@ -275,9 +275,10 @@ export class SmtpSession {
         rejectUnauthorized: verify,
         ...(policy.ca !== undefined ? { ca: policy.ca } : {}),
       });
+      const onError = (e: Error) => { clearTimeout(timer); reject(e); };
       const timer = setTimeout(() => { t.destroy(); reject(new Error('handshake timed out')); }, this.o.commandTimeoutMs);
-      t.once('secureConnect', () => { clearTimeout(timer); t.off('error', reject); resolve(t); });
-      t.once('error', (e) => { clearTimeout(timer); reject(e); });
+      t.once('secureConnect', () => { clearTimeout(timer); t.off('error', onError); resolve(t); });
+      t.once('error', onError);
     }).catch((e: Error & { code?: string }) => {
       throw new DeliveryFailure('tlsFailed', `TLS handshake with ${hostText(this.o)} failed: ${e.code ?? e.message}`, this.where);
     });

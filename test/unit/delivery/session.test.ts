@@ -166,4 +166,13 @@ describe('SMTP session', () => {
     expect(r2[0]!.results[0]!.status).toBe('delivered');
     expect(s.seen[0]).toContain('MAIL FROM:<s@src.test> SMTPUTF8');
   });
+
+  it('falls back to plain text on a new connection when an opportunistic TLS handshake fails', async () => {
+    // The peer says 220 to STARTTLS and then answers the ClientHello in plain text.
+    const { s, results } = await run(ordinary(['PIPELINING', 'STARTTLS'], (cmd) => (cmd === 'STARTTLS' ? '220 go ahead' : undefined)), [msg('m', ['a@d.test'])]);
+    expect(results[0]!.results[0]!.status).toBe('delivered');
+    expect(s.seen).toHaveLength(2);
+    expect(s.seen[0]).toContain('STARTTLS');
+    expect(s.seen[1]).not.toContain('STARTTLS');
+  });
 });
