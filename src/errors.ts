@@ -14,6 +14,10 @@ export const ErrorCode = {
   INVALID_STATE: 'ERR_INVALID_STATE',
   /** An envelope (16 MiB) or message state (1 MiB) over the spool's record limits. */
   OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
+  /** Outbound delivery: an attempt failed as a whole (connect, TLS, DNS); the next host may do. */
+  DELIVERY: 'ERR_DELIVERY',
+  /** Outbound delivery: a host refused us before any transaction (greeting, EHLO). */
+  HOST_REFUSED: 'ERR_HOST_REFUSED',
   WORKER_DIED: 'ERR_WORKER_DIED',
   WORKER_TIMEOUT: 'ERR_WORKER_TIMEOUT',
   CONTROL_UNKNOWN_COMMAND: 'ERR_CONTROL_UNKNOWN_COMMAND',

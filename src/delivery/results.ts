@@ -1,6 +1,7 @@
 // Delivery results: the public result types, how a remote reply becomes a per-recipient status,
 // and one table of the failures we report ourselves (no reply from the peer) with RFC 3463 enhanced
 // codes, citing the section per row. Pure data and functions; any thread.
+import { ErrorCode } from '../errors.js';
 
 export type RecipientStatus = 'delivered' | 'deferred' | 'bounced';
 
@@ -115,7 +116,7 @@ export function localResult(rcpt: string, name: LocalFailureName, detail: string
 
 /** A failure that applies to a whole attempt (every recipient of the messages it covers). */
 export class DeliveryFailure extends Error {
-  readonly code = 'ERR_DELIVERY';
+  readonly code = ErrorCode.DELIVERY;
   constructor(readonly failure: LocalFailureName, readonly detail: string, readonly where: Where) {
     super(`${LOCAL_FAILURES[failure].enhanced} ${detail}`);
     this.name = 'DeliveryFailure';

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { DeliveryFailure, enhancedOf, replyText, type SmtpReply, type Where } from './results.js';
+import { ErrorCode } from '../errors.js';
 
 export interface TlsPolicy {
   /** 'opportunistic': STARTTLS when offered, certificates not checked (RFC 7435); if the handshake
@@ -397,7 +398,7 @@ export class SmtpSession {
 
 /** What refused us before any transaction (greeting, EHLO/HELO): the next host may be better. */
 export class HostRefused extends Error {
-  readonly code = 'ERR_HOST_REFUSED';
+  readonly code = ErrorCode.HOST_REFUSED;
   constructor(readonly stage: string, readonly reply: SmtpReply, readonly where: Where) {
     super(`${stage}: ${replyText(reply)}`);
     this.name = 'HostRefused';
