@@ -208,18 +208,28 @@ bool ParseRecord(const uint8_t* base, uint64_t size, uint64_t off, RecHeader* h,
   return true;
 }
 
-uint64_t FindNextRecord(const uint8_t* base, uint64_t size, uint64_t from) {
-  static const char kMagic[4] = {'V', 'R', 'E', 'C'};
-  while (from + kRecHdr <= size) {
-    const void* hit = memmem(base + from, size - from, kMagic, 4);
+// After a bad region, the next offset where a whole, valid entry starts: search for its 4-byte
+// magic and accept the first hit that parses (header sanity and CRC). Shared by segment records
+// and journal entries, which differ only in magic, minimum length and parser.
+template <typename Header>
+static uint64_t FindNextValid(const uint8_t* base, uint64_t size, uint64_t from, const char (&magic)[4],
+                              bool (*parse)(const uint8_t*, uint64_t, uint64_t, Header*, const char**),
+                              uint64_t min_len) {
+  while (from + min_len <= size) {
+    const void* hit = memmem(base + from, size - from, magic, 4);
     if (hit == nullptr) return UINT64_MAX;
     uint64_t at = static_cast<const uint8_t*>(hit) - base;
-    RecHeader h;
+    Header h;
     const char* why;
-    if (ParseRecord(base, size, at, &h, &why)) return at;
+    if (parse(base, size, at, &h, &why)) return at;
     from = at + 1;
   }
   return UINT64_MAX;
+}
+
+uint64_t FindNextRecord(const uint8_t* base, uint64_t size, uint64_t from) {
+  static const char kMagic[4] = {'V', 'R', 'E', 'C'};
+  return FindNextValid<RecHeader>(base, size, from, kMagic, ParseRecord, kRecHdr);
 }
 
 bool ParseJrn(const uint8_t* base, uint64_t size, uint64_t off, JrnHeader* h, const char** why) {
@@ -252,16 +262,7 @@ bool ParseJrn(const uint8_t* base, uint64_t size, uint64_t off, JrnHeader* h, co
 
 uint64_t FindNextJrn(const uint8_t* base, uint64_t size, uint64_t from) {
   static const char kMagic[4] = {'V', 'J', 'R', 'N'};
-  while (from + sizeof(JrnHeader) <= size) {
-    const void* hit = memmem(base + from, size - from, kMagic, 4);
-    if (hit == nullptr) return UINT64_MAX;
-    uint64_t at = static_cast<const uint8_t*>(hit) - base;
-    JrnHeader h;
-    const char* why;
-    if (ParseJrn(base, size, at, &h, &why)) return at;
-    from = at + 1;
-  }
-  return UINT64_MAX;
+  return FindNextValid<JrnHeader>(base, size, from, kMagic, ParseJrn, sizeof(JrnHeader));
 }
 
 void AppendJrn(std::vector<uint8_t>* b, uint16_t type, const std::string& id, const std::string& data) {
