@@ -9,12 +9,15 @@ import { AdminHttpServer, type MailqReport } from './control/http.js';
 import { buildMetrics, type BindingQueueSizes, type NodeMetrics } from './control/metrics.js';
 import { ControlServer } from './control/server.js';
 import { createLogger } from './log.js';
+import { ErrorCode, VipError } from './errors.js';
 import { VERSION } from './version.js';
-import { formatMailq, MessageQueue } from './queue/queue.js';
+import { formatMailq } from './queue/queue.js';
+import { parseState, QueueManager, type Selector } from './queue/manager.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
-import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
+import type { AcceptedMessage, DeliveryBatch, DeliverySettings, ListenerSpec, WorkerStats } from './workers/protocol.js';
+import type { MessageResult } from './delivery/index.js';
 
 export interface DaemonOptions {
   /** Config file; null runs the built-in single-node default. */
@@ -36,7 +39,9 @@ export class Daemon {
   readonly logger: Logger;
   private pool: WorkerPool | null = null;
   private spool: Spool | null = null;
-  readonly queue = new MessageQueue();
+  readonly queue: QueueManager;
+  /** Delivery batches running per worker, to hand the next one to the least busy. */
+  private readonly batchesPerWorker: number[] = [];
   private bindingPolicy!: BindingPolicy;
   private controls: ControlServer[] = [];
   private https: AdminHttpServer[] = [];
@@ -56,6 +61,27 @@ export class Daemon {
     this.bindingPolicy = new BindingPolicy(config);
     this.registerCommands();
     this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
+    this.queue = new QueueManager({
+      config: () => this.config,
+      spool: {
+        markDone: (ids) => this.spool!.markDone(ids),
+        update: (id, state) => this.spool!.update(id, state),
+        read: (id) => this.spool!.read(id),
+        writer: () => this.spool!.writer(),
+      },
+      deliver: (batch) => this.runBatch(batch),
+      assign: (m) => {
+        const a = this.bindingPolicy.assignStored(m);
+        if (a.warning !== undefined) this.logger.warn({ binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
+        return a;
+      },
+      logger: this.logger,
+      onOutcome: (status, n) => {
+        if (status === 'delivered') this.metrics.delivered.inc(undefined, n);
+        else if (status === 'deferred') this.metrics.transientFailures.inc(undefined, n);
+        else this.metrics.permanentFailures.inc(undefined, n);
+      },
+    });
   }
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
@@ -93,6 +119,7 @@ export class Daemon {
         spoolDirectory: this.spool!.directory,
       }),
       onStart: async (workerId) => {
+        await this.pool!.call(workerId, 'setDelivery', deliverySettings(this.config));
         await this.pool!.call(workerId, 'setListeners', { listeners: listenerSpecs(this.config) });
       },
     });
@@ -102,6 +129,7 @@ export class Daemon {
     });
     this.pool.on('replaced', () => this.reconcileWithSpool());
     await this.pool.start();
+    this.queue.start();
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, this.commands, this.logger);
       await server.start();
@@ -139,13 +167,15 @@ export class Daemon {
     this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
   }
 
-  /** Queues spool records the queue does not know yet; envelopes that do not parse stay in the spool. */
+  /** Queues spool records the queue does not know yet; envelopes that do not parse stay in the
+   *  spool. A record's state (retry state the queue manager saved) restores attempts, next
+   *  attempts, the binding and what is left to deliver. */
   private enqueueFromSpool(records: RecoveredMessage[]): { added: number; unreadable: number } {
     let added = 0;
     let unreadable = 0;
     for (const r of records) {
-      if (this.queue.get(r.id) !== undefined) continue;
-      let env: { from?: unknown; rcpt?: unknown; headers?: unknown; client?: unknown; listener?: unknown };
+      if (this.queue.has(r.id)) continue;
+      let env: { from?: unknown; rcpt?: unknown; headers?: unknown; client?: unknown; listener?: unknown; arrival?: unknown };
       try {
         env = JSON.parse(r.envelope.toString('utf8')) as typeof env;
       } catch {
@@ -153,17 +183,18 @@ export class Daemon {
         this.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
         continue;
       }
-      const summary = {
-        id: r.id,
-        size: r.size,
-        arrival: r.arrival,
-        from: typeof env.from === 'string' ? env.from : '',
-        rcpt: Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [],
-        headers: typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {},
-      };
+      const from = typeof env.from === 'string' ? env.from : '';
+      const rcpt = Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [];
+      const headers = typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {};
       const client = typeof env.client === 'string' ? env.client : '';
       const listener = typeof env.listener === 'string' ? env.listener : null;
-      if (this.queue.add({ ...summary, ...this.assignBinding(summary, client, listener) })) added++;
+      const state = parseState(r.state);
+      if (r.state !== null && state === null) this.logger.warn({ id: r.id }, 'spool: unreadable retry state ignored; the message starts over');
+      const xBinding = this.bindingPolicy.trustedXBinding({ headers, client, listener });
+      const a = this.assignBinding({ id: r.id, headers, from }, client, listener);
+      // The listener's arrival time (the one the queue used before a restart), else the commit's.
+      const arrival = typeof env.arrival === 'number' ? env.arrival : r.arrival;
+      if (this.queue.add({ id: r.id, size: r.size, arrival, from, rcpt, xBinding, listener, ...a }, state)) added++;
     }
     return { added, unreadable };
   }
@@ -183,11 +214,31 @@ export class Daemon {
     this.metrics.received.inc(undefined, batch.length);
     for (const m of batch) {
       const a = this.assignBinding(m, m.client, m.listener);
-      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, headers: m.headers, ...a });
+      const xBinding = this.bindingPolicy.trustedXBinding(m);
+      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener, ...a });
       this.logger.info(
-        { id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${a.bindingGroup}/${a.binding}` },
+        { event: 'reception', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${a.bindingGroup}/${a.binding}` },
         'reception',
       );
+    }
+  }
+
+  /** Hands a delivery batch to the worker with the fewest batches running. */
+  private async runBatch(batch: DeliveryBatch): Promise<MessageResult[]> {
+    const pool = this.pool;
+    if (pool === null) throw new Error('no worker pool');
+    const ready = pool.status().filter((p) => p.ready);
+    if (ready.length === 0) throw Object.assign(new Error('no worker is ready'), { code: 'ERR_WORKER_DIED' });
+    let best = ready[0]!.workerId;
+    for (const p of ready) if ((this.batchesPerWorker[p.workerId] ?? 0) < (this.batchesPerWorker[best] ?? 0)) best = p.workerId;
+    this.batchesPerWorker[best] = (this.batchesPerWorker[best] ?? 0) + 1;
+    // Each message may wait for a connect, the command replies and the data reply.
+    const g = this.config.global;
+    const timeout = g.Connect_Timeout + batch.messages.length * (4 * g.Command_Timeout + g.Data_Timeout) + 60_000;
+    try {
+      return await pool.call(best, 'deliver', batch, timeout);
+    } finally {
+      this.batchesPerWorker[best]!--;
     }
   }
 
@@ -239,6 +290,8 @@ export class Daemon {
     }
     this.config = next;
     this.bindingPolicy = new BindingPolicy(next);
+    await pool.broadcast('setDelivery', deliverySettings(next));
+    this.queue.configChanged();
     if (next.global.Log_Level !== prev.global.Log_Level) {
       this.logger.level = next.global.Log_Level;
       await pool.broadcast('setLogLevel', { level: next.global.Log_Level });
@@ -268,6 +321,9 @@ export class Daemon {
   private async teardown(): Promise<void> {
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
+    // Deliveries in flight report first (their workers must still be there to answer); what does
+    // not finish in time stays in the spool and goes again after the restart.
+    await this.queue.stop(DRAIN_TIMEOUT_MS);
     if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
     // After the drain, so /health answers 503 ("stopping") while sessions finish.
     for (const h of this.https) h.close();
@@ -357,6 +413,30 @@ export class Daemon {
       }
       return formatMailq(this.queue.mailq(filter), this.queue.counts());
     });
+    t.add('hold QUEUE-ID|all|[-b BINDING] [-d DOMAIN]', 'hold queued messages: no delivery until released', (args) => {
+      const n = this.queue.hold(selector('hold', args));
+      return `held ${n} part(s)\n`;
+    });
+    t.add('release QUEUE-ID|all|[-b BINDING] [-d DOMAIN]', 'release held messages for an attempt at once', (args) => {
+      const n = this.queue.release(selector('release', args));
+      return `released ${n} part(s)\n`;
+    });
+    t.add('rebind BINDING|all [DOMAIN]', 're-run binding assignment for queued mail (e.g. after a config reload)', (args) => {
+      if (args.length < 1 || args.length > 2) throw badRequest('usage: rebind <binding|all> [domain]');
+      const n = this.queue.rebind(args[0]!, args[1]);
+      return `rebound ${n} part(s)\n`;
+    });
+    t.add('message show QUEUE-ID', 'one queued message: its parts, bindings, attempts and next attempts', (args) => {
+      if (args.length !== 1) throw badRequest('usage: message show <queue-id>');
+      const m = this.queue.show(args[0]!);
+      if (m === null) throw new VipError(ErrorCode.CONTROL_NOT_FOUND, `no queued message ${args[0]!}`);
+      const lines = [`${m.id}  from <${m.from}>  size ${m.size}  arrived ${new Date(m.arrival).toISOString()}`];
+      for (const p of m.parts) {
+        const next = p.nextAttempt === null ? '-' : new Date(p.nextAttempt).toISOString();
+        lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
+      }
+      return lines.join('\n') + '\n';
+    });
     t.add('workers', 'show the worker threads and what each has served', async () => this.workersReport());
     t.add('status', 'show uptime, config source and the last reload', () => {
       const up = Math.round((Date.now() - this.startedAt) / 1000);
@@ -382,6 +462,32 @@ export class Daemon {
     const head = ['Worker', 'Thread', 'State', 'Restarts', 'Active', 'Accepted'];
     return table([head, ...rows]) + `deaths since start: ${pool.deaths}\n`;
   }
+}
+
+function badRequest(message: string): Error {
+  return new VipError(ErrorCode.CONTROL_BAD_REQUEST, message);
+}
+
+/** `all`, a queue id, or -b BINDING and/or -d DOMAIN. */
+function selector(cmd: string, args: string[]): Selector {
+  const usage = `usage: ${cmd} <queue-id | all | -b binding [-d domain] | -d domain>`;
+  if (args.length === 1 && args[0] === 'all') return {};
+  if (args.length === 1 && !args[0]!.startsWith('-')) return { id: args[0]! };
+  const sel: Selector = {};
+  for (let i = 0; i < args.length; i += 2) {
+    const v = args[i + 1];
+    if (v === undefined) throw badRequest(usage);
+    if (args[i] === '-b') sel.binding = v;
+    else if (args[i] === '-d') sel.domain = v;
+    else throw badRequest(usage);
+  }
+  if (sel.binding === undefined && sel.domain === undefined) throw badRequest(usage);
+  return sel;
+}
+
+function deliverySettings(cfg: Config): DeliverySettings {
+  const g = cfg.global;
+  return { resolverServers: [...g.Resolver_Servers], connectTimeoutMs: g.Connect_Timeout, commandTimeoutMs: g.Command_Timeout, dataTimeoutMs: g.Data_Timeout };
 }
 
 function listenerSpecs(cfg: Config): ListenerSpec[] {

@@ -78,6 +78,23 @@ export const OPTIONS = {
     description: 'Identity of this node in the cluster and in queue ids; Cluster { Nodename } wins over the global one.',
   },
 
+  Resolver_Servers: {
+    type: { kind: 'list', of: { kind: 'string', pattern: /^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[0-9A-Fa-f:]+)(:\d{1,5})?$/, patternText: 'a DNS server address ("192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]:53")' } }, scopes: ['global'], default: '( )',
+    description: 'DNS servers for MX and address lookups; empty = the system\'s (/etc/resolv.conf).',
+  },
+  Connect_Timeout: {
+    type: { kind: 'duration' }, scopes: ['global'], default: '30s',
+    description: 'Outbound: how long a TCP connect may take before the next MX address is tried.',
+  },
+  Command_Timeout: {
+    type: { kind: 'duration' }, scopes: ['global'], default: '5m',
+    description: 'Outbound: how long to wait for the reply to an SMTP command (Postfix\'s smtp_*_timeout).',
+  },
+  Data_Timeout: {
+    type: { kind: 'duration' }, scopes: ['global'], default: '10m',
+    description: 'Outbound: how long to wait for the reply to the end of a message\'s data.',
+  },
+
   // --- spool ---
   Directory: {
     type: { kind: 'string' }, scopes: ['spool'], default: '"./var/spool"',
@@ -238,6 +255,18 @@ export const OPTIONS = {
   Message_Expiration: {
     type: { kind: 'duration' }, scopes: FALLBACK, default: '5d',
     description: 'Age at which an undelivered message bounces.',
+  },
+  Suspend_Delivery: {
+    type: { kind: 'boolean' }, scopes: FALLBACK, default: 'false',
+    description: 'Queue but do not deliver (for a binding, group, domain or everything): mail stays active in mailq until this is turned off and the config reloaded.',
+  },
+  Outbound_TLS: {
+    type: { kind: 'enum', values: ['opportunistic', 'required'] }, scopes: FALLBACK, default: 'opportunistic',
+    description: 'STARTTLS on outbound connections: "opportunistic" uses it when offered and falls back to plain text if the handshake fails; "required" defers the message instead.',
+  },
+  Outbound_TLS_Verify: {
+    type: { kind: 'boolean' }, scopes: FALLBACK, default: 'false',
+    description: 'With Outbound_TLS = "required": verify the certificate chain and the host name (the MX or route host).',
   },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',

@@ -245,7 +245,7 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
   const delivered = r.counter('vipmta_messages_delivered_total', 'Deliveries that succeeded (2xx from the remote host), counted per recipient.');
   const transientFailures = r.counter('vipmta_delivery_transient_failures_total', 'Delivery attempts deferred for a retry (4xx or no connection), counted per recipient.');
   const permanentFailures = r.counter('vipmta_delivery_permanent_failures_total', 'Deliveries that failed for good (5xx or expiry), counted per recipient.');
-  const queue = r.gauge('vipmta_queue_messages', 'Queued messages per binding and queue state.', ['binding_group', 'binding', 'state']);
+  const queue = r.gauge('vipmta_queue_messages', 'Queued messages per binding and queue state, counted per destination domain (a message to two domains counts twice).', ['binding_group', 'binding', 'state']);
   const spoolMessages = r.gauge('vipmta_spool_messages', 'Messages in the spool (committed, not yet done).');
   const spoolBytes = r.gauge('vipmta_spool_bytes', 'Body bytes of the messages in the spool.');
   const latency = r.histogram('vipmta_spool_commit_latency_seconds', 'Time from a spool commit to its data being durable.', SPOOL_LATENCY_BOUNDS_S);

@@ -13,6 +13,8 @@ export interface DeliveryTarget {
   domain: string;
   /** Domain Routes ("host:port"): tried in order instead of the MX. Empty or absent: MX. */
   routes?: RouteSpec[];
+  /** Max_Deliveries_Per_Connection for this (binding, domain); default: the engine's. */
+  maxDeliveriesPerConnection?: number;
 }
 
 export interface BindingIdentity {
@@ -126,6 +128,7 @@ export class DeliveryEngine {
     }
 
     let session: SmtpSession | null = null;
+    const limit = Math.max(1, target.maxDeliveriesPerConnection ?? this.o.maxDeliveriesPerConnection);
     const perTx = Math.max(1, this.o.maxRecipientsPerTransaction ?? 100);
     try {
       for (let i = 0; i < messages.length; i++) {
@@ -135,13 +138,13 @@ export class DeliveryEngine {
           const rcpts = m.rcpt.slice(start, start + perTx);
           // Try the transaction; a reused connection the peer closed meanwhile gets one fresh retry.
           for (let attempt = 0; ; attempt++) {
-            if (session !== null && (session.deliveries >= this.o.maxDeliveriesPerConnection || !session.reusable)) {
+            if (session !== null && (session.deliveries >= limit || !session.reusable)) {
               await this.finish(session);
               session = null;
             }
             if (session === null) {
               try {
-                session = await this.acquire(binding, candidates, tls);
+                session = await this.acquire(binding, candidates, tls, limit);
               } catch (err) {
                 // No host took us: this message's remaining recipients and all later messages wait.
                 const f = this.failureOf(err);
@@ -181,7 +184,7 @@ export class DeliveryEngine {
       }
       return out;
     } finally {
-      if (session !== null) this.release(session);
+      if (session !== null) this.release(session, limit);
     }
   }
 
@@ -211,9 +214,9 @@ export class DeliveryEngine {
 
   /** An idle pooled connection to the first candidate that has one, else a new connection to the
    *  first candidate that works. Throws the last candidate's failure. */
-  private async acquire(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy): Promise<SmtpSession> {
+  private async acquire(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number): Promise<SmtpSession> {
     for (const c of candidates) {
-      const s = this.take(poolKey(binding, c, tls));
+      const s = this.take(poolKey(binding, c, tls), limit);
       if (s !== null) {
         this.counters.connectionsReused++;
         return s;
@@ -240,22 +243,22 @@ export class DeliveryEngine {
     throw last;
   }
 
-  private take(key: string): SmtpSession | null {
+  private take(key: string, limit: number): SmtpSession | null {
     const list = this.idle.get(key);
     while (list !== undefined && list.length > 0) {
       const { session, timer } = list.pop()!;
       clearTimeout(timer);
       if (list.length === 0) this.idle.delete(key);
-      if (session.reusable && session.deliveries < this.o.maxDeliveriesPerConnection) return session;
+      if (session.reusable && session.deliveries < limit) return session;
       session.destroy();
     }
     return null;
   }
 
-  private release(session: SmtpSession): void {
+  private release(session: SmtpSession, limit: number): void {
     const key = this.keys.get(session);
     const idleMs = this.o.idleTimeoutMs ?? 5000;
-    if (this.closed || key === undefined || idleMs <= 0 || !session.reusable || session.deliveries >= this.o.maxDeliveriesPerConnection) {
+    if (this.closed || key === undefined || idleMs <= 0 || !session.reusable || session.deliveries >= limit) {
       void session.quit();
       return;
     }

@@ -99,6 +99,8 @@ export const LOCAL_FAILURES = {
   tlsFailed: { code: 451, enhanced: '4.7.5' },
   // RFC 6531 3.7.4.1 / X.6.7: non-ASCII addresses need SMTPUTF8, which the peer does not offer.
   utf8NotOffered: { code: 553, enhanced: '5.6.7' },
+  // RFC 3463 3.4 X.3.0: other mail system status (the body could not be read from our spool).
+  spoolRead: { code: 451, enhanced: '4.3.0' },
   // RFC 3463 3.4 X.3.2: we are shutting down; try again later.
   shuttingDown: { code: 451, enhanced: '4.3.2' },
 } as const satisfies Record<string, LocalFailure>;

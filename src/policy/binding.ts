@@ -44,11 +44,23 @@ export class BindingPolicy {
   }
 
   assign(m: AssignInput): Assignment {
+    return this.assignStored({ xBinding: this.trustedXBinding(m), listener: m.listener, from: m.from });
+  }
+
+  /** The X-Binding header's value when the listener trusts the injecting client, else null. The
+   *  queue keeps it so `rebind` can run the assignment again without the headers. */
+  trustedXBinding(m: Pick<AssignInput, 'headers' | 'client' | 'listener'>): string | null {
     const header = m.headers['x-binding']?.trim();
-    if (header !== undefined && header !== '' && m.listener !== null && this.trust.get(m.listener)?.allows(m.client) === true) {
-      const r = this.resolve(header, 'x-binding');
+    if (header === undefined || header === '' || m.listener === null) return null;
+    return this.trust.get(m.listener)?.allows(m.client) === true ? header : null;
+  }
+
+  /** The assignment from what the queue keeps: a trusted X-Binding value, the listener, the sender. */
+  assignStored(m: { xBinding: string | null; listener: string | null; from: string }): Assignment {
+    if (m.xBinding !== null) {
+      const r = this.resolve(m.xBinding, 'x-binding');
       if (r !== null) return r;
-      return this.fallback(`X-Binding "${header}" names no binding or binding group`);
+      return this.fallback(`X-Binding "${m.xBinding}" names no binding or binding group`);
     }
     const listener = m.listener === null ? undefined : this.config.esmtpListeners.find((l) => l.name === m.listener);
     if (listener !== undefined) {

@@ -4,6 +4,7 @@
 // Pure data and types: imported by the main thread and by workers; it never blocks.
 import type { SerializedError } from '../errors.js';
 import type { MessageSummary } from '../queue/queue.js';
+import type { BindingIdentity, MessageResult, RouteSpec, TlsPolicy } from '../delivery/index.js';
 
 /** One ESMTP listener as a worker needs it: plain data, structured-clone safe. */
 export interface ListenerSpec {
@@ -26,6 +27,25 @@ export interface WorkerStats {
   listening: string[];
 }
 
+/** Messages for one (binding, domain) that one worker delivers over one connection at a time.
+ *  Bodies are not in it: the worker reads each from the spool. */
+export interface DeliveryBatch {
+  binding: BindingIdentity;
+  target: { domain: string; routes: RouteSpec[]; maxDeliveriesPerConnection: number };
+  tls: TlsPolicy;
+  messages: { id: string; from: string; rcpt: string[] }[];
+}
+
+/** The delivery engine's settings (global options); a change replaces the worker's engine. */
+export interface DeliverySettings {
+  resolverServers: string[];
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  dataTimeoutMs: number;
+  /** Port of MX hosts (25; tests use another). */
+  mxPort?: number;
+}
+
 /** Methods the main thread calls on a worker: name -> [params, result]. */
 export interface WorkerMethods {
   ping: [Record<string, never>, { workerId: number; threadId: number }];
@@ -33,6 +53,9 @@ export interface WorkerMethods {
   setListeners: [{ listeners: ListenerSpec[] }, { listening: string[] }];
   setLogLevel: [{ level: string }, null];
   stats: [Record<string, never>, WorkerStats];
+  setDelivery: [DeliverySettings, null];
+  /** Delivers a batch; never rejects for a delivery problem (each recipient gets a result). */
+  deliver: [DeliveryBatch, MessageResult[]];
   /** Stops accepting, waits for open sessions up to timeoutMs, then closes them. */
   drain: [{ timeoutMs: number }, { closedEarly: number }];
 }

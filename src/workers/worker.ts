@@ -6,8 +6,13 @@ import { serializeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { ListenerSet } from '../listener/listener-set.js';
 import { spoolSink } from '../listener/spool-sink.js';
+import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
+import { localResult } from '../delivery/results.js';
+import { attachSpool, type SpoolWriter } from '../spool/index.js';
 import {
   type AcceptedMessage,
+  type DeliveryBatch,
+  type DeliverySettings,
   isProtocolMessage,
   type MethodName,
   type Params,
@@ -44,6 +49,56 @@ const listeners = new ListenerSet({
   onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
 });
 
+// --- delivery -----------------------------------------------------------------------------------
+// The engine pools connections per (binding, host) across batches; one engine per worker, replaced
+// when the global delivery settings change (the old one's idle connections are closed).
+let engine: DeliveryEngine | null = null;
+let engineSettings = '';
+let spoolForDelivery: SpoolWriter | null = null;
+
+function setDelivery(d: DeliverySettings): void {
+  const key = JSON.stringify(d);
+  if (engine !== null && key === engineSettings) return;
+  const old = engine;
+  engine = new DeliveryEngine({
+    resolver: { servers: d.resolverServers },
+    connectTimeoutMs: d.connectTimeoutMs,
+    commandTimeoutMs: d.commandTimeoutMs,
+    dataTimeoutMs: d.dataTimeoutMs,
+    // Per batch (Max_Deliveries_Per_Connection of the binding and domain); this is the fallback.
+    maxDeliveriesPerConnection: 100,
+    ...(d.mxPort !== undefined ? { mxPort: d.mxPort } : {}),
+    logger: log,
+  });
+  engineSettings = key;
+  if (old !== null) void old.close();
+}
+
+async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
+  if (engine === null) throw Object.assign(new Error('deliver before setDelivery'), { code: 'ERR_INVALID_STATE' });
+  if (init.spoolDirectory === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
+  spoolForDelivery ??= attachSpool(init.spoolDirectory);
+  const out: MessageResult[] = [];
+  const messages: OutboundMessage[] = [];
+  const index: number[] = [];
+  batch.messages.forEach((m, i) => {
+    try {
+      // One pread of the wire form; the client writes it to the socket as is.
+      messages.push({ id: m.id, from: m.from, rcpt: m.rcpt, body: spoolForDelivery!.read(m.id) });
+      index.push(i);
+    } catch (err) {
+      const where = { remoteHost: null, remoteAddress: null };
+      log.error({ err, id: m.id }, 'delivery: the body could not be read from the spool');
+      out[i] = { id: m.id, localAddress: null, results: m.rcpt.map((r) => localResult(r, 'spoolRead', `spool read failed: ${(err as Error).message}`, where)) };
+    }
+  });
+  if (messages.length > 0) {
+    const results = await engine.deliver(batch.binding, batch.target, batch.tls, messages);
+    results.forEach((r, k) => (out[index[k]!] = r));
+  }
+  return out;
+}
+
 type Handlers = { [M in MethodName]: (p: Params<M>) => Promise<Result<M>> | Result<M> };
 
 const handlers: Handlers = {
@@ -54,9 +109,15 @@ const handlers: Handlers = {
     return null;
   },
   stats: () => listeners.stats(threadId),
+  setDelivery: (d) => {
+    setDelivery(d);
+    return null;
+  },
+  deliver: (batch) => deliver(batch),
   drain: async ({ timeoutMs }) => {
     const closedEarly = await listeners.drain(timeoutMs);
     flushAccepted();
+    if (engine !== null) await engine.close();
     // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
     setImmediate(() => port.close());
     return { closedEarly };

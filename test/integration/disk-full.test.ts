@@ -25,6 +25,7 @@ describe('full disk', () => {
     const n = startVipmta(
       `Worker_Threads = 1
 ESMTP_Listener { Listen "127.0.0.1:${port}" { } }
+Suspend_Delivery = true
 Spool { Directory = "./spool" Segment_Size = 1M }
 Control_Listener { Listen "./run/control.sock" { } }
 `,

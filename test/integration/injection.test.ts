@@ -21,6 +21,7 @@ ESMTP_Listener {
   ${listenerOptions}
   Listen "127.0.0.1:${port}" { }
 }
+Suspend_Delivery = true
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
 ${extra}`);

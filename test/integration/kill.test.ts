@@ -20,6 +20,7 @@ describe('spool under kill -9', () => {
 Nodename = "k1"
 Log_Level = "info"
 ESMTP_Listener { Listen "127.0.0.1:${port}" { } }
+Suspend_Delivery = true
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
 `;

@@ -15,6 +15,7 @@ Log_Level = "info"
 ESMTP_Listener {
   Listen "127.0.0.1:${port}" { }
 }
+Suspend_Delivery = true
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
 ${extra}`;
@@ -128,7 +129,7 @@ describe('config reload', () => {
     fs.writeFileSync(node.configFile!, configFor(port, 'Log_Levle = "debug"\n'));
     const r = await node.console('config', 'reload');
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain("vipmta.conf:9:1:");
+    expect(r.stderr).toContain("vipmta.conf:10:1:");
     expect(r.stderr).toContain('keeping the running config');
     expect((await node.console('config', 'show')).stdout).toBe(before.stdout);
 

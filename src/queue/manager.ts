@@ -1,0 +1,807 @@
+// The queue manager (main thread): every queued message of this node, split into delivery parts
+// per (binding, destination domain); which part goes out next, over how many connections; what a
+// delivery result means (done, retry with backoff, bounce with a DSN); and the retry state that
+// must survive a restart, written to the spool. It never touches bodies except to copy a bounced
+// message's header section into its DSN. Workers do the SMTP (workers/worker.ts 'deliver').
+//
+// Queues: one per (binding group, binding, domain), each a FIFO of ready parts; deferred parts of
+// all queues wait in one retry heap ordered by next attempt. A queue runs at most
+// Max_Outbound_Connections batches at once; a batch is at most Max_Deliveries_Per_Connection
+// messages delivered over one pooled connection by one worker.
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import { buildDsn, headerSection, type DsnRecipient } from '../delivery/dsn.js';
+import type { MessageResult, RecipientResult } from '../delivery/results.js';
+import type { SpoolWriter } from '../spool/index.js';
+import type { DeliveryBatch } from '../workers/protocol.js';
+import { domainOf, type MailqRow, type QueueState } from './queue.js';
+import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
+
+/** A message as the queue takes it: from a worker's accepted event or from spool recovery. */
+export interface QueueInput {
+  id: string;
+  size: number;
+  arrival: number;
+  from: string;
+  rcpt: string[];
+  /** The X-Binding value when it came from a trusted injector (kept for `rebind`), else null. */
+  xBinding: string | null;
+  listener: string | null;
+  bindingGroup: string;
+  binding: string;
+}
+
+/** One part of the persisted retry state (JSON in the spool's per-message state record). */
+export interface PersistedPart {
+  /** Binding group and binding. */
+  g: string;
+  b: string;
+  /** Recipients still to deliver. */
+  r: string[];
+  /** Attempts made, next attempt (ms since the epoch; 0: at once). */
+  a: number;
+  n: number;
+  /** 1: held by the operator. */
+  h?: 1;
+}
+export interface PersistedState {
+  v: 1;
+  p: PersistedPart[];
+}
+
+/** Parses a spool state record; null when it is not ours or malformed (the caller starts afresh). */
+export function parseState(buf: Buffer | null): PersistedState | null {
+  if (buf === null) return null;
+  try {
+    const s = JSON.parse(buf.toString('utf8')) as Partial<PersistedState>;
+    if (s.v !== 1 || !Array.isArray(s.p)) return null;
+    const parts: PersistedPart[] = [];
+    for (const p of s.p as unknown[]) {
+      const q = p as Partial<PersistedPart>;
+      if (typeof q.g !== 'string' || typeof q.b !== 'string' || !Array.isArray(q.r) || !q.r.every((x) => typeof x === 'string')) return null;
+      if (typeof q.a !== 'number' || typeof q.n !== 'number') return null;
+      parts.push({ g: q.g, b: q.b, r: q.r, a: q.a, n: q.n, ...(q.h === 1 ? { h: 1 as const } : {}) });
+    }
+    return { v: 1, p: parts };
+  } catch {
+    return null;
+  }
+}
+
+export interface QueueSpool {
+  markDone(ids: string[]): Promise<void>;
+  update(id: string, state: Buffer): Promise<void>;
+  read(id: string): Buffer;
+  writer(): SpoolWriter;
+}
+
+export interface QueueManagerOptions {
+  config: () => Config;
+  spool: QueueSpool;
+  /** Runs a batch on a worker; resolves with one result per message, in order. */
+  deliver: (batch: DeliveryBatch) => Promise<MessageResult[]>;
+  /** Binding policy for `rebind` and for DSNs (BindingPolicy.assignStored). */
+  assign: (m: { xBinding: string | null; listener: string | null; from: string }) => { bindingGroup: string; binding: string };
+  logger: Logger;
+  /** Per-recipient outcomes, for the metrics. */
+  onOutcome?: (status: 'delivered' | 'deferred' | 'bounced', count: number) => void;
+  /** Clock, ms since the epoch (tests). */
+  now?: () => number;
+}
+
+/** Which parts a console command applies to. */
+export interface Selector {
+  id?: string;
+  binding?: string;
+  domain?: string;
+}
+
+export interface PartView {
+  bindingGroup: string;
+  binding: string;
+  domain: string;
+  state: QueueState | 'sending';
+  attempts: number;
+  nextAttempt: number | null;
+  rcpt: string[];
+}
+
+interface DestQueue {
+  readonly idx: number;
+  readonly bindingGroup: string;
+  readonly binding: string;
+  readonly domain: string;
+  head: number;
+  tail: number;
+  ready: number;
+  inflight: number;
+  deferred: number;
+  hold: number;
+  /** Batches running now: connections in use. */
+  batches: number;
+  gen: number;
+  suspended: boolean;
+  maxConnections: number;
+  maxPerConnection: number;
+  retryMs: number;
+  expireMs: number;
+}
+
+const NONE = -1;
+/** Longest wait of one timer (setTimeout's limit is 2^31-1 ms); the heap is looked at again then. */
+const MAX_TIMER_MS = 3_600_000;
+/** Backoff stops doubling here (or at Retry_Interval if that is longer). */
+const MAX_BACKOFF_MS = 4 * 3_600_000;
+/** A batch whose worker died or timed out: its parts are tried again after this. */
+const LOST_BATCH_RETRY_MS = 5_000;
+/** A DSN that could not be spooled (disk full): its recipients wait this long and bounce again. */
+const DSN_RETRY_MS = 60_000;
+/** Messages per batch at most, whatever Max_Deliveries_Per_Connection says: a batch is one worker
+ *  call, and smaller batches spread a queue over more connections when it is short. */
+const MAX_BATCH = 32;
+
+export class QueueManager {
+  private readonly store = new PartStore();
+  private readonly heap = new RetryHeap(this.store);
+  private readonly names = new Interner();
+  private readonly byId = new Map<string, number>();
+  private readonly queues: DestQueue[] = [];
+  private readonly queueIndex = new Map<string, number>();
+  private readonly runnable = new Set<DestQueue>();
+  /** DSNs being spooled, per original id: its done-mark waits for them. */
+  private readonly dsnPending = new Map<string, Promise<void>>();
+  private readonly doneBatch: string[] = [];
+  private gen = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private pumpQueued = false;
+  private stopped = false;
+  private batchesInFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private readonly now: () => number;
+  private readonly counters = { delivered: 0, deferred: 0, bounced: 0, dsn: 0, dsnFailed: 0 };
+
+  constructor(private readonly o: QueueManagerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Messages (not parts) queued. */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  /** Queues a message: one part per recipient domain, ready at once; or, when `state` is given
+   *  (recovery), the parts, attempts and next attempts it records. False if already queued. */
+  add(m: QueueInput, state: PersistedState | null = null): boolean {
+    if (this.byId.has(m.id)) return false;
+    const parts: PersistedPart[] =
+      state !== null && state.p.length > 0
+        ? state.p
+        : splitByDomain(m.rcpt).map((r) => ({ g: m.bindingGroup, b: m.binding, r, a: 0, n: 0 }));
+    let first = NONE;
+    for (const p of parts) {
+      if (p.r.length === 0) continue;
+      const s = this.store.alloc();
+      const st = this.store;
+      st.id[s] = m.id;
+      st.from[s] = m.from;
+      st.rcpts[s] = p.r.join('\n');
+      st.size[s] = m.size;
+      st.arrival[s] = m.arrival;
+      st.attempts[s] = Math.min(p.a, 0xffff);
+      st.next[s] = p.n;
+      st.xBinding[s] = this.names.id(m.xBinding);
+      st.listener[s] = this.names.id(m.listener);
+      st.persisted[s] = state !== null ? 1 : 0;
+      const q = this.queueFor(p.g, p.b, domainOf(p.r[0] ?? ''));
+      st.queue[s] = q.idx;
+      if (first === NONE) first = s;
+      else st.link(first, s);
+      if (p.h === 1) this.enter(s, HOLD);
+      else if (p.n > this.now()) this.enter(s, DEFERRED);
+      else this.enter(s, READY);
+    }
+    if (first === NONE) return false;
+    this.byId.set(m.id, first);
+    return true;
+  }
+
+  /** Starts delivering (after recovery has queued what the spool holds). */
+  start(): void {
+    this.stopped = false;
+    this.armTimer();
+    this.schedulePump();
+  }
+
+  /** Stops handing out batches and waits (up to timeoutMs) for those in flight to report. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.batchesInFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, timeoutMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    await Promise.allSettled([...this.dsnPending.values()]);
+    await this.flushDone();
+  }
+
+  /** The config changed: per-queue limits are looked up again, and waiting parts may go now. */
+  configChanged(): void {
+    this.gen++;
+    for (const q of this.queues) if (q.ready > 0) this.runnable.add(q);
+    this.schedulePump();
+  }
+
+  // --- views ---------------------------------------------------------------------------------------
+
+  /** Rows per (group, binding, domain); parts count, so a message to two domains is in two rows. */
+  mailq(filter: { domain?: string; binding?: string } = {}): MailqRow[] {
+    const d = filter.domain?.toLowerCase();
+    const rows: MailqRow[] = [];
+    for (const q of this.queues) {
+      if (q.ready + q.inflight + q.deferred + q.hold === 0) continue;
+      if (filter.binding !== undefined && q.binding !== filter.binding) continue;
+      if (d !== undefined && q.domain !== d) continue;
+      rows.push({ bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, active: q.ready + q.inflight, deferred: q.deferred, hold: q.hold });
+    }
+    return rows.sort((a, b) => a.bindingGroup.localeCompare(b.bindingGroup) || a.binding.localeCompare(b.binding) || a.domain.localeCompare(b.domain));
+  }
+
+  /** Totals: parts per state, messages, and the messages' body bytes. */
+  counts(): Record<QueueState, number> & { messages: number; bytes: number } {
+    const c = { active: 0, deferred: 0, hold: 0, messages: this.byId.size, bytes: 0 };
+    for (const q of this.queues) {
+      c.active += q.ready + q.inflight;
+      c.deferred += q.deferred;
+      c.hold += q.hold;
+    }
+    for (const s of this.byId.values()) c.bytes += this.store.size[s]!;
+    return c;
+  }
+
+  /** Parts per (group, binding) and state. */
+  byBinding(): { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }[] {
+    const rows = new Map<string, { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }>();
+    for (const q of this.queues) {
+      const key = `${q.bindingGroup}\0${q.binding}`;
+      let r = rows.get(key);
+      if (r === undefined) rows.set(key, (r = { bindingGroup: q.bindingGroup, binding: q.binding, active: 0, deferred: 0, hold: 0 }));
+      r.active += q.ready + q.inflight;
+      r.deferred += q.deferred;
+      r.hold += q.hold;
+    }
+    return [...rows.values()];
+  }
+
+  /** One message's parts, or null. */
+  show(id: string): { id: string; from: string; size: number; arrival: number; parts: PartView[] } | null {
+    const first = this.byId.get(id);
+    if (first === undefined) return null;
+    const st = this.store;
+    const parts = st.ringOf(first).map((s): PartView => {
+      const q = this.queues[st.queue[s]!]!;
+      const state = st.state[s]!;
+      return {
+        bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain,
+        state: state === INFLIGHT ? 'sending' : state === READY ? 'active' : state === DEFERRED ? 'deferred' : 'hold',
+        attempts: st.attempts[s]!,
+        nextAttempt: state === DEFERRED ? st.next[s]! : null,
+        rcpt: st.rcpts[s]!.split('\n'),
+      };
+    });
+    return { id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, parts };
+  }
+
+  stats(): typeof this.counters & { parts: number; messages: number; queues: number; batches: number } {
+    return { ...this.counters, parts: this.store.count, messages: this.byId.size, queues: this.queues.length, batches: this.batchesInFlight };
+  }
+
+  // --- operator actions ----------------------------------------------------------------------------
+
+  /** Holds the selected parts that are not being sent right now; returns how many. */
+  hold(sel: Selector): number {
+    const touched = new Set<string>();
+    let n = 0;
+    for (const s of [...this.select(sel)]) {
+      const state = this.store.state[s]!;
+      if (state !== READY && state !== DEFERRED) continue;
+      this.leave(s);
+      this.enter(s, HOLD);
+      touched.add(this.store.id[s]!);
+      n++;
+    }
+    for (const id of touched) this.persist(id);
+    return n;
+  }
+
+  /** Releases held parts for an attempt at once; returns how many. */
+  release(sel: Selector): number {
+    const touched = new Set<string>();
+    let n = 0;
+    for (const s of [...this.select(sel)]) {
+      if (this.store.state[s] !== HOLD) continue;
+      this.leave(s);
+      this.store.next[s] = 0;
+      this.enter(s, READY);
+      touched.add(this.store.id[s]!);
+      n++;
+    }
+    for (const id of touched) this.persist(id);
+    this.schedulePump();
+    return n;
+  }
+
+  /** Runs binding assignment again for queued parts of `binding` (or all) [in `domain`], e.g.
+   *  after the config changed; parts being sent are left alone. Returns how many parts moved. */
+  rebind(binding: string | 'all', domain?: string): number {
+    const d = domain?.toLowerCase();
+    const touched = new Set<string>();
+    let moved = 0;
+    for (const q of [...this.queues]) {
+      if (binding !== 'all' && q.binding !== binding) continue;
+      if (d !== undefined && q.domain !== d) continue;
+      for (const s of this.partsOf(q)) {
+        const st = this.store;
+        const a = this.o.assign({ xBinding: this.names.name(st.xBinding[s]!), listener: this.names.name(st.listener[s]!), from: st.from[s]! });
+        if (a.bindingGroup === q.bindingGroup && a.binding === q.binding) continue;
+        const state = st.state[s]! as typeof READY | typeof DEFERRED | typeof HOLD;
+        this.leave(s);
+        st.queue[s] = this.queueFor(a.bindingGroup, a.binding, q.domain).idx;
+        this.enter(s, state);
+        moved++;
+        if (st.persisted[s] === 1) touched.add(st.id[s]!);
+      }
+    }
+    for (const id of touched) this.persist(id);
+    this.schedulePump();
+    return moved;
+  }
+
+  // --- state transitions ---------------------------------------------------------------------------
+
+  private enter(s: number, state: typeof READY | typeof INFLIGHT | typeof DEFERRED | typeof HOLD): void {
+    const st = this.store;
+    const q = this.queues[st.queue[s]!]!;
+    st.state[s] = state;
+    if (state === READY) {
+      st.prevLink[s] = q.tail;
+      st.nextLink[s] = NONE;
+      if (q.tail === NONE) q.head = s;
+      else st.nextLink[q.tail] = s;
+      q.tail = s;
+      q.ready++;
+      if (!this.runnable.has(q)) {
+        this.runnable.add(q);
+        this.schedulePump();
+      }
+    } else if (state === INFLIGHT) q.inflight++;
+    else if (state === DEFERRED) {
+      q.deferred++;
+      this.heap.push(s);
+      if (st.next[s]! < this.timerAt) this.armTimer();
+    } else q.hold++;
+  }
+
+  private leave(s: number): void {
+    const st = this.store;
+    const q = this.queues[st.queue[s]!]!;
+    const state = st.state[s]!;
+    if (state === READY) {
+      const p = st.prevLink[s]!;
+      const n = st.nextLink[s]!;
+      if (p === NONE) q.head = n;
+      else st.nextLink[p] = n;
+      if (n === NONE) q.tail = p;
+      else st.prevLink[n] = p;
+      st.prevLink[s] = NONE;
+      st.nextLink[s] = NONE;
+      q.ready--;
+    } else if (state === INFLIGHT) q.inflight--;
+    else if (state === DEFERRED) {
+      this.heap.remove(s);
+      q.deferred--;
+    } else if (state === HOLD) q.hold--;
+    st.state[s] = FREE;
+  }
+
+  /** Takes a finished part out; the message is done when its last part is. */
+  private finish(s: number): void {
+    const st = this.store;
+    const id = st.id[s]!;
+    this.leave(s);
+    const other = st.unlink(s);
+    st.free(s);
+    if (other === NONE) {
+      this.byId.delete(id);
+      this.done(id);
+    } else {
+      if (this.byId.get(id) === s) this.byId.set(id, other);
+      // The finished recipients must not be sent again after a restart.
+      this.persist(id);
+    }
+  }
+
+  private done(id: string): void {
+    const gate = this.dsnPending.get(id);
+    if (gate !== undefined) {
+      void gate.then(() => {
+        if (!this.byId.has(id)) this.done(id);
+      });
+      return;
+    }
+    if (this.doneBatch.length === 0) setImmediate(() => void this.flushDone());
+    this.doneBatch.push(id);
+  }
+
+  private async flushDone(): Promise<void> {
+    if (this.doneBatch.length === 0) return;
+    const ids = this.doneBatch.splice(0);
+    try {
+      await this.o.spool.markDone(ids);
+    } catch (err) {
+      // Not marked: the messages are delivered again after a restart (at least once, never lost).
+      this.o.logger.error({ err, messages: ids.length }, 'spool: could not mark delivered messages done');
+    }
+  }
+
+  /** Writes the message's parts to the spool's state record, so a restart resumes from here. */
+  private persist(id: string): void {
+    const first = this.byId.get(id);
+    if (first === undefined) return;
+    const st = this.store;
+    const ring = st.ringOf(first);
+    const p: PersistedPart[] = ring.map((s) => {
+      const q = this.queues[st.queue[s]!]!;
+      const part: PersistedPart = { g: q.bindingGroup, b: q.binding, r: st.rcpts[s]!.split('\n'), a: st.attempts[s]!, n: st.next[s]! };
+      if (st.state[s] === HOLD) part.h = 1;
+      return part;
+    });
+    for (const s of ring) st.persisted[s] = 1;
+    const state: PersistedState = { v: 1, p };
+    this.o.spool.update(id, Buffer.from(JSON.stringify(state))).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return; // done meanwhile
+      this.o.logger.error({ err, id }, 'spool: could not save retry state');
+    });
+  }
+
+  // --- scheduling ----------------------------------------------------------------------------------
+
+  private queueFor(bindingGroup: string, binding: string, domain: string): DestQueue {
+    const key = `${bindingGroup}\0${binding}\0${domain}`;
+    const i = this.queueIndex.get(key);
+    if (i !== undefined) return this.queues[i]!;
+    const q: DestQueue = {
+      idx: this.queues.length, bindingGroup, binding, domain,
+      head: NONE, tail: NONE, ready: 0, inflight: 0, deferred: 0, hold: 0, batches: 0,
+      gen: -1, suspended: false, maxConnections: 1, maxPerConnection: 1, retryMs: 0, expireMs: 0,
+    };
+    this.queues.push(q);
+    this.queueIndex.set(key, q.idx);
+    return q;
+  }
+
+  private settings(q: DestQueue): DestQueue {
+    if (q.gen !== this.gen) {
+      const cfg = this.o.config();
+      const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
+      q.suspended = cfg.lookup('Suspend_Delivery', ctx);
+      q.maxConnections = cfg.lookup('Max_Outbound_Connections', ctx);
+      q.maxPerConnection = cfg.lookup('Max_Deliveries_Per_Connection', ctx);
+      q.retryMs = cfg.lookup('Retry_Interval', ctx);
+      q.expireMs = cfg.lookup('Message_Expiration', ctx);
+      q.gen = this.gen;
+    }
+    return q;
+  }
+
+  private *partsOf(q: DestQueue): IterableIterator<number> {
+    const st = this.store;
+    const out: number[] = [];
+    for (const s of st.slots()) {
+      const state = st.state[s]!;
+      if (st.queue[s] === q.idx && (state === READY || state === DEFERRED || state === HOLD)) out.push(s);
+    }
+    yield* out;
+  }
+
+  private *select(sel: Selector): IterableIterator<number> {
+    if (sel.id !== undefined) {
+      const first = this.byId.get(sel.id);
+      if (first !== undefined) yield* this.store.ringOf(first);
+      return;
+    }
+    const d = sel.domain?.toLowerCase();
+    for (const q of [...this.queues]) {
+      if (sel.binding !== undefined && q.binding !== sel.binding) continue;
+      if (d !== undefined && q.domain !== d) continue;
+      yield* this.partsOf(q);
+    }
+  }
+
+  private schedulePump(): void {
+    if (this.pumpQueued || this.stopped) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    for (const q of this.runnable) {
+      this.settings(q);
+      while (!q.suspended && q.ready > 0 && q.batches < q.maxConnections) this.dispatch(q);
+      // A suspended queue leaves the run list; configChanged() puts it back.
+      if (q.ready === 0 || q.suspended) this.runnable.delete(q);
+    }
+  }
+
+  private dispatch(q: DestQueue): void {
+    const st = this.store;
+    const free = q.maxConnections - q.batches;
+    const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(q.ready / free)));
+    const slots: number[] = [];
+    while (slots.length < per && q.head !== NONE) {
+      const s = q.head;
+      this.leave(s);
+      this.enter(s, INFLIGHT);
+      slots.push(s);
+    }
+    q.batches++;
+    this.batchesInFlight++;
+    const batch = this.batchFor(q, slots);
+    const t0 = this.now();
+    this.o
+      .deliver(batch)
+      .then(
+        (results) => this.onResults(q, slots, results),
+        (err: unknown) => this.onLostBatch(q, slots, err),
+      )
+      .catch((err: unknown) => this.o.logger.error({ err }, 'queue manager: handling delivery results failed'))
+      .finally(() => {
+        q.batches--;
+        this.batchesInFlight--;
+        if (q.ready > 0) this.runnable.add(q);
+        this.o.logger.trace({ binding: q.binding, domain: q.domain, messages: slots.length, ms: this.now() - t0 }, 'delivery batch done');
+        if (this.batchesInFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        this.schedulePump();
+      });
+  }
+
+  private batchFor(q: DestQueue, slots: number[]): DeliveryBatch {
+    const cfg = this.o.config();
+    const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
+    const bc = cfg.bindings.get(q.binding);
+    const routes = cfg.lookup('Routes', ctx);
+    const st = this.store;
+    return {
+      binding: {
+        name: q.binding,
+        bindAddress: bc?.options.Bind_Address ?? null,
+        ehloHostname: cfg.lookup('Ehlo_Hostname', ctx) ?? cfg.global.Hostname,
+      },
+      target: { domain: q.domain, routes: routes.map((r) => ({ host: r.host, port: r.port })), maxDeliveriesPerConnection: q.maxPerConnection },
+      tls: { mode: cfg.lookup('Outbound_TLS', ctx), verify: cfg.lookup('Outbound_TLS_Verify', ctx) },
+      messages: slots.map((s) => ({ id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n') })),
+    };
+  }
+
+  /** The worker died or the call timed out: nothing is known, so every part is tried again. */
+  private onLostBatch(q: DestQueue, slots: number[], err: unknown): void {
+    this.o.logger.error({ err, binding: q.binding, domain: q.domain, messages: slots.length }, 'delivery batch lost (worker failed); retrying its messages');
+    const st = this.store;
+    for (const s of slots) {
+      this.leave(s);
+      st.next[s] = this.now() + LOST_BATCH_RETRY_MS;
+      this.enter(s, DEFERRED);
+    }
+  }
+
+  private onResults(q0: DestQueue, slots: number[], results: MessageResult[]): void {
+    const st = this.store;
+    const now = this.now();
+    slots.forEach((s, i) => {
+      const q = this.settings(this.queues[st.queue[s]!]!);
+      const id = st.id[s]!;
+      const rcpts = st.rcpts[s]!.split('\n');
+      const res = results[i];
+      const byRcpt = new Map<string, RecipientResult>();
+      for (const r of res?.results ?? []) byRcpt.set(r.rcpt, r);
+      const base = { id, binding: `${q.bindingGroup}/${q.binding}`, source: res?.localAddress ?? null };
+      const deferred: string[] = [];
+      const bounced: RecipientResult[] = [];
+      let lastReply: RecipientResult | null = null;
+      for (const rcpt of rcpts) {
+        const r = byRcpt.get(rcpt);
+        if (r === undefined) {
+          deferred.push(rcpt);
+          continue;
+        }
+        lastReply = r;
+        const rec = { ...base, rcpt, destination: r.remoteAddress, host: r.remoteHost, reply: r.reply, origin: r.origin, attempt: st.attempts[s]! + 1 };
+        if (r.status === 'delivered') {
+          this.counters.delivered++;
+          this.o.logger.info({ event: 'delivery', ...rec }, 'delivered');
+        } else if (r.status === 'bounced') {
+          this.counters.bounced++;
+          bounced.push(r);
+          this.o.logger.info({ event: 'permanent_failure', ...rec }, 'permanent failure');
+        } else {
+          deferred.push(rcpt);
+          this.o.logger.info({ event: 'transient_failure', ...rec }, 'transient failure');
+        }
+      }
+      const nDelivered = rcpts.length - deferred.length - bounced.length;
+      if (nDelivered > 0) this.o.onOutcome?.('delivered', nDelivered);
+      if (bounced.length > 0) this.o.onOutcome?.('bounced', bounced.length);
+
+      const attempts = st.attempts[s]! + 1;
+      if (deferred.length > 0 && now - st.arrival[s]! >= q.expireMs) {
+        // Expired (Message_Expiration): what is left bounces with 4.4.7 and the last reply.
+        for (const rcpt of deferred) {
+          const r = byRcpt.get(rcpt) ?? lastReply;
+          bounced.push({
+            rcpt, status: 'bounced', code: r?.code ?? 0, enhanced: '4.4.7', reply: r?.reply ?? '', origin: r?.origin ?? 'local',
+            remoteHost: r?.remoteHost ?? null, remoteAddress: r?.remoteAddress ?? null, expired: true,
+          } as RecipientResult & { expired: true });
+          this.o.logger.info({ event: 'permanent_failure', ...base, rcpt, reply: r?.reply ?? null, attempt: attempts, expired: true }, 'expired');
+        }
+        this.counters.bounced += deferred.length;
+        this.o.onOutcome?.('bounced', deferred.length);
+        deferred.length = 0;
+      }
+      if (bounced.length > 0) this.bounce(s, bounced, now);
+      if (deferred.length > 0) {
+        this.counters.deferred += deferred.length;
+        this.o.onOutcome?.('deferred', deferred.length);
+        this.leave(s);
+        st.rcpts[s] = deferred.join('\n');
+        st.attempts[s] = Math.min(attempts, 0xffff);
+        st.next[s] = now + backoff(q.retryMs, attempts);
+        this.enter(s, DEFERRED);
+        this.persist(id);
+      } else {
+        this.finish(s);
+      }
+    });
+    void q0;
+  }
+
+  /** Spools a DSN for bounced recipients (none for the null sender); the original's done-mark
+   *  waits for it. A DSN that cannot be spooled puts its recipients back for a later bounce. */
+  private bounce(s: number, rcpts: RecipientResult[], now: number): void {
+    const st = this.store;
+    const id = st.id[s]!;
+    const from = st.from[s]!;
+    if (from === '') {
+      this.o.logger.info({ id, rcpt: rcpts.map((r) => r.rcpt) }, 'no DSN for a message from the null sender');
+      return;
+    }
+    const arrival = st.arrival[s]!;
+    const qi = st.queue[s]!;
+    const meta = { xBinding: this.names.name(st.xBinding[s]!), listener: this.names.name(st.listener[s]!), size: st.size[s]! };
+    const gate = (this.dsnPending.get(id) ?? Promise.resolve())
+      .then(() => this.spoolDsn(id, from, arrival, rcpts, now))
+      .catch((err: unknown) => {
+        this.counters.dsnFailed++;
+        this.o.logger.error({ err, id }, 'could not spool a DSN; the recipients bounce again later');
+        const q = this.queues[qi]!;
+        this.add0(id, from, arrival, meta, q, rcpts.map((r) => r.rcpt), this.now() + DSN_RETRY_MS);
+      })
+      .finally(() => {
+        if (this.dsnPending.get(id) === gate) this.dsnPending.delete(id);
+      });
+    this.dsnPending.set(id, gate);
+  }
+
+  /** Adds a deferred part to a message (a new message entry if it is gone meanwhile). */
+  private add0(id: string, from: string, arrival: number, meta: { xBinding: string | null; listener: string | null; size: number }, q: DestQueue, rcpt: string[], next: number): void {
+    const first = this.byId.get(id);
+    if (first === undefined) {
+      this.add({ id, size: meta.size, arrival, from, rcpt, xBinding: meta.xBinding, listener: meta.listener, bindingGroup: q.bindingGroup, binding: q.binding },
+        { v: 1, p: [{ g: q.bindingGroup, b: q.binding, r: rcpt, a: 1, n: next }] });
+    } else {
+      const st = this.store;
+      const s = st.alloc();
+      st.id[s] = id;
+      st.from[s] = from;
+      st.rcpts[s] = rcpt.join('\n');
+      st.size[s] = meta.size;
+      st.arrival[s] = arrival;
+      st.attempts[s] = 1;
+      st.next[s] = next;
+      st.xBinding[s] = this.names.id(meta.xBinding);
+      st.listener[s] = this.names.id(meta.listener);
+      st.queue[s] = q.idx;
+      st.link(first, s);
+      this.enter(s, DEFERRED);
+    }
+    this.persist(id);
+  }
+
+  private async spoolDsn(id: string, to: string, arrival: number, rcpts: RecipientResult[], now: number): Promise<void> {
+    const cfg = this.o.config();
+    let headers = '';
+    try {
+      headers = headerSection(this.o.spool.read(id));
+    } catch (err) {
+      this.o.logger.warn({ err, id }, 'DSN without the original headers: the body could not be read');
+    }
+    const recipients: DsnRecipient[] = rcpts.map((r) => ({
+      rcpt: r.rcpt,
+      action: 'failed',
+      status: (r as RecipientResult & { expired?: boolean }).expired === true ? '4.4.7' : (r.enhanced ?? `${Math.floor(r.code / 100)}.0.0`),
+      remoteReply: r.origin === 'remote' ? r.reply : null,
+      remoteMta: r.remoteHost,
+      lastAttempt: new Date(now),
+    }));
+    const dsn = buildDsn({ reportingMta: cfg.global.Hostname, queueId: id, to, arrival: new Date(arrival), recipients, originalHeaders: headers, now: new Date(now) });
+    const w = this.o.spool.writer().begin();
+    w.append(Buffer.from(dsn.message, 'utf8'));
+    const envelope = { v: 1, from: '', rcpt: [to], arrival: now, client: '', helo: '', user: null, tls: false, listener: null, headers: {}, dsnFor: id };
+    const { id: dsnId, size } = await w.commit(Buffer.from(JSON.stringify(envelope)));
+    this.counters.dsn++;
+    const a = this.o.assign({ xBinding: null, listener: null, from: '' });
+    this.add({ id: dsnId, size, arrival: now, from: '', rcpt: [to], xBinding: null, listener: null, ...a });
+    this.o.logger.info({ event: 'dsn', id: dsnId, for: id, to, rcpt: rcpts.map((r) => r.rcpt) }, 'DSN queued');
+  }
+
+  // --- the retry timer -----------------------------------------------------------------------------
+
+  private armTimer(): void {
+    if (this.stopped) return;
+    const s = this.heap.peek();
+    if (s === NONE) return;
+    const at = this.store.next[s]!;
+    if (this.timer !== null && this.timerAt <= at) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())));
+    this.timer.unref();
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = this.now();
+    const st = this.store;
+    for (let s = this.heap.peek(); s !== NONE && st.next[s]! <= now; s = this.heap.peek()) {
+      this.leave(s);
+      this.enter(s, READY);
+    }
+    this.armTimer();
+  }
+}
+
+/** Retry_Interval doubled per attempt (1x, 2x, 4x, ...), capped at 4 h (or the interval if longer),
+ *  plus up to 10% jitter so a queue deferred at once does not come back all at once. */
+export function backoff(retryMs: number, attempts: number, random: () => number = Math.random): number {
+  const base = Math.max(1, retryMs);
+  const exp = base * 2 ** Math.min(30, Math.max(0, attempts - 1));
+  const capped = Math.min(exp, Math.max(base, MAX_BACKOFF_MS));
+  return Math.round(capped * (1 + 0.1 * random()));
+}
+
+/** Recipients grouped by domain (case-insensitive), in first-seen order. */
+export function splitByDomain(rcpt: string[]): string[][] {
+  const by = new Map<string, string[]>();
+  for (const r of rcpt) {
+    const d = domainOf(r);
+    const l = by.get(d);
+    if (l === undefined) by.set(d, [r]);
+    else l.push(r);
+  }
+  return [...by.values()];
+}

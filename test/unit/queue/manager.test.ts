@@ -1,0 +1,287 @@
+// The queue manager over a real spool (temp directory, fdatasync off), with the worker boundary
+// scripted: each test decides what the "remote" answers per recipient. Checks splitting per
+// domain, connection and batch limits, retry and persisted state, hold/release/rebind, lost
+// batches, DSNs for bounces, and the retry heap and slot store underneath.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText, type Config } from '../../../src/config/index.js';
+import type { MessageResult, RecipientResult } from '../../../src/delivery/results.js';
+import { backoff, parseState, QueueManager, splitByDomain, type QueueInput } from '../../../src/queue/manager.js';
+import { DEFERRED, PartStore, RetryHeap } from '../../../src/queue/store.js';
+import { Spool } from '../../../src/spool/index.js';
+import type { DeliveryBatch } from '../../../src/workers/protocol.js';
+
+const logger = pino({ level: 'silent' });
+const spools: Spool[] = [];
+afterEach(async () => {
+  for (const s of spools.splice(0)) await s.close();
+});
+
+function config(extra = ''): Config {
+  const r = loadConfigText(`Hostname = "mta.test"\nBinding "b1" { Bind_Address = "127.0.0.3" }\n${extra}`, 'test.conf');
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return r.config;
+}
+
+function openSpool(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-qm-'))): Spool {
+  const s = Spool.open({ directory: dir, nodeId: 't', sync: 'none' });
+  spools.push(s);
+  return s;
+}
+
+async function commit(spool: Spool, from: string, rcpt: string[], body = 'Subject: hi\r\n\r\nbody\r\n'): Promise<QueueInput> {
+  const w = spool.writer().begin();
+  w.append(Buffer.from(body));
+  const env = { v: 1, from, rcpt, arrival: Date.now(), client: '127.0.0.1', listener: null, headers: {} };
+  const { id, size } = await w.commit(Buffer.from(JSON.stringify(env)));
+  return { id, size, arrival: env.arrival, from, rcpt, xBinding: null, listener: null, bindingGroup: 'default', binding: 'default' };
+}
+
+type Answer = (rcpt: string, batch: DeliveryBatch) => 'delivered' | 'deferred' | 'bounced';
+
+function result(rcpt: string, status: 'delivered' | 'deferred' | 'bounced'): RecipientResult {
+  const code = status === 'delivered' ? 250 : status === 'deferred' ? 451 : 550;
+  const enhanced = status === 'delivered' ? '2.0.0' : status === 'deferred' ? '4.3.0' : '5.1.1';
+  return { rcpt, status, code, enhanced, reply: `${code} ${enhanced} scripted`, origin: 'remote', remoteHost: 'mx.test', remoteAddress: '127.0.0.1' };
+}
+
+interface Harness {
+  qm: QueueManager;
+  spool: Spool;
+  batches: DeliveryBatch[];
+  running: () => number;
+  maxRunning: () => number;
+  cfg: { current: Config };
+  release: () => void;
+}
+
+/** A manager whose batches answer per `answer`; with `gate`, batches wait until release(). */
+function harness(spool: Spool, answer: Answer, cfgText = '', gate = false): Harness {
+  const batches: DeliveryBatch[] = [];
+  let running = 0;
+  let maxRunning = 0;
+  let waiters: (() => void)[] = [];
+  let open = !gate;
+  const cfg = { current: config(cfgText) };
+  const qm = new QueueManager({
+    config: () => cfg.current,
+    spool,
+    logger,
+    assign: (m) => (m.from.endsWith('@b1.test') ? { bindingGroup: 'default', binding: 'b1' } : { bindingGroup: 'default', binding: 'default' }),
+    deliver: async (batch): Promise<MessageResult[]> => {
+      batches.push(batch);
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      if (!open) await new Promise<void>((r) => waiters.push(r));
+      await new Promise((r) => setImmediate(r));
+      running--;
+      return batch.messages.map((m) => ({ id: m.id, localAddress: '127.0.0.3', results: m.rcpt.map((r) => result(r, answer(r, batch))) }));
+    },
+  });
+  return {
+    qm, spool, batches, cfg,
+    running: () => running,
+    maxRunning: () => maxRunning,
+    release: () => {
+      open = true;
+      for (const w of waiters.splice(0)) w();
+      waiters = [];
+    },
+  };
+}
+
+async function until(what: string, pred: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('queue manager', () => {
+  it('splits a message per recipient domain and marks it done when every part is delivered', async () => {
+    const spool = openSpool();
+    const h = harness(spool, () => 'delivered');
+    const m = await commit(spool, 's@x.test', ['a@one.test', 'b@two.test', 'c@one.test']);
+    h.qm.add(m);
+    expect(h.qm.mailq().map((r) => [r.domain, r.active])).toEqual([['one.test', 1], ['two.test', 1]]);
+    h.qm.start();
+    await until('done', () => h.qm.size === 0);
+    expect(h.batches.map((b) => [b.target.domain, b.messages[0]!.rcpt])).toEqual([
+      ['one.test', ['a@one.test', 'c@one.test']],
+      ['two.test', ['b@two.test']],
+    ]);
+    await h.qm.stop(1000);
+    expect(spool.live()).toHaveLength(0);
+  });
+
+  it('runs at most Max_Outbound_Connections batches per queue, each at most Max_Deliveries_Per_Connection', async () => {
+    const spool = openSpool();
+    const h = harness(spool, () => 'delivered', 'Max_Outbound_Connections = 3\nMax_Deliveries_Per_Connection = 4', true);
+    for (let i = 0; i < 40; i++) h.qm.add(await commit(spool, 's@x.test', [`r${i}@dest.test`]));
+    h.qm.start();
+    await until('3 batches', () => h.running() === 3);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.running()).toBe(3);
+    h.release();
+    await until('done', () => h.qm.size === 0);
+    expect(h.maxRunning()).toBe(3);
+    expect(Math.max(...h.batches.map((b) => b.messages.length))).toBeLessThanOrEqual(4);
+    expect(h.batches.reduce((n, b) => n + b.messages.length, 0)).toBe(40);
+    expect(h.batches[0]!.target.maxDeliveriesPerConnection).toBe(4);
+    await h.qm.stop(1000);
+  });
+
+  it('defers with backoff, persists the state, and a new manager on the reopened spool resumes from it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-qm-'));
+    const spool = openSpool(dir);
+    const h = harness(spool, (r) => (r.startsWith('ok') ? 'delivered' : 'deferred'), 'Retry_Interval = 1h');
+    const m = await commit(spool, 's@x.test', ['ok@dest.test', 'later@dest.test', 'x@other.test']);
+    h.qm.add(m);
+    h.qm.start();
+    await until('two parts deferred', () => h.qm.counts().deferred === 2);
+    const shown = h.qm.show(m.id)!;
+    expect(shown.parts.map((p) => [p.domain, p.state, p.attempts, p.rcpt])).toEqual([
+      ['dest.test', 'deferred', 1, ['later@dest.test']],
+      ['other.test', 'deferred', 1, ['x@other.test']],
+    ]);
+    const next = shown.parts[0]!.nextAttempt!;
+    expect(next).toBeGreaterThanOrEqual(Date.now() + 3_500_000);
+    await h.qm.stop(1000);
+    await spool.close();
+    spools.length = 0;
+
+    const again = openSpool(dir);
+    const [rec] = again.recover();
+    const state = parseState(rec!.state);
+    expect(state?.p.map((p) => [p.r, p.a, p.n])).toEqual([[['later@dest.test'], 1, next], [['x@other.test'], 1, shown.parts[1]!.nextAttempt]]);
+    const h2 = harness(again, () => 'delivered', 'Retry_Interval = 1h');
+    h2.qm.add({ ...m }, state);
+    expect(h2.qm.show(m.id)!.parts).toEqual(shown.parts);
+    h2.qm.start();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(h2.batches).toHaveLength(0); // not due for an hour
+    expect(h2.qm.release({ id: m.id })).toBe(0); // nothing held
+    expect(h2.qm.hold({ domain: 'dest.test' })).toBe(1);
+    expect(h2.qm.release({ domain: 'dest.test' })).toBe(1);
+    await until('dest.test delivered', () => h2.qm.show(m.id)?.parts.length === 1);
+    expect(h2.batches.map((b) => b.messages[0]!.rcpt)).toEqual([['later@dest.test']]);
+    await h2.qm.stop(1000);
+  });
+
+  it('bounces with a DSN to the sender, none for the null sender, and keeps the DSN queued', async () => {
+    const spool = openSpool();
+    const h = harness(spool, (r) => (r.startsWith('bad') ? 'bounced' : 'delivered'), 'Suspend_Delivery = false\nDomain "s.test" { Suspend_Delivery = true }');
+    const m = await commit(spool, 'sender@s.test', ['bad@dest.test', 'good@dest.test']);
+    const n = await commit(spool, '', ['bad2@dest.test']);
+    h.qm.add(m);
+    h.qm.add(n);
+    h.qm.start();
+    await until('originals done, DSN queued', () => !h.qm.has(m.id) && !h.qm.has(n.id) && h.qm.size === 1);
+    expect(h.qm.mailq()).toEqual([{ bindingGroup: 'default', binding: 'default', domain: 's.test', active: 1, deferred: 0, hold: 0 }]);
+    await h.qm.stop(1000);
+    const live = spool.live();
+    expect(live).toHaveLength(1);
+    const env = JSON.parse(live[0]!.envelope.toString()) as { from: string; rcpt: string[]; dsnFor: string };
+    expect(env).toMatchObject({ from: '', rcpt: ['sender@s.test'], dsnFor: m.id });
+    const body = spool.read(live[0]!.id).toString();
+    expect(body).toContain('Final-Recipient: rfc822; bad@dest.test');
+    expect(body).not.toContain('Final-Recipient: rfc822; good@dest.test');
+    expect(body).toContain('Subject: hi');
+    expect(h.qm.stats()).toMatchObject({ delivered: 1, bounced: 2, dsn: 1 });
+  });
+
+  it('retries the messages of a batch whose worker died', async () => {
+    const spool = openSpool();
+    let calls = 0;
+    const qm = new QueueManager({
+      config: () => config(),
+      spool, logger,
+      assign: () => ({ bindingGroup: 'default', binding: 'default' }),
+      deliver: async (b) => {
+        if (calls++ === 0) throw Object.assign(new Error('worker 0 died'), { code: 'ERR_WORKER_DIED' });
+        return b.messages.map((m) => ({ id: m.id, localAddress: null, results: m.rcpt.map((r) => result(r, 'delivered')) }));
+      },
+    });
+    const m = await commit(spool, 's@x.test', ['a@dest.test']);
+    qm.add(m);
+    qm.start();
+    await until('deferred after the lost batch', () => qm.counts().deferred === 1);
+    expect(qm.show(m.id)!.parts[0]!.attempts).toBe(0);
+    expect(qm.release({ id: m.id })).toBe(0);
+    qm.hold({ id: m.id });
+    qm.release({ id: m.id });
+    await until('delivered', () => qm.size === 0);
+    expect(calls).toBe(2);
+    await qm.stop(1000);
+  });
+
+  it('rebind moves queued parts to what the policy now says and leaves others alone', async () => {
+    const spool = openSpool();
+    const h = harness(spool, () => 'delivered', 'Suspend_Delivery = true');
+    const a = await commit(spool, 'x@b1.test', ['r@dest.test']);
+    const b = await commit(spool, 'x@other.test', ['r@dest.test']);
+    h.qm.add(a);
+    h.qm.add(b);
+    h.qm.start();
+    expect(h.qm.rebind('b1')).toBe(0);
+    expect(h.qm.rebind('default', 'nowhere.test')).toBe(0);
+    expect(h.qm.rebind('all')).toBe(1);
+    expect(h.qm.mailq().map((r) => [r.binding, r.active])).toEqual([['b1', 1], ['default', 1]]);
+    expect(h.batches).toHaveLength(0); // suspended
+    h.cfg.current = config();
+    h.qm.configChanged();
+    await until('delivered after the suspension ends', () => h.qm.size === 0);
+    const b1 = h.batches.find((x) => x.binding.name === 'b1')!;
+    expect(b1.binding.bindAddress).toBe('127.0.0.3');
+    await h.qm.stop(1000);
+  });
+});
+
+describe('queue helpers', () => {
+  it('backoff doubles from Retry_Interval, caps at 4 h, and adds at most 10% jitter', () => {
+    const none = () => 0;
+    expect([1, 2, 3, 4].map((a) => backoff(60_000, a, none))).toEqual([60_000, 120_000, 240_000, 480_000]);
+    expect(backoff(60_000, 40, none)).toBe(4 * 3_600_000);
+    expect(backoff(6 * 3_600_000, 5, none)).toBe(6 * 3_600_000);
+    expect(backoff(1000, 1, () => 0.999)).toBeLessThanOrEqual(1100);
+  });
+
+  it('splits recipients by domain, case-insensitively, in first-seen order', () => {
+    expect(splitByDomain(['a@X.test', 'b@y.test', 'c@x.TEST'])).toEqual([['a@X.test', 'c@x.TEST'], ['b@y.test']]);
+  });
+
+  it('refuses malformed persisted state', () => {
+    expect(parseState(Buffer.from('{"v":2,"p":[]}'))).toBeNull();
+    expect(parseState(Buffer.from('nope'))).toBeNull();
+    expect(parseState(Buffer.from('{"v":1,"p":[{"g":"a","b":"b","r":[1],"a":0,"n":0}]}'))).toBeNull();
+    expect(parseState(Buffer.from('{"v":1,"p":[{"g":"a","b":"b","r":["x@y"],"a":2,"n":5,"h":1}]}'))).toEqual({ v: 1, p: [{ g: 'a', b: 'b', r: ['x@y'], a: 2, n: 5, h: 1 }] });
+  });
+
+  it('the retry heap pops in next-attempt order through removals and slot reuse', () => {
+    const st = new PartStore();
+    const heap = new RetryHeap(st);
+    const slots: number[] = [];
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 3000; i++) {
+      const s = st.alloc();
+      st.state[s] = DEFERRED;
+      st.next[s] = Math.floor(rnd() * 1e6);
+      heap.push(s);
+      slots.push(s);
+    }
+    for (let i = 0; i < 3000; i += 3) heap.remove(slots[i]!);
+    const out: number[] = [];
+    for (let s = heap.pop(); s !== -1; s = heap.pop()) out.push(st.next[s]!);
+    expect(out).toHaveLength(2000);
+    expect(out).toEqual([...out].sort((a, b) => a - b));
+    for (const s of slots) st.free(s);
+    expect(st.count).toBe(0);
+    const again = st.alloc();
+    expect(slots).toContain(again); // reuses a freed slot rather than growing
+  });
+});
