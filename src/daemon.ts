@@ -14,6 +14,8 @@ import { formatMailq, MessageQueue } from './queue/queue.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
+import type { DedupTable } from './mmove/dedup.js';
+import { mmoveDedupTable, mmoveSettings } from './mmove/settings.js';
 import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
 
 export interface DaemonOptions {
@@ -48,6 +50,8 @@ export class Daemon {
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
+  /** #mmove duplicate table shared by every worker (issue 6); sized at start. */
+  private readonly mmoveDedup: DedupTable;
 
   private constructor(private readonly opts: DaemonOptions, config: Config) {
     this.config = config;
@@ -56,6 +60,8 @@ export class Daemon {
     this.bindingPolicy = new BindingPolicy(config);
     this.registerCommands();
     this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
+    this.mmoveDedup = mmoveDedupTable(config);
+    this.registerMmoveMetrics();
   }
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
@@ -91,9 +97,11 @@ export class Daemon {
         nodeName: this.config.global.Nodename,
         hostname: this.config.global.Hostname,
         spoolDirectory: this.spool!.directory,
+        mmoveDedup: this.mmoveDedup.buffer,
       }),
       onStart: async (workerId) => {
         await this.pool!.call(workerId, 'setListeners', { listeners: listenerSpecs(this.config) });
+        await this.pool!.call(workerId, 'setMmove', mmoveSettings(this.config));
       },
     });
     this.pool.on('event', (workerId: number, name: string, data: unknown) => {
@@ -161,6 +169,7 @@ export class Daemon {
         rcpt: Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [],
         headers: typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {},
       };
+      this.noteMovedForDedup(env);
       const client = typeof env.client === 'string' ? env.client : '';
       const listener = typeof env.listener === 'string' ? env.listener : null;
       if (this.queue.add({ ...summary, ...this.assignBinding(summary, client, listener) })) added++;
@@ -201,6 +210,21 @@ export class Daemon {
     return { bindingGroup: a.bindingGroup, binding: a.binding };
   }
 
+  /** A message that came over #mmove and is still spooled: a retry of it is a duplicate. */
+  private noteMovedForDedup(env: object): void {
+    const key = mmoveDedupKey(env as MovedEnvelope);
+    if (key !== null) this.mmoveDedup.add(key[0], key[1]);
+  }
+
+  private registerMmoveMetrics(): void {
+    const r = this.metrics.registry;
+    const dups = r.counter('vipmta_mmove_duplicates_total', 'Messages received over #mmove that were already spooled here (answered 250, not spooled again).');
+    r.onCollect(() => {
+      const d = this.mmoveDedup.stats().duplicates - dups.get();
+      if (d > 0) dups.inc(undefined, d);
+    });
+  }
+
   private installSignals(): void {
     const onTerm = (sig: string) => () => {
       this.logger.info({ signal: sig }, 'stopping: no new connections, finishing sessions in flight');
@@ -229,10 +253,12 @@ export class Daemon {
     const notes = restartOnlyChanges(prev, next);
     const pool = this.pool!;
     const applied = await pool.broadcast('setListeners', { listeners: listenerSpecs(next) });
-    const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const appliedMmove = await pool.broadcast('setMmove', mmoveSettings(next));
+    const failed = [...applied, ...appliedMmove].find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
       // Put every worker back on the running listeners so the node stays consistent.
       await pool.broadcast('setListeners', { listeners: listenerSpecs(prev) });
+      await pool.broadcast('setMmove', mmoveSettings(prev));
       const why = (failed.reason as Error).message;
       this.logger.error({ err: failed.reason }, 'config reload failed; keeping the running config');
       return this.noteReload(false, `config reload failed; keeping the running config:\n${why}`);
@@ -382,6 +408,19 @@ export class Daemon {
     const head = ['Worker', 'Thread', 'State', 'Restarts', 'Active', 'Accepted'];
     return table([head, ...rows]) + `deaths since start: ${pool.deaths}\n`;
   }
+}
+
+// ---- #mmove (issue 6) ----------------------------------------------------------------------
+// The queue manager will call pool.call(workerId, 'mmoveSend', ...) for the #mmove queue; what
+// lives here is only what the receiving side needs from the main thread.
+interface MovedEnvelope {
+  moved?: { originalId?: unknown };
+  mmovePeer?: unknown;
+}
+
+function mmoveDedupKey(env: MovedEnvelope): [string, string] | null {
+  const id = env.moved?.originalId;
+  return typeof env.mmovePeer === 'string' && typeof id === 'string' ? [env.mmovePeer, id] : null;
 }
 
 function listenerSpecs(cfg: Config): ListenerSpec[] {

@@ -6,6 +6,9 @@ import { serializeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { ListenerSet } from '../listener/listener-set.js';
 import { spoolSink } from '../listener/spool-sink.js';
+import { DedupTable } from '../mmove/dedup.js';
+import { MmoveWorker } from '../mmove/worker-side.js';
+import { attachSpool, attachSpoolReader } from '../spool/index.js';
 import {
   type AcceptedMessage,
   isProtocolMessage,
@@ -44,6 +47,18 @@ const listeners = new ListenerSet({
   onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
 });
 
+// ---- #mmove (issue 6): ECCluster_Listener receivers and the sender's pooled connections ----
+// Without a table from the main thread (tests that start a bare worker) this worker keeps its own.
+const mmove = new MmoveWorker({
+  hostname: init.hostname,
+  nodeName: init.nodeName,
+  logger: log,
+  sink: init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory),
+  reader: init.spoolDirectory === null ? null : attachSpoolReader(init.spoolDirectory),
+  dedup: new DedupTable(init.mmoveDedup !== undefined ? { buffer: init.mmoveDedup } : { entries: 65_536, windowMs: 3_600_000 }),
+  onMessage,
+});
+
 type Handlers = { [M in MethodName]: (p: Params<M>) => Promise<Result<M>> | Result<M> };
 
 const handlers: Handlers = {
@@ -54,12 +69,15 @@ const handlers: Handlers = {
     return null;
   },
   stats: () => listeners.stats(threadId),
+  setMmove: async (settings) => ({ listening: await mmove.set(settings) }),
+  mmoveSend: ({ peer, items }) => mmove.send(peer, items),
+  mmoveStats: () => mmove.stats(),
   drain: async ({ timeoutMs }) => {
-    const closedEarly = await listeners.drain(timeoutMs);
+    const [closedEarly, mmoveCut] = await Promise.all([listeners.drain(timeoutMs), mmove.drain(timeoutMs)]);
     flushAccepted();
     // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
     setImmediate(() => port.close());
-    return { closedEarly };
+    return { closedEarly: closedEarly + mmoveCut };
   },
 };
 
