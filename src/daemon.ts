@@ -12,12 +12,15 @@ import { createLogger } from './log.js';
 import { ErrorCode, VipError } from './errors.js';
 import { VERSION } from './version.js';
 import { formatMailq } from './queue/queue.js';
-import { parseState, QueueManager, type Selector } from './queue/manager.js';
+import { parseState, QueueManager, splitByDomain, type PersistedState, type Selector } from './queue/manager.js';
+import type { MoveMeta } from './mmove/wire.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
 import type { AcceptedMessage, DeliveryBatch, DeliverySettings, ListenerSpec, WorkerStats } from './workers/protocol.js';
 import type { MessageResult } from './delivery/index.js';
+import type { DedupTable } from './mmove/dedup.js';
+import { mmoveDedupTable, mmoveSettings } from './mmove/settings.js';
 
 export interface DaemonOptions {
   /** Config file; null runs the built-in single-node default. */
@@ -53,6 +56,8 @@ export class Daemon {
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
+  /** #mmove duplicate table shared by every worker (issue 6); sized at start. */
+  private readonly mmoveDedup: DedupTable;
 
   private constructor(private readonly opts: DaemonOptions, config: Config) {
     this.config = config;
@@ -82,6 +87,8 @@ export class Daemon {
         else this.metrics.permanentFailures.inc(undefined, n);
       },
     });
+    this.mmoveDedup = mmoveDedupTable(config);
+    this.registerMmoveMetrics();
   }
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
@@ -117,10 +124,12 @@ export class Daemon {
         nodeName: this.config.global.Nodename,
         hostname: this.config.global.Hostname,
         spoolDirectory: this.spool!.directory,
+        mmoveDedup: this.mmoveDedup.buffer,
       }),
       onStart: async (workerId) => {
         await this.pool!.call(workerId, 'setDelivery', deliverySettings(this.config));
         await this.pool!.call(workerId, 'setListeners', { listeners: listenerSpecs(this.config) });
+        await this.pool!.call(workerId, 'setMmove', mmoveSettings(this.config));
       },
     });
     this.pool.on('event', (workerId: number, name: string, data: unknown) => {
@@ -186,15 +195,18 @@ export class Daemon {
       const from = typeof env.from === 'string' ? env.from : '';
       const rcpt = Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [];
       const headers = typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {};
+      this.noteMovedForDedup(env);
       const client = typeof env.client === 'string' ? env.client : '';
       const listener = typeof env.listener === 'string' ? env.listener : null;
       const state = parseState(r.state);
       if (r.state !== null && state === null) this.logger.warn({ id: r.id }, 'spool: unreadable retry state ignored; the message starts over');
-      const xBinding = this.bindingPolicy.trustedXBinding({ headers, client, listener });
-      const a = this.assignBinding({ id: r.id, headers, from }, client, listener);
+      const movedMeta = isMoveMeta((env as { moved?: unknown }).moved) ? (env as { moved: MoveMeta }).moved : null;
+      const moved = movedMeta !== null ? this.movedPlacement(r.id, movedMeta, rcpt) : null;
+      const xBinding = moved !== null ? null : this.bindingPolicy.trustedXBinding({ headers, client, listener });
+      const a = moved?.assignment ?? this.assignBinding({ id: r.id, headers, from }, client, listener);
       // The listener's arrival time (the one the queue used before a restart), else the commit's.
       const arrival = typeof env.arrival === 'number' ? env.arrival : r.arrival;
-      if (this.queue.add({ id: r.id, size: r.size, arrival, from, rcpt, xBinding, listener, ...a }, state)) added++;
+      if (this.queue.add({ id: r.id, size: r.size, arrival, from, rcpt, xBinding, listener, ...a }, state ?? moved?.state ?? null)) added++;
     }
     return { added, unreadable };
   }
@@ -213,14 +225,34 @@ export class Daemon {
   private onAccepted(batch: AcceptedMessage[]): void {
     this.metrics.received.inc(undefined, batch.length);
     for (const m of batch) {
-      const a = this.assignBinding(m, m.client, m.listener);
-      const xBinding = this.bindingPolicy.trustedXBinding(m);
-      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener, ...a });
+      const moved = m.moved !== undefined ? this.movedPlacement(m.id, m.moved, m.rcpt) : null;
+      const a = moved?.assignment ?? this.assignBinding(m, m.client, m.listener);
+      const xBinding = moved !== null ? null : this.bindingPolicy.trustedXBinding(m);
+      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener, ...a }, moved?.state ?? null);
       this.logger.info(
         { event: 'reception', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${a.bindingGroup}/${a.binding}` },
         'reception',
       );
     }
+  }
+
+  /**
+   * A message moved here by #mmove keeps the binding the sending node chose and its retry state
+   * (attempts, next attempt). A binding this node does not know falls back to the policy.
+   */
+  private movedPlacement(id: string, moved: MoveMeta, rcpt: string[]): { assignment: { bindingGroup: string; binding: string }; state: PersistedState | null } {
+    const b = this.config.bindings.get(moved.binding);
+    let assignment: { bindingGroup: string; binding: string };
+    if (b !== undefined) assignment = { bindingGroup: b.group, binding: b.name };
+    else {
+      const a = this.bindingPolicy.assignStored({ xBinding: null, listener: null, from: '' });
+      this.logger.warn({ id, binding: moved.binding, from: moved.originNode }, `moved message names binding "${moved.binding}", unknown here; using ${a.bindingGroup}/${a.binding}`);
+      assignment = { bindingGroup: a.bindingGroup, binding: a.binding };
+    }
+    const state: PersistedState | null = moved.attempts > 0 || moved.nextAttempt > 0
+      ? { v: 1, p: splitByDomain(rcpt).map((r) => ({ g: assignment.bindingGroup, b: assignment.binding, r, a: moved.attempts, n: moved.nextAttempt })) }
+      : null;
+    return { assignment, state };
   }
 
   /** Hands a delivery batch to the worker with the fewest batches running. */
@@ -252,6 +284,21 @@ export class Daemon {
     return { bindingGroup: a.bindingGroup, binding: a.binding };
   }
 
+  /** A message that came over #mmove and is still spooled: a retry of it is a duplicate. */
+  private noteMovedForDedup(env: object): void {
+    const key = mmoveDedupKey(env as MovedEnvelope);
+    if (key !== null) this.mmoveDedup.add(key[0], key[1]);
+  }
+
+  private registerMmoveMetrics(): void {
+    const r = this.metrics.registry;
+    const dups = r.counter('vipmta_mmove_duplicates_total', 'Messages received over #mmove that were already spooled here (answered 250, not spooled again).');
+    r.onCollect(() => {
+      const d = this.mmoveDedup.stats().duplicates - dups.get();
+      if (d > 0) dups.inc(undefined, d);
+    });
+  }
+
   private installSignals(): void {
     const onTerm = (sig: string) => () => {
       this.logger.info({ signal: sig }, 'stopping: no new connections, finishing sessions in flight');
@@ -280,10 +327,12 @@ export class Daemon {
     const notes = restartOnlyChanges(prev, next);
     const pool = this.pool!;
     const applied = await pool.broadcast('setListeners', { listeners: listenerSpecs(next) });
-    const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const appliedMmove = await pool.broadcast('setMmove', mmoveSettings(next));
+    const failed = [...applied, ...appliedMmove].find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
       // Put every worker back on the running listeners so the node stays consistent.
       await pool.broadcast('setListeners', { listeners: listenerSpecs(prev) });
+      await pool.broadcast('setMmove', mmoveSettings(prev));
       const why = (failed.reason as Error).message;
       this.logger.error({ err: failed.reason }, 'config reload failed; keeping the running config');
       return this.noteReload(false, `config reload failed; keeping the running config:\n${why}`);
@@ -488,6 +537,26 @@ function selector(cmd: string, args: string[]): Selector {
 function deliverySettings(cfg: Config): DeliverySettings {
   const g = cfg.global;
   return { resolverServers: [...g.Resolver_Servers], connectTimeoutMs: g.Connect_Timeout, commandTimeoutMs: g.Command_Timeout, dataTimeoutMs: g.Data_Timeout };
+}
+
+// ---- #mmove (issue 6) ----------------------------------------------------------------------
+// The queue manager will call pool.call(workerId, 'mmoveSend', ...) for the #mmove queue; what
+// lives here is only what the receiving side needs from the main thread.
+interface MovedEnvelope {
+  moved?: { originalId?: unknown };
+  mmovePeer?: unknown;
+}
+
+function isMoveMeta(v: unknown): v is MoveMeta {
+  if (v === null || typeof v !== 'object') return false;
+  const m = v as Record<string, unknown>;
+  return typeof m.binding === 'string' && typeof m.bindingGroup === 'string' && typeof m.originalId === 'string'
+    && typeof m.arrival === 'number' && typeof m.attempts === 'number' && typeof m.nextAttempt === 'number' && typeof m.hops === 'number';
+}
+
+function mmoveDedupKey(env: MovedEnvelope): [string, string] | null {
+  const id = env.moved?.originalId;
+  return typeof env.mmovePeer === 'string' && typeof id === 'string' ? [env.mmovePeer, id] : null;
 }
 
 function listenerSpecs(cfg: Config): ListenerSpec[] {

@@ -502,7 +502,12 @@ function show(c: Config): string {
   }
   if (c.ecclusterListeners.length) {
     out.push('ECCluster_Listener {');
-    for (const l of c.ecclusterListeners) out.push(`  Listen ${quote(l.name)} {`, '  }');
+    // #mmove (issue 6): the cluster link's listeners now take Timeout and Max_Message_Size.
+    for (const l of c.ecclusterListeners) {
+      out.push(`  Listen ${quote(l.name)} {`);
+      opts('eccluster_listener', l.options, '    ');
+      out.push('  }');
+    }
     out.push('}');
   }
   if (c.controlListeners.length) {

@@ -119,7 +119,7 @@ export const OPTIONS = {
 
   // --- listener (ESMTP_Listener and Listen) ---
   Max_Message_Size: {
-    type: { kind: 'size' }, scopes: ['listener'], default: '50M',
+    type: { kind: 'size' }, scopes: ['listener', 'eccluster_listener'], default: '50M',
     description: 'Largest message accepted (SMTP SIZE).',
   },
   Max_Recipients: {
@@ -131,7 +131,7 @@ export const OPTIONS = {
     description: 'Most concurrent connections on the listener.',
   },
   Timeout: {
-    type: { kind: 'duration' }, scopes: ['listener'], default: '5m',
+    type: { kind: 'duration' }, scopes: ['listener', 'eccluster_listener'], default: '5m',
     description: 'Idle time after which a client connection is closed.',
   },
   Pipelining: {
@@ -191,6 +191,23 @@ export const OPTIONS = {
   Cluster_Secret: {
     type: { kind: 'string' }, scopes: ['cluster'],
     description: 'Shared secret that authenticates cluster links (#mmove).',
+  },
+  // #mmove (issue 6): the cluster link's message moves (src/mmove/, docs/mmove.md).
+  Mmove_Connections: {
+    type: { kind: 'integer', min: 1, max: 64 }, scopes: ['cluster'], default: '4',
+    description: 'Connections per peer node over which a batch of #mmove messages is spread.',
+  },
+  Mmove_Max_Hops: {
+    type: { kind: 'integer', min: 1, max: 255 }, scopes: ['cluster'], default: '8',
+    description: 'A message arriving over #mmove that has already moved this many times is refused (554 5.4.6).',
+  },
+  Mmove_Dedup_Entries: {
+    type: { kind: 'integer', min: 64, max: 100_000_000 }, scopes: ['cluster'], default: '1000000',
+    description: 'How many recently received #mmove queue ids are remembered to suppress duplicates (restart to change).',
+  },
+  Mmove_Dedup_Window: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '1h',
+    description: 'How long a received #mmove queue id is remembered to suppress duplicates (restart to change).',
   },
   Arp_All_Hosts: {
     type: { kind: 'boolean' }, scopes: ['cluster'], default: 'false',

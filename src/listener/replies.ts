@@ -27,6 +27,29 @@ export const REPLIES = {
   shuttingDown: { code: 421, text: '4.3.2 Service shutting down, closing transmission channel' },
   // RFC 3463 X.5.3 style check on the loop: a message that has passed through too many hops.
   tooManyHops: { code: 554, text: '5.4.6 Too many hops (routing loop detected)' },
+
+  // ---- ECmmove2 (src/mmove/receiver.ts): the cluster link speaks SMTP, so it answers like SMTP ----
+  // RFC 4954 6 (530) / RFC 3463 X.7.0: the XMMOVE announce must come before a transaction.
+  authRequired: { code: 530, text: '5.7.0 Authentication required' },
+  // RFC 4954 6 (454) / RFC 3463 X.7.0: this node cannot check proofs (no Cluster_Secret); retry later.
+  authUnavailable: { code: 454, text: '4.7.0 Temporary authentication failure' },
+  // RFC 4954 6 (504) / RFC 3463 X.5.4: a proof mechanism we do not know.
+  authMechanism: { code: 504, text: '5.5.4 Unrecognized authentication type' },
+  // RFC 5321 4.2.4 (500) / RFC 3463 X.5.1: invalid command.
+  commandUnrecognized: { code: 500, text: '5.5.1 Command unrecognized' },
+  // RFC 5321 4.2.4 (500) / RFC 3463 X.5.2: syntax error (a line over the limit cannot be resynced).
+  lineTooLongCommand: { code: 500, text: '5.5.2 Line too long' },
+  // RFC 5321 4.2.4 (501) / RFC 3463 X.5.4: invalid command arguments.
+  syntaxError: { code: 501, text: '5.5.4 Syntax error in parameters or arguments' },
+  // RFC 5321 4.2.4 (555) / RFC 3463 X.5.4: MAIL FROM/RCPT TO parameters not recognized.
+  parameterUnknown: { code: 555, text: '5.5.4 MAIL FROM/RCPT TO parameters not recognized or not implemented' },
+  // RFC 5321 4.2.4 (503) / RFC 3463 X.5.1: bad sequence of commands.
+  badSequence: { code: 503, text: '5.5.1 Bad sequence of commands' },
+  // RFC 5321 3.3 and RFC 2920 3.1 (554) / RFC 3463 X.5.1: DATA or BDAT without a valid recipient;
+  // an mmove moves whole messages, so one refused recipient refuses the transaction.
+  noValidRecipients: { code: 554, text: '5.5.1 No valid recipients' },
+  // RFC 5321 4.5.3.2 (421) / RFC 3463 X.4.2: bad connection (idle past the timeout).
+  idleTimeout: { code: 421, text: '4.4.2 Idle timeout, closing transmission channel' },
 } as const satisfies Record<string, Reply>;
 
 export type ReplyName = keyof typeof REPLIES;

@@ -187,6 +187,23 @@ export function attachSpool(directory: string): SpoolWriter {
   return new Writer(directory, handle);
 }
 
+/** Reads bodies of the process-wide spool from any thread (#mmove senders in workers). */
+export interface SpoolReader {
+  /** The body in wire form, one pread into a new Buffer the caller owns. Throws ENOENT. */
+  read(id: string): Buffer;
+  /** Where the body lies, for sendfile; the caller owns and must close `fd`. Throws ENOENT. */
+  bodyLocation(id: string): BodyLocation;
+}
+
+/** A reader on the spool the main thread opened in this process. Throws ERR_SPOOL_CLOSED if none. */
+export function attachSpoolReader(directory: string): SpoolReader {
+  const handle = spoolAttach(directory);
+  return {
+    read: (id) => spoolRead(handle, id),
+    bodyLocation: (id) => spoolBodyLocation(handle, id),
+  };
+}
+
 export class Spool {
   /** The directory as opened (realpath). */
   readonly directory: string;

@@ -5,6 +5,9 @@
 import type { SerializedError } from '../errors.js';
 import type { MessageSummary } from '../queue/queue.js';
 import type { BindingIdentity, MessageResult, RouteSpec, TlsPolicy } from '../delivery/index.js';
+import type { MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
+import type { MmoveWorkerStats } from '../mmove/worker-side.js';
+import type { MoveMeta } from '../mmove/wire.js';
 
 /** One ESMTP listener as a worker needs it: plain data, structured-clone safe. */
 export interface ListenerSpec {
@@ -58,6 +61,25 @@ export interface WorkerMethods {
   deliver: [DeliveryBatch, MessageResult[]];
   /** Stops accepting, waits for open sessions up to timeoutMs, then closes them. */
   drain: [{ timeoutMs: number }, { closedEarly: number }];
+  // ---- #mmove (src/mmove/, issue 6) ----
+  /** Opens (or keeps) exactly these ECCluster_Listener sockets and sets the link settings. */
+  setMmove: [MmoveSettings, { listening: string[] }];
+  /** Moves a batch of queued messages to one node; one result per item, in order. A message
+   *  may be marked done only when its result is ok (the receiver's 250 arrived). */
+  mmoveSend: [{ peer: MmovePeer; items: MmoveItem[] }, MmoveResult[]];
+  mmoveStats: [Record<string, never>, MmoveWorkerStats];
+}
+
+/** What a worker needs for #mmove: plain data, structured-clone safe. */
+export interface MmoveSettings {
+  /** ECCluster_Listener Listen stanzas; options hold Max_Message_Size and Timeout. */
+  listeners: ListenerSpec[];
+  /** Cluster_Secret; null: announces are refused (454 4.7.0) and nothing is sent. */
+  secret: string | null;
+  /** Mmove_Max_Hops: a message arriving with hops >= this is refused with 554 5.4.6. */
+  maxHops: number;
+  /** Mmove_Connections: connections per peer a batch is spread over. */
+  connectionsPerPeer: number;
 }
 
 /** What a worker tells the main thread about each message it acknowledged (never the body). */
@@ -65,6 +87,12 @@ export interface AcceptedMessage extends MessageSummary {
   listener: string;
   /** The injecting client's address (policy decides whether to trust its X-Binding). */
   client: string;
+  /**
+   * Set when the message came over #mmove from another node: queue it on this binding with this
+   * retry state (attempts, nextAttempt; expiry counts from arrival), not by local policy. `hops`
+   * counts the moves including the one that brought it here. `headers` is empty for these.
+   */
+  moved?: MoveMeta;
 }
 
 /** Events a worker sends without being asked. */
@@ -83,6 +111,8 @@ export interface WorkerInit {
   hostname: string;
   /** The spool directory the main thread opened; workers attach to it. Null until a spool exists. */
   spoolDirectory: string | null;
+  /** #mmove duplicate table (mmove/dedup.ts) shared by every worker; made by the main thread. */
+  mmoveDedup?: SharedArrayBuffer;
 }
 
 export type MethodName = keyof WorkerMethods & string;

@@ -8,7 +8,9 @@ import { ListenerSet } from '../listener/listener-set.js';
 import { spoolSink } from '../listener/spool-sink.js';
 import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
 import { localResult } from '../delivery/results.js';
-import { attachSpool, type SpoolWriter } from '../spool/index.js';
+import { attachSpool, attachSpoolReader, type SpoolWriter } from '../spool/index.js';
+import { DedupTable } from '../mmove/dedup.js';
+import { MmoveWorker } from '../mmove/worker-side.js';
 import {
   type AcceptedMessage,
   type DeliveryBatch,
@@ -98,6 +100,17 @@ async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
   }
   return out;
 }
+// ---- #mmove (issue 6): ECCluster_Listener receivers and the sender's pooled connections ----
+// Without a table from the main thread (tests that start a bare worker) this worker keeps its own.
+const mmove = new MmoveWorker({
+  hostname: init.hostname,
+  nodeName: init.nodeName,
+  logger: log,
+  sink: init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory),
+  reader: init.spoolDirectory === null ? null : attachSpoolReader(init.spoolDirectory),
+  dedup: new DedupTable(init.mmoveDedup !== undefined ? { buffer: init.mmoveDedup } : { entries: 65_536, windowMs: 3_600_000 }),
+  onMessage,
+});
 
 type Handlers = { [M in MethodName]: (p: Params<M>) => Promise<Result<M>> | Result<M> };
 
@@ -114,13 +127,16 @@ const handlers: Handlers = {
     return null;
   },
   deliver: (batch) => deliver(batch),
+  setMmove: async (settings) => ({ listening: await mmove.set(settings) }),
+  mmoveSend: ({ peer, items }) => mmove.send(peer, items),
+  mmoveStats: () => mmove.stats(),
   drain: async ({ timeoutMs }) => {
-    const closedEarly = await listeners.drain(timeoutMs);
+    const [closedEarly, mmoveCut] = await Promise.all([listeners.drain(timeoutMs), mmove.drain(timeoutMs)]);
     flushAccepted();
     if (engine !== null) await engine.close();
     // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
     setImmediate(() => port.close());
-    return { closedEarly };
+    return { closedEarly: closedEarly + mmoveCut };
   },
 };
 

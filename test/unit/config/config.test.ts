@@ -241,7 +241,7 @@ describe('config parser', () => {
         'unknown.conf:3:3: unknown option "Frobnicate" in Binding "b1"',
         'unknown.conf:5:1: unknown stanza "Bindng" at global scope; did you mean "Binding"?',
         'unknown.conf:6:1: stanza "Listen" is not allowed at global scope; it belongs in ESMTP_Listener, ECCluster_Listener, Control_Listener, Http_Listener',
-        'unknown.conf:7:9: option "Max_Message_Size" is not allowed in Spool; it belongs in ESMTP_Listener/Listen',
+        'unknown.conf:7:9: option "Max_Message_Size" is not allowed in Spool; it belongs in ESMTP_Listener/Listen, ECCluster_Listener/Listen',
         'unknown.conf:8:18: option "Bind_Address" is not allowed in Domain "x.com"; it belongs in Binding',
         'unknown.conf:9:18: stanza "Spool" is not allowed in ESMTP_Listener; it belongs in the top level',
         'unknown.conf:10:1: unknown option "Cluster" at global scope; Cluster is a stanza: Cluster { ... }',
@@ -351,9 +351,26 @@ describe('config parser', () => {
     it('rejects a name that is not ip:port, options inside it and a second Http_Listener', () => {
       expect(errorsOf(text('Http_Listener {\n  Listen "localhost" { }\n  Listen "127.0.0.1:2081" { Timeout = 5s }\n}\nHttp_Listener { }'))).toEqual([
         'test.conf:2:10: Listen name must be an address "ip:port" ("[::1]:25" for IPv6), got "localhost"',
-        'test.conf:3:29: option "Timeout" is not allowed in Listen "127.0.0.1:2081"; it belongs in ESMTP_Listener/Listen',
+        'test.conf:3:29: option "Timeout" is not allowed in Listen "127.0.0.1:2081"; it belongs in ESMTP_Listener/Listen, ECCluster_Listener/Listen',
         'test.conf:5:1: duplicate Http_Listener at global scope (first at 1:1)',
       ]);
+    });
+  });
+
+  describe('ECCluster_Listener and the #mmove options', () => {
+    it('takes Timeout and Max_Message_Size per Listen, the Mmove_* options in Cluster, and shows them re-parseably', () => {
+      const c = ok(text('ECCluster_Listener {\n  Timeout = 30s\n  Listen "127.0.0.1:4802" { Max_Message_Size = 1M }\n}\n' +
+        'Cluster {\n  Cluster_Secret = "s"\n  Mmove_Connections = 2\n  Mmove_Max_Hops = 5\n  Mmove_Dedup_Entries = 5000\n  Mmove_Dedup_Window = 10m\n}'));
+      expect(c.ecclusterListeners[0]!.options).toMatchObject({ Timeout: 30_000, Max_Message_Size: 1024 * 1024 });
+      expect(c.cluster!.options).toMatchObject({ Mmove_Connections: 2, Mmove_Max_Hops: 5, Mmove_Dedup_Entries: 5000, Mmove_Dedup_Window: 600_000 });
+      expect(ok(text(c.show())).ecclusterListeners[0]!.options).toEqual(c.ecclusterListeners[0]!.options);
+    });
+
+    it('rejects listener options that do not apply to the cluster link, and out-of-range values', () => {
+      const errs = errorsOf(text('ECCluster_Listener {\n  Listen "127.0.0.1:4802" { Relay_Hosts = ( "10.0.0.0/8" ) }\n}\nCluster {\n  Mmove_Max_Hops = 0\n}'));
+      expect(errs).toHaveLength(2);
+      expect(errs[0]).toMatch(/^test\.conf:2:29: option "Relay_Hosts" is not allowed in Listen "127\.0\.0\.1:4802"/);
+      expect(errs[1]).toBe('test.conf:5:20: invalid value for "Mmove_Max_Hops": expected an integer from 1 to 255, got "0"');
     });
   });
 

@@ -1,0 +1,223 @@
+// #mmove transport benchmark (issue 6): two hosts in network namespaces (test/cluster/harness.ts:
+// a bridge namespace, each host on a veth), their links shaped to 1 Gbit/s with tc tbf, durable
+// spools on both ends. On the same link, in the same run: iperf3 (the raw TCP ceiling), Postfix's
+// smtp-source into smtp-sink (the SMTP ceiling without any storage), and vipmta moving a filled
+// spool to a vipmta receiver (4 KiB and 64 KiB messages). Then the same unshaped. Prints a
+// markdown table and writes bench/results/mmove-<time>.json.
+//
+//   npm run bench:mmove [-- --quick]      (root: namespaces; iperf3, smtp-source, smtp-sink installed)
+// Options: --quick (10,000 x 4 KiB, 2,000 x 64 KiB, iperf3 3 s)  --connections N (default 4)
+//   --no-unshaped (skip the unshaped pass)
+// Main thread; blocks on `ip`/`tc` calls; awaits the child processes. Every namespace and process
+// it made is removed at the end, also on failure (the harness's exit hook covers a crash).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ClusterLab, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
+import { treeCpuSeconds } from './lib/proc.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    connections: { type: 'string', default: '4' },
+    'no-unshaped': { type: 'boolean', default: false },
+  },
+});
+const here = path.dirname(fileURLToPath(import.meta.url));
+// Compiled to node_modules/.cache/vipmta-bench-mmove/bench/: the repository is four levels up.
+const root = path.resolve(here, '..', '..', '..', '..');
+const cli = path.join(root, 'bin', 'vipmta.js');
+const senderJs = path.join(here, 'mmove-sender.js');
+const quick = args.quick;
+const N4 = quick ? 10_000 : 100_000;
+const N64 = quick ? 2_000 : 20_000;
+const SINK4 = quick ? 10_000 : 50_000;
+const SINK64 = quick ? 2_000 : 10_000;
+const IPERF_S = quick ? 3 : 8;
+const SECRET = 'bench-secret';
+const MMOVE_PORT = 4802;
+const SINK_PORT = 2525;
+
+interface Figures {
+  iperfGbps: number;
+  sink4: { messages: number; seconds: number; perSecond: number };
+  sink64: { messages: number; seconds: number; perSecond: number; gbps: number };
+  mmove4: MoveRun;
+  mmove64: MoveRun;
+}
+interface MoveRun {
+  messages: number;
+  failed: number;
+  seconds: number;
+  perSecond: number;
+  gbps: number;
+  senderCpuSeconds: number;
+  receiverCpuSeconds: number;
+  fillSeconds: number;
+}
+
+function log(s: string): void {
+  process.stderr.write(`[bench:mmove] ${s}\n`);
+}
+
+function listening(lab: ClusterLab, h: LabHost, port: number): boolean {
+  return lab.exec(h, ['ss', '-Hltn']).split('\n').some((l) => l.includes(`:${port} `));
+}
+
+function shape(lab: ClusterLab, on: boolean): void {
+  for (const h of lab.hosts) {
+    // Both directions: data one way, acks and replies the other. tbf burst 1 MB: at 1 Gbit/s a
+    // smaller bucket cannot hold one timer tick's worth of bytes and the rate falls short.
+    if (on) lab.exec(h, ['tc', 'qdisc', 'replace', 'dev', h.ifname, 'root', 'tbf', 'rate', '1gbit', 'burst', '1mb', 'latency', '20ms']);
+    else {
+      try {
+        lab.exec(h, ['tc', 'qdisc', 'del', 'dev', h.ifname, 'root']);
+      } catch {
+        /* no qdisc of ours: already unshaped */
+      }
+    }
+  }
+}
+
+async function iperf(lab: ClusterLab, a: LabHost, b: LabHost): Promise<number> {
+  const server = lab.spawn(b, ['iperf3', '-s', '-1', '-B', b.address, '-p', '5201']);
+  try {
+    await waitFor('iperf3 listening', () => listening(lab, b, 5201));
+    const { stdout, code } = await lab.execAsync(a, ['iperf3', '-c', b.address, '-p', '5201', '-t', String(IPERF_S), '-J']);
+    if (code !== 0) throw new Error(`iperf3 failed: ${stdout.slice(0, 500)}`);
+    const j = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    await server.kill('SIGTERM');
+  }
+}
+
+async function sink(lab: ClusterLab, a: LabHost, b: LabHost, size: number, messages: number): Promise<{ messages: number; seconds: number; perSecond: number }> {
+  // -u nobody: smtp-sink refuses to run as root after binding.
+  const server = lab.spawn(b, ['/usr/sbin/smtp-sink', '-u', 'nobody', `${b.address}:${SINK_PORT}`, '1024']);
+  try {
+    await waitFor('smtp-sink listening', () => listening(lab, b, SINK_PORT));
+    const t0 = process.hrtime.bigint();
+    // -d: keep each session's connection for its next message (as #mmove does); 16 sessions.
+    const { stdout, code } = await lab.execAsync(a, ['/usr/sbin/smtp-source', '-d', '-s', '16', '-m', String(messages), '-l', String(size),
+      '-f', 'bench@a.invalid', '-t', 'rcpt@b.invalid', '-M', 'a.invalid', `${b.address}:${SINK_PORT}`]);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (code !== 0) throw new Error(`smtp-source failed: ${stdout.slice(0, 500)}`);
+    return { messages, seconds, perSecond: messages / seconds };
+  } finally {
+    await server.kill('SIGTERM');
+  }
+}
+
+async function mmove(lab: ClusterLab, a: LabHost, b: LabHost, size: number, messages: number): Promise<MoveRun> {
+  const runDir = fs.mkdtempSync(path.join(b.dir, `mmove-${size}-`));
+  const senderDir = fs.mkdtempSync(path.join(a.dir, `mmove-${size}-`));
+  const conf = path.join(runDir, 'vipmta.conf');
+  // Log_Level warn: the daemon's per-message 'reception' info line is not what this measures.
+  fs.writeFileSync(conf, `Worker_Threads = 2
+Nodename = "node-b"
+Log_Level = "warn"
+ECCluster_Listener { Listen "${b.address}:${MMOVE_PORT}" { } }
+Cluster {
+  Cluster_Secret = "${SECRET}"
+  Mmove_Dedup_Entries = ${Math.max(1024, messages * 2)}
+}
+# The receiver only stores: the benchmark measures the move, not the delivery after it.
+Suspend_Delivery = true
+Spool { Directory = "${path.join(runDir, 'spool')}" }
+`);
+  let receiver: LabProcess | null = null;
+  let sender: LabProcess | null = null;
+  try {
+    receiver = lab.spawn(b, [process.execPath, cli, 'start', '-c', conf]);
+    await waitFor('vipmta receiver listening', () => listening(lab, b, MMOVE_PORT) || (receiver!.running ? false : Promise.reject(new Error(`receiver exited: ${receiver!.stderrLines.join('\n')}`))), { timeoutMs: 30_000 });
+    sender = lab.spawn(a, [process.execPath, senderJs, '--root', root, '--dir', senderDir, '--peer', `${b.address}:${MMOVE_PORT}`,
+      '--size', String(size), '--count', String(messages), '--connections', args.connections!, '--secret', SECRET]);
+    const filled = JSON.parse((await sender.waitLine((l) => l.includes('"filled"'), { timeoutMs: 600_000 })).line) as { seconds: number };
+    const cpu0 = treeCpuSeconds(receiver.pid);
+    const moved = JSON.parse((await sender.waitLine((l) => l.includes('"moved"'), { timeoutMs: 900_000 })).line) as {
+      messages: number; failed: number; bytes: number; seconds: number; senderCpuSeconds: number;
+    };
+    const receiverCpuSeconds = treeCpuSeconds(receiver.pid) - cpu0;
+    await sender.exited;
+    return {
+      messages: moved.messages,
+      failed: moved.failed,
+      seconds: moved.seconds,
+      perSecond: moved.messages / moved.seconds,
+      gbps: (moved.bytes * 8) / moved.seconds / 1e9,
+      senderCpuSeconds: moved.senderCpuSeconds,
+      receiverCpuSeconds,
+      fillSeconds: filled.seconds,
+    };
+  } finally {
+    await sender?.kill('SIGKILL');
+    await receiver?.kill('SIGTERM');
+    fs.rmSync(runDir, { recursive: true, force: true });
+    fs.rmSync(senderDir, { recursive: true, force: true });
+  }
+}
+
+async function pass(lab: ClusterLab, shaped: boolean): Promise<Figures> {
+  const [a, b] = [lab.hosts[0]!, lab.hosts[1]!];
+  shape(lab, shaped);
+  const label = shaped ? '1 Gbit/s tbf' : 'unshaped veth';
+  log(`${label}: iperf3`);
+  const iperfGbps = await iperf(lab, a, b);
+  log(`${label}: smtp-source -> smtp-sink 4 KiB`);
+  const sink4 = await sink(lab, a, b, 4096, SINK4);
+  log(`${label}: smtp-source -> smtp-sink 64 KiB`);
+  const s64 = await sink(lab, a, b, 65536, SINK64);
+  const sink64 = { ...s64, gbps: (s64.perSecond * 65536 * 8) / 1e9 };
+  log(`${label}: mmove ${N4} x 4 KiB`);
+  const mmove4 = await mmove(lab, a, b, 4096, N4);
+  log(`${label}: mmove ${N64} x 64 KiB`);
+  const mmove64 = await mmove(lab, a, b, 65536, N64);
+  return { iperfGbps, sink4, sink64, mmove4, mmove64 };
+}
+
+function table(label: string, f: Figures): string {
+  const r = (x: number, d = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  return [
+    `### ${label}`,
+    '',
+    '| measurement | figure | ratio |',
+    '|---|---|---|',
+    `| iperf3 raw TCP | ${r(f.iperfGbps, 3)} Gbit/s | 1.00 |`,
+    `| smtp-source -> smtp-sink, 4 KiB, 16 sessions | ${r(f.sink4.perSecond)} msg/s | 1.00 (4 KiB anchor) |`,
+    `| smtp-source -> smtp-sink, 64 KiB, 16 sessions | ${r(f.sink64.perSecond)} msg/s = ${r(f.sink64.gbps, 3)} Gbit/s | ${r(f.sink64.gbps / f.iperfGbps, 2)} of raw TCP |`,
+    `| #mmove 4 KiB (${r(f.mmove4.messages)}, durable both ends) | ${r(f.mmove4.perSecond)} msg/s | ${r(f.mmove4.perSecond / f.sink4.perSecond, 2)} of smtp-sink |`,
+    `| #mmove 64 KiB (${r(f.mmove64.messages)}, durable both ends) | ${r(f.mmove64.perSecond)} msg/s = ${r(f.mmove64.gbps, 3)} Gbit/s | ${r(f.mmove64.gbps / f.iperfGbps, 2)} of raw TCP |`,
+    '',
+    `CPU during the moves (s): 4 KiB sender ${r(f.mmove4.senderCpuSeconds, 1)}, receiver ${r(f.mmove4.receiverCpuSeconds, 1)}; ` +
+      `64 KiB sender ${r(f.mmove64.senderCpuSeconds, 1)}, receiver ${r(f.mmove64.receiverCpuSeconds, 1)}. ` +
+      `Failed moves: ${f.mmove4.failed + f.mmove64.failed}.`,
+    '',
+  ].join('\n');
+}
+
+const lab = await ClusterLab.create({ nodes: 2 });
+try {
+  const started = new Date();
+  const shaped = await pass(lab, true);
+  const unshaped = args['no-unshaped'] ? null : await pass(lab, false);
+  const out = {
+    date: started.toISOString(),
+    command: `npm run bench:mmove${quick ? ' -- --quick' : ''}`,
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, kernel: os.release() },
+    settings: { connections: Number(args.connections), n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S },
+    shaped,
+    unshaped,
+  };
+  const dir = path.join(root, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `mmove-${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+  fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  console.log(table('1 Gbit/s (tc tbf on both veths)', shaped));
+  if (unshaped !== null) console.log(table('unshaped veth', unshaped));
+  console.log(`raw JSON: ${path.relative(root, file)}`);
+} finally {
+  await lab.destroy();
+}

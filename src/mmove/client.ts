@@ -1,0 +1,380 @@
+// The sending end of ECmmove2: moves a batch of spooled messages to the node that owns their
+// binding's address, over pooled, authenticated connections to its ECCluster_Listener. Per
+// connection, transactions are pipelined back to back (MAIL, RCPT, BDAT LAST + body, next MAIL
+// ...; RFC 2920 + RFC 3030), so the receiver's group commit covers many of them; a message
+// counts as moved only when its own 250 arrived. Usable on any thread (a worker in the daemon,
+// the main thread in tests and the benchmark); never blocks except the one spool read per message.
+import net from 'node:net';
+import { ErrorCode, VipError } from '../errors.js';
+import { announceCommand, EHLO_KEYWORD, mailCommand, parseChallenge, unstuff, type MoveMeta } from './wire.js';
+
+/** Where a body comes from: the spool (Spool or attachSpoolReader); wire form, one read. */
+export interface BodyReader {
+  read(id: string): Buffer;
+}
+
+export interface MmovePeer {
+  host: string;
+  port: number;
+  /** Local address to connect from (the cluster link's); the kernel chooses when omitted. */
+  localAddress?: string;
+}
+
+/** One queued message to move, with the retry state that must survive the move. */
+export interface MmoveItem {
+  /** Queue id in this node's spool. */
+  id: string;
+  from: string;
+  rcpt: string[];
+  binding: string;
+  bindingGroup: string;
+  /** First acceptance, ms since the epoch. */
+  arrival: number;
+  attempts: number;
+  /** ms since the epoch; 0: as soon as possible. */
+  nextAttempt: number;
+  /** Moves made before this one (0 for a message injected here). */
+  hops: number;
+  /** The node that first accepted it; this node when omitted. */
+  originNode?: string;
+}
+
+export interface MmoveResult {
+  id: string;
+  /** True only after the receiver's 250 for this message: the caller may mark it done. */
+  ok: boolean;
+  /** The reply that decided (the first non-2xx of the transaction), 0 when there was none
+   *  (connection lost, not sent, body unreadable): then the message must stay. */
+  code: number;
+  text: string;
+  /** The receiver had it already (a retry after a lost 250) and did not spool it again. */
+  duplicate: boolean;
+}
+
+export interface MmoveClientOptions {
+  /** This node's Nodename: announced, and the receiver's duplicate key with the queue id. */
+  nodeName: string;
+  secret: string;
+  reader: BodyReader;
+  /** Connections per peer a batch is spread over (Mmove_Connections). Default 4. */
+  connectionsPerPeer?: number;
+  /** Messages sent on one connection whose final reply is still outstanding. Default 256. */
+  maxInFlight?: number;
+  connectTimeoutMs?: number;
+  /** No reply for this long while replies are outstanding: the connection is dropped. */
+  replyTimeoutMs?: number;
+  /** Idle pooled connections are closed (QUIT) after this long. Default 30 s. */
+  idleMs?: number;
+  /** EHLO name; defaults to nodeName. */
+  heloName?: string;
+}
+
+export interface MmoveClientStats {
+  connectionsOpened: number;
+  open: number;
+  moved: number;
+  movedBytes: number;
+  duplicates: number;
+  failed: number;
+}
+
+type ResolvedOptions = Required<Omit<MmoveClientOptions, 'heloName'>> & { heloName: string };
+
+/** A reply: code and the text of its last line (with the enhanced code). */
+interface Reply {
+  code: number;
+  text: string;
+}
+
+export class MmoveClient {
+  private readonly pools = new Map<string, Connection[]>();
+  private readonly o: ResolvedOptions;
+  private closed = false;
+  readonly counters: MmoveClientStats = { connectionsOpened: 0, open: 0, moved: 0, movedBytes: 0, duplicates: 0, failed: 0 };
+
+  constructor(opts: MmoveClientOptions) {
+    this.o = {
+      connectionsPerPeer: 4,
+      maxInFlight: 256,
+      connectTimeoutMs: 10_000,
+      replyTimeoutMs: 60_000,
+      idleMs: 30_000,
+      heloName: opts.nodeName,
+      ...opts,
+    };
+    if (!(this.o.connectionsPerPeer >= 1)) throw new RangeError('connectionsPerPeer must be >= 1');
+  }
+
+  /**
+   * Moves `items` to `peer` and resolves with one result per item, in the same order. Never
+   * rejects for a per-message or connection failure: those come back as ok: false (code 0 when
+   * no reply decided), and the caller keeps those messages for a later retry.
+   */
+  async send(peer: MmovePeer, items: MmoveItem[]): Promise<MmoveResult[]> {
+    if (this.closed) throw new VipError(ErrorCode.SHUTTING_DOWN, 'mmove client is closed');
+    if (items.length === 0) return [];
+    const results = new Array<MmoveResult>(items.length);
+    // Contiguous slices, one per connection: a small batch uses fewer connections.
+    const n = Math.min(this.o.connectionsPerPeer, Math.ceil(items.length / 16));
+    const per = Math.ceil(items.length / n);
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const slice = items.slice(i * per, (i + 1) * per);
+        const out = await this.sendOn(peer, i, slice);
+        for (let j = 0; j < out.length; j++) results[i * per + j] = out[j]!;
+      }),
+    );
+    for (const r of results) {
+      if (r.ok) {
+        if (r.duplicate) this.counters.duplicates++;
+      } else this.counters.failed++;
+    }
+    return results;
+  }
+
+  stats(): MmoveClientStats {
+    let open = 0;
+    for (const p of this.pools.values()) open += p.filter((c) => c !== undefined && c.alive).length;
+    return { ...this.counters, open };
+  }
+
+  /** Closes every pooled connection (QUIT when idle). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.pools.values()].flat().filter((c) => c !== undefined);
+    this.pools.clear();
+    await Promise.all(all.map((c) => c.quit()));
+  }
+
+  private async sendOn(peer: MmovePeer, slot: number, items: MmoveItem[]): Promise<MmoveResult[]> {
+    const key = `${peer.host}:${peer.port}`;
+    let pool = this.pools.get(key);
+    if (pool === undefined) this.pools.set(key, (pool = []));
+    let conn = pool[slot];
+    if (conn === undefined || !conn.alive) {
+      conn = new Connection(this.o, peer, this.counters);
+      pool[slot] = conn;
+      this.counters.connectionsOpened++;
+    }
+    return conn.enqueue(items);
+  }
+}
+
+const notSent = (id: string, why: string): MmoveResult => ({ id, ok: false, code: 0, text: why, duplicate: false });
+
+/** One pooled connection: handshake once, then jobs one after another, each fully pipelined. */
+class Connection {
+  alive = true;
+  private readonly sock: net.Socket;
+  private ready: Promise<void>;
+  private chain: Promise<unknown> = Promise.resolve();
+  private partial = '';
+  private lines: string[] = [];
+  private readonly waiters: ((r: Reply | Error) => void)[] = [];
+  private deadError: Error | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly o: ResolvedOptions,
+    peer: MmovePeer,
+    private readonly counters: MmoveClientStats,
+  ) {
+    this.sock = net.connect({ host: peer.host, port: peer.port, noDelay: true, ...(peer.localAddress !== undefined ? { localAddress: peer.localAddress } : {}) });
+    this.sock.setTimeout(o.connectTimeoutMs, () => this.die(new VipError(ErrorCode.DELIVERY, `mmove: no answer from ${peer.host}:${peer.port} within ${o.connectTimeoutMs} ms`)));
+    this.sock.on('data', (d: Buffer) => this.onData(d));
+    this.sock.on('error', (err) => this.die(err));
+    this.sock.on('close', () => this.die(new VipError(ErrorCode.DELIVERY, 'mmove: connection closed by the peer')));
+    this.ready = this.handshake(peer);
+    this.ready.catch(() => undefined);
+  }
+
+  enqueue(items: MmoveItem[]): Promise<MmoveResult[]> {
+    this.clearIdle();
+    const job = this.chain.then(() => this.run(items));
+    this.chain = job.catch(() => undefined).then(() => this.armIdle());
+    return job;
+  }
+
+  quit(): Promise<void> {
+    this.clearIdle();
+    return this.chain.then(async () => {
+      if (!this.alive) return;
+      try {
+        this.sock.write('QUIT\r\n');
+        await this.next();
+      } catch {
+        /* closing anyway */
+      }
+      this.alive = false;
+      this.sock.destroy();
+    });
+  }
+
+  private armIdle(): void {
+    if (!this.alive) return;
+    this.idleTimer = setTimeout(() => void this.quit(), this.o.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private async handshake(peer: MmovePeer): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.sock.once('connect', resolve);
+      this.sock.once('error', reject);
+    });
+    const greeting = await this.next();
+    const challenge = parseChallenge(greeting.text);
+    if (greeting.code !== 220 || challenge === null) throw this.refused(peer, 'greeting', greeting);
+    this.sock.write(`EHLO ${this.o.heloName}\r\n`);
+    const ehlo = await this.next();
+    if (ehlo.code !== 250) throw this.refused(peer, 'EHLO', ehlo);
+    const kw = ehlo.text.toUpperCase();
+    for (const k of [EHLO_KEYWORD, 'PIPELINING', 'CHUNKING']) {
+      if (!new RegExp(`(^|\\n)250[ -]${k}\\b`).test(kw)) throw this.refused(peer, `EHLO (no ${k})`, ehlo);
+    }
+    this.sock.write(announceCommand(this.o.nodeName, this.o.secret, challenge) + '\r\n');
+    const ann = await this.next();
+    if (ann.code !== 235) throw this.refused(peer, 'XMMOVE', ann);
+    this.sock.setTimeout(this.o.replyTimeoutMs, () => {
+      if (this.waiters.length > 0) this.die(new VipError(ErrorCode.DELIVERY, `mmove: no reply within ${this.o.replyTimeoutMs} ms`));
+    });
+  }
+
+  private refused(peer: MmovePeer, stage: string, r: Reply): Error {
+    const err = new VipError(ErrorCode.HOST_REFUSED, `mmove: ${peer.host}:${peer.port} refused ${stage}: ${r.code} ${lastLine(r.text)}`);
+    (err as VipError & { reply?: Reply }).reply = r;
+    this.die(err);
+    return err;
+  }
+
+  /** Sends every item pipelined and collects each one's final reply. */
+  private async run(items: MmoveItem[]): Promise<MmoveResult[]> {
+    try {
+      await this.ready;
+    } catch (err) {
+      const r = (err as { reply?: Reply }).reply;
+      return items.map((it) => ({ id: it.id, ok: false, code: r?.code ?? 0, text: r !== undefined ? lastLine(r.text) : (err as Error).message, duplicate: false }));
+    }
+    const results = new Array<MmoveResult>(items.length);
+    const outstanding: Promise<void>[] = [];
+    let inFlight = 0;
+    let wake: (() => void) | null = null;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      if (!this.alive) {
+        results[i] = notSent(it.id, this.deadError?.message ?? 'mmove: connection lost');
+        continue;
+      }
+      let wire: Buffer;
+      try {
+        wire = this.o.reader.read(it.id);
+      } catch (err) {
+        results[i] = notSent(it.id, `mmove: cannot read the body: ${(err as Error).message}`);
+        continue;
+      }
+      const { pieces, length } = unstuff(wire);
+      const meta: MoveMeta = {
+        binding: it.binding,
+        bindingGroup: it.bindingGroup,
+        originalId: it.id,
+        originNode: it.originNode ?? this.o.nodeName,
+        arrival: it.arrival,
+        attempts: it.attempts,
+        nextAttempt: it.nextAttempt,
+        hops: it.hops,
+      };
+      let head = mailCommand(it.from, length, meta) + '\r\n';
+      for (const r of it.rcpt) head += `RCPT TO:<${r}>\r\n`;
+      head += `BDAT ${length} LAST\r\n`;
+      // Register the replies before writing: a fast receiver may answer within this turn.
+      const replies: Promise<Reply>[] = [];
+      for (let k = 0; k < it.rcpt.length + 2; k++) replies.push(this.next());
+      this.sock.cork();
+      this.sock.write(head, 'latin1');
+      let flushed = true;
+      for (const p of pieces) flushed = this.sock.write(p);
+      this.sock.uncork();
+      inFlight++;
+      outstanding.push(
+        Promise.all(replies).then(
+          (rs) => {
+            const bad = rs.find((r) => r.code < 200 || r.code >= 300);
+            const final = bad ?? rs[rs.length - 1]!;
+            const text = lastLine(final.text);
+            const ok = bad === undefined;
+            if (ok) {
+              this.counters.moved++;
+              this.counters.movedBytes += wire.length;
+            }
+            results[i] = { id: it.id, ok, code: final.code, text, duplicate: ok && text.includes('(duplicate)') };
+          },
+          (err: Error) => {
+            results[i] = notSent(it.id, `mmove: no final reply (${err.message}); the message stays here`);
+          },
+        ).finally(() => {
+          inFlight--;
+          wake?.();
+        }),
+      );
+      if (!flushed && this.alive) await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.sock.off('drain', done);
+          this.sock.off('close', done);
+          resolve();
+        };
+        this.sock.on('drain', done);
+        this.sock.on('close', done);
+      });
+      while (inFlight >= this.o.maxInFlight) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+    await Promise.all(outstanding);
+    return results;
+  }
+
+  /** The next complete reply (FIFO); rejects when the connection dies first. */
+  private next(): Promise<Reply> {
+    if (this.deadError !== null) return Promise.reject(this.deadError);
+    return new Promise((resolve, reject) => {
+      this.waiters.push((r) => (r instanceof Error ? reject(r) : resolve(r)));
+    });
+  }
+
+  private onData(d: Buffer): void {
+    const s = this.partial + d.toString('latin1');
+    let start = 0;
+    for (let nl = s.indexOf('\n'); nl >= 0; nl = s.indexOf('\n', start)) {
+      const line = s.slice(start, nl > start && s.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+      start = nl + 1;
+      this.lines.push(line);
+      // RFC 5321 4.2.1: "ddd-" continues a reply, "ddd " (or "ddd") ends it.
+      if (line.length >= 3 && line[3] !== '-') {
+        const code = Number(line.slice(0, 3));
+        const text = this.lines.join('\n');
+        this.lines = [];
+        const w = this.waiters.shift();
+        if (w !== undefined) w({ code: Number.isInteger(code) ? code : 0, text });
+      }
+    }
+    this.partial = s.slice(start);
+  }
+
+  private die(err: Error): void {
+    if (this.deadError !== null) return;
+    this.alive = false;
+    this.deadError = err;
+    this.clearIdle();
+    this.sock.destroy();
+    for (const w of this.waiters.splice(0)) w(err);
+  }
+}
+
+/** The last line of a (multi-line) reply without its code: "2.0.0 Ok: queued as ...". */
+function lastLine(text: string): string {
+  const l = text.slice(text.lastIndexOf('\n') + 1);
+  return l.length > 4 ? l.slice(4) : l;
+}
