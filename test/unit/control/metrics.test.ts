@@ -123,7 +123,7 @@ describe('node metrics', () => {
         '# HELP vipmta_delivery_permanent_failures_total Deliveries that failed for good (5xx or expiry), counted per recipient.',
         '# TYPE vipmta_delivery_permanent_failures_total counter',
         'vipmta_delivery_permanent_failures_total 0',
-        '# HELP vipmta_queue_messages Queued messages per binding and queue state.',
+        '# HELP vipmta_queue_messages Queued messages per binding and queue state, counted per destination domain (a message to two domains counts twice).',
         '# TYPE vipmta_queue_messages gauge',
         'vipmta_queue_messages{binding_group="default",binding="default",state="active"} 2',
         'vipmta_queue_messages{binding_group="default",binding="default",state="deferred"} 1',
