@@ -1,4 +1,4 @@
-// The systems under test of bench/inject.ts, each started fresh in its own temporary directory on a free
+// The systems under test of bench/inject.ts and bench/delivery.ts, each started fresh in its own temporary directory on a free
 // loopback port, and stopped by the PID we started (never by name) with the directory removed.
 // Runs on the benchmark's main thread; start/stop block on child processes for up to a few seconds.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -108,6 +108,12 @@ function drain(child: ChildProcess): () => string {
   return () => tail;
 }
 
+function drainStderr(child: ChildProcess): () => string {
+  let tail = '';
+  child.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString('utf8')).slice(-8192)));
+  return () => tail;
+}
+
 export interface VipmtaOptions {
   /** Shown in the results ('vipmta', or 'candidate' for a second build). */
   name: string;
@@ -116,30 +122,59 @@ export interface VipmtaOptions {
   workerThreads: number;
   /** Extra `node` flags for the server, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeFlags: string[];
+  /** Start with Suspend_Delivery = true (default: true, mail is held as bench/inject.ts wants). */
+  suspendDelivery?: boolean;
+  /** Appended to the generated config, e.g. a Domain stanza with Routes (default: none). */
+  extraConfig?: string;
+  /** Log_Level (default "warn"). */
+  logLevel?: string;
+  /** Write the server's stdout/stderr (its JSON log) to <dir>/vipmta.log instead of a pipe to us. */
+  logToFile?: boolean;
 }
 
-export async function startVipmta(o: VipmtaOptions): Promise<Server> {
+export interface VipmtaServer extends Server {
+  /** Rewrites the config with or without Suspend_Delivery and runs `vipmta console config reload`. */
+  setSuspended(suspended: boolean): Promise<void>;
+}
+
+export async function startVipmta(o: VipmtaOptions): Promise<VipmtaServer> {
   const dir = tmpDir('vipmta-bench-');
   const port = await freePort();
   const sock = path.join(dir, 'control.sock');
   const conf = path.join(dir, 'vipmta.conf');
-  fs.writeFileSync(
-    conf,
-    `# bench/inject.ts: one node, durable spool (Sync defaults to fdatasync), quiet logs.
+  const logFile = path.join(dir, 'vipmta.log');
+  const writeConfig = (suspended: boolean): void =>
+    fs.writeFileSync(
+      conf,
+      `# bench/inject.ts, bench/delivery.ts: one node, durable spool (Sync defaults to fdatasync).
 Worker_Threads = ${o.workerThreads}
-Log_Level = "warn"
+Log_Level = "${o.logLevel ?? 'warn'}"
 Hostname = "bench.invalid"
 Nodename = "bench"
-# Held like Postfix's mail in the same run: the benchmark measures injection, not delivery.
-Suspend_Delivery = true
-ESMTP_Listener { Listen "127.0.0.1:${port}" { } }
+${suspended ? '# Held like Postfix\'s mail in the same run.\nSuspend_Delivery = true\n' : ''}ESMTP_Listener { Listen "127.0.0.1:${port}" { } }
 Control_Listener { Listen "${sock}" { } }
 Spool { Directory = "${path.join(dir, 'spool')}" }
-`,
-  );
+${o.extraConfig ?? ''}`,
+    );
+  writeConfig(o.suspendDelivery ?? true);
   const cli = path.join(o.repoRoot, 'bin', 'vipmta.js');
-  const child = spawn(process.execPath, [...o.nodeFlags, cli, 'start', '-c', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = drain(child);
+  let output: () => string;
+  let child: ChildProcess;
+  if (o.logToFile === true) {
+    const fd = fs.openSync(logFile, 'a');
+    child = spawn(process.execPath, [...o.nodeFlags, cli, 'start', '-c', conf], { cwd: dir, stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    output = () => {
+      try {
+        return fs.readFileSync(logFile, 'utf8').slice(-8192);
+      } catch {
+        return '(no log)';
+      }
+    };
+  } else {
+    child = spawn(process.execPath, [...o.nodeFlags, cli, 'start', '-c', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    output = drain(child);
+  }
   let exited = false;
   child.on('exit', () => (exited = true));
   const pid = child.pid!;
@@ -155,8 +190,9 @@ Spool { Directory = "${path.join(dir, 'spool')}" }
   try {
     await waitForGreeting(port, 30_000, () => !exited);
   } catch (err) {
+    const out = output();
     await stop();
-    throw new Error(`${(err as Error).message}\n${output()}`);
+    throw new Error(`${(err as Error).message}\n${out}`);
   }
   return {
     name: o.name,
@@ -167,6 +203,11 @@ Spool { Directory = "${path.join(dir, 'spool')}" }
       const m = /^Total: (\d+) message/m.exec(r.stdout);
       if (r.code !== 0 || m === null) throw new Error(`vipmta mailq failed (${r.code}): ${r.stdout}${r.stderr}`);
       return Number(m[1]);
+    },
+    async setSuspended(suspended: boolean) {
+      writeConfig(suspended);
+      const r = await run(process.execPath, [cli, 'console', '-s', sock, 'config', 'reload']);
+      if (r.code !== 0 || !r.stdout.includes('config reloaded')) throw new Error(`vipmta config reload failed (${r.code}): ${r.stdout}${r.stderr}\n${output()}`);
     },
     stop,
   };
@@ -184,7 +225,22 @@ function userId(name: string): number {
   return Number(line.split(':')[2]);
 }
 
-export async function startPostfix(templateDir: string): Promise<Server> {
+export interface PostfixOptions {
+  /** main.cf settings that replace the template's (a key the template sets is taken out of it). */
+  main?: Record<string, string>;
+  /** Lines appended to master.cf, e.g. the smtp client service. */
+  master?: string[];
+}
+
+export interface PostfixServer extends Server {
+  readonly confDir: string;
+  /** Queue files anywhere in the queue (incoming, active, deferred, hold, maildrop). */
+  queued(): number;
+  /** `postsuper -H ALL` then `postqueue -f`: held mail goes to the deferred queue and is flushed. */
+  release(): Promise<void>;
+}
+
+export async function startPostfix(templateDir: string, opts: PostfixOptions = {}): Promise<PostfixServer> {
   if (process.getuid?.() !== 0) throw new Error('Postfix needs root to start its master');
   const dir = tmpDir('postfix-bench-');
   const port = await freePort();
@@ -192,7 +248,16 @@ export async function startPostfix(templateDir: string): Promise<Server> {
   for (const d of ['conf', 'queue', 'data']) fs.mkdirSync(path.join(dir, d));
   fs.chownSync(path.join(dir, 'data'), userId('postfix'), -1);
   for (const f of ['main.cf', 'master.cf']) {
-    const t = fs.readFileSync(path.join(templateDir, `${f}.in`), 'utf8');
+    let t = fs.readFileSync(path.join(templateDir, `${f}.in`), 'utf8');
+    if (f === 'main.cf' && opts.main !== undefined) {
+      const keys = new Set(Object.keys(opts.main));
+      t = t
+        .split('\n')
+        .filter((l) => !keys.has(l.split('=')[0]!.trim()))
+        .join('\n');
+      t += `\n# Set by the benchmark:\n${Object.entries(opts.main).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`;
+    }
+    if (f === 'master.cf' && opts.master !== undefined) t += `\n${opts.master.join('\n')}\n`;
     fs.writeFileSync(path.join(confDir, f), t.replaceAll('@BASE@', dir).replaceAll('@PORT@', String(port)));
   }
   const log = (): string => {
@@ -244,6 +309,17 @@ export async function startPostfix(templateDir: string): Promise<Server> {
       if (elsewhere > 0) throw new Error(`Postfix has ${elsewhere} queue files outside hold/`);
       return countFiles(path.join(q, 'hold'));
     },
+    confDir,
+    queued() {
+      const q = path.join(dir, 'queue');
+      return ['incoming', 'active', 'deferred', 'maildrop', 'hold'].reduce((n, d) => n + countFiles(path.join(q, d)), 0);
+    },
+    async release() {
+      const h = await run('postsuper', ['-c', confDir, '-H', 'ALL']);
+      if (h.code !== 0) throw new Error(`postsuper -H ALL failed (${h.code}): ${h.stderr}`);
+      const f = await run('postqueue', ['-c', confDir, '-f']);
+      if (f.code !== 0) throw new Error(`postqueue -f failed (${f.code}): ${f.stderr}`);
+    },
     stop,
   };
 }
@@ -251,13 +327,37 @@ export async function startPostfix(templateDir: string): Promise<Server> {
 // ---------------------------------------------------------------------------------------------------
 // smtp-sink: accepts and discards; the ceiling of the load generator and the loopback link.
 
-export async function startSmtpSink(): Promise<Server> {
+export interface SinkServer extends Server {
+  /** Messages received so far ("." answered), from smtp-sink -c's counters; 0 without `count`. */
+  received(): number;
+  /** Resolves when received() reaches n; rejects after timeoutMs or when the sink exits. */
+  waitFor(n: number, timeoutMs: number): Promise<void>;
+}
+
+export async function startSmtpSink(opts: { count?: boolean } = {}): Promise<SinkServer> {
   const port = await freePort();
   // -u: drop root after binding (required when started as root); 1024: listen backlog.
-  const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), `127.0.0.1:${port}`, '1024'];
+  // -c: counters "sess=N quit=N mesg=N" on stdout after every session end, QUIT and ".".
+  const args = [...(opts.count === true ? ['-c'] : []), ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), `127.0.0.1:${port}`, '1024'];
   const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = drain(child);
+  // With -c, stdout is the counters (read below); errors are on stderr.
+  const output = opts.count === true ? drainStderr(child) : drain(child);
   let exited = false;
+  let received = 0;
+  const waiters: { n: number; resolve: () => void }[] = [];
+  if (opts.count === true) {
+    let partial = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      const text = partial + d.toString('latin1');
+      const end = text.lastIndexOf('\r');
+      partial = text.slice(end + 1);
+      const m = /mesg=(\d+)$/.exec(text.slice(0, Math.max(0, end)));
+      if (m !== null) received = Number(m[1]);
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (received >= waiters[i]!.n) waiters.splice(i, 1)[0]!.resolve();
+      }
+    });
+  }
   child.on('exit', () => (exited = true));
   const pid = child.pid!;
   const stop = async (): Promise<void> => {
@@ -273,5 +373,28 @@ export async function startSmtpSink(): Promise<Server> {
     await stop();
     throw new Error(`${(err as Error).message}\n${output()}`);
   }
-  return { name: 'smtp-sink', port, rootPid: pid, count: async () => undefined, stop };
+  return {
+    name: 'smtp-sink',
+    port,
+    rootPid: pid,
+    count: async () => undefined,
+    received: () => received,
+    waitFor(n: number, timeoutMs: number) {
+      if (received >= n) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const w = { n, resolve: () => (clearTimeout(t), clearInterval(dead), resolve()) };
+        const fail = (why: string): void => {
+          const k = waiters.indexOf(w);
+          if (k >= 0) waiters.splice(k, 1);
+          clearTimeout(t);
+          clearInterval(dead);
+          reject(new Error(`smtp-sink: ${why} (received ${received} of ${n})`));
+        };
+        const t = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
+        const dead = setInterval(() => exited && fail('exited'), 500);
+        waiters.push(w);
+      });
+    },
+    stop,
+  };
 }
