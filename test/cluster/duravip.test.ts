@@ -105,6 +105,18 @@ describe('DuraVIP on three nodes', () => {
     expect(arp).toMatch(/known hosts for 198\.51\.100\.201: .*198\.51\.100\.100/);
   });
 
+  it('re-plumbs an owned address that went missing and removes a tagged one it does not hold', async () => {
+    const n1 = lab.host('n1');
+    lab.exec(n1, ['ip', 'addr', 'del', `${PREFERRED}/32`, 'dev', 'eth1']);
+    // This iproute2 cannot set IFA_PROTO; the ":vip" label is our tag on kernels without it.
+    lab.exec(n1, ['ip', 'addr', 'add', '198.51.100.230/32', 'dev', 'eth1', 'label', 'eth1:vip']);
+    await waitFor('the periodic check to restore .201 and remove .230 on n1', () => {
+      const p = plumbed(lab, n1);
+      return p.includes(PREFERRED) && !p.includes('198.51.100.230');
+    }, { timeoutMs: 15_000 });
+    await waitClientSees(lab, PREFERRED, n1);
+  });
+
   it('moves a killed vipmta\'s addresses to the others at once, and the restarted vipmta removes its leftovers', async () => {
     const before = await owners(node('n1'));
     const lost = VIPS.filter((a) => before.get(a)?.owner === 'n2');
@@ -112,20 +124,24 @@ describe('DuraVIP on three nodes', () => {
     // The client has entries pointing at n2 for these (gratuitous ARP only updates existing ones).
     for (const a of lost) await waitClientSees(lab, a, lab.host('n2'));
     const t0 = Date.now();
+    const marks = ['n1', 'n3'].map((n) => node(n).proc.lines.length);
     await node('n2').proc.kill('SIGKILL');
     const moved = await waitFor('n2\'s addresses owned elsewhere', async () => {
       const o = await owners(node('n1'));
       return lost.every((a) => o.get(a)?.owner === 'n1' || o.get(a)?.owner === 'n3') ? o : null;
     });
     for (const a of lost) await waitClientSees(lab, a, lab.host(moved.get(a)!.owner!));
-    console.log(`vipmta SIGKILL: client switched to the new owners within ${Date.now() - t0} ms (corosync alive)`);
-    // Still plumbed on n2 (finite lifetime, not expired yet): the restart must clean it up.
+    // Observation, not an assertion: when the new owners logged taking them (their clock, same machine).
+    const took = ['n1', 'n3'].flatMap((n, i) => node(n).proc.lines.slice(marks[i])
+      .filter((l) => l.includes('"msg":"DuraVIP owner"') && lost.some((a) => l.includes(`"address":"${a}"`)))
+      .map((l) => Date.parse((JSON.parse(l) as { time: string }).time) - t0));
+    console.log(`vipmta SIGKILL: new owners elected ${took.join('/')} ms after the kill; the client saw them within ${Date.now() - t0} ms (with polling)`);
+    // Still plumbed on n2 (finite lifetime of 6 s, not expired yet): the restart must remove it.
     const left = plumbed(lab, lab.host('n2'));
+    expect(left).toEqual([...lost].sort());
     restartNode(lab, node('n2'));
-    if (left.length > 0) {
-      const line = await node('n2').proc.waitLine((l) => l.includes('left plumbed'), { timeoutMs: 30_000 });
-      for (const a of left) expect(line.line).toContain(a);
-    }
+    const line = await node('n2').proc.waitLine((l) => l.includes('left plumbed'), { timeoutMs: 30_000 });
+    for (const a of left) expect(line.line).toContain(a);
     await waitStarted(node('n2'));
     await waitBalanced(['n1', 'n2', 'n3'], 'after the vipmta restart');
   });
