@@ -188,6 +188,26 @@ describe('DuraVIP on three nodes', () => {
     for (const a of VIPS) expect(changes.filter((x) => x === a).length, `${a} changed owner ${changes.filter((x) => x === a).length} times`).toBeLessThanOrEqual(1);
   });
 
+  it('keeps answering its console while its corosync is stopped, releases its addresses, and rejoins when it resumes', async () => {
+    const n2 = lab.host('n2');
+    const cs = lab.corosync(n2)!;
+    process.kill(cs.pid, 'SIGSTOP');
+    try {
+      await waitFor('n2 to see corosync stalled and hold nothing', async () => {
+        const info = await consoleCmd(node('n2'), 'cluster', 'info');
+        return /STALLED/.test(info) && /holds: none/.test(info) && plumbed(lab, n2).length === 0;
+      }, { timeoutMs: 20_000 });
+      await waitFor('n1 and n3 to own all six', async () => {
+        const o = await owners(node('n1'));
+        return VIPS.every((a) => ['n1', 'n3'].includes(o.get(a)?.owner ?? ''));
+      }, { timeoutMs: 20_000 });
+    } finally {
+      process.kill(cs.pid, 'SIGCONT');
+    }
+    await lab.waitQuorate(hosts, true, { timeoutMs: 20_000, members: [1, 2, 3] });
+    await waitBalanced(['n1', 'n2', 'n3'], 'after corosync resumed');
+  });
+
   it('shows in conflict, UNSAFE and BROKEN from real configuration differences, and does not manage BROKEN addresses', async () => {
     // .210: n1 and n2 each name themselves preferred. .211: a listener only on n1 (services differ).
     // Binding b212: .212 on n1 and n2, .213 on n3 (one binding, two addresses).
