@@ -167,6 +167,10 @@ export class ClusterManager extends EventEmitter {
       this.logger.warn('Cluster stanza removed: takes effect at the next restart');
       return;
     }
+    if (config.cluster.options.If_Check_Interval !== this.config.cluster!.options.If_Check_Interval) {
+      // The address lifetime is derived from it and already on the wire: changing both safely needs a restart.
+      this.logger.warn('If_Check_Interval changed: takes effect at the next restart');
+    }
     this.config = config;
     const entries = duravipEntries(config).map(({ where: _w, what: _x, ...e }) => e);
     if (JSON.stringify(entries) !== JSON.stringify(this.entries)) {

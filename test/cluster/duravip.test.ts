@@ -99,6 +99,7 @@ describe('DuraVIP on three nodes', () => {
     expect(membership).toMatch(/3 member\(s\); this node is quorate/);
     const info = await consoleCmd(node('n3'), 'cluster', 'info');
     expect(info).toMatch(/corosync: connected/);
+    expect(await consoleCmd(node('n3'), 'cluster', 'duravip', 'announce', 'view')).toBe('announced\n');
     const arp = await consoleCmd(node('n1'), 'cluster', 'arp', 'show');
     expect(arp).toMatch(/198\.51\.100\.201\s+eth1\s+[1-9]/);
     // Arp_All_Hosts: the client (and the other hosts) are known from the ARP caches.
