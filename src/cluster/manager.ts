@@ -29,6 +29,8 @@ import { canonicalAddress, createMemberState, type DuravipEntry, type MemberStat
 export const CLUSTER_GROUP = 'vipmta-duravip';
 /** How long a leaving or rebalanced owner keeps an address while waiting to see the new owner hold it. */
 export const HANDOVER_TIMEOUT_MS = 2000;
+/** How long an old owner keeps the address after the new owner confirmed holding it. */
+export const HANDOVER_GRACE_MS = 200;
 /** How long a planned shutdown waits for its handovers before it deletes what is left and leaves. */
 export const LEAVE_TIMEOUT_MS = 3000;
 /** Retry period for joining when corosync is not running (yet). */
@@ -99,7 +101,7 @@ export class ClusterManager extends EventEmitter {
   /** Plumbed by us and announced as held. */
   private readonly holds = new Set<string>();
   /** Held but no longer ours: waiting for the new owner to show it holds them. */
-  private readonly releasing = new Map<string, number>();
+  private readonly releasing = new Map<string, { since: number; confirmedAt: number | null }>();
   private leaving = false;
   private stalled = false;
   /** When our outstanding ping was sent; null when it came back (or none was sent). */
@@ -436,7 +438,7 @@ export class ClusterManager extends EventEmitter {
       if (!this.plumbing.add(a)) continue;
       this.holds.add(a);
       const place = this.plumbing.placement(a)!;
-      this.arp.start(a, place.ifname);
+      this.arp.start(a, place.ifname, this.plumbing.lifetimeSec * 1000 + 500);
     }
     const now = Date.now();
     for (const a of [...this.holds]) {
@@ -445,15 +447,21 @@ export class ClusterManager extends EventEmitter {
       // Keep it until the new owner shows it holds it, unless nobody will (no owner, no quorum,
       // corosync lost) or we waited long enough.
       const canWait = to !== null && to !== this.node && this.group !== null && !this.stalled && this.localQuorate();
-      if (canWait && !this.heldElsewhere(a, to)) {
-        const since = this.releasing.get(a);
-        if (since === undefined) {
-          this.releasing.set(a, now);
+      if (canWait) {
+        let r = this.releasing.get(a);
+        if (r === undefined) {
+          this.releasing.set(a, (r = { since: now, confirmedAt: null }));
           setTimeout(() => this.apply(), HANDOVER_TIMEOUT_MS + 10).unref();
-          continue;
         }
-        if (now - since < HANDOVER_TIMEOUT_MS) continue;
-        this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
+        if (r.confirmedAt === null && this.heldElsewhere(a, to)) {
+          // Confirmed: its gratuitous ARP went out before its announce, so clients already send to
+          // it. The grace is for connections that reached us just before that: under load their
+          // greeting can take longer than the switch (measured: one 500 ms stall with 30 ms).
+          r.confirmedAt = now;
+          setTimeout(() => this.apply(), HANDOVER_GRACE_MS + 1).unref();
+        }
+        if (r.confirmedAt !== null ? now - r.confirmedAt < HANDOVER_GRACE_MS : now - r.since < HANDOVER_TIMEOUT_MS) continue;
+        if (r.confirmedAt === null) this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
       }
       this.release(a);
     }
