@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config/build.js';
 import { ErrorCode, VipError } from '../errors.js';
-import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState } from '../native/index.js';
+import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { ArpSchedule, type ArpSettings } from './arp-schedule.js';
 import { cidrContains, duravipEntries, topologyFor } from './duravip-config.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
@@ -104,6 +104,8 @@ export class ClusterManager extends EventEmitter {
   private readonly releasing = new Map<string, { since: number; confirmedAt: number | null }>();
   private leaving = false;
   private stalled = false;
+  /** Node ids of the current totem ring (CPG's totem event), null before the first. */
+  private ringMembers: number[] | null = null;
   /** When our outstanding ping was sent; null when it came back (or none was sent). */
   private pingSentAt: number | null = null;
   private stopped = false;
@@ -196,6 +198,7 @@ export class ClusterManager extends EventEmitter {
       g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
       g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
       g.on('quorum', (q: QuorumState) => this.onQuorum(q));
+      g.on('totem', (t: TotemView) => { this.ringMembers = t.members; });
       g.on('error', (err: Error) => this.onLost(err));
       this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
     } catch (err) {
@@ -222,6 +225,7 @@ export class ClusterManager extends EventEmitter {
   private onLost(err: Error): void {
     this.logger.error({ err }, 'cluster: lost corosync; releasing every DuraVIP');
     this.group = null;
+    this.ringMembers = null;
     this.pingSentAt = null;
     this.stalled = false;
     this.joinError = `${(err as Error & { code?: string }).code ?? 'error'}: ${err.message}`;
@@ -265,6 +269,21 @@ export class ClusterManager extends EventEmitter {
 
   private localQuorate(): boolean {
     return this.group !== null && this.group.quorum.quorate;
+  }
+
+  /**
+   * Whether our quorum state belongs to the current ring. Corosync tells CPG and quorum clients
+   * about a ring change over two channels: a node cut off from the others can see the new view
+   * (with itself alone) while its last quorum event still says quorate. Until the quorum event of
+   * this ring has arrived it may keep what it holds but must not take anything new, or it would
+   * plumb and ARP every address for a moment on the wrong side of a partition.
+   */
+  private quorumFresh(): boolean {
+    const g = this.group;
+    if (g === null) return false;
+    if (g.quorumType === 0 || this.ringMembers === null) return true; // no quorum provider: nothing to wait for
+    const q = [...g.quorum.members].sort((a, b) => a - b).join(',');
+    return q === [...this.ringMembers].sort((a, b) => a - b).join(',');
   }
 
   private myState(): MemberState {
@@ -432,13 +451,15 @@ export class ClusterManager extends EventEmitter {
   /** Plumbs what we should hold, hands over what we should not; announces if that changed anything. */
   private apply(): void {
     const want = this.wanted();
+    const mayTake = this.quorumFresh();
     for (const a of want) {
       this.releasing.delete(a);
-      if (this.holds.has(a)) continue;
+      if (this.holds.has(a) || !mayTake) continue;
       if (!this.plumbing.add(a)) continue;
       this.holds.add(a);
       const place = this.plumbing.placement(a)!;
       this.arp.start(a, place.ifname, this.plumbing.lifetimeSec * 1000 + 500);
+      this.logger.info({ address: a, ifname: place.ifname }, 'DuraVIP: plumbed');
     }
     const now = Date.now();
     for (const a of [...this.holds]) {

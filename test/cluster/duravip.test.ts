@@ -168,6 +168,7 @@ describe('DuraVIP on three nodes', () => {
 
   it('releases everything on a node cut off from the other two, the pair owns all, and healing rebalances without flapping', async () => {
     const n1 = lab.host('n1');
+    const mark = node('n1').proc.lines.length;
     lab.isolate(n1);
     try {
       await waitFor('n1 holds nothing and says it is not quorate', async () => {
@@ -179,6 +180,8 @@ describe('DuraVIP on three nodes', () => {
         return VIPS.every((a) => ['n2', 'n3'].includes(o.get(a)?.owner ?? '')) ? o : null;
       }, { timeoutMs: 20_000 });
       for (const a of VIPS) await waitClientSees(lab, a, lab.host(pair.get(a)!.owner!));
+      // The cut-off node never took anything, not even between its view change and its quorum news.
+      expect(node('n1').proc.lines.slice(mark).filter((l) => l.includes('"msg":"DuraVIP: plumbed"'))).toEqual([]);
     } finally {
       lab.heal(n1);
     }
