@@ -198,7 +198,10 @@ export class ClusterManager extends EventEmitter {
       g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
       g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
       g.on('quorum', (q: QuorumState) => this.onQuorum(q));
-      g.on('totem', (t: TotemView) => { this.ringMembers = t.members; });
+      g.on('totem', (t: TotemView) => {
+        this.ringMembers = t.members;
+        this.apply(); // the quorum news may have come first: take what was held back
+      });
       g.on('error', (err: Error) => this.onLost(err));
       this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
     } catch (err) {
@@ -507,6 +510,8 @@ export class ClusterManager extends EventEmitter {
       this.send({ type: 'ping', now: this.pingSentAt });
     }
     this.updateStalled();
+    // A safety net for anything held back (quorum news, handover timers): applying is idempotent.
+    this.apply();
     const { readded, removed } = this.plumbing.check(this.holds, new Set(this.releasing.keys()));
     if (readded.length > 0) {
       this.logger.warn({ readded }, 'DuraVIP: re-plumbed addresses that had gone missing');
