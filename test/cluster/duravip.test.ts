@@ -13,9 +13,9 @@ import {
 const VIPS = [201, 202, 203, 204, 205, 206].map((i) => `198.51.100.${i}`);
 const PREFERRED = '198.51.100.201';
 
-function body(extra = ''): string {
+function body(extra = '', listeners = ''): string {
   return `ESMTP_Listener {
-${VIPS.map((a) => `  Listen "${a}:25" { ${a === PREFERRED ? 'Enable_Duravip = true Duravip_Preference = "n1"' : ''} }`).join('\n')}
+${listeners}${VIPS.map((a) => `  Listen "${a}:25" { ${a === PREFERRED ? 'Enable_Duravip = true Duravip_Preference = "n1"' : ''} }`).join('\n')}
 }
 ${VIPS.map((a) => `Binding "b${a.split('.')[3]}" { Bind_Address = ${a} Enable_Duravip = true }`).join('\n')}
 Cluster {
@@ -212,7 +212,7 @@ describe('DuraVIP on three nodes', () => {
     await waitBalanced(['n1', 'n2', 'n3'], 'after corosync resumed');
   });
 
-  it('shows in conflict, UNSAFE and BROKEN from real configuration differences, and does not manage BROKEN addresses', async () => {
+  it('shows in conflict, UNSAFE and BROKEN from real configuration differences, does not manage BROKEN addresses, and places a follower with its binding', async () => {
     // .210: n1 and n2 each name themselves preferred. .211: a listener only on n1 (services differ).
     // Binding b212: .212 on n1 and n2, .213 on n3 (one binding, two addresses).
     const extra: Record<string, string> = {
@@ -228,11 +228,11 @@ Binding "b211" { Bind_Address = 198.51.100.211 Enable_Duravip = true }
 Binding "b212" { Bind_Address = 198.51.100.213 Enable_Duravip = true }`,
     };
     for (const name of ['n1', 'n2', 'n3']) {
-      let text = body(extra[name]);
-      // Two ESMTP_Listener stanzas are not allowed: merge n1's extra Listen into the first.
-      if (name === 'n1') {
-        text = body(extra.n1!.split('\nESMTP_Listener')[0]).replace('ESMTP_Listener {\n', 'ESMTP_Listener {\n  Listen "198.51.100.211:2525" { }\n');
-      }
+      // Everywhere: .220 follows binding b202's owner (Duravip_Follow).
+      const follow = '  Listen "198.51.100.220:25" { Duravip_Follow = "b202" }\n';
+      const text = name === 'n1'
+        ? body(extra.n1!.split('\nESMTP_Listener')[0], `${follow}  Listen "198.51.100.211:2525" { }\n`)
+        : body(extra[name], follow);
       writeNodeConfig(lab.host(name), text);
       await consoleCmd(node(name), 'config', 'reload');
     }
@@ -244,10 +244,15 @@ Binding "b212" { Bind_Address = 198.51.100.213 Enable_Duravip = true }`,
     expect(o.get('198.51.100.210')!.owner).not.toBeNull();
     expect(o.get('198.51.100.211')!.owner).not.toBeNull();
     expect(o.get('198.51.100.212')!.owner).toBeNull();
+    // The follower goes wherever its binding's address goes, and answers there.
+    const leader = o.get('198.51.100.202')!.owner!;
+    expect(o.get('198.51.100.220')!.owner).toBe(leader);
+    await waitClientSees(lab, '198.51.100.220', lab.host(leader));
     const show = await consoleCmd(node('n3'), 'cluster', 'duravip', 'show');
     expect(show).toMatch(/in conflict: different preferred owners \(n1 named on n1; n2 named on n2\)/);
     expect(show).toMatch(/UNSAFE: services differ/);
     expect(show).toMatch(/BROKEN, not managed: binding "b212" is on different addresses/);
+    expect(show).toMatch(/follows binding "b202": owned with 198\.51\.100\.202 by/);
     for (const h of hosts) {
       expect(plumbed(lab, h)).not.toContain('198.51.100.212');
       expect(plumbed(lab, h)).not.toContain('198.51.100.213');
