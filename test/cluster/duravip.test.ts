@@ -132,6 +132,11 @@ describe('DuraVIP on three nodes', () => {
       return lost.every((a) => o.get(a)?.owner === 'n1' || o.get(a)?.owner === 'n3') ? o : null;
     });
     for (const a of lost) await waitClientSees(lab, a, lab.host(moved.get(a)!.owner!));
+    // Arp_All_Hosts: the new owner also unicast its takeover to the hosts it knows (the client among them).
+    const taker = node(moved.get(lost[0]!)!.owner!);
+    const arpRow = new RegExp(`^${lost[0]!.replace(/\./g, '\\.')}\\s+eth1\\s+(\\d+)\\s+(\\d+)`, 'm').exec(await consoleCmd(taker, 'cluster', 'arp', 'show'));
+    expect(Number(arpRow?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(arpRow?.[2])).toBeGreaterThanOrEqual(1);
     // Observation, not an assertion: when the new owners logged taking them (their clock, same machine).
     const took = ['n1', 'n3'].flatMap((n, i) => node(n).proc.lines.slice(marks[i])
       .filter((l) => l.includes('"msg":"DuraVIP owner"') && lost.some((a) => l.includes(`"address":"${a}"`)))
