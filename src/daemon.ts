@@ -3,6 +3,8 @@
 // Everything here is asynchronous; nothing blocks the event loop beyond reading config files.
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { ClusterManager } from './cluster/manager.js';
+import { registerClusterCommands } from './cluster/console.js';
 import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from './config/index.js';
 import { CommandTable } from './control/commands.js';
 import { AdminHttpServer, type MailqReport } from './control/http.js';
@@ -65,6 +67,7 @@ export class Daemon {
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     this.bindingPolicy = new BindingPolicy(config);
     this.registerCommands();
+    registerClusterCommands(this.commands, () => this.cluster);
     this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
     this.queue = new QueueManager({
       config: () => this.config,
@@ -146,6 +149,7 @@ export class Daemon {
     }
     await this.startHttp();
     this.installSignals();
+    this.startCluster();
     this.logger.info(
       {
         version: VERSION,
@@ -345,6 +349,7 @@ export class Daemon {
       this.logger.level = next.global.Log_Level;
       await pool.broadcast('setLogLevel', { level: next.global.Log_Level });
     }
+    this.cluster?.reconfigure(next);
     for (const n of notes) this.logger.warn(n);
     this.logger.info({ files: next.files }, 'config reloaded');
     return this.noteReload(true, ['config reloaded', ...notes].join('\n'));
@@ -368,6 +373,7 @@ export class Daemon {
   }
 
   private async teardown(): Promise<void> {
+    await this.stopCluster();
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     // Deliveries in flight report first (their workers must still be there to answer); what does
@@ -510,6 +516,34 @@ export class Daemon {
     });
     const head = ['Worker', 'Thread', 'State', 'Restarts', 'Active', 'Accepted'];
     return table([head, ...rows]) + `deaths since start: ${pool.deaths}\n`;
+  }
+
+  // --- cluster (DuraVIP, issue 5) ------------------------------------------------------------------
+  // Kept in one block: the manager lives in src/cluster/; the daemon only starts it after the
+  // listeners (they bind every DuraVIP with IP_FREEBIND before owning it), hands it reloads, and
+  // lets it hand its addresses over first on shutdown, before sessions drain.
+
+  private cluster: ClusterManager | null = null;
+
+  /** The DuraVIP manager (null without a Cluster stanza): owns(address), ownerOf(address), 'ownership' events. */
+  get clusterManager(): ClusterManager | null {
+    return this.cluster;
+  }
+
+  private startCluster(): void {
+    if (this.config.cluster === null) return;
+    this.cluster = new ClusterManager({ config: this.config, logger: this.logger });
+    this.cluster.start();
+  }
+
+  private async stopCluster(): Promise<void> {
+    const c = this.cluster;
+    if (c === null) return;
+    try {
+      await c.stop();
+    } catch (err) {
+      this.logger.error({ err }, 'cluster: handover on shutdown failed');
+    }
   }
 }
 
