@@ -331,19 +331,31 @@ interface Rep {
 }
 
 /** Waits until one node answers every attempt for a second; prefers `preferred` for up to `preferMs`. */
-async function waitSteady(probe: Probe, preferMs: number): Promise<string> {
+async function waitSteady(lab: ClusterLab, probe: Probe, preferMs: number): Promise<string> {
   const t0 = Date.now();
-  return waitFor('one node answering every attempt for 1 s', () => {
-    const o = probe.steadyOwner(1000);
-    if (o === null) return null;
-    if (o !== PREFERRED && Date.now() - t0 < preferMs) return null;
-    return o;
-  }, { timeoutMs: preferMs + 60_000, intervalMs: 100 });
+  try {
+    return await waitFor('one node answering every attempt for 1 s', () => {
+      const o = probe.steadyOwner(1000);
+      if (o === null) return null;
+      if (o !== PREFERRED && Date.now() - t0 < preferMs) return null;
+      return o;
+    }, { timeoutMs: preferMs + 30_000, intervalMs: 100 });
+  } catch (e) {
+    // Say what the client saw and who has the address, so a failure says where to look.
+    const seen = new Map<string, number>();
+    for (const r of probe.update().slice(-300)) {
+      const k = r.r === 'ok' ? `answered by ${r.n}` : r.r;
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+    }
+    const outcomes = [...seen].map(([k, v]) => `${k} x${v}`).join(', ');
+    throw new Error(`${(e as Error).message}; nodes with ${VIP} plumbed: ${await holders(lab)}; ` +
+      `the probe's last ${Math.min(300, probe.records.length)} attempts: ${outcomes}`);
+  }
 }
 
 async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number): Promise<Rep> {
   const lab = sys.lab;
-  const oldOwner = await waitSteady(probe, 30_000);
+  const oldOwner = await waitSteady(lab, probe, 30_000);
   // A random phase against VRRP's advert timer and corosync's token rotation.
   await sleep(200 + Math.random() * 1000);
   if (probe.steadyOwner(1000) !== oldOwner) throw new Error(`owner moved from ${oldOwner} before the fault`);
@@ -397,7 +409,7 @@ async function holders(lab: ClusterLab): Promise<string> {
 
 async function stability(sys: System, probe: Probe, seconds: number): Promise<Stability> {
   const lab = sys.lab;
-  const ownerAtStart = await waitSteady(probe, 30_000);
+  const ownerAtStart = await waitSteady(lab, probe, 30_000);
   log(`${sys.name}: ${ownerAtStart} owns ${VIP}; ${loadProcs} busy loops for ${seconds} s`);
   const loops: LabProcess[] = [];
   for (let k = 0; k < loadProcs; k++) loops.push(lab.spawn(lab.hosts[k % lab.hosts.length]!, ['sh', '-c', 'while :; do :; done']));

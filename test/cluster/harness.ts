@@ -1,5 +1,5 @@
-// Test harness for cluster tests (and bench/failover.ts): N hosts and a client in network namespaces on one bridge (in its
-// own namespace), corosync per host with a private /run, processes started inside a host, waits on
+// Test harness for cluster tests and bench/failover.ts: N hosts and a client in network namespaces on
+// one bridge (in its own namespace), corosync per host with a private /run, processes started inside a host, waits on
 // conditions, and cleanup that undoes all of it by name and by PID, also when a test fails.
 // Runs on the test's main thread; blocks on `ip`/`corosync-quorumtool` child processes (a few ms
 // each) and on the processes it is told to wait for. Needs root's CAP_NET_ADMIN/NET_RAW/SYS_ADMIN.
