@@ -326,6 +326,11 @@ interface Rep {
   result: FailoverResult | null;
   /** Answers from the old owner after the new owner's first answer (in the 3 s that follow): flapping. */
   oldOwnerAfter: number;
+  /**
+   * Attempts started after that answer that got no greeting (refused by a dead owner that still has
+   * the address, timed out): the client going back to the old owner's MAC.
+   */
+  lostAfter: number;
   /** Whether the dead owner still had the address plumbed when it was restored. */
   leftoverAddress: boolean | null;
 }
@@ -362,7 +367,7 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
   const host = lab.host(oldOwner);
   const victims = sys.victims(host, c);
   const signal: NodeJS.Signals = c === 'planned' ? 'SIGTERM' : 'SIGKILL';
-  const out: Rep = { system: sys.name, case: c, rep, oldOwner, ok: false, error: '', result: null, oldOwnerAfter: 0, leftoverAddress: null };
+  const out: Rep = { system: sys.name, case: c, rep, oldOwner, ok: false, error: '', result: null, oldOwnerAfter: 0, lostAfter: 0, leftoverAddress: null };
   // The fault instant is taken right before the signals; the port is detached right after (an `ip`
   // command, a few ms), so that part of a node death is counted against the system under test.
   const faultMs = nowMs();
@@ -375,7 +380,9 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
     await sleep(3200);
     out.result = firstAnswerFromNewOwner(probe.update(), faultMs, oldOwner) ?? r;
     out.ok = true;
-    out.oldOwnerAfter = probe.update().filter((x) => x.r === 'ok' && x.n === oldOwner && x.tc !== null && x.tc > faultMs + r.failoverMs).length;
+    const after = faultMs + out.result.failoverMs;
+    out.oldOwnerAfter = probe.update().filter((x) => x.r === 'ok' && x.n === oldOwner && x.tc !== null && x.tc > after).length;
+    out.lostAfter = probe.update().filter((x) => x.r !== 'ok' && x.t0 > after).length;
   } catch (e) {
     out.error = (e as Error).message;
   }
@@ -484,7 +491,7 @@ async function runSystem(name: SystemName): Promise<SystemRun> {
           const r = await oneFailover(sys, probe, c, k);
           run.reps.push(r);
           log(`${name} ${c} #${k + 1}: ${r.ok ? `${r.result!.failoverMs.toFixed(0)} ms (${r.oldOwner} -> ${r.result!.newOwner}; ` +
-            `${r.result!.unanswered} unanswered, ${r.result!.refused} refused, ${r.oldOwnerAfter} old-owner answers after)` : `FAILED ${r.error}`}`);
+            `${r.result!.unanswered} unanswered, ${r.result!.refused} refused, ${r.oldOwnerAfter} old-owner answers and ${r.lostAfter} failed attempts in the 3 s after)` : `FAILED ${r.error}`}`);
           probe.trim(nowMs() - 120_000);
         }
       }
