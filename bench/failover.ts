@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ClusterLab, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
+import { ClusterLab, descendantPids, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
 import {
   answerMoves,
   firstAnswerFromNewOwner,
@@ -279,6 +279,12 @@ Control_Listener { Listen "${this.socket(host)}" { } }
     }, { timeoutMs: 30_000, intervalMs: 50 });
   }
 
+  /** A console command on the node (in its namespace, through its socket); its output or the error. */
+  async console(host: LabHost, command: string): Promise<string> {
+    const r = await this.lab.execAsync(host, [process.execPath, path.join(vipmtaRoot, 'bin', 'vipmta.js'), 'console', '-s', this.socket(host), ...command.split(' ')]);
+    return r.code === 0 ? r.stdout.trim() : `(exit ${r.code}) ${r.stdout.trim()}`;
+  }
+
   logTail(host: LabHost): string {
     try {
       return fs.readFileSync(path.join(host.dir, 'vipmta.log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
@@ -370,9 +376,19 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
   const out: Rep = { system: sys.name, case: c, rep, oldOwner, ok: false, error: '', result: null, oldOwnerAfter: 0, lostAfter: 0, leftoverAddress: null };
   // The fault instant is taken right before the signals; the port is detached right after (an `ip`
   // command, a few ms), so that part of a node death is counted against the system under test.
+  // Every PID (daemons and their children, child first) is collected before the instant: the /proc
+  // scan takes a few ms that must not count against the system under test.
+  const pids = victims.flatMap((p) => [...descendantPids(p.pid), p.pid]);
   const faultMs = nowMs();
-  const killed = victims.map((p) => p.killTree(signal, 10_000));
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
   if (c === 'node') lab.isolate(host);
+  const killed = victims.map((p) => p.killTree(signal, 10_000));
   try {
     const r = await waitFor(`an answer from a node other than ${oldOwner}`, () => firstAnswerFromNewOwner(probe.update(), faultMs, oldOwner),
       { timeoutMs, intervalMs: 20 });
@@ -499,7 +515,13 @@ async function runSystem(name: SystemName): Promise<SystemRun> {
   } catch (e) {
     run.error = (e as Error).message;
     log(`${name}: FAILED ${run.error}`);
-    if (sys !== null && sys instanceof Vipmta) for (const h of sys.lab.hosts) log(`  ${h.name} log: ${sys.logTail(h)}`);
+    if (sys !== null && sys instanceof Vipmta) {
+      for (const h of sys.lab.hosts) {
+        const show = await sys.console(h, 'cluster duravip show');
+        run.about[`duravip_show_${h.name}`] = show;
+        log(`  ${h.name} log: ${sys.logTail(h)}\n  ${h.name} cluster duravip show: ${show.replaceAll('\n', ' | ')}`);
+      }
+    }
   } finally {
     await sys?.lab.destroy();
   }
