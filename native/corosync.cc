@@ -1,12 +1,13 @@
 // Corosync binding: one CPG group (closed process group: agreed-order multicast and membership,
 // cpg_overview(7)) plus quorum tracking (quorum_overview(3)) per connection. A native poll thread
-// per connection only waits for the two IPC fds to become readable and wakes the JS thread through
-// a thread-safe function; dispatch, send and close all run on the JS thread that opened it. Calls
-// into libcpg are IPC round trips to the local corosync: short, but they block if it is stopped.
+// per connection does every libcpg/libquorum call after the join (dispatch, send, leave, finalize)
+// and hands events to the JS thread through a thread-safe function. Those calls are IPC round trips
+// to the local corosync that block indefinitely while it is stopped (SIGSTOP, measured: sends and
+// cpg_leave hang), so JavaScript only queues sends and never waits on corosync after the join.
 //
 // Why dispatch queues instead of calling JavaScript: cpg_dispatch() keeps about 1 MiB on the C
 // stack, and calling into V8 from inside its callbacks overflows V8's stack limit (ANCHORS.md).
-// The callbacks below only copy into `pending_`; JavaScript sees the events after dispatch returns.
+// The callbacks below only copy into `pending_` (on the IO thread); JavaScript sees them later.
 //
 // Built without corosync's headers (binding.gyp checks pkg-config), corosyncOpen throws
 // ERR_COROSYNC_UNAVAILABLE: single-node mode needs no corosync.
@@ -25,7 +26,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -48,7 +51,7 @@ Napi::Value Unavailable(const Napi::CallbackInfo& info) {
 
 void InitCorosync(Napi::Env env, Napi::Object exports) {
   exports.Set("corosyncSupported", Napi::Boolean::New(env, false));
-  for (const char* name : {"corosyncOpen", "corosyncSend", "corosyncClose", "corosyncRef"}) {
+  for (const char* name : {"corosyncOpen", "corosyncSend", "corosyncClose", "corosyncRef", "corosyncSendState"}) {
     exports.Set(name, Napi::Function::New(env, Unavailable, name));
   }
 }
@@ -124,12 +127,30 @@ class Connection;
 void CallJs(Napi::Env env, Napi::Function callback, std::shared_ptr<Connection>* context, void* data);
 using Tsfn = Napi::TypedThreadSafeFunction<std::shared_ptr<Connection>, void, CallJs>;
 
-class Connection {
- public:
-  ~Connection() { Shutdown(); }
+// Upper bound of messages queued for sending: corosync stopped (SIGSTOP) or wedged must not grow
+// memory without end. Announces are small and rare; 4096 is minutes of normal traffic.
+constexpr size_t kMaxQueuedSends = 4096;
 
-  // Connects, joins `group`, starts quorum tracking and the poll thread. Throws (pending) on failure.
-  bool Open(Napi::Env env, const std::string& group, Napi::Function onEvents, const std::shared_ptr<Connection>& self) {
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  ~Connection() {
+    // The IO thread holds a shared_ptr to us, so this runs either on it (it dropped the last
+    // reference on its way out) or after it finished: never join ourselves.
+    if (thread_.joinable()) {
+      if (thread_.get_id() == std::this_thread::get_id()) thread_.detach();
+      else thread_.join();
+    }
+    if (wakeFd_ >= 0) close(wakeFd_);
+  }
+
+  // Connects, joins `group`, starts quorum tracking and the IO thread. Throws (pending) on failure.
+  // These first calls are synchronous IPC on the JS thread: corosync answers them at once when it
+  // runs, and CS_ERR_LIBRARY at once when it does not.
+  bool Open(Napi::Env env, const std::string& group, Napi::Function onEvents) {
     cpg_model_v1_data_t model{};
     model.model = CPG_MODEL_V1;
     model.cpg_deliver_fn = OnDeliver;
@@ -164,42 +185,76 @@ class Connection {
 
     if ((e = cpg_fd_get(cpg_, &cpgFd_)) != CS_OK) return Fail(env, e, "cpg_fd_get");
     if ((e = quorum_fd_get(quorum_, &quorumFd_)) != CS_OK) return Fail(env, e, "quorum_fd_get");
-    stopFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (stopFd_ < 0) {
+    wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd_ < 0) {
       int err = errno;
-      Shutdown();
+      Finalize();
       ThrowErrno(env, err, "eventfd");
       return false;
     }
 
     // The context (a shared_ptr copy) is deleted by the finalizer, which runs only after the last
     // queued call: a wake-up queued just before close() never sees a freed Connection.
-    tsfn_ = Tsfn::New(env, onEvents, "vipmta:corosync", 0, 1, new std::shared_ptr<Connection>(self),
+    tsfn_ = Tsfn::New(env, onEvents, "vipmta:corosync", 0, 1, new std::shared_ptr<Connection>(shared_from_this()),
                       [](Napi::Env, void*, std::shared_ptr<Connection>* ctx) { delete ctx; });
     tsfnLive_ = true;
+    env_ = env;
     // Worker termination or process exit without close(): stop the thread and leave the group
     // before the environment (and with it the thread-safe function) goes away. Registered after
     // the TSFN, so it runs before the TSFN's own teardown (hooks run in reverse order).
     cleanup_ = env.AddCleanupHook(&Connection::CleanupHook, this);
     cleanupLive_ = true;
 
-    // The thread only polls; cpg_dispatch (and its 1 MiB of stack) runs on the JS thread, which has
-    // 8 MiB (main) or 4 MiB (worker default) of it.
-    thread_ = std::thread([this]() { PollLoop(); });
+    // From here on every corosync call (dispatch, send, leave, finalize) runs on the IO thread:
+    // libcpg is then used from one thread only, and an IPC call that blocks (corosync SIGSTOPped
+    // blocks cpg_mcast_joined and cpg_leave indefinitely, measured) never blocks JavaScript.
+    std::shared_ptr<Connection> self = shared_from_this();
+    thread_ = std::thread([self]() { self->IoLoop(); });
     return true;
   }
 
-  // Sends one message in agreed order (CPG_TYPE_AGREED). CS_ERR_TRY_AGAIN is flow control.
-  cs_error_t Send(const void* data, size_t len) {
-    iovec iov{const_cast<void*>(data), len};
-    return cpg_mcast_joined(cpg_, CPG_TYPE_AGREED, &iov, 1);
+  // JS thread: queues one message for agreed-order multicast (CPG_TYPE_AGREED); false when the
+  // queue is full (corosync is not taking messages).
+  bool Queue(const uint8_t* data, size_t len) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (outq_.size() >= kMaxQueuedSends) return false;
+      outq_.push_back(Outgoing{NowMs(), std::vector<uint8_t>(data, data + len)});
+    }
+    Wake();
+    return true;
   }
 
-  // JS thread. Idempotent: stops the poll thread, leaves and disconnects, releases the TSFN.
+  // JS thread: messages waiting, and how long corosync has kept us waiting: the age of the oldest
+  // unsent message or of a corosync call that has not returned, whichever is older (0 when idle).
+  // A stopped corosync shows here long before anything else (a full ring gives CS_ERR_TRY_AGAIN,
+  // some calls simply block: both count).
+  void SendState(size_t* queued, int64_t* stalledMs) {
+    std::lock_guard<std::mutex> lk(mu_);
+    *queued = outq_.size();
+    int64_t since = callSince_;
+    if (!outq_.empty() && (since == 0 || outq_.front().at < since)) since = outq_.front().at;
+    if (inFlightAt_ != 0 && (since == 0 || inFlightAt_ < since)) since = inFlightAt_;
+    *stalledMs = since == 0 ? 0 : NowMs() - since;
+  }
+
+  // JS thread. Idempotent and never blocks for long: asks the IO thread to leave the group and
+  // disconnect, waits up to 200 ms for it, and otherwise lets it finish on its own (it keeps the
+  // Connection alive through its shared_ptr). The TSFN is released here, so no event reaches JS
+  // after close().
   void Close() {
     if (closed_) return;
     closed_ = true;
-    Shutdown();
+    bool finished;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      stopping_ = true;
+      tsfnReleased_ = true;  // the IO thread checks this under mu_ before every NonBlockingCall
+      Wake();
+      finished = doneCv_.wait_for(lk, std::chrono::milliseconds(200), [this]() { return done_; });
+    }
+    if (finished && thread_.joinable()) thread_.join();
+    else if (thread_.joinable()) thread_.detach();
     if (tsfnLive_) {
       tsfnLive_ = false;
       tsfn_.Release();
@@ -210,40 +265,25 @@ class Connection {
     }
   }
 
-  // JS thread, from the TSFN: dispatch what is readable, then hand the queued events to JS.
-  void Dispatch(Napi::Env env, Napi::Function callback) {
-    if (closed_) return;
-    bool cpgReady, quorumReady, hup;
+  // JS thread, from the TSFN: hand what the IO thread queued to JS.
+  void Deliver(Napi::Env env, Napi::Function callback) {
+    std::vector<Event> events;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      cpgReady = cpgReady_;
-      quorumReady = quorumReady_;
-      hup = hup_;
+      events.swap(ready_);
     }
-    cs_error_t e1 = cpgReady ? cpg_dispatch(cpg_, CS_DISPATCH_ALL) : CS_OK;
-    cs_error_t e2 = quorumReady ? quorum_dispatch(quorum_, CS_DISPATCH_ALL) : CS_OK;
-    std::vector<Event> events;
-    events.swap(pending_);
-    bool lost = hup || (e1 != CS_OK && e1 != CS_ERR_TRY_AGAIN) || (e2 != CS_OK && e2 != CS_ERR_TRY_AGAIN);
-    if (lost) {
-      Event ev(Event::kDisconnected);
-      ev.detail = std::string("lost the connection to corosync (") +
-                  (hup ? "IPC socket closed" : CsName(e1 != CS_OK ? e1 : e2)) + ")";
-      events.push_back(std::move(ev));
-      Close();  // nothing more will come: stop polling a dead fd
-    } else {
-      std::lock_guard<std::mutex> lk(mu_);
-      waiting_ = false;
-      cv_.notify_one();
-    }
-    if (events.empty()) return;
+    if (closed_ || events.empty()) return;
+    bool lost = false;
     Napi::HandleScope scope(env);
     Napi::Array arr = Napi::Array::New(env, events.size());
-    for (size_t i = 0; i < events.size(); i++) arr.Set(static_cast<uint32_t>(i), ToJs(env, events[i]));
+    for (size_t i = 0; i < events.size(); i++) {
+      if (events[i].kind == Event::kDisconnected) lost = true;
+      arr.Set(static_cast<uint32_t>(i), ToJs(env, events[i]));
+    }
+    if (lost) Close();  // the IO thread has stopped; release the TSFN and the cleanup hook
     callback.Call({arr});  // an exception thrown here is reported as uncaught by Node
   }
 
-  void SetEnv(Napi::Env env) { env_ = env; }
   uint32_t localNodeId() const { return localNodeId_; }
   bool quorate() const { return quorate_; }
   uint32_t quorumType() const { return quorumType_; }
@@ -259,26 +299,20 @@ class Connection {
   }
 
   bool Fail(Napi::Env env, cs_error_t e, const char* call) {
-    Shutdown();
+    Finalize();
     CsError(env, e, call).ThrowAsJavaScriptException();
     return false;
   }
 
-  // Stops the thread and releases corosync resources; no JS. Safe to call more than once.
-  void Shutdown() {
-    if (thread_.joinable()) {
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        stopping_ = true;
-        cv_.notify_one();
-      }
-      uint64_t one = 1;
-      ssize_t n = write(stopFd_, &one, sizeof one);
-      (void)n;  // eventfd write cannot fail short of overflow; the flag above also stops the loop
-      thread_.join();
-    }
-    if (stopFd_ >= 0) close(stopFd_);
-    stopFd_ = -1;
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t n = write(wakeFd_, &one, sizeof one);
+    (void)n;  // eventfd write cannot fail short of overflow; the flags under mu_ carry the meaning
+  }
+
+  // Leaves and disconnects; no JS. On the IO thread once it runs, else on the JS thread (Open
+  // failing). May block while corosync is stopped, which is why it is not done on the JS thread.
+  void Finalize() {
     // An explicit leave first: cpg_finalize alone looks to the others like a crash (reason
     // PROCDOWN); after cpg_leave they see reason LEAVE, which tells a planned exit from a dead process.
     if (cpgOpen_ && !group_.empty()) {
@@ -292,30 +326,103 @@ class Connection {
     cpgOpen_ = quorumOpen_ = false;
   }
 
-  // Poll thread: wait for readability, wake JS, then wait until JS has dispatched (the fds are
-  // level-triggered: polling again before dispatch would spin).
-  void PollLoop() {
+  // Publishes what the callbacks collected and wakes JS (unless close() released the TSFN).
+  void Publish() {
+    if (pending_.empty()) return;
+    std::lock_guard<std::mutex> lk(mu_);
+    for (Event& ev : pending_) ready_.push_back(std::move(ev));
+    pending_.clear();
+    if (!tsfnReleased_) tsfn_.NonBlockingCall();
+  }
+
+  // IO thread: poll, dispatch (callbacks queue into pending_), send, publish; on stop or a lost
+  // connection, leave and disconnect. cpg_dispatch keeps ~1 MiB on this thread's stack (glibc
+  // gives threads 8 MiB by default).
+  void IoLoop() {
+    bool lost = false;
+    std::string why;
     for (;;) {
-      pollfd fds[3] = {{stopFd_, POLLIN, 0}, {cpgFd_, POLLIN, 0}, {quorumFd_, POLLIN, 0}};
-      int n = poll(fds, 3, -1);
-      if (n < 0) {
-        if (errno == EINTR) continue;
+      bool sendsWaiting;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) break;
+        sendsWaiting = !outq_.empty();
+      }
+      pollfd fds[3] = {{wakeFd_, POLLIN, 0}, {cpgFd_, POLLIN, 0}, {quorumFd_, POLLIN, 0}};
+      // While flow control holds a message back, retry every 10 ms; otherwise sleep until woken.
+      int n = poll(fds, 3, sendsWaiting && retryPending_ ? 10 : -1);
+      if (n < 0 && errno != EINTR) { lost = true; why = "poll failed"; break; }
+      if (fds[0].revents & POLLIN) {
+        uint64_t v;
+        ssize_t r = read(wakeFd_, &v, sizeof v);
+        (void)r;
+      }
+      short bad = POLLHUP | POLLERR | POLLNVAL;
+      if (((fds[1].revents | fds[2].revents) & bad) && !((fds[1].revents | fds[2].revents) & POLLIN)) {
+        lost = true;
+        why = "IPC socket closed";
         break;
       }
-      if (fds[0].revents != 0) break;
-      std::unique_lock<std::mutex> lk(mu_);
-      if (stopping_) break;
-      cpgReady_ = fds[1].revents != 0;
-      quorumReady_ = fds[2].revents != 0;
-      hup_ = ((fds[1].revents | fds[2].revents) & (POLLHUP | POLLERR | POLLNVAL)) != 0 &&
-             !((fds[1].revents | fds[2].revents) & POLLIN);
-      waiting_ = true;
-      lk.unlock();
-      if (tsfn_.NonBlockingCall() != napi_ok) break;  // closing: the environment is going away
-      lk.lock();
-      cv_.wait(lk, [this]() { return !waiting_ || stopping_; });
-      if (stopping_) break;
+      cs_error_t e1 = (fds[1].revents & POLLIN) ? Call([this]() { return cpg_dispatch(cpg_, CS_DISPATCH_ALL); }) : CS_OK;
+      cs_error_t e2 = (fds[2].revents & POLLIN) ? Call([this]() { return quorum_dispatch(quorum_, CS_DISPATCH_ALL); }) : CS_OK;
+      if ((e1 != CS_OK && e1 != CS_ERR_TRY_AGAIN) || (e2 != CS_OK && e2 != CS_ERR_TRY_AGAIN)) {
+        lost = true;
+        why = CsName(e1 != CS_OK ? e1 : e2);
+        break;
+      }
+      if (!SendQueued(&why)) { lost = true; break; }
+      Publish();
     }
+    if (lost) {
+      Event ev(Event::kDisconnected);
+      ev.detail = "lost the connection to corosync (" + why + ")";
+      pending_.push_back(std::move(ev));
+      Publish();
+    }
+    Finalize();
+    std::lock_guard<std::mutex> lk(mu_);
+    done_ = true;
+    doneCv_.notify_all();
+  }
+
+  // Sends what is queued, in order; stops at flow control (CS_ERR_TRY_AGAIN) and retries later.
+  bool SendQueued(std::string* why) {
+    retryPending_ = false;
+    for (;;) {
+      Outgoing msg;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (outq_.empty() || stopping_) return true;
+        msg = std::move(outq_.front());
+        outq_.pop_front();
+        inFlightAt_ = msg.at;
+      }
+      iovec iov{msg.data.data(), msg.data.size()};
+      cs_error_t e = Call([&]() { return cpg_mcast_joined(cpg_, CPG_TYPE_AGREED, &iov, 1); });
+      std::lock_guard<std::mutex> lk(mu_);
+      inFlightAt_ = 0;
+      if (e == CS_OK) continue;
+      if (e == CS_ERR_TRY_AGAIN) {
+        outq_.push_front(std::move(msg));
+        retryPending_ = true;
+        return true;
+      }
+      *why = std::string("cpg_mcast_joined: ") + CsName(e);
+      return false;
+    }
+  }
+
+  // Runs one corosync call with callSince_ set, so JS can see a call that does not return.
+  template <typename F>
+  cs_error_t Call(F f) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      callSince_ = NowMs();
+    }
+    cs_error_t e = f();
+    std::lock_guard<std::mutex> lk(mu_);
+    callSince_ = 0;
+    return e;
   }
 
   static Connection* FromCpg(cpg_handle_t h) {
@@ -453,29 +560,38 @@ class Connection {
   cpg_handle_t cpg_ = 0;
   quorum_handle_t quorum_ = 0;
   bool cpgOpen_ = false, quorumOpen_ = false;
-  int cpgFd_ = -1, quorumFd_ = -1, stopFd_ = -1;
+  int cpgFd_ = -1, quorumFd_ = -1, wakeFd_ = -1;
   uint32_t localNodeId_ = 0, quorumType_ = 0;
   bool quorate_ = false;
   std::string group_;
-  std::vector<Event> pending_;  // filled by callbacks during dispatch, JS thread only
+  std::vector<Event> pending_;  // filled by callbacks during dispatch: IO thread only
+  bool retryPending_ = false;   // IO thread only
 
   Napi::Env env_ = nullptr;
   Tsfn tsfn_;
-  bool tsfnLive_ = false;
+  bool tsfnLive_ = false;  // JS thread only
   Napi::Env::CleanupHook<void (*)(Connection*), Connection> cleanup_;
   bool cleanupLive_ = false;
   bool closed_ = false;
 
   std::thread thread_;
-  std::mutex mu_;  // guards the flags below, shared with the poll thread
-  std::condition_variable cv_;
-  bool waiting_ = false, stopping_ = false, cpgReady_ = false, quorumReady_ = false, hup_ = false;
+  std::mutex mu_;  // guards everything below, shared by the JS and IO threads
+  std::condition_variable doneCv_;
+  struct Outgoing {
+    int64_t at = 0;  // when JS queued it (steady clock, ms)
+    std::vector<uint8_t> data;
+  };
+  std::deque<Outgoing> outq_;
+  int64_t inFlightAt_ = 0;  // queue time of the message being sent, 0 when none
+  std::vector<Event> ready_;
+  int64_t callSince_ = 0;
+  bool stopping_ = false, done_ = false, tsfnReleased_ = false;
 };
 
 void CallJs(Napi::Env env, Napi::Function callback, std::shared_ptr<Connection>* context, void*) {
   // env is null when the environment is being torn down with a call still queued.
   if (env == nullptr || context == nullptr || *context == nullptr) return;
-  (*context)->Dispatch(env, callback);
+  (*context)->Deliver(env, callback);
 }
 
 // What the External holds: a strong reference, so a send after the TSFN finalizer ran is still safe.
@@ -503,8 +619,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     return ThrowType(env, "corosyncOpen: group name must be 1.." + std::to_string(CPG_MAX_NAME_LENGTH) + " bytes");
   }
   auto conn = std::make_shared<Connection>();
-  conn->SetEnv(env);
-  if (!conn->Open(env, group, info[1].As<Napi::Function>(), conn)) return env.Undefined();
+  if (!conn->Open(env, group, info[1].As<Napi::Function>())) return env.Undefined();
   Napi::External<Handle> ext = Napi::External<Handle>::New(env, new Handle{conn}, [](Napi::Env, Handle* h) {
     // Collected without close(): close now (no JS is called from here).
     h->conn->Close();
@@ -519,7 +634,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// corosyncSend(handle, buffer) -> true when queued for agreed delivery, false on flow control
+// corosyncSend(handle, buffer) -> true when queued for agreed delivery, false when the queue is full
+// (corosync has not taken a message for a long time). Copies the bytes; never blocks.
 Napi::Value Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Connection* c = Get(info, "corosyncSend");
@@ -528,14 +644,21 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
   if (c->closed()) return ThrowCode(env, "ERR_COROSYNC_CLOSED", "the corosync group is closed");
   Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
   const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  // libcpg copies the data into its IPC buffer before returning: no reference is kept.
-  cs_error_t e = c->Send(p, ta.ByteLength());
-  if (e == CS_ERR_TRY_AGAIN) return Napi::Boolean::New(env, false);
-  if (e != CS_OK) {
-    CsError(env, e, "cpg_mcast_joined").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::Boolean::New(env, true);
+  return Napi::Boolean::New(env, c->Queue(p, ta.ByteLength()));
+}
+
+// corosyncSendState(handle) -> { queued, stalledMs }
+Napi::Value SendStateJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Connection* c = Get(info, "corosyncSendState");
+  if (c == nullptr) return env.Undefined();
+  size_t queued = 0;
+  int64_t stalled = 0;
+  c->SendState(&queued, &stalled);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("queued", Napi::Number::New(env, static_cast<double>(queued)));
+  o.Set("stalledMs", Napi::Number::New(env, static_cast<double>(stalled)));
+  return o;
 }
 
 Napi::Value CloseJs(const Napi::CallbackInfo& info) {
@@ -561,6 +684,7 @@ void InitCorosync(Napi::Env env, Napi::Object exports) {
   exports.Set("corosyncSend", Napi::Function::New(env, Send, "corosyncSend"));
   exports.Set("corosyncClose", Napi::Function::New(env, CloseJs, "corosyncClose"));
   exports.Set("corosyncRef", Napi::Function::New(env, RefJs, "corosyncRef"));
+  exports.Set("corosyncSendState", Napi::Function::New(env, SendStateJs, "corosyncSendState"));
 }
 
 #endif  // VIPMTA_HAVE_COROSYNC

@@ -14,6 +14,8 @@ import { formatMailq, MessageQueue } from './queue/queue.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
+import { ClusterManager } from './cluster/manager.js';
+import { registerClusterCommands } from './cluster/console.js';
 import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
 
 export interface DaemonOptions {
@@ -55,6 +57,7 @@ export class Daemon {
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     this.bindingPolicy = new BindingPolicy(config);
     this.registerCommands();
+    registerClusterCommands(this.commands, () => this.cluster);
     this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
   }
 
@@ -102,6 +105,7 @@ export class Daemon {
     });
     this.pool.on('replaced', () => this.reconcileWithSpool());
     await this.pool.start();
+    this.startCluster();
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, this.commands, this.logger);
       await server.start();
@@ -239,6 +243,7 @@ export class Daemon {
     }
     this.config = next;
     this.bindingPolicy = new BindingPolicy(next);
+    this.cluster?.reconfigure(next);
     if (next.global.Log_Level !== prev.global.Log_Level) {
       this.logger.level = next.global.Log_Level;
       await pool.broadcast('setLogLevel', { level: next.global.Log_Level });
@@ -266,6 +271,7 @@ export class Daemon {
   }
 
   private async teardown(): Promise<void> {
+    await this.stopCluster();
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
@@ -381,6 +387,34 @@ export class Daemon {
     });
     const head = ['Worker', 'Thread', 'State', 'Restarts', 'Active', 'Accepted'];
     return table([head, ...rows]) + `deaths since start: ${pool.deaths}\n`;
+  }
+
+  // --- cluster (DuraVIP, issue 5) ------------------------------------------------------------------
+  // Kept in one block: the manager lives in src/cluster/; the daemon only starts it after the
+  // listeners (they bind every DuraVIP with IP_FREEBIND before owning it), hands it reloads, and
+  // lets it hand its addresses over first on shutdown, before sessions drain.
+
+  private cluster: ClusterManager | null = null;
+
+  /** The DuraVIP manager (null without a Cluster stanza): owns(address), ownerOf(address), 'ownership' events. */
+  get clusterManager(): ClusterManager | null {
+    return this.cluster;
+  }
+
+  private startCluster(): void {
+    if (this.config.cluster === null) return;
+    this.cluster = new ClusterManager({ config: this.config, logger: this.logger });
+    this.cluster.start();
+  }
+
+  private async stopCluster(): Promise<void> {
+    const c = this.cluster;
+    if (c === null) return;
+    try {
+      await c.stop();
+    } catch (err) {
+      this.logger.error({ err }, 'cluster: handover on shutdown failed');
+    }
   }
 }
 

@@ -29,6 +29,11 @@ export const ErrorCode = {
   COROSYNC_NOT_RUNNING: 'ERR_COROSYNC_NOT_RUNNING',
   COROSYNC_DISCONNECTED: 'ERR_COROSYNC_DISCONNECTED',
   COROSYNC_CLOSED: 'ERR_COROSYNC_CLOSED',
+  /** Too many messages wait for a corosync that does not take them (stopped or wedged). */
+  COROSYNC_BUSY: 'ERR_COROSYNC_BUSY',
+  /** Cluster console/control: this node runs without a Cluster stanza, or the request is refused. */
+  CLUSTER_DISABLED: 'ERR_CLUSTER_DISABLED',
+  CLUSTER_REFUSED: 'ERR_CLUSTER_REFUSED',
   COROSYNC: 'ERR_COROSYNC',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

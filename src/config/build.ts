@@ -15,6 +15,7 @@ import {
 } from './schema.js';
 import { formatValue, parseCidr, parseEndpoint, parseValue, quote } from './values.js';
 import { isPasswordHash } from '../listener/auth.js';
+import { duravipConfigErrors } from '../cluster/duravip-config.js';
 
 export type GlobalOptions = ScopeOptions<'global'>;
 export type ListenerOptions = ScopeOptions<'listener'>;
@@ -439,6 +440,12 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     show: () => show(config),
   };
+  // Checks that need the assembled config (fallback lookups, every stanza at once).
+  const semantic = duravipConfigErrors(config);
+  if (semantic.length) {
+    errors.push(...semantic);
+    return null;
+  }
   return config;
 }
 

@@ -428,8 +428,6 @@ export interface QuorumState {
 export interface CorosyncJoinOptions {
   /** Whether the open group keeps the event loop alive (like a server socket). Default true. */
   ref?: boolean;
-  /** Retry period while corosync applies flow control (CS_ERR_TRY_AGAIN). Default 10 ms. */
-  retryMs?: number;
 }
 
 type NativeEvent =
@@ -475,10 +473,7 @@ export class CorosyncGroup extends EventEmitter {
   private closedFlag = false;
   private lastMembers: CpgMember[] = [];
   private lastQuorum: QuorumState;
-  private readonly backlog: Buffer[] = [];
-  private retryTimer: NodeJS.Timeout | null = null;
   private refed: boolean;
-  private readonly retryMs: number;
 
   private constructor(name: string, opened: { handle: unknown; localNodeId: number; quorate: boolean; quorumType: number }, opts: CorosyncJoinOptions) {
     super();
@@ -488,7 +483,6 @@ export class CorosyncGroup extends EventEmitter {
     this.quorumType = opened.quorumType;
     this.lastQuorum = { quorate: opened.quorate, ringSeq: 0, members: [] };
     this.refed = opts.ref ?? true;
-    this.retryMs = opts.retryMs ?? 10;
   }
 
   /**
@@ -527,32 +521,40 @@ export class CorosyncGroup extends EventEmitter {
   }
 
   /**
-   * Multicasts `data` to the group in agreed order (CPG_TYPE_AGREED). libcpg copies the bytes before
-   * returning, so the caller may reuse `data`. When corosync applies flow control (CS_ERR_TRY_AGAIN,
-   * e.g. during a view change) the message is queued here and retried every `retryMs`, keeping this
-   * sender's order. Throws `ERR_COROSYNC_CLOSED` after close, `ERR_COROSYNC` on other failures.
-   * Blocks for one IPC round trip to the local corosync (indefinitely if corosync is SIGSTOPped).
+   * Multicasts `data` to the group in agreed order (CPG_TYPE_AGREED). The bytes are copied and
+   * queued for the native IO thread, which sends them in order (retrying while corosync applies
+   * flow control); this never blocks, even when corosync is stopped. Throws `ERR_COROSYNC_CLOSED`
+   * after close, `ERR_COROSYNC_BUSY` when 4096 messages wait (corosync has stopped taking them).
    */
   send(data: Buffer | Uint8Array): void {
     if (this.closedFlag) throw new VipError(ErrorCode.COROSYNC_CLOSED, `corosync group "${this.name}" is closed`);
-    if (this.backlog.length > 0 || !(binding.corosyncSend(this.handle, data) as boolean)) {
-      this.backlog.push(Buffer.from(data));
-      this.scheduleRetry();
+    if (!(binding.corosyncSend(this.handle, data) as boolean)) {
+      throw new VipError(ErrorCode.COROSYNC_BUSY, `corosync group "${this.name}": 4096 messages wait to be sent; corosync is not taking them`);
     }
   }
 
-  /** Messages waiting for corosync's flow control to lift. */
-  get pendingSends(): number {
-    return this.backlog.length;
+  /**
+   * Messages waiting to be sent, and how long (ms) the IO thread has been inside one corosync call
+   * (0 when none). A corosync that is stopped shows as a growing `stalledMs`: the caller decides
+   * when that means it can no longer speak for this node (the cluster manager releases its addresses).
+   */
+  sendState(): { queued: number; stalledMs: number } {
+    if (this.closedFlag) return { queued: 0, stalledMs: 0 };
+    return binding.corosyncSendState(this.handle) as { queued: number; stalledMs: number };
   }
 
-  /** Leaves the group and disconnects. Idempotent. Unsent (flow-controlled) messages are dropped. */
+  /** Messages waiting for the IO thread (corosync's flow control, or corosync stopped). */
+  get pendingSends(): number {
+    return this.sendState().queued;
+  }
+
+  /**
+   * Leaves the group and disconnects. Idempotent; never blocks for more than ~200 ms (a stopped
+   * corosync cannot hold it up: the leave finishes in the background). Unsent messages are dropped.
+   */
   close(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.backlog.length = 0;
     binding.corosyncClose(this.handle);
     process.nextTick(() => this.emit('close'));
   }
@@ -561,34 +563,13 @@ export class CorosyncGroup extends EventEmitter {
   unref(): this {
     this.refed = false;
     if (!this.closedFlag) binding.corosyncRef(this.handle, false);
-    this.retryTimer?.unref();
     return this;
   }
 
   ref(): this {
     this.refed = true;
     if (!this.closedFlag) binding.corosyncRef(this.handle, true);
-    this.retryTimer?.ref();
     return this;
-  }
-
-  private scheduleRetry(): void {
-    if (this.retryTimer !== null) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      try {
-        while (this.backlog.length > 0 && !this.closedFlag) {
-          if (!(binding.corosyncSend(this.handle, this.backlog[0]) as boolean)) break;
-          this.backlog.shift();
-        }
-      } catch (err) {
-        this.backlog.length = 0;
-        this.emit('error', err);
-        return;
-      }
-      if (this.backlog.length > 0 && !this.closedFlag) this.scheduleRetry();
-    }, this.retryMs);
-    if (!this.refed) this.retryTimer.unref();
   }
 
   private onEvents(events: NativeEvent[]): void {
@@ -617,9 +598,6 @@ export class CorosyncGroup extends EventEmitter {
         case 'error':
           // The native side has already closed itself; mirror that here.
           this.closedFlag = true;
-          if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-          this.retryTimer = null;
-          this.backlog.length = 0;
           this.emit('error', ev.error);
           this.emit('close');
           break;

@@ -247,4 +247,31 @@ describe('CorosyncGroup', () => {
       await p.exited;
     }
   });
+
+  it('never blocks JavaScript while corosync is stopped: sends queue, the stall shows, close returns', async () => {
+    const { p } = await readyClient(n1);
+    const cs = lab.corosync(n1)!;
+    process.kill(cs.pid, 'SIGSTOP');
+    try {
+      const from = p.lines.length;
+      // 6 MB: more than libqb's request ring holds, so the IO thread's send must wait for corosync.
+      p.send(JSON.stringify({ op: 'sendMany', prefix: 'stopped-', count: 100, size: 60_000 }));
+      // Each 'state' is answered while corosync sleeps (the event loop is free), and the IO
+      // thread's send shows as a call that has not returned.
+      let stalled = 0;
+      for (let i = 0; i < 60 && stalled <= 300; i++) {
+        const mark = p.lines.length;
+        p.send(JSON.stringify({ op: 'state' }));
+        const st = await waitEvent(p, (e) => e.event === 'state', mark, 2000);
+        stalled = st.stalledMs as number;
+        if (stalled <= 300) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(stalled).toBeGreaterThan(300);
+      p.send(JSON.stringify({ op: 'close' }));
+      await waitEvent(p, (e) => e.event === 'close', from, 2000);
+    } finally {
+      process.kill(cs.pid, 'SIGCONT');
+      p.send(JSON.stringify({ op: 'exit' }));
+    }
+  });
 });

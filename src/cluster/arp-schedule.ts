@@ -1,0 +1,146 @@
+// Gratuitous ARP for the DuraVIPs this node holds: one frame at once on takeover (failover time is
+// detection time plus this frame: clients switch within milliseconds of it, ANCHORS.md), then
+// Arp_Count - 1 more paced Arp_Interval apart, and one every Arp_Refresh. With Arp_All_Hosts each
+// round also unicasts to every known host of the subnet (local ARP cache plus what other members
+// share), paced in small batches. IFF_NOARP interfaces are skipped (sendArp returns false).
+// Main thread; each frame is one short synchronous sendto on a raw socket. IPv4 only: IPv6
+// DuraVIPs are plumbed but not announced (no unsolicited Neighbour Advertisement yet).
+
+import type { Logger } from 'pino';
+import { listNeighbours, sendArp } from '../native/index.js';
+import type { SharedNeighbour } from './messages.js';
+
+export interface ArpSettings {
+  readonly count: number;
+  readonly intervalMs: number;
+  readonly refreshMs: number;
+  readonly mode: 'request' | 'reply';
+  readonly allHosts: boolean;
+}
+
+export interface ArpStatus {
+  readonly address: string;
+  readonly ifname: string;
+  /** Broadcast frames sent since we took it. */
+  broadcasts: number;
+  /** Unicast frames sent to known hosts (Arp_All_Hosts). */
+  unicasts: number;
+  lastSent: number | null;
+  /** Why nothing is sent: IFF_NOARP, IPv6, or the last error. */
+  note: string | null;
+}
+
+/** Unicast frames per batch before yielding to the event loop: paced, never a burst of thousands. */
+const UNICAST_BATCH = 16;
+
+export class ArpSchedule {
+  private readonly status = new Map<string, ArpStatus>();
+  private readonly timers = new Map<string, NodeJS.Timeout[]>();
+  private refreshTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private settings: ArpSettings,
+    private readonly logger: Logger,
+    /** Hosts other members know on their side, shared in their announces. */
+    private readonly sharedNeighbours: () => Iterable<SharedNeighbour>,
+    /** Whether an IPv4 host address lies in the address's Topology (unicast only to those). */
+    private readonly sameSubnet: (vip: string, host: string) => boolean,
+  ) {}
+
+  setSettings(s: ArpSettings): void {
+    this.settings = s;
+    if (this.refreshTimer !== null) { clearInterval(this.refreshTimer); this.refreshTimer = null; }
+    if (this.status.size > 0) this.startRefresh();
+  }
+
+  /** Announces a newly taken address: now, then paced repeats. */
+  start(address: string, ifname: string): void {
+    this.stop(address);
+    const st: ArpStatus = { address, ifname, broadcasts: 0, unicasts: 0, lastSent: null, note: null };
+    this.status.set(address, st);
+    if (address.includes(':')) { st.note = 'IPv6: no ARP (Neighbour Advertisement not implemented)'; return; }
+    this.round(st, true);
+    const ts: NodeJS.Timeout[] = [];
+    for (let i = 1; i < this.settings.count; i++) {
+      const t = setTimeout(() => this.round(st, false), i * this.settings.intervalMs);
+      t.unref();
+      ts.push(t);
+    }
+    this.timers.set(address, ts);
+    this.startRefresh();
+  }
+
+  stop(address: string): void {
+    for (const t of this.timers.get(address) ?? []) clearTimeout(t);
+    this.timers.delete(address);
+    this.status.delete(address);
+    if (this.status.size === 0 && this.refreshTimer !== null) { clearInterval(this.refreshTimer); this.refreshTimer = null; }
+  }
+
+  stopAll(): void {
+    for (const a of [...this.status.keys()]) this.stop(a);
+  }
+
+  list(): ArpStatus[] {
+    return [...this.status.values()];
+  }
+
+  /** Hosts to unicast to: IPv4 neighbours with a MAC in the address's subnet, local and shared. */
+  knownHosts(vip: string, ifname: string): Map<string, string> {
+    const hosts = new Map<string, string>();
+    try {
+      for (const n of listNeighbours(ifname)) {
+        if (n.mac !== null && n.state !== 'failed' && n.state !== 'incomplete' && this.sameSubnet(vip, n.address)) hosts.set(n.address, n.mac);
+      }
+    } catch {
+      // ENODEV: the interface went away; the broadcast reports that.
+    }
+    for (const [a, mac] of this.sharedNeighbours()) if (!hosts.has(a) && this.sameSubnet(vip, a)) hosts.set(a, mac);
+    hosts.delete(vip);
+    return hosts;
+  }
+
+  private startRefresh(): void {
+    if (this.refreshTimer !== null) return;
+    this.refreshTimer = setInterval(() => {
+      for (const st of this.status.values()) this.round(st, true);
+    }, this.settings.refreshMs);
+    this.refreshTimer.unref();
+  }
+
+  /** One broadcast frame, then (first round and refreshes) unicast to every known host. */
+  private round(st: ArpStatus, withUnicast: boolean): void {
+    if (this.status.get(st.address) !== st || st.address.includes(':')) return;
+    try {
+      if (!sendArp(st.ifname, st.address, { op: this.settings.mode })) {
+        st.note = `${st.ifname} has IFF_NOARP: no ARP sent`;
+        return;
+      }
+      st.broadcasts++;
+      st.lastSent = Date.now();
+      st.note = null;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const note = `${e.code ?? 'error'}: ${e.message}`;
+      if (st.note !== note) this.logger.error({ address: st.address, ifname: st.ifname, err }, 'DuraVIP: gratuitous ARP failed');
+      st.note = note;
+      return;
+    }
+    if (!withUnicast || !this.settings.allHosts) return;
+    const hosts = [...this.knownHosts(st.address, st.ifname)];
+    const batch = (from: number): void => {
+      if (this.status.get(st.address) !== st) return;
+      for (const [host, mac] of hosts.slice(from, from + UNICAST_BATCH)) {
+        try {
+          // A request for the host's own address, unicast to it: RFC 826 makes it learn (or update)
+          // our MAC for the VIP even when it had no entry, which a gratuitous frame would not create.
+          if (sendArp(st.ifname, st.address, { op: 'request', destMac: mac, targetAddress: host })) st.unicasts++;
+        } catch (err) {
+          this.logger.warn({ address: st.address, host, err }, 'DuraVIP: unicast ARP failed');
+        }
+      }
+      if (from + UNICAST_BATCH < hosts.length) setImmediate(() => batch(from + UNICAST_BATCH));
+    };
+    batch(0);
+  }
+}

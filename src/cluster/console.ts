@@ -1,0 +1,118 @@
+// The cluster console commands (Momentum's names): `cluster duravip show`, `cluster membership`,
+// `cluster info`, `cluster arp show`, `cluster duravip move IP to NODE`, `cluster duravip announce
+// view`. Formatting only: the data comes from ClusterManager.snapshot(). Main thread.
+
+import type { CommandTable } from '../control/commands.js';
+import { ErrorCode, VipError } from '../errors.js';
+import type { ClusterManager, ClusterSnapshot } from './manager.js';
+
+/** "12.3s", "4m05s", "2h03m": how long something has been stable. */
+export function formatAge(ms: number): string {
+  if (ms < 0) ms = 0;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+/** `cluster duravip show`. */
+export function formatDuravipShow(s: ClusterSnapshot, now = Date.now()): string {
+  const a = s.allocation;
+  const out: string[] = [];
+  if (a === null) {
+    out.push(`no election yet (corosync: ${s.corosync}${s.viewId !== null && !s.viewComplete ? '; waiting for every member\'s state' : ''})`);
+    return out.join('\n') + '\n';
+  }
+  const viewAge = s.viewArrivedAt === null ? 'unknown' : formatAge(now - s.viewArrivedAt);
+  const cfgAge = formatAge(now - a.configStableSince);
+  out.push(
+    `view stable for ${viewAge} (${a.members.length} member(s), ${a.quorate && s.quorate ? 'quorate' : 'NOT quorate'}, ${a.mature ? 'mature' : 'not yet mature'}); ` +
+      `configuration stable for ${cfgAge}${a.configConsistent ? '' : ' (members differ)'}`,
+  );
+  for (const p of a.problems) out.push(`problem: ${p}`);
+  if (a.addresses.length === 0) out.push('no DuraVIP is configured on any member');
+  for (const x of a.addresses) {
+    const svc = x.services.map((v) => (v === 'esmtp_listener' ? 'listener' : v)).join('+');
+    const what = x.binding !== null ? `binding ${x.binding} (${svc})` : svc;
+    out.push(`${x.address}  ${what}  owner ${x.owner ?? '-'}  ${x.tags.join(', ')}`);
+    for (const n of x.configuredBy) {
+      const marks = [n === x.preference ? 'preferred' : '', x.eligible.includes(n) ? '' : 'not eligible'].filter(Boolean).join(', ');
+      out.push(`  ${n === x.owner ? '*' : ' '} ${n}${marks === '' ? '' : ` (${marks})`}`);
+    }
+    out.push(`    ${x.reason}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** `cluster membership`. */
+export function formatMembership(s: ClusterSnapshot): string {
+  if (s.viewId === null) return `not a member of any view (corosync: ${s.corosync})\n`;
+  const rows = [['', 'Nodeid', 'Pid', 'Node', 'Quorate', 'Leaving', 'Load', 'Holds']];
+  for (const m of s.members) {
+    const me = m.nodeId === s.nodeId && m.state?.node === s.node;
+    rows.push([
+      me ? '*' : ' ', String(m.nodeId), String(m.pid), m.state?.node ?? '(no state yet)',
+      m.state === null ? '-' : m.state.quorate ? 'yes' : 'no', m.state === null ? '-' : m.state.leaving ? 'yes' : 'no',
+      String(m.state?.load ?? '-'), m.state?.holds.join(', ') ?? '-',
+    ]);
+  }
+  return `view ${s.viewId}: ${s.members.length} member(s); this node ${s.quorate ? 'is quorate' : 'is NOT quorate'}\n` + table(rows);
+}
+
+/** `cluster info`. */
+export function formatInfo(s: ClusterSnapshot, now = Date.now()): string {
+  const lines = [
+    `node: ${s.node} (corosync nodeid ${s.nodeId ?? '-'})`,
+    `corosync: ${s.corosync}${s.stalled ? ' (STALLED: not taking messages; addresses released)' : ''}`,
+    `group: ${s.group}`,
+    `quorum: ${s.quorate ? 'quorate' : 'not quorate'}`,
+    `view: ${s.viewId === null ? '-' : `${s.viewId}, ${s.members.length} member(s), since ${s.viewArrivedAt === null ? '-' : formatAge(now - s.viewArrivedAt)}${s.viewComplete ? '' : ', state exchange in progress'}`}`,
+    `configured DuraVIPs: ${[...new Set(s.entries.map((e) => e.address))].join(', ') || 'none'} (configuration since ${formatAge(now - s.configSince)})`,
+    `holds: ${s.holds.join(', ') || 'none'}${s.releasing.length > 0 ? `; handing over: ${s.releasing.join(', ')}` : ''}`,
+    `address lifetime: ${s.lifetimeSec}s, renewed every check`,
+    `leaving: ${s.leaving ? 'yes' : 'no'}`,
+  ];
+  for (const [a, e] of s.plumbErrors) lines.push(`plumbing error: ${a}: ${e}`);
+  return lines.join('\n') + '\n';
+}
+
+/** `cluster arp show`. */
+export function formatArp(s: ClusterSnapshot, now = Date.now()): string {
+  if (s.arp.length === 0) return 'this node holds no DuraVIP\n';
+  const rows = [['Address', 'Interface', 'Broadcast', 'Unicast', 'Last sent', 'Note']];
+  for (const st of s.arp) {
+    rows.push([st.address, st.ifname, String(st.broadcasts), String(st.unicasts), st.lastSent === null ? '-' : `${formatAge(now - st.lastSent)} ago`, st.note ?? '']);
+  }
+  const out = [table(rows).trimEnd()];
+  for (const st of s.arp) {
+    const hosts = [...s.knownHosts(st.address, st.ifname)].map(([ip, mac]) => `${ip} ${mac}`);
+    out.push(`known hosts for ${st.address}: ${hosts.length === 0 ? 'none' : hosts.join(', ')}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** Registers the cluster commands; `manager()` is null on a node without a Cluster stanza. */
+export function registerClusterCommands(t: CommandTable, manager: () => ClusterManager | null): void {
+  const get = (): ClusterManager => {
+    const m = manager();
+    if (m === null) throw new VipError(ErrorCode.CLUSTER_DISABLED, 'this node runs without a Cluster stanza: no cluster membership, no DuraVIP');
+    return m;
+  };
+  t.add('cluster duravip show', 'each DuraVIP: binding or listener, owner, state (owned, safe, UNSAFE, BROKEN, in conflict), one line per node (* = owner)', () => formatDuravipShow(get().snapshot()));
+  t.add('cluster membership', 'the members of the current view and what each holds', () => formatMembership(get().snapshot()));
+  t.add('cluster info', 'this node\'s corosync connection, quorum, view and DuraVIPs', () => formatInfo(get().snapshot()));
+  t.add('cluster arp show', 'gratuitous ARP sent for the DuraVIPs this node holds, and the hosts it unicasts to', () => formatArp(get().snapshot()));
+  t.add('cluster duravip move IP to NODE', 'give a DuraVIP to NODE for the rest of this view', (args) => {
+    if (args.length !== 3 || args[1]!.toLowerCase() !== 'to') {
+      throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, 'usage: cluster duravip move IP to NODE');
+    }
+    return get().move(args[0]!, args[2]!);
+  });
+  t.add('cluster duravip announce view', 'announce this node\'s state again so every member elects again', () => get().announceView());
+}

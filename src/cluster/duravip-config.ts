@@ -1,0 +1,121 @@
+// What this node's configuration says about DuraVIPs: the entries it announces to the cluster, the
+// Topology each address is plumbed on, and the semantic checks the config loader reports with
+// file:line:column. Pure (no I/O); main thread, at load and reload.
+//
+// "An address managed for one service is managed for all" (Momentum): once any Listen or Binding
+// enables DuraVIP on an address, every Listen and Binding on that address is announced with it,
+// so a node that configures only part of them is seen as UNSAFE by the election.
+
+import type { Config, TopologyConfig } from '../config/build.js';
+import type { ConfigError, SourceLocation } from '../config/errors.js';
+import { canonicalAddress, type DuravipEntry, type DuravipService } from './state.js';
+
+/** A parsed IPv4/IPv6 address as a bigint, with its family; null when not an address. */
+function toBig(address: string): { family: 4 | 6; n: bigint } | null {
+  const c = canonicalAddress(address);
+  if (c === null) return null;
+  if (!c.includes(':')) return { family: 4, n: c.split('.').reduce((acc, p) => (acc << 8n) | BigInt(Number(p)), 0n) };
+  const [head = '', tail = ''] = c.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = c.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  const groups = c.includes('::') ? [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return { family: 6, n: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
+}
+
+/** Whether `address` lies inside `cidr` ("198.51.100.0/24"). */
+export function cidrContains(cidr: string, address: string): boolean {
+  const slash = cidr.indexOf('/');
+  const net = toBig(cidr.slice(0, slash));
+  const a = toBig(address);
+  if (net === null || a === null || net.family !== a.family) return false;
+  const bits = net.family === 4 ? 32 : 128;
+  const len = Number(cidr.slice(slash + 1));
+  const shift = BigInt(bits - len);
+  return net.n >> shift === a.n >> shift;
+}
+
+/** The Topology an address is plumbed on: the most specific one containing it, or null. */
+export function topologyFor(topologies: readonly TopologyConfig[], address: string): TopologyConfig | null {
+  let best: TopologyConfig | null = null;
+  let bestLen = -1;
+  for (const t of topologies) {
+    const len = Number(t.cidr.slice(t.cidr.indexOf('/') + 1));
+    if (len > bestLen && cidrContains(t.cidr, address)) { best = t; bestLen = len; }
+  }
+  return best;
+}
+
+/** One DuraVIP entry with where it was configured (for error messages). */
+export interface LocatedEntry extends DuravipEntry { readonly where: SourceLocation | null; readonly what: string }
+
+type ConfigView = Pick<Config, 'esmtpListeners' | 'bindings' | 'lookup'>;
+
+/**
+ * Every DuraVIP entry this config announces, in configuration order; addresses canonical. A Listen
+ * with Duravip_Follow is announced as a follower of that binding (the election then places it).
+ */
+export function duravipEntries(config: ConfigView): LocatedEntry[] {
+  const managed = new Set<string>();
+  for (const l of config.esmtpListeners) {
+    const a = canonicalAddress(l.host);
+    if (a !== null && (l.options.Enable_Duravip === true || l.options.Duravip_Follow !== undefined)) managed.add(a);
+  }
+  for (const b of config.bindings.values()) {
+    const addr = b.options.Bind_Address;
+    if (addr === undefined) continue;
+    const a = canonicalAddress(addr);
+    if (a !== null && config.lookup('Enable_Duravip', { binding: b.name }) === true) managed.add(a);
+  }
+  const out: LocatedEntry[] = [];
+  const add = (address: string, service: DuravipService, binding: string | null, preference: string | null, follow: string | null, where: SourceLocation | null, what: string): void => {
+    out.push({ address, services: [service], binding, preference, follow, where, what });
+  };
+  for (const l of config.esmtpListeners) {
+    const a = canonicalAddress(l.host);
+    if (a === null || !managed.has(a)) continue;
+    const follow = l.options.Enable_Duravip === true ? null : l.options.Duravip_Follow ?? null;
+    add(a, 'esmtp_listener', null, l.options.Duravip_Preference ?? null, follow, l.where, `Listen "${l.name}"`);
+  }
+  for (const b of config.bindings.values()) {
+    const addr = b.options.Bind_Address;
+    const a = addr === undefined ? null : canonicalAddress(addr);
+    if (a === null || !managed.has(a)) continue;
+    const pref = config.lookup('Duravip_Preference', { binding: b.name }) as string | undefined;
+    add(a, 'binding', b.name, pref ?? null, null, b.where, `Binding "${b.name}"`);
+  }
+  return out;
+}
+
+/**
+ * Semantic checks of the DuraVIP configuration that need the whole config: a DuraVIP needs a
+ * Cluster stanza and must lie inside a Topology (else we would not know where to plumb it), and a
+ * wildcard listener cannot be one.
+ */
+export function duravipConfigErrors(config: ConfigView & Pick<Config, 'cluster'>): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const at = (w: SourceLocation | null, message: string): void => {
+    const where = w ?? { file: '<config>', line: 1, column: 1 };
+    errors.push({ ...where, message });
+  };
+  for (const l of config.esmtpListeners) {
+    if (l.options.Enable_Duravip === true && (l.host === '0.0.0.0' || l.host === '::')) {
+      at(l.where, `Listen "${l.name}" sets Enable_Duravip on a wildcard address; a DuraVIP is one address`);
+    }
+  }
+  const entries = duravipEntries(config).filter((e) => e.address !== '0.0.0.0' && e.address !== '::');
+  const reported = new Set<string>();
+  for (const e of entries) {
+    if (reported.has(e.address)) continue;
+    if (config.cluster === null) {
+      reported.add(e.address);
+      at(e.where, `${e.what} makes ${e.address} a DuraVIP, which needs a Cluster stanza with a Topology containing it`);
+      continue;
+    }
+    if (topologyFor(config.cluster.topologies, e.address) === null) {
+      reported.add(e.address);
+      const known = config.cluster.topologies.map((t) => t.cidr).join(', ');
+      at(e.where, `${e.what} makes ${e.address} a DuraVIP, but no Cluster Topology contains it (expected an address inside ${known === '' ? 'a Topology "cidr" { Interface = ... }' : `one of: ${known}`})`);
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,564 @@
+// The DuraVIP cluster manager: membership through a corosync CPG group, the state exchange after
+// every view change, the deterministic election (election.ts) at agreed points, and applying this
+// node's share of it (plumbing.ts, arp-schedule.ts). Main thread. Never blocks: corosync calls are
+// queued to the addon's IO thread; netlink and ARP calls are single short system calls.
+//
+// Agreement: every member runs elect() at the same points of the CPG agreed order: when the
+// announce round of a view is complete (every member of the view has announced in it), then after
+// each later announce, move or tick. `now` is the sender's clock carried in that agreed message and
+// viewStableSince is the `now` of the first announce of the view, so every member computes the same.
+//
+// Handover: a member that is leaving announces leaving=true; the others elect without it and the
+// new owner plumbs and ARPs at once, then announces what it holds; the leaving member deletes an
+// address only when it sees the new owner holding it (or after HANDOVER_TIMEOUT_MS). Rebalancing
+// moves use the same rule, so the address is never off the wire in between.
+
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Config } from '../config/build.js';
+import { ErrorCode, VipError } from '../errors.js';
+import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState } from '../native/index.js';
+import { ArpSchedule, type ArpSettings } from './arp-schedule.js';
+import { cidrContains, duravipEntries, topologyFor } from './duravip-config.js';
+import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
+import { decodeMessage, encodeMessage, MAX_SHARED_NEIGHBOURS, type ClusterMessage, type SharedNeighbour } from './messages.js';
+import { Plumbing } from './plumbing.js';
+import { canonicalAddress, createMemberState, type DuravipEntry, type MemberState } from './state.js';
+
+/** The CPG group every vipmta of a corosync cluster joins. */
+export const CLUSTER_GROUP = 'vipmta-duravip';
+/** How long a leaving or rebalanced owner keeps an address while waiting to see the new owner hold it. */
+export const HANDOVER_TIMEOUT_MS = 2000;
+/** How long a planned shutdown waits for its handovers before it deletes what is left and leaves. */
+export const LEAVE_TIMEOUT_MS = 3000;
+/** Retry period for joining when corosync is not running (yet). */
+const REJOIN_MS = 1000;
+
+/** An ownership change seen by this member: `owner` null = nobody (orphan, BROKEN, no quorum). */
+export interface OwnershipChange {
+  readonly address: string;
+  readonly owner: string | null;
+  readonly previous: string | null;
+  /** This node now holds it (plumbed) / no longer holds it. */
+  readonly local: boolean;
+}
+
+interface Announced { readonly state: MemberState; readonly neighbours: readonly SharedNeighbour[]; readonly at: number }
+
+interface View {
+  /** Local counter, for logs and the console. */
+  readonly id: number;
+  readonly members: readonly CpgMember[];
+  /** Local clock when the view arrived (for timers only; never an election input). */
+  readonly arrivedAt: number;
+  /** Agreed: `now` of the first announce delivered in this view. */
+  stableSince: number | null;
+  /** Announces delivered in this view, by "nodeid:pid". */
+  readonly announces: Map<string, Announced>;
+  readonly moves: Map<string, string>;
+  complete: boolean;
+}
+
+const key = (nodeId: number, pid: number): string => `${nodeId}:${pid}`;
+
+export interface ClusterManagerOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** CPG group name; tests may isolate clusters with their own. */
+  readonly group?: string;
+}
+
+/**
+ * Events: 'ownership' (OwnershipChange) for every address whose owner changes in this member's
+ * view of the election; 'allocation' (Allocation) after every election.
+ */
+export class ClusterManager extends EventEmitter {
+  readonly node: string;
+  private config: Config;
+  private readonly logger: Logger;
+  private readonly groupName: string;
+  private entries: DuravipEntry[];
+  private configSince = Date.now();
+  private readonly plumbing: Plumbing;
+  private readonly arp: ArpSchedule;
+  private group: CorosyncGroup | null = null;
+  private joinError: string | null = null;
+  private rejoinTimer: NodeJS.Timeout | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private view: View | null = null;
+  private viewCounter = 0;
+  private seq = 0;
+  private memberSince: number | null = null;
+  private alloc: Allocation | null = null;
+  /** Plumbed by us and announced as held. */
+  private readonly holds = new Set<string>();
+  /** Held but no longer ours: waiting for the new owner to show it holds them. */
+  private readonly releasing = new Map<string, number>();
+  private leaving = false;
+  private stalled = false;
+  private stopped = false;
+  private lastAnnounced = '';
+  private readonly sharedNeighbours = new Map<string, readonly SharedNeighbour[]>();
+  private readonly stallLimitMs: number;
+
+  constructor(opts: ClusterManagerOptions) {
+    super();
+    const cluster = opts.config.cluster;
+    if (cluster === null) throw new VipError(ErrorCode.CLUSTER_DISABLED, 'no Cluster stanza in the configuration');
+    this.config = opts.config;
+    this.node = cluster.options.Nodename;
+    this.logger = opts.logger.child({ subsystem: 'cluster' });
+    this.groupName = opts.group ?? CLUSTER_GROUP;
+    this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
+    this.plumbing = new Plumbing(cluster.topologies, cluster.options.If_Check_Interval, this.logger);
+    this.arp = new ArpSchedule(this.arpSettings(), this.logger, () => this.allShared(), (vip, host) => {
+      const t = topologyFor(this.config.cluster?.topologies ?? [], vip);
+      return t !== null && cidrContains(t.cidr, host);
+    });
+    // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
+    // enough to release before the others (who stop hearing us after the token timeout) take over.
+    this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
+  }
+
+  private arpSettings(): ArpSettings {
+    const o = this.config.cluster!.options;
+    return { count: o.Arp_Count, intervalMs: o.Arp_Interval, refreshMs: o.Arp_Refresh, mode: o.Arp_Mode, allHosts: o.Arp_All_Hosts };
+  }
+
+  /** Removes leftovers of a crashed run, then joins (retrying while corosync is not there). */
+  start(): void {
+    const removed = this.plumbing.removeLeftovers();
+    if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed addresses a previous run left plumbed');
+    this.join();
+    this.checkTimer = setInterval(() => this.periodicCheck(), this.config.cluster!.options.If_Check_Interval);
+    this.checkTimer.unref();
+  }
+
+  // --- the small API other subsystems use (#mmove, the queue manager) ---------------------------
+
+  /** Whether this node holds the address now (plumbed and not being handed over). */
+  owns(address: string): boolean {
+    const a = canonicalAddress(address);
+    return a !== null && this.holds.has(a) && !this.releasing.has(a);
+  }
+
+  /** The owner the last election gave the address, or null (none, no election yet, or not a DuraVIP). */
+  ownerOf(address: string): string | null {
+    return this.alloc === null ? null : ownerOf(this.alloc, address);
+  }
+
+  get allocation(): Allocation | null {
+    return this.alloc;
+  }
+
+  // --- config ---------------------------------------------------------------------------------
+
+  /** Takes a reloaded config: new entries are announced and the cluster elects again. */
+  reconfigure(config: Config): void {
+    if (config.cluster === null) {
+      this.logger.warn('Cluster stanza removed: takes effect at the next restart');
+      return;
+    }
+    this.config = config;
+    const entries = duravipEntries(config).map(({ where: _w, what: _x, ...e }) => e);
+    if (JSON.stringify(entries) !== JSON.stringify(this.entries)) {
+      this.entries = entries;
+      this.configSince = Date.now();
+    }
+    this.plumbing.setTopologies(config.cluster.topologies);
+    this.arp.setSettings(this.arpSettings());
+    this.announce(true);
+  }
+
+  // --- corosync ---------------------------------------------------------------------------------
+
+  private join(): void {
+    if (this.stopped || this.group !== null) return;
+    try {
+      const g = CorosyncGroup.join(this.groupName);
+      g.unref();
+      this.group = g;
+      this.joinError = null;
+      g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
+      g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
+      g.on('quorum', (q: QuorumState) => this.onQuorum(q));
+      g.on('error', (err: Error) => this.onLost(err));
+      this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const text = `${e.code ?? 'error'}: ${e.message}`;
+      if (text !== this.joinError) {
+        // Said once per distinct reason, not every retry.
+        this.logger.error({ code: e.code }, `cluster: cannot join corosync (${e.message}); this node owns no DuraVIP until it can, retrying every ${REJOIN_MS} ms`);
+      }
+      this.joinError = text;
+      this.scheduleRejoin();
+    }
+  }
+
+  private scheduleRejoin(): void {
+    if (this.stopped || this.rejoinTimer !== null) return;
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = null;
+      this.join();
+    }, REJOIN_MS);
+    this.rejoinTimer.unref();
+  }
+
+  private onLost(err: Error): void {
+    this.logger.error({ err }, 'cluster: lost corosync; releasing every DuraVIP');
+    this.group = null;
+    this.joinError = `${(err as Error & { code?: string }).code ?? 'error'}: ${err.message}`;
+    this.resetView(null);
+    this.alloc = null;
+    this.apply();
+    this.scheduleRejoin();
+  }
+
+  private resetView(members: readonly CpgMember[] | null): void {
+    if (this.tickTimer !== null) { clearTimeout(this.tickTimer); this.tickTimer = null; }
+    this.view = members === null ? null : {
+      id: ++this.viewCounter, members, arrivedAt: Date.now(), stableSince: null,
+      announces: new Map(), moves: new Map(), complete: false,
+    };
+  }
+
+  private onConfchg(c: CpgConfChange): void {
+    const g = this.group;
+    if (g === null) return;
+    const left = c.left.map((m) => `${m.nodeId}:${m.pid}(${m.reason})`);
+    const joined = c.joined.map((m) => `${m.nodeId}:${m.pid}`);
+    this.logger.info({ members: c.members.map((m) => key(m.nodeId, m.pid)), left, joined }, 'cluster: new view');
+    // Shared neighbours of members that left are dropped with them.
+    const alive = new Set(c.members.map((m) => key(m.nodeId, m.pid)));
+    for (const k of this.sharedNeighbours.keys()) if (!alive.has(k)) this.sharedNeighbours.delete(k);
+    this.resetView(c.members);
+    this.announce(true);
+  }
+
+  private onQuorum(q: QuorumState): void {
+    this.logger.info({ quorate: q.quorate, members: q.members }, 'cluster: quorum changed');
+    // Local guard at once (a node that loses quorum releases everything without waiting for a round),
+    // then tell the others.
+    this.apply();
+    this.announce(true);
+  }
+
+  private localQuorate(): boolean {
+    return this.group !== null && this.group.quorum.quorate;
+  }
+
+  private myState(): MemberState {
+    const g = this.group!;
+    return createMemberState({
+      node: this.node,
+      nodeid: g.localNodeId,
+      seq: ++this.seq,
+      quorate: this.localQuorate() && !this.stalled,
+      leaving: this.leaving,
+      memberSince: this.memberSince ?? Date.now(),
+      configSince: this.configSince,
+      addresses: this.entries,
+      holds: [...this.holds],
+    });
+  }
+
+  /** Our neighbours in the Topology subnets, shared for the others' Arp_All_Hosts. */
+  private localNeighbours(): SharedNeighbour[] {
+    const cl = this.config.cluster;
+    if (cl === null || !cl.options.Arp_All_Hosts) return [];
+    const out: SharedNeighbour[] = [];
+    const ifnames = new Set(cl.topologies.map((t) => t.options.Interface).filter((n): n is string => n !== undefined));
+    for (const ifname of ifnames) {
+      try {
+        for (const n of listNeighbours(ifname)) {
+          if (n.mac === null || n.state === 'failed' || n.state === 'incomplete') continue;
+          if (cl.topologies.some((t) => t.options.Interface === ifname && cidrContains(t.cidr, n.address))) out.push([n.address, n.mac]);
+        }
+      } catch {
+        // ENODEV: reported by plumbing.
+      }
+    }
+    return out.slice(0, MAX_SHARED_NEIGHBOURS);
+  }
+
+  private allShared(): SharedNeighbour[] {
+    return [...this.sharedNeighbours.values()].flat();
+  }
+
+  /** Multicasts our state; unless `force`, only when it changed since the last announce. */
+  private announce(force: boolean): void {
+    const g = this.group;
+    if (g === null || g.closed) return;
+    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, [...this.holds].sort(), this.entries, this.configSince]);
+    if (!force && digest === this.lastAnnounced) return;
+    this.lastAnnounced = digest;
+    this.send({ type: 'announce', now: Date.now(), state: this.myState(), neighbours: this.localNeighbours() });
+  }
+
+  private send(m: ClusterMessage): void {
+    try {
+      this.group?.send(encodeMessage(m));
+    } catch (err) {
+      this.logger.error({ err }, 'cluster: cannot send to corosync');
+    }
+  }
+
+  private onMessage(nodeId: number, pid: number, data: Buffer): void {
+    const v = this.view;
+    if (v === null || !v.members.some((m) => m.nodeId === nodeId && m.pid === pid)) return;
+    const d = decodeMessage(data);
+    if (!d.ok) {
+      this.logger.warn({ nodeId, pid, error: d.error }, 'cluster: ignored a malformed message');
+      return;
+    }
+    const m = d.message;
+    if (m.type === 'announce') {
+      if (m.state.nodeid !== nodeId) {
+        this.logger.warn({ nodeId, claimed: m.state.nodeid }, 'cluster: ignored an announce with a foreign nodeid');
+        return;
+      }
+      if (v.stableSince === null) v.stableSince = m.now;
+      v.announces.set(key(nodeId, pid), { state: m.state, neighbours: m.neighbours, at: Date.now() });
+      if (m.neighbours.length > 0) this.sharedNeighbours.set(key(nodeId, pid), m.neighbours);
+      if (nodeId === this.group?.localNodeId && pid === process.pid && this.memberSince === null) this.memberSince = v.stableSince;
+      if (!v.complete) v.complete = v.members.every((x) => v.announces.has(key(x.nodeId, x.pid)));
+      if (v.complete) this.runElection(m.now);
+    } else if (m.type === 'move') {
+      v.moves.set(m.address, m.node);
+      if (v.complete) this.runElection(m.now);
+    } else if (v.complete) {
+      this.runElection(m.now);
+    }
+  }
+
+  private runElection(now: number): void {
+    const v = this.view!;
+    const members = v.members.map((x) => v.announces.get(key(x.nodeId, x.pid))!.state);
+    const prev = this.alloc;
+    const alloc = elect({
+      members,
+      // Members announce their own quorum; one that is not quorate owns nothing (election.ts), so
+      // the partition owns addresses exactly when its members say they are quorate.
+      quorate: members.some((m) => m.quorate),
+      previous: prev,
+      now,
+      viewStableSince: v.stableSince!,
+      viewMatureMs: this.config.cluster!.options.View_Mature_Time,
+      manualMoves: v.moves,
+    });
+    this.alloc = alloc;
+    for (const p of alloc.problems) this.logger.warn({ problem: p }, 'DuraVIP election');
+    const before = new Map((prev?.addresses ?? []).map((a) => [a.address, a.owner]));
+    for (const a of alloc.addresses) {
+      const was = before.get(a.address) ?? null;
+      if (was !== a.owner) this.logger.info({ address: a.address, owner: a.owner, previous: was, reason: a.reason }, 'DuraVIP owner');
+    }
+    this.emit('allocation', alloc);
+    this.apply();
+    this.scheduleTick(alloc);
+  }
+
+  /** The lowest member of the view asks for the maturity re-election (one tick, not one per member). */
+  private scheduleTick(alloc: Allocation): void {
+    const v = this.view;
+    const g = this.group;
+    if (v === null || g === null || this.tickTimer !== null || !alloc.rebalancePending || alloc.mature) return;
+    const first = [...v.members].sort((a, b) => a.nodeId - b.nodeId || a.pid - b.pid)[0];
+    if (first === undefined || first.nodeId !== g.localNodeId || first.pid !== process.pid) return;
+    const wait = Math.max(100, this.config.cluster!.options.View_Mature_Time - (Date.now() - v.arrivedAt) + 50);
+    this.tickTimer = setTimeout(() => {
+      this.tickTimer = null;
+      if (this.view === v) this.send({ type: 'tick', now: Date.now() });
+    }, wait);
+    this.tickTimer.unref();
+  }
+
+  // --- applying the allocation ------------------------------------------------------------------
+
+  /** What this node should hold now. */
+  private wanted(): Set<string> {
+    if (this.alloc === null || this.leaving || this.stalled || !this.localQuorate()) return new Set();
+    return new Set(planFor(this.alloc, this.node));
+  }
+
+  /** Whether another member of this view announces holding the address. */
+  private heldElsewhere(address: string, by: string | null): boolean {
+    const v = this.view;
+    if (v === null || by === null) return false;
+    for (const a of v.announces.values()) if (a.state.node === by && a.state.holds.includes(address)) return true;
+    return false;
+  }
+
+  /** Plumbs what we should hold, hands over what we should not; announces if that changed anything. */
+  private apply(): void {
+    const want = this.wanted();
+    const changes: OwnershipChange[] = [];
+    for (const a of want) {
+      this.releasing.delete(a);
+      if (this.holds.has(a)) continue;
+      if (!this.plumbing.add(a)) continue;
+      this.holds.add(a);
+      const place = this.plumbing.placement(a)!;
+      this.arp.start(a, place.ifname);
+      changes.push({ address: a, owner: this.node, previous: null, local: true });
+    }
+    const now = Date.now();
+    for (const a of [...this.holds]) {
+      if (want.has(a)) continue;
+      const to = this.alloc === null ? null : ownerOf(this.alloc, a);
+      // Keep it until the new owner shows it holds it, unless nobody will (no owner, no quorum,
+      // corosync lost) or we waited long enough.
+      const canWait = to !== null && to !== this.node && this.group !== null && !this.stalled && this.localQuorate();
+      if (canWait && !this.heldElsewhere(a, to)) {
+        const since = this.releasing.get(a);
+        if (since === undefined) {
+          this.releasing.set(a, now);
+          setTimeout(() => this.apply(), HANDOVER_TIMEOUT_MS + 10).unref();
+          continue;
+        }
+        if (now - since < HANDOVER_TIMEOUT_MS) continue;
+        this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
+      }
+      this.release(a);
+      changes.push({ address: a, owner: to, previous: this.node, local: false });
+    }
+    for (const c of changes) this.emit('ownership', c);
+    this.announce(false);
+  }
+
+  private release(a: string): void {
+    this.arp.stop(a);
+    this.plumbing.remove(a);
+    this.holds.delete(a);
+    this.releasing.delete(a);
+    this.logger.info({ address: a }, 'DuraVIP: released');
+  }
+
+  /** If_Check_Interval: corosync stall watch, re-plumb, renew lifetimes, remove strays. */
+  private periodicCheck(): void {
+    const g = this.group;
+    if (g !== null && !g.closed) {
+      const { stalledMs } = g.sendState();
+      const stalled = stalledMs > this.stallLimitMs;
+      if (stalled !== this.stalled) {
+        this.stalled = stalled;
+        if (stalled) this.logger.error({ stalledMs }, 'cluster: corosync has not taken our messages; releasing every DuraVIP until it does');
+        else this.logger.info('cluster: corosync is taking messages again');
+        this.apply();
+        this.announce(true);
+      }
+    }
+    const { readded, removed } = this.plumbing.check(this.holds, new Set(this.releasing.keys()));
+    if (readded.length > 0) {
+      this.logger.warn({ readded }, 'DuraVIP: re-plumbed addresses that had gone missing');
+      for (const a of readded) this.arp.start(a, this.plumbing.placement(a)!.ifname);
+    }
+    if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed tagged addresses this node does not hold');
+  }
+
+  // --- console ----------------------------------------------------------------------------------
+
+  /** `cluster duravip move IP to NODE`: checked here, then multicast so every member applies it. */
+  move(address: string, node: string): string {
+    if (this.alloc === null || this.group === null || this.view === null) throw new VipError(ErrorCode.CLUSTER_REFUSED, 'no election has run yet (is corosync up?)');
+    const why = checkMove(this.alloc, address, node);
+    if (why !== null) throw new VipError(ErrorCode.CLUSTER_REFUSED, why);
+    const a = canonicalAddress(address)!;
+    this.send({ type: 'move', now: Date.now(), address: a, node });
+    return `moving ${a} to ${node}\n`;
+  }
+
+  /** `cluster duravip announce view`: announce our state again, so every member elects again. */
+  announceView(): string {
+    if (this.group === null) throw new VipError(ErrorCode.CLUSTER_REFUSED, `not connected to corosync (${this.joinError ?? 'unknown'})`);
+    this.announce(true);
+    return 'announced\n';
+  }
+
+  /** A snapshot of everything the console shows. */
+  snapshot(): ClusterSnapshot {
+    const v = this.view;
+    const g = this.group;
+    return {
+      node: this.node,
+      nodeId: g?.localNodeId ?? null,
+      group: this.groupName,
+      corosync: g === null ? `not connected (${this.joinError ?? 'starting'})` : 'connected',
+      quorate: this.localQuorate(),
+      stalled: this.stalled,
+      leaving: this.leaving,
+      viewId: v?.id ?? null,
+      viewArrivedAt: v?.arrivedAt ?? null,
+      viewStableSince: v?.stableSince ?? null,
+      viewComplete: v?.complete ?? false,
+      members: v === null ? [] : v.members.map((m) => ({ nodeId: m.nodeId, pid: m.pid, state: v.announces.get(key(m.nodeId, m.pid))?.state ?? null })),
+      allocation: this.alloc,
+      holds: [...this.holds],
+      releasing: [...this.releasing.keys()],
+      configSince: this.configSince,
+      entries: this.entries,
+      arp: this.arp.list(),
+      knownHosts: (vip: string, ifname: string) => this.arp.knownHosts(vip, ifname),
+      plumbErrors: new Map(this.plumbing.errors),
+      lifetimeSec: this.plumbing.lifetimeSec,
+      placement: (a: string) => this.plumbing.placement(a),
+    };
+  }
+
+  // --- leaving ----------------------------------------------------------------------------------
+
+  /**
+   * Planned shutdown: announce leaving, let the new owners take over (they plumb and ARP first),
+   * delete each address once its new owner holds it, then leave the group. Resolves when done.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.leaving = true;
+    if (this.group !== null && this.holds.size > 0) {
+      this.logger.info({ holds: [...this.holds] }, 'cluster: leaving; handing over DuraVIPs');
+      this.announce(true);
+      const deadline = Date.now() + LEAVE_TIMEOUT_MS;
+      await new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (this.holds.size === 0 || this.group === null || Date.now() >= deadline) { resolve(); return; }
+          setTimeout(check, 5);
+        };
+        check();
+      });
+    }
+    this.stopped = true;
+    for (const a of [...this.holds]) this.release(a);
+    this.arp.stopAll();
+    for (const t of [this.rejoinTimer, this.tickTimer]) if (t !== null) clearTimeout(t);
+    if (this.checkTimer !== null) clearInterval(this.checkTimer);
+    this.group?.close();
+    this.group = null;
+  }
+}
+
+export interface ClusterSnapshot {
+  readonly node: string;
+  readonly nodeId: number | null;
+  readonly group: string;
+  readonly corosync: string;
+  readonly quorate: boolean;
+  readonly stalled: boolean;
+  readonly leaving: boolean;
+  readonly viewId: number | null;
+  readonly viewArrivedAt: number | null;
+  readonly viewStableSince: number | null;
+  readonly viewComplete: boolean;
+  readonly members: readonly { nodeId: number; pid: number; state: MemberState | null }[];
+  readonly allocation: Allocation | null;
+  readonly holds: readonly string[];
+  readonly releasing: readonly string[];
+  readonly configSince: number;
+  readonly entries: readonly DuravipEntry[];
+  readonly arp: readonly import('./arp-schedule.js').ArpStatus[];
+  readonly knownHosts: (vip: string, ifname: string) => Map<string, string>;
+  readonly plumbErrors: ReadonlyMap<string, string>;
+  readonly lifetimeSec: number;
+  readonly placement: (address: string) => { ifname: string; prefixLength: number } | null;
+}

@@ -1,0 +1,119 @@
+// Puts DuraVIPs on and off the Topology's interface over rtnetlink, tagged as ours (IFA_PROTO, or
+// the ":vip" label on old kernels) so that only what we added is ever removed. Addresses carry a
+// finite valid lifetime that the periodic check renews: if this process dies, the kernel removes
+// them by itself within seconds instead of leaving them on the wire twice (keepalived and ucarp do).
+// Main thread; every call is one short synchronous netlink request (microseconds).
+
+import type { Logger } from 'pino';
+import type { TopologyConfig } from '../config/build.js';
+import { addAddress, deleteAddress, isOurAddress, listInterfaces, type NetInterface } from '../native/index.js';
+import { canonicalAddress } from './state.js';
+import { topologyFor } from './duravip-config.js';
+
+export interface Placement { readonly ifname: string; readonly prefixLength: number }
+
+export class Plumbing {
+  /** Seconds of valid lifetime given to every address; renewed every If_Check_Interval. */
+  readonly lifetimeSec: number;
+  /** Last operational error per address, for the console (EPERM, ENODEV, ...). */
+  readonly errors = new Map<string, string>();
+
+  constructor(private topologies: readonly TopologyConfig[], checkIntervalMs: number, private readonly logger: Logger) {
+    // Three checks' worth, at least 3 s: one missed renewal (a slow event loop) must not drop it.
+    this.lifetimeSec = Math.max(3, Math.ceil((3 * checkIntervalMs) / 1000));
+  }
+
+  setTopologies(t: readonly TopologyConfig[]): void {
+    this.topologies = t;
+  }
+
+  /** Where an address is plumbed: its Topology's interface and Cidrmask (default a host mask). */
+  placement(address: string): Placement | null {
+    const t = topologyFor(this.topologies, address);
+    if (t === null || t.options.Interface === undefined) return null;
+    return { ifname: t.options.Interface, prefixLength: t.options.Cidrmask ?? (address.includes(':') ? 128 : 32) };
+  }
+
+  private interfaces(): Map<string, NetInterface> {
+    return new Map(listInterfaces().map((i) => [i.name, i]));
+  }
+
+  /** Adds (or renews) the address; false on an operational error, which is logged and kept for the console. */
+  add(address: string, ifs: Map<string, NetInterface> = this.interfaces()): boolean {
+    const p = this.placement(address);
+    if (p === null) return this.fail(address, 'no Topology contains it');
+    const itf = ifs.get(p.ifname);
+    if (itf === undefined) return this.fail(address, `interface ${p.ifname} does not exist (ENODEV)`);
+    try {
+      // replace: renews the lifetime when it is already there (ours after a restart, or a renewal).
+      addAddress(itf.index, address, p.prefixLength, { validLifetime: this.lifetimeSec, replace: true });
+      this.errors.delete(address);
+      return true;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      return this.fail(address, `${e.code ?? 'error'}: ${e.message}`);
+    }
+  }
+
+  private fail(address: string, why: string): false {
+    if (this.errors.get(address) !== why) this.logger.error({ address, error: why }, 'DuraVIP: cannot plumb the address');
+    this.errors.set(address, why);
+    return false;
+  }
+
+  /** Removes the address if it is on its interface and ours; true when something was removed. */
+  remove(address: string, ifs: Map<string, NetInterface> = this.interfaces()): boolean {
+    const p = this.placement(address);
+    if (p === null) return false;
+    const itf = ifs.get(p.ifname);
+    const mine = itf?.addresses.find((a) => canonicalAddress(a.address) === address && isOurAddress(a));
+    if (itf === undefined || mine === undefined) return false;
+    try {
+      // false: EADDRNOTAVAIL (expired meanwhile) or ENODEV (interface gone), both mean "not there".
+      return deleteAddress(itf.index, address, mine.prefixLength);
+    } catch (err) {
+      this.logger.error({ address, err }, 'DuraVIP: cannot remove the address');
+      return false;
+    }
+  }
+
+  /** Our tagged addresses on the Topology interfaces, canonical. */
+  ours(ifs: Map<string, NetInterface> = this.interfaces()): Map<string, { ifname: string; prefixLength: number; validLifetime: number | null }> {
+    const out = new Map<string, { ifname: string; prefixLength: number; validLifetime: number | null }>();
+    const names = new Set(this.topologies.map((t) => t.options.Interface).filter((n): n is string => n !== undefined));
+    for (const n of names) {
+      for (const a of ifs.get(n)?.addresses ?? []) {
+        const c = canonicalAddress(a.address);
+        if (c !== null && isOurAddress(a)) out.set(c, { ifname: n, prefixLength: a.prefixLength, validLifetime: a.validLifetime });
+      }
+    }
+    return out;
+  }
+
+  /** At start, before joining: removes every tagged address a crashed run left behind. */
+  removeLeftovers(): string[] {
+    const ifs = this.interfaces();
+    const removed: string[] = [];
+    for (const a of this.ours(ifs).keys()) if (this.remove(a, ifs)) removed.push(a);
+    return removed;
+  }
+
+  /**
+   * The periodic check: re-plumbs what we hold but is missing, renews the lifetime of what is
+   * there, and removes tagged addresses we should not have (`keep` are being handed over).
+   */
+  check(held: ReadonlySet<string>, keep: ReadonlySet<string>): { readded: string[]; removed: string[] } {
+    const ifs = this.interfaces();
+    const present = this.ours(ifs);
+    const readded: string[] = [];
+    const removed: string[] = [];
+    for (const a of held) {
+      const was = present.has(a);
+      if (this.add(a, ifs) && !was) readded.push(a);
+    }
+    for (const a of present.keys()) {
+      if (!held.has(a) && !keep.has(a) && this.remove(a, ifs)) removed.push(a);
+    }
+    return { readded, removed };
+  }
+}
