@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ClusterLab, descendantPids, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
+import { writeNodeConfig } from '../test/cluster/vipmta-node.js';
 import {
   answerMoves,
   firstAnswerFromNewOwner,
@@ -241,14 +242,13 @@ vrrp_instance VIP_200 {
 class Vipmta implements System {
   readonly name = 'vipmta' as const;
   private readonly daemons = new Map<string, LabProcess>();
+  private readonly written = new Map<string, { dir: string; conf: string; socket: string }>();
 
   constructor(readonly lab: ClusterLab) {}
 
-  config(host: LabHost): string {
-    return `# bench/failover.ts, lab ${this.lab.id}
-Hostname = "${host.name}"
-Log_Level = "info"
-Cluster {
+  /** The node-specific part; the common settings come from test/cluster/vipmta-node.ts (the cluster tests' own). */
+  body(host: LabHost): string {
+    return `Cluster {
   Nodename = "${host.name}"
   Topology "198.51.100.0/24" { Interface = "${host.ifname}"  Cidrmask = 32 }
   Arp_All_Hosts = true
@@ -256,19 +256,29 @@ Cluster {
 ESMTP_Listener {
   Listen "${VIP}:${PORT}" { Enable_Duravip = true  Duravip_Preference = "${PREFERRED}" }
 }
-Spool { Directory = "${path.join(host.dir, 'spool')}" }
-Control_Listener { Listen "${this.socket(host)}" { } }
 `;
   }
 
+  config(host: LabHost): string {
+    return fs.readFileSync(this.files(host).conf, 'utf8');
+  }
+
+  private files(host: LabHost): { dir: string; conf: string; socket: string } {
+    let f = this.written.get(host.name);
+    if (f === undefined) {
+      f = writeNodeConfig(host, this.body(host));
+      this.written.set(host.name, f);
+    }
+    return f;
+  }
+
   socket(host: LabHost): string {
-    return path.join(host.dir, 'control.sock');
+    return this.files(host).socket;
   }
 
   private async startDaemon(host: LabHost): Promise<void> {
-    const conf = path.join(host.dir, 'vipmta.conf');
-    fs.writeFileSync(conf, this.config(host));
-    fs.rmSync(this.socket(host), { force: true });
+    const { conf, socket } = this.files(host);
+    fs.rmSync(socket, { force: true });
     const p = this.lab.spawn(host, [process.execPath, path.join(vipmtaRoot, 'bin', 'vipmta.js'), 'start', '-c', conf], {
       logFile: path.join(host.dir, 'vipmta.log'),
     });

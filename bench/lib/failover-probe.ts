@@ -42,7 +42,7 @@ function attempt(): void {
     buf += d.toString('latin1');
     const eol = buf.indexOf('\n');
     if (eol < 0) return;
-    const m = /^220[ -](\S+)/.exec(buf.slice(0, eol));
+    const m = /^220[ -]([^\s.]+)/.exec(buf.slice(0, eol)); // "220 n2.lab.example ESMTP" names n2
     rec.n = m === null ? null : m[1]!;
     finish(m === null ? 'bad-greeting' : 'ok');
   });
