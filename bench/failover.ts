@@ -234,7 +234,8 @@ vrrp_instance VIP_200 {
   }
 
   describe(): Record<string, string> {
-    const v = this.lab.exec(this.lab.hosts[0]!, ['keepalived', '--version']);
+    // keepalived prints its version on stderr.
+    const v = this.lab.exec(this.lab.hosts[0]!, ['sh', '-c', 'keepalived --version 2>&1']);
     return { version: v.split('\n')[0] ?? '', config_n1: this.config(this.lab.hosts[0]!) };
   }
 }
