@@ -508,7 +508,8 @@ logging {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     for (const p of [...this.processes]) {
-      await Promise.race([p.kill('SIGKILL'), new Promise((r) => setTimeout(r, 2000))]);
+      // The whole tree: once the parent is reaped its children are no longer ours to find.
+      await Promise.race([p.killTree('SIGKILL', 2000).catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
     }
     this.destroySync();
   }
