@@ -13,8 +13,8 @@
 //
 // Run (root; needs CAP_NET_ADMIN/RAW/SYS_ADMIN, keepalived and corosync; vipmta built: npm run build):
 //   npm run bench:failover -- [--quick] [--reps N] [--systems keepalived,vipmta] [--cases process,node,planned]
-//     [--stability SECONDS] [--load N] [--json] [--vipmta-root DIR] [--timeout-ms MS]
-// --quick: 3 repetitions per case, or a 30 s stability run. --json writes bench/results/failover-<time>.json.
+//     [--stability SECONDS] [--load N] [--json] [--vipmta-root DIR] [--timeout-ms MS] [--logs DIR]
+// --quick: 3 repetitions per case; with --stability, at most 30 s. --json writes bench/results/failover-<time>.json.
 // Main thread only; blocks on `ip` child processes (a few ms each) between measurements, never during one.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -68,6 +68,7 @@ const { values: opt } = parseArgs({
     'vipmta-root': { type: 'string' },
     'timeout-ms': { type: 'string', default: '60000' },
     token: { type: 'string', default: '500' },
+    logs: { type: 'string' },
   },
   strict: true,
 });
@@ -79,7 +80,7 @@ const systems = opt.systems.split(',').map((s) => s.trim()) as SystemName[];
 const cases = opt.cases.split(',').map((s) => s.trim()) as CaseName[];
 for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`--systems: unknown "${s}" (known: ${SYSTEMS.join(', ')})`);
 for (const c of cases) if (!CASES.includes(c)) throw new Error(`--cases: unknown "${c}" (known: ${CASES.join(', ')})`);
-const stabilitySeconds = opt.stability !== undefined ? Number(opt.stability) : null;
+const stabilitySeconds = opt.stability !== undefined ? (opt.quick ? Math.min(30, Number(opt.stability)) : Number(opt.stability)) : null;
 const loadProcs = Number(opt.load);
 const timeoutMs = Number(opt['timeout-ms']);
 const token = Number(opt.token);
@@ -488,6 +489,19 @@ async function stability(sys: System, probe: Probe, seconds: number): Promise<St
 
 // ---- the run ---------------------------------------------------------------------------------------
 
+/** Copies every node's logs (vipmta, corosync, keepalived) out of the lab before it is removed. */
+function keepLogs(lab: ClusterLab, dir: string): void {
+  for (const h of lab.hosts) {
+    const to = path.join(dir, h.name);
+    fs.mkdirSync(to, { recursive: true });
+    for (const f of ['vipmta.log', 'corosync.log', 'keepalived.log']) {
+      const from = path.join(h.dir, f);
+      if (fs.existsSync(from)) fs.copyFileSync(from, path.join(to, f));
+    }
+  }
+  log(`kept the logs in ${dir}`);
+}
+
 async function makeSystem(name: SystemName): Promise<System> {
   const lab = await ClusterLab.create(name === 'vipmta' ? { nodes: 3, corosync: true, token } : { nodes: 3 });
   return name === 'vipmta' ? new Vipmta(lab) : new Keepalived(lab);
@@ -534,6 +548,7 @@ async function runSystem(name: SystemName): Promise<SystemRun> {
       }
     }
   } finally {
+    if (sys !== null && opt.logs !== undefined) keepLogs(sys.lab, path.resolve(opt.logs, `${name}-${sys.lab.id}`));
     await sys?.lab.destroy();
   }
   return run;
