@@ -363,8 +363,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         why = "IPC socket closed";
         break;
       }
-      cs_error_t e1 = (fds[1].revents & POLLIN) ? Call([this]() { return cpg_dispatch(cpg_, CS_DISPATCH_ALL); }) : CS_OK;
+      // Quorum first: when both are ready, a lost quorum reaches JS before the view change it
+      // belongs to, so the view is never acted on with a stale "quorate".
       cs_error_t e2 = (fds[2].revents & POLLIN) ? Call([this]() { return quorum_dispatch(quorum_, CS_DISPATCH_ALL); }) : CS_OK;
+      cs_error_t e1 = (fds[1].revents & POLLIN) ? Call([this]() { return cpg_dispatch(cpg_, CS_DISPATCH_ALL); }) : CS_OK;
       if ((e1 != CS_OK && e1 != CS_ERR_TRY_AGAIN) || (e2 != CS_OK && e2 != CS_ERR_TRY_AGAIN)) {
         lost = true;
         why = CsName(e1 != CS_OK ? e1 : e2);

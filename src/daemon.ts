@@ -3,6 +3,8 @@
 // Everything here is asynchronous; nothing blocks the event loop beyond reading config files.
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { ClusterManager } from './cluster/manager.js';
+import { registerClusterCommands } from './cluster/console.js';
 import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from './config/index.js';
 import { CommandTable } from './control/commands.js';
 import { AdminHttpServer, type MailqReport } from './control/http.js';
@@ -14,8 +16,6 @@ import { formatMailq, MessageQueue } from './queue/queue.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
-import { ClusterManager } from './cluster/manager.js';
-import { registerClusterCommands } from './cluster/console.js';
 import type { AcceptedMessage, ListenerSpec, WorkerStats } from './workers/protocol.js';
 
 export interface DaemonOptions {
@@ -105,7 +105,6 @@ export class Daemon {
     });
     this.pool.on('replaced', () => this.reconcileWithSpool());
     await this.pool.start();
-    this.startCluster();
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, this.commands, this.logger);
       await server.start();
@@ -113,6 +112,7 @@ export class Daemon {
     }
     await this.startHttp();
     this.installSignals();
+    this.startCluster();
     this.logger.info(
       {
         version: VERSION,
@@ -243,11 +243,11 @@ export class Daemon {
     }
     this.config = next;
     this.bindingPolicy = new BindingPolicy(next);
-    this.cluster?.reconfigure(next);
     if (next.global.Log_Level !== prev.global.Log_Level) {
       this.logger.level = next.global.Log_Level;
       await pool.broadcast('setLogLevel', { level: next.global.Log_Level });
     }
+    this.cluster?.reconfigure(next);
     for (const n of notes) this.logger.warn(n);
     this.logger.info({ files: next.files }, 'config reloaded');
     return this.noteReload(true, ['config reloaded', ...notes].join('\n'));

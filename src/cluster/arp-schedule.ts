@@ -53,15 +53,21 @@ export class ArpSchedule {
     if (this.status.size > 0) this.startRefresh();
   }
 
-  /** Announces a newly taken address: now, then paced repeats. */
-  start(address: string, ifname: string): void {
+  /**
+   * Announces a newly taken address: now, then paced repeats, Arp_Count frames in all but at least
+   * for `lingerMs`: a killed owner's kernel keeps the address (and answers ARP for it) until its
+   * lifetime runs out, and a client that asks meanwhile may take that answer; the next frame
+   * corrects it within Arp_Interval.
+   */
+  start(address: string, ifname: string, lingerMs = 0): void {
     this.stop(address);
     const st: ArpStatus = { address, ifname, broadcasts: 0, unicasts: 0, lastSent: null, note: null };
     this.status.set(address, st);
     if (address.includes(':')) { st.note = 'IPv6: no ARP (Neighbour Advertisement not implemented)'; return; }
     this.round(st, true);
     const ts: NodeJS.Timeout[] = [];
-    for (let i = 1; i < this.settings.count; i++) {
+    const frames = Math.max(this.settings.count, Math.ceil(lingerMs / this.settings.intervalMs) + 1);
+    for (let i = 1; i < frames; i++) {
       const t = setTimeout(() => this.round(st, false), i * this.settings.intervalMs);
       t.unref();
       ts.push(t);

@@ -39,7 +39,7 @@ export function formatDuravipShow(s: ClusterSnapshot, now = Date.now()): string 
   if (a.addresses.length === 0) out.push('no DuraVIP is configured on any member');
   for (const x of a.addresses) {
     const svc = x.services.map((v) => (v === 'esmtp_listener' ? 'listener' : v)).join('+');
-    const what = x.binding !== null ? `binding ${x.binding} (${svc})` : svc;
+    const what = x.binding !== null ? `binding ${x.binding} (${svc})` : x.services.includes('binding') ? `several bindings (${svc})` : svc;
     out.push(`${x.address}  ${what}  owner ${x.owner ?? '-'}  ${x.tags.join(', ')}`);
     for (const n of x.configuredBy) {
       const marks = [n === x.preference ? 'preferred' : '', x.eligible.includes(n) ? '' : 'not eligible'].filter(Boolean).join(', ');

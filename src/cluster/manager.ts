@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config/build.js';
 import { ErrorCode, VipError } from '../errors.js';
-import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState } from '../native/index.js';
+import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { ArpSchedule, type ArpSettings } from './arp-schedule.js';
 import { cidrContains, duravipEntries, topologyFor } from './duravip-config.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
@@ -29,17 +29,24 @@ import { canonicalAddress, createMemberState, type DuravipEntry, type MemberStat
 export const CLUSTER_GROUP = 'vipmta-duravip';
 /** How long a leaving or rebalanced owner keeps an address while waiting to see the new owner hold it. */
 export const HANDOVER_TIMEOUT_MS = 2000;
+/** How long an old owner keeps the address after the new owner confirmed holding it. */
+export const HANDOVER_GRACE_MS = 200;
 /** How long a planned shutdown waits for its handovers before it deletes what is left and leaves. */
 export const LEAVE_TIMEOUT_MS = 3000;
 /** Retry period for joining when corosync is not running (yet). */
 const REJOIN_MS = 1000;
 
-/** An ownership change seen by this member: `owner` null = nobody (orphan, BROKEN, no quorum). */
+/**
+ * An owner change in this member's latest election (the same on every member of the view):
+ * `owner` null = nobody (orphan, BROKEN, no quorum, or this node lost corosync). It says who should
+ * hold the address; `owns()` says whether this node has it plumbed right now (a handover takes a
+ * round trip).
+ */
 export interface OwnershipChange {
   readonly address: string;
   readonly owner: string | null;
   readonly previous: string | null;
-  /** This node now holds it (plumbed) / no longer holds it. */
+  /** The new owner is this node. */
   readonly local: boolean;
 }
 
@@ -94,9 +101,13 @@ export class ClusterManager extends EventEmitter {
   /** Plumbed by us and announced as held. */
   private readonly holds = new Set<string>();
   /** Held but no longer ours: waiting for the new owner to show it holds them. */
-  private readonly releasing = new Map<string, number>();
+  private readonly releasing = new Map<string, { since: number; confirmedAt: number | null }>();
   private leaving = false;
   private stalled = false;
+  /** Node ids of the current totem ring (CPG's totem event), null before the first. */
+  private ringMembers: number[] | null = null;
+  /** When our outstanding ping was sent; null when it came back (or none was sent). */
+  private pingSentAt: number | null = null;
   private stopped = false;
   private lastAnnounced = '';
   private readonly sharedNeighbours = new Map<string, readonly SharedNeighbour[]>();
@@ -160,6 +171,10 @@ export class ClusterManager extends EventEmitter {
       this.logger.warn('Cluster stanza removed: takes effect at the next restart');
       return;
     }
+    if (config.cluster.options.If_Check_Interval !== this.config.cluster!.options.If_Check_Interval) {
+      // The address lifetime is derived from it and already on the wire: changing both safely needs a restart.
+      this.logger.warn('If_Check_Interval changed: takes effect at the next restart');
+    }
     this.config = config;
     const entries = duravipEntries(config).map(({ where: _w, what: _x, ...e }) => e);
     if (JSON.stringify(entries) !== JSON.stringify(this.entries)) {
@@ -183,6 +198,10 @@ export class ClusterManager extends EventEmitter {
       g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
       g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
       g.on('quorum', (q: QuorumState) => this.onQuorum(q));
+      g.on('totem', (t: TotemView) => {
+        this.ringMembers = t.members;
+        this.apply(); // the quorum news may have come first: take what was held back
+      });
       g.on('error', (err: Error) => this.onLost(err));
       this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
     } catch (err) {
@@ -209,9 +228,12 @@ export class ClusterManager extends EventEmitter {
   private onLost(err: Error): void {
     this.logger.error({ err }, 'cluster: lost corosync; releasing every DuraVIP');
     this.group = null;
+    this.ringMembers = null;
+    this.pingSentAt = null;
+    this.stalled = false;
     this.joinError = `${(err as Error & { code?: string }).code ?? 'error'}: ${err.message}`;
     this.resetView(null);
-    this.alloc = null;
+    this.setAllocation(null);
     this.apply();
     this.scheduleRejoin();
   }
@@ -227,6 +249,9 @@ export class ClusterManager extends EventEmitter {
   private onConfchg(c: CpgConfChange): void {
     const g = this.group;
     if (g === null) return;
+    // A view change proves corosync delivers again; a ping lost with the old ring is not waited for.
+    this.pingSentAt = null;
+    this.updateStalled();
     const left = c.left.map((m) => `${m.nodeId}:${m.pid}(${m.reason})`);
     const joined = c.joined.map((m) => `${m.nodeId}:${m.pid}`);
     this.logger.info({ members: c.members.map((m) => key(m.nodeId, m.pid)), left, joined }, 'cluster: new view');
@@ -247,6 +272,21 @@ export class ClusterManager extends EventEmitter {
 
   private localQuorate(): boolean {
     return this.group !== null && this.group.quorum.quorate;
+  }
+
+  /**
+   * Whether our quorum state belongs to the current ring. Corosync tells CPG and quorum clients
+   * about a ring change over two channels: a node cut off from the others can see the new view
+   * (with itself alone) while its last quorum event still says quorate. Until the quorum event of
+   * this ring has arrived it may keep what it holds but must not take anything new, or it would
+   * plumb and ARP every address for a moment on the wrong side of a partition.
+   */
+  private quorumFresh(): boolean {
+    const g = this.group;
+    if (g === null) return false;
+    if (g.quorumType === 0 || this.ringMembers === null) return true; // no quorum provider: nothing to wait for
+    const q = [...g.quorum.members].sort((a, b) => a - b).join(',');
+    return q === [...this.ringMembers].sort((a, b) => a - b).join(',');
   }
 
   private myState(): MemberState {
@@ -306,14 +346,22 @@ export class ClusterManager extends EventEmitter {
   }
 
   private onMessage(nodeId: number, pid: number, data: Buffer): void {
-    const v = this.view;
-    if (v === null || !v.members.some((m) => m.nodeId === nodeId && m.pid === pid)) return;
     const d = decodeMessage(data);
     if (!d.ok) {
       this.logger.warn({ nodeId, pid, error: d.error }, 'cluster: ignored a malformed message');
       return;
     }
     const m = d.message;
+    if (m.type === 'ping') {
+      // Our own ping came back through corosync: the whole path works.
+      if (nodeId === this.group?.localNodeId && pid === process.pid) {
+        this.pingSentAt = null;
+        this.updateStalled();
+      }
+      return;
+    }
+    const v = this.view;
+    if (v === null || !v.members.some((x) => x.nodeId === nodeId && x.pid === pid)) return;
     if (m.type === 'announce') {
       if (m.state.nodeid !== nodeId) {
         this.logger.warn({ nodeId, claimed: m.state.nodeid }, 'cluster: ignored an announce with a foreign nodeid');
@@ -328,7 +376,7 @@ export class ClusterManager extends EventEmitter {
     } else if (m.type === 'move') {
       v.moves.set(m.address, m.node);
       if (v.complete) this.runElection(m.now);
-    } else if (v.complete) {
+    } else if (m.type === 'tick' && v.complete) {
       this.runElection(m.now);
     }
   }
@@ -348,16 +396,28 @@ export class ClusterManager extends EventEmitter {
       viewMatureMs: this.config.cluster!.options.View_Mature_Time,
       manualMoves: v.moves,
     });
-    this.alloc = alloc;
     for (const p of alloc.problems) this.logger.warn({ problem: p }, 'DuraVIP election');
-    const before = new Map((prev?.addresses ?? []).map((a) => [a.address, a.owner]));
-    for (const a of alloc.addresses) {
-      const was = before.get(a.address) ?? null;
-      if (was !== a.owner) this.logger.info({ address: a.address, owner: a.owner, previous: was, reason: a.reason }, 'DuraVIP owner');
-    }
-    this.emit('allocation', alloc);
+    this.setAllocation(alloc);
     this.apply();
     this.scheduleTick(alloc);
+  }
+
+  /** Takes a new allocation (null: none, e.g. corosync lost) and reports every owner that changed. */
+  private setAllocation(alloc: Allocation | null): void {
+    const prev = this.alloc;
+    this.alloc = alloc;
+    const before = new Map((prev?.addresses ?? []).map((a) => [a.address, a.owner]));
+    const after = new Map((alloc?.addresses ?? []).map((a) => [a.address, a]));
+    for (const address of new Set([...before.keys(), ...after.keys()])) {
+      const was = before.get(address) ?? null;
+      const now = after.get(address);
+      const owner = now?.owner ?? null;
+      if (was === owner) continue;
+      this.logger.info({ address, owner, previous: was, reason: now?.reason ?? 'no allocation' }, 'DuraVIP owner');
+      const change: OwnershipChange = { address, owner, previous: was, local: owner === this.node };
+      this.emit('ownership', change);
+    }
+    if (alloc !== null) this.emit('allocation', alloc);
   }
 
   /** The lowest member of the view asks for the maturity re-election (one tick, not one per member). */
@@ -394,15 +454,15 @@ export class ClusterManager extends EventEmitter {
   /** Plumbs what we should hold, hands over what we should not; announces if that changed anything. */
   private apply(): void {
     const want = this.wanted();
-    const changes: OwnershipChange[] = [];
+    const mayTake = this.quorumFresh();
     for (const a of want) {
       this.releasing.delete(a);
-      if (this.holds.has(a)) continue;
+      if (this.holds.has(a) || !mayTake) continue;
       if (!this.plumbing.add(a)) continue;
       this.holds.add(a);
       const place = this.plumbing.placement(a)!;
-      this.arp.start(a, place.ifname);
-      changes.push({ address: a, owner: this.node, previous: null, local: true });
+      this.arp.start(a, place.ifname, this.plumbing.lifetimeSec * 1000 + 500);
+      this.logger.info({ address: a, ifname: place.ifname }, 'DuraVIP: plumbed');
     }
     const now = Date.now();
     for (const a of [...this.holds]) {
@@ -411,20 +471,24 @@ export class ClusterManager extends EventEmitter {
       // Keep it until the new owner shows it holds it, unless nobody will (no owner, no quorum,
       // corosync lost) or we waited long enough.
       const canWait = to !== null && to !== this.node && this.group !== null && !this.stalled && this.localQuorate();
-      if (canWait && !this.heldElsewhere(a, to)) {
-        const since = this.releasing.get(a);
-        if (since === undefined) {
-          this.releasing.set(a, now);
+      if (canWait) {
+        let r = this.releasing.get(a);
+        if (r === undefined) {
+          this.releasing.set(a, (r = { since: now, confirmedAt: null }));
           setTimeout(() => this.apply(), HANDOVER_TIMEOUT_MS + 10).unref();
-          continue;
         }
-        if (now - since < HANDOVER_TIMEOUT_MS) continue;
-        this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
+        if (r.confirmedAt === null && this.heldElsewhere(a, to)) {
+          // Confirmed: its gratuitous ARP went out before its announce, so clients already send to
+          // it. The grace is for connections that reached us just before that: under load their
+          // greeting can take longer than the switch (measured: one 500 ms stall with 30 ms).
+          r.confirmedAt = now;
+          setTimeout(() => this.apply(), HANDOVER_GRACE_MS + 1).unref();
+        }
+        if (r.confirmedAt !== null ? now - r.confirmedAt < HANDOVER_GRACE_MS : now - r.since < HANDOVER_TIMEOUT_MS) continue;
+        if (r.confirmedAt === null) this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
       }
       this.release(a);
-      changes.push({ address: a, owner: to, previous: this.node, local: false });
     }
-    for (const c of changes) this.emit('ownership', c);
     this.announce(false);
   }
 
@@ -439,23 +503,34 @@ export class ClusterManager extends EventEmitter {
   /** If_Check_Interval: corosync stall watch, re-plumb, renew lifetimes, remove strays. */
   private periodicCheck(): void {
     const g = this.group;
-    if (g !== null && !g.closed) {
-      const { stalledMs } = g.sendState();
-      const stalled = stalledMs > this.stallLimitMs;
-      if (stalled !== this.stalled) {
-        this.stalled = stalled;
-        if (stalled) this.logger.error({ stalledMs }, 'cluster: corosync has not taken our messages; releasing every DuraVIP until it does');
-        else this.logger.info('cluster: corosync is taking messages again');
-        this.apply();
-        this.announce(true);
-      }
+    if (g !== null && !g.closed && this.pingSentAt === null) {
+      // A ping we must see delivered back: a stopped corosync still lets libqb take a few sends
+      // into its ring, so only the echo proves it is alive, on a quiet cluster too.
+      this.pingSentAt = Date.now();
+      this.send({ type: 'ping', now: this.pingSentAt });
     }
+    this.updateStalled();
+    // A safety net for anything held back (quorum news, handover timers): applying is idempotent.
+    this.apply();
     const { readded, removed } = this.plumbing.check(this.holds, new Set(this.releasing.keys()));
     if (readded.length > 0) {
       this.logger.warn({ readded }, 'DuraVIP: re-plumbed addresses that had gone missing');
       for (const a of readded) this.arp.start(a, this.plumbing.placement(a)!.ifname);
     }
     if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed tagged addresses this node does not hold');
+  }
+
+  /** Stalled: our ping has not come back, or a send has waited, for longer than the limit. */
+  private updateStalled(): void {
+    const g = this.group;
+    const waited = g === null || g.closed ? 0 : Math.max(g.sendState().stalledMs, this.pingSentAt === null ? 0 : Date.now() - this.pingSentAt);
+    const stalled = waited > this.stallLimitMs;
+    if (stalled === this.stalled) return;
+    this.stalled = stalled;
+    if (stalled) this.logger.error({ waitedMs: waited }, 'cluster: corosync is not delivering our messages; releasing every DuraVIP until it does');
+    else this.logger.info('cluster: corosync delivers our messages again');
+    this.apply();
+    this.announce(true);
   }
 
   // --- console ----------------------------------------------------------------------------------

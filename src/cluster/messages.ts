@@ -17,7 +17,12 @@ export type ClusterMessage =
   /** `cluster duravip move IP to NODE`, agreed so that every member applies it at the same point. */
   | { readonly type: 'move'; readonly now: number; readonly address: string; readonly node: string }
   /** The view has been stable for View_Mature_Time: run the election again with this agreed time. */
-  | { readonly type: 'tick'; readonly now: number };
+  | { readonly type: 'tick'; readonly now: number }
+  /**
+   * Sent every If_Check_Interval and ignored by receivers: a corosync that is stopped shows as a
+   * send that does not complete (CorosyncGroup.sendState), even on a quiet cluster.
+   */
+  | { readonly type: 'ping'; readonly now: number };
 
 const MAX_HEADER = 64 * 1024;
 
@@ -31,6 +36,8 @@ export function encodeMessage(m: ClusterMessage): Buffer {
       return Buffer.from(`${JSON.stringify({ t: 'M', now: m.now, address: m.address, node: m.node })}\n`);
     case 'tick':
       return Buffer.from(`${JSON.stringify({ t: 'T', now: m.now })}\n`);
+    case 'ping':
+      return Buffer.from(`${JSON.stringify({ t: 'P', now: m.now })}\n`);
   }
 }
 
@@ -73,6 +80,8 @@ export function decodeMessage(buf: Uint8Array): DecodedMessage {
     }
     case 'T':
       return { ok: true, message: { type: 'tick', now: head.now } };
+    case 'P':
+      return { ok: true, message: { type: 'ping', now: head.now } };
     default:
       return { ok: false, error: `unknown message type ${JSON.stringify(head.t)?.slice(0, 20)}` };
   }

@@ -99,6 +99,7 @@ describe('DuraVIP on three nodes', () => {
     expect(membership).toMatch(/3 member\(s\); this node is quorate/);
     const info = await consoleCmd(node('n3'), 'cluster', 'info');
     expect(info).toMatch(/corosync: connected/);
+    expect(await consoleCmd(node('n3'), 'cluster', 'duravip', 'announce', 'view')).toBe('announced\n');
     const arp = await consoleCmd(node('n1'), 'cluster', 'arp', 'show');
     expect(arp).toMatch(/198\.51\.100\.201\s+eth1\s+[1-9]/);
     // Arp_All_Hosts: the client (and the other hosts) are known from the ARP caches.
@@ -167,6 +168,7 @@ describe('DuraVIP on three nodes', () => {
 
   it('releases everything on a node cut off from the other two, the pair owns all, and healing rebalances without flapping', async () => {
     const n1 = lab.host('n1');
+    const mark = node('n1').proc.lines.length;
     lab.isolate(n1);
     try {
       await waitFor('n1 holds nothing and says it is not quorate', async () => {
@@ -178,6 +180,8 @@ describe('DuraVIP on three nodes', () => {
         return VIPS.every((a) => ['n2', 'n3'].includes(o.get(a)?.owner ?? '')) ? o : null;
       }, { timeoutMs: 20_000 });
       for (const a of VIPS) await waitClientSees(lab, a, lab.host(pair.get(a)!.owner!));
+      // The cut-off node never took anything, not even between its view change and its quorum news.
+      expect(node('n1').proc.lines.slice(mark).filter((l) => l.includes('"msg":"DuraVIP: plumbed"'))).toEqual([]);
     } finally {
       lab.heal(n1);
     }
@@ -186,6 +190,26 @@ describe('DuraVIP on three nodes', () => {
     // No flapping: on a member that kept quorum, each address changed owner at most once since the heal.
     const changes = node('n2').proc.lines.slice(from).filter((l) => l.includes('"msg":"DuraVIP owner"')).map((l) => (JSON.parse(l) as { address: string }).address);
     for (const a of VIPS) expect(changes.filter((x) => x === a).length, `${a} changed owner ${changes.filter((x) => x === a).length} times`).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps answering its console while its corosync is stopped, releases its addresses, and rejoins when it resumes', async () => {
+    const n2 = lab.host('n2');
+    const cs = lab.corosync(n2)!;
+    process.kill(cs.pid, 'SIGSTOP');
+    try {
+      await waitFor('n2 to see corosync stalled and hold nothing', async () => {
+        const info = await consoleCmd(node('n2'), 'cluster', 'info');
+        return /STALLED/.test(info) && /holds: none/.test(info) && plumbed(lab, n2).length === 0;
+      }, { timeoutMs: 20_000 });
+      await waitFor('n1 and n3 to own all six', async () => {
+        const o = await owners(node('n1'));
+        return VIPS.every((a) => ['n1', 'n3'].includes(o.get(a)?.owner ?? ''));
+      }, { timeoutMs: 20_000 });
+    } finally {
+      process.kill(cs.pid, 'SIGCONT');
+    }
+    await lab.waitQuorate(hosts, true, { timeoutMs: 20_000, members: [1, 2, 3] });
+    await waitBalanced(['n1', 'n2', 'n3'], 'after corosync resumed');
   });
 
   it('shows in conflict, UNSAFE and BROKEN from real configuration differences, and does not manage BROKEN addresses', async () => {

@@ -1,0 +1,49 @@
+// The cluster console on a real node where corosync cannot be reached (the root network namespace
+// runs none; the lab's instances live in their own namespaces): the node starts, serves mail,
+// says plainly why it owns no DuraVIP, and a node without a Cluster stanza answers the cluster
+// commands with a stable code. Loopback only; no Topology, so no interface is touched.
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, killAll, startVipmta } from '../helpers/node-process.js';
+
+afterEach(async () => {
+  await killAll();
+});
+
+function config(port: number, cluster: string): string {
+  return `Nodename = "solo"
+Worker_Threads = 1
+ESMTP_Listener { Listen "127.0.0.1:${port}" { } }
+Spool { Directory = "./spool" Sync = none }
+Control_Listener { Listen "./run/control.sock" { } }
+${cluster}
+`;
+}
+
+describe('cluster console without corosync', () => {
+  it('starts, logs that corosync is not running, and shows it on the console', async () => {
+    const node = startVipmta(config(await freePort(), 'Cluster { View_Mature_Time = 2s }'));
+    await node.waitStarted();
+    const rec = await node.waitForLog((r) => r.msg.startsWith('cluster: cannot join corosync'));
+    expect(rec.code).toMatch(/^ERR_COROSYNC_(NOT_RUNNING|UNAVAILABLE)$/);
+    expect(rec.msg).toMatch(/this node owns no DuraVIP until it can/);
+    const info = await node.console('cluster', 'info');
+    expect(info.status).toBe(0);
+    expect(info.stdout).toMatch(/^node: solo/m);
+    expect(info.stdout).toMatch(/^corosync: not connected \(ERR_COROSYNC_(NOT_RUNNING|UNAVAILABLE): /m);
+    const show = await node.console('cluster', 'duravip', 'show');
+    expect(show.stdout).toMatch(/^no election yet \(corosync: not connected/);
+    const move = await node.console('cluster', 'duravip', 'move', '192.0.2.1', 'to', 'solo');
+    expect(move.status).toBe(1);
+    expect(move.stderr).toMatch(/ERR_CLUSTER_REFUSED|no election has run yet/);
+    const bad = await node.console('cluster', 'duravip', 'move', '192.0.2.1', 'solo');
+    expect(bad.stderr).toMatch(/usage: cluster duravip move IP to NODE/);
+  });
+
+  it('answers the cluster commands with ERR_CLUSTER_DISABLED without a Cluster stanza', async () => {
+    const node = startVipmta(config(await freePort(), ''));
+    await node.waitStarted();
+    const r = await node.console('cluster', 'membership');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/without a Cluster stanza/);
+  });
+});
