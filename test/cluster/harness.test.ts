@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterLab, requireNetworkCapabilities, type LabHost } from './harness.js';
+import { ClusterLab, descendantPids, pidAlive, requireNetworkCapabilities, waitFor, type LabHost } from './harness.js';
 
 function rootLinks(): string[] {
   const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>;
@@ -63,6 +63,28 @@ describe('ClusterLab network', () => {
     await lab.destroy();
     await p.exited;
     expect(p.exitSignal).toBe('SIGKILL');
+  });
+});
+
+describe('ClusterLab process trees', () => {
+  it('kills a forking process with its children (killTree), and destroy reaches children too', async () => {
+    const lab = await ClusterLab.create({ nodes: 1 });
+    try {
+      const host = lab.hosts[0]!;
+      // The shell stays the parent of two sleeps, like keepalived and its VRRP child.
+      const p = lab.spawn(host, ['sh', '-c', 'sleep 600 & sleep 600 & echo started; wait']);
+      await p.waitLine((l) => l === 'started');
+      const children = await waitFor('two children', () => (descendantPids(p.pid).length === 2 ? descendantPids(p.pid) : null));
+      await p.killTree('SIGKILL');
+      expect(children.filter(pidAlive)).toEqual([]);
+      const q = lab.spawn(host, ['sh', '-c', 'sleep 600 & echo started; wait']);
+      await q.waitLine((l) => l === 'started');
+      const orphanable = await waitFor('one child', () => (descendantPids(q.pid).length === 1 ? descendantPids(q.pid) : null));
+      await lab.destroy();
+      await waitFor('the child killed by destroy', () => orphanable.every((pid) => !pidAlive(pid)));
+    } finally {
+      await lab.destroy();
+    }
   });
 });
 

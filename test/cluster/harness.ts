@@ -1,5 +1,5 @@
-// Test harness for cluster tests: N hosts and a client in network namespaces on one bridge (in its
-// own namespace), corosync per host with a private /run, processes started inside a host, waits on
+// Test harness for cluster tests and bench/failover.ts: N hosts and a client in network namespaces on
+// one bridge (in its own namespace), corosync per host with a private /run, processes started inside a host, waits on
 // conditions, and cleanup that undoes all of it by name and by PID, also when a test fails.
 // Runs on the test's main thread; blocks on `ip`/`corosync-quorumtool` child processes (a few ms
 // each) and on the processes it is told to wait for. Needs root's CAP_NET_ADMIN/NET_RAW/SYS_ADMIN.
@@ -215,6 +215,26 @@ export class LabProcess {
       this.waiters.add(check);
       check();
     });
+  }
+
+  /**
+   * Sends `signal` to the process and to every process below it (by PID; children first, so a
+   * child with PR_SET_PDEATHSIG does not get a gentler signal from its parent's death first), then
+   * waits for the process and its descendants to be gone. For daemons that fork workers (keepalived's
+   * VRRP child): killing only the parent would leave the child running in the namespace.
+   */
+  async killTree(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 5000): Promise<void> {
+    const pids = this.running ? [...descendantPids(this.pid), this.pid] : [];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // ESRCH: already gone
+      }
+    }
+    await this.exited;
+    await waitFor(`descendants of ${this.argv[0]} (${this.pid}) to exit`, () => pids.every((p) => !pidAlive(p)),
+      { timeoutMs, intervalMs: 10 });
   }
 
   /** Sends `signal` by PID and waits for the exit. */
@@ -488,7 +508,8 @@ logging {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     for (const p of [...this.processes]) {
-      await Promise.race([p.kill('SIGKILL'), new Promise((r) => setTimeout(r, 2000))]);
+      // The whole tree: once the parent is reaped its children are no longer ours to find.
+      await Promise.race([p.killTree('SIGKILL', 2000).catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
     }
     this.destroySync();
   }
@@ -499,10 +520,13 @@ logging {
     this.destroyed = true;
     liveLabs.delete(this);
     for (const p of this.processes) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // already gone
+      // Descendants too (forking daemons): a namespace with a process left in it lives on.
+      for (const pid of [...descendantPids(p.pid), p.pid]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }
     }
     for (const p of this.corosyncs.values()) this.deadCorosyncPids.add(p.pid);
@@ -523,6 +547,43 @@ logging {
   namespaceNames(): string[] {
     return [...this.namespaces];
   }
+}
+
+/** Whether a process exists and is not a zombie. */
+export function pidAlive(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** PIDs of every live descendant of `root`, from the parent PIDs in /proc/<pid>/stat (one scan). */
+export function descendantPids(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue; // exited between readdir and read
+    }
+    // comm may contain spaces and parentheses: fields start after the last ')'; ppid is the second.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const l = children.get(ppid);
+    if (l === undefined) children.set(ppid, [Number(name)]);
+    else l.push(Number(name));
+  }
+  const out: number[] = [];
+  const todo = [...(children.get(root) ?? [])];
+  while (todo.length > 0) {
+    const pid = todo.pop()!;
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
 }
 
 /**
