@@ -13,7 +13,7 @@
 //
 // Run (root; needs CAP_NET_ADMIN/RAW/SYS_ADMIN, keepalived and corosync; vipmta built: npm run build):
 //   npm run bench:failover -- [--quick] [--reps N] [--systems keepalived,vipmta] [--cases process,node,planned]
-//     [--stability SECONDS] [--load N] [--json] [--vipmta-root DIR] [--timeout-ms MS] [--logs DIR]
+//     [--stability SECONDS] [--load N] [--json] [--vipmta-root DIR] [--timeout-ms MS] [--logs DIR] [--settle MS]
 // --quick: 3 repetitions per case; with --stability, at most 30 s. --json writes bench/results/failover-<time>.json.
 // Main thread only; blocks on `ip` child processes (a few ms each) between measurements, never during one.
 import fs from 'node:fs';
@@ -29,7 +29,9 @@ import {
   nowMs,
   parseProbeLine,
   summarize,
+  timeline,
   type FailoverResult,
+  type TimelineRun,
   type Move,
   type ProbeRecord,
   type Summary,
@@ -69,6 +71,7 @@ const { values: opt } = parseArgs({
     'timeout-ms': { type: 'string', default: '60000' },
     token: { type: 'string', default: '500' },
     logs: { type: 'string' },
+    settle: { type: 'string', default: '0' },
   },
   strict: true,
 });
@@ -84,6 +87,8 @@ const stabilitySeconds = opt.stability !== undefined ? (opt.quick ? Math.min(30,
 const loadProcs = Number(opt.load);
 const timeoutMs = Number(opt['timeout-ms']);
 const token = Number(opt.token);
+/** Extra wait after the owner is steady, before the fault (e.g. past vipmta's takeover ARP). */
+const settleMs = Number(opt.settle);
 if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps: expected a positive integer');
 if (stabilitySeconds !== null && !(stabilitySeconds > 0)) throw new Error('--stability: expected seconds > 0');
 // The compiled helpers sit next to this file (bench/lib/*.js under the output directory).
@@ -351,6 +356,8 @@ interface Rep {
   lostAfter: number;
   /** Whether the dead owner still had the address plumbed when it was restored. */
   leftoverAddress: boolean | null;
+  /** Outcomes of the attempts started from 100 ms before the fault to 3 s after, as runs (by start time). */
+  timeline: TimelineRun[];
 }
 
 /** Waits until one node answers every attempt for a second; prefers `preferred` for up to `preferMs`. */
@@ -379,13 +386,13 @@ async function waitSteady(lab: ClusterLab, probe: Probe, preferMs: number): Prom
 async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number): Promise<Rep> {
   const lab = sys.lab;
   const oldOwner = await waitSteady(lab, probe, 30_000);
-  // A random phase against VRRP's advert timer and corosync's token rotation.
-  await sleep(200 + Math.random() * 1000);
+  // A random phase against VRRP's advert timer and corosync's token rotation (plus --settle).
+  await sleep(settleMs + 200 + Math.random() * 1000);
   if (probe.steadyOwner(1000) !== oldOwner) throw new Error(`owner moved from ${oldOwner} before the fault`);
   const host = lab.host(oldOwner);
   const victims = sys.victims(host, c);
   const signal: NodeJS.Signals = c === 'planned' ? 'SIGTERM' : 'SIGKILL';
-  const out: Rep = { system: sys.name, case: c, rep, oldOwner, ok: false, error: '', result: null, oldOwnerAfter: 0, lostAfter: 0, leftoverAddress: null };
+  const out: Rep = { system: sys.name, case: c, rep, oldOwner, ok: false, error: '', result: null, oldOwnerAfter: 0, lostAfter: 0, leftoverAddress: null, timeline: [] };
   // The fault instant is taken right before the signals; the port is detached right after (an `ip`
   // command, a few ms), so that part of a node death is counted against the system under test.
   // Every PID (daemons and their children, child first) is collected before the instant: the /proc
@@ -411,6 +418,7 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
     const after = faultMs + out.result.failoverMs;
     out.oldOwnerAfter = probe.update().filter((x) => x.r === 'ok' && x.n === oldOwner && x.tc !== null && x.tc > after).length;
     out.lostAfter = probe.update().filter((x) => x.r !== 'ok' && x.t0 > after).length;
+    out.timeline = timeline(probe.update(), faultMs, faultMs - 100, faultMs + 3000);
   } catch (e) {
     out.error = (e as Error).message;
   }
@@ -533,6 +541,7 @@ async function runSystem(name: SystemName): Promise<SystemRun> {
           run.reps.push(r);
           log(`${name} ${c} #${k + 1}: ${r.ok ? `${r.result!.failoverMs.toFixed(0)} ms (${r.oldOwner} -> ${r.result!.newOwner}; ` +
             `${r.result!.unanswered} unanswered, ${r.result!.refused} refused, ${r.oldOwnerAfter} old-owner answers and ${r.lostAfter} failed attempts in the 3 s after)` : `FAILED ${r.error}`}`);
+          if (r.oldOwnerAfter > 0 || r.lostAfter > 0) log(`  timeline: ${r.timeline.map((t) => `${t.what} x${t.count} [${t.fromMs}..${t.toMs}]`).join(', ')}`);
           probe.trim(nowMs() - 120_000);
         }
       }

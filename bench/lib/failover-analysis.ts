@@ -112,3 +112,30 @@ export function summarize(values: readonly number[]): Summary | null {
   const rank = (p: number): number => v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))]!;
   return { n: v.length, median: rank(50), p90: rank(90), max: v[v.length - 1]!, min: v[0]! };
 }
+
+/** A run of consecutive attempts (by start time) with the same outcome: the node that answered, or the error. */
+export interface TimelineRun {
+  what: string;
+  count: number;
+  /** Start of the run's first and last attempt, relative to `originMs`. */
+  fromMs: number;
+  toMs: number;
+}
+
+/** The attempts started in [fromMs, toMs] as runs of one outcome, times relative to `originMs`. */
+export function timeline(records: readonly ProbeRecord[], originMs: number, fromMs: number, toMs: number): TimelineRun[] {
+  const recs = records.filter((r) => r.t0 >= fromMs && r.t0 <= toMs).sort((a, b) => a.t0 - b.t0);
+  const out: TimelineRun[] = [];
+  for (const r of recs) {
+    const what = r.r === 'ok' ? r.n ?? '?' : r.r;
+    const t = Math.round(r.t0 - originMs);
+    const last = out[out.length - 1];
+    if (last !== undefined && last.what === what) {
+      last.count++;
+      last.toMs = t;
+    } else {
+      out.push({ what, count: 1, fromMs: t, toMs: t });
+    }
+  }
+  return out;
+}

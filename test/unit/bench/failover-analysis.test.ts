@@ -6,6 +6,7 @@ import {
   firstAnswerFromNewOwner,
   parseProbeLine,
   summarize,
+  timeline,
   type ProbeRecord,
 } from '../../../bench/lib/failover-analysis.js';
 
@@ -50,5 +51,15 @@ describe('failover analysis', () => {
     expect(summarize([])).toBeNull();
     expect(summarize([5, 1, 4, 2, 3, 10, 9, 8, 7, 6])).toEqual({ n: 10, median: 5, p90: 9, max: 10, min: 1 });
     expect(summarize([7])).toEqual({ n: 1, median: 7, p90: 7, max: 7, min: 7 });
+  });
+
+  it('compresses the attempts around a fault into runs of one outcome, by start time', () => {
+    const recs = [ok(0, 990, 991, 'n1'), ok(2, 1010, 1011, 'n2'), ok(1, 1000, 1001, 'n1'), ok(3, 1020, 1021, 'n1'), fail(4, 1030, 'ECONNREFUSED'), ok(5, 2000, 2001, 'n2')];
+    expect(timeline(recs, 1000, 995, 1500)).toEqual([
+      { what: 'n1', count: 1, fromMs: 0, toMs: 0 },
+      { what: 'n2', count: 1, fromMs: 10, toMs: 10 },
+      { what: 'n1', count: 1, fromMs: 20, toMs: 20 },
+      { what: 'ECONNREFUSED', count: 1, fromMs: 30, toMs: 30 },
+    ]);
   });
 });
