@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { repoRoot } from './lib/repo.js';
 import { ClusterLab, descendantPids, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
 import { writeNodeConfig } from '../test/cluster/vipmta-node.js';
 import {
@@ -47,16 +48,6 @@ const PORT = 25;
 const PREFERRED = 'n1';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-function repoRoot(): string {
-  let d = here;
-  for (;;) {
-    const pj = path.join(d, 'package.json');
-    if (fs.existsSync(pj) && (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'vipmta') return d;
-    const up = path.dirname(d);
-    if (up === d) return process.cwd();
-    d = up;
-  }
-}
 
 const { values: opt } = parseArgs({
   options: {

@@ -16,8 +16,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { list, repoRoot } from './lib/repo.js';
 import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type Server } from './lib/servers.js';
 import { runSmtpSource, sourceArgs, SMTP_SOURCE } from './lib/smtp-source.js';
@@ -43,22 +43,7 @@ interface Row {
   held: number | null;
 }
 
-function repoRoot(): string {
-  let d = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(d, 'package.json');
-    if (fs.existsSync(pj) && (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'vipmta') return d;
-    const up = path.dirname(d);
-    if (up === d) return process.cwd();
-    d = up;
-  }
-}
 
-function list(s: string, what: string): number[] {
-  const v = s.split(',').map((x) => Number(x.trim()));
-  if (v.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--${what}: expected positive integers, got "${s}"`);
-  return v;
-}
 
 const { values: opt } = parseArgs({
   options: {

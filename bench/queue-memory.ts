@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { repoRoot } from './lib/repo.js';
 
 interface Sample {
   layout: string;
@@ -21,16 +22,6 @@ interface Sample {
   buildMs: number;
 }
 
-function repoRoot(): string {
-  let d = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(d, 'package.json');
-    if (fs.existsSync(pj) && (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'vipmta') return d;
-    const up = path.dirname(d);
-    if (up === d) return process.cwd();
-    d = up;
-  }
-}
 
 /** A flat copy (not a rope of the concatenation parts). */
 function flat(s: string): string {

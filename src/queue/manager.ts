@@ -152,6 +152,8 @@ export class QueueManager {
   private readonly dsnPending = new Map<string, Promise<void>>();
   private readonly doneBatch: string[] = [];
   private gen = 0;
+  /** Body bytes of the queued messages (each message once). */
+  private bytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private pumpQueued = false;
@@ -207,6 +209,7 @@ export class QueueManager {
     }
     if (first === NONE) return false;
     this.byId.set(m.id, first);
+    this.bytes += m.size;
     return true;
   }
 
@@ -260,13 +263,12 @@ export class QueueManager {
 
   /** Totals: parts per state, messages, and the messages' body bytes. */
   counts(): Record<QueueState, number> & { messages: number; bytes: number } {
-    const c = { active: 0, deferred: 0, hold: 0, messages: this.byId.size, bytes: 0 };
+    const c = { active: 0, deferred: 0, hold: 0, messages: this.byId.size, bytes: this.bytes };
     for (const q of this.queues) {
       c.active += q.ready + q.inflight;
       c.deferred += q.deferred;
       c.hold += q.hold;
     }
-    for (const s of this.byId.values()) c.bytes += this.store.size[s]!;
     return c;
   }
 
@@ -313,7 +315,7 @@ export class QueueManager {
   hold(sel: Selector): number {
     const touched = new Set<string>();
     let n = 0;
-    for (const s of [...this.select(sel)]) {
+    for (const s of this.select(sel)) {
       const state = this.store.state[s]!;
       if (state !== READY && state !== DEFERRED) continue;
       this.leave(s);
@@ -329,7 +331,7 @@ export class QueueManager {
   release(sel: Selector): number {
     const touched = new Set<string>();
     let n = 0;
-    for (const s of [...this.select(sel)]) {
+    for (const s of this.select(sel)) {
       if (this.store.state[s] !== HOLD) continue;
       this.leave(s);
       this.store.next[s] = 0;
@@ -345,23 +347,19 @@ export class QueueManager {
   /** Runs binding assignment again for queued parts of `binding` (or all) [in `domain`], e.g.
    *  after the config changed; parts being sent are left alone. Returns how many parts moved. */
   rebind(binding: string | 'all', domain?: string): number {
-    const d = domain?.toLowerCase();
     const touched = new Set<string>();
     let moved = 0;
-    for (const q of [...this.queues]) {
-      if (binding !== 'all' && q.binding !== binding) continue;
-      if (d !== undefined && q.domain !== d) continue;
-      for (const s of this.partsOf(q)) {
-        const st = this.store;
-        const a = this.o.assign({ xBinding: this.names.name(st.xBinding[s]!), listener: this.names.name(st.listener[s]!), from: st.from[s]! });
-        if (a.bindingGroup === q.bindingGroup && a.binding === q.binding) continue;
-        const state = st.state[s]! as typeof READY | typeof DEFERRED | typeof HOLD;
-        this.leave(s);
-        st.queue[s] = this.queueFor(a.bindingGroup, a.binding, q.domain).idx;
-        this.enter(s, state);
-        moved++;
-        if (st.persisted[s] === 1) touched.add(st.id[s]!);
-      }
+    const st = this.store;
+    for (const s of this.queuedParts(binding === 'all' ? undefined : binding, domain)) {
+      const q = this.queues[st.queue[s]!]!;
+      const a = this.o.assign({ xBinding: this.names.name(st.xBinding[s]!), listener: this.names.name(st.listener[s]!), from: st.from[s]! });
+      if (a.bindingGroup === q.bindingGroup && a.binding === q.binding) continue;
+      const state = st.state[s]! as typeof READY | typeof DEFERRED | typeof HOLD;
+      this.leave(s);
+      st.queue[s] = this.queueFor(a.bindingGroup, a.binding, q.domain).idx;
+      this.enter(s, state);
+      moved++;
+      if (st.persisted[s] === 1) touched.add(st.id[s]!);
     }
     for (const id of touched) this.persist(id);
     this.schedulePump();
@@ -421,9 +419,11 @@ export class QueueManager {
     const id = st.id[s]!;
     this.leave(s);
     const other = st.unlink(s);
+    const size = st.size[s]!;
     st.free(s);
     if (other === NONE) {
       this.byId.delete(id);
+      this.bytes -= size;
       this.done(id);
     } else {
       if (this.byId.get(id) === s) this.byId.set(id, other);
@@ -505,28 +505,24 @@ export class QueueManager {
     return q;
   }
 
-  private *partsOf(q: DestQueue): IterableIterator<number> {
+  /** Queued (not in-flight) parts of the queues `match` accepts: one pass over the slots, however
+   *  many queues match. A list, so callers may move parts between queues while they walk it. */
+  private queuedParts(binding: string | undefined, domain: string | undefined): number[] {
+    const d = domain?.toLowerCase();
+    const match = this.queues.map((q) => (binding === undefined || q.binding === binding) && (d === undefined || q.domain === d));
     const st = this.store;
     const out: number[] = [];
     for (const s of st.slots()) {
       const state = st.state[s]!;
-      if (st.queue[s] === q.idx && (state === READY || state === DEFERRED || state === HOLD)) out.push(s);
+      if (match[st.queue[s]!] === true && (state === READY || state === DEFERRED || state === HOLD)) out.push(s);
     }
-    yield* out;
+    return out;
   }
 
-  private *select(sel: Selector): IterableIterator<number> {
-    if (sel.id !== undefined) {
-      const first = this.byId.get(sel.id);
-      if (first !== undefined) yield* this.store.ringOf(first);
-      return;
-    }
-    const d = sel.domain?.toLowerCase();
-    for (const q of [...this.queues]) {
-      if (sel.binding !== undefined && q.binding !== sel.binding) continue;
-      if (d !== undefined && q.domain !== d) continue;
-      yield* this.partsOf(q);
-    }
+  private select(sel: Selector): number[] {
+    if (sel.id === undefined) return this.queuedParts(sel.binding, sel.domain);
+    const first = this.byId.get(sel.id);
+    return first === undefined ? [] : this.store.ringOf(first);
   }
 
   private schedulePump(): void {
@@ -566,7 +562,7 @@ export class QueueManager {
     this.o
       .deliver(batch)
       .then(
-        (results) => this.onResults(q, slots, results),
+        (results) => this.onResults(slots, results),
         (err: unknown) => this.onLostBatch(q, slots, err),
       )
       .catch((err: unknown) => this.o.logger.error({ err }, 'queue manager: handling delivery results failed'))
@@ -609,7 +605,7 @@ export class QueueManager {
     }
   }
 
-  private onResults(q0: DestQueue, slots: number[], results: MessageResult[]): void {
+  private onResults(slots: number[], results: MessageResult[]): void {
     const st = this.store;
     const now = this.now();
     slots.forEach((s, i) => {
@@ -676,7 +672,6 @@ export class QueueManager {
         this.finish(s);
       }
     });
-    void q0;
   }
 
   /** Spools a DSN for bounced recipients (none for the null sender); the original's done-mark

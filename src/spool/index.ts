@@ -114,8 +114,6 @@ export interface SpoolWriter {
    * headers policy needs at the end of DATA). `sizeHint` presizes the buffer (e.g. SIZE=).
    */
   begin(envelope?: Buffer, sizeHint?: number): MessageWriter;
-  /** The body in wire form, one pread into a new Buffer (delivery workers). Throws ENOENT. */
-  read(id: string): Buffer;
 }
 
 /** One message being received. Owned by its thread; memory is native, freed at commit/abort. */
@@ -172,9 +170,6 @@ class Writer implements SpoolWriter {
   ) {}
   begin(envelope?: Buffer, sizeHint = 0): MessageWriter {
     return new NativeMessageWriter(this.handle, envelope, sizeHint);
-  }
-  read(id: string): Buffer {
-    return spoolRead(this.handle, id);
   }
 }
 

@@ -8,7 +8,7 @@ import { ListenerSet } from '../listener/listener-set.js';
 import { spoolSink } from '../listener/spool-sink.js';
 import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
 import { localResult } from '../delivery/results.js';
-import { attachSpool, attachSpoolReader, type SpoolWriter } from '../spool/index.js';
+import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
 import { MmoveWorker } from '../mmove/worker-side.js';
 import {
@@ -56,7 +56,7 @@ const listeners = new ListenerSet({
 // when the global delivery settings change (the old one's idle connections are closed).
 let engine: DeliveryEngine | null = null;
 let engineSettings = '';
-let spoolForDelivery: SpoolWriter | null = null;
+let spoolForDelivery: SpoolReader | null = null;
 
 function setDelivery(d: DeliverySettings): void {
   const key = JSON.stringify(d);
@@ -79,7 +79,7 @@ function setDelivery(d: DeliverySettings): void {
 async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
   if (engine === null) throw Object.assign(new Error('deliver before setDelivery'), { code: 'ERR_INVALID_STATE' });
   if (init.spoolDirectory === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
-  spoolForDelivery ??= attachSpool(init.spoolDirectory);
+  spoolForDelivery ??= attachSpoolReader(init.spoolDirectory);
   const out: MessageResult[] = [];
   const messages: OutboundMessage[] = [];
   const index: number[] = [];
