@@ -21,7 +21,7 @@ import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
 import type { AcceptedMessage, DeliveryBatch, DeliverySettings, ListenerSpec, WorkerStats } from './workers/protocol.js';
 import type { MessageResult } from './delivery/index.js';
-import type { DedupTable } from './mmove/dedup.js';
+import { moveKey, type DedupTable } from './mmove/dedup.js';
 import { mmoveDedupTable, mmoveSettings } from './mmove/settings.js';
 
 export interface DaemonOptions {
@@ -579,6 +579,7 @@ function deliverySettings(cfg: Config): DeliverySettings {
 interface MovedEnvelope {
   moved?: { originalId?: unknown };
   mmovePeer?: unknown;
+  rcpt?: unknown;
 }
 
 function isMoveMeta(v: unknown): v is MoveMeta {
@@ -590,7 +591,8 @@ function isMoveMeta(v: unknown): v is MoveMeta {
 
 function mmoveDedupKey(env: MovedEnvelope): [string, string] | null {
   const id = env.moved?.originalId;
-  return typeof env.mmovePeer === 'string' && typeof id === 'string' ? [env.mmovePeer, id] : null;
+  const rcpt = Array.isArray(env.rcpt) ? env.rcpt.filter((r): r is string => typeof r === 'string') : [];
+  return typeof env.mmovePeer === 'string' && typeof id === 'string' ? [env.mmovePeer, moveKey(id, rcpt)] : null;
 }
 
 function listenerSpecs(cfg: Config): ListenerSpec[] {

@@ -103,6 +103,16 @@ export class DedupTable {
   }
 }
 
+/**
+ * The id a move is remembered by: the original queue id and its recipients (sorted). One message
+ * can be moved in parts (its recipient domains may be queued on #mmove at different times); each
+ * part is its own move, so the same id with other recipients is not a duplicate. A retry of one
+ * move sends the same recipients and is.
+ */
+export function moveKey(originalId: string, rcpt: readonly string[]): string {
+  return `${originalId}\n${[...rcpt].map((r) => r.toLowerCase()).sort().join('\n')}`;
+}
+
 function nowSec(now: number): number {
   // Never 0: 0 marks an empty slot.
   return Math.max(1, Math.floor(now / 1000));

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { REPLIES, type Reply, type ReplyName } from '../listener/replies.js';
 import type { AcceptedMessage } from '../workers/protocol.js';
-import type { DedupTable } from './dedup.js';
+import { moveKey, type DedupTable } from './dedup.js';
 import {
   EHLO_KEYWORD,
   greetingText,
@@ -490,7 +490,8 @@ class Session {
       return this.reply(REPLIES.messageTooBig);
     }
     const peer = this.peer!;
-    if (o.dedup.seen(peer, tx.meta.originalId)) {
+    const key = moveKey(tx.meta.originalId, tx.rcpts);
+    if (o.dedup.seen(peer, key)) {
       msg.abort();
       this.r.counters.duplicates++;
       o.logger.info({ listener: o.name, node: peer, originalId: tx.meta.originalId }, 'mmove: duplicate answered 250 without spooling again');
@@ -521,7 +522,7 @@ class Session {
     }
     msg.commit(Buffer.from(JSON.stringify(envelope))).then(
       ({ id, size }) => {
-        o.dedup.add(peer, moved.originalId);
+        o.dedup.add(peer, key);
         this.r.counters.received++;
         this.r.counters.receivedBytes += size;
         o.onMessage({ id, size, arrival: moved.arrival, from: tx.from, rcpt: tx.rcpts, headers: {}, listener: o.name, client: this.remote, moved });

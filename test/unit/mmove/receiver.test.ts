@@ -134,6 +134,17 @@ describe('mmove receiver and client', () => {
     expect(dedup.stats().duplicates).toBe(1);
   });
 
+  it('moves another part of the same message (other recipients) as a new message, not a duplicate', async () => {
+    const a = await store(wireBody(2000, 6));
+    const first = await client().send({ host: '127.0.0.1', port }, [a]);
+    const part2 = { ...a, rcpt: ['someone@other.example'] };
+    const second = await client().send({ host: '127.0.0.1', port }, [part2]);
+    expect(first[0]).toMatchObject({ ok: true, duplicate: false });
+    expect(second[0]).toMatchObject({ ok: true, duplicate: false });
+    expect(accepted.map((m) => m.rcpt)).toEqual([a.rcpt, ['someone@other.example']]);
+    expect(dedup.stats().duplicates).toBe(0);
+  });
+
   it('takes DATA with dot-stuffing as well as BDAT, and stores the same wire form', async () => {
     const c = await announced();
     const wire = wireForm(Buffer.from('Subject: x\r\n\r\n.leading\r\n..double\r\nend'));
