@@ -3,7 +3,7 @@
 // Everything here is asynchronous; nothing blocks the event loop beyond reading config files.
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { ClusterManager } from './cluster/manager.js';
+import { ClusterManager, mmoveAddress } from './cluster/manager.js';
 import { registerClusterCommands } from './cluster/console.js';
 import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from './config/index.js';
 import { CommandTable } from './control/commands.js';
@@ -14,7 +14,8 @@ import { createLogger } from './log.js';
 import { ErrorCode, VipError } from './errors.js';
 import { VERSION } from './version.js';
 import { formatMailq } from './queue/queue.js';
-import { parseState, QueueManager, splitByDomain, type PersistedState, type Selector } from './queue/manager.js';
+import { LOCAL_ROUTE, parseState, QueueManager, splitByDomain, type PersistedState, type Route, type Selector } from './queue/manager.js';
+import type { MmoveItem, MmoveResult } from './mmove/client.js';
 import type { MoveMeta } from './mmove/wire.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
@@ -65,7 +66,7 @@ export class Daemon {
     this.config = config;
     this.logger = createLogger(config.global.Log_Level, { node: config.global.Nodename });
     this.stopped = new Promise((r) => (this.resolveStopped = r));
-    this.bindingPolicy = new BindingPolicy(config);
+    this.bindingPolicy = this.makePolicy(config);
     this.registerCommands();
     registerClusterCommands(this.commands, () => this.cluster);
     this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
@@ -87,8 +88,12 @@ export class Daemon {
       onOutcome: (status, n) => {
         if (status === 'delivered') this.metrics.delivered.inc(undefined, n);
         else if (status === 'deferred') this.metrics.transientFailures.inc(undefined, n);
-        else this.metrics.permanentFailures.inc(undefined, n);
+        else if (status === 'bounced') this.metrics.permanentFailures.inc(undefined, n);
+        else this.mmoveMoved?.inc(undefined, n);
       },
+      route: (_group, binding) => this.routeBinding(binding),
+      move: (node, items) => this.moveBatch(node, items),
+      moveConnections: () => this.config.cluster?.options.Mmove_Connections ?? 4,
     });
     this.mmoveDedup = mmoveDedupTable(config);
     this.registerMmoveMetrics();
@@ -116,6 +121,9 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const cfg = this.config;
+    // Made before the spool is read: until its first election, mail of bindings on DuraVIPs waits
+    // (route 'wait') instead of being tried from an address this node may not own.
+    if (cfg.cluster !== null) this.cluster = new ClusterManager({ config: cfg, logger: this.logger });
     this.openSpool();
     const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
     this.pool = new WorkerPool({
@@ -210,7 +218,8 @@ export class Daemon {
       const a = moved?.assignment ?? this.assignBinding({ id: r.id, headers, from }, client, listener);
       // The listener's arrival time (the one the queue used before a restart), else the commit's.
       const arrival = typeof env.arrival === 'number' ? env.arrival : r.arrival;
-      if (this.queue.add({ id: r.id, size: r.size, arrival, from, rcpt, xBinding, listener, ...a }, state ?? moved?.state ?? null)) added++;
+      const hops = movedMeta !== null ? { hops: movedMeta.hops, origin: movedMeta.originNode } : {};
+      if (this.queue.add({ id: r.id, size: r.size, arrival, from, rcpt, xBinding, listener, ...a, ...hops }, state ?? moved?.state ?? null)) added++;
     }
     return { added, unreadable };
   }
@@ -232,7 +241,8 @@ export class Daemon {
       const moved = m.moved !== undefined ? this.movedPlacement(m.id, m.moved, m.rcpt) : null;
       const a = moved?.assignment ?? this.assignBinding(m, m.client, m.listener);
       const xBinding = moved !== null ? null : this.bindingPolicy.trustedXBinding(m);
-      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener, ...a }, moved?.state ?? null);
+      const hops = m.moved !== undefined ? { hops: m.moved.hops, origin: m.moved.originNode } : {};
+      this.queue.add({ id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener, ...a, ...hops }, moved?.state ?? null);
       this.logger.info(
         { event: 'reception', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${a.bindingGroup}/${a.binding}` },
         'reception',
@@ -261,6 +271,14 @@ export class Daemon {
 
   /** Hands a delivery batch to the worker with the fewest batches running. */
   private async runBatch(batch: DeliveryBatch): Promise<MessageResult[]> {
+    // Each message may wait for a connect, the command replies and the data reply.
+    const g = this.config.global;
+    const timeout = g.Connect_Timeout + batch.messages.length * (4 * g.Command_Timeout + g.Data_Timeout) + 60_000;
+    return this.onLeastBusyWorker((pool, w) => pool.call(w, 'deliver', batch, timeout));
+  }
+
+  /** Runs one batch call on the worker with the fewest batches running. */
+  private async onLeastBusyWorker<T>(call: (pool: WorkerPool, workerId: number) => Promise<T>): Promise<T> {
     const pool = this.pool;
     if (pool === null) throw new Error('no worker pool');
     const ready = pool.status().filter((p) => p.ready);
@@ -268,11 +286,8 @@ export class Daemon {
     let best = ready[0]!.workerId;
     for (const p of ready) if ((this.batchesPerWorker[p.workerId] ?? 0) < (this.batchesPerWorker[best] ?? 0)) best = p.workerId;
     this.batchesPerWorker[best] = (this.batchesPerWorker[best] ?? 0) + 1;
-    // Each message may wait for a connect, the command replies and the data reply.
-    const g = this.config.global;
-    const timeout = g.Connect_Timeout + batch.messages.length * (4 * g.Command_Timeout + g.Data_Timeout) + 60_000;
     try {
-      return await pool.call(best, 'deliver', batch, timeout);
+      return await call(pool, best);
     } finally {
       this.batchesPerWorker[best]!--;
     }
@@ -294,8 +309,11 @@ export class Daemon {
     if (key !== null) this.mmoveDedup.add(key[0], key[1]);
   }
 
+  private mmoveMoved: { inc(labels: undefined, n: number): void } | null = null;
+
   private registerMmoveMetrics(): void {
     const r = this.metrics.registry;
+    this.mmoveMoved = r.counter('vipmta_mmove_moved_total', 'Recipients handed to the node that owns their binding (#mmove), each after its 250.');
     const dups = r.counter('vipmta_mmove_duplicates_total', 'Messages received over #mmove that were already spooled here (answered 250, not spooled again).');
     r.onCollect(() => {
       const d = this.mmoveDedup.stats().duplicates - dups.get();
@@ -342,9 +360,11 @@ export class Daemon {
       return this.noteReload(false, `config reload failed; keeping the running config:\n${why}`);
     }
     this.config = next;
-    this.bindingPolicy = new BindingPolicy(next);
+    this.bindingPolicy = this.makePolicy(next);
     await pool.broadcast('setDelivery', deliverySettings(next));
     this.queue.configChanged();
+    // A Bind_Address may have changed, and with it the node that sends a binding's mail.
+    this.queue.reroute();
     if (next.global.Log_Level !== prev.global.Log_Level) {
       this.logger.level = next.global.Log_Level;
       await pool.broadcast('setLogLevel', { level: next.global.Log_Level });
@@ -488,7 +508,8 @@ export class Daemon {
       const lines = [`${m.id}  from <${m.from}>  size ${m.size}  arrived ${new Date(m.arrival).toISOString()}`];
       for (const p of m.parts) {
         const next = p.nextAttempt === null ? '-' : new Date(p.nextAttempt).toISOString();
-        lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
+        const via = p.via === null ? '' : `  via default/#mmove to ${p.via}`;
+        lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}${via}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
       }
       return lines.join('\n') + '\n';
     });
@@ -531,9 +552,50 @@ export class Daemon {
   }
 
   private startCluster(): void {
-    if (this.config.cluster === null) return;
-    this.cluster = new ClusterManager({ config: this.config, logger: this.logger });
-    this.cluster.start();
+    const c = this.cluster;
+    if (c === null) return;
+    if (this.config.ecclusterListeners.length > 0 && mmoveAddress(this.config) === null) {
+      this.logger.warn('ECCluster_Listener listens only on a wildcard address: peers cannot move mail here (give it this node\'s cluster link address)');
+    }
+    // Owners change in elections: re-place queued mail of the bindings that moved (once per turn
+    // of the event loop, however many addresses changed).
+    let queued = false;
+    const reroute = (): void => {
+      if (queued) return;
+      queued = true;
+      setImmediate(() => {
+        queued = false;
+        this.queue.reroute();
+      });
+    };
+    c.on('allocation', reroute);
+    c.on('ownership', reroute);
+    c.start();
+  }
+
+  /** Where a binding's mail goes: local unless its Bind_Address is a DuraVIP another node owns. */
+  private routeBinding(binding: string): Route {
+    const addr = this.config.bindings.get(binding)?.options.Bind_Address;
+    if (this.cluster === null || addr === undefined) return LOCAL_ROUTE;
+    return this.cluster.routeFor(addr);
+  }
+
+  /** Binding groups prefer members whose address this node sends from (not a DuraVIP, or owned here). */
+  private makePolicy(config: Config): BindingPolicy {
+    return new BindingPolicy(config, { holds: (address) => this.cluster === null || this.cluster.routeFor(address).to === 'local' });
+  }
+
+  /** One #mmove batch to `node`'s ECCluster_Listener, from a worker's pooled connections. */
+  private async moveBatch(node: string, items: MmoveItem[]): Promise<MmoveResult[]> {
+    const peer = this.cluster?.peerLink(node) ?? null;
+    if (peer === null) {
+      const text = `4.4.0 no ECCluster_Listener address known for node ${node}`;
+      return items.map((it) => ({ id: it.id, ok: false, code: 0, text, duplicate: false }));
+    }
+    const local = mmoveAddress(this.config);
+    const target = { host: peer.host, port: peer.port, ...(local !== null ? { localAddress: local.host } : {}) };
+    // The client's own timeouts (connect 10 s, 60 s without a reply) end a stuck move first.
+    return this.onLeastBusyWorker((pool, w) => pool.call(w, 'mmoveSend', { peer: target, items }, 120_000 + items.length * 200));
   }
 
   private async stopCluster(): Promise<void> {

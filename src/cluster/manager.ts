@@ -23,7 +23,7 @@ import { cidrContains, duravipEntries, topologyFor } from './duravip-config.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
 import { decodeMessage, encodeMessage, MAX_SHARED_NEIGHBOURS, type ClusterMessage, type SharedNeighbour } from './messages.js';
 import { Plumbing } from './plumbing.js';
-import { canonicalAddress, createMemberState, type DuravipEntry, type MemberState } from './state.js';
+import { canonicalAddress, createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
@@ -161,6 +161,28 @@ export class ClusterManager extends EventEmitter {
 
   get allocation(): Allocation | null {
     return this.alloc;
+  }
+
+  /**
+   * Where mail sent from `address` goes (the queue manager's route): 'local' when it is not a
+   * DuraVIP or this node is its elected owner, the owner when that is another node, 'wait' while
+   * nobody owns it (before the first election, without quorum, BROKEN).
+   */
+  routeFor(address: string): { to: 'local' } | { to: 'wait' } | { to: 'node'; node: string } {
+    const a = canonicalAddress(address);
+    if (a === null || !this.entries.some((e) => e.address === a)) return { to: 'local' };
+    if (this.alloc === null || this.stalled) return { to: 'wait' };
+    const owner = ownerOf(this.alloc, a);
+    if (owner === null) return { to: 'wait' };
+    return owner === this.node ? { to: 'local' } : { to: 'node', node: owner };
+  }
+
+  /** A member's ECCluster_Listener as it announced it (#mmove's peer), or null. */
+  peerLink(node: string): MmoveAddress | null {
+    const v = this.view;
+    if (v === null) return null;
+    for (const a of v.announces.values()) if (a.state.node === node) return a.state.mmove;
+    return null;
   }
 
   // --- config ---------------------------------------------------------------------------------
@@ -301,6 +323,7 @@ export class ClusterManager extends EventEmitter {
       configSince: this.configSince,
       addresses: this.entries,
       holds: [...this.holds],
+      mmove: mmoveAddress(this.config),
     });
   }
 
@@ -640,4 +663,14 @@ export interface ClusterSnapshot {
   readonly plumbErrors: ReadonlyMap<string, string>;
   readonly lifetimeSec: number;
   readonly placement: (address: string) => { ifname: string; prefixLength: number } | null;
+}
+
+/** This node's #mmove address for peers: the first ECCluster_Listener on a specific address (a
+ *  wildcard listener cannot tell peers which address of ours is on the cluster link). */
+export function mmoveAddress(config: Config): MmoveAddress | null {
+  for (const l of config.ecclusterListeners) {
+    const host = canonicalAddress(l.host);
+    if (host !== null && host !== '0.0.0.0' && host !== '::') return { host, port: l.port };
+  }
+  return null;
 }

@@ -62,6 +62,15 @@ export interface MemberState {
   readonly holds: readonly string[];
   /** holds.length, announced for the console. */
   readonly load: number;
+  /** Where peers move mail to this node (#mmove): its ECCluster_Listener on the cluster link;
+   *  null when it has none peers can reach. Optional on the wire (older members omit it). */
+  readonly mmove: MmoveAddress | null;
+}
+
+export interface MmoveAddress {
+  /** Canonical IP address. */
+  readonly host: string;
+  readonly port: number;
 }
 
 export type DecodeResult = { readonly ok: true; readonly state: MemberState } | { readonly ok: false; readonly error: string };
@@ -223,6 +232,7 @@ export interface MemberStateFields {
   configSince: number;
   addresses: readonly DuravipEntry[];
   holds: readonly string[];
+  mmove?: MmoveAddress | null;
 }
 
 /** Builds this node's announce in canonical form. Throws on invalid fields (local input: a bug). */
@@ -232,7 +242,7 @@ export function createMemberState(f: MemberStateFields): MemberState {
   const state: MemberState = {
     node: f.node, nodeid: f.nodeid, seq: f.seq, quorate: f.quorate, leaving: f.leaving ?? false,
     memberSince: f.memberSince, configDigest: f.configDigest ?? duravipConfigDigest(addresses),
-    configSince: f.configSince, addresses, holds, load: holds.length,
+    configSince: f.configSince, addresses, holds, load: holds.length, mmove: f.mmove ?? null,
   };
   const err = checkState(state);
   if (err !== null) throw new RangeError(`invalid member state: ${err}`);
@@ -240,6 +250,8 @@ export function createMemberState(f: MemberStateFields): MemberState {
 }
 
 const STATE_KEYS = ['v', 'node', 'nodeid', 'seq', 'quorate', 'leaving', 'memberSince', 'configDigest', 'configSince', 'addresses', 'holds', 'load'];
+/** Fields added after version 1 shipped: accepted when missing. */
+const OPTIONAL_STATE_KEYS = ['mmove'];
 const ENTRY_KEYS = ['address', 'services', 'binding', 'preference', 'follow'];
 
 /** Encodes an announce: JSON with a version field. Throws if over MAX_ANNOUNCE_BYTES (a bug or absurd config). */
@@ -250,7 +262,7 @@ export function encodeMemberState(s: MemberState): Buffer {
     v: STATE_VERSION, node: s.node, nodeid: s.nodeid, seq: s.seq, quorate: s.quorate, leaving: s.leaving,
     memberSince: s.memberSince, configDigest: s.configDigest, configSince: s.configSince,
     addresses: s.addresses.map((e) => ({ address: e.address, services: e.services, binding: e.binding, preference: e.preference, follow: e.follow })),
-    holds: s.holds, load: s.load,
+    holds: s.holds, load: s.load, mmove: s.mmove,
   };
   const buf = Buffer.from(JSON.stringify(wire), 'utf8');
   if (buf.length > MAX_ANNOUNCE_BYTES) throw new RangeError(`member state is ${buf.length} bytes, more than ${MAX_ANNOUNCE_BYTES}`);
@@ -261,9 +273,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 }
 
-function exactKeys(o: Record<string, unknown>, keys: readonly string[]): string | null {
+function exactKeys(o: Record<string, unknown>, keys: readonly string[], optional: readonly string[] = []): string | null {
   const have = Object.keys(o);
-  for (const k of have) if (!keys.includes(k)) return `unknown field ${JSON.stringify(k.slice(0, 40))}`;
+  for (const k of have) if (!keys.includes(k) && !optional.includes(k)) return `unknown field ${JSON.stringify(k.slice(0, 40))}`;
   for (const k of keys) if (!Object.prototype.hasOwnProperty.call(o, k)) return `missing field "${k}"`;
   return null;
 }
@@ -308,6 +320,12 @@ function checkState(s: Record<string, unknown> | MemberState): string | null {
   for (const h of o.holds) if (typeof h !== 'string' || canonicalAddress(h) !== h) return 'holds has an entry that is not a canonical IP address';
   if (new Set(o.holds).size !== o.holds.length) return 'holds has duplicates';
   if (o.load !== o.holds.length) return 'load does not match holds';
+  const m = o.mmove;
+  if (m !== undefined && m !== null) {
+    if (!isPlainObject(m) || exactKeys(m, ['host', 'port']) !== null) return 'mmove is not { host, port }';
+    if (typeof m.host !== 'string' || canonicalAddress(m.host) !== m.host) return 'mmove.host is not a canonical IP address';
+    if (!isCount(m.port, 65535) || m.port === 0) return 'mmove.port is not a port number';
+  }
   return null;
 }
 
@@ -323,7 +341,7 @@ export function decodeMemberState(buf: Uint8Array): DecodeResult {
   }
   if (!isPlainObject(parsed)) return { ok: false, error: 'announce is not a JSON object' };
   if (parsed.v !== STATE_VERSION) return { ok: false, error: `announce version ${JSON.stringify(parsed.v)?.slice(0, 20)} is not ${STATE_VERSION}` };
-  const k = exactKeys(parsed, STATE_KEYS);
+  const k = exactKeys(parsed, STATE_KEYS, OPTIONAL_STATE_KEYS);
   if (k !== null) return { ok: false, error: `announce: ${k}` };
   const err = checkState(parsed);
   if (err !== null) return { ok: false, error: `announce from ${isNodeName(parsed.node) ? parsed.node : 'an unnamed member'}: ${err}` };
@@ -336,6 +354,7 @@ export function decodeMemberState(buf: Uint8Array): DecodeResult {
     state: {
       node: p.node, nodeid: p.nodeid, seq: p.seq, quorate: p.quorate, leaving: p.leaving, memberSince: p.memberSince,
       configDigest: p.configDigest, configSince: p.configSince, addresses, holds, load: holds.length,
+      mmove: p.mmove === undefined || p.mmove === null ? null : { host: p.mmove.host, port: p.mmove.port },
     },
   };
 }

@@ -321,6 +321,10 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
       b.errors.push(at(bc.node.where, `duplicate Binding "${bc.name}" (first at ${locText(prev.where!, bc.node.where)}); binding names are unique across groups`));
       return;
     }
+    if (bc.name.startsWith('#')) {
+      b.errors.push(at(bc.node.where, `Binding "${bc.name}": names starting with "#" are reserved (#mmove is the cluster's message-move binding)`));
+      return;
+    }
     if (bc.name === 'default' && group !== 'default') {
       b.errors.push(at(bc.node.where, `Binding "default" belongs to Binding_Group "default", not "${group}"`));
       return;

@@ -8,11 +8,17 @@
 // all queues wait in one retry heap ordered by next attempt. A queue runs at most
 // Max_Outbound_Connections batches at once; a batch is at most Max_Deliveries_Per_Connection
 // messages delivered over one pooled connection by one worker.
+//
+// #mmove (cluster): a part's home is its (group, binding, domain) queue. When another node owns
+// the binding's Bind_Address (options.route), the part sits in the #mmove queue of that node
+// instead (shown as default/#mmove, the node in the domain column) and is moved there; its home
+// and retry state go along. reroute() re-places the parts of the bindings whose owner changed.
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import { buildDsn, headerSection, type DsnRecipient } from '../delivery/dsn.js';
-import type { MessageResult, RecipientResult } from '../delivery/results.js';
+import { enhancedOf, type MessageResult, type RecipientResult } from '../delivery/results.js';
 import type { SpoolWriter } from '../spool/index.js';
+import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { DeliveryBatch } from '../workers/protocol.js';
 import { domainOf, type MailqRow, type QueueState } from './queue.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
@@ -29,7 +35,17 @@ export interface QueueInput {
   listener: string | null;
   bindingGroup: string;
   binding: string;
+  /** #mmove hops it made before it came here (a moved message), and the node that first took it. */
+  hops?: number;
+  origin?: string | null;
 }
+
+/** Where a binding's mail goes now: delivered here, moved to the node that owns the binding's
+ *  address, or kept here undelivered while no node owns it (no quorum, an election pending). */
+export type Route = { readonly to: 'local' } | { readonly to: 'wait' } | { readonly to: 'node'; readonly node: string };
+export const LOCAL_ROUTE: Route = { to: 'local' };
+/** The virtual binding (in the default group) of mail waiting to move to another node. */
+export const MMOVE_BINDING = '#mmove';
 
 /** One part of the persisted retry state (JSON in the spool's per-message state record). */
 export interface PersistedPart {
@@ -83,8 +99,14 @@ export interface QueueManagerOptions {
   /** Binding policy for `rebind` and for DSNs (BindingPolicy.assignStored). */
   assign: (m: { xBinding: string | null; listener: string | null; from: string }) => { bindingGroup: string; binding: string };
   logger: Logger;
-  /** Per-recipient outcomes, for the metrics. */
-  onOutcome?: (status: 'delivered' | 'deferred' | 'bounced', count: number) => void;
+  /** Per-recipient outcomes, for the metrics ('moved': handed to another node by #mmove). */
+  onOutcome?: (status: 'delivered' | 'deferred' | 'bounced' | 'moved', count: number) => void;
+  /** Where a binding's mail goes (the cluster's owner of its Bind_Address). Default: local. */
+  route?: (bindingGroup: string, binding: string) => Route;
+  /** Moves messages to a node (#mmove); one result per item, in order; ok only after its 250. */
+  move?: (node: string, items: MmoveItem[]) => Promise<MmoveResult[]>;
+  /** Mmove_Connections: how many move batches may run per peer (twice this). */
+  moveConnections?: () => number;
   /** Clock, ms since the epoch (tests). */
   now?: () => number;
 }
@@ -97,9 +119,12 @@ export interface Selector {
 }
 
 export interface PartView {
+  /** The part's own binding and domain (its home queue). */
   bindingGroup: string;
   binding: string;
   domain: string;
+  /** The node it waits to be moved to (it is in default/#mmove), or null. */
+  via: string | null;
   state: QueueState | 'sending';
   attempts: number;
   nextAttempt: number | null;
@@ -125,6 +150,10 @@ interface DestQueue {
   maxPerConnection: number;
   retryMs: number;
   expireMs: number;
+  /** The peer node of a #mmove queue (binding MMOVE_BINDING, domain = the node); null otherwise. */
+  readonly moveTo: string | null;
+  /** A #mmove queue whose peer failed waits until then (ms since the epoch). */
+  pausedUntil: number;
 }
 
 const NONE = -1;
@@ -139,6 +168,13 @@ const DSN_RETRY_MS = 60_000;
 /** Messages per batch at most, whatever Max_Deliveries_Per_Connection says: a batch is one worker
  *  call, and smaller batches spread a queue over more connections when it is short. */
 const MAX_BATCH = 32;
+/** Messages per #mmove batch: the client spreads one over Mmove_Connections pipelined connections. */
+const MAX_MOVE_BATCH = 256;
+/** A peer that did not take a move (gone, 4xx, no address known): its #mmove queue waits this
+ *  long. An owner change re-places the mail sooner (reroute). */
+const MOVE_RETRY_MS = 5_000;
+/** A peer that refused our cluster credentials (5.7.x): a config problem, retried less often. */
+const MOVE_AUTH_RETRY_MS = 60_000;
 
 export class QueueManager {
   private readonly store = new PartStore();
@@ -161,7 +197,9 @@ export class QueueManager {
   private batchesInFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly now: () => number;
-  private readonly counters = { delivered: 0, deferred: 0, bounced: 0, dsn: 0, dsnFailed: 0 };
+  private readonly counters = { delivered: 0, deferred: 0, bounced: 0, dsn: 0, dsnFailed: 0, moved: 0, moveFailed: 0 };
+  /** The route of each (group, binding) as last looked up; reroute() compares against it. */
+  private readonly routes = new Map<string, Route>();
 
   constructor(private readonly o: QueueManagerOptions) {
     this.now = o.now ?? Date.now;
@@ -199,13 +237,12 @@ export class QueueManager {
       st.xBinding[s] = this.names.id(m.xBinding);
       st.listener[s] = this.names.id(m.listener);
       st.persisted[s] = state !== null ? 1 : 0;
-      const q = this.queueFor(p.g, p.b, domainOf(p.r[0] ?? ''));
-      st.queue[s] = q.idx;
+      st.hops[s] = Math.min(m.hops ?? 0, 0xff);
+      st.origin[s] = this.names.id(m.origin ?? null);
+      st.home[s] = this.queueFor(p.g, p.b, domainOf(p.r[0] ?? '')).idx;
       if (first === NONE) first = s;
       else st.link(first, s);
-      if (p.h === 1) this.enter(s, HOLD);
-      else if (p.n > this.now()) this.enter(s, DEFERRED);
-      else this.enter(s, READY);
+      this.settle(s, p.h === 1);
     }
     if (first === NONE) return false;
     this.byId.set(m.id, first);
@@ -248,7 +285,8 @@ export class QueueManager {
 
   // --- views ---------------------------------------------------------------------------------------
 
-  /** Rows per (group, binding, domain); parts count, so a message to two domains is in two rows. */
+  /** Rows per (group, binding, domain); parts count, so a message to two domains is in two rows.
+   *  Mail waiting to move is in default/#mmove rows, one per destination node (the domain column). */
   mailq(filter: { domain?: string; binding?: string } = {}): MailqRow[] {
     const d = filter.domain?.toLowerCase();
     const rows: MailqRow[] = [];
@@ -292,10 +330,10 @@ export class QueueManager {
     if (first === undefined) return null;
     const st = this.store;
     const parts = st.ringOf(first).map((s): PartView => {
-      const q = this.queues[st.queue[s]!]!;
+      const q = this.queues[st.home[s]!]!;
       const state = st.state[s]!;
       return {
-        bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain,
+        bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, via: this.queues[st.queue[s]!]!.moveTo,
         state: state === INFLIGHT ? 'sending' : state === READY ? 'active' : state === DEFERRED ? 'deferred' : 'hold',
         attempts: st.attempts[s]!,
         nextAttempt: state === DEFERRED ? st.next[s]! : null,
@@ -335,7 +373,7 @@ export class QueueManager {
       if (this.store.state[s] !== HOLD) continue;
       this.leave(s);
       this.store.next[s] = 0;
-      this.enter(s, READY);
+      this.settle(s, false);
       touched.add(this.store.id[s]!);
       n++;
     }
@@ -351,13 +389,13 @@ export class QueueManager {
     let moved = 0;
     const st = this.store;
     for (const s of this.queuedParts(binding === 'all' ? undefined : binding, domain)) {
-      const q = this.queues[st.queue[s]!]!;
+      const q = this.queues[st.home[s]!]!;
       const a = this.o.assign({ xBinding: this.names.name(st.xBinding[s]!), listener: this.names.name(st.listener[s]!), from: st.from[s]! });
       if (a.bindingGroup === q.bindingGroup && a.binding === q.binding) continue;
-      const state = st.state[s]! as typeof READY | typeof DEFERRED | typeof HOLD;
+      const held = st.state[s] === HOLD;
       this.leave(s);
-      st.queue[s] = this.queueFor(a.bindingGroup, a.binding, q.domain).idx;
-      this.enter(s, state);
+      st.home[s] = this.queueFor(a.bindingGroup, a.binding, q.domain).idx;
+      this.settle(s, held);
       moved++;
       if (st.persisted[s] === 1) touched.add(st.id[s]!);
     }
@@ -462,7 +500,7 @@ export class QueueManager {
     const st = this.store;
     const ring = st.ringOf(first);
     const p: PersistedPart[] = ring.map((s) => {
-      const q = this.queues[st.queue[s]!]!;
+      const q = this.queues[st.home[s]!]!;
       const part: PersistedPart = { g: q.bindingGroup, b: q.binding, r: st.rcpts[s]!.split('\n'), a: st.attempts[s]!, n: st.next[s]! };
       if (st.state[s] === HOLD) part.h = 1;
       return part;
@@ -477,14 +515,16 @@ export class QueueManager {
 
   // --- scheduling ----------------------------------------------------------------------------------
 
-  private queueFor(bindingGroup: string, binding: string, domain: string): DestQueue {
-    const key = `${bindingGroup}\0${binding}\0${domain}`;
+  private queueFor(bindingGroup: string, binding: string, domain: string, moveTo: string | null = null): DestQueue {
+    // A #mmove queue's key cannot collide with a binding's: names hold no control characters.
+    const key = moveTo === null ? `${bindingGroup}\0${binding}\0${domain}` : `\u0001${moveTo}`;
     const i = this.queueIndex.get(key);
     if (i !== undefined) return this.queues[i]!;
     const q: DestQueue = {
       idx: this.queues.length, bindingGroup, binding, domain,
       head: NONE, tail: NONE, ready: 0, inflight: 0, deferred: 0, hold: 0, batches: 0,
       gen: -1, suspended: false, maxConnections: 1, maxPerConnection: 1, retryMs: 0, expireMs: 0,
+      moveTo, pausedUntil: 0,
     };
     this.queues.push(q);
     this.queueIndex.set(key, q.idx);
@@ -492,7 +532,13 @@ export class QueueManager {
   }
 
   private settings(q: DestQueue): DestQueue {
-    if (q.gen !== this.gen) {
+    if (q.gen !== this.gen && q.moveTo !== null) {
+      // A move is not a delivery: Suspend_Delivery does not keep mail on a node that cannot send it.
+      q.suspended = false;
+      q.maxConnections = 2 * Math.max(1, this.o.moveConnections?.() ?? 4);
+      q.maxPerConnection = MAX_MOVE_BATCH;
+      q.gen = this.gen;
+    } else if (q.gen !== this.gen) {
       const cfg = this.o.config();
       const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
       q.suspended = cfg.lookup('Suspend_Delivery', ctx);
@@ -514,7 +560,8 @@ export class QueueManager {
     const out: number[] = [];
     for (const s of st.slots()) {
       const state = st.state[s]!;
-      if (match[st.queue[s]!] === true && (state === READY || state === DEFERRED || state === HOLD)) out.push(s);
+      const hit = match[st.home[s]!] === true || match[st.queue[s]!] === true;
+      if (hit && (state === READY || state === DEFERRED || state === HOLD)) out.push(s);
     }
     return out;
   }
@@ -536,11 +583,17 @@ export class QueueManager {
 
   private pump(): void {
     if (this.stopped) return;
+    const now = this.now();
     for (const q of this.runnable) {
       this.settings(q);
-      while (!q.suspended && q.ready > 0 && q.batches < q.maxConnections) this.dispatch(q);
-      // A suspended queue leaves the run list; configChanged() puts it back.
-      if (q.ready === 0 || q.suspended) this.runnable.delete(q);
+      // A home queue runs only while its binding is local; a #mmove queue not while its peer waits.
+      const blocked = q.suspended || (q.moveTo === null ? this.routeOf(q).to !== 'local' : q.pausedUntil > now);
+      while (!blocked && q.ready > 0 && q.batches < q.maxConnections) {
+        if (q.moveTo === null) this.dispatch(q);
+        else this.dispatchMove(q);
+      }
+      // A blocked queue leaves the run list; configChanged(), reroute() or the pause's end put it back.
+      if (q.ready === 0 || blocked) this.runnable.delete(q);
     }
   }
 
@@ -601,7 +654,7 @@ export class QueueManager {
     for (const s of slots) {
       this.leave(s);
       st.next[s] = this.now() + LOST_BATCH_RETRY_MS;
-      this.enter(s, DEFERRED);
+      this.settle(s, false);
     }
   }
 
@@ -666,7 +719,8 @@ export class QueueManager {
         st.rcpts[s] = deferred.join('\n');
         st.attempts[s] = Math.min(attempts, 0xffff);
         st.next[s] = now + backoff(q.retryMs, attempts);
-        this.enter(s, DEFERRED);
+        // Its binding may have moved to another node meanwhile: then it goes there (#mmove).
+        this.settle(s, false);
         this.persist(id);
       } else {
         this.finish(s);
@@ -685,7 +739,7 @@ export class QueueManager {
       return;
     }
     const arrival = st.arrival[s]!;
-    const qi = st.queue[s]!;
+    const qi = st.home[s]!;
     const meta = { xBinding: this.names.name(st.xBinding[s]!), listener: this.names.name(st.listener[s]!), size: st.size[s]! };
     const gate = (this.dsnPending.get(id) ?? Promise.resolve())
       .then(() => this.spoolDsn(id, from, arrival, rcpts, now))
@@ -719,9 +773,9 @@ export class QueueManager {
       st.next[s] = next;
       st.xBinding[s] = this.names.id(meta.xBinding);
       st.listener[s] = this.names.id(meta.listener);
-      st.queue[s] = q.idx;
+      st.home[s] = q.idx;
       st.link(first, s);
-      this.enter(s, DEFERRED);
+      this.settle(s, false);
     }
     this.persist(id);
   }
@@ -751,6 +805,185 @@ export class QueueManager {
     const a = this.o.assign({ xBinding: null, listener: null, from: '' });
     this.add({ id: dsnId, size, arrival: now, from: '', rcpt: [to], xBinding: null, listener: null, ...a });
     this.o.logger.info({ event: 'dsn', id: dsnId, for: id, to, rcpt: rcpts.map((r) => r.rcpt) }, 'DSN queued');
+  }
+
+  // --- #mmove: placing parts by who owns their binding ---------------------------------------------
+
+  /**
+   * The cluster's owners changed (an election, a manual move): looks up every binding's route
+   * again and re-places the queued parts of the bindings whose route changed; parts of other
+   * bindings and parts being sent are not touched (those are placed when their result comes
+   * back). Returns how many parts moved between queues.
+   */
+  reroute(): number {
+    const route = this.o.route;
+    if (route === undefined) return 0;
+    const changed = new Set<string>();
+    for (const [key, old] of this.routes) {
+      const sep = key.indexOf('\0');
+      const now = route(key.slice(0, sep), key.slice(sep + 1));
+      if (sameRoute(old, now)) continue;
+      this.routes.set(key, now);
+      changed.add(key);
+    }
+    if (changed.size === 0) return 0;
+    const homes = this.queues.map((q) => q.moveTo === null && changed.has(`${q.bindingGroup}\0${q.binding}`));
+    const st = this.store;
+    let moved = 0;
+    const touched: DestQueue[] = [];
+    for (const s of st.slots()) {
+      const state = st.state[s]!;
+      if (homes[st.home[s]!] !== true || (state !== READY && state !== DEFERRED && state !== HOLD)) continue;
+      const target = this.place(this.queues[st.home[s]!]!);
+      if (target.idx === st.queue[s]) continue;
+      this.leave(s);
+      this.settle(s, state === HOLD);
+      moved++;
+    }
+    for (const q of this.queues) if (homes[q.idx] === true || q.moveTo !== null) touched.push(q);
+    for (const q of touched) if (q.ready > 0) this.runnable.add(q);
+    this.schedulePump();
+    const routes = Object.fromEntries([...changed].map((k) => [k.replace('\0', '/'), describeRoute(this.routes.get(k)!)]));
+    this.o.logger.info({ routes, parts: moved }, 'queue: bindings changed owner; their queued mail re-placed');
+    return moved;
+  }
+
+  /** Puts part `s` (in no list) where its home routes now. A part bound for #mmove is ready at
+   *  once (its next attempt travels with it); a local one waits for its next attempt. */
+  private settle(s: number, hold: boolean): void {
+    const st = this.store;
+    const q = this.place(this.queues[st.home[s]!]!);
+    st.queue[s] = q.idx;
+    if (hold) this.enter(s, HOLD);
+    else if (q.moveTo === null && st.next[s]! > this.now()) this.enter(s, DEFERRED);
+    else this.enter(s, READY);
+  }
+
+  private place(home: DestQueue): DestQueue {
+    const r = this.routeOf(home);
+    return r.to === 'node' ? this.queueFor('default', MMOVE_BINDING, r.node, r.node) : home;
+  }
+
+  private routeOf(q: DestQueue): Route {
+    const route = this.o.route;
+    if (route === undefined || q.moveTo !== null) return LOCAL_ROUTE;
+    const key = `${q.bindingGroup}\0${q.binding}`;
+    let r = this.routes.get(key);
+    if (r === undefined) this.routes.set(key, (r = route(q.bindingGroup, q.binding)));
+    return r;
+  }
+
+  /** One #mmove batch to the queue's node. Parts of one message with the same binding and retry
+   *  state go as one message with all their recipients (the receiver splits it again). */
+  private dispatchMove(q: DestQueue): void {
+    const st = this.store;
+    const slots: number[] = [];
+    while (slots.length < MAX_MOVE_BATCH && q.head !== NONE) {
+      const s = q.head;
+      this.leave(s);
+      this.enter(s, INFLIGHT);
+      slots.push(s);
+    }
+    const groups: number[][] = [];
+    const items: MmoveItem[] = [];
+    const byKey = new Map<string, number>();
+    for (const s of slots) {
+      const home = this.queues[st.home[s]!]!;
+      const key = `${st.id[s]!}\0${home.bindingGroup}\0${home.binding}\0${st.attempts[s]!}\0${st.next[s]!}`;
+      const i = byKey.get(key);
+      if (i !== undefined) {
+        groups[i]!.push(s);
+        items[i]!.rcpt.push(...st.rcpts[s]!.split('\n'));
+        continue;
+      }
+      byKey.set(key, items.length);
+      groups.push([s]);
+      const origin = this.names.name(st.origin[s]!);
+      items.push({
+        id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n'), binding: home.binding, bindingGroup: home.bindingGroup,
+        arrival: st.arrival[s]!, attempts: st.attempts[s]!, nextAttempt: st.next[s]!, hops: st.hops[s]!,
+        ...(origin !== null ? { originNode: origin } : {}),
+      });
+    }
+    q.batches++;
+    this.batchesInFlight++;
+    const node = q.moveTo!;
+    const lost = (err: unknown): MmoveResult[] =>
+      items.map((it) => ({ id: it.id, ok: false, code: 0, text: `mmove to ${node} failed: ${(err as Error)?.message ?? String(err)}`, duplicate: false }));
+    const move = this.o.move ?? (() => Promise.reject(new Error('this node cannot move mail (no cluster)')));
+    move(node, items)
+      .then((results) => results, lost)
+      .then((results) => this.onMoveResults(q, groups, items, results))
+      .catch((err: unknown) => this.o.logger.error({ err }, 'queue manager: handling move results failed'))
+      .finally(() => {
+        q.batches--;
+        this.batchesInFlight--;
+        if (q.ready > 0) this.runnable.add(q);
+        if (this.batchesInFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        this.schedulePump();
+      });
+  }
+
+  /**
+   * A move's results. 250: the receiver has it on disk, so our copy is done. A 5xx for one
+   * message (hop limit, too big): it cannot go there, so it bounces. Anything else (no reply,
+   * 4xx, refused credentials): the parts go back, placed anew, and the peer's queue waits.
+   */
+  private onMoveResults(q: DestQueue, groups: number[][], items: MmoveItem[], results: MmoveResult[]): void {
+    const st = this.store;
+    const now = this.now();
+    let failed = 0;
+    let authFailed = false;
+    let why = '';
+    groups.forEach((slots, i) => {
+      const it = items[i]!;
+      const r = results[i] ?? { id: it.id, ok: false, code: 0, text: 'no result', duplicate: false };
+      if (r.ok) {
+        this.counters.moved++;
+        this.o.onOutcome?.('moved', it.rcpt.length);
+        this.o.logger.info({ event: 'mmove', id: it.id, node: q.moveTo, binding: `${it.bindingGroup}/${it.binding}`, rcpt: it.rcpt, reply: `${r.code} ${r.text}`, duplicate: r.duplicate }, 'moved');
+        for (const s of slots) this.finish(s);
+        return;
+      }
+      const auth = r.code === 530 || r.code === 535 || /^5\.7\./.test(r.text);
+      if (r.code >= 500 && r.code < 600 && !auth) {
+        const enhanced = enhancedOf(r.code, r.text);
+        const reply = `${r.code} ${r.text}`;
+        this.o.logger.info({ event: 'permanent_failure', id: it.id, node: q.moveTo, binding: `${it.bindingGroup}/${it.binding}`, rcpt: it.rcpt, reply }, 'mmove refused');
+        this.counters.bounced += it.rcpt.length;
+        this.o.onOutcome?.('bounced', it.rcpt.length);
+        for (const s of slots) {
+          const rcpts = st.rcpts[s]!.split('\n').map((rcpt): RecipientResult => ({
+            rcpt, status: 'bounced', code: r.code, enhanced, reply, origin: 'remote', remoteHost: q.moveTo, remoteAddress: null,
+          }));
+          this.bounce(s, rcpts, now);
+          this.finish(s);
+        }
+        return;
+      }
+      failed += slots.length;
+      authFailed ||= auth;
+      why = `${r.code} ${r.text}`;
+      for (const s of slots) {
+        this.leave(s);
+        this.settle(s, false);
+      }
+    });
+    if (failed > 0) {
+      this.counters.moveFailed += failed;
+      const wait = authFailed ? MOVE_AUTH_RETRY_MS : MOVE_RETRY_MS;
+      this.o.logger.warn({ node: q.moveTo, parts: failed, reply: why, retryInMs: wait }, authFailed ? 'mmove: the peer refused our cluster credentials (Cluster_Secret)' : 'mmove: the peer did not take the batch; retrying');
+      this.pause(q, wait);
+    }
+  }
+
+  private pause(q: DestQueue, ms: number): void {
+    q.pausedUntil = this.now() + ms;
+    const t = setTimeout(() => {
+      if (q.ready > 0) this.runnable.add(q);
+      this.schedulePump();
+    }, ms);
+    t.unref();
   }
 
   // --- the retry timer -----------------------------------------------------------------------------
@@ -787,6 +1020,14 @@ export function backoff(retryMs: number, attempts: number, random: () => number 
   const exp = base * 2 ** Math.min(30, Math.max(0, attempts - 1));
   const capped = Math.min(exp, Math.max(base, MAX_BACKOFF_MS));
   return Math.round(capped * (1 + 0.1 * random()));
+}
+
+function sameRoute(a: Route, b: Route): boolean {
+  return a.to === b.to && (a.to !== 'node' || a.node === (b as { node: string }).node);
+}
+
+function describeRoute(r: Route): string {
+  return r.to === 'node' ? `#mmove to ${r.node}` : r.to;
 }
 
 /** Recipients grouped by domain (case-insensitive), in first-seen order. */

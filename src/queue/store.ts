@@ -62,8 +62,14 @@ export class PartStore {
   next = new Float64Array(0);
   attempts = new Uint16Array(0);
   state = new Uint8Array(0);
-  /** Index of the DestQueue (binding, domain) the part belongs to. */
+  /** Index of the DestQueue the part is in now: its home, or a #mmove queue (a peer node's). */
   queue = new Int32Array(0);
+  /** Index of its home DestQueue: (group, binding, domain) it is assigned to. */
+  home = new Int32Array(0);
+  /** #mmove hops the message made before it reached this node, and the node that first took it
+   *  (interned; 0: this node). Sent along when it moves on. */
+  hops = new Uint8Array(0);
+  origin = new Uint16Array(0);
   /** Doubly linked FIFO of a queue's ready parts; also the free list (nextLink). */
   prevLink = new Int32Array(0);
   nextLink = new Int32Array(0);
@@ -100,6 +106,8 @@ export class PartStore {
     this.persisted[s] = 0;
     this.xBinding[s] = 0;
     this.listener[s] = 0;
+    this.hops[s] = 0;
+    this.origin[s] = 0;
     return s;
   }
 
@@ -156,6 +164,9 @@ export class PartStore {
     this.attempts = g(this.attempts, Uint16Array);
     this.state = g(this.state, Uint8Array);
     this.queue = g(this.queue, Int32Array);
+    this.home = g(this.home, Int32Array);
+    this.hops = g(this.hops, Uint8Array);
+    this.origin = g(this.origin, Uint16Array);
     this.prevLink = g(this.prevLink, Int32Array);
     this.nextLink = g(this.nextLink, Int32Array);
     this.ring = g(this.ring, Int32Array);

@@ -53,6 +53,16 @@ describe('member state', () => {
     expect(r).toEqual({ ok: true, state: s });
   });
 
+  it('carries the #mmove address, accepts an announce without one, and refuses a malformed one', () => {
+    const s = createMemberState({ ...sample(), mmove: { host: '198.51.100.11', port: 4802 } });
+    expect(decodeMemberState(encodeMemberState(s))).toEqual({ ok: true, state: s });
+    const { mmove: _m, ...older } = good();
+    expect(decodeMemberState(wire(older))).toMatchObject({ ok: true, state: { mmove: null } });
+    for (const bad of [{ host: 'x', port: 1 }, { host: '198.51.100.11', port: 0 }, { host: '198.51.100.11', port: 1, extra: 1 }, '198.51.100.11:4802']) {
+      expect(decodeMemberState(wire({ ...good(), mmove: bad })), JSON.stringify(bad)).toMatchObject({ ok: false });
+    }
+  });
+
   it('rejects malformed announces with an error result, never a throw', () => {
     const cases: Array<[string, Uint8Array]> = [
       ['not json', Buffer.from('{"v":1,')],

@@ -290,6 +290,12 @@ describe('config parser', () => {
       ]);
     });
 
+    it('reserves binding names starting with "#" (#mmove is the cluster\'s)', () => {
+      expect(errorsOf(text('Binding "#mmove" { }\n'))).toEqual([
+        'test.conf:1:1: Binding "#mmove": names starting with "#" are reserved (#mmove is the cluster\'s message-move binding)',
+      ]);
+    });
+
     it('refuses AUTH users without TLS and passwords that are not hashed', () => {
       expect(load('auth.conf')).toEqual([
         'auth.conf:3:28: Listen "192.0.2.1:587" sets Auth_Users but no TLS_Certificate/TLS_Key; AUTH is only offered after STARTTLS',

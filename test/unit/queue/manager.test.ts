@@ -9,7 +9,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText, type Config } from '../../../src/config/index.js';
 import type { MessageResult, RecipientResult } from '../../../src/delivery/results.js';
-import { backoff, parseState, QueueManager, splitByDomain, type QueueInput } from '../../../src/queue/manager.js';
+import { backoff, parseState, QueueManager, splitByDomain, type QueueInput, type Route } from '../../../src/queue/manager.js';
+import type { MmoveItem, MmoveResult } from '../../../src/mmove/client.js';
 import { DEFERRED, PartStore, RetryHeap } from '../../../src/queue/store.js';
 import { Spool } from '../../../src/spool/index.js';
 import type { DeliveryBatch } from '../../../src/workers/protocol.js';
@@ -238,6 +239,151 @@ describe('queue manager', () => {
     const b1 = h.batches.find((x) => x.binding.name === 'b1')!;
     expect(b1.binding.bindAddress).toBe('127.0.0.3');
     await h.qm.stop(1000);
+  });
+});
+
+/**
+ * A manager in a cluster: `routes` says where each binding's mail goes (the cluster's owner of its
+ * address); moves are scripted per item by `moveAnswer` and, with `gate`, wait until opened.
+ */
+function clusterHarness(spool: Spool, cfgText = '') {
+  const routes = new Map<string, Route>();
+  const moves: { node: string; items: MmoveItem[] }[] = [];
+  const deliveries: DeliveryBatch[] = [];
+  const ctl = {
+    moveAnswer: (_node: string, _it: MmoveItem): Pick<MmoveResult, 'ok' | 'code' | 'text'> => ({ ok: true, code: 250, text: '2.0.0 Ok: queued as R' }),
+    gate: null as Promise<void> | null,
+  };
+  const qm = new QueueManager({
+    config: () => config(cfgText),
+    spool, logger,
+    assign: (m) => (m.from.endsWith('@b1.test') ? { bindingGroup: 'default', binding: 'b1' } : { bindingGroup: 'default', binding: 'default' }),
+    deliver: async (batch) => {
+      deliveries.push(batch);
+      return batch.messages.map((m) => ({ id: m.id, localAddress: '127.0.0.3', results: m.rcpt.map((r) => result(r, 'delivered')) }));
+    },
+    route: (_g, b) => routes.get(b) ?? { to: 'local' },
+    move: async (node, items) => {
+      moves.push({ node, items: items.map((it) => ({ ...it, rcpt: [...it.rcpt] })) });
+      if (ctl.gate !== null) await ctl.gate;
+      return items.map((it) => ({ id: it.id, duplicate: false, ...ctl.moveAnswer(node, it) }));
+    },
+  });
+  return { qm, routes, moves, deliveries, ctl };
+}
+
+async function commitOn(spool: Spool, from: string, rcpt: string[], binding: string): Promise<QueueInput> {
+  return { ...(await commit(spool, from, rcpt)), binding };
+}
+
+describe('queue manager: #mmove', () => {
+  it('queues mail of a binding owned elsewhere as default/#mmove per node, moves it with its binding, and finishes it on the 250', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool);
+    h.routes.set('b1', { to: 'node', node: 'n2' });
+    let open!: () => void;
+    h.ctl.gate = new Promise((r) => (open = r));
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test', 'b@two.test'], 'b1');
+    const local = await commit(spool, 's@x.test', ['c@one.test']);
+    h.qm.add(m);
+    h.qm.add({ ...local, binding: 'default' });
+    // Pending: both parts of m wait in one #mmove row (the node in the domain column).
+    expect(h.qm.mailq().map((r) => [`${r.bindingGroup}/${r.binding}`, r.domain, r.active])).toEqual([
+      ['default/#mmove', 'n2', 2],
+      ['default/default', 'one.test', 1],
+    ]);
+    expect(h.qm.show(m.id)!.parts.map((p) => [p.binding, p.domain, p.via])).toEqual([['b1', 'one.test', 'n2'], ['b1', 'two.test', 'n2']]);
+    h.qm.start();
+    await until('move under way', () => h.moves.length === 1);
+    expect(h.qm.mailq({ binding: '#mmove' })).toEqual([{ bindingGroup: 'default', binding: '#mmove', domain: 'n2', active: 2, deferred: 0, hold: 0 }]);
+    // One message with all its recipients, its own binding and retry state.
+    expect(h.moves[0]!.items).toEqual([expect.objectContaining({ id: m.id, rcpt: ['a@one.test', 'b@two.test'], binding: 'b1', bindingGroup: 'default', attempts: 0, hops: 0 })]);
+    open();
+    await until('moved and delivered', () => h.qm.size === 0);
+    expect(h.deliveries.map((b) => b.binding.name)).toEqual(['default']);
+    expect(h.qm.stats()).toMatchObject({ moved: 1, delivered: 1 });
+    await h.qm.stop(1000);
+    expect(spool.live()).toHaveLength(0);
+  });
+
+  it('re-places only the bindings whose owner changed, with their retry state', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool, 'Suspend_Delivery = true');
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
+    const other = await commit(spool, 's@x.test', ['c@one.test']);
+    h.qm.add(m, { v: 1, p: [{ g: 'default', b: 'b1', r: ['a@one.test'], a: 3, n: Date.now() + 3_600_000 }] });
+    h.qm.add(other);
+    h.ctl.gate = new Promise(() => undefined); // moves never finish in this test
+    h.qm.start();
+    expect(h.qm.reroute()).toBe(0); // nothing changed
+    expect(h.qm.show(m.id)!.parts[0]).toMatchObject({ state: 'deferred', via: null });
+    h.routes.set('b1', { to: 'node', node: 'n2' });
+    expect(h.qm.reroute()).toBe(1);
+    await until('moving', () => h.moves.length === 1);
+    // Suspend_Delivery does not hold moves; attempts and next attempt travel with the message.
+    expect(h.moves[0]!.items[0]).toMatchObject({ id: m.id, attempts: 3, binding: 'b1' });
+    expect(h.moves[0]!.items[0]!.nextAttempt).toBeGreaterThan(Date.now() + 3_000_000);
+    expect(h.qm.show(other.id)!.parts[0]).toMatchObject({ binding: 'default', state: 'active', via: null });
+    expect(h.deliveries).toHaveLength(0);
+    await h.qm.stop(100);
+  });
+
+  it('a move that fails goes back and waits; when the owner changes it goes to the new one; a local owner delivers', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool);
+    h.routes.set('b1', { to: 'node', node: 'n2' });
+    h.ctl.moveAnswer = (node) => (node === 'n2' ? { ok: false, code: 0, text: 'connection closed by the peer' } : { ok: true, code: 250, text: '2.0.0 Ok' });
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
+    h.qm.add(m);
+    h.qm.start();
+    await until('first move failed', () => h.qm.stats().moveFailed === 1);
+    expect(h.qm.mailq()).toEqual([{ bindingGroup: 'default', binding: '#mmove', domain: 'n2', active: 1, deferred: 0, hold: 0 }]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.moves).toHaveLength(1); // n2's queue waits (5 s) instead of spinning
+    // n2 died; its addresses went to this node: the message is delivered here, from b1.
+    h.routes.set('b1', { to: 'local' });
+    expect(h.qm.reroute()).toBe(1);
+    await until('delivered locally', () => h.qm.size === 0);
+    expect(h.deliveries.map((b) => [b.binding.name, b.binding.bindAddress])).toEqual([['b1', '127.0.0.3']]);
+    await h.qm.stop(1000);
+  });
+
+  it('waits without attempts while nobody owns the address, and persists the home binding, never #mmove', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool);
+    h.routes.set('b1', { to: 'wait' });
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test', 'b@two.test'], 'b1');
+    h.qm.add(m);
+    h.qm.start();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(h.deliveries).toHaveLength(0);
+    expect(h.qm.hold({ id: m.id })).toBe(2);
+    h.routes.set('b1', { to: 'node', node: 'n3' });
+    expect(h.qm.reroute()).toBe(2);
+    expect(h.qm.mailq()).toEqual([{ bindingGroup: 'default', binding: '#mmove', domain: 'n3', active: 0, deferred: 0, hold: 2 }]);
+    await until('state saved', () => parseState(spool.live()[0]?.state ?? null) !== null);
+    expect(parseState(spool.live()[0]!.state)!.p.map((p) => [p.g, p.b, p.h])).toEqual([['default', 'b1', 1], ['default', 'b1', 1]]);
+    expect(h.qm.release({ binding: 'b1' })).toBe(2);
+    await until('moved to n3', () => h.qm.size === 0);
+    expect(h.moves.map((x) => [x.node, x.items.length])).toEqual([['n3', 1]]);
+    await h.qm.stop(1000);
+  });
+
+  it('bounces a message the owner refuses with a 5xx (hop limit), with a DSN to the sender', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool, 'Suspend_Delivery = true'); // the DSN stays queued
+    h.routes.set('b1', { to: 'node', node: 'n2' });
+    h.ctl.moveAnswer = () => ({ ok: false, code: 554, text: '5.4.6 too many #mmove hops' });
+    const m = await commitOn(spool, 'sender@s.test', ['a@one.test'], 'b1');
+    h.qm.add(m);
+    h.qm.start();
+    await until('bounced, DSN queued', () => !h.qm.has(m.id) && h.qm.size === 1);
+    await h.qm.stop(1000);
+    const dsn = spool.live().find((r) => r.id !== m.id)!;
+    const body = spool.read(dsn.id).toString();
+    expect(body).toContain('Status: 5.4.6');
+    expect(body).toContain('Final-Recipient: rfc822; a@one.test');
+    expect(h.qm.stats()).toMatchObject({ bounced: 1, dsn: 1, moved: 0 });
   });
 });
 
