@@ -176,7 +176,7 @@ export const OPTIONS = {
   },
   Duravip_Follow: {
     type: NAME, scopes: ['listener'],
-    description: 'Binding whose DuraVIP owner this listener address follows.',
+    description: 'Binding whose DuraVIP owner this listener address follows, so mail injected here for that binding is delivered without a #mmove. Not with Enable_Duravip.',
   },
   Enable_Duravip: {
     type: { kind: 'boolean' }, scopes: ['listener', 'global', 'binding_group', 'binding'], default: 'false',
@@ -275,7 +275,7 @@ export const OPTIONS = {
   },
   Suspend_Delivery: {
     type: { kind: 'boolean' }, scopes: FALLBACK, default: 'false',
-    description: 'Queue but do not deliver (for a binding, group, domain or everything): mail stays active in mailq until this is turned off and the config reloaded.',
+    description: 'Queue but do not deliver (for a binding, group, domain or everything): mail stays active in mailq until this is turned off and the config reloaded. Moves to the node that owns a binding (#mmove) are not held.',
   },
   Outbound_TLS: {
     type: { kind: 'enum', values: ['opportunistic', 'required'] }, scopes: FALLBACK, default: 'opportunistic',
@@ -312,7 +312,7 @@ export interface StanzaSpec {
 export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'ESMTP_Listener', scope: 'listener', parents: ['global'], name: 'none', single: true, description: 'SMTP listeners; its options are defaults for its Listen stanzas.' },
   { keyword: 'Listen', scope: 'listener', parents: ['ESMTP_Listener'], name: 'endpoint', description: 'One SMTP listening address, "ip:port" ("[::1]:25" for IPv6).' },
-  { keyword: 'ECCluster_Listener', scope: 'eccluster_listener', parents: ['global'], name: 'none', single: true, description: 'Cluster link listeners (#mmove).' },
+  { keyword: 'ECCluster_Listener', scope: 'eccluster_listener', parents: ['global'], name: 'none', single: true, description: 'Cluster link listeners (#mmove). The first one on a specific address is announced to the other nodes as where they move mail to this node.' },
   { keyword: 'Listen', scope: 'eccluster_listener', parents: ['ECCluster_Listener'], name: 'endpoint', description: 'One cluster link address, "ip:port".' },
   { keyword: 'Control_Listener', scope: 'control_listener', parents: ['global'], name: 'none', single: true, description: 'Console sockets (mode 0600).' },
   { keyword: 'Listen', scope: 'control_listener', parents: ['Control_Listener'], name: 'path', description: 'One console socket path; relative to the working directory.' },
