@@ -3,7 +3,7 @@
 // Everything here is asynchronous; nothing blocks the event loop beyond reading config files.
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { ClusterManager, mmoveAddress } from './cluster/manager.js';
+import { ClusterManager, mmoveAddress, type OwnershipChange } from './cluster/manager.js';
 import { registerClusterCommands } from './cluster/console.js';
 import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from './config/index.js';
 import { CommandTable } from './control/commands.js';
@@ -570,6 +570,10 @@ export class Daemon {
     };
     c.on('allocation', reroute);
     c.on('ownership', reroute);
+    c.on('memberLeft', (node: string) => this.dropMovesTo(node));
+    c.on('ownership', (change: OwnershipChange) => {
+      if (change.previous === c.node && change.owner !== c.node) this.abortDeliveriesFrom(change.address);
+    });
     c.start();
   }
 
@@ -585,9 +589,38 @@ export class Daemon {
     return new BindingPolicy(config, { holds: (address) => this.cluster === null || this.cluster.routeFor(address).to === 'local' });
   }
 
+  /**
+   * This node lost an address (moved, or no quorum): deliveries from it cannot complete, so their
+   * connections are cut now rather than after a command timeout (minutes). Their mail comes back
+   * deferred without an attempt counted and goes where the binding's route now says.
+   */
+  private abortDeliveriesFrom(address: string): void {
+    if (this.pool === null) return;
+    void this.pool.broadcast('abortDeliveries', { localAddress: address }).then((rs) => {
+      const aborted = rs.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.aborted : 0), 0);
+      if (aborted > 0) this.logger.warn({ address, connections: aborted }, 'delivery: this node no longer holds the address; cut the connections from it');
+    });
+  }
+
+  /** Where we last moved mail to each node: its connections are dropped when it leaves. */
+  private readonly movePeers = new Map<string, { host: string; port: number }>();
+
+  /** A member left: moves in flight to it end now (a dead machine sends no RST) and go to the
+   *  new owner once the election has placed its addresses. */
+  private dropMovesTo(node: string): void {
+    const peer = this.movePeers.get(node);
+    if (peer === undefined || this.pool === null) return;
+    this.movePeers.delete(node);
+    void this.pool.broadcast('mmoveDrop', { peer, reason: `node ${node} left the cluster` }).then((rs) => {
+      const dropped = rs.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.dropped : 0), 0);
+      if (dropped > 0) this.logger.warn({ node, connections: dropped }, 'mmove: node left the cluster; dropped the connections to it, its mail is moved again');
+    });
+  }
+
   /** One #mmove batch to `node`'s ECCluster_Listener, from a worker's pooled connections. */
   private async moveBatch(node: string, items: MmoveItem[]): Promise<MmoveResult[]> {
     const peer = this.cluster?.peerLink(node) ?? null;
+    if (peer !== null) this.movePeers.set(node, { host: peer.host, port: peer.port });
     if (peer === null) {
       const text = `4.4.0 no ECCluster_Listener address known for node ${node}`;
       return items.map((it) => ({ id: it.id, ok: false, code: 0, text, duplicate: false }));

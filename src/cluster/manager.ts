@@ -77,7 +77,8 @@ export interface ClusterManagerOptions {
 
 /**
  * Events: 'ownership' (OwnershipChange) for every address whose owner changes in this member's
- * view of the election; 'allocation' (Allocation) after every election.
+ * view of the election; 'allocation' (Allocation) after every election; 'memberLeft' (node name)
+ * for a member that left the group (died, partitioned away, or stopped).
  */
 export class ClusterManager extends EventEmitter {
   readonly node: string;
@@ -280,7 +281,14 @@ export class ClusterManager extends EventEmitter {
     // Shared neighbours of members that left are dropped with them.
     const alive = new Set(c.members.map((m) => key(m.nodeId, m.pid)));
     for (const k of this.sharedNeighbours.keys()) if (!alive.has(k)) this.sharedNeighbours.delete(k);
+    // Who left, by name (from their last announce): #mmove drops its connections to them.
+    const gone: string[] = [];
+    for (const m of c.left) {
+      const st = this.view?.announces.get(key(m.nodeId, m.pid))?.state;
+      if (st !== undefined) gone.push(st.node);
+    }
     this.resetView(c.members);
+    for (const node of gone) this.emit('memberLeft', node);
     this.announce(true);
   }
 

@@ -83,6 +83,8 @@ export class DeliveryEngine {
   private readonly idle = new Map<string, IdleSession[]>();
   /** The pool key of each connection we opened. */
   private readonly keys = new WeakMap<SmtpSession, string>();
+  /** Every open connection, idle or in use (for abortFrom). */
+  private readonly open = new Set<SmtpSession>();
   private closed = false;
   private readonly counters = { connectionsOpened: 0, connectionsReused: 0, transactions: 0 };
 
@@ -188,6 +190,21 @@ export class DeliveryEngine {
     }
   }
 
+  /**
+   * Cuts every connection from `localAddress`, idle or in use: this node no longer holds that
+   * address (its DuraVIP moved), so nothing sent from it can complete. Transactions in flight end
+   * as lost connections (deferred, never counted as delivered). Returns how many were cut.
+   */
+  abortFrom(localAddress: string): number {
+    let n = 0;
+    for (const s of [...this.open]) {
+      if (s.localAddress !== localAddress) continue;
+      s.destroy();
+      n++;
+    }
+    return n;
+  }
+
   /** Closes idle connections (QUIT) and refuses new work; connections in use close when done. */
   async close(): Promise<void> {
     this.closed = true;
@@ -233,6 +250,8 @@ export class DeliveryEngine {
         });
         this.counters.connectionsOpened++;
         this.keys.set(s, poolKey(binding, c, tls));
+        this.open.add(s);
+        s.onClose(() => this.open.delete(s));
         this.o.logger.debug({ binding: binding.name, host: c.host, address: c.address, port: c.port, local: s.localAddress, tls: s.secure, pipelining: s.pipelining }, 'delivery connection open');
         return s;
       } catch (err) {

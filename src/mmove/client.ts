@@ -132,6 +132,25 @@ export class MmoveClient {
     return results;
   }
 
+  /**
+   * Drops every connection to `peer` (it left the cluster). A machine that died sends no RST:
+   * without this, moves in flight to it would wait for the reply timeout. They end now as not
+   * sent (code 0), so the caller can move them to the new owner. Returns how many were open.
+   */
+  drop(peer: MmovePeer, reason: string): number {
+    const key = `${peer.host}:${peer.port}`;
+    const pool = this.pools.get(key);
+    if (pool === undefined) return 0;
+    this.pools.delete(key);
+    let n = 0;
+    for (const c of pool) {
+      if (c === undefined || !c.alive) continue;
+      c.abort(new VipError(ErrorCode.DELIVERY, `mmove: ${reason}`));
+      n++;
+    }
+    return n;
+  }
+
   stats(): MmoveClientStats {
     let open = 0;
     for (const p of this.pools.values()) open += p.filter((c) => c !== undefined && c.alive).length;
@@ -361,6 +380,11 @@ class Connection {
       }
     }
     this.partial = s.slice(start);
+  }
+
+  /** Ends the connection now; outstanding messages come back as not sent. */
+  abort(err: Error): void {
+    this.die(err);
   }
 
   private die(err: Error): void {

@@ -82,6 +82,11 @@ export class MmoveWorker {
     return this.client.send(peer, items);
   }
 
+  /** Drops this worker's connections to `peer`; returns how many were open. */
+  drop(peer: MmovePeer, reason: string): number {
+    return this.client?.drop(peer, reason) ?? 0;
+  }
+
   stats(): MmoveWorkerStats {
     const receivers: Record<string, MmoveReceiverStats> = {};
     for (const [name, { receiver }] of this.open) receivers[name] = receiver.stats();

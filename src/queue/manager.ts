@@ -717,8 +717,16 @@ export class QueueManager {
         this.o.onOutcome?.('deferred', deferred.length);
         this.leave(s);
         st.rcpts[s] = deferred.join('\n');
-        st.attempts[s] = Math.min(attempts, 0xffff);
-        st.next[s] = now + backoff(q.retryMs, attempts);
+        // The binding left this node while the batch ran (its address moved; the connections
+        // from it were cut). Our own failures then say nothing about the destination: no attempt
+        // is counted and the part goes at once to where the binding is now.
+        const away = this.routeOf(q).to !== 'local' && deferred.every((r) => (byRcpt.get(r)?.origin ?? 'local') === 'local');
+        if (away) {
+          st.next[s] = 0;
+        } else {
+          st.attempts[s] = Math.min(attempts, 0xffff);
+          st.next[s] = now + backoff(q.retryMs, attempts);
+        }
         // Its binding may have moved to another node meanwhile: then it goes there (#mmove).
         this.settle(s, false);
         this.persist(id);

@@ -59,6 +59,8 @@ export interface WorkerMethods {
   setDelivery: [DeliverySettings, null];
   /** Delivers a batch; never rejects for a delivery problem (each recipient gets a result). */
   deliver: [DeliveryBatch, MessageResult[]];
+  /** Cuts the delivery connections from an address this node no longer holds (its DuraVIP moved). */
+  abortDeliveries: [{ localAddress: string }, { aborted: number }];
   /** Stops accepting, waits for open sessions up to timeoutMs, then closes them. */
   drain: [{ timeoutMs: number }, { closedEarly: number }];
   // ---- #mmove (src/mmove/, issue 6) ----
@@ -68,6 +70,9 @@ export interface WorkerMethods {
    *  may be marked done only when its result is ok (the receiver's 250 arrived). */
   mmoveSend: [{ peer: MmovePeer; items: MmoveItem[] }, MmoveResult[]];
   mmoveStats: [Record<string, never>, MmoveWorkerStats];
+  /** Drops the connections to a peer that left the cluster: its moves in flight end at once
+   *  (not sent, code 0) instead of waiting for a reply a dead machine never sends. */
+  mmoveDrop: [{ peer: MmovePeer; reason: string }, { dropped: number }];
 }
 
 /** What a worker needs for #mmove: plain data, structured-clone safe. */

@@ -127,9 +127,11 @@ const handlers: Handlers = {
     return null;
   },
   deliver: (batch) => deliver(batch),
+  abortDeliveries: ({ localAddress }) => ({ aborted: engine?.abortFrom(localAddress) ?? 0 }),
   setMmove: async (settings) => ({ listening: await mmove.set(settings) }),
   mmoveSend: ({ peer, items }) => mmove.send(peer, items),
   mmoveStats: () => mmove.stats(),
+  mmoveDrop: ({ peer, reason }) => ({ dropped: mmove.drop(peer, reason) }),
   drain: async ({ timeoutMs }) => {
     const [closedEarly, mmoveCut] = await Promise.all([listeners.drain(timeoutMs), mmove.drain(timeoutMs)]);
     flushAccepted();

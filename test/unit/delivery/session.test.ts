@@ -124,6 +124,21 @@ describe('SMTP session', () => {
     expect(results[0]!.results[0]).toMatchObject({ status: 'deferred', code: 554, reply: '554 5.3.2 not now', origin: 'remote' });
   });
 
+  it('cuts the connections from an address the node no longer holds: the transaction in flight is deferred at once', async () => {
+    const s = await scripted(ordinary(['PIPELINING'], (cmd) => (cmd === '.' ? '' : undefined))); // never answers the data
+    cleanup.push(() => s.close());
+    const e = new DeliveryEngine({ connectTimeoutMs: 2000, commandTimeoutMs: 60_000, dataTimeoutMs: 60_000, maxDeliveriesPerConnection: 10, logger: { debug() {}, warn() {} } });
+    cleanup.push(() => e.close());
+    const pending = e.deliver({ name: 'b', bindAddress: '127.0.0.1', ehloHostname: 'me.test' },
+      { domain: 'd.test', routes: [{ host: '127.0.0.1', port: s.port }] }, { mode: 'opportunistic', verify: false }, [msg('m', ['a@d.test'])]);
+    while (!s.seen.some((c) => c.includes('<body>'))) await new Promise((r) => setTimeout(r, 5));
+    expect(e.abortFrom('127.0.0.2')).toBe(0);
+    expect(e.abortFrom('127.0.0.1')).toBe(1);
+    const [r] = await pending;
+    expect(r!.results[0]).toMatchObject({ status: 'deferred', origin: 'local' });
+    expect(r!.results[0]!.reply).toMatch(/closed/); // cut, not the 60 s data timeout
+  });
+
   it('defers a transaction the peer hangs up on, with where it happened, and goes on with the next message', async () => {
     let hungUp = false;
     const { results } = await run(ordinary(['PIPELINING'], (cmd) => {

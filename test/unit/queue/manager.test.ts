@@ -253,6 +253,9 @@ function clusterHarness(spool: Spool, cfgText = '') {
   const ctl = {
     moveAnswer: (_node: string, _it: MmoveItem): Pick<MmoveResult, 'ok' | 'code' | 'text'> => ({ ok: true, code: 250, text: '2.0.0 Ok: queued as R' }),
     gate: null as Promise<void> | null,
+    deliverGate: null as Promise<void> | null,
+    /** Deliveries fail on our side (connection cut), not with a reply. */
+    deliverCut: false,
   };
   const qm = new QueueManager({
     config: () => config(cfgText),
@@ -260,7 +263,11 @@ function clusterHarness(spool: Spool, cfgText = '') {
     assign: (m) => (m.from.endsWith('@b1.test') ? { bindingGroup: 'default', binding: 'b1' } : { bindingGroup: 'default', binding: 'default' }),
     deliver: async (batch) => {
       deliveries.push(batch);
-      return batch.messages.map((m) => ({ id: m.id, localAddress: '127.0.0.3', results: m.rcpt.map((r) => result(r, 'delivered')) }));
+      if (ctl.deliverGate !== null) await ctl.deliverGate;
+      const cut = (rcpt: string): RecipientResult => ({
+        rcpt, status: 'deferred', code: 421, enhanced: '4.4.2', reply: '4.4.2 lost connection with mx.test', origin: 'local', remoteHost: 'mx.test', remoteAddress: null,
+      });
+      return batch.messages.map((m) => ({ id: m.id, localAddress: '127.0.0.3', results: m.rcpt.map((r) => (ctl.deliverCut ? cut(r) : result(r, 'delivered'))) }));
     },
     route: (_g, b) => routes.get(b) ?? { to: 'local' },
     move: async (node, items) => {
@@ -366,6 +373,37 @@ describe('queue manager: #mmove', () => {
     expect(h.qm.release({ binding: 'b1' })).toBe(2);
     await until('moved to n3', () => h.qm.size === 0);
     expect(h.moves.map((x) => [x.node, x.items.length])).toEqual([['n3', 1]]);
+    await h.qm.stop(1000);
+  });
+
+  it('a delivery cut because its binding moved away counts no attempt and follows the binding', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool, 'Retry_Interval = 1h');
+    let open!: () => void;
+    h.ctl.deliverGate = new Promise((r) => (open = r));
+    h.ctl.deliverCut = true;
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
+    h.qm.add(m);
+    h.qm.start();
+    await until('delivery under way', () => h.deliveries.length === 1);
+    h.routes.set('b1', { to: 'node', node: 'n3' });
+    expect(h.qm.reroute()).toBe(0); // in flight: placed when its result comes back
+    open();
+    await until('moved to n3', () => h.qm.size === 0);
+    expect(h.moves[0]!.items[0]).toMatchObject({ id: m.id, attempts: 0, nextAttempt: 0, binding: 'b1' });
+    await h.qm.stop(1000);
+  });
+
+  it('a delivery that fails on our side while the binding stays here is an attempt, with backoff', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool, 'Retry_Interval = 1h');
+    h.ctl.deliverCut = true;
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
+    h.qm.add(m);
+    h.qm.start();
+    await until('deferred', () => h.qm.counts().deferred === 1);
+    expect(h.qm.show(m.id)!.parts[0]).toMatchObject({ attempts: 1, via: null });
+    expect(h.qm.show(m.id)!.parts[0]!.nextAttempt).toBeGreaterThan(Date.now() + 3_000_000);
     await h.qm.stop(1000);
   });
 
