@@ -8,6 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Removes the temp directories each test file made (test/helpers/tmp.ts).
+    setupFiles: ['test/helpers/cleanup.ts'],
     reporters: ['default'],
   },
 });

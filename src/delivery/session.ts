@@ -37,7 +37,6 @@ export interface SessionOptions {
 
 // RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; we allow far more, but not without end.
 const MAX_PENDING = 64 * 1024;
-const CRLF = Buffer.from('\r\n');
 const DOT_CRLF = Buffer.from('.\r\n');
 const CRLF_DOT_CRLF = Buffer.from('\r\n.\r\n');
 

@@ -598,7 +598,6 @@ export class QueueManager {
   }
 
   private dispatch(q: DestQueue): void {
-    const st = this.store;
     const free = q.maxConnections - q.batches;
     const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(q.ready / free)));
     const slots: number[] = [];

@@ -4,9 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './tmp.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const cliPath = path.join(repoRoot, 'bin', 'vipmta.js');
@@ -91,7 +91,7 @@ const running = new Set<VipmtaProcess>();
 
 /** Starts `vipmta start` in `cwd` (a new temp dir when omitted) with `configText` (null: built-in default). */
 export function startVipmta(configText: string | null, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): VipmtaProcess {
-  const cwd = opts.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-test-'));
+  const cwd = opts.cwd ?? tempDir('vipmta-test-');
   let configFile: string | null = null;
   if (configText !== null) {
     configFile = path.join(cwd, 'vipmta.conf');

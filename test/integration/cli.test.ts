@@ -1,12 +1,12 @@
 // The vipmta command line as an operator uses it: check-config, console errors, usage, exit codes.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliPath, runCli } from '../helpers/node-process.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-cli-'));
+  return tempDir('vipmta-cli-');
 }
 
 describe('vipmta check-config', () => {

@@ -4,12 +4,12 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryEngine, type BindingIdentity, type DeliveryEngineOptions, type OutboundMessage, type TlsPolicy } from '../../src/delivery/index.js';
 import type { DnsResolver } from '../../src/delivery/mx.js';
 import { startProxy, startSink, type Sink } from './delivery-sink.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const silent = { debug() {}, warn() {} };
 const plain: TlsPolicy = { mode: 'opportunistic', verify: false };
@@ -223,7 +223,7 @@ describe('delivery over TLS', () => {
   let dir: string;
   let tlsFiles: { key: Buffer; cert: Buffer };
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-delivery-tls-'));
+    dir = tempDir('vipmta-delivery-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
       '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
     tlsFiles = { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) };

@@ -2,11 +2,11 @@
 // 452 4.3.1 and keeps serving; once space returns it accepts again, and every 250 is on disk.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, killAll, startVipmta } from '../helpers/node-process.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const mounts: string[] = [];
 afterAll(async () => {
@@ -16,7 +16,7 @@ afterAll(async () => {
 
 describe('full disk', () => {
   it('answers 452 4.3.1 while the spool is full, keeps serving, and accepts again when space returns', async () => {
-    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-full-'));
+    const cwd = tempDir('vipmta-full-');
     const spoolDir = path.join(cwd, 'spool');
     fs.mkdirSync(spoolDir);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', spoolDir]);

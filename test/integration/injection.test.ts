@@ -2,12 +2,12 @@
 // ends with a correct reply and a node that keeps serving; what got 250 is on disk, byte for byte.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Spool } from '../../src/spool/index.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient, wireMessage } from '../helpers/smtp-client.js';
+import { tempDir } from '../helpers/tmp.js';
 
 afterEach(killAll);
 
@@ -212,7 +212,7 @@ describe('binding assignment', () => {
 
 describe('AUTH and STARTTLS', () => {
   it('accepts AUTH only over TLS, refuses bad credentials with 535 5.7.8, and lets an authenticated client relay', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-tls-'));
+    const dir = tempDir('vipmta-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mx.test',
       '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
     const { hashPassword } = await import('../../src/listener/auth.js');

@@ -1,10 +1,10 @@
 // A real vipmta process: start on the built-in default and on a config file, the console, two
 // workers serving one port through their own sockets, SIGTERM, SIGHUP and bad reloads.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cliPath, freePort, killAll, runCli, smtpConnect, startVipmta } from '../helpers/node-process.js';
+import { tempDir } from '../helpers/tmp.js';
 
 afterEach(killAll);
 
@@ -92,7 +92,7 @@ describe('vipmta start', () => {
   });
 
   it('refuses to start with an invalid config and lists every error with file:line:column', async () => {
-    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-test-'));
+    const cwd = tempDir('vipmta-test-');
     const file = path.join(cwd, 'bad.conf');
     fs.writeFileSync(file, 'Worker_Thread = 2\nESMTP_Listener {\n  Listen "127.0.0.1:99999" { }\n}\n');
     const r = await runCli([cliPath, 'start', '-c', file], cwd);

@@ -7,11 +7,11 @@
 // just that module and src/errors.ts (not the whole project, which others may be editing), into a
 // temporary directory, and rename the files into dist/ so a concurrent reader never sees half a file.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, copyFileSync, readdirSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, renameSync, rmSync, copyFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { tempDir } from '../helpers/tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -20,7 +20,7 @@ export const facadeUrl = pathToFileURL(path.join(root, 'dist', 'native', 'index.
 
 /** Compiles src/native/index.ts (and what it imports) into dist/. Idempotent. */
 export function buildFacade(): void {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'vipmta-facade-'));
+  const tmp = tempDir('vipmta-facade-');
   try {
     execFileSync(
       process.execPath,

@@ -1,12 +1,11 @@
 // The Prometheus registry and the node's metric set: the exact text exposition (format 0.0.4) for
 // counters, gauges and histograms, escaping, and that the histogram buckets match the native spool's.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildMetrics, EXPOSITION_CONTENT_TYPE, formatValue, Registry, SPOOL_LATENCY_BOUNDS_S } from '../../../src/control/metrics.js';
 import { Spool } from '../../../src/spool/index.js';
 import { VERSION } from '../../../src/version.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 describe('Prometheus registry', () => {
   it('renders counters and gauges with HELP and TYPE, an unlabelled one at 0 before its first use', () => {
@@ -167,7 +166,7 @@ describe('node metrics', () => {
   });
 
   it('uses the native spool\'s latency bucket bounds', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-metrics-'));
+    const dir = tempDir('vipmta-metrics-');
     const spool = Spool.open({ directory: dir, nodeId: 'n1', sync: 'none' });
     try {
       const { boundsUs, counts } = spool.stats().latency;

@@ -2,9 +2,6 @@
 // scripted: each test decides what the "remote" answers per recipient. Checks splitting per
 // domain, connection and batch limits, retry and persisted state, hold/release/rebind, lost
 // batches, DSNs for bounces, and the retry heap and slot store underneath.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText, type Config } from '../../../src/config/index.js';
@@ -14,6 +11,7 @@ import type { MmoveItem, MmoveResult } from '../../../src/mmove/client.js';
 import { DEFERRED, PartStore, RetryHeap } from '../../../src/queue/store.js';
 import { Spool } from '../../../src/spool/index.js';
 import type { DeliveryBatch } from '../../../src/workers/protocol.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const logger = pino({ level: 'silent' });
 const spools: Spool[] = [];
@@ -27,7 +25,7 @@ function config(extra = ''): Config {
   return r.config;
 }
 
-function openSpool(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-qm-'))): Spool {
+function openSpool(dir = tempDir('vipmta-qm-')): Spool {
   const s = Spool.open({ directory: dir, nodeId: 't', sync: 'none' });
   spools.push(s);
   return s;
@@ -137,7 +135,7 @@ describe('queue manager', () => {
   });
 
   it('defers with backoff, persists the state, and a new manager on the reopened spool resumes from it', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-qm-'));
+    const dir = tempDir('vipmta-qm-');
     const spool = openSpool(dir);
     const h = harness(spool, (r) => (r.startsWith('ok') ? 'delivered' : 'deferred'), 'Retry_Interval = 1h');
     const m = await commit(spool, 's@x.test', ['ok@dest.test', 'later@dest.test', 'x@other.test']);
@@ -352,6 +350,18 @@ describe('queue manager: #mmove', () => {
     expect(h.qm.reroute()).toBe(1);
     await until('delivered locally', () => h.qm.size === 0);
     expect(h.deliveries.map((b) => [b.binding.name, b.binding.bindAddress])).toEqual([['b1', '127.0.0.3']]);
+    await h.qm.stop(1000);
+  });
+
+  it('moves on a message that came over #mmove for a binding this node does not own either, counting its hops', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool);
+    h.routes.set('b1', { to: 'node', node: 'n3' });
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
+    h.qm.add({ ...m, hops: 2, origin: 'n1' }, { v: 1, p: [{ g: 'default', b: 'b1', r: ['a@one.test'], a: 1, n: 0 }] });
+    h.qm.start();
+    await until('moved on', () => h.qm.size === 0);
+    expect(h.moves[0]).toMatchObject({ node: 'n3', items: [{ id: m.id, hops: 2, originNode: 'n1', attempts: 1, binding: 'b1' }] });
     await h.qm.stop(1000);
   });
 

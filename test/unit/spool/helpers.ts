@@ -1,10 +1,9 @@
 // Shared helpers of the spool tests (unit, native, integration): temp directories, message
 // bodies already in wire form, a JS reference of the wire-form conversion. Test process only.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tempDir as makeTempDir } from '../../helpers/tmp.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The compiled spool module, for worker threads and child processes (built by `npm test`). */
@@ -13,7 +12,7 @@ export const distSpool = path.join(root, 'dist', 'spool', 'index.js');
 export const distSpoolUrl = pathToFileURL(distSpool).href;
 
 export function tempDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `vipmta-${tag}-`));
+  return makeTempDir(`vipmta-${tag}-`);
 }
 
 export function sha256(b: Buffer): string {
