@@ -7,7 +7,7 @@
 //
 //   npm run bench:mmove [-- --quick]      (root: namespaces; iperf3, smtp-source, smtp-sink installed)
 // Options: --quick (10,000 x 4 KiB, 2,000 x 64 KiB, iperf3 3 s)  --connections N (default 4)
-//   --no-unshaped (skip the unshaped pass)  --cpu-prof DIR (node --cpu-prof for sender and receiver,
+//   --no-unshaped / --no-shaped (skip that pass)  --cpu-prof DIR (node --cpu-prof for sender and receiver,
 //   profiles written to DIR/<size>-{sender,receiver}/)  --trace (per-thread CPU of sender and
 //   receiver, and `perf stat` counts of write/fdatasync system calls during each move, in the JSON)  --sizes 4096,65536 (which moves to run)
 // Main thread; blocks on `ip`/`tc` calls; awaits the child processes. Every namespace and process
@@ -26,6 +26,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     connections: { type: 'string', default: '4' },
     'no-unshaped': { type: 'boolean', default: false },
+    'no-shaped': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     trace: { type: 'boolean', default: false },
     sizes: { type: 'string', default: '4096,65536' },
@@ -309,7 +310,7 @@ function table(label: string, f: Figures): string {
 const lab = await ClusterLab.create({ nodes: 2 });
 try {
   const started = new Date();
-  const shaped = await pass(lab, true);
+  const shaped = args['no-shaped'] ? null : await pass(lab, true);
   const unshaped = args['no-unshaped'] ? null : await pass(lab, false);
   const out = {
     date: started.toISOString(),
@@ -323,7 +324,7 @@ try {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `mmove-${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  console.log(table('1 Gbit/s (tc tbf on both veths)', shaped));
+  if (shaped !== null) console.log(table('1 Gbit/s (tc tbf on both veths)', shaped));
   if (unshaped !== null) console.log(table('unshaped veth', unshaped));
   console.log(`raw JSON: ${path.relative(root, file)}`);
 } finally {
