@@ -7,7 +7,9 @@
 //
 //   npm run bench:mmove [-- --quick]      (root: namespaces; iperf3, smtp-source, smtp-sink installed)
 // Options: --quick (10,000 x 4 KiB, 2,000 x 64 KiB, iperf3 3 s)  --connections N (default 4)
-//   --no-unshaped / --no-shaped (skip that pass)  --cpu-prof DIR (node --cpu-prof for sender and receiver,
+//   --no-unshaped / --no-shaped (skip that pass)  --reps N (N rounds of both passes, interleaved;
+//   the summary gives the median and range of the per-round ratios: on shared machines one round's
+//   anchor and move can see different load)  --cpu-prof DIR (node --cpu-prof for sender and receiver,
 //   profiles written to DIR/<size>-{sender,receiver}/)  --trace (per-thread CPU of sender and
 //   receiver, and `perf stat` counts of write/fdatasync system calls during each move, in the JSON)  --sizes 4096,65536 (which moves to run)
 // Main thread; blocks on `ip`/`tc` calls; awaits the child processes. Every namespace and process
@@ -29,6 +31,7 @@ const { values: args } = parseArgs({
     'no-shaped': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     trace: { type: 'boolean', default: false },
+    reps: { type: 'string', default: '1' },
     sizes: { type: 'string', default: '4096,65536' },
   },
 });
@@ -307,25 +310,80 @@ function table(label: string, f: Figures): string {
   ].join('\n');
 }
 
+interface Ratios {
+  mmove4OfSink4: number;
+  mmove64OfRawTcp: number;
+  sink64OfRawTcp: number;
+}
+const ratios = (f: Figures): Ratios => ({
+  mmove4OfSink4: f.mmove4.perSecond / f.sink4.perSecond,
+  mmove64OfRawTcp: f.mmove64.gbps / f.iperfGbps,
+  sink64OfRawTcp: f.sink64.gbps / f.iperfGbps,
+});
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+function summary(fs: Figures[]): Record<keyof Ratios, { median: number; min: number; max: number; each: number[] }> {
+  const rs = fs.map(ratios);
+  const one = (k: keyof Ratios): { median: number; min: number; max: number; each: number[] } => {
+    const each = rs.map((r) => r[k]);
+    return { median: median(each), min: Math.min(...each), max: Math.max(...each), each };
+  };
+  return { mmove4OfSink4: one('mmove4OfSink4'), mmove64OfRawTcp: one('mmove64OfRawTcp'), sink64OfRawTcp: one('sink64OfRawTcp') };
+}
+function summaryTable(label: string, fs: Figures[]): string {
+  const s = summary(fs);
+  const f = (x: { median: number; min: number; max: number }): string => `${x.median.toFixed(2)} (${x.min.toFixed(2)}-${x.max.toFixed(2)})`;
+  return [
+    `### ${label}: ${fs.length} rounds, median (range) of the per-round ratios`,
+    '',
+    '| ratio | median (range) |',
+    '|---|---|',
+    `| #mmove 4 KiB / smtp-sink 4 KiB | ${f(s.mmove4OfSink4)} |`,
+    `| #mmove 64 KiB / raw TCP | ${f(s.mmove64OfRawTcp)} |`,
+    `| smtp-sink 64 KiB / raw TCP | ${f(s.sink64OfRawTcp)} |`,
+    '',
+  ].join('\n');
+}
+
+const reps = Math.max(1, Number(args.reps));
 const lab = await ClusterLab.create({ nodes: 2 });
 try {
   const started = new Date();
-  const shaped = args['no-shaped'] ? null : await pass(lab, true);
-  const unshaped = args['no-unshaped'] ? null : await pass(lab, false);
+  const runs: { shaped: Figures | null; unshaped: Figures | null; loadavg: number[] }[] = [];
+  for (let i = 0; i < reps; i++) {
+    if (reps > 1) log(`round ${i + 1} of ${reps}`);
+    const loadavg = os.loadavg();
+    const shaped = args['no-shaped'] ? null : await pass(lab, true);
+    const unshaped = args['no-unshaped'] ? null : await pass(lab, false);
+    runs.push({ shaped, unshaped, loadavg });
+  }
+  const all = (k: 'shaped' | 'unshaped'): Figures[] => runs.map((r) => r[k]).filter((f): f is Figures => f !== null);
   const out = {
     date: started.toISOString(),
-    command: `npm run bench:mmove${quick ? ' -- --quick' : ''}`,
+    command: `npm run bench:mmove${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, kernel: os.release() },
-    settings: { connections: Number(args.connections), n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S },
-    shaped,
-    unshaped,
+    settings: { connections: Number(args.connections), n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S, reps },
+    // The first round (the only one without --reps), as before; every round in `runs`.
+    shaped: runs[0]!.shaped,
+    unshaped: runs[0]!.unshaped,
+    runs,
+    summary: { shaped: all('shaped').length > 0 ? summary(all('shaped')) : null, unshaped: all('unshaped').length > 0 ? summary(all('unshaped')) : null },
   };
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `mmove-${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  if (shaped !== null) console.log(table('1 Gbit/s (tc tbf on both veths)', shaped));
-  if (unshaped !== null) console.log(table('unshaped veth', unshaped));
+  for (const [i, r] of runs.entries()) {
+    const n = reps > 1 ? ` (round ${i + 1}, load average ${r.loadavg.map((x) => x.toFixed(1)).join(' ')})` : '';
+    if (r.shaped !== null) console.log(table(`1 Gbit/s (tc tbf on both veths)${n}`, r.shaped));
+    if (r.unshaped !== null) console.log(table(`unshaped veth${n}`, r.unshaped));
+  }
+  if (reps > 1) {
+    if (all('shaped').length > 0) console.log(summaryTable('1 Gbit/s (tc tbf)', all('shaped')));
+    if (all('unshaped').length > 0) console.log(summaryTable('unshaped veth', all('unshaped')));
+  }
   console.log(`raw JSON: ${path.relative(root, file)}`);
 } finally {
   await lab.destroy();
