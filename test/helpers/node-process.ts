@@ -88,10 +88,16 @@ export class VipmtaProcess {
 }
 
 const running = new Set<VipmtaProcess>();
+/** Temp directories startVipmta made (not those passed as cwd): removed by killAll. */
+const madeDirs = new Set<string>();
 
 /** Starts `vipmta start` in `cwd` (a new temp dir when omitted) with `configText` (null: built-in default). */
 export function startVipmta(configText: string | null, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): VipmtaProcess {
-  const cwd = opts.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-test-'));
+  let cwd = opts.cwd;
+  if (cwd === undefined) {
+    cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'vipmta-test-'));
+    madeDirs.add(cwd);
+  }
   let configFile: string | null = null;
   if (configText !== null) {
     configFile = path.join(cwd, 'vipmta.conf');
@@ -108,9 +114,15 @@ export function startVipmta(configText: string | null, opts: { cwd?: string; env
   return p;
 }
 
-/** Kills every process started by this module that is still running (afterEach/afterAll). */
+/**
+ * Kills every process started by this module that is still running (afterEach/afterAll), then
+ * removes the temp directories startVipmta made: each holds a spool with preallocated 64 MiB
+ * segments, and left behind they filled /tmp (over 1 GB per `npm test`).
+ */
 export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true });
+  madeDirs.clear();
 }
 
 /** A TCP port that is free on 127.0.0.1 right now (the kernel picks it). */
