@@ -7,7 +7,11 @@
 //
 //   npm run bench:mmove [-- --quick]      (root: namespaces; iperf3, smtp-source, smtp-sink installed)
 // Options: --quick (10,000 x 4 KiB, 2,000 x 64 KiB, iperf3 3 s)  --connections N (default 4)
-//   --no-unshaped (skip the unshaped pass)
+//   --no-unshaped / --no-shaped (skip that pass)  --reps N (N rounds of both passes, interleaved;
+//   the summary gives the median and range of the per-round ratios: on shared machines one round's
+//   anchor and move can see different load)  --cpu-prof DIR (node --cpu-prof for sender and receiver,
+//   profiles written to DIR/<size>-{sender,receiver}/)  --trace (per-thread CPU of sender and
+//   receiver, and `perf stat` counts of write/fdatasync system calls during each move, in the JSON)  --sizes 4096,65536 (which moves to run)
 // Main thread; blocks on `ip`/`tc` calls; awaits the child processes. Every namespace and process
 // it made is removed at the end, also on failure (the harness's exit hook covers a crash).
 import fs from 'node:fs';
@@ -16,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ClusterLab, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
+import { spawn } from 'node:child_process';
 import { treeCpuSeconds } from './lib/proc.js';
 
 const { values: args } = parseArgs({
@@ -23,6 +28,11 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     connections: { type: 'string', default: '4' },
     'no-unshaped': { type: 'boolean', default: false },
+    'no-shaped': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    trace: { type: 'boolean', default: false },
+    reps: { type: 'string', default: '1' },
+    sizes: { type: 'string', default: '4096,65536' },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,7 +50,17 @@ const SECRET = 'bench-secret';
 const MMOVE_PORT = 4802;
 const SINK_PORT = 2525;
 
+/** Counters of the sending host's root qdisc (the data direction) over one measurement. */
+interface Qdisc {
+  kind: string;
+  bytes: number;
+  packets: number;
+  drops: number;
+  overlimits: number;
+}
 interface Figures {
+  /** tc -s counters on host a's eth1 (data direction) during each measurement. */
+  qdisc: Record<string, Qdisc>;
   iperfGbps: number;
   sink4: { messages: number; seconds: number; perSecond: number };
   sink64: { messages: number; seconds: number; perSecond: number; gbps: number };
@@ -56,6 +76,55 @@ interface MoveRun {
   senderCpuSeconds: number;
   receiverCpuSeconds: number;
   fillSeconds: number;
+  /** --trace only: CPU seconds per thread name (user, system) and system-call counts. */
+  trace?: { threads: Record<string, { user: number; system: number }>; syscalls: Record<string, number> };
+}
+
+/** CPU ticks (user, system) of every thread of `pid`, keyed "<who>:<comm>#<n>". */
+function threadTicks(pid: number, who: string): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  const seen = new Map<string, number>();
+  for (const tid of tids.sort((x, y) => Number(x) - Number(y))) {
+    let st: string;
+    try {
+      st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    const n = seen.get(comm) ?? 0;
+    seen.set(comm, n + 1);
+    out.set(`${who}:${comm}#${n}:${tid}`, [Number(f[11]), Number(f[12])]);
+  }
+  return out;
+}
+
+const SYSCALLS = ['fdatasync', 'pwritev', 'pwrite64', 'write', 'writev', 'read', 'pread64', 'epoll_wait', 'futex'];
+
+/** `perf stat` of the system calls of `pids` until the returned function is called. */
+function perfStat(pids: number[]): () => Promise<Record<string, number>> {
+  const p = spawn('perf', ['stat', '-x', ',', '-p', pids.join(','), ...SYSCALLS.flatMap((c) => ['-e', `syscalls:sys_enter_${c}`])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  return async () => {
+    p.kill('SIGINT');
+    await exited;
+    const out: Record<string, number> = {};
+    for (const line of err.split('\n')) {
+      const f = line.split(',');
+      const m = /syscalls:sys_enter_(\w+)/.exec(line);
+      if (m !== null && /^\d+$/.test(f[0] ?? '')) out[m[1]!] = Number(f[0]);
+    }
+    return out;
+  };
 }
 
 function log(s: string): void {
@@ -79,6 +148,21 @@ function shape(lab: ClusterLab, on: boolean): void {
       }
     }
   }
+}
+
+function qdisc(lab: ClusterLab, h: LabHost): Qdisc {
+  const j = JSON.parse(lab.exec(h, ['tc', '-j', '-s', 'qdisc', 'show', 'dev', h.ifname])) as Qdisc[];
+  const q = j.find((x) => (x as { root?: boolean }).root === true) ?? j[0]!;
+  return { kind: q.kind, bytes: q.bytes, packets: q.packets, drops: q.drops, overlimits: q.overlimits };
+}
+
+/** Runs `f` and records the sending host's qdisc counters it caused under `name`. */
+async function counted<T>(lab: ClusterLab, h: LabHost, into: Record<string, Qdisc>, name: string, f: () => Promise<T>): Promise<T> {
+  const q0 = qdisc(lab, h);
+  const r = await f();
+  const q1 = qdisc(lab, h);
+  into[name] = { kind: q1.kind, bytes: q1.bytes - q0.bytes, packets: q1.packets - q0.packets, drops: q1.drops - q0.drops, overlimits: q1.overlimits - q0.overlimits };
+  return r;
 }
 
 async function iperf(lab: ClusterLab, a: LabHost, b: LabHost): Promise<number> {
@@ -124,6 +208,10 @@ Cluster {
   Cluster_Secret = "${SECRET}"
   Mmove_Dedup_Entries = ${Math.max(1024, messages * 2)}
 }
+# The binding the sender's messages name (mmove-sender.ts: "b1"): in a cluster a message is moved
+# to the node that owns its binding's address, so the receiver knows it. Without it the receiver
+# logs a warning per message (an unknown binding) and the bench measures that logging.
+Binding "b1" { }
 # The receiver only stores: the benchmark measures the move, not the delivery after it.
 Suspend_Delivery = true
 Spool { Directory = "${path.join(runDir, 'spool')}" }
@@ -131,16 +219,35 @@ Spool { Directory = "${path.join(runDir, 'spool')}" }
   let receiver: LabProcess | null = null;
   let sender: LabProcess | null = null;
   try {
-    receiver = lab.spawn(b, [process.execPath, cli, 'start', '-c', conf]);
+    const prof = (who: string): string[] => {
+      if (args['cpu-prof'] === undefined) return [];
+      const d = path.resolve(args['cpu-prof'], `${size}-${who}`);
+      fs.mkdirSync(d, { recursive: true });
+      return ['--cpu-prof', '--cpu-prof-dir', d];
+    };
+    receiver = lab.spawn(b, [process.execPath, ...prof('receiver'), cli, 'start', '-c', conf]);
     await waitFor('vipmta receiver listening', () => listening(lab, b, MMOVE_PORT) || (receiver!.running ? false : Promise.reject(new Error(`receiver exited: ${receiver!.stderrLines.join('\n')}`))), { timeoutMs: 30_000 });
-    sender = lab.spawn(a, [process.execPath, senderJs, '--root', root, '--dir', senderDir, '--peer', `${b.address}:${MMOVE_PORT}`,
+    sender = lab.spawn(a, [process.execPath, ...prof('sender'), senderJs, '--root', root, '--dir', senderDir, '--peer', `${b.address}:${MMOVE_PORT}`,
       '--size', String(size), '--count', String(messages), '--connections', args.connections!, '--secret', SECRET]);
     const filled = JSON.parse((await sender.waitLine((l) => l.includes('"filled"'), { timeoutMs: 600_000 })).line) as { seconds: number };
     const cpu0 = treeCpuSeconds(receiver.pid);
+    const ticks0 = args.trace ? new Map([...threadTicks(receiver.pid, 'receiver'), ...threadTicks(sender.pid, 'sender')]) : null;
+    const stopPerf = args.trace ? perfStat([receiver.pid, sender.pid]) : null;
     const moved = JSON.parse((await sender.waitLine((l) => l.includes('"moved"'), { timeoutMs: 900_000 })).line) as {
       messages: number; failed: number; bytes: number; seconds: number; senderCpuSeconds: number;
     };
     const receiverCpuSeconds = treeCpuSeconds(receiver.pid) - cpu0;
+    let trace: MoveRun['trace'];
+    if (ticks0 !== null && stopPerf !== null) {
+      const ticks1 = new Map([...threadTicks(receiver.pid, 'receiver'), ...threadTicks(sender.pid, 'sender')]);
+      const threads: Record<string, { user: number; system: number }> = {};
+      for (const [k, [u, sy]] of ticks1) {
+        const [u0, s0] = ticks0.get(k) ?? [0, 0];
+        if (u - u0 + sy - s0 > 0) threads[k] = { user: (u - u0) / 100, system: (sy - s0) / 100 };
+      }
+      trace = { threads, syscalls: await stopPerf() };
+      log(`trace ${size}: ${JSON.stringify(trace)}`);
+    }
     await sender.exited;
     return {
       messages: moved.messages,
@@ -151,6 +258,7 @@ Spool { Directory = "${path.join(runDir, 'spool')}" }
       senderCpuSeconds: moved.senderCpuSeconds,
       receiverCpuSeconds,
       fillSeconds: filled.seconds,
+      ...(trace !== undefined ? { trace } : {}),
     };
   } finally {
     await sender?.kill('SIGKILL');
@@ -164,18 +272,22 @@ async function pass(lab: ClusterLab, shaped: boolean): Promise<Figures> {
   const [a, b] = [lab.hosts[0]!, lab.hosts[1]!];
   shape(lab, shaped);
   const label = shaped ? '1 Gbit/s tbf' : 'unshaped veth';
+  const q: Record<string, Qdisc> = {};
   log(`${label}: iperf3`);
-  const iperfGbps = await iperf(lab, a, b);
+  const iperfGbps = await counted(lab, a, q, 'iperf3', () => iperf(lab, a, b));
   log(`${label}: smtp-source -> smtp-sink 4 KiB`);
-  const sink4 = await sink(lab, a, b, 4096, SINK4);
+  const sink4 = await counted(lab, a, q, 'sink4', () => sink(lab, a, b, 4096, SINK4));
   log(`${label}: smtp-source -> smtp-sink 64 KiB`);
-  const s64 = await sink(lab, a, b, 65536, SINK64);
+  const s64 = await counted(lab, a, q, 'sink64', () => sink(lab, a, b, 65536, SINK64));
   const sink64 = { ...s64, gbps: (s64.perSecond * 65536 * 8) / 1e9 };
+  const sizes = args.sizes!.split(',').map(Number);
+  const skipped: MoveRun = { messages: 0, failed: 0, seconds: NaN, perSecond: NaN, gbps: NaN, senderCpuSeconds: NaN, receiverCpuSeconds: NaN, fillSeconds: NaN };
   log(`${label}: mmove ${N4} x 4 KiB`);
-  const mmove4 = await mmove(lab, a, b, 4096, N4);
+  const mmove4 = sizes.includes(4096) ? await counted(lab, a, q, 'mmove4', () => mmove(lab, a, b, 4096, N4)) : skipped;
   log(`${label}: mmove ${N64} x 64 KiB`);
-  const mmove64 = await mmove(lab, a, b, 65536, N64);
-  return { iperfGbps, sink4, sink64, mmove4, mmove64 };
+  const mmove64 = sizes.includes(65536) ? await counted(lab, a, q, 'mmove64', () => mmove(lab, a, b, 65536, N64)) : skipped;
+  log(`${label}: qdisc ${a.ifname} of ${a.name}: ${JSON.stringify(q)}`);
+  return { qdisc: q, iperfGbps, sink4, sink64, mmove4, mmove64 };
 }
 
 function table(label: string, f: Figures): string {
@@ -198,25 +310,80 @@ function table(label: string, f: Figures): string {
   ].join('\n');
 }
 
+interface Ratios {
+  mmove4OfSink4: number;
+  mmove64OfRawTcp: number;
+  sink64OfRawTcp: number;
+}
+const ratios = (f: Figures): Ratios => ({
+  mmove4OfSink4: f.mmove4.perSecond / f.sink4.perSecond,
+  mmove64OfRawTcp: f.mmove64.gbps / f.iperfGbps,
+  sink64OfRawTcp: f.sink64.gbps / f.iperfGbps,
+});
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+function summary(fs: Figures[]): Record<keyof Ratios, { median: number; min: number; max: number; each: number[] }> {
+  const rs = fs.map(ratios);
+  const one = (k: keyof Ratios): { median: number; min: number; max: number; each: number[] } => {
+    const each = rs.map((r) => r[k]);
+    return { median: median(each), min: Math.min(...each), max: Math.max(...each), each };
+  };
+  return { mmove4OfSink4: one('mmove4OfSink4'), mmove64OfRawTcp: one('mmove64OfRawTcp'), sink64OfRawTcp: one('sink64OfRawTcp') };
+}
+function summaryTable(label: string, fs: Figures[]): string {
+  const s = summary(fs);
+  const f = (x: { median: number; min: number; max: number }): string => `${x.median.toFixed(2)} (${x.min.toFixed(2)}-${x.max.toFixed(2)})`;
+  return [
+    `### ${label}: ${fs.length} rounds, median (range) of the per-round ratios`,
+    '',
+    '| ratio | median (range) |',
+    '|---|---|',
+    `| #mmove 4 KiB / smtp-sink 4 KiB | ${f(s.mmove4OfSink4)} |`,
+    `| #mmove 64 KiB / raw TCP | ${f(s.mmove64OfRawTcp)} |`,
+    `| smtp-sink 64 KiB / raw TCP | ${f(s.sink64OfRawTcp)} |`,
+    '',
+  ].join('\n');
+}
+
+const reps = Math.max(1, Number(args.reps));
 const lab = await ClusterLab.create({ nodes: 2 });
 try {
   const started = new Date();
-  const shaped = await pass(lab, true);
-  const unshaped = args['no-unshaped'] ? null : await pass(lab, false);
+  const runs: { shaped: Figures | null; unshaped: Figures | null; loadavg: number[] }[] = [];
+  for (let i = 0; i < reps; i++) {
+    if (reps > 1) log(`round ${i + 1} of ${reps}`);
+    const loadavg = os.loadavg();
+    const shaped = args['no-shaped'] ? null : await pass(lab, true);
+    const unshaped = args['no-unshaped'] ? null : await pass(lab, false);
+    runs.push({ shaped, unshaped, loadavg });
+  }
+  const all = (k: 'shaped' | 'unshaped'): Figures[] => runs.map((r) => r[k]).filter((f): f is Figures => f !== null);
   const out = {
     date: started.toISOString(),
-    command: `npm run bench:mmove${quick ? ' -- --quick' : ''}`,
+    command: `npm run bench:mmove${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, kernel: os.release() },
-    settings: { connections: Number(args.connections), n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S },
-    shaped,
-    unshaped,
+    settings: { connections: Number(args.connections), n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S, reps },
+    // The first round (the only one without --reps), as before; every round in `runs`.
+    shaped: runs[0]!.shaped,
+    unshaped: runs[0]!.unshaped,
+    runs,
+    summary: { shaped: all('shaped').length > 0 ? summary(all('shaped')) : null, unshaped: all('unshaped').length > 0 ? summary(all('unshaped')) : null },
   };
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `mmove-${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  console.log(table('1 Gbit/s (tc tbf on both veths)', shaped));
-  if (unshaped !== null) console.log(table('unshaped veth', unshaped));
+  for (const [i, r] of runs.entries()) {
+    const n = reps > 1 ? ` (round ${i + 1}, load average ${r.loadavg.map((x) => x.toFixed(1)).join(' ')})` : '';
+    if (r.shaped !== null) console.log(table(`1 Gbit/s (tc tbf on both veths)${n}`, r.shaped));
+    if (r.unshaped !== null) console.log(table(`unshaped veth${n}`, r.unshaped));
+  }
+  if (reps > 1) {
+    if (all('shaped').length > 0) console.log(summaryTable('1 Gbit/s (tc tbf)', all('shaped')));
+    if (all('unshaped').length > 0) console.log(summaryTable('unshaped veth', all('unshaped')));
+  }
   console.log(`raw JSON: ${path.relative(root, file)}`);
 } finally {
   await lab.destroy();

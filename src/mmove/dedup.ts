@@ -54,9 +54,18 @@ export class DedupTable {
     this.buckets = capacity / WAYS;
   }
 
+  /** The 64-bit hash a key is stored under: computed once, passed to seenKey/addKey. */
+  static key(node: string, id: string): DedupKey {
+    return hash(node, id);
+  }
+
   /** True when `node`/`id` was recorded within the window; counts it as a duplicate then. */
   seen(node: string, id: string, now = Date.now()): boolean {
-    const [hi, lo] = hash(node, id);
+    return this.seenKey(hash(node, id), now);
+  }
+
+  /** seen() for a key from DedupTable.key(): the receiver hashes once per message, not twice. */
+  seenKey([hi, lo]: DedupKey, now = Date.now()): boolean {
     const base = (lo & (this.buckets - 1)) * WAYS * SLOT_WORDS;
     const oldest = nowSec(now) - Atomics.load(this.header, 3);
     for (let i = 0; i < WAYS; i++) {
@@ -73,7 +82,11 @@ export class DedupTable {
 
   /** Records `node`/`id` as spooled now. Call only after the commit is durable. */
   add(node: string, id: string, now = Date.now()): void {
-    const [hi, lo] = hash(node, id);
+    this.addKey(hash(node, id), now);
+  }
+
+  /** add() for a key from DedupTable.key(). */
+  addKey([hi, lo]: DedupKey, now = Date.now()): void {
     const base = (lo & (this.buckets - 1)) * WAYS * SLOT_WORDS;
     let victim = base;
     let victimT = Number.MAX_SAFE_INTEGER;
@@ -118,7 +131,14 @@ function nowSec(now: number): number {
   return Math.max(1, Math.floor(now / 1000));
 }
 
-function hash(node: string, id: string): [number, number] {
-  const d = crypto.createHash('sha1').update(node).update('\0').update(id).digest();
+/** 64 bits of SHA-1 over `node`, NUL, `id` (UTF-8): [first word, second word], little-endian. */
+export type DedupKey = readonly [number, number];
+
+// One-shot crypto.hash (Node >= 20.12) where there is one: no Hash object per lookup. The digest
+// is the same bytes as createHash().update(node).update('\0').update(id).
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
+
+function hash(node: string, id: string): DedupKey {
+  const d = oneShot !== undefined ? oneShot('sha1', `${node}\0${id}`, 'buffer') : crypto.createHash('sha1').update(node).update('\0').update(id).digest();
   return [d.readUInt32LE(0), d.readUInt32LE(4)];
 }

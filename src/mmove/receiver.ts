@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { REPLIES, type Reply, type ReplyName } from '../listener/replies.js';
 import type { AcceptedMessage } from '../workers/protocol.js';
-import { moveKey, type DedupTable } from './dedup.js';
+import { DedupTable, moveKey } from './dedup.js';
 import {
   EHLO_KEYWORD,
   greetingText,
@@ -174,6 +174,7 @@ class Session {
   private readonly slots: (string | null)[] = [];
   private base = 0;
   private draining = false;
+  private flushQueued = false;
   private inFlight = 0;
   private quitting = false;
   private closed = false;
@@ -490,8 +491,8 @@ class Session {
       return this.reply(REPLIES.messageTooBig);
     }
     const peer = this.peer!;
-    const key = moveKey(tx.meta.originalId, tx.rcpts);
-    if (o.dedup.seen(peer, key)) {
+    const key = DedupTable.key(peer, moveKey(tx.meta.originalId, tx.rcpts));
+    if (o.dedup.seenKey(key)) {
       msg.abort();
       this.r.counters.duplicates++;
       o.logger.info({ listener: o.name, node: peer, originalId: tx.meta.originalId }, 'mmove: duplicate answered 250 without spooling again');
@@ -522,7 +523,7 @@ class Session {
     }
     msg.commit(Buffer.from(JSON.stringify(envelope))).then(
       ({ id, size }) => {
-        o.dedup.add(peer, key);
+        o.dedup.addKey(key);
         this.r.counters.received++;
         this.r.counters.receivedBytes += size;
         o.onMessage({ id, size, arrival: moved.arrival, from: tx.from, rcpt: tx.rcpts, headers: {}, listener: o.name, client: this.remote, moved });
@@ -563,7 +564,15 @@ class Session {
       this.paused = false;
       this.sock.resume();
     }
-    this.flush();
+    // One group commit settles many of this connection's messages in one turn (the spool resolves
+    // all their promises in one call): write all their 250s with one send, not one each.
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => {
+        this.flushQueued = false;
+        this.flush();
+      });
+    }
   }
 
   private flush(): void {

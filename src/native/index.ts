@@ -310,6 +310,10 @@ export function spoolUpdate(h: NativeSpoolHandle, id: string, state: Buffer): Pr
 export function spoolRead(h: NativeSpoolHandle, id: string): Buffer {
   return binding.spoolRead(h, id) as Buffer;
 }
+/** Reads the body into the start of `buf` if it fits; returns its length either way. */
+export function spoolReadInto(h: NativeSpoolHandle, id: string, buf: Buffer): number {
+  return binding.spoolReadInto(h, id, buf) as number;
+}
 export function spoolBodyLocation(h: NativeSpoolHandle, id: string): NativeBodyLocation {
   return binding.spoolBodyLocation(h, id) as NativeBodyLocation;
 }

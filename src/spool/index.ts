@@ -13,6 +13,7 @@ import {
   spoolMarkDone,
   spoolOpen,
   spoolRead,
+  spoolReadInto,
   spoolRecover,
   spoolStats,
   spoolUpdate,
@@ -186,6 +187,9 @@ export function attachSpool(directory: string): SpoolWriter {
 export interface SpoolReader {
   /** The body in wire form, one pread into a new Buffer the caller owns. Throws ENOENT. */
   read(id: string): Buffer;
+  /** The body into the start of `buf` (one pread) when it fits; returns the body's length either
+   *  way (larger than buf.length: nothing was read). Throws ENOENT. */
+  readInto(id: string, buf: Buffer): number;
   /** Where the body lies, for sendfile; the caller owns and must close `fd`. Throws ENOENT. */
   bodyLocation(id: string): BodyLocation;
 }
@@ -195,6 +199,7 @@ export function attachSpoolReader(directory: string): SpoolReader {
   const handle = spoolAttach(directory);
   return {
     read: (id) => spoolRead(handle, id),
+    readInto: (id, buf) => spoolReadInto(handle, id, buf),
     bodyLocation: (id) => spoolBodyLocation(handle, id),
   };
 }
@@ -286,6 +291,12 @@ export class Spool {
   /** The body in wire form, read with one pread into a new Buffer the caller owns. Throws ENOENT. */
   read(id: string): Buffer {
     return spoolRead(this.handle, id);
+  }
+
+  /** The body into the start of `buf` (one pread) when it fits; returns the body's length either
+   *  way (larger than buf.length: nothing was read). Throws ENOENT. */
+  readInto(id: string, buf: Buffer): number {
+    return spoolReadInto(this.handle, id, buf);
   }
 
   /** Where the body lies, for sendfile; the caller owns and must close `fd`. Throws ENOENT. */

@@ -108,7 +108,8 @@ export function startVipmta(configText: string | null, opts: { cwd?: string; env
   return p;
 }
 
-/** Kills every process started by this module that is still running (afterEach/afterAll). */
+/** Kills every process started by this module that is still running (afterEach/afterAll). Their
+ *  temp directories go after the test file (test/helpers/tmp.ts). */
 export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
 }

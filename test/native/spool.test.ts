@@ -166,6 +166,21 @@ describe('spool', () => {
     expect(() => s.read(ids[0]!)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
 
+  it('reads a body into a caller buffer when it fits, and only reports the length when it does not', async () => {
+    const s = openSpool({ directory: dir() });
+    const body = wireBody(5000, 7);
+    const id = await commit(s, body);
+    const big = Buffer.alloc(8192, 0x21);
+    expect(s.readInto(id, big)).toBe(body.length);
+    expect(big.subarray(0, body.length).equals(body)).toBe(true);
+    expect(big[body.length]).toBe(0x21); // nothing written past the body
+    const small = Buffer.alloc(100, 0x21);
+    expect(s.readInto(id, small)).toBe(body.length);
+    expect(small.equals(Buffer.alloc(100, 0x21))).toBe(true);
+    await s.markDone([id]);
+    expect(() => s.readInto(id, big)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
   it('reclaims a segment once all its messages are done', async () => {
     const d = dir();
     const s = openSpool({ directory: d, segmentSize: 64 * 1024, preallocate: 'none' });
