@@ -12,6 +12,8 @@
 //   anchor and move can see different load)  --cpu-prof DIR (node --cpu-prof for sender and receiver,
 //   profiles written to DIR/<size>-{sender,receiver}/)  --trace (per-thread CPU of sender and
 //   receiver, and `perf stat` counts of write/fdatasync system calls during each move, in the JSON)  --sizes 4096,65536 (which moves to run)
+//   --no-queue (skip the moves through the queue: two vipmta nodes in a corosync cluster, a DuraVIP
+//   handover from A to B moving A's whole queue; bench/lib/mmove-queue.ts)
 // Main thread; blocks on `ip`/`tc` calls; awaits the child processes. Every namespace and process
 // it made is removed at the end, also on failure (the harness's exit hook covers a crash).
 import fs from 'node:fs';
@@ -21,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ClusterLab, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
 import { spawn } from 'node:child_process';
+import { queueMove, type QueueMoveRun } from './lib/mmove-queue.js';
 import { treeCpuSeconds } from './lib/proc.js';
 
 const { values: args } = parseArgs({
@@ -33,6 +36,7 @@ const { values: args } = parseArgs({
     trace: { type: 'boolean', default: false },
     reps: { type: 'string', default: '1' },
     sizes: { type: 'string', default: '4096,65536' },
+    'no-queue': { type: 'boolean', default: false },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -66,6 +70,9 @@ interface Figures {
   sink64: { messages: number; seconds: number; perSecond: number; gbps: number };
   mmove4: MoveRun;
   mmove64: MoveRun;
+  /** The same sizes and counts through two real nodes' queues (null: --no-queue or size skipped). */
+  queue4: QueueMoveRun | null;
+  queue64: QueueMoveRun | null;
 }
 interface MoveRun {
   messages: number;
@@ -286,8 +293,12 @@ async function pass(lab: ClusterLab, shaped: boolean): Promise<Figures> {
   const mmove4 = sizes.includes(4096) ? await counted(lab, a, q, 'mmove4', () => mmove(lab, a, b, 4096, N4)) : skipped;
   log(`${label}: mmove ${N64} x 64 KiB`);
   const mmove64 = sizes.includes(65536) ? await counted(lab, a, q, 'mmove64', () => mmove(lab, a, b, 65536, N64)) : skipped;
+  const viaQueue = (size: number, n: number): Promise<QueueMoveRun> =>
+    counted(lab, a, q, `queue${size / 1024}`, () => queueMove(lab, cli, size, n, { secret: SECRET, connections: Number(args.connections), log: (m) => log(`${label}: ${m}`) }));
+  const queue4 = !args['no-queue'] && sizes.includes(4096) ? await viaQueue(4096, N4) : null;
+  const queue64 = !args['no-queue'] && sizes.includes(65536) ? await viaQueue(65536, N64) : null;
   log(`${label}: qdisc ${a.ifname} of ${a.name}: ${JSON.stringify(q)}`);
-  return { qdisc: q, iperfGbps, sink4, sink64, mmove4, mmove64 };
+  return { qdisc: q, iperfGbps, sink4, sink64, mmove4, mmove64, queue4, queue64 };
 }
 
 function table(label: string, f: Figures): string {
@@ -302,10 +313,15 @@ function table(label: string, f: Figures): string {
     `| smtp-source -> smtp-sink, 64 KiB, 16 sessions | ${r(f.sink64.perSecond)} msg/s = ${r(f.sink64.gbps, 3)} Gbit/s | ${r(f.sink64.gbps / f.iperfGbps, 2)} of raw TCP |`,
     `| #mmove 4 KiB (${r(f.mmove4.messages)}, durable both ends) | ${r(f.mmove4.perSecond)} msg/s | ${r(f.mmove4.perSecond / f.sink4.perSecond, 2)} of smtp-sink |`,
     `| #mmove 64 KiB (${r(f.mmove64.messages)}, durable both ends) | ${r(f.mmove64.perSecond)} msg/s = ${r(f.mmove64.gbps, 3)} Gbit/s | ${r(f.mmove64.gbps / f.iperfGbps, 2)} of raw TCP |`,
+    ...(f.queue4 !== null ? [`| #mmove 4 KiB through the queues (node A -> node B, ${r(f.queue4.messages)}) | ${r(f.queue4.perSecond)} msg/s | ${r(f.queue4.perSecond / f.sink4.perSecond, 2)} of smtp-sink |`] : []),
+    ...(f.queue64 !== null ? [`| #mmove 64 KiB through the queues (node A -> node B, ${r(f.queue64.messages)}) | ${r(f.queue64.perSecond)} msg/s = ${r(f.queue64.gbps, 3)} Gbit/s | ${r(f.queue64.gbps / f.iperfGbps, 2)} of raw TCP |`] : []),
     '',
     `CPU during the moves (s): 4 KiB sender ${r(f.mmove4.senderCpuSeconds, 1)}, receiver ${r(f.mmove4.receiverCpuSeconds, 1)}; ` +
       `64 KiB sender ${r(f.mmove64.senderCpuSeconds, 1)}, receiver ${r(f.mmove64.receiverCpuSeconds, 1)}. ` +
-      `Failed moves: ${f.mmove4.failed + f.mmove64.failed}.`,
+      `Failed moves: ${f.mmove4.failed + f.mmove64.failed}.` +
+      (f.queue4 !== null || f.queue64 !== null
+        ? ` Through the queues: node A ${r(f.queue4?.senderCpuSeconds ?? 0, 1)} / ${r(f.queue64?.senderCpuSeconds ?? 0, 1)} s, node B ${r(f.queue4?.receiverCpuSeconds ?? 0, 1)} / ${r(f.queue64?.receiverCpuSeconds ?? 0, 1)} s (4 / 64 KiB), left on A ${(f.queue4?.leftOnSender ?? 0) + (f.queue64?.leftOnSender ?? 0)}.`
+        : ''),
     '',
   ].join('\n');
 }
@@ -314,11 +330,15 @@ interface Ratios {
   mmove4OfSink4: number;
   mmove64OfRawTcp: number;
   sink64OfRawTcp: number;
+  queue4OfSink4: number;
+  queue64OfRawTcp: number;
 }
 const ratios = (f: Figures): Ratios => ({
   mmove4OfSink4: f.mmove4.perSecond / f.sink4.perSecond,
   mmove64OfRawTcp: f.mmove64.gbps / f.iperfGbps,
   sink64OfRawTcp: f.sink64.gbps / f.iperfGbps,
+  queue4OfSink4: (f.queue4?.perSecond ?? NaN) / f.sink4.perSecond,
+  queue64OfRawTcp: (f.queue64?.gbps ?? NaN) / f.iperfGbps,
 });
 function median(xs: number[]): number {
   const v = [...xs].sort((a, b) => a - b);
@@ -330,7 +350,10 @@ function summary(fs: Figures[]): Record<keyof Ratios, { median: number; min: num
     const each = rs.map((r) => r[k]);
     return { median: median(each), min: Math.min(...each), max: Math.max(...each), each };
   };
-  return { mmove4OfSink4: one('mmove4OfSink4'), mmove64OfRawTcp: one('mmove64OfRawTcp'), sink64OfRawTcp: one('sink64OfRawTcp') };
+  return {
+    mmove4OfSink4: one('mmove4OfSink4'), mmove64OfRawTcp: one('mmove64OfRawTcp'), sink64OfRawTcp: one('sink64OfRawTcp'),
+    queue4OfSink4: one('queue4OfSink4'), queue64OfRawTcp: one('queue64OfRawTcp'),
+  };
 }
 function summaryTable(label: string, fs: Figures[]): string {
   const s = summary(fs);
@@ -343,12 +366,15 @@ function summaryTable(label: string, fs: Figures[]): string {
     `| #mmove 4 KiB / smtp-sink 4 KiB | ${f(s.mmove4OfSink4)} |`,
     `| #mmove 64 KiB / raw TCP | ${f(s.mmove64OfRawTcp)} |`,
     `| smtp-sink 64 KiB / raw TCP | ${f(s.sink64OfRawTcp)} |`,
+    `| #mmove 4 KiB through the queues / smtp-sink 4 KiB | ${f(s.queue4OfSink4)} |`,
+    `| #mmove 64 KiB through the queues / raw TCP | ${f(s.queue64OfRawTcp)} |`,
     '',
   ].join('\n');
 }
 
 const reps = Math.max(1, Number(args.reps));
-const lab = await ClusterLab.create({ nodes: 2 });
+// Corosync on both hosts: the moves through the queues need a cluster (its traffic is tiny).
+const lab = await ClusterLab.create({ nodes: 2, corosync: true });
 try {
   const started = new Date();
   const runs: { shaped: Figures | null; unshaped: Figures | null; loadavg: number[] }[] = [];
