@@ -4,7 +4,8 @@
 // delivery. Postfix's smtp-source, also in the client namespace, is the injector. One lab serves the
 // scenarios in order: mail injected on n1 leaves from n2's address, mailq shows the #mmove queue
 // while n2 cannot take it, a Duravip_Follow listener is owned with its binding (injection there is
-// local), and n2 killed, or cut off, in the middle of a burst of moves loses nothing.
+// local), a console move re-routes mail already on its way, and n2 killed, or cut off, in the
+// middle of a burst of moves loses nothing.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +146,30 @@ describe('#mmove on three nodes', () => {
     expect(new Set(burst('follow').map((t) => t.remote))).toEqual(new Set([VIP]));
     ['n1', 'n2', 'n3'].forEach((n, i) => expect(events(node(n), 'mmove', marks[i])).toHaveLength(0));
     await waitFor('n2 logged 30 receptions', () => events(node('n2'), 'reception', marks[1]).length === 30, { timeoutMs: 10_000 });
+  });
+
+  it('follows a console move: mail in flight to the old owner is moved on by it to the new one', async () => {
+    const n2 = node('n2');
+    const marks = ['n1', 'n2', 'n3'].map((n) => node(n).proc.lines.length);
+    // n2 stopped: the 20 moves n1 starts wait on n2's socket while the address goes to n3.
+    process.kill(n2.proc.pid, 'SIGSTOP');
+    try {
+      await inject(lab.host('n1').address, 20, 'manual');
+      await consoleCmd(node('n1'), 'cluster', 'duravip', 'move', VIP, 'to', 'n3');
+      await ownerEverywhere(VIP, ['n1', 'n3'], 'n3');
+    } finally {
+      process.kill(n2.proc.pid, 'SIGCONT');
+    }
+    await waitFor('the 20 delivered', () => new Set(burst('manual').flatMap((t) => t.rcpt)).size === 20, { timeoutMs: 60_000 });
+    expect(new Set(burst('manual').map((t) => t.remote))).toEqual(new Set([VIP]));
+    // n2 took them (its 250s were owed), no longer owns b201, and moved them on to n3, which delivered.
+    await waitFor('n3 logged the deliveries', () => events(node('n3'), 'delivery', marks[2]).length >= 20, { timeoutMs: 10_000 });
+    expect(events(node('n2'), 'mmove', marks[1]).filter((e) => e.node === 'n3').length).toBeGreaterThan(0);
+    expect(events(node('n2'), 'delivery', marks[1])).toHaveLength(0);
+    // Back to n2 for what follows.
+    await consoleCmd(node('n1'), 'cluster', 'duravip', 'move', VIP, 'to', 'n2');
+    await ownerEverywhere(VIP, ['n1', 'n2', 'n3'], 'n2');
+    await ownerEverywhere(FOLLOW, ['n1', 'n2', 'n3'], 'n2');
   });
 
   it('loses nothing when n2 is killed in the middle of a burst of moves; duplicates are bounded by the move window', async () => {
