@@ -365,6 +365,19 @@ Napi::Value Update(const Napi::CallbackInfo& info) {
   return Napi::Value(env, promise);
 }
 
+// Reads a body's `ref.length` bytes into `dst` (pread until done, EINTR retried). 0 or an errno;
+// EIO for a file that ends early (a truncated segment).
+static int PreadBody(const spool::BodyRef& ref, uint8_t* dst) {
+  size_t got = 0;
+  while (got < ref.length) {
+    ssize_t n = pread(ref.fd, dst + got, ref.length - got, static_cast<off_t>(ref.offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    got += n;
+  }
+  return 0;
+}
+
 // spoolRead(handle, id) -> Buffer (wire form). Blocks on one pread; the caller owns the Buffer.
 Napi::Value Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -376,13 +389,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   spool::BodyRef ref;
   if (c->Lookup(id, &ref) != 0) return ThrowErrno(env, ENOENT, "read", "no queued message " + id);
   auto buf = Napi::Buffer<uint8_t>::New(env, ref.length);
-  size_t got = 0;
-  while (got < ref.length) {
-    ssize_t n = pread(ref.fd, buf.Data() + got, ref.length - got, static_cast<off_t>(ref.offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ThrowErrno(env, n < 0 ? errno : EIO, "pread", ref.path);
-    got += n;
-  }
+  if (int err = PreadBody(ref, buf.Data()); err != 0) return ThrowErrno(env, err, "pread", ref.path);
   return buf;
 }
 
@@ -403,13 +410,7 @@ Napi::Value ReadInto(const Napi::CallbackInfo& info) {
   spool::BodyRef ref;
   if (c->Lookup(id, &ref) != 0) return ThrowErrno(env, ENOENT, "read", "no queued message " + id);
   if (ref.length <= buf.Length()) {
-    size_t got = 0;
-    while (got < ref.length) {
-      ssize_t n = pread(ref.fd, buf.Data() + got, ref.length - got, static_cast<off_t>(ref.offset + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return ThrowErrno(env, n < 0 ? errno : EIO, "pread", ref.path);
-      got += n;
-    }
+    if (int err = PreadBody(ref, buf.Data()); err != 0) return ThrowErrno(env, err, "pread", ref.path);
   }
   return Napi::Number::New(env, static_cast<double>(ref.length));
 }
