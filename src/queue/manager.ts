@@ -837,7 +837,6 @@ export class QueueManager {
     const homes = this.queues.map((q) => q.moveTo === null && changed.has(`${q.bindingGroup}\0${q.binding}`));
     const st = this.store;
     let moved = 0;
-    const touched: DestQueue[] = [];
     for (const s of st.slots()) {
       const state = st.state[s]!;
       if (homes[st.home[s]!] !== true || (state !== READY && state !== DEFERRED && state !== HOLD)) continue;
@@ -847,8 +846,9 @@ export class QueueManager {
       this.settle(s, state === HOLD);
       moved++;
     }
-    for (const q of this.queues) if (homes[q.idx] === true || q.moveTo !== null) touched.push(q);
-    for (const q of touched) if (q.ready > 0) this.runnable.add(q);
+    // Parts that stayed (wait -> local) are ready in a queue the pump had put aside; parts that
+    // moved entered their new queue's run list already.
+    for (const q of this.queues) if (homes[q.idx] === true && q.ready > 0) this.runnable.add(q);
     this.schedulePump();
     const routes = Object.fromEntries([...changed].map((k) => [k.replace('\0', '/'), describeRoute(this.routes.get(k)!)]));
     this.o.logger.info({ routes, parts: moved }, 'queue: bindings changed owner; their queued mail re-placed');

@@ -365,6 +365,22 @@ describe('queue manager: #mmove', () => {
     await h.qm.stop(1000);
   });
 
+  it('delivers mail that waited for an owner as soon as this node becomes it', async () => {
+    const spool = openSpool();
+    const h = clusterHarness(spool);
+    h.routes.set('b1', { to: 'wait' });
+    const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
+    h.qm.add(m);
+    h.qm.start();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(h.deliveries).toHaveLength(0);
+    h.routes.set('b1', { to: 'local' });
+    expect(h.qm.reroute()).toBe(0); // it stays in its queue, which runs again
+    await until('delivered', () => h.qm.size === 0);
+    expect(h.deliveries.map((b) => b.binding.name)).toEqual(['b1']);
+    await h.qm.stop(1000);
+  });
+
   it('waits without attempts while nobody owns the address, and persists the home binding, never #mmove', async () => {
     const spool = openSpool();
     const h = clusterHarness(spool);
