@@ -17,6 +17,7 @@ const { values: a } = parseArgs({
     connections: { type: 'string', default: '4' },
     batch: { type: 'string', default: '10000' },
     secret: { type: 'string', default: 'bench-secret' },
+    tls: { type: 'boolean', default: false },
   },
 });
 const root = a.root!;
@@ -63,7 +64,7 @@ for (let i = 0; i < count; i++) {
 await Promise.all(pending);
 console.log(JSON.stringify({ phase: 'filled', messages: items.length, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
 
-const client = new MmoveClient({ nodeName: 'node-a', secret: a.secret!, reader: spool, connectionsPerPeer: Number(a.connections) });
+const client = new MmoveClient({ nodeName: 'node-a', secret: a.secret!, reader: spool, connectionsPerPeer: Number(a.connections), tls: a.tls });
 const batch = Number(a.batch);
 const cpu0 = process.cpuUsage();
 const t1 = process.hrtime.bigint();

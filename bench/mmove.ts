@@ -14,6 +14,7 @@
 //   receiver, and `perf stat` counts of write/fdatasync system calls during each move, in the JSON)  --sizes 4096,65536 (which moves to run)
 //   --no-queue (skip the moves through the queue: two vipmta nodes in a corosync cluster, a DuraVIP
 //   handover from A to B moving A's whole queue; bench/lib/mmove-queue.ts)
+//   --tls (Mmove_TLS on both ends: the receiver's Cluster stanza, the sender's MmoveClient, both queue nodes)
 // Main thread; blocks on `ip`/`tc` calls; awaits the child processes. Every namespace and process
 // it made is removed at the end, also on failure (the harness's exit hook covers a crash).
 import fs from 'node:fs';
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '1' },
     sizes: { type: 'string', default: '4096,65536' },
     'no-queue': { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
   },
 });
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -214,6 +216,7 @@ ECCluster_Listener { Listen "${b.address}:${MMOVE_PORT}" { } }
 Cluster {
   Cluster_Secret = "${SECRET}"
   Mmove_Dedup_Entries = ${Math.max(1024, messages * 2)}
+  Mmove_TLS = ${args.tls}
 }
 # The binding the sender's messages name (mmove-sender.ts: "b1"): in a cluster a message is moved
 # to the node that owns its binding's address, so the receiver knows it. Without it the receiver
@@ -235,7 +238,7 @@ Spool { Directory = "${path.join(runDir, 'spool')}" }
     receiver = lab.spawn(b, [process.execPath, ...prof('receiver'), cli, 'start', '-c', conf]);
     await waitFor('vipmta receiver listening', () => listening(lab, b, MMOVE_PORT) || (receiver!.running ? false : Promise.reject(new Error(`receiver exited: ${receiver!.stderrLines.join('\n')}`))), { timeoutMs: 30_000 });
     sender = lab.spawn(a, [process.execPath, ...prof('sender'), senderJs, '--root', root, '--dir', senderDir, '--peer', `${b.address}:${MMOVE_PORT}`,
-      '--size', String(size), '--count', String(messages), '--connections', args.connections!, '--secret', SECRET]);
+      '--size', String(size), '--count', String(messages), '--connections', args.connections!, '--secret', SECRET, ...(args.tls ? ['--tls'] : [])]);
     const filled = JSON.parse((await sender.waitLine((l) => l.includes('"filled"'), { timeoutMs: 600_000 })).line) as { seconds: number };
     const cpu0 = treeCpuSeconds(receiver.pid);
     const ticks0 = args.trace ? new Map([...threadTicks(receiver.pid, 'receiver'), ...threadTicks(sender.pid, 'sender')]) : null;
@@ -294,7 +297,7 @@ async function pass(lab: ClusterLab, shaped: boolean): Promise<Figures> {
   log(`${label}: mmove ${N64} x 64 KiB`);
   const mmove64 = sizes.includes(65536) ? await counted(lab, a, q, 'mmove64', () => mmove(lab, a, b, 65536, N64)) : skipped;
   const viaQueue = (size: number, n: number): Promise<QueueMoveRun> =>
-    counted(lab, a, q, `queue${size / 1024}`, () => queueMove(lab, cli, size, n, { secret: SECRET, connections: Number(args.connections), log: (m) => log(`${label}: ${m}`) }));
+    counted(lab, a, q, `queue${size / 1024}`, () => queueMove(lab, cli, size, n, { secret: SECRET, connections: Number(args.connections), tls: args.tls, log: (m) => log(`${label}: ${m}`) }));
   const queue4 = !args['no-queue'] && sizes.includes(4096) ? await viaQueue(4096, N4) : null;
   const queue64 = !args['no-queue'] && sizes.includes(65536) ? await viaQueue(65536, N64) : null;
   log(`${label}: qdisc ${a.ifname} of ${a.name}: ${JSON.stringify(q)}`);
@@ -390,7 +393,7 @@ try {
     date: started.toISOString(),
     command: `npm run bench:mmove${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, kernel: os.release() },
-    settings: { connections: Number(args.connections), n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S, reps },
+    settings: { connections: Number(args.connections), tls: args.tls, n4: N4, n64: N64, sink4: SINK4, sink64: SINK64, iperfSeconds: IPERF_S, reps },
     // The first round (the only one without --reps), as before; every round in `runs`.
     shaped: runs[0]!.shaped,
     unshaped: runs[0]!.unshaped,
@@ -399,7 +402,7 @@ try {
   };
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `mmove-${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+  const file = path.join(dir, `mmove-${started.toISOString().replace(/[:.]/g, '-')}${args.tls ? '-tls' : ''}${quick ? '-quick' : ''}.json`);
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   for (const [i, r] of runs.entries()) {
     const n = reps > 1 ? ` (round ${i + 1}, load average ${r.loadavg.map((x) => x.toFixed(1)).join(' ')})` : '';

@@ -29,7 +29,7 @@ export interface QueueMoveRun {
   leftOnSender: number;
 }
 
-function nodeConfig(h: LabHost, name: string, dir: string, secret: string, connections: number): string {
+function nodeConfig(h: LabHost, name: string, dir: string, secret: string, connections: number, tls: boolean): string {
   // Log_Level info: an operator's setting (the per-message records are part of the cost).
   return `Nodename = "${name}"
 Hostname = "${name}.bench.invalid"
@@ -50,6 +50,7 @@ ECCluster_Listener { Listen "${h.address}:${MMOVE_PORT}" { } }
 Cluster {
   Cluster_Secret = "${secret}"
   Mmove_Connections = ${connections}
+  Mmove_TLS = ${tls}
   View_Mature_Time = 1s
   If_Check_Interval = 2s
   Topology "198.51.100.0/24" { Interface = "${h.ifname}" Cidrmask = 32 }
@@ -79,14 +80,14 @@ async function console_(lab: ClusterLab, h: LabHost, cli: string, sock: string, 
  * Runs one size: fills A with `messages` of `size` bytes, moves them to B, returns the figures.
  * The lab must have two hosts with corosync running and quorate.
  */
-export async function queueMove(lab: ClusterLab, cli: string, size: number, messages: number, opts: { secret: string; connections: number; log: (s: string) => void }): Promise<QueueMoveRun> {
+export async function queueMove(lab: ClusterLab, cli: string, size: number, messages: number, opts: { secret: string; connections: number; tls?: boolean; log: (s: string) => void }): Promise<QueueMoveRun> {
   const [a, b] = [lab.hosts[0]!, lab.hosts[1]!];
   const dirs = [a, b].map((h) => fs.mkdtempSync(path.join(h.dir, `mmove-queue-${size}-`)));
   const [dirA, dirB] = [dirs[0]!, dirs[1]!];
   const logA = path.join(dirA, 'vipmta.log');
   const logB = path.join(dirB, 'vipmta.log');
-  fs.writeFileSync(path.join(dirA, 'vipmta.conf'), nodeConfig(a, 'n1', dirA, opts.secret, opts.connections));
-  fs.writeFileSync(path.join(dirB, 'vipmta.conf'), nodeConfig(b, 'n2', dirB, opts.secret, opts.connections));
+  fs.writeFileSync(path.join(dirA, 'vipmta.conf'), nodeConfig(a, 'n1', dirA, opts.secret, opts.connections, opts.tls ?? false));
+  fs.writeFileSync(path.join(dirB, 'vipmta.conf'), nodeConfig(b, 'n2', dirB, opts.secret, opts.connections, opts.tls ?? false));
   const sockA = path.join(dirA, 'ctl.sock');
   let nodeA: LabProcess | null = null;
   let nodeB: LabProcess | null = null;

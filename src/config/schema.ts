@@ -201,6 +201,10 @@ export const OPTIONS = {
     type: { kind: 'integer', min: 1, max: 255 }, scopes: ['cluster'], default: '8',
     description: 'A message arriving over #mmove that has already moved this many times is refused (554 5.4.6).',
   },
+  Mmove_TLS: {
+    type: { kind: 'boolean' }, scopes: ['cluster'], default: 'false',
+    description: 'Wrap every #mmove connection in TLS 1.2 with a pre-shared key derived from Cluster_Secret (no certificates); all nodes must agree.',
+  },
   Mmove_Dedup_Entries: {
     type: { kind: 'integer', min: 64, max: 100_000_000 }, scopes: ['cluster'], default: '1000000',
     description: 'How many recently received #mmove queue ids are remembered to suppress duplicates (restart to change).',

@@ -5,7 +5,9 @@
 // counts as moved only when its own 250 arrived. Usable on any thread (a worker in the daemon,
 // the main thread in tests and the benchmark); never blocks except the one spool read per message.
 import net from 'node:net';
+import tls from 'node:tls';
 import { ErrorCode, VipError } from '../errors.js';
+import { clientTlsOptions } from './tls.js';
 import { announceCommand, EHLO_KEYWORD, mailCommand, parseChallenge, unstuff, type MoveMeta } from './wire.js';
 
 /** Where a body comes from: the spool (Spool or attachSpoolReader); wire form, one read. */
@@ -70,6 +72,8 @@ export interface MmoveClientOptions {
   idleMs?: number;
   /** EHLO name; defaults to nodeName. */
   heloName?: string;
+  /** Mmove_TLS: TLS-PSK keyed by `secret` (tls.ts) around every connection. Default false. */
+  tls?: boolean;
 }
 
 export interface MmoveClientStats {
@@ -103,6 +107,7 @@ export class MmoveClient {
       replyTimeoutMs: 60_000,
       idleMs: 30_000,
       heloName: opts.nodeName,
+      tls: false,
       ...opts,
     };
     if (!(this.o.connectionsPerPeer >= 1)) throw new RangeError('connectionsPerPeer must be >= 1');
@@ -199,17 +204,30 @@ class Connection {
   private deadError: Error | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly pool = new BufferPool();
+  /** The receiver's greeting arrived (TLS, if on, is up): mismatches fail before this. */
+  private greeted = false;
 
   constructor(
     private readonly o: ResolvedOptions,
     peer: MmovePeer,
     private readonly counters: MmoveClientStats,
   ) {
-    this.sock = net.connect({ host: peer.host, port: peer.port, noDelay: true, ...(peer.localAddress !== undefined ? { localAddress: peer.localAddress } : {}) });
-    this.sock.setTimeout(o.connectTimeoutMs, () => this.die(new VipError(ErrorCode.DELIVERY, `mmove: no answer from ${peer.host}:${peer.port} within ${o.connectTimeoutMs} ms`)));
+    const local = peer.localAddress !== undefined ? { localAddress: peer.localAddress } : {};
+    if (o.tls) {
+      this.sock = tls.connect({ host: peer.host, port: peer.port, ...local, ...clientTlsOptions(o.secret, o.nodeName) });
+      this.sock.setNoDelay(true);
+    } else {
+      this.sock = net.connect({ host: peer.host, port: peer.port, noDelay: true, ...local });
+    }
+    const where = `${peer.host}:${peer.port}`;
+    // Before the greeting a silent or closing peer is most likely one that disagrees about
+    // Mmove_TLS (a TLS receiver waits for a ClientHello a plain client never sends): say so.
+    const hint = (): string =>
+      this.greeted ? '' : o.tls ? ' (TLS refused: Mmove_TLS off there, or a different Cluster_Secret?)' : ' before its greeting (Mmove_TLS on there and off here?)';
+    this.sock.setTimeout(o.connectTimeoutMs, () => this.die(new VipError(ErrorCode.DELIVERY, `mmove: no answer from ${where} within ${o.connectTimeoutMs} ms${hint()}`)));
     this.sock.on('data', (d: Buffer) => this.onData(d));
-    this.sock.on('error', (err) => this.die(err));
-    this.sock.on('close', () => this.die(new VipError(ErrorCode.DELIVERY, 'mmove: connection closed by the peer')));
+    this.sock.on('error', (err) => this.die(this.greeted || !o.tls ? err : tlsFailure(where, err)));
+    this.sock.on('close', () => this.die(new VipError(ErrorCode.DELIVERY, `mmove: connection closed by ${this.greeted ? 'the peer' : where}${hint()}`)));
     this.ready = this.handshake(peer);
     this.ready.catch(() => undefined);
   }
@@ -249,10 +267,12 @@ class Connection {
 
   private async handshake(peer: MmovePeer): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.sock.once('connect', resolve);
-      this.sock.once('error', reject);
+      this.sock.once(this.o.tls ? 'secureConnect' : 'connect', resolve);
+      // die() ran first (the constructor's listeners): reject with its explained error.
+      this.sock.once('close', () => reject(this.deadError ?? new VipError(ErrorCode.DELIVERY, 'mmove: connection closed')));
     });
     const greeting = await this.next();
+    this.greeted = true;
     const challenge = parseChallenge(greeting.text);
     if (greeting.code !== 220 || challenge === null) throw this.refused(peer, 'greeting', greeting);
     this.sock.write(`EHLO ${this.o.heloName}\r\n`);
@@ -499,6 +519,20 @@ class BufferPool {
 }
 const MIN_POOLED = 64 * 1024;
 const POOL_BYTES = 8 * 1024 * 1024;
+
+/** A TLS error before the greeting, with what it most likely means for the cluster config. */
+function tlsFailure(where: string, err: Error & { code?: string }): Error {
+  const code = err.code ?? '';
+  if (!code.startsWith('ERR_SSL') && !code.startsWith('ERR_TLS') && code !== 'ECONNRESET') return err; // ECONNREFUSED etc.: as they are
+  const why = /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER_FAILURE|UNKNOWN_PROTOCOL/.test(code)
+    ? 'the peer answered in plain text: Mmove_TLS is off there'
+    : /BAD_RECORD_MAC|DECRYPT_ERROR|DECRYPTION_FAILED|CIPHER_OPERATION_FAILED/.test(code)
+      ? 'the pre-shared keys differ: a different Cluster_Secret there'
+      : code === 'ECONNRESET'
+        ? 'reset during the TLS handshake: Mmove_TLS off there, or a different Cluster_Secret?'
+        : 'Mmove_TLS and Cluster_Secret must be the same on every node';
+  return new VipError(ErrorCode.DELIVERY, `mmove: TLS handshake with ${where} failed (${code || err.message}): ${why}`);
+}
 
 /** The last line of a (multi-line) reply without its code: "2.0.0 Ok: queued as ...". */
 function lastLine(text: string): string {

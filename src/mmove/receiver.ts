@@ -9,6 +9,7 @@
 // per message, no CHUNKING) cap a link far below the network; here the only per-byte work is the
 // spool's own append (and, on the DATA path only, Buffer.indexOf for line-leading dots).
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { REPLIES, type Reply, type ReplyName } from '../listener/replies.js';
@@ -26,6 +27,7 @@ import {
   verifyProof,
   type MoveMeta,
 } from './wire.js';
+import { looksLikeTlsHello, serverTlsOptions } from './tls.js';
 
 /** One message being received, as the spool's writer hands it out (spool/index.ts MessageWriter). */
 export interface ReceiverMessage {
@@ -51,6 +53,10 @@ export interface MmoveReceiverOptions {
   dedup: DedupTable;
   logger: Logger;
   onMessage: (m: AcceptedMessage) => void;
+  /** Mmove_TLS: accept only TLS-PSK connections keyed by `secret` (tls.ts); default false. */
+  tls?: boolean;
+  /** With tls: a connection without a finished handshake after this long is dropped. Default 10 s. */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 export interface MmoveReceiverStats {
@@ -63,6 +69,9 @@ export interface MmoveReceiverStats {
   duplicates: number;
   authFailures: number;
   hopRefusals: number;
+  /** Connections dropped for a TLS mismatch: a failed handshake (wrong secret, a plain client on
+   *  a TLS listener, no handshake in time), or a TLS hello on a plain listener. */
+  tlsFailures: number;
 }
 
 // RFC 3030 2: BDAT <chunk-size> [LAST]; the size is a decimal count of octets.
@@ -77,10 +86,33 @@ export class MmoveReceiver {
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
   private closing = false;
-  readonly counters: MmoveReceiverStats = { connections: 0, active: 0, received: 0, receivedBytes: 0, duplicates: 0, authFailures: 0, hopRefusals: 0 };
+  readonly counters: MmoveReceiverStats = { connections: 0, active: 0, received: 0, receivedBytes: 0, duplicates: 0, authFailures: 0, hopRefusals: 0, tlsFailures: 0 };
 
   constructor(readonly opts: MmoveReceiverOptions) {
-    this.server = net.createServer({ noDelay: true }, (sock) => this.onConnection(sock));
+    if (opts.tls === true) {
+      // The PSK identity a peer offered, for the log line when its handshake fails.
+      const identities = new WeakMap<tls.TLSSocket, string>();
+      const server = tls.createServer(
+        serverTlsOptions(opts.secret, (sock, identity) => identities.set(sock, identity), opts.tlsHandshakeTimeoutMs),
+        (sock) => this.onConnection(sock),
+      );
+      server.on('tlsClientError', (err: Error & { code?: string }, sock: tls.TLSSocket) => {
+        this.counters.tlsFailures++;
+        const node = identities.get(sock);
+        const why =
+          opts.secret === null
+            ? 'no Cluster_Secret configured on this node'
+            : err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+              ? 'no TLS handshake in time (a plain-text peer? Mmove_TLS must be the same on every node)'
+              : node === undefined
+                ? 'not a TLS-PSK client (Mmove_TLS off at the peer?)'
+                : 'wrong Cluster_Secret at the peer?';
+        opts.logger.warn({ err, listener: opts.name, client: sock.remoteAddress, node }, `mmove refused: TLS handshake failed: ${why}`);
+      });
+      this.server = server;
+    } else {
+      this.server = net.createServer({ noDelay: true }, (sock) => this.onConnection(sock));
+    }
   }
 
   /** Serves connections on a listening fd (listenTcp); the server owns the fd from then on. */
@@ -135,6 +167,7 @@ export class MmoveReceiver {
 
   private onConnection(sock: net.Socket): void {
     this.counters.connections++;
+    if (sock instanceof tls.TLSSocket) sock.setNoDelay(true);
     const s = new Session(this, sock);
     this.sessions.add(s);
     sock.once('close', () => {
@@ -179,6 +212,7 @@ class Session {
   private quitting = false;
   private closed = false;
   private paused = false;
+  private firstData = true;
   private readonly remote: string;
 
   constructor(private readonly r: MmoveReceiver, private readonly sock: net.Socket) {
@@ -220,6 +254,18 @@ class Session {
   // ---- input ----
 
   private onData(chunk: Buffer): void {
+    if (this.firstData) {
+      this.firstData = false;
+      // A TLS ClientHello on a plain listener: no SMTP command starts with 0x16. Say so and
+      // close, instead of answering the binary with 500s until the peer gives up.
+      if (!(this.sock instanceof tls.TLSSocket) && looksLikeTlsHello(chunk)) {
+        this.r.counters.tlsFailures++;
+        this.r.opts.logger.warn({ listener: this.r.opts.name, client: this.remote }, 'mmove refused: TLS handshake on a plain ECCluster_Listener (Mmove_TLS is on at the peer and off here)');
+        this.closed = true;
+        this.sock.destroy();
+        return;
+      }
+    }
     let b = chunk;
     if (this.partial !== null) {
       b = Buffer.concat([this.partial, chunk]);
@@ -508,7 +554,7 @@ class Session {
       client: this.remote,
       helo: this.helo ?? '',
       user: null,
-      tls: false,
+      tls: this.sock instanceof tls.TLSSocket,
       listener: o.name,
       headers: {},
       moved,

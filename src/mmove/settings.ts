@@ -1,5 +1,5 @@
 // What the main thread tells workers about #mmove, derived from the config: the ECCluster_Listener
-// stanzas and the Cluster settings (secret, hop limit, connections per peer), and the duplicate
+// stanzas and the Cluster settings (secret, hop limit, connections per peer, TLS), and the duplicate
 // table every worker shares. Main thread; pure and synchronous.
 import type { Config } from '../config/index.js';
 import type { MmoveSettings } from '../workers/protocol.js';
@@ -12,6 +12,7 @@ export function mmoveSettings(cfg: Config): MmoveSettings {
     secret: c?.Cluster_Secret ?? null,
     maxHops: c?.Mmove_Max_Hops ?? 8,
     connectionsPerPeer: c?.Mmove_Connections ?? 4,
+    tls: c?.Mmove_TLS ?? false,
   };
 }
 

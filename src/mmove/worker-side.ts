@@ -44,7 +44,7 @@ export class MmoveWorker {
     const started: MmoveReceiver[] = [];
     try {
       for (const spec of settings.listeners) {
-        const key = JSON.stringify([spec, settings.secret, settings.maxHops]);
+        const key = JSON.stringify([spec, settings.secret, settings.maxHops, settings.tls]);
         const cur = this.open.get(spec.name);
         if (cur !== undefined && cur.key === key) {
           next.set(spec.name, cur);
@@ -63,7 +63,7 @@ export class MmoveWorker {
     this.open.clear();
     for (const [k, v] of next) this.open.set(k, v);
     this.settings = settings;
-    const ck = JSON.stringify([settings.secret, settings.connectionsPerPeer]);
+    const ck = JSON.stringify([settings.secret, settings.connectionsPerPeer, settings.tls]);
     if (ck !== this.clientKey) {
       void this.client?.close();
       this.client = null;
@@ -78,7 +78,7 @@ export class MmoveWorker {
       const why = this.draining ? 'mmove: worker draining' : 'mmove: not configured (Cluster_Secret and a spool are needed)';
       return items.map((it) => ({ id: it.id, ok: false, code: 0, text: why, duplicate: false }));
     }
-    this.client ??= new MmoveClient({ nodeName: this.o.nodeName, secret: s.secret, reader: this.o.reader, connectionsPerPeer: s.connectionsPerPeer });
+    this.client ??= new MmoveClient({ nodeName: this.o.nodeName, secret: s.secret, reader: this.o.reader, connectionsPerPeer: s.connectionsPerPeer, tls: s.tls });
     return this.client.send(peer, items);
   }
 
@@ -117,6 +117,7 @@ export class MmoveWorker {
       dedup: this.o.dedup,
       logger: this.o.logger,
       onMessage: this.o.onMessage,
+      tls: s.tls,
     });
     try {
       await receiver.listenFd(fd);

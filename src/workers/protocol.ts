@@ -85,6 +85,8 @@ export interface MmoveSettings {
   maxHops: number;
   /** Mmove_Connections: connections per peer a batch is spread over. */
   connectionsPerPeer: number;
+  /** Mmove_TLS: every #mmove connection (both directions) is TLS-PSK keyed by the secret. */
+  tls: boolean;
 }
 
 /** What a worker tells the main thread about each message it acknowledged (never the body). */

@@ -25,21 +25,26 @@ afterAll(async () => {
 });
 afterEach(killAll);
 
-async function receiverNode(opts: { cwd?: string; port?: number; http?: number } = {}): Promise<{ node: VipmtaProcess; port: number; http: number }> {
-  const port = opts.port ?? (await freePort());
-  const http = opts.http ?? (await freePort());
-  const node = startVipmta(
-    `Worker_Threads = 2
+function receiverConfig(port: number, http: number, tls: boolean): string {
+  return `Worker_Threads = 2
 Nodename = "node-b"
 ECCluster_Listener { Listen "127.0.0.1:${port}" { } }
 Cluster {
   Cluster_Secret = "${SECRET}"
-  Mmove_Max_Hops = 3
+  Mmove_Max_Hops = 3${tls ? '\n  Mmove_TLS = true' : ''}
 }
 Suspend_Delivery = true
 Spool { Directory = "./spool" }
 Http_Listener { Listen "127.0.0.1:${http}" { } }
-`,
+Control_Listener { Listen "./run/control.sock" { } }
+`;
+}
+
+async function receiverNode(opts: { cwd?: string; port?: number; http?: number; tls?: boolean } = {}): Promise<{ node: VipmtaProcess; port: number; http: number }> {
+  const port = opts.port ?? (await freePort());
+  const http = opts.http ?? (await freePort());
+  const node = startVipmta(
+    receiverConfig(port, http, opts.tls ?? false),
     opts.cwd !== undefined ? { cwd: opts.cwd } : {},
   );
   await node.waitStarted();
@@ -75,16 +80,16 @@ async function receivedSpool(node: VipmtaProcess): Promise<Map<string, { body: B
   }
 }
 
-function client(secret = SECRET, connectionsPerPeer = 2): MmoveClient {
-  return new MmoveClient({ nodeName: 'node-a', secret, reader: sender, connectionsPerPeer });
+function client(secret = SECRET, connectionsPerPeer = 2, tls = false): MmoveClient {
+  return new MmoveClient({ nodeName: 'node-a', secret, reader: sender, connectionsPerPeer, tls, connectTimeoutMs: 5000 });
 }
 
 describe('mmove into a vipmta process', () => {
-  it('spools moved messages byte-identical with their metadata, across the workers', async () => {
-    const { node, port } = await receiverNode();
+  it.each([false, true])('spools moved messages byte-identical with their metadata, across the workers (Mmove_TLS %s)', async (tls) => {
+    const { node, port } = await receiverNode({ tls });
     const items: MmoveItem[] = [];
     for (let i = 0; i < 60; i++) items.push(await store(i % 3 === 0 ? wireForm(Buffer.from(`.dot ${i}\r\nbody\r\n..x\r\n`)) : wireBody(i % 2 ? 4096 : 65536, i)));
-    const c = client('' + SECRET, 4);
+    const c = client('' + SECRET, 4, tls);
     const results = await c.send({ host: '127.0.0.1', port }, items);
     await c.close();
     expect(results.filter((r) => !r.ok)).toEqual([]);
@@ -173,5 +178,36 @@ describe('mmove into a vipmta process', () => {
     }
     const dups = retry.filter((r) => r.duplicate).length;
     expect(dups).toBe(failed.filter((f) => afterKill.has(f.id)).length);
+  });
+
+  it('with Mmove_TLS on one end only nothing moves; a reload that turns it on applies to new connections', async () => {
+    const { node, port, http } = await receiverNode();
+    const it1 = await store(wireBody(3000, 77));
+    const t0 = Date.now();
+    const tlsClient = client(SECRET, 1, true);
+    const [r1] = await tlsClient.send({ host: '127.0.0.1', port }, [it1]);
+    await tlsClient.close();
+    expect(r1).toMatchObject({ ok: false, code: 0 });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await node.waitForLog((l) => /TLS handshake on a plain ECCluster_Listener/.test(l.msg));
+
+    fs.writeFileSync(node.configFile!, receiverConfig(port, http, true));
+    const r = await node.console('config', 'reload');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // A plain client now waits for a greeting that never comes: not sent, within its timeout.
+    const plain = client(SECRET, 1, false);
+    const [r2] = await plain.send({ host: '127.0.0.1', port }, [it1]);
+    await plain.close();
+    expect(r2).toMatchObject({ ok: false, code: 0 });
+    expect(r2!.text).toMatch(/Mmove_TLS on there and off here/);
+    const tlsAgain = client(SECRET, 1, true);
+    const [r3] = await tlsAgain.send({ host: '127.0.0.1', port }, [it1]);
+    await tlsAgain.close();
+    expect(r3).toMatchObject({ ok: true, code: 250, duplicate: false });
+    const got = await receivedSpool(node);
+    expect(got.get(it1.id)).toHaveLength(1);
+    expect(got.get(it1.id)![0]!.body.equals(sender.read(it1.id))).toBe(true);
+    expect(got.get(it1.id)![0]!.env).toMatchObject({ tls: true });
   });
 });

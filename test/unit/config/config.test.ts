@@ -11,6 +11,7 @@ import {
   DEFAULT_CONFIG_TEXT, OPTIONS, defaultConfig, formatConfigError, loadConfigFile, loadConfigText, renderReference,
   type Config, type LoadResult,
 } from '../../../src/config/index.js';
+import { mmoveSettings } from '../../../src/mmove/settings.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const FIXTURES = path.join(ROOT, 'test/fixtures/config');
@@ -377,6 +378,24 @@ describe('config parser', () => {
       expect(errs).toHaveLength(2);
       expect(errs[0]).toMatch(/^test\.conf:2:29: option "Relay_Hosts" is not allowed in Listen "127\.0\.0\.1:4802"/);
       expect(errs[1]).toBe('test.conf:5:20: invalid value for "Mmove_Max_Hops": expected an integer from 1 to 255, got "0"');
+    });
+  });
+
+  describe('Mmove_TLS', () => {
+    it('is off by default, takes a boolean in Cluster, reaches the workers, and shows re-parseably', () => {
+      expect(mmoveSettings(ok(text('Cluster {\n  Cluster_Secret = "s"\n}'))).tls).toBe(false);
+      const c = ok(text('Cluster {\n  Cluster_Secret = "s"\n  Mmove_TLS = yes\n}'));
+      expect(c.cluster!.options.Mmove_TLS).toBe(true);
+      expect(mmoveSettings(c).tls).toBe(true);
+      expect(ok(text(c.show())).cluster!.options.Mmove_TLS).toBe(true);
+    });
+
+    it('rejects an invalid value, a misspelling and the option outside Cluster, with file:line:column', () => {
+      expect(errorsOf(text('Cluster {\n  Mmove_TLS = maybe\n  Mmove_TSL = true\n}\nMmove_TLS = true'))).toEqual([
+        'test.conf:2:15: invalid value for "Mmove_TLS": expected a boolean (true/false, yes/no, on/off), got "maybe"',
+        'test.conf:3:3: unknown option "Mmove_TSL" in Cluster; did you mean "Mmove_TLS"?',
+        'test.conf:5:1: option "Mmove_TLS" is not allowed at global scope; it belongs in Cluster',
+      ]);
     });
   });
 
