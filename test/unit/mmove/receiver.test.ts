@@ -12,6 +12,7 @@ import { Spool } from '../../../src/spool/index.js';
 import type { AcceptedMessage } from '../../../src/workers/protocol.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
 import { tempDir, wireBody, wireForm } from '../spool/helpers.js';
+import { storeItem } from './helpers.js';
 
 const SECRET = 'correct horse battery staple';
 let dirs: string[] = [];
@@ -51,11 +52,8 @@ function client(secret = SECRET, connectionsPerPeer = 2): MmoveClient {
   return c;
 }
 
-async function store(body: Buffer, rcpt = ['r@dest.example']): Promise<MmoveItem> {
-  const w = sender.writer().begin();
-  w.append(body);
-  const { id } = await w.commit(Buffer.from(JSON.stringify({ v: 1, from: 's@src.example', rcpt })));
-  return { id, from: 's@src.example', rcpt, binding: 'b-out', bindingGroup: 'g-out', arrival: 1_795_000_000_000, attempts: 2, nextAttempt: 1_795_000_300_000, hops: 0 };
+function store(body: Buffer, rcpt = ['r@dest.example']): Promise<MmoveItem> {
+  return storeItem(sender, body, rcpt);
 }
 
 async function announced(): Promise<SmtpTestClient> {

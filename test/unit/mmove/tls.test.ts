@@ -15,6 +15,7 @@ import { clientTlsOptions, mmovePsk, PSK_INFO } from '../../../src/mmove/tls.js'
 import { Spool } from '../../../src/spool/index.js';
 import type { AcceptedMessage } from '../../../src/workers/protocol.js';
 import { tempDir, wireBody, wireForm } from '../spool/helpers.js';
+import { storeItem } from './helpers.js';
 
 const SECRET = 'correct horse battery staple';
 let dirs: string[] = [];
@@ -60,11 +61,8 @@ function client(o: Partial<MmoveClientOptions> = {}): MmoveClient {
   return c;
 }
 
-async function store(body: Buffer, rcpt = ['r@dest.example']): Promise<MmoveItem> {
-  const w = sender.writer().begin();
-  w.append(body);
-  const { id } = await w.commit(Buffer.from(JSON.stringify({ v: 1, from: 's@src.example', rcpt })));
-  return { id, from: 's@src.example', rcpt, binding: 'b-out', bindingGroup: 'g-out', arrival: 1_795_000_000_000, attempts: 2, nextAttempt: 1_795_000_300_000, hops: 0 };
+function store(body: Buffer, rcpt = ['r@dest.example']): Promise<MmoveItem> {
+  return storeItem(sender, body, rcpt);
 }
 
 /** A TCP relay on loopback that records what the client sent; resolves with its port. */
