@@ -86,6 +86,8 @@ export class ClusterManager extends EventEmitter {
   private readonly logger: Logger;
   private readonly groupName: string;
   private entries: DuravipEntry[];
+  /** The entries' addresses (canonical): routeFor runs per group member on every injection. */
+  private managed: Set<string>;
   private configSince = Date.now();
   private readonly plumbing: Plumbing;
   private readonly arp: ArpSchedule;
@@ -123,6 +125,7 @@ export class ClusterManager extends EventEmitter {
     this.logger = opts.logger.child({ subsystem: 'cluster' });
     this.groupName = opts.group ?? CLUSTER_GROUP;
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
+    this.managed = new Set(this.entries.map((e) => e.address));
     this.plumbing = new Plumbing(cluster.topologies, cluster.options.If_Check_Interval, this.logger);
     this.arp = new ArpSchedule(this.arpSettings(), this.logger, () => this.allShared(), (vip, host) => {
       const t = topologyFor(this.config.cluster?.topologies ?? [], vip);
@@ -170,8 +173,8 @@ export class ClusterManager extends EventEmitter {
    * nobody owns it (before the first election, without quorum, BROKEN).
    */
   routeFor(address: string): { to: 'local' } | { to: 'wait' } | { to: 'node'; node: string } {
-    const a = canonicalAddress(address);
-    if (a === null || !this.entries.some((e) => e.address === a)) return { to: 'local' };
+    const a = this.managed.has(address) ? address : canonicalAddress(address);
+    if (a === null || !this.managed.has(a)) return { to: 'local' };
     if (this.alloc === null || this.stalled) return { to: 'wait' };
     const owner = ownerOf(this.alloc, a);
     if (owner === null) return { to: 'wait' };
@@ -202,6 +205,7 @@ export class ClusterManager extends EventEmitter {
     const entries = duravipEntries(config).map(({ where: _w, what: _x, ...e }) => e);
     if (JSON.stringify(entries) !== JSON.stringify(this.entries)) {
       this.entries = entries;
+      this.managed = new Set(entries.map((e) => e.address));
       this.configSince = Date.now();
     }
     this.plumbing.setTopologies(config.cluster.topologies);

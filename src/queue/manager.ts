@@ -600,13 +600,7 @@ export class QueueManager {
   private dispatch(q: DestQueue): void {
     const free = q.maxConnections - q.batches;
     const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(q.ready / free)));
-    const slots: number[] = [];
-    while (slots.length < per && q.head !== NONE) {
-      const s = q.head;
-      this.leave(s);
-      this.enter(s, INFLIGHT);
-      slots.push(s);
-    }
+    const slots = this.takeReady(q, per);
     q.batches++;
     this.batchesInFlight++;
     const batch = this.batchFor(q, slots);
@@ -626,6 +620,18 @@ export class QueueManager {
         if (this.batchesInFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
         this.schedulePump();
       });
+  }
+
+  /** Up to `n` parts from the head of the queue's FIFO, now in flight. */
+  private takeReady(q: DestQueue, n: number): number[] {
+    const slots: number[] = [];
+    while (slots.length < n && q.head !== NONE) {
+      const s = q.head;
+      this.leave(s);
+      this.enter(s, INFLIGHT);
+      slots.push(s);
+    }
+    return slots;
   }
 
   private batchFor(q: DestQueue, slots: number[]): DeliveryBatch {
@@ -884,13 +890,7 @@ export class QueueManager {
    *  state go as one message with all their recipients (the receiver splits it again). */
   private dispatchMove(q: DestQueue): void {
     const st = this.store;
-    const slots: number[] = [];
-    while (slots.length < MAX_MOVE_BATCH && q.head !== NONE) {
-      const s = q.head;
-      this.leave(s);
-      this.enter(s, INFLIGHT);
-      slots.push(s);
-    }
+    const slots = this.takeReady(q, MAX_MOVE_BATCH);
     const groups: number[][] = [];
     const items: MmoveItem[] = [];
     const byKey = new Map<string, number>();
