@@ -21,7 +21,6 @@
 //   --vipmta-root DIR (another built checkout)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -29,6 +28,7 @@ import { list, repoRoot } from './lib/repo.js';
 import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type PostfixServer, type SinkServer, type VipmtaServer } from './lib/servers.js';
 import { runSmtpSource, SMTP_SOURCE, sourceArgs } from './lib/smtp-source.js';
+import { f0, f2, kib, machineLine } from './lib/report.js';
 
 type System = 'postfix' | 'vipmta';
 const SYSTEMS: readonly System[] = ['postfix', 'vipmta'];
@@ -229,9 +229,6 @@ async function measure(system: System, size: number): Promise<Row> {
   return row;
 }
 
-const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
-const kib = (n: number): string => `${n / 1024} KiB`;
 
 function table(rows: Row[]): string {
   const out = [
@@ -250,11 +247,10 @@ function table(rows: Row[]): string {
 }
 
 function header(): string {
-  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
   const example = sourceArgs({ port: 0, messages, sessions: fillSessions, size: sizes[0]!, reuseConnections: true }).join(' ');
   const pf = postfixSettings(0);
   return [
-    `date ${new Date().toISOString()}; ${os.cpus().length} CPU (${cpu}); Node ${process.version}; ${os.release()}`,
+    machineLine(),
     `fill: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (-l per size), after ${warmup} unmeasured warm-up messages delivered the same way`,
     `sink: /usr/sbin/smtp-sink -c -u nobody 127.0.0.1:PORT 1024, a fresh one per case`,
     `vipmta: ${vipmtaRoot}; Worker_Threads = ${opt['worker-threads']}, Log_Level = ${opt['log-level']} (to a file), Spool Sync = fdatasync, delivery defaults (Max_Outbound_Connections 20, Max_Deliveries_Per_Connection 100), Domain "example.com" { Routes = ( "127.0.0.1:PORT" ) }; held by Suspend_Delivery = true, released by config reload`,

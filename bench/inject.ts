@@ -13,7 +13,6 @@
 //   --vipmta-root DIR (another built checkout)  --candidate DIR (a second build, measured after vipmta)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -21,6 +20,7 @@ import { list, repoRoot } from './lib/repo.js';
 import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type Server } from './lib/servers.js';
 import { runSmtpSource, sourceArgs, SMTP_SOURCE } from './lib/smtp-source.js';
+import { f0, f2, kib, machineLine } from './lib/report.js';
 
 type System = 'smtp-sink' | 'postfix' | 'vipmta' | 'candidate';
 const SYSTEMS: readonly System[] = ['smtp-sink', 'postfix', 'vipmta', 'candidate'];
@@ -167,9 +167,6 @@ async function measure(system: System, size: number, sessions: number): Promise<
   return row;
 }
 
-const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
-const kib = (n: number): string => `${n / 1024} KiB`;
 
 function table(rows: Row[]): string {
   const out = [
@@ -194,10 +191,9 @@ function table(rows: Row[]): string {
 }
 
 function header(): string {
-  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
   const example = sourceArgs({ port: 0, messages, sessions: sessionCounts[0]!, size: sizes[0]!, reuseConnections: reuse }).join(' ');
   return [
-    `date ${new Date().toISOString()}; ${os.cpus().length} CPU (${cpu}); Node ${process.version}; ${os.release()}`,
+    machineLine(),
     `load: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (per case -s/-l vary), after ${warmup} unmeasured warm-up messages`,
     `vipmta: ${vipmtaRoot}${candidateRoot === null ? '' : `; candidate: ${candidateRoot}`}; Worker_Threads = ${opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
   ].join('\n');

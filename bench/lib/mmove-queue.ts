@@ -64,14 +64,42 @@ function records(file: string, pred: (line: string) => boolean): Array<{ time: s
   return text.split('\n').filter((l) => l.startsWith('{') && pred(l)).map((l) => JSON.parse(l) as { time: string });
 }
 
-function count(file: string, needle: string): number {
-  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  let n = 0;
-  for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) n++;
-  return n;
+/**
+ * Counts a needle in a growing log file, reading only what was appended since the last call: the
+ * poll runs every 500 ms during the timed window, and re-reading a 40 MB log each time would take
+ * CPU from the two nodes being measured.
+ */
+class LogCounter {
+  private offset = 0;
+  private carry = '';
+  private n = 0;
+  constructor(private readonly file: string, private readonly needle: string) {}
+
+  count(): number {
+    if (!fs.existsSync(this.file)) return this.n;
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size <= this.offset) return this.n;
+      const buf = Buffer.alloc(size - this.offset);
+      const got = fs.readSync(fd, buf, 0, buf.length, this.offset);
+      this.offset += got;
+      // Keep the tail that could be the start of a needle cut by the end of this read.
+      const text = this.carry + buf.toString('latin1', 0, got);
+      let last = -1;
+      for (let i = text.indexOf(this.needle); i >= 0; i = text.indexOf(this.needle, i + this.needle.length)) {
+        this.n++;
+        last = i + this.needle.length;
+      }
+      this.carry = text.slice(Math.max(last, text.length - this.needle.length + 1));
+      return this.n;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
 }
 
-async function console_(lab: ClusterLab, h: LabHost, cli: string, sock: string, ...argv: string[]): Promise<string> {
+async function consoleCmd(lab: ClusterLab, h: LabHost, cli: string, sock: string, ...argv: string[]): Promise<string> {
   const r = await lab.execAsync(h, [process.execPath, cli, 'console', '-s', sock, ...argv]);
   return r.stdout;
 }
@@ -93,37 +121,37 @@ export async function queueMove(lab: ClusterLab, cli: string, size: number, mess
   let nodeB: LabProcess | null = null;
   try {
     nodeA = lab.spawn(a, [process.execPath, cli, 'start', '-c', path.join(dirA, 'vipmta.conf')], { logFile: logA });
-    await waitFor('A owns the binding address', async () => /owner n1/.test(await console_(lab, a, cli, sockA, 'cluster', 'duravip', 'show')), { timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor('A owns the binding address', async () => /owner n1/.test(await consoleCmd(lab, a, cli, sockA, 'cluster', 'duravip', 'show')), { timeoutMs: 60_000, intervalMs: 250 });
     opts.log(`queue path ${size} B: filling A with ${messages} messages (not timed)`);
     const f0 = process.hrtime.bigint();
     const fill = await lab.execAsync(a, ['/usr/sbin/smtp-source', '-d', '-s', '8', '-m', String(messages), '-l', String(size),
       '-f', 'bench@a.invalid', '-t', 'rcpt@b.invalid', '-M', 'a.invalid', `${a.address}:${SMTP_PORT}`]);
     if (fill.code !== 0) throw new Error(`smtp-source into A failed: ${fill.stdout.slice(0, 500)}`);
-    await waitFor(`A has queued ${messages}`, async () => (await console_(lab, a, cli, sockA, 'mailq')).includes(`Total: ${messages} message(s)`), { timeoutMs: 120_000, intervalMs: 250 });
+    await waitFor(`A has queued ${messages}`, async () => (await consoleCmd(lab, a, cli, sockA, 'mailq')).includes(`Total: ${messages} message(s)`), { timeoutMs: 120_000, intervalMs: 250 });
     const fillSeconds = Number(process.hrtime.bigint() - f0) / 1e9;
-    const marks = { a: count(logA, '"event":"mmove"') };
-    if (marks.a !== 0) throw new Error('A moved mail before B started');
+    const moves = new LogCounter(logA, '"event":"mmove"');
+    if (moves.count() !== 0) throw new Error('A moved mail before B started');
 
     opts.log(`queue path ${size} B: starting B; the address moves to it and A moves its queue`);
     const cpuA0 = treeCpuSeconds(nodeA.pid);
     nodeB = lab.spawn(b, [process.execPath, cli, 'start', '-c', path.join(dirB, 'vipmta.conf')], { logFile: logB });
-    await waitFor(`${messages} moves logged on A`, () => count(logA, '"event":"mmove"') >= messages || (nodeA!.running ? false : Promise.reject(new Error('A exited'))),
+    await waitFor(`${messages} moves logged on A`, () => moves.count() >= messages || (nodeA!.running ? false : Promise.reject(new Error('A exited'))),
       { timeoutMs: 1_800_000, intervalMs: 500 });
     const senderCpuSeconds = treeCpuSeconds(nodeA.pid) - cpuA0;
     const receiverCpuSeconds = treeCpuSeconds(nodeB.pid);
     const start = records(logA, (l) => l.includes('bindings changed owner'))[0];
-    const moves = records(logA, (l) => l.includes('"event":"mmove"'));
+    const moved = records(logA, (l) => l.includes('"event":"mmove"'));
     if (start === undefined) throw new Error('no re-placement record on A');
     const t0 = Date.parse(start.time);
-    const t1 = Math.max(...moves.map((m) => Date.parse(m.time)));
+    const t1 = moved.reduce((m, r) => Math.max(m, Date.parse(r.time)), 0);
     const seconds = (t1 - t0) / 1000;
-    const left = (await console_(lab, a, cli, sockA, 'mailq')).match(/Total: (\d+) message/);
+    const left = (await consoleCmd(lab, a, cli, sockA, 'mailq')).match(/Total: (\d+) message/);
     return {
-      messages: moves.length,
+      messages: moved.length,
       seconds,
-      perSecond: moves.length / seconds,
+      perSecond: moved.length / seconds,
       // smtp-source adds a few header lines to each -l payload; counted as the payload only.
-      gbps: (moves.length * size * 8) / seconds / 1e9,
+      gbps: (moved.length * size * 8) / seconds / 1e9,
       fillSeconds,
       senderCpuSeconds,
       receiverCpuSeconds,
