@@ -12,7 +12,7 @@ import { Spool } from '../../../src/spool/index.js';
 import type { AcceptedMessage } from '../../../src/workers/protocol.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
 import { tempDir, wireBody, wireForm } from '../spool/helpers.js';
-import { storeItem } from './helpers.js';
+import { expectArrivedIntact, storeBatch, storeItem } from './helpers.js';
 
 const SECRET = 'correct horse battery staple';
 let dirs: string[] = [];
@@ -73,28 +73,13 @@ const MAIL = 'MAIL FROM:<s@x> XMM-ID=id-1 XMM-ORIGIN=node-a XMM-BINDING=b XMM-GR
 describe('mmove receiver and client', () => {
   it('moves messages byte-identical, with their metadata, over several pipelined connections', async () => {
     const bodies = [wireBody(4096, 1), wireForm(Buffer.from('.dot first\r\n..two\r\nmid\r\n.\r\n')), wireBody(70_000, 3), wireBody(64 * 1024, 4)];
-    const items: MmoveItem[] = [];
-    for (let i = 0; i < 40; i++) items.push(await store(bodies[i % bodies.length]!, i % 5 === 0 ? ['a@d.example', 'b@e.example'] : ['r@dest.example']));
-    items[7]!.hops = 2;
-    items[7]!.originNode = 'node-z';
+    const items = await storeBatch(sender, bodies);
     const results = await client().send({ host: '127.0.0.1', port }, items);
     expect(results.map((r) => r.ok)).toEqual(items.map(() => true));
     expect(results.map((r) => r.id)).toEqual(items.map((i) => i.id));
     expect(results.every((r) => r.code === 250 && !r.duplicate && /queued as/.test(r.text))).toBe(true);
 
-    const byOrig = new Map(accepted.map((m) => [m.moved!.originalId, m]));
-    expect(byOrig.size).toBe(40);
-    for (const it of items) {
-      const m = byOrig.get(it.id)!;
-      expect(receiverSpool.read(m.id).equals(sender.read(it.id))).toBe(true);
-      expect(m.rcpt).toEqual(it.rcpt);
-      expect(m.from).toBe(it.from);
-      expect(m.arrival).toBe(it.arrival);
-      expect(m.moved).toEqual({
-        binding: 'b-out', bindingGroup: 'g-out', originalId: it.id, originNode: it.originNode ?? 'node-a',
-        arrival: it.arrival, attempts: 2, nextAttempt: 1_795_000_300_000, hops: it.hops + 1,
-      });
-    }
+    const byOrig = expectArrivedIntact(items, accepted, sender, receiverSpool);
     // The spooled envelope carries the same metadata, for recovery after a restart.
     const rec = receiverSpool.live().find((r) => r.id === byOrig.get(items[7]!.id)!.id)!;
     expect(JSON.parse(rec.envelope.toString())).toMatchObject({ moved: { hops: 3, originNode: 'node-z' }, mmovePeer: 'node-a' });

@@ -15,7 +15,7 @@ import { clientTlsOptions, mmovePsk, PSK_INFO } from '../../../src/mmove/tls.js'
 import { Spool } from '../../../src/spool/index.js';
 import type { AcceptedMessage } from '../../../src/workers/protocol.js';
 import { tempDir, wireBody, wireForm } from '../spool/helpers.js';
-import { storeItem } from './helpers.js';
+import { expectArrivedIntact, storeBatch, storeItem } from './helpers.js';
 
 const SECRET = 'correct horse battery staple';
 let dirs: string[] = [];
@@ -101,24 +101,11 @@ describe('Mmove_TLS', () => {
     const port = await startReceiver(true);
     const r = await relay(port);
     const bodies = [wireForm(Buffer.from(`${MARKER}\r\n\r\n.dot first\r\n..two\r\nmid\r\n.\r\n`)), wireBody(4096, 1), wireBody(70_000, 3), wireBody(64 * 1024, 4)];
-    const items: MmoveItem[] = [];
-    for (let i = 0; i < 40; i++) items.push(await store(bodies[i % bodies.length]!, i % 5 === 0 ? ['a@d.example', 'b@e.example'] : ['r@dest.example']));
-    items[7]!.hops = 2;
-    items[7]!.originNode = 'node-z';
+    const items = await storeBatch(sender, bodies);
     const results = await client({ tls: true }).send({ host: '127.0.0.1', port: r.port }, items);
     expect(results.map((x) => [x.ok, x.code])).toEqual(items.map(() => [true, 250]));
 
-    const byOrig = new Map(accepted.map((m) => [m.moved!.originalId, m]));
-    expect(byOrig.size).toBe(40);
-    for (const it of items) {
-      const m = byOrig.get(it.id)!;
-      expect(receiverSpool.read(m.id).equals(sender.read(it.id))).toBe(true);
-      expect(m.rcpt).toEqual(it.rcpt);
-      expect(m.moved).toEqual({
-        binding: 'b-out', bindingGroup: 'g-out', originalId: it.id, originNode: it.originNode ?? 'node-a',
-        arrival: it.arrival, attempts: 2, nextAttempt: 1_795_000_300_000, hops: it.hops + 1,
-      });
-    }
+    const byOrig = expectArrivedIntact(items, accepted, sender, receiverSpool);
     const rec = receiverSpool.live().find((x) => x.id === byOrig.get(items[7]!.id)!.id)!;
     expect(JSON.parse(rec.envelope.toString())).toMatchObject({ tls: true, moved: { hops: 3, originNode: 'node-z' }, mmovePeer: 'node-a' });
     // Encrypted: neither the body nor the dialogue is on the wire; it starts with a TLS record.
