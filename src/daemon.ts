@@ -14,13 +14,15 @@ import { createLogger } from './log.js';
 import { ErrorCode, VipError } from './errors.js';
 import { VERSION } from './version.js';
 import { formatMailq } from './queue/queue.js';
-import { LOCAL_ROUTE, parseState, QueueManager, splitByDomain, type PersistedState, type Route, type Selector } from './queue/manager.js';
+import { LOCAL_ROUTE, QueueManager, type Route, type Selector } from './queue/manager.js';
+import type { AcceptedMessage } from './message/accepted.js';
+import { decodeEnvelope, type MoveMeta } from './message/envelope.js';
+import { decodeState, stateOfMove, type PersistedState } from './message/retry-state.js';
 import type { MmoveItem, MmoveResult } from './mmove/client.js';
-import type { MoveMeta } from './mmove/wire.js';
 import { BindingPolicy } from './policy/binding.js';
 import { Spool, type RecoveredMessage } from './spool/index.js';
 import { WorkerPool } from './workers/pool.js';
-import type { AcceptedMessage, DeliveryBatch, DeliverySettings, ListenerSpec, WorkerStats } from './workers/protocol.js';
+import type { DeliveryBatch, DeliverySettings, ListenerSpec, WorkerStats } from './workers/protocol.js';
 import type { MessageResult } from './delivery/index.js';
 import { moveKey, type DedupTable } from './mmove/dedup.js';
 import { mmoveDedupTable, mmoveSettings } from './mmove/settings.js';
@@ -196,28 +198,22 @@ export class Daemon {
     let unreadable = 0;
     for (const r of records) {
       if (this.queue.has(r.id)) continue;
-      let env: { from?: unknown; rcpt?: unknown; headers?: unknown; client?: unknown; listener?: unknown; arrival?: unknown };
-      try {
-        env = JSON.parse(r.envelope.toString('utf8')) as typeof env;
-      } catch {
+      const env = decodeEnvelope(r.envelope);
+      if (env === null) {
         unreadable++;
         this.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
         continue;
       }
-      const from = typeof env.from === 'string' ? env.from : '';
-      const rcpt = Array.isArray(env.rcpt) ? env.rcpt.filter((x): x is string => typeof x === 'string') : [];
-      const headers = typeof env.headers === 'object' && env.headers !== null ? (env.headers as Record<string, string>) : {};
-      this.noteMovedForDedup(env);
-      const client = typeof env.client === 'string' ? env.client : '';
-      const listener = typeof env.listener === 'string' ? env.listener : null;
-      const state = parseState(r.state);
+      const { from, rcpt, headers, client, listener } = env;
+      if (env.moved !== undefined && env.mmovePeer !== undefined) this.mmoveDedup.add(env.mmovePeer, moveKey(env.moved.originalId, rcpt));
+      const state = decodeState(r.state);
       if (r.state !== null && state === null) this.logger.warn({ id: r.id }, 'spool: unreadable retry state ignored; the message starts over');
-      const movedMeta = isMoveMeta((env as { moved?: unknown }).moved) ? (env as { moved: MoveMeta }).moved : null;
+      const movedMeta = env.moved ?? null;
       const moved = movedMeta !== null ? this.movedPlacement(r.id, movedMeta, rcpt) : null;
       const xBinding = moved !== null ? null : this.bindingPolicy.trustedXBinding({ headers, client, listener });
       const a = moved?.assignment ?? this.assignBinding({ id: r.id, headers, from }, client, listener);
       // The listener's arrival time (the one the queue used before a restart), else the commit's.
-      const arrival = typeof env.arrival === 'number' ? env.arrival : r.arrival;
+      const arrival = env.arrival > 0 ? env.arrival : r.arrival;
       const hops = movedMeta !== null ? { hops: movedMeta.hops, origin: movedMeta.originNode } : {};
       if (this.queue.add({ id: r.id, size: r.size, arrival, from, rcpt, xBinding, listener, ...a, ...hops }, state ?? moved?.state ?? null)) added++;
     }
@@ -263,10 +259,7 @@ export class Daemon {
       this.logger.warn({ id, binding: moved.binding, from: moved.originNode }, `moved message names binding "${moved.binding}", unknown here; using ${a.bindingGroup}/${a.binding}`);
       assignment = { bindingGroup: a.bindingGroup, binding: a.binding };
     }
-    const state: PersistedState | null = moved.attempts > 0 || moved.nextAttempt > 0
-      ? { v: 1, p: splitByDomain(rcpt).map((r) => ({ g: assignment.bindingGroup, b: assignment.binding, r, a: moved.attempts, n: moved.nextAttempt })) }
-      : null;
-    return { assignment, state };
+    return { assignment, state: stateOfMove(moved, rcpt, assignment) };
   }
 
   /** Hands a delivery batch to the worker with the fewest batches running. */
@@ -301,12 +294,6 @@ export class Daemon {
     const a = this.bindingPolicy.assign({ headers: m.headers, client, listener, from: m.from });
     if (a.warning !== undefined) this.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
     return { bindingGroup: a.bindingGroup, binding: a.binding };
-  }
-
-  /** A message that came over #mmove and is still spooled: a retry of it is a duplicate. */
-  private noteMovedForDedup(env: object): void {
-    const key = mmoveDedupKey(env as MovedEnvelope);
-    if (key !== null) this.mmoveDedup.add(key[0], key[1]);
   }
 
   private mmoveMoved: { inc(labels: undefined, n: number): void } | null = null;
@@ -666,28 +653,6 @@ function selector(cmd: string, args: string[]): Selector {
 function deliverySettings(cfg: Config): DeliverySettings {
   const g = cfg.global;
   return { resolverServers: [...g.Resolver_Servers], connectTimeoutMs: g.Connect_Timeout, commandTimeoutMs: g.Command_Timeout, dataTimeoutMs: g.Data_Timeout };
-}
-
-// ---- #mmove (issue 6) ----------------------------------------------------------------------
-// The queue manager will call pool.call(workerId, 'mmoveSend', ...) for the #mmove queue; what
-// lives here is only what the receiving side needs from the main thread.
-interface MovedEnvelope {
-  moved?: { originalId?: unknown };
-  mmovePeer?: unknown;
-  rcpt?: unknown;
-}
-
-function isMoveMeta(v: unknown): v is MoveMeta {
-  if (v === null || typeof v !== 'object') return false;
-  const m = v as Record<string, unknown>;
-  return typeof m.binding === 'string' && typeof m.bindingGroup === 'string' && typeof m.originalId === 'string'
-    && typeof m.arrival === 'number' && typeof m.attempts === 'number' && typeof m.nextAttempt === 'number' && typeof m.hops === 'number';
-}
-
-function mmoveDedupKey(env: MovedEnvelope): [string, string] | null {
-  const id = env.moved?.originalId;
-  const rcpt = Array.isArray(env.rcpt) ? env.rcpt.filter((r): r is string => typeof r === 'string') : [];
-  return typeof env.mmovePeer === 'string' && typeof id === 'string' ? [env.mmovePeer, moveKey(id, rcpt)] : null;
 }
 
 function listenerSpecs(cfg: Config): ListenerSpec[] {

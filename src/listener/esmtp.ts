@@ -7,7 +7,9 @@ import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPSe
 import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { RelayPolicy } from '../policy/relay.js';
-import type { AcceptedMessage, ListenerSpec } from '../workers/protocol.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
+import type { ListenerSpec } from '../workers/protocol.js';
 import { Authenticator } from './auth.js';
 import { IntakeScanner, MAX_HOPS, MAX_LINE, receivedHeader } from './intake.js';
 import { replyError } from './replies.js';
@@ -269,7 +271,7 @@ export class EsmtpListener {
         cb(replyError(refuse));
         return;
       }
-      const envelope = {
+      const envelope: SpoolEnvelope = {
         v: 1,
         from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
         rcpt: rcpts,
@@ -281,7 +283,7 @@ export class EsmtpListener {
         listener: this.opts.spec.name,
         headers: scanner.headers,
       };
-      msg.commit(Buffer.from(JSON.stringify(envelope))).then(
+      msg.commit(encodeEnvelope(envelope)).then(
         ({ id, size: stored }) => {
           this.inTransaction.delete(session.id);
           this.opts.onMessage({ id, size: stored, arrival, from: envelope.from, rcpt: rcpts, headers: scanner.headers, listener: envelope.listener, client: envelope.client });

@@ -3,7 +3,8 @@
 // and a node can listen on a cluster address before it owns it. Runs on a worker thread; never blocks.
 import type { Logger } from 'pino';
 import { closeFd, listenTcp } from '../native/index.js';
-import type { AcceptedMessage, ListenerSpec, WorkerStats } from '../workers/protocol.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import type { ListenerSpec, WorkerStats } from '../workers/protocol.js';
 import { EsmtpListener, type MessageSink } from './esmtp.js';
 
 export interface ListenerSetOptions {

@@ -8,7 +8,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, VipError } from '../errors.js';
 import { clientTlsOptions } from './tls.js';
-import { announceCommand, EHLO_KEYWORD, mailCommand, parseChallenge, unstuff, type MoveMeta } from './wire.js';
+import type { MoveMeta } from '../message/envelope.js';
+import { announceCommand, EHLO_KEYWORD, mailCommand, parseChallenge, unstuff } from './wire.js';
 
 /** Where a body comes from: the spool (Spool or attachSpoolReader); wire form, one read. */
 export interface BodyReader {

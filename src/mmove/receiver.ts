@@ -13,7 +13,8 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { REPLIES, type Reply, type ReplyName } from '../listener/replies.js';
-import type { AcceptedMessage } from '../workers/protocol.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import { encodeEnvelope, type MoveMeta, type SpoolEnvelope } from '../message/envelope.js';
 import { DedupTable, moveKey } from './dedup.js';
 import {
   EHLO_KEYWORD,
@@ -25,7 +26,6 @@ import {
   parseRcpt,
   PROOF_MECHANISM,
   verifyProof,
-  type MoveMeta,
 } from './wire.js';
 import { looksLikeTlsHello, serverTlsOptions } from './tls.js';
 
@@ -546,7 +546,7 @@ class Session {
     }
     // The receiver counts this move; the metadata it queues says how many moves there were.
     const moved: MoveMeta = { ...tx.meta, hops: tx.meta.hops + 1 };
-    const envelope = {
+    const envelope: SpoolEnvelope = {
       v: 1,
       from: tx.from,
       rcpt: tx.rcpts,
@@ -567,7 +567,7 @@ class Session {
       this.paused = true;
       this.sock.pause();
     }
-    msg.commit(Buffer.from(JSON.stringify(envelope))).then(
+    msg.commit(encodeEnvelope(envelope)).then(
       ({ id, size }) => {
         o.dedup.addKey(key);
         this.r.counters.received++;

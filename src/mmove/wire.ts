@@ -3,6 +3,7 @@
 // Pure functions shared by the sender (client.ts) and the receiver (receiver.ts); any thread.
 // Nothing here blocks; the HMAC is one short crypto call per connection, never per message.
 import crypto from 'node:crypto';
+import type { MoveMeta } from '../message/envelope.js';
 
 /** EHLO keyword a receiver offers (RFC 5321 4.1.1.1: keywords starting with X are private). */
 export const EHLO_KEYWORD = 'XMMOVE2';
@@ -13,25 +14,6 @@ export const CHALLENGE_BYTES = 16;
 /** RFC 5321 4.5.3.1.4: a command line is at most 512 octets; our MAIL FROM with its parameters
  *  can be longer (RFC 5321 4.5.3.1.4 allows extensions to raise it), so the receiver takes 4096. */
 export const MAX_COMMAND_LINE = 4096;
-
-/** What a moved message carries so its retry state survives the move. */
-export interface MoveMeta {
-  /** The binding the sender's policy assigned; the receiver queues the message on it. */
-  binding: string;
-  bindingGroup: string;
-  /** The queue id on the sending node: the key of duplicate suppression on the receiver. */
-  originalId: string;
-  /** The node that first accepted the message (kept over several moves). */
-  originNode: string;
-  /** Milliseconds since the epoch of the first acceptance (expiry counts from it). */
-  arrival: number;
-  /** Delivery attempts made so far. */
-  attempts: number;
-  /** Milliseconds since the epoch of the next attempt; 0: as soon as possible. */
-  nextAttempt: number;
-  /** Moves the message made before this one (0 for one injected on the sender). */
-  hops: number;
-}
 
 /** A fresh greeting challenge: 32 lower-case hex digits. */
 export function newChallenge(): string {

@@ -5,7 +5,8 @@
 import type { Logger } from 'pino';
 import { closeFd, listenTcp } from '../native/index.js';
 import type { SpoolReader } from '../spool/index.js';
-import type { AcceptedMessage, ListenerSpec, MmoveSettings } from '../workers/protocol.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import type { ListenerSpec, MmoveSettings } from '../workers/protocol.js';
 import { MmoveClient, type MmoveClientStats, type MmoveItem, type MmovePeer, type MmoveResult } from './client.js';
 import type { DedupStats, DedupTable } from './dedup.js';
 import { MmoveReceiver, type MmoveReceiverStats, type ReceiverSink } from './receiver.js';

@@ -4,7 +4,7 @@
 // whose address this node holds first, round robin among them. Main thread; pure and cheap per call.
 import net from 'node:net';
 import type { Config } from '../config/index.js';
-import { domainOf } from '../queue/queue.js';
+import { domainOf } from '../message/recipients.js';
 import { RelayPolicy } from './relay.js';
 
 export interface AssignInput {

@@ -20,7 +20,10 @@ import { enhancedOf, type MessageResult, type RecipientResult } from '../deliver
 import type { SpoolWriter } from '../spool/index.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { DeliveryBatch } from '../workers/protocol.js';
-import { domainOf, type MailqRow, type QueueState } from './queue.js';
+import { encodeEnvelope } from '../message/envelope.js';
+import { domainOf, splitByDomain } from '../message/recipients.js';
+import { encodeState, type PersistedPart, type PersistedState } from '../message/retry-state.js';
+import type { MailqRow, QueueState } from './queue.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
 
 /** A message as the queue takes it: from a worker's accepted event or from spool recovery. */
@@ -46,43 +49,6 @@ export type Route = { readonly to: 'local' } | { readonly to: 'wait' } | { reado
 export const LOCAL_ROUTE: Route = { to: 'local' };
 /** The virtual binding (in the default group) of mail waiting to move to another node. */
 export const MMOVE_BINDING = '#mmove';
-
-/** One part of the persisted retry state (JSON in the spool's per-message state record). */
-export interface PersistedPart {
-  /** Binding group and binding. */
-  g: string;
-  b: string;
-  /** Recipients still to deliver. */
-  r: string[];
-  /** Attempts made, next attempt (ms since the epoch; 0: at once). */
-  a: number;
-  n: number;
-  /** 1: held by the operator. */
-  h?: 1;
-}
-export interface PersistedState {
-  v: 1;
-  p: PersistedPart[];
-}
-
-/** Parses a spool state record; null when it is not ours or malformed (the caller starts afresh). */
-export function parseState(buf: Buffer | null): PersistedState | null {
-  if (buf === null) return null;
-  try {
-    const s = JSON.parse(buf.toString('utf8')) as Partial<PersistedState>;
-    if (s.v !== 1 || !Array.isArray(s.p)) return null;
-    const parts: PersistedPart[] = [];
-    for (const p of s.p as unknown[]) {
-      const q = p as Partial<PersistedPart>;
-      if (typeof q.g !== 'string' || typeof q.b !== 'string' || !Array.isArray(q.r) || !q.r.every((x) => typeof x === 'string')) return null;
-      if (typeof q.a !== 'number' || typeof q.n !== 'number') return null;
-      parts.push({ g: q.g, b: q.b, r: q.r, a: q.a, n: q.n, ...(q.h === 1 ? { h: 1 as const } : {}) });
-    }
-    return { v: 1, p: parts };
-  } catch {
-    return null;
-  }
-}
 
 export interface QueueSpool {
   markDone(ids: string[]): Promise<void>;
@@ -507,7 +473,7 @@ export class QueueManager {
     });
     for (const s of ring) st.persisted[s] = 1;
     const state: PersistedState = { v: 1, p };
-    this.o.spool.update(id, Buffer.from(JSON.stringify(state))).catch((err: NodeJS.ErrnoException) => {
+    this.o.spool.update(id, encodeState(state)).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return; // done meanwhile
       this.o.logger.error({ err, id }, 'spool: could not save retry state');
     });
@@ -812,8 +778,7 @@ export class QueueManager {
     const dsn = buildDsn({ reportingMta: cfg.global.Hostname, queueId: id, to, arrival: new Date(arrival), recipients, originalHeaders: headers, now: new Date(now) });
     const w = this.o.spool.writer().begin();
     w.append(Buffer.from(dsn.message, 'utf8'));
-    const envelope = { v: 1, from: '', rcpt: [to], arrival: now, client: '', helo: '', user: null, tls: false, listener: null, headers: {}, dsnFor: id };
-    const { id: dsnId, size } = await w.commit(Buffer.from(JSON.stringify(envelope)));
+    const { id: dsnId, size } = await w.commit(encodeEnvelope({ v: 1, from: '', rcpt: [to], arrival: now, client: '', helo: '', user: null, tls: false, listener: null, headers: {}, dsnFor: id }));
     this.counters.dsn++;
     const a = this.o.assign({ xBinding: null, listener: null, from: '' });
     this.add({ id: dsnId, size, arrival: now, from: '', rcpt: [to], xBinding: null, listener: null, ...a });
@@ -1037,14 +1002,3 @@ function describeRoute(r: Route): string {
   return r.to === 'node' ? `#mmove to ${r.node}` : r.to;
 }
 
-/** Recipients grouped by domain (case-insensitive), in first-seen order. */
-export function splitByDomain(rcpt: string[]): string[][] {
-  const by = new Map<string, string[]>();
-  for (const r of rcpt) {
-    const d = domainOf(r);
-    const l = by.get(d);
-    if (l === undefined) by.set(d, [r]);
-    else l.push(r);
-  }
-  return [...by.values()];
-}

@@ -5,17 +5,6 @@
 /** Postfix's queue names: active (being worked on / ready), deferred (waiting for a retry), hold. */
 export type QueueState = 'active' | 'deferred' | 'hold';
 
-/** What the main thread knows of a message: its envelope summary, never its body. */
-export interface MessageSummary {
-  id: string;
-  size: number;
-  arrival: number;
-  from: string;
-  rcpt: string[];
-  /** Header fields captured for policy, lower-case names (x-binding, message-id). */
-  headers: Record<string, string>;
-}
-
 export interface MailqRow {
   bindingGroup: string;
   binding: string;
@@ -23,12 +12,6 @@ export interface MailqRow {
   active: number;
   deferred: number;
   hold: number;
-}
-
-/** The domain part of an address, lower-cased; the null sender and bare names give "". */
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
 
 /** Momentum's mailq layout: `Group/Binding  Domain  AQ  DQ`, then totals. */

@@ -3,11 +3,10 @@
 // travel as SerializedError because structured clone drops an Error's class and `code`.
 // Pure data and types: imported by the main thread and by workers; it never blocks.
 import type { SerializedError } from '../errors.js';
-import type { MessageSummary } from '../queue/queue.js';
 import type { BindingIdentity, MessageResult, RouteSpec, TlsPolicy } from '../delivery/index.js';
 import type { MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
 import type { MmoveWorkerStats } from '../mmove/worker-side.js';
-import type { MoveMeta } from '../mmove/wire.js';
+import type { AcceptedMessage } from '../message/accepted.js';
 
 /** One ESMTP listener as a worker needs it: plain data, structured-clone safe. */
 export interface ListenerSpec {
@@ -87,19 +86,6 @@ export interface MmoveSettings {
   connectionsPerPeer: number;
   /** Mmove_TLS: every #mmove connection (both directions) is TLS-PSK keyed by the secret. */
   tls: boolean;
-}
-
-/** What a worker tells the main thread about each message it acknowledged (never the body). */
-export interface AcceptedMessage extends MessageSummary {
-  listener: string;
-  /** The injecting client's address (policy decides whether to trust its X-Binding). */
-  client: string;
-  /**
-   * Set when the message came over #mmove from another node: queue it on this binding with this
-   * retry state (attempts, nextAttempt; expiry counts from arrival), not by local policy. `hops`
-   * counts the moves including the one that brought it here. `headers` is empty for these.
-   */
-  moved?: MoveMeta;
 }
 
 /** Events a worker sends without being asked. */

@@ -11,8 +11,8 @@ import { localResult } from '../delivery/results.js';
 import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
 import { MmoveWorker } from '../mmove/worker-side.js';
+import type { AcceptedMessage } from '../message/accepted.js';
 import {
-  type AcceptedMessage,
   type DeliveryBatch,
   type DeliverySettings,
   isProtocolMessage,

@@ -4,7 +4,7 @@
 import { expect } from 'vitest';
 import type { MmoveItem } from '../../../src/mmove/client.js';
 import type { Spool } from '../../../src/spool/index.js';
-import type { AcceptedMessage } from '../../../src/workers/protocol.js';
+import type { AcceptedMessage } from '../../../src/message/accepted.js';
 
 export async function storeItem(spool: Spool, body: Buffer, rcpt = ['r@dest.example']): Promise<MmoveItem> {
   const w = spool.writer().begin();

@@ -9,7 +9,7 @@ import { DedupTable } from '../../../src/mmove/dedup.js';
 import { MmoveReceiver } from '../../../src/mmove/receiver.js';
 import { parseChallenge, proof } from '../../../src/mmove/wire.js';
 import { Spool } from '../../../src/spool/index.js';
-import type { AcceptedMessage } from '../../../src/workers/protocol.js';
+import type { AcceptedMessage } from '../../../src/message/accepted.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
 import { tempDir, wireBody, wireForm } from '../spool/helpers.js';
 import { expectArrivedIntact, storeBatch, storeItem } from './helpers.js';

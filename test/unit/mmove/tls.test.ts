@@ -13,7 +13,7 @@ import { DedupTable } from '../../../src/mmove/dedup.js';
 import { MmoveReceiver } from '../../../src/mmove/receiver.js';
 import { clientTlsOptions, mmovePsk, PSK_INFO } from '../../../src/mmove/tls.js';
 import { Spool } from '../../../src/spool/index.js';
-import type { AcceptedMessage } from '../../../src/workers/protocol.js';
+import type { AcceptedMessage } from '../../../src/message/accepted.js';
 import { tempDir, wireBody, wireForm } from '../spool/helpers.js';
 import { expectArrivedIntact, storeBatch, storeItem } from './helpers.js';
 
