@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test, from a fresh machine that has Node and apt: installs the Debian packages the tests use,
+# the npm packages from the lock file (`npm ci`, which builds the addon and the TypeScript), then runs
+# `npm test`. The README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests and benchmarks use: iproute2 (ip netns), postfix (smtp-source and
+# smtp-sink as real SMTP peers), corosync with its client headers (cluster tests and the addon's
+# corosync binding), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp).
+packages=(iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
+          keepalived iperf3 g++ make python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ci: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The addon builds against Node's own headers; on these machines they live under /usr.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
+fi
+
+npm ci --no-audit --no-fund
+npm test
