@@ -26,7 +26,6 @@ import { bindingRows, mailqRows, messageView, stateCounts, type MailqRow, type M
 
 export { backoff } from './outcome.js';
 export { LOCAL_ROUTE, MMOVE_BINDING, type Route } from './routes.js';
-export type { MailqRow, MessageView, PartView, QueueState } from './views.js';
 
 /** A message as the queue takes it: from a worker's accepted event or from spool recovery. */
 export interface QueueInput {

@@ -233,6 +233,40 @@ describe('queue manager', () => {
     expect(h.qm.stats()).toMatchObject({ delivered: 1, bounced: 2, dsn: 1 });
   });
 
+  it('a DSN that cannot be spooled puts its recipients back, and they bounce again a minute later', async () => {
+    const spool = openSpool();
+    const clock = fakeClock();
+    const batches: DeliveryBatch[] = [];
+    let refuse = true;
+    const qm = new QueueManager({
+      config: () => config('Suspend_Delivery = false\nDomain "s.test" { Suspend_Delivery = true }'),
+      spool, logger, now: clock.now,
+      assign: () => ({ bindingGroup: 'default', binding: 'default' }),
+      deliver: async (b) => {
+        batches.push(b);
+        return b.messages.map((m) => ({ id: m.id, localAddress: null, results: m.rcpt.map((r) => result(r, 'bounced')) }));
+      },
+      bounce: (req) => (refuse ? Promise.reject(Object.assign(new Error('disk full'), { code: 'ERR_SPOOL_FULL' })) : bounceOn(spool)(req)),
+    });
+    const m = await commit(spool, 'sender@s.test', ['bad@dest.test']);
+    qm.add(m);
+    qm.start();
+    await until('the recipient is back, deferred', () => qm.counts().deferred === 1);
+    expect(qm.show(m.id)!.parts).toEqual([expect.objectContaining({ rcpt: ['bad@dest.test'], state: 'deferred', attempts: 1, nextAttempt: clock.now() + 60_000 })]);
+    expect(qm.stats()).toMatchObject({ dsn: 0, dsnFailed: 1 });
+    refuse = false;
+    clock.advance(59_999);
+    await turn();
+    expect(batches).toHaveLength(1);
+    clock.advance(1);
+    await until('bounced again with a DSN, original done', () => !qm.has(m.id) && qm.size === 1);
+    expect(batches).toHaveLength(2);
+    expect(qm.stats()).toMatchObject({ bounced: 2, dsn: 1, dsnFailed: 1 });
+    await qm.stop(1000);
+    const live = spool.live();
+    expect(live.map((r) => JSON.parse(r.envelope.toString()).dsnFor)).toEqual([m.id]);
+  });
+
   it('retries the messages of a batch whose worker died', async () => {
     const spool = openSpool();
     let calls = 0;
