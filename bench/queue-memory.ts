@@ -66,8 +66,9 @@ async function child(layout: string, n: number): Promise<void> {
     const never = (): never => { throw new Error('not used by the memory benchmark'); };
     const qm = new QueueManager({
       config: () => cfg,
-      spool: { markDone: never, update: never, read: never, writer: never },
+      spool: { markDone: never, update: never },
       deliver: never,
+      bounce: never,
       assign: () => ({ bindingGroup: 'default', binding: 'default' }),
       logger: { trace() {}, info() {}, warn() {}, error() {} } as never,
     });

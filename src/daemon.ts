@@ -13,7 +13,7 @@ import { ControlServer } from './control/server.js';
 import { createLogger } from './log.js';
 import { ErrorCode, VipError } from './errors.js';
 import { VERSION } from './version.js';
-import { formatMailq } from './queue/queue.js';
+import { formatMailq } from './queue/views.js';
 import { LOCAL_ROUTE, QueueManager, type Route, type Selector } from './queue/manager.js';
 import type { AcceptedMessage } from './message/accepted.js';
 import { decodeEnvelope, type MoveMeta } from './message/envelope.js';
@@ -77,10 +77,10 @@ export class Daemon {
       spool: {
         markDone: (ids) => this.spool!.markDone(ids),
         update: (id, state) => this.spool!.update(id, state),
-        read: (id) => this.spool!.read(id),
-        writer: () => this.spool!.writer(),
       },
       deliver: (batch) => this.runBatch(batch),
+      // A worker reads the original's headers and spools the DSN: the main thread reads no body.
+      bounce: (req) => this.onLeastBusyWorker((pool, w) => pool.call(w, 'spoolBounce', req, 60_000)),
       assign: (m) => {
         const a = this.bindingPolicy.assignStored(m);
         if (a.warning !== undefined) this.logger.warn({ binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);

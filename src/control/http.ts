@@ -7,7 +7,7 @@ import uws from '@trufflesuite/uws-js-unofficial';
 import type { HttpResponse, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { Logger } from 'pino';
 import { VipError } from '../errors.js';
-import type { MailqRow, QueueState } from '../queue/queue.js';
+import type { MailqRow, QueueState } from '../queue/views.js';
 import { EXPOSITION_CONTENT_TYPE } from './metrics.js';
 
 /** What `mailq` shows, as JSON. */

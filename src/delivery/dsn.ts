@@ -1,7 +1,7 @@
 // Delivery status notifications: the RFC 3464 multipart/report a sender gets back when a message
-// permanently fails or expires (and, optionally, a "delayed" warning). Pure: builds the text; the
-// queue manager injects it with the null sender (RFC 5321 4.5.5) and never sends one for a message
-// whose own sender is null. Main thread; cheap.
+// permanently fails or expires (and, optionally, a "delayed" warning). Pure: builds the text;
+// bounce.ts spools it with the null sender (RFC 5321 4.5.5), and the queue never asks for one
+// about a message whose own sender is null. Any thread (a worker in practice); cheap.
 import crypto from 'node:crypto';
 import { rfc5322Date } from '../listener/intake.js';
 

@@ -4,6 +4,7 @@
 // Pure data and types: imported by the main thread and by workers; it never blocks.
 import type { SerializedError } from '../errors.js';
 import type { BindingIdentity, MessageResult, RouteSpec, TlsPolicy } from '../delivery/index.js';
+import type { BounceRequest } from '../delivery/bounce.js';
 import type { MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
 import type { MmoveWorkerStats } from '../mmove/worker-side.js';
 import type { AcceptedMessage } from '../message/accepted.js';
@@ -58,6 +59,8 @@ export interface WorkerMethods {
   setDelivery: [DeliverySettings, null];
   /** Delivers a batch; never rejects for a delivery problem (each recipient gets a result). */
   deliver: [DeliveryBatch, MessageResult[]];
+  /** Builds a DSN from the spool (the original's headers are read here) and spools it. */
+  spoolBounce: [BounceRequest, { id: string; size: number }];
   /** Cuts the delivery connections from an address this node no longer holds (its DuraVIP moved). */
   abortDeliveries: [{ localAddress: string }, { aborted: number }];
   /** Stops accepting, waits for open sessions up to timeoutMs, then closes them. */

@@ -8,7 +8,8 @@ import { ListenerSet } from '../listener/listener-set.js';
 import { spoolSink } from '../listener/spool-sink.js';
 import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
 import { localResult } from '../delivery/results.js';
-import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
+import { spoolBounce } from '../delivery/bounce.js';
+import { attachSpool, attachSpoolReader, type SpoolReader, type SpoolWriter } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
 import { MmoveWorker } from '../mmove/worker-side.js';
 import type { AcceptedMessage } from '../message/accepted.js';
@@ -57,6 +58,8 @@ const listeners = new ListenerSet({
 let engine: DeliveryEngine | null = null;
 let engineSettings = '';
 let spoolForDelivery: SpoolReader | null = null;
+/** The writer of the DSNs this worker spools ('spoolBounce'); made at the first one. */
+let bounceWriter: SpoolWriter | null = null;
 
 function setDelivery(d: DeliverySettings): void {
   const key = JSON.stringify(d);
@@ -127,6 +130,12 @@ const handlers: Handlers = {
     return null;
   },
   deliver: (batch) => deliver(batch),
+  spoolBounce: (req) => {
+    if (init.spoolDirectory === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
+    spoolForDelivery ??= attachSpoolReader(init.spoolDirectory);
+    bounceWriter ??= attachSpool(init.spoolDirectory);
+    return spoolBounce(req, { reader: spoolForDelivery, writer: bounceWriter }, log);
+  },
   abortDeliveries: ({ localAddress }) => ({ aborted: engine?.abortFrom(localAddress) ?? 0 }),
   setMmove: async (settings) => ({ listening: await mmove.set(settings) }),
   mmoveSend: ({ peer, items }) => mmove.send(peer, items),

@@ -3,7 +3,7 @@
 // the start with EADDRINUSE. Loopback only, kernel-chosen ports.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatMailq, type MailqRow } from '../../src/queue/queue.js';
+import { formatMailq, type MailqRow } from '../../src/queue/views.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient, wireMessage } from '../helpers/smtp-client.js';
 

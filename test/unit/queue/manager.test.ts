@@ -1,10 +1,13 @@
 // The queue manager over a real spool (temp directory, fdatasync off), with the worker boundary
 // scripted: each test decides what the "remote" answers per recipient. Checks splitting per
 // domain, connection and batch limits, retry and persisted state, hold/release/rebind, lost
-// batches, DSNs for bounces, and the retry heap and slot store underneath.
+// batches, DSNs for bounces (spooled by the worker-side builder, called in-process here), and the
+// retry heap and slot store underneath. Time that must pass (a retry, a peer's pause) is driven
+// by an injected clock with fake timers, never slept through.
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfigText, type Config } from '../../../src/config/index.js';
+import { spoolBounce, type BounceRequest } from '../../../src/delivery/bounce.js';
 import type { MessageResult, RecipientResult } from '../../../src/delivery/results.js';
 import { backoff, QueueManager, type QueueInput, type Route } from '../../../src/queue/manager.js';
 import { splitByDomain } from '../../../src/message/recipients.js';
@@ -18,8 +21,36 @@ import { tempDir } from '../../helpers/tmp.js';
 const logger = pino({ level: 'silent' });
 const spools: Spool[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const s of spools.splice(0)) await s.close();
 });
+
+/** The worker's 'spoolBounce', run in-process on the test's spool. */
+function bounceOn(spool: Spool): (req: BounceRequest) => Promise<{ id: string; size: number }> {
+  return (req) => spoolBounce(req, { reader: spool, writer: spool.writer() }, logger);
+}
+
+// Captured before any test fakes the timers: polling for a condition uses real time.
+const realSetTimeout = globalThis.setTimeout;
+
+/** Resolves after the callbacks setImmediate already queued (the manager's pump among them). */
+function turn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+/** A clock the manager reads (`now` option) that moves only with the fake timers: advance(ms)
+ *  moves both, so the retry timer and the #mmove pause fire exactly when the clock says. */
+function fakeClock(start = Date.now()): { now: () => number; advance: (ms: number) => void } {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  let t = start;
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+      vi.advanceTimersByTime(ms);
+    },
+  };
+}
 
 function config(extra = ''): Config {
   const r = loadConfigText(`Hostname = "mta.test"\nBinding "b1" { Bind_Address = "127.0.0.3" }\n${extra}`, 'test.conf');
@@ -60,7 +91,7 @@ interface Harness {
 }
 
 /** A manager whose batches answer per `answer`; with `gate`, batches wait until release(). */
-function harness(spool: Spool, answer: Answer, cfgText = '', gate = false): Harness {
+function harness(spool: Spool, answer: Answer, cfgText = '', gate = false, now?: () => number): Harness {
   const batches: DeliveryBatch[] = [];
   let running = 0;
   let maxRunning = 0;
@@ -71,6 +102,8 @@ function harness(spool: Spool, answer: Answer, cfgText = '', gate = false): Harn
     config: () => cfg.current,
     spool,
     logger,
+    bounce: bounceOn(spool),
+    ...(now !== undefined ? { now } : {}),
     assign: (m) => (m.from.endsWith('@b1.test') ? { bindingGroup: 'default', binding: 'b1' } : { bindingGroup: 'default', binding: 'default' }),
     deliver: async (batch): Promise<MessageResult[]> => {
       batches.push(batch);
@@ -98,7 +131,7 @@ async function until(what: string, pred: () => boolean, ms = 5000): Promise<void
   const end = Date.now() + ms;
   while (!pred()) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => realSetTimeout(r, 5));
   }
 }
 
@@ -125,8 +158,8 @@ describe('queue manager', () => {
     for (let i = 0; i < 40; i++) h.qm.add(await commit(spool, 's@x.test', [`r${i}@dest.test`]));
     h.qm.start();
     await until('3 batches', () => h.running() === 3);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(h.running()).toBe(3);
+    // The pump filled the queue's connections in one go; maxRunning below says no 4th ever ran.
+    expect(h.qm.stats().batches).toBe(3);
     h.release();
     await until('done', () => h.qm.size === 0);
     expect(h.maxRunning()).toBe(3);
@@ -159,12 +192,17 @@ describe('queue manager', () => {
     const [rec] = again.recover();
     const state = parseState(rec!.state);
     expect(state?.p.map((p) => [p.r, p.a, p.n])).toEqual([[['later@dest.test'], 1, next], [['x@other.test'], 1, shown.parts[1]!.nextAttempt]]);
-    const h2 = harness(again, () => 'delivered', 'Retry_Interval = 1h');
+    const clock = fakeClock();
+    const h2 = harness(again, () => 'delivered', 'Retry_Interval = 1h', false, clock.now);
     h2.qm.add({ ...m }, state);
     expect(h2.qm.show(m.id)!.parts).toEqual(shown.parts);
     h2.qm.start();
-    await new Promise((r) => setTimeout(r, 30));
-    expect(h2.batches).toHaveLength(0); // not due for an hour
+    // Not due for an hour: a millisecond before the first next attempt nothing has gone.
+    const due = Math.min(next, shown.parts[1]!.nextAttempt!);
+    clock.advance(due - clock.now() - 1);
+    await turn();
+    expect(h2.batches).toHaveLength(0);
+    expect(h2.qm.counts().deferred).toBe(2);
     expect(h2.qm.release({ id: m.id })).toBe(0); // nothing held
     expect(h2.qm.hold({ domain: 'dest.test' })).toBe(1);
     expect(h2.qm.release({ domain: 'dest.test' })).toBe(1);
@@ -195,12 +233,46 @@ describe('queue manager', () => {
     expect(h.qm.stats()).toMatchObject({ delivered: 1, bounced: 2, dsn: 1 });
   });
 
+  it('a DSN that cannot be spooled puts its recipients back, and they bounce again a minute later', async () => {
+    const spool = openSpool();
+    const clock = fakeClock();
+    const batches: DeliveryBatch[] = [];
+    let refuse = true;
+    const qm = new QueueManager({
+      config: () => config('Suspend_Delivery = false\nDomain "s.test" { Suspend_Delivery = true }'),
+      spool, logger, now: clock.now,
+      assign: () => ({ bindingGroup: 'default', binding: 'default' }),
+      deliver: async (b) => {
+        batches.push(b);
+        return b.messages.map((m) => ({ id: m.id, localAddress: null, results: m.rcpt.map((r) => result(r, 'bounced')) }));
+      },
+      bounce: (req) => (refuse ? Promise.reject(Object.assign(new Error('disk full'), { code: 'ERR_SPOOL_FULL' })) : bounceOn(spool)(req)),
+    });
+    const m = await commit(spool, 'sender@s.test', ['bad@dest.test']);
+    qm.add(m);
+    qm.start();
+    await until('the recipient is back, deferred', () => qm.counts().deferred === 1);
+    expect(qm.show(m.id)!.parts).toEqual([expect.objectContaining({ rcpt: ['bad@dest.test'], state: 'deferred', attempts: 1, nextAttempt: clock.now() + 60_000 })]);
+    expect(qm.stats()).toMatchObject({ dsn: 0, dsnFailed: 1 });
+    refuse = false;
+    clock.advance(59_999);
+    await turn();
+    expect(batches).toHaveLength(1);
+    clock.advance(1);
+    await until('bounced again with a DSN, original done', () => !qm.has(m.id) && qm.size === 1);
+    expect(batches).toHaveLength(2);
+    expect(qm.stats()).toMatchObject({ bounced: 2, dsn: 1, dsnFailed: 1 });
+    await qm.stop(1000);
+    const live = spool.live();
+    expect(live.map((r) => JSON.parse(r.envelope.toString()).dsnFor)).toEqual([m.id]);
+  });
+
   it('retries the messages of a batch whose worker died', async () => {
     const spool = openSpool();
     let calls = 0;
     const qm = new QueueManager({
       config: () => config(),
-      spool, logger,
+      spool, logger, bounce: bounceOn(spool),
       assign: () => ({ bindingGroup: 'default', binding: 'default' }),
       deliver: async (b) => {
         if (calls++ === 0) throw Object.assign(new Error('worker 0 died'), { code: 'ERR_WORKER_DIED' });
@@ -246,7 +318,7 @@ describe('queue manager', () => {
  * A manager in a cluster: `routes` says where each binding's mail goes (the cluster's owner of its
  * address); moves are scripted per item by `moveAnswer` and, with `gate`, wait until opened.
  */
-function clusterHarness(spool: Spool, cfgText = '') {
+function clusterHarness(spool: Spool, cfgText = '', now?: () => number) {
   const routes = new Map<string, Route>();
   const moves: { node: string; items: MmoveItem[] }[] = [];
   const deliveries: DeliveryBatch[] = [];
@@ -259,7 +331,8 @@ function clusterHarness(spool: Spool, cfgText = '') {
   };
   const qm = new QueueManager({
     config: () => config(cfgText),
-    spool, logger,
+    spool, logger, bounce: bounceOn(spool),
+    ...(now !== undefined ? { now } : {}),
     assign: (m) => (m.from.endsWith('@b1.test') ? { bindingGroup: 'default', binding: 'b1' } : { bindingGroup: 'default', binding: 'default' }),
     deliver: async (batch) => {
       deliveries.push(batch);
@@ -337,7 +410,8 @@ describe('queue manager: #mmove', () => {
 
   it('a move that fails goes back and waits; when the owner changes it goes to the new one; a local owner delivers', async () => {
     const spool = openSpool();
-    const h = clusterHarness(spool);
+    const clock = fakeClock();
+    const h = clusterHarness(spool, '', clock.now);
     h.routes.set('b1', { to: 'node', node: 'n2' });
     h.ctl.moveAnswer = (node) => (node === 'n2' ? { ok: false, code: 0, text: 'connection closed by the peer' } : { ok: true, code: 250, text: '2.0.0 Ok' });
     const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
@@ -345,8 +419,13 @@ describe('queue manager: #mmove', () => {
     h.qm.start();
     await until('first move failed', () => h.qm.stats().moveFailed === 1);
     expect(h.qm.mailq()).toEqual([{ bindingGroup: 'default', binding: '#mmove', domain: 'n2', active: 1, deferred: 0, hold: 0 }]);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(h.moves).toHaveLength(1); // n2's queue waits (5 s) instead of spinning
+    // n2's queue waits 5 s instead of spinning, then tries again.
+    clock.advance(4_999);
+    await turn();
+    expect(h.moves).toHaveLength(1);
+    clock.advance(1);
+    await until('second move failed', () => h.qm.stats().moveFailed === 2);
+    expect(h.moves).toHaveLength(2);
     // n2 died; its addresses went to this node: the message is delivered here, from b1.
     h.routes.set('b1', { to: 'local' });
     expect(h.qm.reroute()).toBe(1);
@@ -374,8 +453,9 @@ describe('queue manager: #mmove', () => {
     const m = await commitOn(spool, 's@b1.test', ['a@one.test'], 'b1');
     h.qm.add(m);
     h.qm.start();
-    await new Promise((r) => setTimeout(r, 30));
+    await turn(); // the pump ran and put the queue aside
     expect(h.deliveries).toHaveLength(0);
+    expect(h.qm.stats().batches).toBe(0);
     h.routes.set('b1', { to: 'local' });
     expect(h.qm.reroute()).toBe(0); // it stays in its queue, which runs again
     await until('delivered', () => h.qm.size === 0);
@@ -390,7 +470,7 @@ describe('queue manager: #mmove', () => {
     const m = await commitOn(spool, 's@b1.test', ['a@one.test', 'b@two.test'], 'b1');
     h.qm.add(m);
     h.qm.start();
-    await new Promise((r) => setTimeout(r, 30));
+    await turn(); // the pump ran and put the queue aside
     expect(h.deliveries).toHaveLength(0);
     expect(h.qm.hold({ id: m.id })).toBe(2);
     h.routes.set('b1', { to: 'node', node: 'n3' });

@@ -1,0 +1,377 @@
+// The queue's scheduler (main thread): the per-queue FIFOs of ready parts over store.ts, the run
+// list, the pump that hands out delivery batches within each queue's connection limits, the
+// retry timer over the retry heap, and where a part waits (settle). It decides no outcome: a
+// batch's results go to the manager (options.onResults). Never blocks; timers and setImmediate.
+//
+// Queues: one per (binding group, binding, domain), each a FIFO of ready parts; deferred parts of
+// all queues wait in one retry heap ordered by next attempt. A queue runs at most
+// Max_Outbound_Connections batches at once; a batch is at most Max_Deliveries_Per_Connection
+// messages delivered over one pooled connection by one worker. A #mmove queue (binding
+// MMOVE_BINDING, domain = the peer node) holds parts that move to another node; its batches are
+// sent by mmove-queue.ts (options.dispatchMove).
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import type { MessageResult } from '../delivery/results.js';
+import type { DeliveryBatch } from '../workers/protocol.js';
+import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
+import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
+
+export interface DestQueue {
+  readonly idx: number;
+  readonly bindingGroup: string;
+  readonly binding: string;
+  readonly domain: string;
+  head: number;
+  tail: number;
+  ready: number;
+  inflight: number;
+  deferred: number;
+  hold: number;
+  /** Batches running now: connections in use. */
+  batches: number;
+  gen: number;
+  suspended: boolean;
+  maxConnections: number;
+  maxPerConnection: number;
+  retryMs: number;
+  expireMs: number;
+  /** The peer node of a #mmove queue (binding MMOVE_BINDING, domain = the node); null otherwise. */
+  readonly moveTo: string | null;
+  /** A #mmove queue whose peer failed waits until then (ms since the epoch). */
+  pausedUntil: number;
+}
+
+export const NONE = -1;
+/** Longest wait of one timer (setTimeout's limit is 2^31-1 ms); the heap is looked at again then. */
+const MAX_TIMER_MS = 3_600_000;
+/** A batch whose worker died or timed out: its parts are tried again after this. */
+const LOST_BATCH_RETRY_MS = 5_000;
+/** Messages per batch at most, whatever Max_Deliveries_Per_Connection says: a batch is one worker
+ *  call, and smaller batches spread a queue over more connections when it is short. */
+const MAX_BATCH = 32;
+/** Messages per #mmove batch: the client spreads one over Mmove_Connections pipelined connections. */
+export const MAX_MOVE_BATCH = 256;
+
+export interface SchedulerOptions {
+  config: () => Config;
+  logger: Logger;
+  now: () => number;
+  routes: RouteTable;
+  /** Runs a batch on a worker; resolves with one result per message, in order. */
+  deliver: (batch: DeliveryBatch) => Promise<MessageResult[]>;
+  /** A delivery batch's results, one per slot, in order (the manager applies them). */
+  onResults: (slots: number[], results: MessageResult[]) => void;
+  /** Sends one batch of a #mmove queue (mmove-queue.ts). */
+  dispatchMove: (q: DestQueue) => void;
+  /** Mmove_Connections: how many move batches may run per peer (twice this). */
+  moveConnections?: () => number;
+}
+
+export class Scheduler {
+  readonly store = new PartStore();
+  readonly heap = new RetryHeap(this.store);
+  readonly names = new Interner();
+  /** Queue id -> the first slot of the message's ring of parts. */
+  readonly byId = new Map<string, number>();
+  readonly queues: DestQueue[] = [];
+  private readonly queueIndex = new Map<string, number>();
+  /** Queues with ready parts the pump looks at. */
+  readonly runnable = new Set<DestQueue>();
+  private gen = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private pumpQueued = false;
+  private stopped = false;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: SchedulerOptions) {}
+
+  /** Batches (delivery and move) running now. */
+  get batchesInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Starts handing out batches and arms the retry timer. */
+  start(): void {
+    this.stopped = false;
+    this.armTimer();
+    this.schedulePump();
+  }
+
+  /** Stops handing out batches and waits (up to timeoutMs) for those in flight to report. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** The config changed: per-queue limits are looked up again, and waiting parts may go now. */
+  configChanged(): void {
+    this.gen++;
+    for (const q of this.queues) if (q.ready > 0) this.runnable.add(q);
+    this.schedulePump();
+  }
+
+  // --- queues --------------------------------------------------------------------------------------
+
+  queueFor(bindingGroup: string, binding: string, domain: string, moveTo: string | null = null): DestQueue {
+    // A #mmove queue's key cannot collide with a binding's: names hold no control characters.
+    const key = moveTo === null ? `${bindingGroup}\0${binding}\0${domain}` : `\u0001${moveTo}`;
+    const i = this.queueIndex.get(key);
+    if (i !== undefined) return this.queues[i]!;
+    const q: DestQueue = {
+      idx: this.queues.length, bindingGroup, binding, domain,
+      head: NONE, tail: NONE, ready: 0, inflight: 0, deferred: 0, hold: 0, batches: 0,
+      gen: -1, suspended: false, maxConnections: 1, maxPerConnection: 1, retryMs: 0, expireMs: 0,
+      moveTo, pausedUntil: 0,
+    };
+    this.queues.push(q);
+    this.queueIndex.set(key, q.idx);
+    return q;
+  }
+
+  /** The queue with its per-queue settings current (looked up again after configChanged()). */
+  settings(q: DestQueue): DestQueue {
+    if (q.gen !== this.gen && q.moveTo !== null) {
+      // A move is not a delivery: Suspend_Delivery does not keep mail on a node that cannot send it.
+      q.suspended = false;
+      q.maxConnections = 2 * Math.max(1, this.o.moveConnections?.() ?? 4);
+      q.maxPerConnection = MAX_MOVE_BATCH;
+      q.gen = this.gen;
+    } else if (q.gen !== this.gen) {
+      const cfg = this.o.config();
+      const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
+      q.suspended = cfg.lookup('Suspend_Delivery', ctx);
+      q.maxConnections = cfg.lookup('Max_Outbound_Connections', ctx);
+      q.maxPerConnection = cfg.lookup('Max_Deliveries_Per_Connection', ctx);
+      q.retryMs = cfg.lookup('Retry_Interval', ctx);
+      q.expireMs = cfg.lookup('Message_Expiration', ctx);
+      q.gen = this.gen;
+    }
+    return q;
+  }
+
+  /** Where a home queue's binding sends its mail now; a #mmove queue is always local. */
+  routeOf(q: DestQueue): Route {
+    return q.moveTo !== null ? LOCAL_ROUTE : this.o.routes.of(q.bindingGroup, q.binding);
+  }
+
+  /** The queue a part of home queue `home` waits in now: its home, or the #mmove queue of the
+   *  node that owns its binding. */
+  place(home: DestQueue): DestQueue {
+    const r = this.routeOf(home);
+    return r.to === 'node' ? this.queueFor('default', MMOVE_BINDING, r.node, r.node) : home;
+  }
+
+  /** Puts part `s` (in no list) where its home routes now. A part bound for #mmove is ready at
+   *  once (its next attempt travels with it); a local one waits for its next attempt. */
+  settle(s: number, hold: boolean): void {
+    const st = this.store;
+    const q = this.place(this.queues[st.home[s]!]!);
+    st.queue[s] = q.idx;
+    if (hold) this.enter(s, HOLD);
+    else if (q.moveTo === null && st.next[s]! > this.o.now()) this.enter(s, DEFERRED);
+    else this.enter(s, READY);
+  }
+
+  /** Queued (not in-flight) parts of the queues `match` accepts: one pass over the slots, however
+   *  many queues match. A list, so callers may move parts between queues while they walk it. */
+  queuedParts(binding: string | undefined, domain: string | undefined): number[] {
+    const d = domain?.toLowerCase();
+    const match = this.queues.map((q) => (binding === undefined || q.binding === binding) && (d === undefined || q.domain === d));
+    const st = this.store;
+    const out: number[] = [];
+    for (const s of st.slots()) {
+      const state = st.state[s]!;
+      const hit = match[st.home[s]!] === true || match[st.queue[s]!] === true;
+      if (hit && (state === READY || state === DEFERRED || state === HOLD)) out.push(s);
+    }
+    return out;
+  }
+
+  // --- state transitions ---------------------------------------------------------------------------
+
+  enter(s: number, state: typeof READY | typeof INFLIGHT | typeof DEFERRED | typeof HOLD): void {
+    const st = this.store;
+    const q = this.queues[st.queue[s]!]!;
+    st.state[s] = state;
+    if (state === READY) {
+      st.prevLink[s] = q.tail;
+      st.nextLink[s] = NONE;
+      if (q.tail === NONE) q.head = s;
+      else st.nextLink[q.tail] = s;
+      q.tail = s;
+      q.ready++;
+      if (!this.runnable.has(q)) {
+        this.runnable.add(q);
+        this.schedulePump();
+      }
+    } else if (state === INFLIGHT) q.inflight++;
+    else if (state === DEFERRED) {
+      q.deferred++;
+      this.heap.push(s);
+      if (st.next[s]! < this.timerAt) this.armTimer();
+    } else q.hold++;
+  }
+
+  leave(s: number): void {
+    const st = this.store;
+    const q = this.queues[st.queue[s]!]!;
+    const state = st.state[s]!;
+    if (state === READY) {
+      const p = st.prevLink[s]!;
+      const n = st.nextLink[s]!;
+      if (p === NONE) q.head = n;
+      else st.nextLink[p] = n;
+      if (n === NONE) q.tail = p;
+      else st.prevLink[n] = p;
+      st.prevLink[s] = NONE;
+      st.nextLink[s] = NONE;
+      q.ready--;
+    } else if (state === INFLIGHT) q.inflight--;
+    else if (state === DEFERRED) {
+      this.heap.remove(s);
+      q.deferred--;
+    } else if (state === HOLD) q.hold--;
+    st.state[s] = FREE;
+  }
+
+  /** Up to `n` parts from the head of the queue's FIFO, now in flight. */
+  takeReady(q: DestQueue, n: number): number[] {
+    const slots: number[] = [];
+    while (slots.length < n && q.head !== NONE) {
+      const s = q.head;
+      this.leave(s);
+      this.enter(s, INFLIGHT);
+      slots.push(s);
+    }
+    return slots;
+  }
+
+  // --- the pump ------------------------------------------------------------------------------------
+
+  schedulePump(): void {
+    if (this.pumpQueued || this.stopped) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    const now = this.o.now();
+    for (const q of this.runnable) {
+      this.settings(q);
+      // A home queue runs only while its binding is local; a #mmove queue not while its peer waits.
+      const blocked = q.suspended || (q.moveTo === null ? this.routeOf(q).to !== 'local' : q.pausedUntil > now);
+      while (!blocked && q.ready > 0 && q.batches < q.maxConnections) {
+        if (q.moveTo === null) this.dispatch(q);
+        else this.o.dispatchMove(q);
+      }
+      // A blocked queue leaves the run list; configChanged(), reroute() or the pause's end put it back.
+      if (q.ready === 0 || blocked) this.runnable.delete(q);
+    }
+  }
+
+  /** A batch of `q` starts (delivery or move): it holds one of the queue's connections. */
+  beginBatch(q: DestQueue): void {
+    q.batches++;
+    this.inFlight++;
+  }
+
+  /** A batch of `q` reported: its connection is free, and the queue may run again. */
+  endBatch(q: DestQueue): void {
+    q.batches--;
+    this.inFlight--;
+    if (q.ready > 0) this.runnable.add(q);
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    this.schedulePump();
+  }
+
+  private dispatch(q: DestQueue): void {
+    const free = q.maxConnections - q.batches;
+    const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(q.ready / free)));
+    const slots = this.takeReady(q, per);
+    this.beginBatch(q);
+    const batch = this.batchFor(q, slots);
+    const t0 = this.o.now();
+    this.o
+      .deliver(batch)
+      .then(
+        (results) => this.o.onResults(slots, results),
+        (err: unknown) => this.onLostBatch(q, slots, err),
+      )
+      .catch((err: unknown) => this.o.logger.error({ err }, 'queue manager: handling delivery results failed'))
+      .finally(() => {
+        this.o.logger.trace({ binding: q.binding, domain: q.domain, messages: slots.length, ms: this.o.now() - t0 }, 'delivery batch done');
+        this.endBatch(q);
+      });
+  }
+
+  private batchFor(q: DestQueue, slots: number[]): DeliveryBatch {
+    const cfg = this.o.config();
+    const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
+    const bc = cfg.bindings.get(q.binding);
+    const routes = cfg.lookup('Routes', ctx);
+    const st = this.store;
+    return {
+      binding: {
+        name: q.binding,
+        bindAddress: bc?.options.Bind_Address ?? null,
+        ehloHostname: cfg.lookup('Ehlo_Hostname', ctx) ?? cfg.global.Hostname,
+      },
+      target: { domain: q.domain, routes: routes.map((r) => ({ host: r.host, port: r.port })), maxDeliveriesPerConnection: q.maxPerConnection },
+      tls: { mode: cfg.lookup('Outbound_TLS', ctx), verify: cfg.lookup('Outbound_TLS_Verify', ctx) },
+      messages: slots.map((s) => ({ id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n') })),
+    };
+  }
+
+  /** The worker died or the call timed out: nothing is known, so every part is tried again. */
+  private onLostBatch(q: DestQueue, slots: number[], err: unknown): void {
+    this.o.logger.error({ err, binding: q.binding, domain: q.domain, messages: slots.length }, 'delivery batch lost (worker failed); retrying its messages');
+    const st = this.store;
+    for (const s of slots) {
+      this.leave(s);
+      st.next[s] = this.o.now() + LOST_BATCH_RETRY_MS;
+      this.settle(s, false);
+    }
+  }
+
+  // --- the retry timer -----------------------------------------------------------------------------
+
+  private armTimer(): void {
+    if (this.stopped) return;
+    const s = this.heap.peek();
+    if (s === NONE) return;
+    const at = this.store.next[s]!;
+    if (this.timer !== null && this.timerAt <= at) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.min(MAX_TIMER_MS, Math.max(0, at - this.o.now())));
+    this.timer.unref();
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = this.o.now();
+    const st = this.store;
+    for (let s = this.heap.peek(); s !== NONE && st.next[s]! <= now; s = this.heap.peek()) {
+      this.leave(s);
+      this.enter(s, READY);
+    }
+    this.armTimer();
+  }
+}

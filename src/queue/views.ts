@@ -1,0 +1,106 @@
+// What the console and the admin API show of the queue: mailq rows per (group, binding, domain),
+// totals, parts per binding, one message's parts, and Momentum's mailq layout. Read-only over the
+// scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
+import type { Scheduler } from './scheduler.js';
+import { DEFERRED, INFLIGHT, READY } from './store.js';
+
+/** Postfix's queue names: active (being worked on / ready), deferred (waiting for a retry), hold. */
+export type QueueState = 'active' | 'deferred' | 'hold';
+
+export interface MailqRow {
+  bindingGroup: string;
+  binding: string;
+  domain: string;
+  active: number;
+  deferred: number;
+  hold: number;
+}
+
+export interface PartView {
+  /** The part's own binding and domain (its home queue). */
+  bindingGroup: string;
+  binding: string;
+  domain: string;
+  /** The node it waits to be moved to (it is in default/#mmove), or null. */
+  via: string | null;
+  state: QueueState | 'sending';
+  attempts: number;
+  nextAttempt: number | null;
+  rcpt: string[];
+}
+
+export interface MessageView {
+  id: string;
+  from: string;
+  size: number;
+  arrival: number;
+  parts: PartView[];
+}
+
+/** Rows per (group, binding, domain); parts count, so a message to two domains is in two rows.
+ *  Mail waiting to move is in default/#mmove rows, one per destination node (the domain column). */
+export function mailqRows(sched: Scheduler, filter: { domain?: string; binding?: string }): MailqRow[] {
+  const d = filter.domain?.toLowerCase();
+  const rows: MailqRow[] = [];
+  for (const q of sched.queues) {
+    if (q.ready + q.inflight + q.deferred + q.hold === 0) continue;
+    if (filter.binding !== undefined && q.binding !== filter.binding) continue;
+    if (d !== undefined && q.domain !== d) continue;
+    rows.push({ bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, active: q.ready + q.inflight, deferred: q.deferred, hold: q.hold });
+  }
+  return rows.sort((a, b) => a.bindingGroup.localeCompare(b.bindingGroup) || a.binding.localeCompare(b.binding) || a.domain.localeCompare(b.domain));
+}
+
+/** Parts per state over every queue. */
+export function stateCounts(sched: Scheduler): Record<QueueState, number> {
+  const c = { active: 0, deferred: 0, hold: 0 };
+  for (const q of sched.queues) {
+    c.active += q.ready + q.inflight;
+    c.deferred += q.deferred;
+    c.hold += q.hold;
+  }
+  return c;
+}
+
+/** Parts per (group, binding) and state. */
+export function bindingRows(sched: Scheduler): { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }[] {
+  const rows = new Map<string, { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }>();
+  for (const q of sched.queues) {
+    const key = `${q.bindingGroup}\0${q.binding}`;
+    let r = rows.get(key);
+    if (r === undefined) rows.set(key, (r = { bindingGroup: q.bindingGroup, binding: q.binding, active: 0, deferred: 0, hold: 0 }));
+    r.active += q.ready + q.inflight;
+    r.deferred += q.deferred;
+    r.hold += q.hold;
+  }
+  return [...rows.values()];
+}
+
+/** One message's parts, or null. */
+export function messageView(sched: Scheduler, id: string): MessageView | null {
+  const first = sched.byId.get(id);
+  if (first === undefined) return null;
+  const st = sched.store;
+  const parts = st.ringOf(first).map((s): PartView => {
+    const q = sched.queues[st.home[s]!]!;
+    const state = st.state[s]!;
+    return {
+      bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, via: sched.queues[st.queue[s]!]!.moveTo,
+      state: state === INFLIGHT ? 'sending' : state === READY ? 'active' : state === DEFERRED ? 'deferred' : 'hold',
+      attempts: st.attempts[s]!,
+      nextAttempt: state === DEFERRED ? st.next[s]! : null,
+      rcpt: st.rcpts[s]!.split('\n'),
+    };
+  });
+  return { id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, parts };
+}
+
+/** Momentum's mailq layout: `Group/Binding  Domain  AQ  DQ`, then totals. */
+export function formatMailq(rows: MailqRow[], totals: { active: number; deferred: number; hold: number; messages: number }): string {
+  const head = ['Group/Binding', 'Domain', 'AQ', 'DQ'];
+  const body = rows.map((r) => [`${r.bindingGroup}/${r.binding}`, r.domain || '(none)', String(r.active), String(r.deferred + r.hold)]);
+  const all = [head, ...body];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => `${r[0]!.padEnd(w[0]!)}  ${r[1]!.padEnd(w[1]!)}  ${r[2]!.padStart(w[2]!)}  ${r[3]!.padStart(w[3]!)}`;
+  return [...all.map(line), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
+}
