@@ -1,7 +1,7 @@
 // Intake: the one way a message enters the queue. A worker's `accepted` event and spool recovery
-// (start-up, a dead worker's unreported commits) both end in place(): a moved message keeps the
+// (start-up, a dead worker's unreported commits) both end in enqueue(): a moved message keeps the
 // sending node's binding and retry state, other mail gets the binding policy's choice (a trusted
-// X-Binding first). Main thread; synchronous, never touches a body, never blocks.
+// X-Binding first), then queue.add. Main thread; synchronous, never touches a body, never blocks.
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { AcceptedMessage } from '../message/accepted.js';
@@ -28,14 +28,7 @@ export class Intake {
 
   /** Messages a worker acknowledged (its 'accepted' event): queued, and logged as received. */
   accepted(batch: readonly AcceptedMessage[]): void {
-    for (const m of batch) {
-      const q = this.place(m, null);
-      this.d.queue.add(q.input, q.state);
-      this.d.logger.info(
-        { event: 'reception', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${q.input.bindingGroup}/${q.input.binding}` },
-        'reception',
-      );
-    }
+    for (const m of batch) this.enqueue(m, null, true);
   }
 
   /**
@@ -70,37 +63,47 @@ export class Intake {
         client: env.client,
         ...(env.moved !== undefined ? { moved: env.moved } : {}),
       };
-      const q = this.place(m, saved);
-      if (this.d.queue.add(q.input, q.state)) added++;
+      if (this.enqueue(m, saved, false)) added++;
     }
     return { added, unreadable };
   }
 
   /**
-   * Where a message is queued and with which retry state. Moved mail keeps the binding the sending
-   * node chose (a binding unknown here falls back to the policy, with a warning) and the attempts it
-   * had made, unless `saved` (a state this node persisted) says more.
+   * The one path into the queue. Moved mail keeps the binding the sending node chose (a binding
+   * unknown here falls back to the policy, with a warning) and the attempts it had made, unless
+   * `saved` (a state this node persisted) says more; other mail gets the policy's binding. False
+   * when the queue already held the message.
    */
-  place(m: AcceptedMessage, saved: PersistedState | null): { input: QueueInput; state: PersistedState | null } {
+  private enqueue(m: AcceptedMessage, saved: PersistedState | null, reception: boolean): boolean {
     const moved = m.moved;
+    let input: QueueInput;
+    let state = saved;
     if (moved !== undefined) {
       const a = this.movedBinding(m.id, moved);
-      const input: QueueInput = {
+      input = {
         id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding: null, listener: m.listener,
         bindingGroup: a.bindingGroup, binding: a.binding, hops: moved.hops, origin: moved.originNode,
       };
-      return { input, state: saved ?? stateOfMove(moved, m.rcpt, a) };
+      state ??= stateOfMove(moved, m.rcpt, a);
+    } else {
+      const policy = this.d.policy();
+      const xBinding = policy.trustedXBinding(m);
+      // assign() is assignStored() over the trusted X-Binding: computed once here, kept for `rebind`.
+      const a = policy.assignStored({ xBinding, listener: m.listener, from: m.from });
+      if (a.warning !== undefined) this.d.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
+      input = {
+        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener,
+        bindingGroup: a.bindingGroup, binding: a.binding,
+      };
     }
-    const policy = this.d.policy();
-    const xBinding = policy.trustedXBinding(m);
-    // assign() is assignStored() over the trusted X-Binding: computed once here, kept for `rebind`.
-    const a = policy.assignStored({ xBinding, listener: m.listener, from: m.from });
-    if (a.warning !== undefined) this.d.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
-    const input: QueueInput = {
-      id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener,
-      bindingGroup: a.bindingGroup, binding: a.binding,
-    };
-    return { input, state: saved };
+    const added = this.d.queue.add(input, state);
+    if (reception) {
+      this.d.logger.info(
+        { event: 'reception', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${input.bindingGroup}/${input.binding}` },
+        'reception',
+      );
+    }
+    return added;
   }
 
   /** The binding a moved message names, if it exists here; else the policy's choice for mail it knows nothing of. */
