@@ -1,0 +1,71 @@
+// The node's side of the DuraVIP cluster (the manager itself lives in src/cluster/): where a
+// binding's mail goes, which binding-group members this node sends from, and what the node does
+// when owners change (re-place queued mail, cut deliveries and moves that cannot complete).
+// Main thread; event handlers only, nothing blocks.
+import type { Logger } from 'pino';
+import { mmoveAddress, type ClusterManager, type OwnershipChange } from '../cluster/manager.js';
+import type { Config } from '../config/index.js';
+import { BindingPolicy } from '../policy/binding.js';
+import { LOCAL_ROUTE, type Route } from '../queue/manager.js';
+import type { Dispatcher } from './dispatch.js';
+
+/** Where a binding's mail goes: local unless its Bind_Address is a DuraVIP another node owns. */
+export function routeOfBinding(cluster: ClusterManager | null, config: Config, binding: string): Route {
+  const addr = config.bindings.get(binding)?.options.Bind_Address;
+  if (cluster === null || addr === undefined) return LOCAL_ROUTE;
+  return cluster.routeFor(addr);
+}
+
+/** Binding groups prefer members whose address this node sends from (not a DuraVIP, or owned here). */
+export function bindingPolicy(config: Config, cluster: () => ClusterManager | null): BindingPolicy {
+  return new BindingPolicy(config, {
+    holds: (address) => {
+      const c = cluster();
+      return c === null || c.routeFor(address).to === 'local';
+    },
+  });
+}
+
+export interface ClusterWiring {
+  config: Config;
+  /** Re-places queued mail of the bindings whose owner changed (QueueManager.reroute). */
+  reroute: () => void;
+  dispatch: Pick<Dispatcher, 'dropMovesTo' | 'abortDeliveriesFrom'>;
+  logger: Logger;
+}
+
+/** Starts the manager after the listeners (they bind every DuraVIP with IP_FREEBIND before
+ *  owning it), with the node's reactions to its events. */
+export function startCluster(c: ClusterManager, w: ClusterWiring): void {
+  if (w.config.ecclusterListeners.length > 0 && mmoveAddress(w.config) === null) {
+    w.logger.warn('ECCluster_Listener listens only on a wildcard address: peers cannot move mail here (give it this node\'s cluster link address)');
+  }
+  // Owners change in elections: re-place queued mail of the bindings that moved (once per turn
+  // of the event loop, however many addresses changed).
+  let queued = false;
+  const reroute = (): void => {
+    if (queued) return;
+    queued = true;
+    setImmediate(() => {
+      queued = false;
+      w.reroute();
+    });
+  };
+  c.on('allocation', reroute);
+  c.on('ownership', reroute);
+  c.on('memberLeft', (node: string) => w.dispatch.dropMovesTo(node));
+  c.on('ownership', (change: OwnershipChange) => {
+    if (change.previous === c.node && change.owner !== c.node) w.dispatch.abortDeliveriesFrom(change.address);
+  });
+  c.start();
+}
+
+/** Hands this node's addresses over first on shutdown, before sessions drain; a failure is logged. */
+export async function stopCluster(c: ClusterManager | null, logger: Logger): Promise<void> {
+  if (c === null) return;
+  try {
+    await c.stop();
+  } catch (err) {
+    logger.error({ err }, 'cluster: handover on shutdown failed');
+  }
+}

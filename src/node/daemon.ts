@@ -1,0 +1,286 @@
+// The node process's lifecycle on the main thread: loads the config, starts the parts in order
+// (cluster manager, spool and recovery, worker pool, queue, control sockets, HTTP, signals,
+// cluster election), and stops them in the reverse order that lets mail in flight finish. What
+// each part does is in the sibling files. Asynchronous; nothing blocks beyond reading config files.
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { ClusterManager } from '../cluster/manager.js';
+import { formatConfigError, loadConfigFile, defaultConfig, type Config, type LoadResult } from '../config/index.js';
+import { AdminHttpServer } from '../control/http.js';
+import { ControlServer } from '../control/server.js';
+import { createLogger } from '../log.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import type { DedupTable } from '../mmove/dedup.js';
+import { mmoveDedupTable } from '../mmove/settings.js';
+import type { BindingPolicy } from '../policy/binding.js';
+import type { QueueManager } from '../queue/manager.js';
+import { Spool } from '../spool/index.js';
+import { VERSION } from '../version.js';
+import { WorkerPool } from '../workers/pool.js';
+import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
+import { mailqReport, nodeCommands } from './console.js';
+import { Dispatcher } from './dispatch.js';
+import { Intake } from './intake.js';
+import { NodeMetricSet } from './metrics.js';
+import { makeQueue } from './queue-wiring.js';
+import { reloadConfig, type ReloadResult } from './reload.js';
+import { configureWorker, workerInit } from './worker-settings.js';
+
+export interface DaemonOptions {
+  /** Config file; null runs the built-in single-node default. */
+  configFile: string | null;
+  cwd?: string;
+}
+
+/** Why start-up failed, for the CLI's exit status and message. */
+export class StartupError extends Error {
+  constructor(message: string, readonly details: string[] = []) {
+    super(message);
+  }
+}
+
+const DRAIN_TIMEOUT_MS = 30_000;
+
+export class Daemon {
+  private config: Config;
+  readonly logger: Logger;
+  readonly queue: QueueManager;
+  private policy: BindingPolicy;
+  private cluster: ClusterManager | null = null;
+  private pool: WorkerPool | null = null;
+  private spool: Spool | null = null;
+  private readonly intake: Intake;
+  private readonly dispatch: Dispatcher;
+  private readonly metrics: NodeMetricSet;
+  /** #mmove duplicate table shared by every worker (issue 6); sized at start, a reload keeps it. */
+  private readonly mmoveDedup: DedupTable;
+  private controls: ControlServer[] = [];
+  private https: AdminHttpServer[] = [];
+  private shuttingDown: Promise<void> | null = null;
+  private readonly startedAt = Date.now();
+  private lastReload: { at: Date; ok: boolean; message: string } | null = null;
+  /** Resolves when the daemon has stopped; the CLI exits with this code. */
+  readonly stopped: Promise<number>;
+  private resolveStopped!: (code: number) => void;
+
+  private constructor(private readonly opts: DaemonOptions, config: Config) {
+    this.config = config;
+    this.logger = createLogger(config.global.Log_Level, { node: config.global.Nodename });
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    const cfg = (): Config => this.config;
+    const cluster = (): ClusterManager | null => this.cluster;
+    this.policy = bindingPolicy(config, cluster);
+    this.mmoveDedup = mmoveDedupTable(config);
+    this.dispatch = new Dispatcher({ pool: () => this.pool, config: cfg, cluster, logger: this.logger });
+    this.queue = makeQueue({
+      config: cfg,
+      spool: () => this.spool!,
+      dispatch: this.dispatch,
+      policy: () => this.policy,
+      cluster,
+      outcome: (status, n) => this.metrics.outcome(status, n),
+      logger: this.logger,
+    });
+    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup });
+    this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
+  }
+
+  /** Loads the config (throws StartupError listing every error) and starts the node. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const result = Daemon.load(opts);
+    if (!result.ok) throw new StartupError('invalid configuration', result.errors.map(formatConfigError));
+    const d = new Daemon(opts, result.config);
+    try {
+      await d.run();
+    } catch (err) {
+      d.logger.fatal({ err }, 'start-up failed');
+      await d.teardown();
+      throw new StartupError(`start-up failed: ${(err as Error).message}`);
+    }
+    return d;
+  }
+
+  private static load(opts: DaemonOptions): LoadResult {
+    const cwd = opts.cwd ?? process.cwd();
+    return opts.configFile === null ? { ok: true, config: defaultConfig({ cwd }) } : loadConfigFile(opts.configFile, { cwd });
+  }
+
+  /** The DuraVIP manager (null without a Cluster stanza): owns(address), ownerOf(address), 'ownership' events. */
+  get clusterManager(): ClusterManager | null {
+    return this.cluster;
+  }
+
+  private async run(): Promise<void> {
+    const cfg = this.config;
+    // Made before the spool is read: until its first election, mail of bindings on DuraVIPs waits
+    // (route 'wait') instead of being tried from an address this node may not own.
+    if (cfg.cluster !== null) this.cluster = new ClusterManager({ config: cfg, logger: this.logger });
+    this.openSpool();
+    const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
+    const pool = new WorkerPool({
+      size,
+      logger: this.logger,
+      init: (workerId) => workerInit(this.config, workerId, this.spool!.directory, this.mmoveDedup),
+      onStart: (workerId) => configureWorker(this.pool!, workerId, this.config),
+    });
+    this.pool = pool;
+    pool.on('event', (workerId: number, name: string, data: unknown) => {
+      if (name === 'accepted') this.onAccepted(data as AcceptedMessage[]);
+      else if (name === 'listenerError') this.logger.error({ workerId, ...(data as object) }, 'listener failed in a worker');
+    });
+    pool.on('replaced', () => this.reconcileWithSpool());
+    await pool.start();
+    this.queue.start();
+    const commands = nodeCommands({
+      config: () => this.config,
+      configFile: this.opts.configFile,
+      queue: this.queue,
+      pool: () => this.pool,
+      cluster: () => this.cluster,
+      reload: () => this.reload(),
+      shutdown: () => this.shutdown(),
+      startedAt: this.startedAt,
+      lastReload: () => this.lastReload,
+    });
+    for (const c of cfg.controlListeners) {
+      const server = new ControlServer(c.path, commands, this.logger);
+      await server.start();
+      this.controls.push(server);
+    }
+    await this.startHttp();
+    this.installSignals();
+    if (this.cluster !== null) {
+      startCluster(this.cluster, { config: this.config, reroute: () => this.queue.reroute(), dispatch: this.dispatch, logger: this.logger });
+    }
+    this.logger.info(
+      {
+        version: VERSION,
+        config: this.opts.configFile ?? '<built-in>',
+        workers: size,
+        listeners: cfg.esmtpListeners.map((l) => l.name),
+        control: cfg.controlListeners.map((c) => c.path),
+        http: cfg.httpListeners.map((h) => h.name),
+      },
+      'vipmta started',
+    );
+  }
+
+  /** Opens the spool (exclusive to this process) and rebuilds the queue from what it holds. */
+  private openSpool(): void {
+    const sc = this.config.spool;
+    if (sc.Sync === 'none') this.logger.warn('Spool Sync = none: messages are acknowledged before they are on disk (tests only)');
+    const t0 = Date.now();
+    this.spool = Spool.open({
+      directory: sc.Directory,
+      nodeId: this.config.global.Nodename,
+      sync: sc.Sync,
+      commitDelayMs: sc.Commit_Delay,
+      segmentSize: sc.Segment_Size,
+      copyForwardAfterMs: sc.Copy_Forward_After,
+    });
+    const { unreadable } = this.intake.recovered(this.spool.recover());
+    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
+  }
+
+  private onAccepted(batch: AcceptedMessage[]): void {
+    this.metrics.received(batch.length);
+    this.intake.accepted(batch);
+  }
+
+  /**
+   * A worker that died may have committed messages it never reported (the 250 may even have gone
+   * out). They are durable in the spool: find them there so they are queued without a restart.
+   */
+  private reconcileWithSpool(): void {
+    if (this.spool === null) return;
+    const { added } = this.intake.recovered(this.spool.live());
+    this.metrics.received(added);
+    if (added > 0) this.logger.warn({ added }, 'queued messages a dead worker had committed without reporting them');
+  }
+
+  /** One AdminHttpServer per Http_Listener; a port that cannot be bound fails the start-up. */
+  private async startHttp(): Promise<void> {
+    for (const h of this.config.httpListeners) {
+      const server = new AdminHttpServer({
+        name: h.name,
+        host: h.host,
+        port: h.port,
+        logger: this.logger,
+        metrics: this.metrics.render,
+        mailq: (filter) => mailqReport(this.queue, filter),
+        stopping: () => this.shuttingDown !== null,
+      });
+      await server.start();
+      this.https.push(server);
+    }
+  }
+
+  private installSignals(): void {
+    const onTerm = (sig: string) => () => {
+      this.logger.info({ signal: sig }, 'stopping: no new connections, finishing sessions in flight');
+      void this.shutdown();
+    };
+    process.on('SIGTERM', onTerm('SIGTERM'));
+    process.on('SIGINT', onTerm('SIGINT'));
+    process.on('SIGHUP', () => {
+      void this.reload();
+    });
+  }
+
+  /**
+   * Re-reads the config file, validates it, and swaps it in only when it is valid and every worker
+   * took the new listeners (src/node/reload.ts). On any error the running config stays and the
+   * error is logged.
+   */
+  async reload(): Promise<ReloadResult> {
+    const r = await reloadConfig({
+      load: () => Daemon.load(this.opts),
+      running: () => this.config,
+      broadcast: (method, params, timeoutMs) => this.pool!.broadcast(method, params, timeoutMs),
+      logger: this.logger,
+      apply: {
+        config: (next) => {
+          this.config = next;
+          this.policy = bindingPolicy(next, () => this.cluster);
+        },
+        queue: () => {
+          this.queue.configChanged();
+          this.queue.reroute();
+        },
+        cluster: (next) => this.cluster?.reconfigure(next),
+      },
+    });
+    this.lastReload = { at: new Date(), ok: r.ok, message: r.message };
+    return r;
+  }
+
+  /** Stops accepting, lets sessions in flight finish (up to 30 s), then exits with status 0. */
+  shutdown(): Promise<void> {
+    if (this.shuttingDown === null) {
+      this.shuttingDown = (async () => {
+        await this.teardown();
+        this.logger.info('vipmta stopped');
+        this.resolveStopped(0);
+      })();
+    }
+    return this.shuttingDown;
+  }
+
+  private async teardown(): Promise<void> {
+    // The cluster hands its addresses over first, before sessions drain.
+    await stopCluster(this.cluster, this.logger);
+    await Promise.allSettled(this.controls.map((c) => c.stop()));
+    this.controls = [];
+    // Deliveries in flight report first (their workers must still be there to answer); what does
+    // not finish in time stays in the spool and goes again after the restart.
+    await this.queue.stop(DRAIN_TIMEOUT_MS);
+    if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
+    // After the drain, so /health answers 503 ("stopping") while sessions finish.
+    for (const h of this.https) h.close();
+    this.https = [];
+    if (this.spool !== null) {
+      await this.spool.close();
+      this.spool = null;
+    }
+  }
+}

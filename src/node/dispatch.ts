@@ -1,0 +1,102 @@
+// Dispatch: which worker runs a delivery batch or a #mmove batch (the one with the fewest batches
+// running), where moves to each node go, and the cuts an ownership change calls for: moves in
+// flight to a member that left, deliveries from an address this node lost. Main thread; every
+// call is a Promise on a worker call, nothing here blocks.
+import type { Logger } from 'pino';
+import { mmoveAddress, type ClusterManager } from '../cluster/manager.js';
+import type { Config } from '../config/index.js';
+import type { BounceRequest } from '../delivery/bounce.js';
+import type { MessageResult } from '../delivery/index.js';
+import type { MmoveItem, MmoveResult } from '../mmove/client.js';
+import type { WorkerPool } from '../workers/pool.js';
+import type { DeliveryBatch } from '../workers/protocol.js';
+
+export type DispatchPool = Pick<WorkerPool, 'status' | 'call' | 'broadcast'>;
+
+export interface DispatchDeps {
+  /** The worker pool; null before it is made. */
+  pool: () => DispatchPool | null;
+  config: () => Config;
+  /** The DuraVIP manager; null without a Cluster stanza. */
+  cluster: () => ClusterManager | null;
+  logger: Logger;
+}
+
+export class Dispatcher {
+  /** Batches running per worker, to hand the next one to the least busy. */
+  private readonly batchesPerWorker: number[] = [];
+  /** Where we last moved mail to each node: its connections are dropped when it leaves. */
+  private readonly movePeers = new Map<string, { host: string; port: number }>();
+
+  constructor(private readonly d: DispatchDeps) {}
+
+  /** Hands a delivery batch to the worker with the fewest batches running. */
+  deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
+    // Each message may wait for a connect, the command replies and the data reply.
+    const g = this.d.config().global;
+    const timeout = g.Connect_Timeout + batch.messages.length * (4 * g.Command_Timeout + g.Data_Timeout) + 60_000;
+    return this.onLeastBusyWorker((pool, w) => pool.call(w, 'deliver', batch, timeout));
+  }
+
+  /** One #mmove batch to `node`'s ECCluster_Listener, from a worker's pooled connections. */
+  async move(node: string, items: MmoveItem[]): Promise<MmoveResult[]> {
+    const peer = this.d.cluster()?.peerLink(node) ?? null;
+    if (peer === null) {
+      const text = `4.4.0 no ECCluster_Listener address known for node ${node}`;
+      return items.map((it) => ({ id: it.id, ok: false, code: 0, text, duplicate: false }));
+    }
+    this.movePeers.set(node, { host: peer.host, port: peer.port });
+    const local = mmoveAddress(this.d.config());
+    const target = { host: peer.host, port: peer.port, ...(local !== null ? { localAddress: local.host } : {}) };
+    // The client's own timeouts (connect 10 s, 60 s without a reply) end a stuck move first.
+    return this.onLeastBusyWorker((pool, w) => pool.call(w, 'mmoveSend', { peer: target, items }, 120_000 + items.length * 200));
+  }
+
+  /** Has a worker spool a DSN: it reads the original's headers itself (the main thread reads no body). */
+  bounce(req: BounceRequest): Promise<{ id: string; size: number }> {
+    return this.onLeastBusyWorker((pool, w) => pool.call(w, 'spoolBounce', req, 60_000));
+  }
+
+  /** Runs one batch call on the ready worker with the fewest batches running (the lowest id on a tie). */
+  async onLeastBusyWorker<T>(call: (pool: DispatchPool, workerId: number) => Promise<T>): Promise<T> {
+    const pool = this.d.pool();
+    if (pool === null) throw new Error('no worker pool');
+    const ready = pool.status().filter((p) => p.ready);
+    if (ready.length === 0) throw Object.assign(new Error('no worker is ready'), { code: 'ERR_WORKER_DIED' });
+    let best = ready[0]!.workerId;
+    for (const p of ready) if ((this.batchesPerWorker[p.workerId] ?? 0) < (this.batchesPerWorker[best] ?? 0)) best = p.workerId;
+    this.batchesPerWorker[best] = (this.batchesPerWorker[best] ?? 0) + 1;
+    try {
+      return await call(pool, best);
+    } finally {
+      this.batchesPerWorker[best]!--;
+    }
+  }
+
+  /** A member left: moves in flight to it end now (a dead machine sends no RST) and go to the
+   *  new owner once the election has placed its addresses. */
+  dropMovesTo(node: string): void {
+    const peer = this.movePeers.get(node);
+    const pool = this.d.pool();
+    if (peer === undefined || pool === null) return;
+    this.movePeers.delete(node);
+    void pool.broadcast('mmoveDrop', { peer, reason: `node ${node} left the cluster` }).then((rs) => {
+      const dropped = rs.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.dropped : 0), 0);
+      if (dropped > 0) this.d.logger.warn({ node, connections: dropped }, 'mmove: node left the cluster; dropped the connections to it, its mail is moved again');
+    });
+  }
+
+  /**
+   * This node lost an address (moved, or no quorum): deliveries from it cannot complete, so their
+   * connections are cut now rather than after a command timeout (minutes). Their mail comes back
+   * deferred without an attempt counted and goes where the binding's route now says.
+   */
+  abortDeliveriesFrom(address: string): void {
+    const pool = this.d.pool();
+    if (pool === null) return;
+    void pool.broadcast('abortDeliveries', { localAddress: address }).then((rs) => {
+      const aborted = rs.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.aborted : 0), 0);
+      if (aborted > 0) this.d.logger.warn({ address, connections: aborted }, 'delivery: this node no longer holds the address; cut the connections from it');
+    });
+  }
+}

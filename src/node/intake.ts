@@ -1,0 +1,117 @@
+// Intake: the one way a message enters the queue. A worker's `accepted` event and spool recovery
+// (start-up, a dead worker's unreported commits) both end in enqueue(): a moved message keeps the
+// sending node's binding and retry state, other mail gets the binding policy's choice (a trusted
+// X-Binding first), then queue.add. Main thread; synchronous, never touches a body, never blocks.
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import { decodeEnvelope, type MoveMeta } from '../message/envelope.js';
+import { decodeState, stateOfMove, type PersistedState } from '../message/retry-state.js';
+import { moveKey } from '../mmove/dedup.js';
+import type { BindingPolicy } from '../policy/binding.js';
+import type { QueueInput, QueueManager } from '../queue/manager.js';
+import type { RecoveredMessage } from '../spool/index.js';
+
+export interface IntakeDeps {
+  queue: Pick<QueueManager, 'add' | 'has'>;
+  /** The running config (a reload swaps it): the bindings a moved message may name. */
+  config: () => Config;
+  /** The running binding policy (a reload makes a new one). */
+  policy: () => BindingPolicy;
+  /** The #mmove duplicate table: a restart re-learns the moves it had spooled. */
+  dedup: { add(node: string, id: string): void };
+  logger: Logger;
+}
+
+export class Intake {
+  constructor(private readonly d: IntakeDeps) {}
+
+  /** Messages a worker acknowledged (its 'accepted' event): queued, and logged as received. */
+  accepted(batch: readonly AcceptedMessage[]): void {
+    for (const m of batch) this.enqueue(m, null, true);
+  }
+
+  /**
+   * Spool records the queue does not know yet: their envelope is decoded and they take the same
+   * path as accepted mail. An envelope that does not decode stays in the spool, not queued. A
+   * record's saved retry state (attempts, next attempt, parts, hold) wins over the move's; a state
+   * that does not decode is ignored and the message starts over.
+   */
+  recovered(records: Iterable<RecoveredMessage>): { added: number; unreadable: number } {
+    let added = 0;
+    let unreadable = 0;
+    for (const r of records) {
+      if (this.d.queue.has(r.id)) continue;
+      const env = decodeEnvelope(r.envelope);
+      if (env === null) {
+        unreadable++;
+        this.d.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
+        continue;
+      }
+      if (env.moved !== undefined && env.mmovePeer !== undefined) this.d.dedup.add(env.mmovePeer, moveKey(env.moved.originalId, env.rcpt));
+      const saved = decodeState(r.state);
+      if (r.state !== null && saved === null) this.d.logger.warn({ id: r.id }, 'spool: unreadable retry state ignored; the message starts over');
+      const m: AcceptedMessage = {
+        id: r.id,
+        size: r.size,
+        // The listener's arrival time (the one the queue used before a restart), else the commit's.
+        arrival: env.arrival > 0 ? env.arrival : r.arrival,
+        from: env.from,
+        rcpt: env.rcpt,
+        headers: env.headers,
+        listener: env.listener,
+        client: env.client,
+        ...(env.moved !== undefined ? { moved: env.moved } : {}),
+      };
+      if (this.enqueue(m, saved, false)) added++;
+    }
+    return { added, unreadable };
+  }
+
+  /**
+   * The one path into the queue. Moved mail keeps the binding the sending node chose (a binding
+   * unknown here falls back to the policy, with a warning) and the attempts it had made, unless
+   * `saved` (a state this node persisted) says more; other mail gets the policy's binding. False
+   * when the queue already held the message.
+   */
+  private enqueue(m: AcceptedMessage, saved: PersistedState | null, reception: boolean): boolean {
+    const moved = m.moved;
+    let input: QueueInput;
+    let state = saved;
+    if (moved !== undefined) {
+      const a = this.movedBinding(m.id, moved);
+      input = {
+        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding: null, listener: m.listener,
+        bindingGroup: a.bindingGroup, binding: a.binding, hops: moved.hops, origin: moved.originNode,
+      };
+      state ??= stateOfMove(moved, m.rcpt, a);
+    } else {
+      const policy = this.d.policy();
+      const xBinding = policy.trustedXBinding(m);
+      // assign() is assignStored() over the trusted X-Binding: computed once here, kept for `rebind`.
+      const a = policy.assignStored({ xBinding, listener: m.listener, from: m.from });
+      if (a.warning !== undefined) this.d.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
+      input = {
+        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener,
+        bindingGroup: a.bindingGroup, binding: a.binding,
+      };
+    }
+    const added = this.d.queue.add(input, state);
+    if (reception) {
+      this.d.logger.info(
+        { event: 'reception', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, listener: m.listener, client: m.client, binding: `${input.bindingGroup}/${input.binding}` },
+        'reception',
+      );
+    }
+    return added;
+  }
+
+  /** The binding a moved message names, if it exists here; else the policy's choice for mail it knows nothing of. */
+  private movedBinding(id: string, moved: MoveMeta): { bindingGroup: string; binding: string } {
+    const b = this.d.config().bindings.get(moved.binding);
+    if (b !== undefined) return { bindingGroup: b.group, binding: b.name };
+    const a = this.d.policy().assignStored({ xBinding: null, listener: null, from: '' });
+    this.d.logger.warn({ id, binding: moved.binding, from: moved.originNode }, `moved message names binding "${moved.binding}", unknown here; using ${a.bindingGroup}/${a.binding}`);
+    return { bindingGroup: a.bindingGroup, binding: a.binding };
+  }
+}

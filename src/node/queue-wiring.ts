@@ -1,0 +1,46 @@
+// How the node hosts the queue manager: the spool calls it may make, the worker that runs its
+// batches, the policy it rebinds with, the cluster route of each binding and the metrics of its
+// outcomes. The one place that builds QueueManagerOptions. Main thread; nothing here blocks.
+import type { Logger } from 'pino';
+import type { ClusterManager } from '../cluster/manager.js';
+import type { Config } from '../config/index.js';
+import type { BindingPolicy } from '../policy/binding.js';
+import { QueueManager } from '../queue/manager.js';
+import type { Spool } from '../spool/index.js';
+import { routeOfBinding } from './cluster.js';
+import type { Dispatcher } from './dispatch.js';
+import type { Outcome } from './metrics.js';
+
+export interface QueueWiring {
+  config: () => Config;
+  /** The open spool; the queue calls it only after start-up has opened it. */
+  spool: () => Spool;
+  dispatch: Pick<Dispatcher, 'deliver' | 'move' | 'bounce'>;
+  policy: () => BindingPolicy;
+  cluster: () => ClusterManager | null;
+  outcome: (status: Outcome, n: number) => void;
+  logger: Logger;
+}
+
+export function makeQueue(w: QueueWiring): QueueManager {
+  return new QueueManager({
+    config: w.config,
+    spool: {
+      markDone: (ids) => w.spool().markDone(ids),
+      update: (id, state) => w.spool().update(id, state),
+    },
+    deliver: (batch) => w.dispatch.deliver(batch),
+    // A worker reads the original's headers and spools the DSN: the main thread reads no body.
+    bounce: (req) => w.dispatch.bounce(req),
+    assign: (m) => {
+      const a = w.policy().assignStored(m);
+      if (a.warning !== undefined) w.logger.warn({ binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
+      return a;
+    },
+    logger: w.logger,
+    onOutcome: w.outcome,
+    route: (_group, binding) => routeOfBinding(w.cluster(), w.config(), binding),
+    move: (node, items) => w.dispatch.move(node, items),
+    moveConnections: () => w.config().cluster?.options.Mmove_Connections ?? 4,
+  });
+}

@@ -1,0 +1,50 @@
+// What each worker role gets from the config, and the pool calls that hand it over: the ESMTP
+// listeners, the delivery engine's settings and the #mmove link. Start-up (each new worker) and
+// reload (every worker) go through here. Main thread; pure, except the pool calls it awaits.
+import type { Config } from '../config/index.js';
+import { mmoveSettings } from '../mmove/settings.js';
+import type { DedupTable } from '../mmove/dedup.js';
+import type { WorkerPool } from '../workers/pool.js';
+import type { DeliverySettings, ListenerSpec, WorkerInit } from '../workers/protocol.js';
+
+export { mmoveSettings };
+
+/** The pool's broadcast: every live worker, results in worker order, failures as rejected entries. */
+export type Broadcast = WorkerPool['broadcast'];
+
+export function deliverySettings(cfg: Config): DeliverySettings {
+  const g = cfg.global;
+  return { resolverServers: [...g.Resolver_Servers], connectTimeoutMs: g.Connect_Timeout, commandTimeoutMs: g.Command_Timeout, dataTimeoutMs: g.Data_Timeout };
+}
+
+export function listenerSpecs(cfg: Config): ListenerSpec[] {
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options } }));
+}
+
+/** workerData of the worker in slot `workerId` (first start and every replacement). */
+export function workerInit(cfg: Config, workerId: number, spoolDirectory: string, dedup: DedupTable): WorkerInit {
+  return {
+    workerId,
+    logLevel: cfg.global.Log_Level,
+    nodeName: cfg.global.Nodename,
+    hostname: cfg.global.Hostname,
+    spoolDirectory,
+    mmoveDedup: dedup.buffer,
+  };
+}
+
+/** A worker that just answered ping (first or replacement) gets its delivery engine, then its
+ *  listeners, then its #mmove link; a refusal fails its start. */
+export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: number, cfg: Config): Promise<void> {
+  await pool.call(workerId, 'setDelivery', deliverySettings(cfg));
+  await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
+  await pool.call(workerId, 'setMmove', mmoveSettings(cfg));
+}
+
+/** Every worker opens `cfg`'s listening sockets (ESMTP, then ECCluster): the settings a worker may
+ *  refuse (a port it cannot bind). One settled result per worker and call. */
+export async function offerListeners(broadcast: Broadcast, cfg: Config): Promise<PromiseSettledResult<unknown>[]> {
+  const esmtp = await broadcast('setListeners', { listeners: listenerSpecs(cfg) });
+  const mmove = await broadcast('setMmove', mmoveSettings(cfg));
+  return [...esmtp, ...mmove];
+}

@@ -1,0 +1,69 @@
+// The node's console commands (src/node/console.ts) over a real queue manager: selectors, hold and
+// release, message show, the workers table, and the error codes the CLI turns into exit status.
+import { describe, expect, it } from 'vitest';
+import { nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
+import type { ReloadResult } from '../../../src/node/reload.js';
+import { config, idleQueue, recordingLogger } from './helpers.js';
+
+const NOW = Date.UTC(2026, 0, 1);
+const cfg = config('Binding "b1" { Bind_Address = 127.0.0.3 }\n');
+
+function host(reload: ReloadResult = { ok: true, message: 'config reloaded' }): ConsoleHost {
+  const { logger } = recordingLogger('silent');
+  const queue = idleQueue(cfg, logger, NOW);
+  queue.add({ id: 'Q1', size: 42, arrival: NOW, from: 'a@s.test', rcpt: ['x@one.test', 'y@two.test'], xBinding: null, listener: null, bindingGroup: 'default', binding: 'b1' });
+  const pool = {
+    deaths: 1,
+    status: () => [0, 1].map((w) => ({ workerId: w, threadId: w + 7, ready: w === 0, restarts: w, uptimeMs: 0 })),
+    broadcast: async () => [{ status: 'fulfilled', value: { workerId: 0, active: 3, accepted: { '127.0.0.1:2525': 12 } } }],
+  } as unknown as ReturnType<ConsoleHost['pool']>;
+  return {
+    config: () => cfg, configFile: null, queue, pool: () => pool, cluster: () => null,
+    reload: async () => reload, shutdown: async () => {}, startedAt: NOW, lastReload: () => null,
+  };
+}
+
+describe('node console', () => {
+  it('parses selectors: all, a queue id, -b and -d', () => {
+    expect(selector('hold', ['all'])).toEqual({});
+    expect(selector('hold', ['Q1'])).toEqual({ id: 'Q1' });
+    expect(selector('hold', ['-b', 'b1', '-d', 'one.test'])).toEqual({ binding: 'b1', domain: 'one.test' });
+    for (const bad of [[], ['-b'], ['-x', 'v'], ['Q1', 'Q2']]) {
+      expect(() => selector('hold', bad)).toThrow(expect.objectContaining({ code: 'ERR_CONTROL_BAD_REQUEST' }));
+    }
+  });
+
+  it('holds and releases parts and shows a message part by part', async () => {
+    const t = nodeCommands(host());
+    expect(await t.run(['hold', '-d', 'two.test'])).toBe('held 1 part(s)\n');
+    expect(await t.run(['message', 'show', 'Q1'])).toBe(
+      `Q1  from <a@s.test>  size 42  arrived ${new Date(NOW).toISOString()}\n`
+      + '  default/b1  one.test  active  attempts 0  next -  rcpt <x@one.test>\n'
+      + '  default/b1  two.test  hold  attempts 0  next -  rcpt <y@two.test>\n',
+    );
+    expect(await t.run(['release', 'all'])).toBe('released 1 part(s)\n');
+    await expect(t.run(['message', 'show', 'nope'])).rejects.toMatchObject({ code: 'ERR_CONTROL_NOT_FOUND' });
+  });
+
+  it('lists the workers with what each reports', async () => {
+    const out = await nodeCommands(host()).run(['workers']);
+    expect(out).toBe(
+      'Worker  Thread  State     Restarts  Active  Accepted\n'
+      + '0       7       ready     0         3       127.0.0.1:2525=12\n'
+      + '1       8       starting  1         -       -\n'
+      + 'deaths since start: 1\n',
+    );
+  });
+
+  it('fails config reload with ERR_CONFIG_INVALID and the reason', async () => {
+    const t = nodeCommands(host({ ok: false, message: 'config reload failed; keeping the running config:\nbad' }));
+    await expect(t.run(['config', 'reload'])).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID', message: 'config reload failed; keeping the running config:\nbad' });
+    expect(await nodeCommands(host()).run(['config', 'reload'])).toBe('config reloaded\n');
+  });
+
+  it('registers the cluster commands after its own', async () => {
+    const help = await nodeCommands(host()).run(['help']);
+    expect(help).toContain('mailq [-d DOMAIN] [-b BINDING]');
+    expect(help).toMatch(/^cluster /m);
+  });
+});

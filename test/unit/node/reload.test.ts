@@ -1,0 +1,127 @@
+// Config reload (src/node/reload.ts) with scripted workers and recording appliers: a bad config
+// keeps the running one, a worker that refuses the new listeners rolls every worker back, and a
+// good reload applies in order and reports what waits for a restart.
+import { describe, expect, it } from 'vitest';
+import { loadConfigText, type Config, type LoadResult } from '../../../src/config/index.js';
+import { reloadConfig, restartOnlyChanges, type ReloadHost } from '../../../src/node/reload.js';
+import type { Broadcast } from '../../../src/node/worker-settings.js';
+import type { ListenerSpec } from '../../../src/workers/protocol.js';
+import { config, recordingLogger } from './helpers.js';
+
+const RUNNING = `
+Worker_Threads = 2
+ESMTP_Listener { Listen "127.0.0.1:2525" { } }
+`;
+const NEXT = `
+Worker_Threads = 4
+Log_Level = "debug"
+ESMTP_Listener {
+  Listen "127.0.0.1:2525" { }
+  Listen "127.0.0.1:2526" { }
+}
+`;
+
+interface Rig {
+  host: ReloadHost;
+  /** Every worker call and main-thread step, in order. */
+  steps: string[];
+  running: () => Config;
+  log: ReturnType<typeof recordingLogger>;
+}
+
+/**
+ * Two workers; `refuse(workerId, method, params)` makes that worker's call fail (e.g. a port it
+ * cannot bind). Broadcast results are in worker order, as WorkerPool.broadcast gives them.
+ */
+function rig(load: () => LoadResult, refuse: (workerId: number, method: string, params: unknown) => string | null = () => null): Rig {
+  let current = config(RUNNING);
+  const steps: string[] = [];
+  const log = recordingLogger();
+  const broadcast = (async (method: string, params: unknown) => {
+    const ports = method === 'setListeners' ? (params as { listeners: ListenerSpec[] }).listeners.map((l) => l.port).join(',') : '';
+    steps.push(ports === '' ? method : `${method} ${ports}`);
+    return [0, 1].map((w): PromiseSettledResult<unknown> => {
+      const why = refuse(w, method, params);
+      return why === null ? { status: 'fulfilled', value: null } : { status: 'rejected', reason: new Error(why) };
+    });
+  }) as unknown as Broadcast;
+  const host: ReloadHost = {
+    load,
+    running: () => current,
+    broadcast,
+    logger: log.logger,
+    apply: {
+      config: (next) => {
+        steps.push('apply config');
+        current = next;
+      },
+      queue: () => void steps.push('apply queue'),
+      cluster: () => void steps.push('apply cluster'),
+    },
+  };
+  return { host, steps, running: () => current, log };
+}
+
+const text = (t: string) => (): LoadResult => loadConfigText(t, 'vipmta.conf');
+
+describe('config reload', () => {
+  it('keeps the running config on a config error and says why', async () => {
+    const r = rig(text('Worker_Threadz = 4\n'));
+    const before = r.running();
+    const res = await reloadConfig(r.host);
+    expect(res.ok).toBe(false);
+    expect(res.message).toMatch(/^config reload failed; keeping the running config:\nvipmta\.conf:1:1: .*Worker_Threadz/);
+    expect(r.steps).toEqual([]);
+    expect(r.running()).toBe(before);
+    expect(r.log.records.some((x) => x.level === 50 && x.msg === 'config reload failed; keeping the running config')).toBe(true);
+  });
+
+  it('rolls every worker back when one refuses the new listeners', async () => {
+    const r = rig(text(NEXT), (w, method, params) =>
+      w === 1 && method === 'setListeners' && (params as { listeners: ListenerSpec[] }).listeners.some((l) => l.port === 2526) ? 'listen 127.0.0.1:2526: EADDRINUSE' : null);
+    const before = r.running();
+    const res = await reloadConfig(r.host);
+    expect(res).toEqual({ ok: false, message: 'config reload failed; keeping the running config:\nlisten 127.0.0.1:2526: EADDRINUSE' });
+    // Both workers were offered the new sockets, then both went back to the running ones.
+    expect(r.steps).toEqual(['setListeners 2525,2526', 'setMmove', 'setListeners 2525', 'setMmove']);
+    expect(r.running()).toBe(before);
+    expect(r.log.logger.level).toBe('info');
+  });
+
+  it('rolls back when a worker refuses the #mmove listeners too', async () => {
+    const r = rig(text(NEXT), (w, method) => (w === 0 && method === 'setMmove' ? 'ECCluster_Listener: EACCES' : null));
+    const res = await reloadConfig(r.host);
+    expect(res.ok).toBe(false);
+    expect(res.message).toContain('ECCluster_Listener: EACCES');
+    expect(r.steps).toEqual(['setListeners 2525,2526', 'setMmove', 'setListeners 2525', 'setMmove']);
+  });
+
+  it('applies a good config in order and reports what waits for a restart', async () => {
+    const r = rig(text(NEXT));
+    const res = await reloadConfig(r.host);
+    expect(res).toEqual({ ok: true, message: 'config reloaded\nWorker_Threads changed: takes effect at the next restart' });
+    expect(r.steps).toEqual(['setListeners 2525,2526', 'setMmove', 'apply config', 'setDelivery', 'apply queue', 'setLogLevel', 'apply cluster']);
+    expect(r.running().esmtpListeners.map((l) => l.port)).toEqual([2525, 2526]);
+    expect(r.log.logger.level).toBe('debug');
+    expect(r.log.warnings().map((w) => w.msg)).toEqual(['Worker_Threads changed: takes effect at the next restart']);
+  });
+
+  it('names every setting that only a restart changes', () => {
+    const prev = config(RUNNING);
+    const next = config(`
+Worker_Threads = 2
+Nodename = "other"
+ESMTP_Listener { Listen "127.0.0.1:2525" { } }
+Spool { Directory = "/var/spool/other" }
+Control_Listener { Listen "/run/other.sock" { } }
+Http_Listener { Listen "127.0.0.1:2082" { } }
+`);
+    expect(restartOnlyChanges(prev, next)).toEqual([
+      'Spool Directory changed: takes effect at the next restart',
+      'Nodename changed: takes effect at the next restart',
+      'Control_Listener changed: takes effect at the next restart',
+      'Http_Listener changed: takes effect at the next restart',
+    ]);
+    expect(restartOnlyChanges(prev, config(RUNNING))).toEqual([]);
+  });
+});
