@@ -71,7 +71,7 @@ export class Daemon {
     this.bindingPolicy = this.makePolicy(config);
     this.registerCommands();
     registerClusterCommands(this.commands, () => this.cluster);
-    this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null });
+    this.metrics = buildMetrics({ queues: () => this.queueSizes(), spool: () => this.spool?.stats() ?? null, mmoveDuplicates: () => this.mmoveDedup.stats().duplicates });
     this.queue = new QueueManager({
       config: () => this.config,
       spool: {
@@ -88,17 +88,16 @@ export class Daemon {
       },
       logger: this.logger,
       onOutcome: (status, n) => {
-        if (status === 'delivered') this.metrics.delivered.inc(undefined, n);
-        else if (status === 'deferred') this.metrics.transientFailures.inc(undefined, n);
-        else if (status === 'bounced') this.metrics.permanentFailures.inc(undefined, n);
-        else this.mmoveMoved?.inc(undefined, n);
+        if (status === 'delivered') this.metrics.delivered.inc(n);
+        else if (status === 'deferred') this.metrics.transientFailures.inc(n);
+        else if (status === 'bounced') this.metrics.permanentFailures.inc(n);
+        else this.metrics.mmoveMoved.inc(n);
       },
       route: (_group, binding) => this.routeBinding(binding),
       move: (node, items) => this.moveBatch(node, items),
       moveConnections: () => this.config.cluster?.options.Mmove_Connections ?? 4,
     });
     this.mmoveDedup = mmoveDedupTable(config);
-    this.registerMmoveMetrics();
   }
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
@@ -227,12 +226,12 @@ export class Daemon {
   private reconcileWithSpool(): void {
     if (this.spool === null) return;
     const { added } = this.enqueueFromSpool(this.spool.live());
-    this.metrics.received.inc(undefined, added);
+    this.metrics.received.inc(added);
     if (added > 0) this.logger.warn({ added }, 'queued messages a dead worker had committed without reporting them');
   }
 
   private onAccepted(batch: AcceptedMessage[]): void {
-    this.metrics.received.inc(undefined, batch.length);
+    this.metrics.received.inc(batch.length);
     for (const m of batch) {
       const moved = m.moved !== undefined ? this.movedPlacement(m.id, m.moved, m.rcpt) : null;
       const a = moved?.assignment ?? this.assignBinding(m, m.client, m.listener);
@@ -294,18 +293,6 @@ export class Daemon {
     const a = this.bindingPolicy.assign({ headers: m.headers, client, listener, from: m.from });
     if (a.warning !== undefined) this.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
     return { bindingGroup: a.bindingGroup, binding: a.binding };
-  }
-
-  private mmoveMoved: { inc(labels: undefined, n: number): void } | null = null;
-
-  private registerMmoveMetrics(): void {
-    const r = this.metrics.registry;
-    this.mmoveMoved = r.counter('vipmta_mmove_moved_total', 'Recipients handed to the node that owns their binding (#mmove), each after its 250.');
-    const dups = r.counter('vipmta_mmove_duplicates_total', 'Messages received over #mmove that were already spooled here (answered 250, not spooled again).');
-    r.onCollect(() => {
-      const d = this.mmoveDedup.stats().duplicates - dups.get();
-      if (d > 0) dups.inc(undefined, d);
-    });
   }
 
   private installSignals(): void {
@@ -406,7 +393,7 @@ export class Daemon {
         host: h.host,
         port: h.port,
         logger: this.logger,
-        metrics: () => this.metrics.registry.render(),
+        metrics: () => this.metrics.render(),
         mailq: (filter) => this.mailqReport(filter),
         stopping: () => this.shuttingDown !== null,
       });
