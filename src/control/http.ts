@@ -1,6 +1,7 @@
 // The HTTP admin API on uWebSockets.js: GET /health, GET /metrics (Prometheus), GET
-// /stats/queues/mailq (JSON). Main thread; every answer is computed synchronously from in-memory
-// state (the queue index, spool counters), so a handler never waits and never blocks for long.
+// /stats/queues/mailq (JSON). Main thread; every answer is computed from in-memory state (the
+// queue index, spool counters): synchronously, or for /metrics in prom-client's promise, which
+// reads memory only, so a handler never waits on I/O and never blocks for long.
 // No authentication: the config puts it on loopback by default (docs/configuration.md).
 import net from 'node:net';
 import uws from '@trufflesuite/uws-js-unofficial';
@@ -23,10 +24,18 @@ export interface AdminHttpOptions {
   port: number;
   logger: Logger;
   /** The exposition text; called once per GET /metrics. */
-  metrics: () => string;
+  metrics: () => Promise<string>;
   mailq: (filter: { domain?: string; binding?: string }) => MailqReport;
   /** True once the node is shutting down: /health answers 503 so a balancer stops sending. */
   stopping: () => boolean;
+}
+
+/** One response, ready to write. */
+interface Answer {
+  status: string;
+  type: string;
+  body: string;
+  extra?: [string, string][];
 }
 
 const ROUTES = new Set(['/health', '/metrics', '/stats/queues/mailq']);
@@ -81,51 +90,49 @@ export class AdminHttpServer {
   }
 
   private serve(res: HttpResponse, method: string, url: string, query: string): void {
-    // uWS requires an abort handler on any response not ended inside the callback; every answer
-    // here is synchronous, but the handler also covers a provider that throws after a disconnect.
+    // uWS requires an abort handler on any response not ended inside the callback (/metrics is
+    // answered after prom-client's promise); it also covers a provider that throws after a disconnect.
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    let status = '200 OK';
-    let type = JSON_TYPE;
-    let body: string;
-    const extra: [string, string][] = [];
+    const send = (a: Answer): void => {
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus(a.status).writeHeader('Content-Type', a.type).writeHeader('Cache-Control', 'no-store');
+        for (const [k, v] of a.extra ?? []) res.writeHeader(k, v);
+        res.end(a.body);
+      });
+    };
+    let answer: Answer | Promise<Answer>;
     try {
-      if (!ROUTES.has(url)) {
-        status = '404 Not Found';
-        body = JSON.stringify({ error: 'not found' });
-      } else if (method !== 'get') {
-        status = '405 Method Not Allowed';
-        extra.push(['Allow', 'GET']);
-        body = JSON.stringify({ error: 'method not allowed' });
-      } else if (url === '/health') {
-        const stopping = this.opts.stopping();
-        if (stopping) status = '503 Service Unavailable';
-        body = JSON.stringify({ status: stopping ? 'stopping' : 'ok' });
-      } else if (url === '/metrics') {
-        type = EXPOSITION_CONTENT_TYPE;
-        body = this.opts.metrics();
-      } else {
-        const params = new URLSearchParams(query);
-        const filter: { domain?: string; binding?: string } = {};
-        const d = params.get('domain');
-        const b = params.get('binding');
-        if (d !== null && d !== '') filter.domain = d;
-        if (b !== null && b !== '') filter.binding = b;
-        body = JSON.stringify(this.opts.mailq(filter));
-      }
+      answer = this.answer(method, url, query);
     } catch (err) {
-      // Bland on the wire, full in the log.
-      this.opts.logger.error({ err, url, listener: this.opts.name }, 'HTTP admin API request failed');
-      status = '500 Internal Server Error';
-      type = JSON_TYPE;
-      body = JSON.stringify({ error: 'internal error' });
+      answer = this.failed(err, url);
     }
-    if (aborted) return;
-    res.cork(() => {
-      res.writeStatus(status).writeHeader('Content-Type', type).writeHeader('Cache-Control', 'no-store');
-      for (const [k, v] of extra) res.writeHeader(k, v);
-      res.end(body);
-    });
+    if (answer instanceof Promise) answer.then(send, (err: unknown) => send(this.failed(err, url)));
+    else send(answer);
+  }
+
+  private answer(method: string, url: string, query: string): Answer | Promise<Answer> {
+    if (!ROUTES.has(url)) return { status: '404 Not Found', type: JSON_TYPE, body: JSON.stringify({ error: 'not found' }) };
+    if (method !== 'get') return { status: '405 Method Not Allowed', type: JSON_TYPE, body: JSON.stringify({ error: 'method not allowed' }), extra: [['Allow', 'GET']] };
+    if (url === '/health') {
+      const stopping = this.opts.stopping();
+      return { status: stopping ? '503 Service Unavailable' : '200 OK', type: JSON_TYPE, body: JSON.stringify({ status: stopping ? 'stopping' : 'ok' }) };
+    }
+    if (url === '/metrics') return this.opts.metrics().then((body) => ({ status: '200 OK', type: EXPOSITION_CONTENT_TYPE, body }));
+    const params = new URLSearchParams(query);
+    const filter: { domain?: string; binding?: string } = {};
+    const d = params.get('domain');
+    const b = params.get('binding');
+    if (d !== null && d !== '') filter.domain = d;
+    if (b !== null && b !== '') filter.binding = b;
+    return { status: '200 OK', type: JSON_TYPE, body: JSON.stringify(this.opts.mailq(filter)) };
+  }
+
+  /** Bland on the wire, full in the log. */
+  private failed(err: unknown, url: string): Answer {
+    this.opts.logger.error({ err, url, listener: this.opts.name }, 'HTTP admin API request failed');
+    return { status: '500 Internal Server Error', type: JSON_TYPE, body: JSON.stringify({ error: 'internal error' }) };
   }
 }
 

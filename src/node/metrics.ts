@@ -24,25 +24,22 @@ export class NodeMetricSet {
   /** Per-recipient outcomes of the queue manager (its onOutcome). */
   readonly outcome: (status: Outcome, n: number) => void;
   /** The exposition text for GET /metrics. */
-  readonly render: () => string;
+  readonly render: () => Promise<string>;
 
   constructor(s: NodeMetricSources) {
-    const m = buildMetrics({ queues: () => queueSizes(s.config(), s.queue), spool: () => s.spool()?.stats() ?? null });
-    const r = m.registry;
-    const moved = r.counter('vipmta_mmove_moved_total', 'Recipients handed to the node that owns their binding (#mmove), each after its 250.');
-    const dups = r.counter('vipmta_mmove_duplicates_total', 'Messages received over #mmove that were already spooled here (answered 250, not spooled again).');
-    r.onCollect(() => {
-      const d = s.dedup.stats().duplicates - dups.get();
-      if (d > 0) dups.inc(undefined, d);
+    const m = buildMetrics({
+      queues: () => queueSizes(s.config(), s.queue),
+      spool: () => s.spool()?.stats() ?? null,
+      mmoveDuplicates: () => s.dedup.stats().duplicates,
     });
-    this.received = (n) => m.received.inc(undefined, n);
+    this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {
-      if (status === 'delivered') m.delivered.inc(undefined, n);
-      else if (status === 'deferred') m.transientFailures.inc(undefined, n);
-      else if (status === 'bounced') m.permanentFailures.inc(undefined, n);
-      else moved.inc(undefined, n);
+      if (status === 'delivered') m.delivered.inc(n);
+      else if (status === 'deferred') m.transientFailures.inc(n);
+      else if (status === 'bounced') m.permanentFailures.inc(n);
+      else m.mmoveMoved.inc(n);
     };
-    this.render = () => r.render();
+    this.render = () => m.render();
   }
 }
 

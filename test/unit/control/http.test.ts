@@ -20,7 +20,7 @@ async function serve(over: Partial<AdminHttpOptions> = {}): Promise<{ server: Ad
   const seen: object[] = [];
   const server = new AdminHttpServer({
     name: '127.0.0.1:0', host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }),
-    metrics: () => '# HELP x X.\n# TYPE x counter\nx 1\n',
+    metrics: async () => '# HELP x X.\n# TYPE x counter\nx 1\n',
     mailq: (f) => (seen.push(f), report),
     stopping: () => false,
     ...over,
@@ -68,11 +68,17 @@ describe('HTTP admin server', () => {
     expect(await h.json()).toEqual({ status: 'stopping' });
   });
 
-  it('answers a bland 500 when a provider throws, and keeps serving', async () => {
-    const { base } = await serve({ metrics: () => { throw new Error('/secret/path broke'); } });
+  it('answers a bland 500 when a provider throws or rejects, and keeps serving', async () => {
+    const broke = (): never => {
+      throw new Error('/secret/path broke');
+    };
+    const { base } = await serve({ metrics: async () => broke(), mailq: broke });
     const m = await fetch(`${base}/metrics`);
     expect(m.status).toBe(500);
     expect(await m.text()).toBe('{"error":"internal error"}');
+    const q = await fetch(`${base}/stats/queues/mailq`);
+    expect(q.status).toBe(500);
+    expect(await q.text()).toBe('{"error":"internal error"}');
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
 
@@ -80,7 +86,7 @@ describe('HTTP admin server', () => {
     const { server } = await serve();
     const second = new AdminHttpServer({
       name: 'x', host: '127.0.0.1', port: server.port, logger: pino({ level: 'silent' }),
-      metrics: () => '', mailq: () => report, stopping: () => false,
+      metrics: async () => '', mailq: () => report, stopping: () => false,
     });
     await expect(second.start()).rejects.toMatchObject({ code: 'EADDRINUSE', message: expect.stringContaining(`127.0.0.1:${server.port}`) });
   });
