@@ -6,7 +6,8 @@
 import { Resolver } from 'node:dns/promises';
 import net from 'node:net';
 import { resolveDestination, type Candidate, type DnsResolver, type RouteSpec } from './mx.js';
-import { DeliveryFailure, localResult, remoteResult, replyText, type MessageResult, type RecipientResult, type Where } from './results.js';
+import { replyText } from '../smtp/replies.js';
+import { DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
 import { HostRefused, needsUtf8, SmtpSession, type TlsPolicy } from './session.js';
 
 export interface DeliveryTarget {

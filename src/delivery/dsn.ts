@@ -3,7 +3,7 @@
 // queue manager injects it with the null sender (RFC 5321 4.5.5) and never sends one for a message
 // whose own sender is null. Main thread; cheap.
 import crypto from 'node:crypto';
-import { rfc5322Date } from '../listener/intake.js';
+import { rfc5322Date } from '../smtp/date.js';
 
 export interface DsnRecipient {
   rcpt: string;

@@ -16,7 +16,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import { buildDsn, headerSection, type DsnRecipient } from '../delivery/dsn.js';
-import { enhancedOf, type MessageResult, type RecipientResult } from '../delivery/results.js';
+import type { MessageResult, RecipientResult } from '../delivery/results.js';
+import { enhancedOf } from '../smtp/replies.js';
 import type { SpoolWriter } from '../spool/index.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { DeliveryBatch } from '../workers/protocol.js';
