@@ -21,6 +21,7 @@ import { ErrorCode, VipError } from '../errors.js';
 import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
 import { cidrContains } from '../net/cidr.js';
+import type { Route } from '../queue/manager.js';
 import { ArpSchedule, type ArpSettings } from './arp-schedule.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
 import { decodeMessage, encodeMessage, MAX_SHARED_NEIGHBOURS, type ClusterMessage, type SharedNeighbour } from './messages.js';
@@ -174,7 +175,7 @@ export class ClusterManager extends EventEmitter {
    * DuraVIP or this node is its elected owner, the owner when that is another node, 'wait' while
    * nobody owns it (before the first election, without quorum, BROKEN).
    */
-  routeFor(address: string): { to: 'local' } | { to: 'wait' } | { to: 'node'; node: string } {
+  routeFor(address: string): Route {
     const a = this.managed.has(address) ? address : canonicalAddress(address);
     if (a === null || !this.managed.has(a)) return { to: 'local' };
     if (this.alloc === null || this.stalled) return { to: 'wait' };
