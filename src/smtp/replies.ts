@@ -87,6 +87,11 @@ export const REPLIES = {
   // RFC 3463 3.4 X.3.2: system not accepting network messages; as a recipient's result (we are
   // shutting down) a 451, so the message is tried again later, not bounced.
   shutdownDeferred: row(451, '4.3.2', 'System not accepting network messages, try again later'),
+
+  // ---- what the queue reports in DSNs ----
+  // RFC 3463 3.5 X.4.7: delivery time expired (Message_Expiration). The DSN Status of what expiry
+  // bounces; the recipient keeps its last reply code, so only `enhanced` is read.
+  messageExpired: row(451, '4.4.7', 'Delivery time expired'),
 } as const satisfies Record<string, Reply>;
 
 export type ReplyName = keyof typeof REPLIES;
