@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { controlSocketPaths, defaultConfig, formatConfigError, loadConfigFile } from '../config/index.js';
 import { sendCommand } from '../control/client.js';
 import { Daemon, StartupError } from '../node/daemon.js';
-import { hashPassword } from '../listener/auth.js';
+import { hashPassword } from '../config/password.js';
 import { VERSION } from '../version.js';
 
 const USAGE = `usage:

@@ -3,6 +3,7 @@
 // view`. Formatting only: the data comes from ClusterManager.snapshot(). Main thread.
 
 import type { CommandTable } from '../control/commands.js';
+import { table } from '../control/table.js';
 import { ErrorCode, VipError } from '../errors.js';
 import type { ClusterManager, ClusterSnapshot } from './manager.js';
 
@@ -13,12 +14,6 @@ export function formatAge(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-function table(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 /** `cluster duravip show`. */

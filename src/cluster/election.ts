@@ -63,9 +63,8 @@
 //    owner of B's address, if that member configures it; otherwise (or when B is unknown, BROKEN, or
 //    itself a follower, which is refused to keep this one level deep) it is elected by 2-5 on its own.
 
-import {
-  canonicalAddress, compareAddresses, compareStrings, addressSortKey, type DuravipService, DURAVIP_SERVICES, type MemberState,
-} from './state.js';
+import { addressSortKey, canonicalAddress, compareAddresses } from '../net/address.js';
+import { compareStrings, type DuravipService, DURAVIP_SERVICES, type MemberState } from './state.js';
 
 export type AddressTag = 'owned' | 'orphan' | 'safe' | 'UNSAFE' | 'BROKEN' | 'in conflict';
 

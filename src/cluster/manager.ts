@@ -16,14 +16,17 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config/build.js';
+import { duravipEntries, topologyFor } from '../config/duravip.js';
 import { ErrorCode, VipError } from '../errors.js';
 import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
+import { canonicalAddress } from '../net/address.js';
+import { cidrContains } from '../net/cidr.js';
+import type { Route } from '../queue/routes.js';
 import { ArpSchedule, type ArpSettings } from './arp-schedule.js';
-import { cidrContains, duravipEntries, topologyFor } from './duravip-config.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
 import { decodeMessage, encodeMessage, MAX_SHARED_NEIGHBOURS, type ClusterMessage, type SharedNeighbour } from './messages.js';
 import { Plumbing } from './plumbing.js';
-import { canonicalAddress, createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
+import { createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
@@ -172,7 +175,7 @@ export class ClusterManager extends EventEmitter {
    * DuraVIP or this node is its elected owner, the owner when that is another node, 'wait' while
    * nobody owns it (before the first election, without quorum, BROKEN).
    */
-  routeFor(address: string): { to: 'local' } | { to: 'wait' } | { to: 'node'; node: string } {
+  routeFor(address: string): Route {
     const a = this.managed.has(address) ? address : canonicalAddress(address);
     if (a === null || !this.managed.has(a)) return { to: 'local' };
     if (this.alloc === null || this.stalled) return { to: 'wait' };

@@ -4,7 +4,8 @@
 // member runs the election with the same time (election.ts: time enters only through agreed values).
 // Peers are untrusted: decodeMessage validates and returns an error instead of throwing.
 
-import { canonicalAddress, decodeMemberState, encodeMemberState, isNodeName, MAX_ANNOUNCE_BYTES, type MemberState } from './state.js';
+import { canonicalAddress } from '../net/address.js';
+import { decodeMemberState, encodeMemberState, isNodeName, MAX_ANNOUNCE_BYTES, type MemberState } from './state.js';
 
 /** A neighbour (ARP cache entry) a member shares for Arp_All_Hosts: [IPv4 address, MAC]. */
 export type SharedNeighbour = readonly [address: string, mac: string];

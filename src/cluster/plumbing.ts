@@ -6,9 +6,9 @@
 
 import type { Logger } from 'pino';
 import type { TopologyConfig } from '../config/build.js';
+import { topologyFor } from '../config/duravip.js';
 import { addAddress, deleteAddress, isOurAddress, listInterfaces, type NetInterface } from '../native/index.js';
-import { canonicalAddress } from './state.js';
-import { topologyFor } from './duravip-config.js';
+import { canonicalAddress } from '../net/address.js';
 
 export interface Placement { readonly ifname: string; readonly prefixLength: number }
 

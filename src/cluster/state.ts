@@ -5,6 +5,7 @@
 // "2001:DB8::1" and "2001:db8:0::1" are one DuraVIP on every member.
 
 import { createHash } from 'node:crypto';
+import { addressSortKey, canonicalAddress, compareAddresses } from '../net/address.js';
 
 /** Bumped on any incompatible change; a peer announcing another version is rejected, not guessed at. */
 export const STATE_VERSION = 1;
@@ -91,94 +92,6 @@ export function isNodeName(s: unknown): s is string {
 
 export function isBindingName(s: unknown): s is string {
   return typeof s === 'string' && s.length <= MAX_BINDING_NAME && BINDING_RE.test(s);
-}
-
-function parseIPv4(s: string): number[] | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (m === null) return null;
-  const out: number[] = [];
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i] as string;
-    // Leading zeros are octal to some parsers: refuse them rather than guess.
-    if (part.length > 1 && part.startsWith('0')) return null;
-    const n = Number(part);
-    if (n > 255) return null;
-    out.push(n);
-  }
-  return out;
-}
-
-function parseIPv6(text: string): number[] | null {
-  let s = text.toLowerCase();
-  if (!/^[0-9a-f:.]+$/.test(s)) return null; // no zone ids: a DuraVIP is a global address
-  const tail: number[] = [];
-  if (s.includes('.')) {
-    const at = s.lastIndexOf(':');
-    const v4 = parseIPv4(s.slice(at + 1));
-    if (v4 === null) return null;
-    tail.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
-    s = s.slice(0, at + 1);
-    // Drop the separator before the dotted quad, unless it is part of a "::".
-    if (!s.endsWith('::')) s = s.slice(0, -1);
-  }
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const groups = (part: string): string[] | null => (part === '' ? [] : part.split(':'));
-  const head = groups(halves[0] as string);
-  const back = halves.length === 2 ? groups(halves[1] as string) : [];
-  if (head === null || back === null) return null;
-  const parse = (g: string): number | null => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16) : null);
-  const h: number[] = [];
-  for (const g of head) { const n = parse(g); if (n === null) return null; h.push(n); }
-  const b: number[] = [];
-  for (const g of back) { const n = parse(g); if (n === null) return null; b.push(n); }
-  b.push(...tail);
-  const missing = 8 - h.length - b.length;
-  if (halves.length === 1) return missing === 0 ? h.concat(b) : null;
-  if (missing < 1) return null;
-  return h.concat(new Array<number>(missing).fill(0), b);
-}
-
-/** Canonical text of an IPv4 or IPv6 address (RFC 5952 for IPv6), or null when it is not one. */
-export function canonicalAddress(text: string): string | null {
-  if (typeof text !== 'string' || text.length === 0 || text.length > 64) return null;
-  const v4 = parseIPv4(text);
-  if (v4 !== null) return v4.join('.');
-  const v6 = parseIPv6(text);
-  if (v6 === null) return null;
-  // Longest run of two or more zero groups becomes "::", the first one on a tie (RFC 5952 4.2).
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (v6[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && v6[j] === 0) j++;
-    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = v6.map((n) => n.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
-}
-
-const sortKeys = new Map<string, string>();
-/** A key that sorts addresses numerically, IPv4 before IPv6; input must be canonical. */
-export function addressSortKey(address: string): string {
-  let k = sortKeys.get(address);
-  if (k !== undefined) return k;
-  const v4 = parseIPv4(address);
-  if (v4 !== null) k = `4${v4.map((n) => n.toString(16).padStart(2, '0')).join('')}`;
-  else {
-    const v6 = parseIPv6(address);
-    k = v6 === null ? `9${address}` : `6${v6.map((n) => n.toString(16).padStart(4, '0')).join('')}`;
-  }
-  if (sortKeys.size > 65536) sortKeys.clear(); // a cache, never a leak
-  sortKeys.set(address, k);
-  return k;
-}
-
-export function compareAddresses(a: string, b: string): number {
-  return compareStrings(addressSortKey(a), addressSortKey(b));
 }
 
 function entryKey(e: DuravipEntry): string {

@@ -13,9 +13,10 @@ import {
   type Endpoint, type FallbackOption, type FallbackValue, type OptionName, type Scope, type ScopeOptions,
   type SetOptions, type StanzaSpec,
 } from './schema.js';
-import { formatValue, parseCidr, parseEndpoint, parseValue, quote } from './values.js';
-import { isPasswordHash } from '../listener/auth.js';
-import { duravipConfigErrors } from '../cluster/duravip-config.js';
+import { formatValue, parseValue, quote } from './values.js';
+import { isPasswordHash } from './password.js';
+import { parseEndpoint } from '../net/address.js';
+import { parseCidr } from '../net/cidr.js';
 
 export type GlobalOptions = ScopeOptions<'global'>;
 export type ListenerOptions = ScopeOptions<'listener'>;
@@ -444,12 +445,6 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     show: () => show(config),
   };
-  // Checks that need the assembled config (fallback lookups, every stanza at once).
-  const semantic = duravipConfigErrors(config);
-  if (semantic.length) {
-    errors.push(...semantic);
-    return null;
-  }
   return config;
 }
 

@@ -4,6 +4,7 @@
 
 import path from 'node:path';
 import { buildConfig, type Config } from './build.js';
+import { duravipConfigErrors } from './duravip.js';
 import type { ConfigError } from './errors.js';
 import { displayName, parseFile, parseText, type ParseContext } from './parser.js';
 
@@ -39,6 +40,8 @@ export function loadConfigText(text: string, name: string, opts?: { cwd?: string
 
 function finish(nodes: ReturnType<typeof parseText>, ctx: ParseContext): LoadResult {
   const config = buildConfig(nodes, ctx.files, ctx.errors, ctx.cwd);
+  // Checks that need the assembled config (fallback lookups, every stanza at once).
+  if (config) ctx.errors.push(...duravipConfigErrors(config));
   if (config && ctx.errors.length === 0) return { ok: true, config };
   // Syntax errors are found before meaning errors; the operator reads them best in file order
   // (the order files were read), then by position.

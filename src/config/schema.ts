@@ -3,6 +3,8 @@
 // fallback lookup and the generated reference (docgen.ts) are all derived from these two tables, so
 // adding an option is one entry in OPTIONS. Pure data and types; loaded on the main thread at start.
 
+import type { Endpoint, HostPort } from '../net/address.js';
+
 /** Where an option may be written. "listener" is ESMTP_Listener and its Listen stanzas. */
 export const SCOPES = [
   'global',
@@ -334,8 +336,7 @@ export const STANZAS: readonly StanzaSpec[] = [
 // Properties carry the canonical option names (`global.Worker_Threads`, `listener.options.Max_Message_Size`):
 // one spelling in the config text, the reference and the code.
 
-export interface Endpoint { host: string; port: number; family: 4 | 6 }
-export interface HostPort { host: string; port: number }
+export type { Endpoint, HostPort };
 
 export type ValueOfType<T> =
   T extends { kind: 'string' | 'ip' | 'cidr' } ? string

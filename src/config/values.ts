@@ -2,8 +2,9 @@
 // ms, sizes in bytes, endpoints split) and format a normalized value back into canonical text for
 // `config show`. Errors say what was expected; the caller adds the location. Pure functions.
 
-import { isIP } from 'node:net';
-import type { Endpoint, HostPort, ScalarType, ValueType } from './schema.js';
+import { formatHostPort, ipFamily, parseEndpoint, parseHostPort, type HostPort } from '../net/address.js';
+import { parseCidr } from '../net/cidr.js';
+import type { ScalarType, ValueType } from './schema.js';
 import type { Scalar, Value } from './parser.js';
 
 export type Parsed = { ok: true; value: unknown } | { ok: false; expected: string; where?: Scalar['where'] };
@@ -107,7 +108,7 @@ export function parseScalar(t: ScalarType, s: Scalar): Parsed {
       return v === undefined ? bad : { ok: true, value: v };
     }
     case 'ip':
-      return isIP(text) ? { ok: true, value: text } : bad;
+      return ipFamily(text) !== 0 ? { ok: true, value: text } : bad;
     case 'endpoint': {
       const e = parseEndpoint(text);
       return e ? { ok: true, value: e } : bad;
@@ -121,48 +122,6 @@ export function parseScalar(t: ScalarType, s: Scalar): Parsed {
       return c ? { ok: true, value: c } : bad;
     }
   }
-}
-
-function parsePort(s: string): number | null {
-  if (!/^\d{1,5}$/.test(s)) return null;
-  const n = Number(s);
-  return n >= 1 && n <= 65535 ? n : null;
-}
-
-/** "ip:port" or "[v6]:port" with a literal address and a port 1..65535. */
-export function parseEndpoint(text: string): Endpoint | null {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) return null;
-  const host = m[1]!;
-  const family = isIP(host);
-  const port = parsePort(m[2]!);
-  // IPv6 must be bracketed so the port cannot be mistaken for the last group.
-  if (port === null || family === 0 || (family === 6) !== text.startsWith('[')) return null;
-  return { host, port, family: family as 4 | 6 };
-}
-
-/** "host:port", "[v6]:port", or a bare host/IPv4 (port 25). */
-export function parseHostPort(text: string): HostPort | null {
-  let m = /^\[([^\]]+)\]:(\d+)$/.exec(text);
-  if (m) { const p = parsePort(m[2]!); return p !== null && isIP(m[1]!) === 6 ? { host: m[1]!, port: p } : null; }
-  m = /^([A-Za-z0-9.-]+)(?::(\d+))?$/.exec(text);
-  if (!m || m[1]!.startsWith('.') || m[1]!.startsWith('-')) return null;
-  const p = m[2] === undefined ? 25 : parsePort(m[2]);
-  return p === null ? null : { host: m[1]!, port: p };
-}
-
-/** "addr/len" (or a bare address = a host route), normalized to "addr/len". */
-export function parseCidr(text: string): string | null {
-  const slash = text.indexOf('/');
-  const addr = slash < 0 ? text : text.slice(0, slash);
-  const family = isIP(addr);
-  if (family === 0) return null;
-  const max = family === 4 ? 32 : 128;
-  if (slash < 0) return `${addr}/${max}`;
-  const lenText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(lenText)) return null;
-  const len = Number(lenText);
-  return len <= max ? `${addr}/${len}` : null;
 }
 
 // --- canonical text ------------------------------------------------------------------------------
@@ -186,7 +145,7 @@ export function formatValue(t: ValueType, v: unknown): string {
     case 'duration': return v === 0 ? '0' : formatUnit(v as number, [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]]);
     case 'endpoint': case 'hostport': {
       const e = v as HostPort;
-      return quote(`${isIP(e.host) === 6 ? `[${e.host}]` : e.host}:${e.port}`);
+      return quote(formatHostPort(e.host, e.port));
     }
     case 'list': {
       const items = (v as unknown[]).map((x) => formatValue(t.of, x));

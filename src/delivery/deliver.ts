@@ -5,14 +5,16 @@
 // Runs on a delivery worker; waits on DNS and sockets only.
 import { Resolver } from 'node:dns/promises';
 import net from 'node:net';
-import { resolveDestination, type Candidate, type DnsResolver, type RouteSpec } from './mx.js';
-import { DeliveryFailure, localResult, remoteResult, replyText, type MessageResult, type RecipientResult, type Where } from './results.js';
+import type { HostPort } from '../net/address.js';
+import { resolveDestination, type Candidate, type DnsResolver } from './mx.js';
+import { replyText } from '../smtp/replies.js';
+import { DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
 import { HostRefused, needsUtf8, SmtpSession, type TlsPolicy } from './session.js';
 
 export interface DeliveryTarget {
   domain: string;
   /** Domain Routes ("host:port"): tried in order instead of the MX. Empty or absent: MX. */
-  routes?: RouteSpec[];
+  routes?: HostPort[];
   /** Max_Deliveries_Per_Connection for this (binding, domain); default: the engine's. */
   maxDeliveriesPerConnection?: number;
 }

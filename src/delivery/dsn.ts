@@ -3,7 +3,7 @@
 // bounce.ts spools it with the null sender (RFC 5321 4.5.5), and the queue never asks for one
 // about a message whose own sender is null. Any thread (a worker in practice); cheap.
 import crypto from 'node:crypto';
-import { rfc5322Date } from '../listener/intake.js';
+import { rfc5322Date } from '../smtp/date.js';
 
 export interface DsnRecipient {
   rcpt: string;

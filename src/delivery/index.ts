@@ -10,6 +10,6 @@ export {
   type DeliveryTarget,
   type OutboundMessage,
 } from './deliver.js';
-export type { DnsResolver, RouteSpec } from './mx.js';
+export type { DnsResolver } from './mx.js';
 export type { TlsPolicy } from './session.js';
 export { LOCAL_FAILURES, type MessageResult, type RecipientResult, type RecipientStatus } from './results.js';

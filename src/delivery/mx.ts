@@ -3,6 +3,7 @@
 // failure; or the configured Domain Routes instead of all of that. Runs on a delivery worker; it
 // waits on DNS through the injected resolver (node:dns Resolver in production), never blocks.
 import net from 'node:net';
+import type { HostPort } from '../net/address.js';
 import { DeliveryFailure } from './results.js';
 
 /** The part of node:dns/promises' Resolver we use; tests inject a fake. */
@@ -17,11 +18,6 @@ export interface Candidate {
   /** MX or route host name as configured or published (an IP literal for IP routes). */
   host: string;
   address: string;
-  port: number;
-}
-
-export interface RouteSpec {
-  host: string;
   port: number;
 }
 
@@ -48,7 +44,7 @@ const nowhere = { remoteHost: null, remoteAddress: null };
 
 /** A domain's candidates. Throws DeliveryFailure: dnsTemporary, noSuchDomain, nullMx or noRoute. */
 export async function resolveDestination(
-  domain: string, routes: RouteSpec[] | undefined, dns: DnsResolver, o: ResolveOptions,
+  domain: string, routes: HostPort[] | undefined, dns: DnsResolver, o: ResolveOptions,
 ): Promise<Candidate[]> {
   const name = domain.toLowerCase().replace(/\.$/, '');
   if (routes !== undefined && routes.length > 0) return candidates(routes.map((r) => [r]), dns, o, name);
@@ -97,7 +93,7 @@ function shuffle<T>(a: T[], random: () => number): T[] {
 /** The addresses of each host in order, up to the limit. An implicit MX that does not exist is a
  *  permanent failure; MX hosts that do not resolve are skipped, and if none is left we defer. */
 async function candidates(
-  groups: RouteSpec[][], dns: DnsResolver, o: ResolveOptions, domain: string, implicit = false,
+  groups: HostPort[][], dns: DnsResolver, o: ResolveOptions, domain: string, implicit = false,
 ): Promise<Candidate[]> {
   const out: Candidate[] = [];
   let temporary: string | null = null;

@@ -6,7 +6,8 @@
 // they are (never converted to strings), commands of one transaction go out in one write.
 import net from 'node:net';
 import tls from 'node:tls';
-import { DeliveryFailure, enhancedOf, replyText, type SmtpReply, type Where } from './results.js';
+import { enhancedOf, replyText, type SmtpReply } from '../smtp/replies.js';
+import { DeliveryFailure, type Where } from './results.js';
 import { ErrorCode } from '../errors.js';
 
 export interface TlsPolicy {

@@ -11,8 +11,9 @@ import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import type { ListenerSpec } from '../workers/protocol.js';
 import { Authenticator } from './auth.js';
-import { IntakeScanner, MAX_HOPS, MAX_LINE, receivedHeader } from './intake.js';
-import { replyError } from './replies.js';
+import { IntakeScanner, MAX_HOPS, MAX_LINE } from './intake.js';
+import { receivedHeader } from '../smtp/headers.js';
+import { replyError } from '../smtp/replies.js';
 import { VipSmtpServer } from './smtp-connection.js';
 
 /** Where accepted messages go: the spool's writer as seen from a worker. */

@@ -97,30 +97,3 @@ export class IntakeScanner {
     }
   }
 }
-
-/** RFC 5321 4.4 trace field for a message received by this node, with a CRLF at the end. */
-export function receivedHeader(o: {
-  helo: string;
-  remoteAddress: string;
-  hostname: string;
-  secure: boolean;
-  authenticated: boolean;
-  recipient: string | null;
-  date: Date;
-}): string {
-  // RFC 3848 protocol types: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both).
-  const proto = `ESMTP${o.secure ? 'S' : ''}${o.authenticated ? 'A' : ''}`;
-  const helo = o.helo.replace(/[^\x21-\x7e]/g, '?') || 'unknown';
-  const lit = o.remoteAddress.includes(':') && !o.remoteAddress.startsWith('::ffff:') ? `IPv6:${o.remoteAddress}` : o.remoteAddress.replace(/^::ffff:/, '');
-  const forPart = o.recipient === null ? '' : `\r\n\tfor <${o.recipient.replace(/[\r\n<>]/g, '')}>`;
-  return `Received: from ${helo} ([${lit}])\r\n\tby ${o.hostname} (vipmta) with ${proto}${forPart};\r\n\t${rfc5322Date(o.date)}\r\n`;
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** RFC 5322 3.3 date-time in UTC: "Sun, 22 Nov 2026 06:51:01 +0000". */
-export function rfc5322Date(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
-}

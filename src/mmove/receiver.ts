@@ -12,7 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
-import { REPLIES, type Reply, type ReplyName } from '../listener/replies.js';
+import { REPLIES, type Reply, type ReplyName } from '../smtp/replies.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type MoveMeta, type SpoolEnvelope } from '../message/envelope.js';
 import { DedupTable, moveKey } from './dedup.js';

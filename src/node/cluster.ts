@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { mmoveAddress, type ClusterManager, type OwnershipChange } from '../cluster/manager.js';
 import type { Config } from '../config/index.js';
 import { BindingPolicy } from '../policy/binding.js';
-import { LOCAL_ROUTE, type Route } from '../queue/manager.js';
+import { LOCAL_ROUTE, type Route } from '../queue/routes.js';
 import type { Dispatcher } from './dispatch.js';
 
 /** Where a binding's mail goes: local unless its Bind_Address is a DuraVIP another node owns. */

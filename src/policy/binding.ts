@@ -2,9 +2,9 @@
 // group, honoured only from the listener's Trusted_Injectors), the listener's Binding/Binding_Group,
 // the sender-domain map (Sender_Domain_Bindings), else the "default" binding. A group picks a member
 // whose address this node holds first, round robin among them. Main thread; pure and cheap per call.
-import net from 'node:net';
 import type { Config } from '../config/index.js';
 import { domainOf } from '../message/recipients.js';
+import { ipFamily } from '../net/address.js';
 import { RelayPolicy } from './relay.js';
 
 export interface AssignInput {
@@ -111,5 +111,5 @@ export class BindingPolicy {
 }
 
 function normalize(addr: string): string {
-  return net.isIPv6(addr) ? addr.toLowerCase() : addr;
+  return ipFamily(addr) === 6 ? addr.toLowerCase() : addr;
 }

@@ -4,7 +4,8 @@
 // retry state. reroute() re-places the parts of the bindings whose owner changed. Main thread;
 // never blocks (moves are worker calls, options.move).
 import type { Logger } from 'pino';
-import { enhancedOf, type RecipientResult } from '../delivery/results.js';
+import type { RecipientResult } from '../delivery/results.js';
+import { enhancedOf } from '../smtp/replies.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { RouteTable } from './routes.js';
 import { MAX_MOVE_BATCH, type DestQueue, type Scheduler } from './scheduler.js';

@@ -3,8 +3,9 @@
 // travel as SerializedError because structured clone drops an Error's class and `code`.
 // Pure data and types: imported by the main thread and by workers; it never blocks.
 import type { SerializedError } from '../errors.js';
-import type { BindingIdentity, MessageResult, RouteSpec, TlsPolicy } from '../delivery/index.js';
+import type { BindingIdentity, MessageResult, TlsPolicy } from '../delivery/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
+import type { HostPort } from '../net/address.js';
 import type { MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
 import type { MmoveWorkerStats } from '../mmove/worker-side.js';
 import type { AcceptedMessage } from '../message/accepted.js';
@@ -34,7 +35,7 @@ export interface WorkerStats {
  *  Bodies are not in it: the worker reads each from the spool. */
 export interface DeliveryBatch {
   binding: BindingIdentity;
-  target: { domain: string; routes: RouteSpec[]; maxDeliveriesPerConnection: number };
+  target: { domain: string; routes: HostPort[]; maxDeliveriesPerConnection: number };
   tls: TlsPolicy;
   messages: { id: string; from: string; rcpt: string[] }[];
 }

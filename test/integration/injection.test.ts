@@ -215,7 +215,7 @@ describe('AUTH and STARTTLS', () => {
     const dir = tempDir('vipmta-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mx.test',
       '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    const { hashPassword } = await import('../../src/listener/auth.js');
+    const { hashPassword } = await import('../../src/config/password.js');
     const hash = await hashPassword('right', { ln: 10, r: 8, p: 1 });
     const { port } = await node(
       `Relay_Hosts = ( )\n  TLS_Certificate = "${dir}/cert.pem"\n  TLS_Key = "${dir}/key.pem"\n  Auth_Users = [ alice = "${hash}" ]`,

@@ -1,52 +1,48 @@
 // What this node's configuration says about DuraVIPs: the entries it announces to the cluster, the
-// Topology each address is plumbed on, and the semantic checks the config loader reports with
-// file:line:column. Pure (no I/O); main thread, at load and reload.
+// Topology each address is plumbed on, and the semantic checks the config loader (index.ts) runs on
+// the assembled config and reports with file:line:column. The cluster reads these; the config never
+// reads the cluster. Pure (no I/O); main thread, at load and reload.
 //
 // "An address managed for one service is managed for all" (Momentum): once any Listen or Binding
 // enables DuraVIP on an address, every Listen and Binding on that address is announced with it,
 // so a node that configures only part of them is seen as UNSAFE by the election.
 
-import type { Config, TopologyConfig } from '../config/build.js';
-import type { ConfigError, SourceLocation } from '../config/errors.js';
-import { canonicalAddress, type DuravipEntry, type DuravipService } from './state.js';
-
-/** A parsed IPv4/IPv6 address as a bigint, with its family; null when not an address. */
-function toBig(address: string): { family: 4 | 6; n: bigint } | null {
-  const c = canonicalAddress(address);
-  if (c === null) return null;
-  if (!c.includes(':')) return { family: 4, n: c.split('.').reduce((acc, p) => (acc << 8n) | BigInt(Number(p)), 0n) };
-  const [head = '', tail = ''] = c.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = c.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
-  const groups = c.includes('::') ? [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  return { family: 6, n: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
-}
-
-/** Whether `address` lies inside `cidr` ("198.51.100.0/24"). */
-export function cidrContains(cidr: string, address: string): boolean {
-  const slash = cidr.indexOf('/');
-  const net = toBig(cidr.slice(0, slash));
-  const a = toBig(address);
-  if (net === null || a === null || net.family !== a.family) return false;
-  const bits = net.family === 4 ? 32 : 128;
-  const len = Number(cidr.slice(slash + 1));
-  const shift = BigInt(bits - len);
-  return net.n >> shift === a.n >> shift;
-}
+import { canonicalAddress } from '../net/address.js';
+import { cidrContains, cidrLength } from '../net/cidr.js';
+import type { Config, TopologyConfig } from './build.js';
+import type { ConfigError, SourceLocation } from './errors.js';
 
 /** The Topology an address is plumbed on: the most specific one containing it, or null. */
 export function topologyFor(topologies: readonly TopologyConfig[], address: string): TopologyConfig | null {
   let best: TopologyConfig | null = null;
   let bestLen = -1;
   for (const t of topologies) {
-    const len = Number(t.cidr.slice(t.cidr.indexOf('/') + 1));
+    const len = cidrLength(t.cidr);
     if (len > bestLen && cidrContains(t.cidr, address)) { best = t; bestLen = len; }
   }
   return best;
 }
 
-/** One DuraVIP entry with where it was configured (for error messages). */
-export interface LocatedEntry extends DuravipEntry { readonly where: SourceLocation | null; readonly what: string }
+/** The services a config puts on a DuraVIP (the cluster link adds 'eccluster' itself). */
+export type ConfiguredService = 'esmtp_listener' | 'binding';
+
+/**
+ * One DuraVIP as this config sets it up, with where it was configured (for error messages). It is a
+ * cluster DuravipEntry (src/cluster/state.ts) as it stands, without the config importing the cluster.
+ */
+export interface LocatedEntry {
+  /** Canonical address (src/net/address.ts). */
+  readonly address: string;
+  readonly services: readonly ConfiguredService[];
+  /** Binding whose Bind_Address this is; null for a listener. */
+  readonly binding: string | null;
+  /** Duravip_Preference: the node that should own it; null when not configured. */
+  readonly preference: string | null;
+  /** Duravip_Follow: binding whose owner this listener address follows; null when not configured. */
+  readonly follow: string | null;
+  readonly where: SourceLocation | null;
+  readonly what: string;
+}
 
 type ConfigView = Pick<Config, 'esmtpListeners' | 'bindings' | 'lookup'>;
 
@@ -67,7 +63,7 @@ export function duravipEntries(config: ConfigView): LocatedEntry[] {
     if (a !== null && config.lookup('Enable_Duravip', { binding: b.name }) === true) managed.add(a);
   }
   const out: LocatedEntry[] = [];
-  const add = (address: string, service: DuravipService, binding: string | null, preference: string | null, follow: string | null, where: SourceLocation | null, what: string): void => {
+  const add = (address: string, service: ConfiguredService, binding: string | null, preference: string | null, follow: string | null, where: SourceLocation | null, what: string): void => {
     out.push({ address, services: [service], binding, preference, follow, where, what });
   };
   for (const l of config.esmtpListeners) {
