@@ -1,4 +1,4 @@
-// Node-API bindings of the spool (engine in spool_core.cc). Every function runs on the JS thread
+// Node-API bindings of the spool (engine: spool_core.h). Every function runs on the JS thread
 // that calls it (main thread or a listener worker) and is short: no file I/O except read(),
 // bodyLocation() and open/recover, which the caller chooses to block on. Commits, done-marks and
 // updates return Promises settled on the caller's own thread via a per-thread thread-safe function.

@@ -1,8 +1,8 @@
-// The process-wide spool engine, shared by every thread of the process (one Core per directory):
-// segment files, the journal, the id -> location index, recovery, and the group-commit thread.
-// No Node-API here. JS threads call Submit*/Lookup/Stats (short critical sections, never I/O
-// under a lock); the commit thread blocks on pwritev/fdatasync; the preparer thread zero-fills
-// the next segment ahead of time. Completions go back through each caller's Notifier.
+// The process-wide spool engine (one Core per directory, shared by every thread): segments, the
+// journal, the id -> location index, recovery, group commit. No Node-API. JS threads call
+// Submit*/Lookup/Stats (short critical sections, no I/O under a lock); the commit thread blocks on
+// pwritev/fdatasync, the preparer thread zero-fills the next segment. Files: spool_core.cc (open,
+// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _format, _file.
 #pragma once
 #include <atomic>
 #include <condition_variable>
