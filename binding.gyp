@@ -9,6 +9,12 @@
         "native/netlink.cc",
         "native/spool.cc",
         "native/spool_core.cc",
+        "native/spool_recovery.cc",
+        "native/spool_commit.cc",
+        "native/spool_journal.cc",
+        "native/spool_segments.cc",
+        "native/spool_format.cc",
+        "native/spool_file.cc",
         "native/spool_crc.cc",
         "native/arp.cc",
         "native/corosync.cc"

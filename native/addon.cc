@@ -4,6 +4,7 @@
 #include <napi.h>
 
 namespace vipmta {
+void InitErrors(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitSpool(Napi::Env env, Napi::Object exports);
@@ -12,6 +13,7 @@ void InitCorosync(Napi::Env env, Napi::Object exports);
 }  // namespace vipmta
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  vipmta::InitErrors(env, exports);  // first: the others' errors need its per-env data
   vipmta::InitSocket(env, exports);
   vipmta::InitNetlink(env, exports);
   vipmta::InitSpool(env, exports);

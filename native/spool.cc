@@ -1,4 +1,4 @@
-// Node-API bindings of the spool (engine in spool_core.cc). Every function runs on the JS thread
+// Node-API bindings of the spool (engine: spool_core.h). Every function runs on the JS thread
 // that calls it (main thread or a listener worker) and is short: no file I/O except read(),
 // bodyLocation() and open/recover, which the caller chooses to block on. Commits, done-marks and
 // updates return Promises settled on the caller's own thread via a per-thread thread-safe function.
@@ -82,9 +82,7 @@ class EnvSink : public spool::Notifier, public std::enable_shared_from_this<EnvS
 };
 
 Napi::Error CompletionError(Napi::Env env, const Completion& c) {
-  Napi::Error e = ErrnoError(env, c.err, c.syscall ? c.syscall : "spool", c.detail);
-  if (c.code != nullptr) e.Set("code", Napi::String::New(env, c.code));
-  return e;
+  return ErrnoError(env, c.err, c.syscall ? c.syscall : "spool", c.detail, c.code);
 }
 
 // JS thread: settles the promises whose work the commit thread finished.
@@ -211,9 +209,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   std::vector<spool::RecoveryEvent> events;
   std::shared_ptr<Core> c = Core::Open(opt, &err, &events);
   if (!c) {
-    Napi::Error e = ErrnoError(env, err.err, err.syscall, err.detail);
-    if (err.code != nullptr) e.Set("code", Napi::String::New(env, err.code));
-    e.ThrowAsJavaScriptException();
+    ErrnoError(env, err.err, err.syscall, err.detail, err.code).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   SinkOf(info)->opened.push_back(c);

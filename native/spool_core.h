@@ -1,8 +1,8 @@
-// The process-wide spool engine, shared by every thread of the process (one Core per directory):
-// segment files, the journal, the id -> location index, recovery, and the group-commit thread.
-// No Node-API here. JS threads call Submit*/Lookup/Stats (short critical sections, never I/O
-// under a lock); the commit thread blocks on pwritev/fdatasync; the preparer thread zero-fills
-// the next segment ahead of time. Completions go back through each caller's Notifier.
+// The process-wide spool engine (one Core per directory, shared by every thread): segments, the
+// journal, the id -> location index, recovery, group commit. No Node-API. JS threads call
+// Submit*/Lookup/Stats (short critical sections, no I/O under a lock); the commit thread blocks on
+// pwritev/fdatasync, the preparer thread zero-fills the next segment. Files: spool_core.cc (open,
+// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _format, _file.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -160,24 +160,41 @@ class Core : public std::enable_shared_from_this<Core> {
   ~Core();
 
  private:
-  struct Batch;
+  struct Batch;  // spool_batch.h
   Core() = default;
   bool Submit(Op&& op);
+
+  // Recovery at open (spool_recovery.cc).
   bool Recover(Error* e, std::vector<RecoveryEvent>* events);
   void RecoverSegment(uint64_t no, const std::string& path, std::vector<RecoveryEvent>* ev);
-  void RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, std::unordered_set<std::string>* done,
-                      std::unordered_map<std::string, std::string>* state);
+  bool RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, std::unordered_set<std::string>* done,
+                      std::unordered_map<std::string, std::string>* state, Error* e);
   void SaveAside(const std::string& path, const uint8_t* p, uint64_t off, uint64_t len, const std::string& reason,
                  std::vector<RecoveryEvent>* ev);
-  int CompactJournal(const char** syscall);
+
+  // The commit thread and one group commit (spool_commit.cc), steps in the order they run.
   void Run();
-  void Prepare();
   void ProcessBatch(std::vector<Op>& ops);
-  int Roll(const char** syscall);
-  void Reclaim();
-  void CollectCopyForward(Batch* b, int64_t now_ms);
-  void Finish();
+  void CollectJournalEntries(std::vector<Op>& ops, Batch* b);  // spool_journal.cc
+  void CollectRecords(std::vector<Op>& ops, Batch* b);
+  void PlaceRecords(Batch* b);
+  void WriteSegments(Batch* b);
+  void WriteJournal(Batch* b);  // spool_journal.cc
+  void RollBackFailedWrites(Batch* b);
+  void Publish(std::vector<Op>& ops, Batch* b);
+  void Complete(std::vector<Op>& ops, Batch* b);
+  void EncodeMessageRecord(Batch* b, size_t rec);
+  void IndexRecordsLocked(Batch* b, int64_t done_ns);
+  void ApplyJournalLocked(std::vector<Op>& ops, Batch* b);  // spool_journal.cc
+
+  // The journal (spool_journal.cc) and segments (spool_segments.cc).
+  int CompactJournal(const char** syscall);
   int SyncDir();
+  int Roll(const char** syscall);
+  void CollectCopyForward(Batch* b, int64_t now_ms);
+  void Reclaim();
+  void Prepare();  // the preparer thread
+  void Finish();   // spool_core.cc
 
   Options o_;
   std::string dir_;

@@ -1,5 +1,5 @@
 // The spool's on-disk format, version 1: segment files of message records and journal files of
-// done-marks and state updates. Plain little-endian structs, no behaviour. Any thread.
+// done-marks and state updates. Little-endian structs and their codec. Any thread.
 //
 // Segment "seg-<16 hex>.spool": a 64-byte SegHeader, then records back to back, then (when the
 // segment was preallocated) zeros. A record is RecHeader | id | body | envelope, where body is the
@@ -10,8 +10,11 @@
 //
 // Journal "journal-<16 hex>.log": a 64-byte SegHeader (kind journal), then JrnHeader | id | data
 // entries: DONE (data empty) or UPDATE (data = opaque state from TypeScript, latest wins).
+// The structs are plain data; the functions at the end (spool_format.cc) encode and validate them.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace vipmta::spool {
 
@@ -68,5 +71,25 @@ struct JrnHeader {     // 32 bytes, then id_len bytes of id and data_len bytes o
   uint64_t time_ms;
 };
 static_assert(sizeof(JrnHeader) == 32);
+
+constexpr uint64_t kSegHdr = sizeof(SegHeader);
+constexpr uint64_t kRecHdr = sizeof(RecHeader);
+
+// ---- encoding and validation (spool_format.cc): pure functions, any thread ----------------------
+
+// A segment or journal file header (magic kSegMagic / kJrnMagic), with its CRC.
+void FillFileHeader(SegHeader* h, uint64_t magic, uint64_t no, const std::string& node);
+// Whether the first bytes of a file are a valid header of that kind and number; *why when not.
+bool CheckFileHeader(const uint8_t* p, uint64_t size, uint64_t magic, uint64_t no, const char** why);
+// A record's CRC from the CRC of its payload (body + envelope), its header and its id.
+uint32_t RecordCrc(uint32_t payload_crc, const RecHeader& h, const void* id);
+// Validates the record (or journal entry) at off of a mapped file; *why when it is not valid.
+bool ParseRecord(const uint8_t* base, uint64_t size, uint64_t off, RecHeader* h, const char** why);
+bool ParseJrn(const uint8_t* base, uint64_t size, uint64_t off, JrnHeader* h, const char** why);
+// The next offset at or after `from` where a valid record (entry) starts, or UINT64_MAX.
+uint64_t FindNextRecord(const uint8_t* base, uint64_t size, uint64_t from);
+uint64_t FindNextJrn(const uint8_t* base, uint64_t size, uint64_t from);
+// Appends one journal entry (kJrnDone / kJrnUpdate) to b.
+void AppendJrn(std::vector<uint8_t>* b, uint16_t type, const std::string& id, const std::string& data);
 
 }  // namespace vipmta::spool

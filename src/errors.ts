@@ -1,6 +1,7 @@
-// The error codes vipmta uses, in one place. Callers match on `err.code`, never on `instanceof`:
-// errors cross worker threads by structured clone, which drops the class and own properties, so
-// they travel as SerializedError (see serializeError / deserializeError) and come back with `code`.
+// The error codes vipmta uses, in one place, and VipError, the class of every error with a code:
+// the native addon constructs it too (src/native/addon.ts hands it over at load). Across worker
+// threads match on `err.code`, not `instanceof`: structured clone drops the class and own
+// properties, so errors travel as SerializedError (serializeError / deserializeError).
 
 /** Stable codes of our own; system errors keep their errno name ("EADDRINUSE", "EPERM", ...). */
 export const ErrorCode = {

@@ -17,94 +17,37 @@ import {
   spoolRecover,
   spoolStats,
   spoolUpdate,
+  type NativeBodyLocation,
   type NativeMessageHandle,
+  type NativeRecovered,
+  type NativeSpoolEvent,
   type NativeSpoolHandle,
+  type NativeSpoolOpenOptions,
+  type NativeSpoolStats,
 } from '../native/index.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, VipError } from '../errors.js';
 
-export interface SpoolOptions {
-  /** Created if missing. One process at a time (flock on `<directory>/lock`). */
-  directory: string;
-  /** This node's name; part of every queue id. Sanitized to [A-Za-z0-9-], at most 32 characters. */
-  nodeId: string;
-  /** 'fdatasync' (default): a commit settles after its batch is synced. 'none': tests only. */
-  sync?: 'fdatasync' | 'none';
-  /** Commit_Delay: extra ms a batch waits for more commits. 0 (default): natural batching. */
-  commitDelayMs?: number;
-  /** Segment_Size in bytes (default 64 MiB). */
-  segmentSize?: number;
-  /** Copy_Forward_After in ms (default 1 h): live messages in segments sealed longer ago than this
-   *  are copied into the current segment so the old one can be reclaimed. 0 disables. */
-  copyForwardAfterMs?: number;
-  /** How a new segment's space is reserved. 'fallocate' (default): the whole segment at creation,
-   *  so a full disk shows up there and not in the middle of a batch. 'zero': zero-filled ahead of
-   *  time by a background thread (fdatasync then never allocates, but every byte is written
-   *  twice). 'none': the file grows with each batch. Measured within noise of each other
-   *  end-to-end on the 2 vCPU VMs (2026-11-22); see bench/spool.bench.ts. */
-  preallocate?: 'zero' | 'fallocate' | 'none';
-  /** Compact the journal once it grows beyond this many bytes (default 64 MiB). */
-  journalLimit?: number;
+/** Spool.open's options: the native spool's (documented in src/native/spool.ts) and a logger. */
+export interface SpoolOptions extends NativeSpoolOpenOptions {
   /** Recovery events (torn tails, corrupt records) are logged here when given (pino-compatible). */
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
+// The spool's data types are declared once, in src/native/spool.ts; these are their names here.
 /** A message that was acknowledged (committed) and not marked done before the spool was opened. */
-export interface RecoveredMessage {
-  id: string;
-  /** The envelope given at commit; a fresh copy owned by the caller. */
-  envelope: Buffer;
-  /** The latest update() state, or null if there was none; a fresh copy owned by the caller. */
-  state: Buffer | null;
-  /** Body size in wire form (bytes). */
-  size: number;
-  /** Milliseconds since the epoch when it was first committed (copy-forward keeps it). */
-  arrival: number;
-}
-
+export type RecoveredMessage = NativeRecovered;
 /** What recovery did at open beyond reading good records. Never silent: also logged. */
-export interface RecoveryEvent {
-  /** 'torn-tail': an incomplete last write, cut off (never acknowledged). 'corrupt': unreadable
-   *  bytes moved aside to `corrupt/<savedAs>` with a `.reason` file next to them. */
-  kind: 'torn-tail' | 'corrupt';
-  file: string;
-  offset: number;
-  length: number;
-  reason: string;
-  savedAs?: string;
-}
-
+export type RecoveryEvent = NativeSpoolEvent;
 /** Where a body lies, for sendfile. The caller owns `fd` (a dup) and must close it. */
-export interface BodyLocation {
-  fd: number;
-  path: string;
-  offset: number;
-  length: number;
-}
+export type BodyLocation = NativeBodyLocation;
 
-export interface SpoolStats {
-  /** Live (committed, not done) messages and their body bytes. */
-  messages: number;
-  bytes: number;
-  segments: number;
-  /** Messages committed since open, group-commit batches, fdatasync calls. */
-  commits: number;
-  batches: number;
-  syncs: number;
+/** The native counters, with the latency histogram grouped and the average batch derived. */
+export interface SpoolStats extends Omit<NativeSpoolStats, 'latencyBoundsUs' | 'latencyCounts' | 'latencySumUs'> {
   /** commits / batches (0 before the first batch). */
   averageBatch: number;
-  journalEntries: number;
-  copiedForward: number;
-  reclaimed: number;
-  /** Commits refused with ERR_SPOOL_FULL / another I/O error since open. */
-  fullErrors: number;
-  ioErrors: number;
-  recovered: number;
-  corrupt: number;
-  tornTails: number;
   /** Commit latency (commit() to durable) histogram: counts[i] are <= boundsUs[i] µs and above
    *  boundsUs[i - 1] (not cumulative; the last bound is Infinity). sumUs: the sum of all of them. */
   latency: { boundsUs: number[]; counts: number[]; sumUs: number };
-  crc32cHardware: boolean;
 }
 
 /** Writes messages into the process-wide spool. Usable on the thread that created it only. */
@@ -159,9 +102,7 @@ class NativeMessageWriter implements MessageWriter {
 }
 
 function stateError(): Error {
-  const e = new Error('the message was already committed or aborted') as Error & { code: string };
-  e.code = ErrorCode.INVALID_STATE;
-  return e;
+  return new VipError(ErrorCode.INVALID_STATE, 'the message was already committed or aborted');
 }
 
 class Writer implements SpoolWriter {
@@ -225,7 +166,9 @@ export class Spool {
   /**
    * Opens (creating if needed), locks and recovers the spool. Main thread; blocks while it scans
    * every segment and journal. Throws EAGAIN (syscall flock) when another process holds it,
-   * EBUSY when this process already has it open.
+   * EBUSY when this process already has it open, the errno (syscall open, fstat or mmap, the file
+   * in the message) when a journal cannot be read: opening without it would deliver again what
+   * its done-marks say was delivered.
    */
   static open(opts: SpoolOptions): Spool {
     if (typeof opts.directory !== 'string' || opts.directory === '') throw new TypeError('Spool.open: directory is required');

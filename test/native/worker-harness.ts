@@ -2,7 +2,7 @@
 // worker threads and child processes (inside `ip netns exec`). Main thread of the test fork; it
 // blocks on a tsc compile (a few seconds, once per test file) and on child processes it spawns.
 //
-// Why this shape: only src/native/index.ts may load the addon, and Node 20 cannot import .ts in a
+// Why this shape: only src/native/ (its addon.ts) may load the addon, and Node 20 cannot import .ts in a
 // worker, so workers and children import the compiled facade from dist/native/index.js. We compile
 // just that module and src/errors.ts (not the whole project, which others may be editing), into a
 // temporary directory, and rename the files into dist/ so a concurrent reader never sees half a file.

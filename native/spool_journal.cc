@@ -1,0 +1,153 @@
+// The journal of done-marks and state updates: the batch steps that collect, write and apply its
+// entries (commit thread), and compaction into a fresh snapshot (commit thread, or at open).
+// Blocks on pwrite/fdatasync/rename/fsync of the spool directory.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <unordered_set>
+
+#include "spool_batch.h"
+#include "spool_core.h"
+#include "spool_file.h"
+#include "spool_format.h"
+
+namespace vipmta::spool {
+
+int Core::SyncDir() {
+  if (!o_.sync) return 0;
+  while (fsync(dir_fd_) != 0) {
+    if (errno != EINTR) return errno;
+  }
+  return 0;
+}
+
+// Writes a fresh journal holding only what still matters (done-marks of ids that some segment
+// file still holds, the latest state of live messages), then drops the old journals. Commit
+// thread (or open). The directory is synced first so that reclaimed segments stay gone before
+// the done-marks for their messages disappear.
+int Core::CompactJournal(const char** sc) {
+  int err = SyncDir();
+  if (err != 0) {
+    *sc = "fsync";
+    return err;
+  }
+  uint64_t no = jrn_no_ + 1;
+  std::string path = JrnPath(dir_, no);
+  std::string tmp = path + ".tmp";
+  std::vector<uint8_t> b(kSegHdr);
+  FillFileHeader(reinterpret_cast<SegHeader*>(b.data()), kJrnMagic, no, o_.node_id);
+  {
+    std::shared_lock<std::shared_mutex> g(idx_mu_);
+    for (auto& [id, en] : index_) {
+      if (en.done) AppendJrn(&b, kJrnDone, id, "");
+      else if (en.has_state) AppendJrn(&b, kJrnUpdate, id, en.state);
+    }
+  }
+  int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    *sc = "open";
+    return errno;
+  }
+  err = PwriteAll(fd, b.data(), b.size(), 0);
+  *sc = "pwrite";
+  if (err == 0 && o_.sync) {
+    err = DataSync(fd);
+    *sc = "fdatasync";
+  }
+  if (err == 0 && rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    *sc = "rename";
+  }
+  if (err == 0) {
+    err = SyncDir();
+    *sc = "fsync";
+  }
+  if (err != 0) {
+    close(fd);
+    unlink(tmp.c_str());
+    return err;
+  }
+  if (jrn_fd_ >= 0) close(jrn_fd_);
+  for (uint64_t old : jrn_files_) unlink(JrnPath(dir_, old).c_str());
+  jrn_files_.assign(1, no);
+  jrn_fd_ = fd;
+  jrn_no_ = no;
+  jrn_off_ = b.size();
+  return 0;
+}
+
+
+// ---- the journal part of a batch (commit thread) ----------------------------------------------
+
+// Encodes the batch's done-marks and updates into jbuf_, checked against the index: a done-mark
+// for an unknown or already done id is dropped (harmless), an update of one fails with ENOENT.
+void Core::CollectJournalEntries(std::vector<Op>& ops, Batch* b) {
+  jbuf_.clear();
+  b->op_err.assign(ops.size(), 0);
+  std::unordered_set<std::string> seen;
+  std::shared_lock<std::shared_mutex> g(idx_mu_);
+  for (size_t i = 0; i < ops.size(); i++) {
+    Op& op = ops[i];
+    if (op.kind == Op::kDone) {
+      for (auto& id : op.ids) {
+        auto it = index_.find(id);
+        // Unknown or already done: nothing to record (a duplicate mark is harmless).
+        if (it == index_.end() || it->second.done || !seen.insert(id).second) continue;
+        AppendJrn(&jbuf_, kJrnDone, id, "");
+        b->done_ids.push_back(id);
+      }
+    } else if (op.kind == Op::kUpdate) {
+      auto it = index_.find(op.id);
+      if (it == index_.end() || it->second.done) {
+        b->op_err[i] = ENOENT;
+        continue;
+      }
+      AppendJrn(&jbuf_, kJrnUpdate, op.id, op.data);
+    }
+  }
+}
+
+// One pwrite and one fdatasync of the batch's entries. On failure the journal is cut back to its
+// last good entry so a later append does not follow a hole, and b->jerr fails every done-mark
+// and update of the batch.
+void Core::WriteJournal(Batch* b) {
+  if (jbuf_.empty()) return;
+  b->jerr = PwriteAll(jrn_fd_, jbuf_.data(), jbuf_.size(), jrn_off_);
+  b->jsc = "pwrite";
+  if (b->jerr == 0 && o_.sync) {
+    b->jerr = DataSync(jrn_fd_);
+    b->jsc = "fdatasync";
+    std::unique_lock<std::shared_mutex> g(idx_mu_);
+    stats_.syncs++;
+  }
+  if (b->jerr != 0) {
+    (void)ftruncate(jrn_fd_, static_cast<off_t>(jrn_off_));
+  } else {
+    jrn_off_ += jbuf_.size();
+  }
+}
+
+// The journal written, its effects go into the index. idx_mu_ held exclusively by the caller.
+void Core::ApplyJournalLocked(std::vector<Op>& ops, Batch* b) {
+  for (auto& id : b->done_ids) {
+    auto it = index_.find(id);
+    if (it == index_.end() || it->second.done) continue;
+    it->second.done = true;
+    it->second.has_state = false;
+    it->second.state.clear();
+    if (it->second.seg) it->second.seg->live--;
+    stats_.messages--;
+    stats_.bytes -= it->second.body_len;
+  }
+  for (size_t i = 0; i < ops.size(); i++) {
+    if (ops[i].kind != Op::kUpdate || b->op_err[i] != 0) continue;
+    auto it = index_.find(ops[i].id);
+    if (it == index_.end() || it->second.done) continue;
+    it->second.has_state = true;
+    it->second.state = std::move(ops[i].data);
+  }
+  stats_.journal_entries += b->done_ids.size();
+}
+
+}  // namespace vipmta::spool

@@ -1,0 +1,55 @@
+// Typed wrappers of native/socket.cc: listening TCP sockets with SO_REUSEPORT/IP_FREEBIND, closing
+// an fd no server took, getsockname. Any thread (listener workers included); every call is a short
+// synchronous system call that never blocks.
+import { binding } from './addon.js';
+
+/** Options of {@link listenTcp}. */
+export interface ListenTcpOptions {
+  /** A literal IPv4 or IPv6 address ("0.0.0.0", "::", "fe80::1%eth0"); never a host name. */
+  host: string;
+  /** 0..65535; 0 lets the kernel choose (read it back with {@link socketLocalAddress}). */
+  port: number;
+  /** listen(2) backlog, default 511; the kernel caps it at net.core.somaxconn. */
+  backlog?: number;
+  /** SO_REUSEPORT, default true: each worker listens on its own socket on the same ip:port. */
+  reusePort?: boolean;
+  /** IP_FREEBIND / IPV6_FREEBIND, default true: bind an address this node does not (yet) own. */
+  freeBind?: boolean;
+  /** IPV6_V6ONLY for IPv6 hosts, default true; ignored for IPv4. */
+  v6Only?: boolean;
+}
+
+/** The local end of a socket, from getsockname(2). */
+export interface SocketAddress {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/**
+ * Opens a listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR, plus SO_REUSEPORT and
+ * IP_FREEBIND unless turned off) and returns its fd. Synchronous and short.
+ *
+ * Ownership: the caller owns the fd. Hand it to `net.Server.listen({ fd })`, after which the server
+ * owns it and `server.close()` closes it; otherwise release it with {@link closeFd}. The fd is
+ * per process, so it is valid in every thread, but only one owner may close it.
+ *
+ * Throws: a TypeError for a port outside 0..65535 or a bad option type; `ERR_INVALID_ADDRESS` for a
+ * host that is not a literal address (no syscall made); `ENODEV` for an unknown IPv6 zone; otherwise
+ * an error with the errno `code` and `syscall` (`EADDRINUSE` from bind when a socket without
+ * SO_REUSEPORT holds the port, `EADDRNOTAVAIL` for a non-local address without freeBind, `EACCES`).
+ * No fd is left open when it throws.
+ */
+export function listenTcp(opts: ListenTcpOptions): number {
+  return binding.listenTcp(opts) as number;
+}
+
+/** Closes an fd from {@link listenTcp} that no server took over. Throws `EBADF` if it is not open. */
+export function closeFd(fd: number): void {
+  binding.closeFd(fd);
+}
+
+/** getsockname(2) of an IP socket: the port the kernel chose for port 0, the bound address. */
+export function socketLocalAddress(fd: number): SocketAddress {
+  return binding.socketLocalAddress(fd) as SocketAddress;
+}
