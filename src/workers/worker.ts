@@ -1,20 +1,20 @@
-// Entry point of a worker thread. It answers the main thread's requests (protocol.ts) and runs
-// what the design gives workers: the ESMTP listeners on this worker's own SO_REUSEPORT sockets.
-// It decides no policy. Its event loop must never block: everything here is asynchronous.
+// Entry point of a worker thread. It answers the main thread's requests (protocol.ts) and hosts
+// what the design gives workers: the ESMTP listeners and #mmove receivers on this worker's own
+// SO_REUSEPORT sockets (esmtp-host.ts, mmove-host.ts), and delivery. It decides no policy. Its
+// event loop must never block: everything here is asynchronous.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { ListenerSet } from '../listener/listener-set.js';
-import { spoolSink } from '../listener/spool-sink.js';
 import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
+import type { DeliveryBatch } from '../delivery/batch.js';
 import { localResult } from '../delivery/results.js';
+import type { DeliverySettings } from '../delivery/settings.js';
 import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
-import { MmoveWorker } from '../mmove/worker-side.js';
 import type { AcceptedMessage } from '../message/accepted.js';
+import { EsmtpHost } from './esmtp-host.js';
+import { MmoveHost } from './mmove-host.js';
 import {
-  type DeliveryBatch,
-  type DeliverySettings,
   isProtocolMessage,
   type MethodName,
   type Params,
@@ -42,11 +42,14 @@ function flushAccepted(): void {
   if (batch.length > 0) emit('accepted', batch);
 }
 
-const listeners = new ListenerSet({
+// One writer of the process-wide spool for both kinds of listener; null without a spool.
+const spoolWriter = init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory);
+
+const listeners = new EsmtpHost({
   workerId: init.workerId,
   hostname: init.hostname,
   logger: log,
-  sink: init.spoolDirectory === null ? null : spoolSink(init.spoolDirectory),
+  sink: spoolWriter,
   onMessage,
   onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
 });
@@ -102,11 +105,11 @@ async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
 }
 // ---- #mmove (issue 6): ECCluster_Listener receivers and the sender's pooled connections ----
 // Without a table from the main thread (tests that start a bare worker) this worker keeps its own.
-const mmove = new MmoveWorker({
+const mmove = new MmoveHost({
   hostname: init.hostname,
   nodeName: init.nodeName,
   logger: log,
-  sink: init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory),
+  sink: spoolWriter,
   reader: init.spoolDirectory === null ? null : attachSpoolReader(init.spoolDirectory),
   dedup: new DedupTable(init.mmoveDedup !== undefined ? { buffer: init.mmoveDedup } : { entries: 65_536, windowMs: 3_600_000 }),
   onMessage,
