@@ -14,14 +14,8 @@ import { DedupTable } from '../mmove/dedup.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { EsmtpHost } from './esmtp-host.js';
 import { MmoveHost } from './mmove-host.js';
-import {
-  isProtocolMessage,
-  type MethodName,
-  type Params,
-  type ProtocolMessage,
-  type Result,
-  type WorkerInit,
-} from './protocol.js';
+import type { ProtocolMessage, WorkerInit } from './protocol.js';
+import { type Handlers, serveRequests } from './serve.js';
 
 if (parentPort === null) throw new Error('workers/worker.js must run as a worker_thread');
 const port = parentPort;
@@ -115,8 +109,6 @@ const mmove = new MmoveHost({
   onMessage,
 });
 
-type Handlers = { [M in MethodName]: (p: Params<M>) => Promise<Result<M>> | Result<M> };
-
 const handlers: Handlers = {
   ping: () => ({ workerId: init.workerId, threadId }),
   setListeners: async ({ listeners: specs }) => ({ listening: await listeners.set(specs) }),
@@ -150,18 +142,4 @@ function emit(name: string, data: unknown): void {
   port.postMessage(m);
 }
 
-port.on('message', (m: unknown) => {
-  if (!isProtocolMessage(m) || m.kind !== 'req') return;
-  const handler = (handlers as Record<string, ((p: unknown) => unknown) | undefined>)[m.method];
-  const reply = (r: ProtocolMessage): void => port.postMessage(r);
-  if (handler === undefined) {
-    reply({ kind: 'res', id: m.id, ok: false, error: { name: 'Error', message: `unknown method ${m.method}`, code: 'ERR_UNKNOWN_METHOD' } });
-    return;
-  }
-  Promise.resolve()
-    .then(() => handler(m.params))
-    .then(
-      (result) => reply({ kind: 'res', id: m.id, ok: true, result: result ?? null }),
-      (err: unknown) => reply({ kind: 'res', id: m.id, ok: false, error: serializeError(err) }),
-    );
-});
+serveRequests(port, handlers);
