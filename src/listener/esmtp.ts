@@ -9,12 +9,12 @@ import { errorCode } from '../errors.js';
 import { RelayPolicy } from '../policy/relay.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
-import type { ListenerSpec } from '../workers/protocol.js';
 import { Authenticator } from './auth.js';
 import { IntakeScanner, MAX_HOPS, MAX_LINE } from './intake.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { replyError } from '../smtp/replies.js';
 import { VipSmtpServer } from './smtp-connection.js';
+import type { ListenerSpec } from './spec.js';
 
 /** Where accepted messages go: the spool's writer as seen from a worker. */
 export interface MessageSink {
@@ -72,6 +72,11 @@ export class EsmtpListener {
   private readonly name: string;
   private readonly disabled: string[];
   private closing = false;
+  private closed: Promise<number> | null = null;
+  private resolveClosed: (cutOff: number) => void = () => undefined;
+  private deadline: NodeJS.Timeout | null = null;
+  private deadlineAt = Infinity;
+  private cut = 0;
 
   constructor(private readonly opts: EsmtpListenerOptions) {
     const o = opts.spec.options as unknown as ListenerOptionValues;
@@ -138,27 +143,52 @@ export class EsmtpListener {
   }
 
   /**
-   * Stops accepting; idle sessions get 421 4.3.2 at once (RFC 5321 3.8), sessions inside a
-   * transaction get up to timeoutMs to finish. Resolves with how many were cut off at the deadline.
+   * Stops accepting; idle sessions get 421 4.3.2 at once (RFC 5321 3.8), a session inside DATA
+   * finishes its message (its 250 goes out once the commit is on disk) and gets 421 at its next
+   * command (smtp-server answers every command so while its server closes). What is still open
+   * after graceMs is cut off. Resolves with how many were. A second call returns the same promise
+   * and brings the deadline forward if its grace ends sooner (a worker's drain during a reload's).
    */
-  close(timeoutMs: number): Promise<number> {
-    if (this.closing) return Promise.resolve(0);
-    this.closing = true;
-    const conns = (this.server as unknown as { connections: Set<ConnectionLike> }).connections;
-    const opts = this.server.options as SMTPServerOptions & { closeTimeout?: number };
-    opts.closeTimeout = Math.max(1, timeoutMs);
-    return new Promise((resolve) => {
-      let cutOff = 0;
-      const deadline = setTimeout(() => {
-        cutOff = conns.size;
-      }, Math.max(1, timeoutMs) - 1);
-      deadline.unref();
-      this.server.close(() => {
-        clearTimeout(deadline);
-        resolve(cutOff);
+  close(graceMs: number): Promise<number> {
+    const ms = Math.max(1, graceMs);
+    if (this.closed === null) {
+      this.closing = true;
+      // smtp-server has a deadline of its own; ours comes first, so the cut sessions are counted.
+      (this.server.options as SMTPServerOptions & { closeTimeout?: number }).closeTimeout = ms + 1_000;
+      this.closed = new Promise((resolve) => {
+        this.resolveClosed = resolve;
+        this.server.close(() => this.settleClose());
       });
-      for (const c of conns) this.sayGoodbyeIfIdle(c);
-    });
+      for (const c of this.connections()) this.sayGoodbyeIfIdle(c);
+    }
+    const at = Date.now() + ms;
+    if (at < this.deadlineAt) {
+      this.deadlineAt = at;
+      if (this.deadline !== null) clearTimeout(this.deadline);
+      this.deadline = setTimeout(() => this.cutOff(), ms);
+      this.deadline.unref();
+    }
+    return this.closed;
+  }
+
+  private connections(): Set<ConnectionLike> {
+    return (this.server as unknown as { connections: Set<ConnectionLike> }).connections;
+  }
+
+  private cutOff(): void {
+    const conns = this.connections();
+    this.cut = conns.size;
+    for (const c of [...conns]) {
+      c.send(421, '4.3.2 Service shutting down, closing transmission channel');
+      c.close();
+    }
+    this.settleClose();
+  }
+
+  private settleClose(): void {
+    if (this.deadline !== null) clearTimeout(this.deadline);
+    this.deadline = null;
+    this.resolveClosed(this.cut);
   }
 
   private sayGoodbyeIfIdle(c: ConnectionLike): void {

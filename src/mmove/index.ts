@@ -5,5 +5,4 @@ export { MmoveClient, type BodyReader, type MmoveClientOptions, type MmoveClient
 export { DedupTable, type DedupStats } from './dedup.js';
 export { MmoveReceiver, type MmoveReceiverOptions, type MmoveReceiverStats, type ReceiverSink } from './receiver.js';
 export { mmoveDedupTable, mmoveSettings } from './settings.js';
-export type { MmoveWorkerStats } from './worker-side.js';
 export type { MoveMeta } from '../message/envelope.js';

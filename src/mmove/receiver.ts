@@ -86,6 +86,10 @@ export class MmoveReceiver {
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
   private closing = false;
+  private closed: Promise<number> | null = null;
+  private deadline: NodeJS.Timeout | null = null;
+  private deadlineAt = Infinity;
+  private cutOff = 0;
   readonly counters: MmoveReceiverStats = { connections: 0, active: 0, received: 0, receivedBytes: 0, duplicates: 0, authFailures: 0, hopRefusals: 0, tlsFailures: 0 };
 
   constructor(readonly opts: MmoveReceiverOptions) {
@@ -142,27 +146,42 @@ export class MmoveReceiver {
     return { ...this.counters, active: this.sessions.size };
   }
 
+  /** Sessions open right now. */
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
   /**
-   * Stops accepting. Idle sessions get 421 4.3.2 at once; sessions with commits in flight close
-   * when those are answered, at the latest after timeoutMs. Resolves with how many were cut off.
+   * Stops accepting. Idle sessions get 421 4.3.2 at once; a session receiving a body finishes it
+   * and closes once its commits in flight are answered; what is still open after graceMs is cut
+   * off. Resolves with how many were. A second call returns the same promise and brings the
+   * deadline forward if its grace ends sooner (a worker's drain during a reload's).
    */
-  close(timeoutMs: number): Promise<number> {
-    this.closing = true;
-    return new Promise((resolve) => {
-      let cutOff = 0;
-      const deadline = setTimeout(() => {
-        for (const s of this.sessions) {
-          cutOff++;
-          s.destroy();
-        }
-      }, Math.max(1, timeoutMs));
-      deadline.unref();
-      this.server.close(() => {
-        clearTimeout(deadline);
-        resolve(cutOff);
+  close(graceMs: number): Promise<number> {
+    const ms = Math.max(1, graceMs);
+    if (this.closed === null) {
+      this.closing = true;
+      this.closed = new Promise((resolve) => {
+        this.server.close(() => {
+          if (this.deadline !== null) clearTimeout(this.deadline);
+          resolve(this.cutOff);
+        });
       });
       for (const s of this.sessions) s.shutdown();
-    });
+    }
+    const at = Date.now() + ms;
+    if (at < this.deadlineAt) {
+      this.deadlineAt = at;
+      if (this.deadline !== null) clearTimeout(this.deadline);
+      this.deadline = setTimeout(() => {
+        for (const s of this.sessions) {
+          this.cutOff++;
+          s.destroy();
+        }
+      }, ms);
+      this.deadline.unref();
+    }
+    return this.closed;
   }
 
   private onConnection(sock: net.Socket): void {

@@ -9,7 +9,7 @@ import type { BounceRequest } from '../delivery/bounce.js';
 import type { MessageResult } from '../delivery/index.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { DeliveryBatch } from '../workers/protocol.js';
+import type { DeliveryBatch } from '../delivery/batch.js';
 
 export type DispatchPool = Pick<WorkerPool, 'status' | 'call' | 'broadcast'>;
 

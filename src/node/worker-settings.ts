@@ -5,7 +5,9 @@ import type { Config } from '../config/index.js';
 import { mmoveSettings } from '../mmove/settings.js';
 import type { DedupTable } from '../mmove/dedup.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { DeliverySettings, ListenerSpec, WorkerInit } from '../workers/protocol.js';
+import type { DeliverySettings } from '../delivery/settings.js';
+import type { ListenerSpec } from '../listener/spec.js';
+import type { WorkerInit } from '../workers/protocol.js';
 
 export { mmoveSettings };
 

@@ -13,7 +13,7 @@ import type { Config } from '../config/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
 import type { MessageResult, RecipientResult } from '../delivery/results.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
-import type { DeliveryBatch } from '../workers/protocol.js';
+import type { DeliveryBatch } from '../delivery/batch.js';
 import { domainOf, splitByDomain } from '../message/recipients.js';
 import { encodeState, type PersistedPart, type PersistedState } from '../message/retry-state.js';
 import { Bounces, DSN_RETRY_MS } from './bounce.js';

@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { MessageResult } from '../delivery/results.js';
-import type { DeliveryBatch } from '../workers/protocol.js';
+import type { DeliveryBatch } from '../delivery/batch.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
 

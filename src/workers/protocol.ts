@@ -1,24 +1,20 @@
 // The typed message protocol between the main thread and the worker pool. Both directions use
 // the same envelope: requests with an id, responses with the same id, and one-way events. Errors
 // travel as SerializedError because structured clone drops an Error's class and `code`.
-// Pure data and types: imported by the main thread and by workers; it never blocks.
+// Pure data and types: imported by the main thread and by workers; it never blocks. It speaks
+// the engines' own types (each defined where its engine lives); no engine imports this file.
 import type { SerializedError } from '../errors.js';
-import type { BindingIdentity, MessageResult, TlsPolicy } from '../delivery/index.js';
+import type { MessageResult } from '../delivery/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
-import type { HostPort } from '../net/address.js';
-import type { MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
-import type { MmoveWorkerStats } from '../mmove/worker-side.js';
+import type { DeliveryBatch } from '../delivery/batch.js';
+import type { DeliverySettings } from '../delivery/settings.js';
+import type { ListenerSpec } from '../listener/spec.js';
+import type { MmoveClientStats, MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
+import type { DedupStats } from '../mmove/dedup.js';
+import type { MmoveReceiverStats } from '../mmove/receiver.js';
+import type { MmoveSettings } from '../mmove/settings.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 
-/** One ESMTP listener as a worker needs it: plain data, structured-clone safe. */
-export interface ListenerSpec {
-  /** "ip:port" as written in the config; the key for add/remove on reload. */
-  name: string;
-  host: string;
-  port: number;
-  /** Listener options (ESMTP_Listener merged under Listen), plain values, already validated. */
-  options: Record<string, unknown>;
-}
 
 /** What a worker counts; summed by the main thread for the console and metrics. */
 export interface WorkerStats {
@@ -31,23 +27,13 @@ export interface WorkerStats {
   listening: string[];
 }
 
-/** Messages for one (binding, domain) that one worker delivers over one connection at a time.
- *  Bodies are not in it: the worker reads each from the spool. */
-export interface DeliveryBatch {
-  binding: BindingIdentity;
-  target: { domain: string; routes: HostPort[]; maxDeliveriesPerConnection: number };
-  tls: TlsPolicy;
-  messages: { id: string; from: string; rcpt: string[] }[];
-}
-
-/** The delivery engine's settings (global options); a change replaces the worker's engine. */
-export interface DeliverySettings {
-  resolverServers: string[];
-  connectTimeoutMs: number;
-  commandTimeoutMs: number;
-  dataTimeoutMs: number;
-  /** Port of MX hosts (25; tests use another). */
-  mxPort?: number;
+/** What a worker's #mmove counts (workers/mmove-host.ts). */
+export interface MmoveWorkerStats {
+  /** Per Listen name. */
+  receivers: Record<string, MmoveReceiverStats>;
+  client: MmoveClientStats | null;
+  /** The process-wide duplicate table (the same numbers from every worker). */
+  dedup: DedupStats;
 }
 
 /** Methods the main thread calls on a worker: name -> [params, result]. */
@@ -64,7 +50,8 @@ export interface WorkerMethods {
   spoolBounce: [BounceRequest, { id: string; size: number }];
   /** Cuts the delivery connections from an address this node no longer holds (its DuraVIP moved). */
   abortDeliveries: [{ localAddress: string }, { aborted: number }];
-  /** Stops accepting, waits for open sessions up to timeoutMs, then closes them. */
+  /** Stops accepting; sessions finish under the drain policy (socket-set.ts) up to timeoutMs,
+   *  the rest are cut off (closedEarly). */
   drain: [{ timeoutMs: number }, { closedEarly: number }];
   // ---- #mmove (src/mmove/, issue 6) ----
   /** Opens (or keeps) exactly these ECCluster_Listener sockets and sets the link settings. */
@@ -76,20 +63,6 @@ export interface WorkerMethods {
   /** Drops the connections to a peer that left the cluster: its moves in flight end at once
    *  (not sent, code 0) instead of waiting for a reply a dead machine never sends. */
   mmoveDrop: [{ peer: MmovePeer; reason: string }, { dropped: number }];
-}
-
-/** What a worker needs for #mmove: plain data, structured-clone safe. */
-export interface MmoveSettings {
-  /** ECCluster_Listener Listen stanzas; options hold Max_Message_Size and Timeout. */
-  listeners: ListenerSpec[];
-  /** Cluster_Secret; null: announces are refused (454 4.7.0) and nothing is sent. */
-  secret: string | null;
-  /** Mmove_Max_Hops: a message arriving with hops >= this is refused with 554 5.4.6. */
-  maxHops: number;
-  /** Mmove_Connections: connections per peer a batch is spread over. */
-  connectionsPerPeer: number;
-  /** Mmove_TLS: every #mmove connection (both directions) is TLS-PSK keyed by the secret. */
-  tls: boolean;
 }
 
 /** Events a worker sends without being asked. */

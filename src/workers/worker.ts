@@ -1,28 +1,22 @@
-// Entry point of a worker thread. It answers the main thread's requests (protocol.ts) and runs
-// what the design gives workers: the ESMTP listeners on this worker's own SO_REUSEPORT sockets.
-// It decides no policy. Its event loop must never block: everything here is asynchronous.
+// Entry point of a worker thread. It answers the main thread's requests (protocol.ts) and hosts
+// what the design gives workers: the ESMTP listeners and #mmove receivers on this worker's own
+// SO_REUSEPORT sockets (esmtp-host.ts, mmove-host.ts), and delivery. It decides no policy. Its
+// event loop must never block: everything here is asynchronous.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { ListenerSet } from '../listener/listener-set.js';
-import { spoolSink } from '../listener/spool-sink.js';
 import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
+import type { DeliveryBatch } from '../delivery/batch.js';
 import { localResult } from '../delivery/results.js';
 import { spoolBounce } from '../delivery/bounce.js';
-import { attachSpool, attachSpoolReader, type SpoolReader, type SpoolWriter } from '../spool/index.js';
+import type { DeliverySettings } from '../delivery/settings.js';
+import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
-import { MmoveWorker } from '../mmove/worker-side.js';
 import type { AcceptedMessage } from '../message/accepted.js';
-import {
-  type DeliveryBatch,
-  type DeliverySettings,
-  isProtocolMessage,
-  type MethodName,
-  type Params,
-  type ProtocolMessage,
-  type Result,
-  type WorkerInit,
-} from './protocol.js';
+import { EsmtpHost } from './esmtp-host.js';
+import { MmoveHost } from './mmove-host.js';
+import type { ProtocolMessage, WorkerInit } from './protocol.js';
+import { type Handlers, serveRequests } from './serve.js';
 
 if (parentPort === null) throw new Error('workers/worker.js must run as a worker_thread');
 const port = parentPort;
@@ -43,11 +37,14 @@ function flushAccepted(): void {
   if (batch.length > 0) emit('accepted', batch);
 }
 
-const listeners = new ListenerSet({
+// One writer of the process-wide spool for both kinds of listener and the DSNs; null without a spool.
+const spoolWriter = init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory);
+
+const listeners = new EsmtpHost({
   workerId: init.workerId,
   hostname: init.hostname,
   logger: log,
-  sink: init.spoolDirectory === null ? null : spoolSink(init.spoolDirectory),
+  sink: spoolWriter,
   onMessage,
   onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
 });
@@ -58,8 +55,6 @@ const listeners = new ListenerSet({
 let engine: DeliveryEngine | null = null;
 let engineSettings = '';
 let spoolForDelivery: SpoolReader | null = null;
-/** The writer of the DSNs this worker spools ('spoolBounce'); made at the first one. */
-let bounceWriter: SpoolWriter | null = null;
 
 function setDelivery(d: DeliverySettings): void {
   const key = JSON.stringify(d);
@@ -105,17 +100,15 @@ async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
 }
 // ---- #mmove (issue 6): ECCluster_Listener receivers and the sender's pooled connections ----
 // Without a table from the main thread (tests that start a bare worker) this worker keeps its own.
-const mmove = new MmoveWorker({
+const mmove = new MmoveHost({
   hostname: init.hostname,
   nodeName: init.nodeName,
   logger: log,
-  sink: init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory),
+  sink: spoolWriter,
   reader: init.spoolDirectory === null ? null : attachSpoolReader(init.spoolDirectory),
   dedup: new DedupTable(init.mmoveDedup !== undefined ? { buffer: init.mmoveDedup } : { entries: 65_536, windowMs: 3_600_000 }),
   onMessage,
 });
-
-type Handlers = { [M in MethodName]: (p: Params<M>) => Promise<Result<M>> | Result<M> };
 
 const handlers: Handlers = {
   ping: () => ({ workerId: init.workerId, threadId }),
@@ -131,10 +124,9 @@ const handlers: Handlers = {
   },
   deliver: (batch) => deliver(batch),
   spoolBounce: (req) => {
-    if (init.spoolDirectory === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
+    if (init.spoolDirectory === null || spoolWriter === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
     spoolForDelivery ??= attachSpoolReader(init.spoolDirectory);
-    bounceWriter ??= attachSpool(init.spoolDirectory);
-    return spoolBounce(req, { reader: spoolForDelivery, writer: bounceWriter }, log);
+    return spoolBounce(req, { reader: spoolForDelivery, writer: spoolWriter }, log);
   },
   abortDeliveries: ({ localAddress }) => ({ aborted: engine?.abortFrom(localAddress) ?? 0 }),
   setMmove: async (settings) => ({ listening: await mmove.set(settings) }),
@@ -156,18 +148,4 @@ function emit(name: string, data: unknown): void {
   port.postMessage(m);
 }
 
-port.on('message', (m: unknown) => {
-  if (!isProtocolMessage(m) || m.kind !== 'req') return;
-  const handler = (handlers as Record<string, ((p: unknown) => unknown) | undefined>)[m.method];
-  const reply = (r: ProtocolMessage): void => port.postMessage(r);
-  if (handler === undefined) {
-    reply({ kind: 'res', id: m.id, ok: false, error: { name: 'Error', message: `unknown method ${m.method}`, code: 'ERR_UNKNOWN_METHOD' } });
-    return;
-  }
-  Promise.resolve()
-    .then(() => handler(m.params))
-    .then(
-      (result) => reply({ kind: 'res', id: m.id, ok: true, result: result ?? null }),
-      (err: unknown) => reply({ kind: 'res', id: m.id, ok: false, error: serializeError(err) }),
-    );
-});
+serveRequests(port, handlers);

@@ -2,7 +2,7 @@
 // a real MmoveClient reading another. What the receiver spools is byte for byte what the sender
 // stored, with the metadata; what it refuses gets a standard reply with an enhanced code.
 import fs from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { MmoveClient, type MmoveItem } from '../../../src/mmove/client.js';
 import { DedupTable } from '../../../src/mmove/dedup.js';
@@ -184,5 +184,28 @@ describe('mmove receiver and client', () => {
     await receiver.close(100);
     const [r] = await client().send({ host: '127.0.0.1', port }, [await store(wireBody(100, 1))]);
     expect(r).toMatchObject({ ok: false, code: 0 });
+  });
+
+  // The receiver's side of the drain policy (src/workers/socket-set.ts), as a reload or a stop uses it.
+  it('on close: 421 to an idle session, a body in DATA finishes with 250; a shorter second close cuts the rest', async () => {
+    const idle = await announced();
+    const busy = await announced();
+    const stuck = await announced();
+    for (const [c, rcpt] of [[busy, 'r1@d'], [stuck, 'r2@d']] as const) {
+      expect((await c.cmd(MAIL)).code).toBe(250);
+      expect((await c.cmd(`RCPT TO:<${rcpt}>`)).code).toBe(250);
+      expect((await c.cmd('DATA')).code).toBe(354);
+      c.write('Subject: x\r\n\r\nfirst half\r\n');
+    }
+    const closed = receiver.close(60_000);
+    expect(say(await idle.read())).toMatch(/^421 4\.3\.2 /);
+    busy.write('second half\r\n.\r\n');
+    expect((await busy.read()).code).toBe(250);
+    expect(accepted).toHaveLength(1);
+    // Its body done, the busy session leaves by itself; only the stuck one is left to cut.
+    await vi.waitFor(() => expect(receiver.activeSessions).toBe(1));
+    expect(receiver.close(1)).toBe(closed);
+    expect(await closed).toBe(1);
+    expect(accepted).toHaveLength(1);
   });
 });

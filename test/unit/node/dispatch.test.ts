@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterManager } from '../../../src/cluster/manager.js';
 import { Dispatcher, type DispatchPool } from '../../../src/node/dispatch.js';
 import type { PoolStatus } from '../../../src/workers/pool.js';
-import type { DeliveryBatch } from '../../../src/workers/protocol.js';
+import type { DeliveryBatch } from '../../../src/delivery/batch.js';
 import { config } from './helpers.js';
 
 const logger = pino({ level: 'silent' });

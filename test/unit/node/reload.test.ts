@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText, type Config, type LoadResult } from '../../../src/config/index.js';
 import { reloadConfig, restartOnlyChanges, type ReloadHost } from '../../../src/node/reload.js';
 import type { Broadcast } from '../../../src/node/worker-settings.js';
-import type { ListenerSpec } from '../../../src/workers/protocol.js';
+import type { ListenerSpec } from '../../../src/listener/spec.js';
 import { config, recordingLogger } from './helpers.js';
 
 const RUNNING = `

@@ -15,7 +15,7 @@ import { decodeState as parseState } from '../../../src/message/retry-state.js';
 import type { MmoveItem, MmoveResult } from '../../../src/mmove/client.js';
 import { DEFERRED, PartStore, RetryHeap } from '../../../src/queue/store.js';
 import { Spool } from '../../../src/spool/index.js';
-import type { DeliveryBatch } from '../../../src/workers/protocol.js';
+import type { DeliveryBatch } from '../../../src/delivery/batch.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const logger = pino({ level: 'silent' });

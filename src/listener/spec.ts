@@ -1,0 +1,13 @@
+// One ESMTP listener as a worker needs it: the Listen address and its options, plain data that
+// survives structured clone. The main thread builds it from the config; the worker's socket set
+// opens the address and EsmtpListener reads the options. Pure types; any thread.
+
+/** One ESMTP_Listener Listen stanza, options merged and validated by the config on the main thread. */
+export interface ListenerSpec {
+  /** "ip:port" as written in the config; the key for add/remove on reload. */
+  name: string;
+  host: string;
+  port: number;
+  /** Listener options (ESMTP_Listener merged under Listen), plain values, already validated. */
+  options: Record<string, unknown>;
+}
