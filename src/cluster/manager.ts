@@ -1,7 +1,8 @@
-// The DuraVIP cluster manager: membership through a corosync CPG group, the state exchange after
-// every view change, the deterministic election (election.ts) at agreed points, and applying this
-// node's share of it (plumbing.ts, arp-schedule.ts). Main thread. Never blocks: corosync calls are
-// queued to the addon's IO thread; netlink and ARP calls are single short system calls.
+// The DuraVIP cluster manager, the orchestrator: membership through a corosync CPG group, the state
+// exchange after every view change (view.ts, neighbours.ts), the deterministic election
+// (election.ts) at agreed points, and handing this node's share of it to holdings.ts (plumbing and
+// ARP). Main thread. Never blocks: corosync calls are queued to the addon's IO thread; netlink and
+// ARP calls are single short system calls.
 //
 // Agreement: every member runs elect() at the same points of the CPG agreed order: when the
 // announce round of a view is complete (every member of the view has announced in it), then after
@@ -10,30 +11,26 @@
 //
 // Handover: a member that is leaving announces leaving=true; the others elect without it and the
 // new owner plumbs and ARPs at once, then announces what it holds; the leaving member deletes an
-// address only when it sees the new owner holding it (or after HANDOVER_TIMEOUT_MS). Rebalancing
-// moves use the same rule, so the address is never off the wire in between.
+// address only when it sees the new owner holding it (or after HANDOVER_TIMEOUT_MS, holdings.ts).
+// Rebalancing moves use the same rule, so the address is never off the wire in between.
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config/build.js';
-import { duravipEntries, topologyFor } from '../config/duravip.js';
+import { duravipEntries } from '../config/duravip.js';
 import { ErrorCode, VipError } from '../errors.js';
-import { CorosyncGroup, listNeighbours, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
+import { CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
-import { cidrContains } from '../net/cidr.js';
 import type { Route } from '../queue/routes.js';
-import { ArpSchedule, type ArpSettings } from './arp-schedule.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
-import { decodeMessage, encodeMessage, MAX_SHARED_NEIGHBOURS, type ClusterMessage, type SharedNeighbour } from './messages.js';
-import { Plumbing } from './plumbing.js';
+import { Holdings, type HoldingsSnapshot } from './holdings.js';
+import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js';
+import { localNeighbours, SharedNeighbours } from './neighbours.js';
 import { createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
+import { memberKey as key, View } from './view.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
-/** How long a leaving or rebalanced owner keeps an address while waiting to see the new owner hold it. */
-export const HANDOVER_TIMEOUT_MS = 2000;
-/** How long an old owner keeps the address after the new owner confirmed holding it. */
-export const HANDOVER_GRACE_MS = 200;
 /** How long a planned shutdown waits for its handovers before it deletes what is left and leaves. */
 export const LEAVE_TIMEOUT_MS = 3000;
 /** Retry period for joining when corosync is not running (yet). */
@@ -52,24 +49,6 @@ export interface OwnershipChange {
   /** The new owner is this node. */
   readonly local: boolean;
 }
-
-interface Announced { readonly state: MemberState; readonly neighbours: readonly SharedNeighbour[]; readonly at: number }
-
-interface View {
-  /** Local counter, for logs and the console. */
-  readonly id: number;
-  readonly members: readonly CpgMember[];
-  /** Local clock when the view arrived (for timers only; never an election input). */
-  readonly arrivedAt: number;
-  /** Agreed: `now` of the first announce delivered in this view. */
-  stableSince: number | null;
-  /** Announces delivered in this view, by "nodeid:pid". */
-  readonly announces: Map<string, Announced>;
-  readonly moves: Map<string, string>;
-  complete: boolean;
-}
-
-const key = (nodeId: number, pid: number): string => `${nodeId}:${pid}`;
 
 export interface ClusterManagerOptions {
   readonly config: Config;
@@ -92,8 +71,8 @@ export class ClusterManager extends EventEmitter {
   /** The entries' addresses (canonical): routeFor runs per group member on every injection. */
   private managed: Set<string>;
   private configSince = Date.now();
-  private readonly plumbing: Plumbing;
-  private readonly arp: ArpSchedule;
+  /** What this node holds: plumbing, ARP and handovers. */
+  private readonly holdings: Holdings;
   private group: CorosyncGroup | null = null;
   private joinError: string | null = null;
   private rejoinTimer: NodeJS.Timeout | null = null;
@@ -104,10 +83,6 @@ export class ClusterManager extends EventEmitter {
   private seq = 0;
   private memberSince: number | null = null;
   private alloc: Allocation | null = null;
-  /** Plumbed by us and announced as held. */
-  private readonly holds = new Set<string>();
-  /** Held but no longer ours: waiting for the new owner to show it holds them. */
-  private readonly releasing = new Map<string, { since: number; confirmedAt: number | null }>();
   private leaving = false;
   private stalled = false;
   /** Node ids of the current totem ring (CPG's totem event), null before the first. */
@@ -116,7 +91,7 @@ export class ClusterManager extends EventEmitter {
   private pingSentAt: number | null = null;
   private stopped = false;
   private lastAnnounced = '';
-  private readonly sharedNeighbours = new Map<string, readonly SharedNeighbour[]>();
+  private readonly sharedNeighbours = new SharedNeighbours();
   private readonly stallLimitMs: number;
 
   constructor(opts: ClusterManagerOptions) {
@@ -129,24 +104,15 @@ export class ClusterManager extends EventEmitter {
     this.groupName = opts.group ?? CLUSTER_GROUP;
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
     this.managed = new Set(this.entries.map((e) => e.address));
-    this.plumbing = new Plumbing(cluster.topologies, cluster.options.If_Check_Interval, this.logger);
-    this.arp = new ArpSchedule(this.arpSettings(), this.logger, () => this.allShared(), (vip, host) => {
-      const t = topologyFor(this.config.cluster?.topologies ?? [], vip);
-      return t !== null && cidrContains(t.cidr, host);
-    });
+    this.holdings = new Holdings(this.node, cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply());
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
   }
 
-  private arpSettings(): ArpSettings {
-    const o = this.config.cluster!.options;
-    return { count: o.Arp_Count, intervalMs: o.Arp_Interval, refreshMs: o.Arp_Refresh, mode: o.Arp_Mode, allHosts: o.Arp_All_Hosts };
-  }
-
   /** Removes leftovers of a crashed run, then joins (retrying while corosync is not there). */
   start(): void {
-    const removed = this.plumbing.removeLeftovers();
+    const removed = this.holdings.removeLeftovers();
     if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed addresses a previous run left plumbed');
     this.join();
     this.checkTimer = setInterval(() => this.periodicCheck(), this.config.cluster!.options.If_Check_Interval);
@@ -158,7 +124,7 @@ export class ClusterManager extends EventEmitter {
   /** Whether this node holds the address now (plumbed and not being handed over). */
   owns(address: string): boolean {
     const a = canonicalAddress(address);
-    return a !== null && this.holds.has(a) && !this.releasing.has(a);
+    return a !== null && this.holdings.owns(a);
   }
 
   /** The owner the last election gave the address, or null (none, no election yet, or not a DuraVIP). */
@@ -186,10 +152,7 @@ export class ClusterManager extends EventEmitter {
 
   /** A member's ECCluster_Listener as it announced it (#mmove's peer), or null. */
   peerLink(node: string): MmoveAddress | null {
-    const v = this.view;
-    if (v === null) return null;
-    for (const a of v.announces.values()) if (a.state.node === node) return a.state.mmove;
-    return null;
+    return this.view?.peerLink(node) ?? null;
   }
 
   // --- config ---------------------------------------------------------------------------------
@@ -211,8 +174,7 @@ export class ClusterManager extends EventEmitter {
       this.managed = new Set(entries.map((e) => e.address));
       this.configSince = Date.now();
     }
-    this.plumbing.setTopologies(config.cluster.topologies);
-    this.arp.setSettings(this.arpSettings());
+    this.holdings.reconfigure(config.cluster);
     this.announce(true);
   }
 
@@ -270,10 +232,7 @@ export class ClusterManager extends EventEmitter {
 
   private resetView(members: readonly CpgMember[] | null): void {
     if (this.tickTimer !== null) { clearTimeout(this.tickTimer); this.tickTimer = null; }
-    this.view = members === null ? null : {
-      id: ++this.viewCounter, members, arrivedAt: Date.now(), stableSince: null,
-      announces: new Map(), moves: new Map(), complete: false,
-    };
+    this.view = members === null ? null : new View(++this.viewCounter, members, Date.now());
   }
 
   private onConfchg(c: CpgConfChange): void {
@@ -286,12 +245,11 @@ export class ClusterManager extends EventEmitter {
     const joined = c.joined.map((m) => `${m.nodeId}:${m.pid}`);
     this.logger.info({ members: c.members.map((m) => key(m.nodeId, m.pid)), left, joined }, 'cluster: new view');
     // Shared neighbours of members that left are dropped with them.
-    const alive = new Set(c.members.map((m) => key(m.nodeId, m.pid)));
-    for (const k of this.sharedNeighbours.keys()) if (!alive.has(k)) this.sharedNeighbours.delete(k);
+    this.sharedNeighbours.retain(new Set(c.members.map((m) => key(m.nodeId, m.pid))));
     // Who left, by name (from their last announce): #mmove drops its connections to them.
     const gone: string[] = [];
     for (const m of c.left) {
-      const st = this.view?.announces.get(key(m.nodeId, m.pid))?.state;
+      const st = this.view?.stateOf(m.nodeId, m.pid);
       if (st !== undefined) gone.push(st.node);
     }
     this.resetView(c.members);
@@ -337,42 +295,19 @@ export class ClusterManager extends EventEmitter {
       memberSince: this.memberSince ?? Date.now(),
       configSince: this.configSince,
       addresses: this.entries,
-      holds: [...this.holds],
+      holds: this.holdings.held(),
       mmove: mmoveAddress(this.config),
     });
-  }
-
-  /** Our neighbours in the Topology subnets, shared for the others' Arp_All_Hosts. */
-  private localNeighbours(): SharedNeighbour[] {
-    const cl = this.config.cluster;
-    if (cl === null || !cl.options.Arp_All_Hosts) return [];
-    const out: SharedNeighbour[] = [];
-    const ifnames = new Set(cl.topologies.map((t) => t.options.Interface).filter((n): n is string => n !== undefined));
-    for (const ifname of ifnames) {
-      try {
-        for (const n of listNeighbours(ifname)) {
-          if (n.mac === null || n.state === 'failed' || n.state === 'incomplete') continue;
-          if (cl.topologies.some((t) => t.options.Interface === ifname && cidrContains(t.cidr, n.address))) out.push([n.address, n.mac]);
-        }
-      } catch {
-        // ENODEV: reported by plumbing.
-      }
-    }
-    return out.slice(0, MAX_SHARED_NEIGHBOURS);
-  }
-
-  private allShared(): SharedNeighbour[] {
-    return [...this.sharedNeighbours.values()].flat();
   }
 
   /** Multicasts our state; unless `force`, only when it changed since the last announce. */
   private announce(force: boolean): void {
     const g = this.group;
     if (g === null || g.closed) return;
-    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, [...this.holds].sort(), this.entries, this.configSince]);
+    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, this.holdings.held().sort(), this.entries, this.configSince]);
     if (!force && digest === this.lastAnnounced) return;
     this.lastAnnounced = digest;
-    this.send({ type: 'announce', now: Date.now(), state: this.myState(), neighbours: this.localNeighbours() });
+    this.send({ type: 'announce', now: Date.now(), state: this.myState(), neighbours: localNeighbours(this.config.cluster) });
   }
 
   private send(m: ClusterMessage): void {
@@ -399,18 +334,16 @@ export class ClusterManager extends EventEmitter {
       return;
     }
     const v = this.view;
-    if (v === null || !v.members.some((x) => x.nodeId === nodeId && x.pid === pid)) return;
+    if (v === null || !v.has(nodeId, pid)) return;
     if (m.type === 'announce') {
       if (m.state.nodeid !== nodeId) {
         this.logger.warn({ nodeId, claimed: m.state.nodeid }, 'cluster: ignored an announce with a foreign nodeid');
         return;
       }
-      if (v.stableSince === null) v.stableSince = m.now;
-      v.announces.set(key(nodeId, pid), { state: m.state, neighbours: m.neighbours, at: Date.now() });
-      if (m.neighbours.length > 0) this.sharedNeighbours.set(key(nodeId, pid), m.neighbours);
+      const complete = v.announce(nodeId, pid, m.now, m.state, m.neighbours);
+      this.sharedNeighbours.set(key(nodeId, pid), m.neighbours);
       if (nodeId === this.group?.localNodeId && pid === process.pid && this.memberSince === null) this.memberSince = v.stableSince;
-      if (!v.complete) v.complete = v.members.every((x) => v.announces.has(key(x.nodeId, x.pid)));
-      if (v.complete) this.runElection(m.now);
+      if (complete) this.runElection(m.now);
     } else if (m.type === 'move') {
       v.moves.set(m.address, m.node);
       if (v.complete) this.runElection(m.now);
@@ -421,7 +354,7 @@ export class ClusterManager extends EventEmitter {
 
   private runElection(now: number): void {
     const v = this.view!;
-    const members = v.members.map((x) => v.announces.get(key(x.nodeId, x.pid))!.state);
+    const members = v.states();
     const prev = this.alloc;
     const alloc = elect({
       members,
@@ -463,7 +396,7 @@ export class ClusterManager extends EventEmitter {
     const v = this.view;
     const g = this.group;
     if (v === null || g === null || this.tickTimer !== null || !alloc.rebalancePending || alloc.mature) return;
-    const first = [...v.members].sort((a, b) => a.nodeId - b.nodeId || a.pid - b.pid)[0];
+    const first = v.first();
     if (first === undefined || first.nodeId !== g.localNodeId || first.pid !== process.pid) return;
     const wait = Math.max(100, this.config.cluster!.options.View_Mature_Time - (Date.now() - v.arrivedAt) + 50);
     this.tickTimer = setTimeout(() => {
@@ -481,65 +414,18 @@ export class ClusterManager extends EventEmitter {
     return new Set(planFor(this.alloc, this.node));
   }
 
-  /** Whether another member of this view announces holding the address. */
-  private heldElsewhere(address: string, by: string | null): boolean {
-    const v = this.view;
-    if (v === null || by === null) return false;
-    for (const a of v.announces.values()) if (a.state.node === by && a.state.holds.includes(address)) return true;
-    return false;
-  }
-
   /** Plumbs what we should hold, hands over what we should not; announces if that changed anything. */
   private apply(): void {
-    const want = this.wanted();
-    const mayTake = this.quorumFresh();
-    for (const a of want) {
-      this.releasing.delete(a);
-      if (this.holds.has(a) || !mayTake) continue;
-      if (!this.plumbing.add(a)) continue;
-      this.holds.add(a);
-      const place = this.plumbing.placement(a)!;
-      this.arp.start(a, place.ifname, this.plumbing.lifetimeSec * 1000 + 500);
-      this.logger.info({ address: a, ifname: place.ifname }, 'DuraVIP: plumbed');
-    }
-    const now = Date.now();
-    for (const a of [...this.holds]) {
-      if (want.has(a)) continue;
-      const to = this.alloc === null ? null : ownerOf(this.alloc, a);
-      // Keep it until the new owner shows it holds it, unless nobody will (no owner, no quorum,
-      // corosync lost) or we waited long enough.
-      const canWait = to !== null && to !== this.node && this.group !== null && !this.stalled && this.localQuorate();
-      if (canWait) {
-        let r = this.releasing.get(a);
-        if (r === undefined) {
-          this.releasing.set(a, (r = { since: now, confirmedAt: null }));
-          // Stop announcing at once: our takeover ARP (it runs for the address lifetime) would
-          // otherwise pull clients back from the new owner while we wait for its confirmation
-          // (bench/failover.ts saw 100-200 ms of answers from the old owner).
-          this.arp.stop(a);
-          setTimeout(() => this.apply(), HANDOVER_TIMEOUT_MS + 10).unref();
-        }
-        if (r.confirmedAt === null && this.heldElsewhere(a, to)) {
-          // Confirmed: its gratuitous ARP went out before its announce, so clients already send to
-          // it. The grace is for connections that reached us just before that: under load their
-          // greeting can take longer than the switch (measured: one 500 ms stall with 30 ms).
-          r.confirmedAt = now;
-          setTimeout(() => this.apply(), HANDOVER_GRACE_MS + 1).unref();
-        }
-        if (r.confirmedAt !== null ? now - r.confirmedAt < HANDOVER_GRACE_MS : now - r.since < HANDOVER_TIMEOUT_MS) continue;
-        if (r.confirmedAt === null) this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
-      }
-      this.release(a);
-    }
+    const alloc = this.alloc;
+    const v = this.view;
+    this.holdings.apply({
+      want: this.wanted(),
+      mayTake: this.quorumFresh(),
+      mayWait: this.group !== null && !this.stalled && this.localQuorate(),
+      ownerOf: (a) => (alloc === null ? null : ownerOf(alloc, a)),
+      heldBy: (a, by) => v !== null && v.heldBy(a, by),
+    });
     this.announce(false);
-  }
-
-  private release(a: string): void {
-    this.arp.stop(a);
-    this.plumbing.remove(a);
-    this.holds.delete(a);
-    this.releasing.delete(a);
-    this.logger.info({ address: a }, 'DuraVIP: released');
   }
 
   /** If_Check_Interval: corosync stall watch, re-plumb, renew lifetimes, remove strays. */
@@ -554,12 +440,7 @@ export class ClusterManager extends EventEmitter {
     this.updateStalled();
     // A safety net for anything held back (quorum news, handover timers): applying is idempotent.
     this.apply();
-    const { readded, removed } = this.plumbing.check(this.holds, new Set(this.releasing.keys()));
-    if (readded.length > 0) {
-      this.logger.warn({ readded }, 'DuraVIP: re-plumbed addresses that had gone missing');
-      for (const a of readded) this.arp.start(a, this.plumbing.placement(a)!.ifname);
-    }
-    if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed tagged addresses this node does not hold');
+    this.holdings.check();
   }
 
   /** Stalled: our ping has not come back, or a send has waited, for longer than the limit. */
@@ -610,17 +491,11 @@ export class ClusterManager extends EventEmitter {
       viewArrivedAt: v?.arrivedAt ?? null,
       viewStableSince: v?.stableSince ?? null,
       viewComplete: v?.complete ?? false,
-      members: v === null ? [] : v.members.map((m) => ({ nodeId: m.nodeId, pid: m.pid, state: v.announces.get(key(m.nodeId, m.pid))?.state ?? null })),
+      members: v === null ? [] : v.members.map((m) => ({ nodeId: m.nodeId, pid: m.pid, state: v.stateOf(m.nodeId, m.pid) ?? null })),
       allocation: this.alloc,
-      holds: [...this.holds],
-      releasing: [...this.releasing.keys()],
       configSince: this.configSince,
       entries: this.entries,
-      arp: this.arp.list(),
-      knownHosts: (vip: string, ifname: string) => this.arp.knownHosts(vip, ifname),
-      plumbErrors: new Map(this.plumbing.errors),
-      lifetimeSec: this.plumbing.lifetimeSec,
-      placement: (a: string) => this.plumbing.placement(a),
+      ...this.holdings.snapshot(),
     };
   }
 
@@ -633,21 +508,20 @@ export class ClusterManager extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.leaving = true;
-    if (this.group !== null && this.holds.size > 0) {
-      this.logger.info({ holds: [...this.holds] }, 'cluster: leaving; handing over DuraVIPs');
+    if (this.group !== null && this.holdings.count > 0) {
+      this.logger.info({ holds: this.holdings.held() }, 'cluster: leaving; handing over DuraVIPs');
       this.announce(true);
       const deadline = Date.now() + LEAVE_TIMEOUT_MS;
       await new Promise<void>((resolve) => {
         const check = (): void => {
-          if (this.holds.size === 0 || this.group === null || Date.now() >= deadline) { resolve(); return; }
+          if (this.holdings.count === 0 || this.group === null || Date.now() >= deadline) { resolve(); return; }
           setTimeout(check, 5);
         };
         check();
       });
     }
     this.stopped = true;
-    for (const a of [...this.holds]) this.release(a);
-    this.arp.stopAll();
+    this.holdings.releaseAll();
     for (const t of [this.rejoinTimer, this.tickTimer]) if (t !== null) clearTimeout(t);
     if (this.checkTimer !== null) clearInterval(this.checkTimer);
     this.group?.close();
@@ -655,7 +529,8 @@ export class ClusterManager extends EventEmitter {
   }
 }
 
-export interface ClusterSnapshot {
+/** Everything the console shows (console.ts formats it); the holdings' part is HoldingsSnapshot. */
+export interface ClusterSnapshot extends HoldingsSnapshot {
   readonly node: string;
   readonly nodeId: number | null;
   readonly group: string;
@@ -669,15 +544,8 @@ export interface ClusterSnapshot {
   readonly viewComplete: boolean;
   readonly members: readonly { nodeId: number; pid: number; state: MemberState | null }[];
   readonly allocation: Allocation | null;
-  readonly holds: readonly string[];
-  readonly releasing: readonly string[];
   readonly configSince: number;
   readonly entries: readonly DuravipEntry[];
-  readonly arp: readonly import('./arp-schedule.js').ArpStatus[];
-  readonly knownHosts: (vip: string, ifname: string) => Map<string, string>;
-  readonly plumbErrors: ReadonlyMap<string, string>;
-  readonly lifetimeSec: number;
-  readonly placement: (address: string) => { ifname: string; prefixLength: number } | null;
 }
 
 /** This node's #mmove address for peers: the first ECCluster_Listener on a specific address (a
