@@ -4,6 +4,7 @@
 // about a message whose own sender is null. Any thread (a worker in practice); cheap.
 import crypto from 'node:crypto';
 import { rfc5322Date } from '../smtp/date.js';
+import { REPLIES } from '../smtp/replies.js';
 
 export interface DsnRecipient {
   rcpt: string;
@@ -112,6 +113,6 @@ function oneLine(s: string): string {
 }
 
 function describe(status: string): string {
-  if (status === '4.4.7') return 'delivery time expired (Message_Expiration) before the message could be delivered';
+  if (status === REPLIES.messageExpired.enhanced) return 'delivery time expired (Message_Expiration) before the message could be delivered';
   return `delivery failed (status ${status})`;
 }

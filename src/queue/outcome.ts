@@ -4,6 +4,7 @@
 // of the part, its results, the queue's settings and a clock value: the manager applies it.
 // Pure; any thread, never blocks.
 import type { MessageResult, RecipientResult } from '../delivery/results.js';
+import { REPLIES } from '../smtp/replies.js';
 
 /** Backoff stops doubling here (or at Retry_Interval if that is longer). */
 const MAX_BACKOFF_MS = 4 * 3_600_000;
@@ -79,7 +80,7 @@ export function outcomeOf(part: PartSnapshot, result: MessageResult | undefined,
     for (const rcpt of deferred) {
       const r = byRcpt.get(rcpt) ?? lastReply;
       bounced.push({
-        rcpt, status: 'bounced', code: r?.code ?? 0, enhanced: '4.4.7', reply: r?.reply ?? '', origin: r?.origin ?? 'local',
+        rcpt, status: 'bounced', code: r?.code ?? 0, enhanced: REPLIES.messageExpired.enhanced, reply: r?.reply ?? '', origin: r?.origin ?? 'local',
         remoteHost: r?.remoteHost ?? null, remoteAddress: r?.remoteAddress ?? null,
       });
       out.expired.push({ rcpt, reply: r?.reply ?? null });
