@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { requireCommand, requireNetworkNamespaces } from '../helpers/preconditions.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -83,28 +84,9 @@ function installExitHook(): void {
   }
 }
 
-/** Throws unless this process may create namespaces, veths and raw sockets. Never skips silently. */
+/** Throws unless this process may create namespaces, veths and raw sockets (test/helpers/preconditions.ts). */
 export function requireNetworkCapabilities(): void {
-  const status = readFileSync('/proc/self/status', 'utf8');
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  const eff = m === null ? 0n : BigInt(`0x${m[1]}`);
-  // include/uapi/linux/capability.h: CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_SYS_ADMIN 21.
-  const missing = ([['CAP_NET_ADMIN', 12n], ['CAP_NET_RAW', 13n], ['CAP_SYS_ADMIN', 21n]] as const)
-    .filter(([, bit]) => (eff & (1n << bit)) === 0n)
-    .map(([name]) => name);
-  if (missing.length > 0) {
-    throw new Error(
-      `cluster tests need ${missing.join(', ')} (network namespaces, veths, raw ARP sockets, mount namespaces); ` +
-        'run them as root or in a container with those capabilities',
-    );
-  }
-  for (const tool of ['ip', 'unshare', 'mount']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
-    } catch {
-      throw new Error(`cluster tests need "${tool}" on PATH`);
-    }
-  }
+  requireNetworkNamespaces('builds a cluster lab (network namespaces, veths, raw ARP sockets, mount namespaces)');
 }
 
 function run(argv: string[], input?: string): string {
@@ -283,6 +265,7 @@ export class ClusterLab {
       throw new Error(`nodes must be 1..9, got ${options.nodes}`);
     }
     requireNetworkCapabilities();
+    if (options.corosync === true) requireCommand('corosync', 'corosync-quorumtool'); // before building anything
     installExitHook();
     const lab = new ClusterLab(options);
     liveLabs.add(lab);
@@ -430,6 +413,7 @@ logging {
   startCorosync(host: LabHost): LabProcess {
     const old = this.corosyncs.get(host.name);
     if (old !== undefined && old.running) throw new Error(`corosync already runs on ${host.name}`);
+    requireCommand('corosync', 'corosync-quorumtool');
     const conf = path.join(host.dir, 'corosync.conf');
     writeFileSync(conf, this.corosyncConfig(host));
     const p = this.spawn(host, ['corosync', '-f', '-c', conf], {
