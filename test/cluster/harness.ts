@@ -14,6 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { requireCommand, requireNetworkNamespaces } from '../helpers/preconditions.js';
+import { waitFor, type WaitOptions } from '../helpers/wait.js';
+
+// Re-exported: the cluster tests and the benches take them from here.
+export { waitFor, type WaitOptions };
 
 const execFileAsync = promisify(execFile);
 
@@ -62,12 +66,6 @@ export interface SpawnOptions {
   logFile?: string;
 }
 
-export interface WaitOptions {
-  timeoutMs?: number;
-  /** Poll period; a condition wait, not a sleep: we return as soon as the condition holds. */
-  intervalMs?: number;
-}
-
 const liveLabs = new Set<ClusterLab>();
 let exitHookInstalled = false;
 
@@ -96,27 +94,6 @@ function run(argv: string[], input?: string): string {
   } catch (e) {
     const err = e as Error & { stderr?: string; status?: number };
     throw new Error(`${argv.join(' ')} failed (exit ${err.status}): ${(err.stderr ?? '').trim()}`);
-  }
-}
-
-/** Resolves to the condition's first truthy value; rejects with `what` after the timeout. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, opts: WaitOptions = {}): Promise<NonNullable<T>> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const intervalMs = opts.intervalMs ?? 25;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() >= deadline) {
-      const why = last instanceof Error ? `: last error ${last.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
