@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireCommand } from '../helpers/preconditions.js';
 import { ClusterLab, waitFor, type LabHost, type LabProcess } from './harness.js';
 import { consoleCmd, owners, restartNode, startNode, waitStarted, type NodeRun } from './vipmta-node.js';
 
@@ -86,6 +87,7 @@ async function ownerEverywhere(address: string, names: string[], want?: string, 
 }
 
 beforeAll(async () => {
+  requireCommand('smtp-source'); // inject() below; before the lab, so that nothing is built for nothing
   lab = await ClusterLab.create({ nodes: 3, corosync: true });
   sink = lab.spawn(lab.client, [process.execPath, path.join(here, 'lab-sink.mjs'), SINK.host, String(SINK.port)]);
   await sink.waitLine((l) => l.includes('"ev":"listening"'), { timeoutMs: 15_000 });

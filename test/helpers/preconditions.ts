@@ -63,7 +63,8 @@ export function requireCommand(...commands: string[]): void {
   const missing = commands.filter((c) => !hasCommand(c));
   if (missing.length > 0) {
     const how = missing.map((c) => `"${c}" (apt-get install ${PACKAGE_OF[c] ?? c})`).join(', ');
-    throw new Error(`precondition: this test needs ${how} on PATH (PATH=${process.env.PATH ?? ''})`);
+    const sbin = (process.env.PATH ?? '').split(':').includes('/usr/sbin') ? '' : ' (several live in /usr/sbin, which PATH lacks)';
+    throw new Error(`precondition: this test needs ${how} on PATH${sbin}`);
   }
 }
 
