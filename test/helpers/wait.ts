@@ -8,8 +8,11 @@ export interface WaitOptions {
   intervalMs?: number;
 }
 
-/** Resolves to the condition's first truthy value; rejects with `what` after the timeout. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, opts: WaitOptions = {}): Promise<NonNullable<T>> {
+/** What a condition returns once it holds: anything but undefined, null and false. */
+export type Held<T> = Exclude<T, undefined | null | false>;
+
+/** Resolves to the condition's first value other than undefined, null or false; rejects with `what` after the timeout. */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, opts: WaitOptions = {}): Promise<Held<T>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const intervalMs = opts.intervalMs ?? 25;
   const deadline = Date.now() + timeoutMs;
@@ -17,7 +20,7 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, opts: W
   for (;;) {
     try {
       const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
+      if (v !== undefined && v !== null && v !== false) return v as Held<T>;
     } catch (e) {
       last = e;
     }

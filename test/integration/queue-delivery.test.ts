@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient, wireMessage } from '../helpers/smtp-client.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, type Held } from '../helpers/wait.js';
 import { startSink, type Refusal, type Sink, type SinkOptions } from './delivery-sink.js';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -61,7 +61,7 @@ async function inject(port: number, from: string, rcpt: string[], headers: strin
 }
 
 /** A condition wait (test/helpers/wait.ts) with this file's longer default. */
-function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
+function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000): Promise<Held<T>> {
   return waitFor(what, fn, { timeoutMs, intervalMs: 50 });
 }
 

@@ -14,8 +14,8 @@ import {
   xtextDecode,
   xtextEncode,
   greetingText,
-  type MoveMeta,
 } from '../../../src/mmove/wire.js';
+import type { MoveMeta } from '../../../src/message/envelope.js';
 import { wireForm } from '../spool/helpers.js';
 
 const meta: MoveMeta = {
