@@ -24,9 +24,9 @@ const PACKAGE_OF: Record<string, string> = {
   umount: 'mount',
 };
 
-/** The effective capabilities of this process that are missing from `caps`. */
-export function missingCapabilities(caps: readonly Capability[]): Capability[] {
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+/** The capabilities in `caps` this process does not have in effect (`status`: /proc/self/status's text). */
+export function missingCapabilities(caps: readonly Capability[], status = readFileSync('/proc/self/status', 'utf8')): Capability[] {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
   const eff = m === null ? 0n : BigInt(`0x${m[1]}`);
   return caps.filter((c) => (eff & (1n << CAPABILITY_BITS[c])) === 0n);
 }
