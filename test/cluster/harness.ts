@@ -13,6 +13,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { requireCommand, requireNetworkNamespaces } from '../helpers/preconditions.js';
+import { waitFor, type WaitOptions } from '../helpers/wait.js';
+
+// Re-exported: the cluster tests and the benches take them from here.
+export { waitFor, type WaitOptions };
 
 const execFileAsync = promisify(execFile);
 
@@ -61,12 +66,6 @@ export interface SpawnOptions {
   logFile?: string;
 }
 
-export interface WaitOptions {
-  timeoutMs?: number;
-  /** Poll period; a condition wait, not a sleep: we return as soon as the condition holds. */
-  intervalMs?: number;
-}
-
 const liveLabs = new Set<ClusterLab>();
 let exitHookInstalled = false;
 
@@ -83,28 +82,9 @@ function installExitHook(): void {
   }
 }
 
-/** Throws unless this process may create namespaces, veths and raw sockets. Never skips silently. */
+/** Throws unless this process may create namespaces, veths and raw sockets (test/helpers/preconditions.ts). */
 export function requireNetworkCapabilities(): void {
-  const status = readFileSync('/proc/self/status', 'utf8');
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  const eff = m === null ? 0n : BigInt(`0x${m[1]}`);
-  // include/uapi/linux/capability.h: CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_SYS_ADMIN 21.
-  const missing = ([['CAP_NET_ADMIN', 12n], ['CAP_NET_RAW', 13n], ['CAP_SYS_ADMIN', 21n]] as const)
-    .filter(([, bit]) => (eff & (1n << bit)) === 0n)
-    .map(([name]) => name);
-  if (missing.length > 0) {
-    throw new Error(
-      `cluster tests need ${missing.join(', ')} (network namespaces, veths, raw ARP sockets, mount namespaces); ` +
-        'run them as root or in a container with those capabilities',
-    );
-  }
-  for (const tool of ['ip', 'unshare', 'mount']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
-    } catch {
-      throw new Error(`cluster tests need "${tool}" on PATH`);
-    }
-  }
+  requireNetworkNamespaces('builds a cluster lab (network namespaces, veths, raw ARP sockets, mount namespaces)');
 }
 
 function run(argv: string[], input?: string): string {
@@ -114,27 +94,6 @@ function run(argv: string[], input?: string): string {
   } catch (e) {
     const err = e as Error & { stderr?: string; status?: number };
     throw new Error(`${argv.join(' ')} failed (exit ${err.status}): ${(err.stderr ?? '').trim()}`);
-  }
-}
-
-/** Resolves to the condition's first truthy value; rejects with `what` after the timeout. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, opts: WaitOptions = {}): Promise<NonNullable<T>> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const intervalMs = opts.intervalMs ?? 25;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() >= deadline) {
-      const why = last instanceof Error ? `: last error ${last.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
@@ -283,6 +242,7 @@ export class ClusterLab {
       throw new Error(`nodes must be 1..9, got ${options.nodes}`);
     }
     requireNetworkCapabilities();
+    if (options.corosync === true) requireCommand('corosync', 'corosync-quorumtool'); // before building anything
     installExitHook();
     const lab = new ClusterLab(options);
     liveLabs.add(lab);
@@ -430,6 +390,7 @@ logging {
   startCorosync(host: LabHost): LabProcess {
     const old = this.corosyncs.get(host.name);
     if (old !== undefined && old.running) throw new Error(`corosync already runs on ${host.name}`);
+    requireCommand('corosync', 'corosync-quorumtool');
     const conf = path.join(host.dir, 'corosync.conf');
     writeFileSync(conf, this.corosyncConfig(host));
     const p = this.spawn(host, ['corosync', '-f', '-c', conf], {

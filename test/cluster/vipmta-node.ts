@@ -58,10 +58,16 @@ export async function consoleTry(n: NodeRun, ...argv: string[]): Promise<{ statu
   return runCli([cliPath, 'console', '-s', n.socket, ...argv], n.dir);
 }
 
-/** address -> owner, from `cluster duravip show` ("ADDR  what  owner NODE  tags"). */
+/**
+ * address -> owner, from `cluster duravip show` ("ADDR  what  owner NODE  tags"). Throws on an
+ * address line it cannot read: an empty map from a changed format would let every check that
+ * loops over the owners pass without checking anything.
+ */
 export function parseOwners(show: string): Map<string, { owner: string | null; tags: string }> {
   const out = new Map<string, { owner: string | null; tags: string }>();
-  for (const m of show.matchAll(/^(\d+\.\d+\.\d+\.\d+)\s+.*?\s+owner (\S+)\s+(.*)$/gm)) {
+  for (const line of show.split('\n').filter((l) => /^\d+\.\d+\.\d+\.\d+\s/.test(l))) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)\s+.*?\s+owner (\S+)\s+(.*)$/.exec(line);
+    if (m === null) throw new Error(`cannot read this line of cluster duravip show: ${JSON.stringify(line)}`);
     out.set(m[1]!, { owner: m[2] === '-' ? null : m[2]!, tags: m[3]! });
   }
   return out;

@@ -1,11 +1,14 @@
 // Runs real vipmta processes for integration tests: a temp working directory, a config file, the
 // compiled CLI (dist/, built by `npm test`), JSON log lines collected from stdout, and cleanup by
-// the PID we started (never by name), also when a test fails.
+// the PID we started (never by name), also when a test fails. A node with a Cluster stanza can run
+// in a private network namespace, so that it never reaches a corosync the host may run (corosync's
+// IPC sockets are abstract, hence per network namespace); forward() reaches its loopback ports.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { requireCapabilities, requireCommand } from './preconditions.js';
 import { tempDir } from './tmp.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -23,8 +26,9 @@ export class VipmtaProcess {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: { pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
+  private readonly relays: ChildProcess[] = [];
 
-  constructor(readonly child: ChildProcess, readonly cwd: string, readonly configFile: string | null) {
+  constructor(readonly child: ChildProcess, readonly cwd: string, readonly configFile: string | null, readonly privateNetwork = false) {
     let partial = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => {
@@ -46,6 +50,10 @@ export class VipmtaProcess {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => (this.stderr += d));
     this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    // A relay left running would keep the node's namespace alive.
+    void this.exited.then(() => {
+      for (const r of this.relays) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL');
+    });
   }
 
   get pid(): number {
@@ -76,6 +84,36 @@ export class VipmtaProcess {
     return runCli(args, this.cwd);
   }
 
+  /**
+   * A port on 127.0.0.1 here that reaches 127.0.0.1:`port` inside the node's private network
+   * namespace (startVipmta's privateNetwork). A relay process entered into the node's namespace
+   * accepts on a listening socket made here (a socket stays in the namespace it was made in) and
+   * connects inside; it is killed by its PID when the node exits. Bytes only: closes and resets
+   * are passed on as closes.
+   */
+  async forward(port: number): Promise<number> {
+    if (!this.privateNetwork) return port;
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    const outer = (server.address() as net.AddressInfo).port;
+    const relay = spawn('nsenter', [`--net=/proc/${this.pid}/ns/net`, process.execPath, '-e', RELAY, String(port)], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    this.relays.push(relay);
+    let err = '';
+    relay.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    await new Promise<void>((resolve, reject) => {
+      relay.once('message', () => resolve());
+      relay.once('exit', (code) => reject(new Error(`relay into ${this.pid}'s namespace exited (${code}): ${err}`)));
+      relay.send('listen', server);
+    });
+    server.close(); // the relay holds its own copy of the listening socket
+    return outer;
+  }
+
   signal(sig: NodeJS.Signals): void {
     if (this.child.exitCode === null && this.child.signalCode === null) process.kill(this.pid, sig);
   }
@@ -87,22 +125,54 @@ export class VipmtaProcess {
   }
 }
 
+/** The relay forward() runs inside a node's namespace: accepts on the server it is sent, connects to 127.0.0.1:argv[1]. */
+const RELAY = `const net = require('node:net');
+const port = Number(process.argv[1]);
+process.on('message', (m, server) => {
+  server.on('connection', (a) => {
+    const b = net.connect(port, '127.0.0.1');
+    a.pipe(b).pipe(a);
+    for (const [x, y] of [[a, b], [b, a]]) { x.on('error', () => y.destroy()); x.on('close', () => y.destroy()); }
+  });
+  process.send('ready');
+});
+process.on('disconnect', () => process.exit(0)); // the test process is gone`;
+
 const running = new Set<VipmtaProcess>();
 
+export interface StartOptions {
+  /** Working directory; a new temp dir when omitted. */
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Run the node in a new network namespace of its own (only loopback, up): it cannot reach a
+   * corosync on the host, whatever runs there. Its TCP ports are reached through forward(); its
+   * control socket is a file and works as usual. Needs CAP_SYS_ADMIN and CAP_NET_ADMIN.
+   */
+  privateNetwork?: boolean;
+}
+
 /** Starts `vipmta start` in `cwd` (a new temp dir when omitted) with `configText` (null: built-in default). */
-export function startVipmta(configText: string | null, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): VipmtaProcess {
+export function startVipmta(configText: string | null, opts: StartOptions = {}): VipmtaProcess {
   const cwd = opts.cwd ?? tempDir('vipmta-test-');
   let configFile: string | null = null;
   if (configText !== null) {
     configFile = path.join(cwd, 'vipmta.conf');
     fs.writeFileSync(configFile, configText);
   }
-  const child = spawn(process.execPath, [cliPath, 'start', ...(configFile ? ['-c', configFile] : [])], {
+  let argv = [process.execPath, cliPath, 'start', ...(configFile ? ['-c', configFile] : [])];
+  if (opts.privateNetwork === true) {
+    requireCapabilities('runs vipmta in a network namespace of its own (away from any corosync on the host)', 'CAP_SYS_ADMIN', 'CAP_NET_ADMIN');
+    requireCommand('unshare', 'nsenter', 'ip');
+    // unshare (without --fork) and `exec` replace themselves: the PID we get is the node's.
+    argv = ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', ...argv];
+  }
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const p = new VipmtaProcess(child, cwd, configFile);
+  const p = new VipmtaProcess(child, cwd, configFile, opts.privateNetwork === true);
   running.add(p);
   void p.exited.then(() => running.delete(p));
   return p;

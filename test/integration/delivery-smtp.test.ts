@@ -10,6 +10,7 @@ import { DeliveryEngine, type BindingIdentity, type DeliveryEngineOptions, type 
 import type { DnsResolver } from '../../src/delivery/mx.js';
 import { startProxy, startSink, type Sink } from './delivery-sink.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const silent = { debug() {}, warn() {} };
 const plain: TlsPolicy = { mode: 'opportunistic', verify: false };
@@ -127,7 +128,7 @@ describe('delivery', () => {
     const e = engine();
     await e.deliver(binding, route(s), plain, [message('a', ['a@dest.test']).msg]);
     expect(e.stats().idle).toBe(1);
-    await waitFor(() => e.stats().idle === 0);
+    await waitFor('the idle connection dropped', () => e.stats().idle === 0, { timeoutMs: 5000, intervalMs: 20 });
     const [r] = await e.deliver(binding, route(s), plain, [message('b', ['a@dest.test']).msg]);
     expect(r!.results[0]!.status).toBe('delivered');
     expect(s.connections).toHaveLength(2);
@@ -261,14 +262,6 @@ describe('delivery over TLS', () => {
     expect(s.transactions).toHaveLength(0);
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function closedPort(): Promise<number> {
   const srv = net.createServer();

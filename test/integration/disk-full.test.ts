@@ -1,21 +1,38 @@
 // A full disk: the spool sits on a 4 MiB tmpfs the test mounts. While it is full the node answers
-// 452 4.3.1 and keeps serving; once space returns it accepts again, and every 250 is on disk.
+// 452 4.3.1 and keeps serving; once space returns it accepts again. Then the node is killed (-9:
+// nothing in its memory can help) and the spool on disk is read back: every message that got a 250
+// is there byte for byte under its queue id, and nothing that was refused is. Needs CAP_SYS_ADMIN
+// for the mount: fails, never skips, without it (test/helpers/preconditions.ts).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Spool } from '../../src/spool/index.js';
 import { freePort, killAll, startVipmta } from '../helpers/node-process.js';
+import { requireCapabilities, requireCommand } from '../helpers/preconditions.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const mounts: string[] = [];
+beforeAll(() => {
+  requireCapabilities('mounts a 4 MiB tmpfs under the spool to fill it', 'CAP_SYS_ADMIN');
+  requireCommand('mount', 'umount');
+});
 afterAll(async () => {
   await killAll();
   for (const m of mounts) execFileSync('umount', ['-l', m]);
 });
 
+/** The stored body without the Received: field the node prepended. */
+function withoutOurReceived(b: Buffer): string {
+  const s = b.toString('latin1');
+  const m = /^Received: from [^\r]*(\r\n\t[^\r]*)*\r\n/.exec(s);
+  expect(m, `stored message starts with our Received: ${JSON.stringify(s.slice(0, 80))}`).not.toBeNull();
+  return s.slice(m![0].length);
+}
+
 describe('full disk', () => {
-  it('answers 452 4.3.1 while the spool is full, keeps serving, and accepts again when space returns', async () => {
+  it('answers 452 4.3.1 while the spool is full, keeps serving, accepts again when space returns, and every 250 is on disk', async () => {
     const cwd = tempDir('vipmta-full-');
     const spoolDir = path.join(cwd, 'spool');
     fs.mkdirSync(spoolDir);
@@ -32,33 +49,57 @@ Control_Listener { Listen "./run/control.sock" { } }
       { cwd },
     );
     await n.waitStarted();
-    const body = 'Subject: fill\r\n\r\n' + ('f'.repeat(998) + '\r\n').repeat(60);
+    // Each body is told apart by its Subject, so a refused one found on disk would show.
+    const body = (tag: string): string => `Subject: fill ${tag}\r\n\r\n` + ('f'.repeat(998) + '\r\n').repeat(60);
+    const acked = new Map<string, string>(); // queue id -> body sent
+    const refused: string[] = []; // bodies that got no 250
     const { client } = await SmtpTestClient.connect(port);
-    let first = true;
-    let accepted = 0;
     let full: { code: number; text: string } | null = null;
     for (let i = 0; i < 200 && full === null; i++) {
-      const r = await client.send('s@client.test', ['r@dest.test'], body, first);
-      first = false;
-      if (r.code === 250) accepted++;
-      else full = r;
+      const b = body(`m${i}`);
+      const r = await client.send('s@client.test', ['r@dest.test'], b, i === 0);
+      if (r.code === 250) {
+        expect(r.id, `250 without a queue id: ${r.text}`).not.toBeNull();
+        acked.set(r.id!, b);
+      } else {
+        full = r;
+        refused.push(b);
+      }
     }
-    expect(accepted).toBeGreaterThan(10);
+    expect(acked.size).toBeGreaterThan(10);
     expect(full).not.toBeNull();
     expect(full!.code).toBe(452);
     expect(full!.text).toMatch(/^4\.3\.1 /);
     // Still serving: the session goes on, and a new connection is greeted.
     expect((await client.cmd('NOOP')).code).toBe(250);
-    const { greeting } = await SmtpTestClient.connect(port);
+    const { client: second, greeting } = await SmtpTestClient.connect(port);
     expect(greeting.code).toBe(220);
+    second.close();
     // Space returns (the tmpfs grows); the node accepts again without a restart.
     execFileSync('mount', ['-o', 'remount,size=64m', spoolDir]);
-    const again = await client.send('s@client.test', ['r@dest.test'], body, false);
+    const last = body('after-remount');
+    const again = await client.send('s@client.test', ['r@dest.test'], last, false);
     expect(again.code).toBe(250);
+    acked.set(again.id!, last);
     await client.quit();
     const mq = await n.console('mailq');
-    expect(mq.stdout).toContain(`Total: ${accepted + 1} message(s)`);
-    n.signal('SIGTERM');
-    expect((await n.exited).code).toBe(0);
+    expect(mq.stdout).toContain(`Total: ${acked.size} message(s)`);
+
+    // kill -9, then read the spool on disk with the addon's reader (recovery as a restart does it).
+    await n.kill();
+    const spool = Spool.open({ directory: spoolDir, nodeId: 'reader', sync: 'none', segmentSize: 1024 * 1024 });
+    try {
+      expect(spool.recoveryEvents.filter((e) => e.kind === 'corrupt')).toEqual([]);
+      const onDisk = new Map(spool.recover().map((r) => [r.id, withoutOurReceived(spool.read(r.id))]));
+      for (const [id, sent] of acked) {
+        expect(onDisk.has(id), `acknowledged ${id} is not on disk`).toBe(true);
+        expect(onDisk.get(id) === sent, `acknowledged ${id} differs on disk`).toBe(true);
+      }
+      // Nothing else: in particular no message that was answered 452.
+      expect([...onDisk.keys()].filter((id) => !acked.has(id))).toEqual([]);
+      for (const b of refused) expect([...onDisk.values()].includes(b), 'a refused message is on disk').toBe(false);
+    } finally {
+      await spool.close();
+    }
   });
 });

@@ -158,8 +158,9 @@ describe('injection', () => {
     await client.cmd('MAIL FROM:<s@client.test>');
     await client.cmd('RCPT TO:<r@dest.test>');
     expect((await client.cmd('DATA')).code).toBe(354);
-    client.write('Subject: half\r\n\r\n' + 'z'.repeat(20_000));
-    await new Promise((r) => setTimeout(r, 100));
+    // Handed to the kernel before the close: TCP delivers these bytes, then the FIN, in order, so
+    // the node has half a message in DATA when the client goes (no sleep needed to get there).
+    await new Promise<void>((resolve, reject) => client.sock.write('Subject: half\r\n\r\n' + 'z'.repeat(20_000), (e) => (e ? reject(e) : resolve())));
     client.close();
     const { client: c2 } = await SmtpTestClient.connect(port);
     const ok = await c2.send('s@client.test', ['r@dest.test'], 'Subject: whole\r\n\r\nw\r\n');

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Spool } from '../../src/spool/index.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
+import { waitFor } from '../helpers/wait.js';
 
 afterEach(killAll);
 
@@ -56,8 +57,11 @@ Control_Listener { Listen "./run/control.sock" { } }
           }
         }
       });
-      // Kill at a random moment while the sessions are injecting.
-      await new Promise((r) => setTimeout(r, 150 + crypto.randomInt(500)));
+      // Kill at a random moment while the sessions are injecting: after a random number of this
+      // round's 250s, so that every round kills a node in the middle of taking mail, however
+      // fast or slow the machine is (a fixed delay could fall before the first 250 or after a lull).
+      const target = acked.size + 1 + crypto.randomInt(40);
+      await waitFor(`${target - acked.size} more 250s in round ${round}`, () => acked.size >= target, { timeoutMs: 30_000, intervalMs: 5 });
       n.signal('SIGKILL');
       await n.exited;
       stop = true;

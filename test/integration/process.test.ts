@@ -23,7 +23,9 @@ ${extra}`;
 
 describe('vipmta start', () => {
   it('runs the built-in default: console on ./var/run, SMTP on 2525, HTTP admin API on 2081', async () => {
-    const node = startVipmta(null);
+    // In a network namespace of its own: the fixed default ports (2525, 2081) cannot collide with
+    // the host's services or another test run on the same machine.
+    const node = startVipmta(null, { privateNetwork: true });
     await node.waitStarted();
     const v = await node.console('version');
     expect(v.status).toBe(0);
@@ -32,12 +34,11 @@ describe('vipmta start', () => {
     const st = fs.statSync(sock);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);
-    const { sock: s, greeting } = await smtpConnect(2525);
+    const { sock: s, greeting } = await smtpConnect(await node.forward(2525));
     expect(greeting).toMatch(/^220 /);
     s.destroy();
-    // The HTTP admin API on loopback 2081. This is the only test that runs the built-in default,
-    // so no other test process can hold 2525 or 2081 meanwhile.
-    const h = await fetch('http://127.0.0.1:2081/health');
+    // The HTTP admin API on loopback 2081.
+    const h = await fetch(`http://127.0.0.1:${await node.forward(2081)}/health`);
     expect(h.status).toBe(200);
     expect(await h.json()).toEqual({ status: 'ok' });
   });

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient, wireMessage } from '../helpers/smtp-client.js';
+import { waitFor, type Held } from '../helpers/wait.js';
 import { startSink, type Refusal, type Sink, type SinkOptions } from './delivery-sink.js';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -59,14 +60,9 @@ async function inject(port: number, from: string, rcpt: string[], headers: strin
   return id!;
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** A condition wait (test/helpers/wait.ts) with this file's longer default. */
+function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000): Promise<Held<T>> {
+  return waitFor(what, fn, { timeoutMs, intervalMs: 50 });
 }
 
 async function consoleOut(n: Node, ...argv: string[]): Promise<string> {
@@ -121,8 +117,12 @@ describe('queue manager and delivery', () => {
     await until('delivery after the retry', () => dest.transactions.length === 1);
     const d = await n.node.waitForLog((r) => r.event === 'delivery' && r.id === id);
     expect(d.attempt).toBe(2);
-    await new Promise((r) => setTimeout(r, 1500)); // nothing more may arrive
+    // Nothing more can arrive once the message is out of the queue and off the spool: no attempt
+    // is pending or running for it then. Wait for that, not for a while.
+    await until('empty queue', async () => (await consoleOut(n, 'mailq')).includes('Total: 0 message(s)'));
+    await until('empty spool', async () => (await metric(n, 'vipmta_spool_messages')) === 0);
     expect(dest.transactions).toHaveLength(1);
+    expect(n.node.logs.filter((r) => r.event === 'delivery' && r.id === id)).toHaveLength(1);
     expect(await metric(n, 'vipmta_delivery_transient_failures_total')).toBe(1);
     expect(await metric(n, 'vipmta_messages_delivered_total')).toBe(1);
     expect(senders.transactions).toHaveLength(0);
