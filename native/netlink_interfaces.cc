@@ -50,7 +50,7 @@ NlResult DumpLinks(int index, std::vector<LinkInfo>* out) {
     NlRequest req(RTM_GETLINK, 0, &ifi, sizeof ifi);
     // Skip per-VF and statistics blobs we do not read; keeps each message small (iproute2 does this).
     uint32_t mask = RTEXT_FILTER_SKIP_STATS;
-    req.Attr(IFLA_EXT_MASK, mask);
+    if (!req.Attr(IFLA_EXT_MASK, mask)) return NlResult::Fail(EMSGSIZE, req.name(), "request too large");
     auto on = [&](const nlmsghdr* h) { ParseLink(h, out); };
     r = index > 0 ? s.Request(req, on) : s.Dump(req, on);
     if (r.ok() || r.err != EAGAIN || index > 0 || attempt + 1 >= kDumpAttempts) return r;
@@ -116,8 +116,11 @@ Napi::Value GetInterface(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "getInterface: name must be a string");
   std::string name = info[0].As<Napi::String>().Utf8Value();
   if (name.empty() || name.size() >= IF_NAMESIZE) return ThrowErrno(env, ENODEV, "if_nametoindex", name);
+  errno = 0;
   unsigned index = if_nametoindex(name.c_str());
-  if (index == 0) return ThrowErrno(env, ENODEV, "if_nametoindex", name);
+  // glibc answers ENODEV for an unknown name; anything else (EMFILE, ENOBUFS: it opens a socket
+  // for the ioctl) is reported as itself, not as a missing interface.
+  if (index == 0) return ThrowErrno(env, errno != 0 ? errno : ENODEV, "if_nametoindex", name);
   std::vector<LinkInfo> links;
   std::vector<AddrInfo> addrs;
   NlResult r = DumpLinks(static_cast<int>(index), &links);

@@ -88,8 +88,11 @@ NlResult RtnlSocket::Open() {
   sa.nl_family = AF_NETLINK;  // nl_pid 0: the kernel assigns our port id
   if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return NlResult::Fail(errno, "bind");
   int one = 1;
-  // Best effort: kernels before 4.12 lack it and we only lose the error text.
-  (void)setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  // Kernels before 4.12 lack it (ENOPROTOOPT) and we only lose the error text; any other failure
+  // is one of the socket itself, reported like the rest.
+  if (setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0 && errno != ENOPROTOOPT) {
+    return NlResult::Fail(errno, "setsockopt");
+  }
   // The kernel always answers a well-formed request at once; the timeout only bounds a thread's
   // worst case should that ever not hold.
   timeval tv{5, 0};
