@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "corosync.h"
@@ -184,11 +185,17 @@ bool Connection::Fail(Napi::Env env, cs_error_t e, const char* call) {
   return false;
 }
 
-// JS thread (Queue, Close): wakes the IO thread's poll.
+// JS thread (Queue, Close): wakes the IO thread's poll. The flags under mu_ carry the meaning.
 void Connection::Wake() {
   uint64_t one = 1;
-  ssize_t n = write(wakeFd_, &one, sizeof one);
-  (void)n;  // eventfd write cannot fail short of overflow; the flags under mu_ carry the meaning
+  if (write(wakeFd_, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) return;
+  // EAGAIN: the counter is at its maximum, so the fd is readable and the IO thread wakes anyway.
+  if (errno == EAGAIN) return;
+  // Nothing else can fail on our non-blocking eventfd short of it not being one (EBADF, EINVAL: a
+  // use after close or memory corruption). The IO thread would then never see sends or close(),
+  // with JavaScript none the wiser; stop loudly instead, as for out of memory.
+  fprintf(stderr, "vipmta: waking the corosync IO thread: write(eventfd) failed: %s\n", strerror(errno));
+  abort();
 }
 
 // Leaves and disconnects; no JS. On the IO thread once it runs, else on the JS thread (Open
@@ -238,11 +245,20 @@ void Connection::IoLoop() {
     pollfd fds[3] = {{wakeFd_, POLLIN, 0}, {cpgFd_, POLLIN, 0}, {quorumFd_, POLLIN, 0}};
     // While flow control holds a message back, retry every 10 ms; otherwise sleep until woken.
     int n = poll(fds, 3, sendsWaiting && retryPending_ ? 10 : -1);
-    if (n < 0 && errno != EINTR) { lost = true; why = "poll failed"; break; }
+    if (n < 0 && errno != EINTR) {
+      lost = true;
+      why = std::string("poll failed: ") + strerror(errno);
+      break;
+    }
     if (fds[0].revents & POLLIN) {
       uint64_t v;
-      ssize_t r = read(wakeFd_, &v, sizeof v);
-      (void)r;
+      // EAGAIN: nothing to drain (the counter was already read). Any other failure would leave
+      // the fd readable and this loop spinning: report it as a lost connection instead.
+      if (read(wakeFd_, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR) {
+        lost = true;
+        why = std::string("read(eventfd) failed: ") + strerror(errno);
+        break;
+      }
     }
     short bad = POLLHUP | POLLERR | POLLNVAL;
     if (((fds[1].revents | fds[2].revents) & bad) && !((fds[1].revents | fds[2].revents) & POLLIN)) {

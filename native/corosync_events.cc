@@ -48,10 +48,12 @@ void CallJs(Napi::Env env, Napi::Function callback, std::shared_ptr<Connection>*
 
 // ---- corosync callbacks: inside cpg_dispatch / quorum_dispatch, C++ only, no JS ----
 
-// The context is the Connection given to cpg_model_initialize / quorum_context_set.
+// The context is the Connection given to cpg_model_initialize / quorum_context_set. Looking it up
+// cannot fail while that very handle is being dispatched (dispatch holds it); should it ever, the
+// event is dropped: without its Connection the callback has nowhere to report it.
 Connection* Connection::FromCpg(cpg_handle_t h) {
   void* ctx = nullptr;
-  cpg_context_get(h, &ctx);
+  if (cpg_context_get(h, &ctx) != CS_OK) return nullptr;
   return static_cast<Connection*>(ctx);
 }
 
@@ -91,7 +93,7 @@ void Connection::OnTotem(cpg_handle_t h, cpg_ring_id ring, uint32_t n, const uin
 
 void Connection::OnQuorum(quorum_handle_t h, uint32_t quorate, uint64_t seq, uint32_t n, uint32_t* members) {
   const void* ctx = nullptr;
-  quorum_context_get(h, &ctx);
+  if (quorum_context_get(h, &ctx) != CS_OK) return;  // cannot fail during this handle's dispatch; see FromCpg
   auto* c = const_cast<Connection*>(static_cast<const Connection*>(ctx));
   if (c == nullptr) return;
   c->quorate_ = quorate != 0;
