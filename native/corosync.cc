@@ -1,11 +1,8 @@
-// Corosync binding: one CPG group (closed process group: agreed-order multicast and membership,
-// cpg_overview(7)) plus quorum tracking (quorum_overview(3)) per connection. This file holds the JS
-// functions (corosyncOpen, corosyncSend, ...), which run on the calling JS thread and never wait on
-// corosync after the join: a native IO thread per connection does every later libcpg/libquorum call
-// (corosync_connection.cc) and events reach JS after dispatch returns (corosync_events.cc).
-//
-// Built without corosync's headers (binding.gyp checks pkg-config), corosyncOpen throws
-// ERR_COROSYNC_UNAVAILABLE: single-node mode needs no corosync.
+// Corosync binding, its JS functions (corosyncOpen, corosyncSend, ...): one CPG group (agreed-order
+// multicast and membership, cpg_overview(7)) plus quorum tracking per connection. JS thread; after
+// the join nothing here waits on corosync: an IO thread does every later call (corosync_connection.cc)
+// and events reach JS after dispatch returns (corosync_events.cc). Built without corosync's headers
+// (binding.gyp checks pkg-config), they throw ERR_COROSYNC_UNAVAILABLE: single-node needs no corosync.
 #include <napi.h>
 
 #include "errors.h"

@@ -1,9 +1,8 @@
-// Corosync events on their way to JavaScript. The CPG and quorum callbacks run inside
-// cpg_dispatch / quorum_dispatch on the IO thread and only copy into `pending_`; after dispatch
-// returns, Publish moves them to `ready_` and wakes the JS thread through the thread-safe function,
-// where Deliver turns them into objects. Why not call JavaScript from the callbacks: cpg_dispatch()
-// keeps about 1 MiB on the C stack, and calling into V8 from inside them overflows V8's stack limit
-// (ANCHORS.md). Nothing here blocks; mu_ is held only to move vectors.
+// Corosync events on their way to JS. The CPG and quorum callbacks run inside cpg_dispatch /
+// quorum_dispatch on the IO thread and only copy into `pending_`: cpg_dispatch() keeps ~1 MiB on the
+// C stack, and calling into V8 from inside them overflows V8's stack limit (ANCHORS.md). After
+// dispatch returns, Publish moves them to `ready_` and wakes the JS thread (thread-safe function),
+// where Deliver turns them into objects. Nothing here blocks; mu_ is held only to move vectors.
 #ifdef VIPMTA_HAVE_COROSYNC
 #include <cstring>
 

@@ -1,9 +1,8 @@
-// A small rtnetlink (NETLINK_ROUTE, rtnetlink(7)) client: one socket per operation, one request,
-// replies matched by sequence number, kernel errors taken from NLMSG_ERROR (with the extended-ack
-// text when the kernel gives one), multi-part dumps read to NLMSG_DONE (netlink_socket.cc); on it,
-// link queries (netlink_interfaces.cc) and address list/add/delete (netlink_addresses.cc). No Napi
-// here: callable from the JS thread or an AsyncWorker's Execute(). Blocks only on the kernel's
-// reply (bounded by a receive timeout); never on the network.
+// A small rtnetlink (NETLINK_ROUTE, rtnetlink(7)) client: one socket per operation, replies matched
+// by sequence number, kernel errors from NLMSG_ERROR with the extended-ack text, dumps read to
+// NLMSG_DONE (netlink_socket.cc); on it, link queries (netlink_interfaces.cc) and address list/add/
+// delete (netlink_addresses.cc). No Napi: callable from the JS thread or an AsyncWorker's Execute().
+// Blocks only on the kernel's reply (bounded by a receive timeout); never on the network.
 #pragma once
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
