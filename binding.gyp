@@ -6,7 +6,9 @@
         "native/addon.cc",
         "native/errors.cc",
         "native/socket.cc",
-        "native/netlink.cc",
+        "native/netlink_socket.cc",
+        "native/netlink_interfaces.cc",
+        "native/netlink_addresses.cc",
         "native/spool.cc",
         "native/spool_core.cc",
         "native/spool_recovery.cc",
@@ -17,7 +19,9 @@
         "native/spool_file.cc",
         "native/spool_crc.cc",
         "native/arp.cc",
-        "native/corosync.cc"
+        "native/corosync.cc",
+        "native/corosync_connection.cc",
+        "native/corosync_events.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
@@ -32,7 +36,8 @@
       "conditions": [
         # Corosync is optional at build time: single-node mode needs none, and `npm ci` must work on
         # a machine without its headers. Without them corosync.cc compiles to stubs that throw
-        # ERR_COROSYNC_UNAVAILABLE saying what to install.
+        # ERR_COROSYNC_UNAVAILABLE saying what to install (corosync_connection.cc and
+        # corosync_events.cc to nothing).
         ["'<!(pkg-config --exists libcpg libquorum && echo 1 || echo 0)'=='1'", {
           "defines": ["VIPMTA_HAVE_COROSYNC=1"],
           "libraries": ["<!@(pkg-config --libs libcpg libquorum)"]

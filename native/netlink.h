@@ -1,8 +1,8 @@
-// A small rtnetlink (NETLINK_ROUTE, rtnetlink(7)) client: one socket per operation, one request,
-// replies matched by sequence number, kernel errors taken from NLMSG_ERROR (with the extended-ack
-// text when the kernel gives one), multi-part dumps read to NLMSG_DONE. No Napi here: callable from
-// the JS thread or an AsyncWorker's Execute(). Blocks only on the kernel's reply (bounded by a
-// receive timeout); never on the network.
+// A small rtnetlink (NETLINK_ROUTE, rtnetlink(7)) client: one socket per operation, replies matched
+// by sequence number, kernel errors from NLMSG_ERROR with the extended-ack text, dumps read to
+// NLMSG_DONE (netlink_socket.cc); on it, link queries (netlink_interfaces.cc) and address list/add/
+// delete (netlink_addresses.cc). No Napi: callable from the JS thread or an AsyncWorker's Execute().
+// Blocks only on the kernel's reply (bounded by a receive timeout); never on the network.
 #pragma once
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -68,6 +68,20 @@ class RtnlSocket {
   std::vector<unsigned char> rx_;
 };
 
+// Walks the rtattrs of a reply after its fixed body of `bodyLen` bytes (ifinfomsg, ifaddrmsg, ...),
+// calling f(type, data, len) for each.
+template <typename F>
+void ForEachAttr(const nlmsghdr* h, size_t bodyLen, F&& f) {
+  int len = static_cast<int>(h->nlmsg_len) - static_cast<int>(NLMSG_LENGTH(bodyLen));
+  if (len < 0) return;
+  const auto* rta = reinterpret_cast<const rtattr*>(static_cast<const char*>(NLMSG_DATA(h)) + NLMSG_ALIGN(bodyLen));
+  for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) f(rta->rta_type, RTA_DATA(rta), RTA_PAYLOAD(rta));
+}
+
+// Dumps are retried when a concurrent change made one inconsistent (NLM_F_DUMP_INTR): it is rare,
+// and a retried dump is consistent unless addresses churn continuously.
+constexpr int kDumpAttempts = 5;
+
 // ---- interfaces and addresses, as plain C++ data ----------------------------------------------
 
 struct LinkInfo {
@@ -93,9 +107,10 @@ struct AddrInfo {
   uint32_t preferredLifetime = 0;  // seconds, 0xFFFFFFFF = forever
 };
 
-// RTM_GETLINK dump (or one link by index when index > 0).
+// RTM_GETLINK dump (or one link by index when index > 0). netlink_interfaces.cc.
 NlResult DumpLinks(int index, std::vector<LinkInfo>* out);
 // RTM_GETADDR dump, both families; when index > 0 only that interface's addresses are kept.
+// This and the rest: netlink_addresses.cc.
 NlResult DumpAddrs(int index, std::vector<AddrInfo>* out);
 
 // What to add or delete. Lifetimes in seconds; kForever is INFINITY_LIFE_TIME (include/net/addrconf.h).
