@@ -56,6 +56,8 @@ export class MmoveReceiver {
                 ? 'not a TLS-PSK client (Mmove_TLS off at the peer?)'
                 : 'wrong Cluster_Secret at the peer?';
         opts.logger.warn({ err, listener: opts.name, client: sock.remoteAddress, node }, `mmove refused: TLS handshake failed: ${why}`);
+        // With a listener here Node leaves the socket open: close it, or the peer waits for its own timeout.
+        sock.destroy();
       });
       this.server = server;
     } else {
