@@ -1,4 +1,4 @@
-// Interfaces and addresses over rtnetlink (native/netlink.cc) through the facade. Listing runs on
+// Interfaces and addresses over rtnetlink (native/netlink_*.cc) through the facade. Listing runs on
 // the host (read-only); adding and deleting run only inside a network namespace this file creates
 // and always deletes, on a veth interface, with 198.51.100.0/24 (TEST-NET-2, RFC 5737).
 import { randomBytes } from 'node:crypto';
@@ -16,6 +16,7 @@ import {
   type NetInterface,
 } from '../../src/native/index.js';
 import { buildFacade, FacadeWorker, inNetns, ip } from './worker-harness.js';
+import { requireCapabilities } from '../helpers/preconditions.js';
 
 function thrown(fn: () => unknown): Error & { code?: string; syscall?: string } {
   try {
@@ -130,13 +131,12 @@ describe('argument checks of addAddress and deleteAddress', () => {
   });
 });
 
-const isRoot = process.getuid?.() === 0;
-
-describe.skipIf(!isRoot)('addAddress and deleteAddress in a private network namespace', () => {
+describe('addAddress and deleteAddress in a private network namespace', () => {
   const ns = `vt-${randomBytes(4).toString('hex')}`;
   let ifindex = 0;
 
   beforeAll(() => {
+    requireCapabilities('adds addresses in a private network namespace', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN');
     buildFacade();
     ip('netns', 'add', ns);
     // A veth pair rather than a dummy: the dummy module is not available on every kernel build.
