@@ -1,5 +1,5 @@
 // The one native module of vipmta. Each subsystem registers its functions on `exports` from its
-// own file (socket.cc, netlink.cc, spool.cc, ...); this file only wires them together. Node-API
+// own file (socket.cc, netlink_*.cc, spool_*.cc, ...); this file only wires them together. Node-API
 // addons are context-aware, so the module loads once per thread (main and each worker).
 #include <napi.h>
 

@@ -1,4 +1,4 @@
-// IP address text <-> binary, shared by socket.cc (listeners) and netlink.cc (interface addresses).
+// IP address text <-> binary, shared by socket.cc (listeners) and netlink_*.cc (interface addresses).
 // Pure functions over inet_pton/inet_ntop plus if_nametoindex for an IPv6 zone; callable from any
 // thread (ParseIpAddressOrThrow only on the JS thread). Never blocks.
 #pragma once

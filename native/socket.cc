@@ -22,7 +22,7 @@
 
 namespace vipmta {
 
-// ---- address parsing (shared with netlink.cc through sockaddr.h) ------------------------------
+// ---- address parsing (shared with netlink_*.cc through sockaddr.h) ------------------------------
 
 ParseResult ParseIpAddress(const std::string& text, IpAddress* out) {
   *out = IpAddress{};

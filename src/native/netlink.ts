@@ -1,4 +1,4 @@
-// Typed wrappers of native/netlink.cc: interfaces and their addresses over rtnetlink, adding and
+// Typed wrappers of native/netlink_*.cc: interfaces and their addresses over rtnetlink, adding and
 // removing addresses tagged as vipmta's. Main thread (the cluster manager) or tests; each call is
 // a short synchronous netlink round trip on a fresh socket.
 import { release as osRelease } from 'node:os';
