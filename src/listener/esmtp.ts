@@ -10,7 +10,7 @@ import { RelayPolicy } from '../policy/relay.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
-import { IntakeScanner, MAX_HOPS, MAX_LINE } from './intake.js';
+import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { replyError } from '../smtp/replies.js';
 import { VipSmtpServer } from './smtp-connection.js';
@@ -259,7 +259,7 @@ export class EsmtpListener {
     this.inTransaction.set(session.id, msg);
     const rcpts = session.envelope.rcptTo.map((r) => r.address);
     const max = this.o.Max_Message_Size;
-    const scanner = new IntakeScanner();
+    const scanner = new DataScanner();
     let size = 0;
     let tooBig = false;
     const received = Buffer.from(

@@ -16,7 +16,7 @@ const MAX_HEADER_BYTES = 64 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 
-export class IntakeScanner {
+export class DataScanner {
   /** Captured header values (first occurrence), by lower-case name. */
   readonly headers: Record<string, string> = {};
   hops = 0;

@@ -1,10 +1,10 @@
 // The DATA intake scanner: header capture, hop counting and line lengths, whatever the chunking.
 import { describe, expect, it } from 'vitest';
-import { IntakeScanner } from '../../../src/listener/intake.js';
+import { DataScanner } from '../../../src/listener/data-scanner.js';
 
-function scanIn(text: string, cuts: number[]): IntakeScanner {
+function scanIn(text: string, cuts: number[]): DataScanner {
   const buf = Buffer.from(text, 'latin1');
-  const s = new IntakeScanner();
+  const s = new DataScanner();
   let prev = 0;
   for (const c of [...cuts, buf.length]) {
     s.scan(buf.subarray(prev, c));
