@@ -33,6 +33,7 @@ export function idleQueue(cfg: Config, logger: Logger, now: number): QueueManage
       update: () => Promise.reject(new Error('spool not in this test')),
     },
     deliver: () => Promise.reject(new Error('delivery not in this test')),
+    bounce: () => Promise.reject(new Error('DSNs not in this test')),
     assign: () => ({ bindingGroup: 'default', binding: 'default' }),
     logger,
     now: () => now,
