@@ -1,5 +1,6 @@
 // Reads one message's DATA stream chunk by chunk on its way to the spool: captures the header
-// fields policy reads (X-Binding, ...), counts Received: hops (RFC 5321 6.3 loop detection) and
+// fields policy reads (X-Binding, ...), counts Received: hops (RFC 5321 6.3 loop detection) over the
+// whole header section however long it is (the capture stops at 64 KB, the count does not) and
 // tracks line lengths (RFC 5322 2.1.1), without ever joining the body in JavaScript.
 // Hot path (every chunk of every message): no allocation per chunk beyond the bounded header
 // buffer; Buffer.indexOf does the scanning natively.
@@ -15,6 +16,8 @@ const MAX_HEADER_BYTES = 64 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
+/** "received:" as bytes, lower case; the letters of a line start are compared with `byte | 0x20`. */
+const RECEIVED = Buffer.from('received:', 'latin1');
 
 export class DataScanner {
   /** Captured header values (first occurrence), by lower-case name. */
@@ -27,6 +30,10 @@ export class DataScanner {
   private inHeader = true;
   private headerParts: Buffer[] = [];
   private headerBytes = 0;
+  /** Still in the header section, for the hop count (independent of the bounded capture). */
+  private hopHeader = true;
+  /** Bytes of "received:" matched at the start of the current line; -1 once the line cannot match. */
+  private hopMatch = 0;
 
   /** Feeds one chunk. Hot path. */
   scan(chunk: Buffer): void {
@@ -35,6 +42,7 @@ export class DataScanner {
     while (pos < n) {
       const nl = chunk.indexOf(LF, pos);
       if (nl < 0) {
+        if (this.hopHeader) this.matchHop(chunk, pos, n);
         this.lineLen += n - pos;
         break;
       }
@@ -42,6 +50,12 @@ export class DataScanner {
       // A CR right before the LF (possibly at the end of the previous chunk) is part of the line end.
       if (nl > pos ? chunk[nl - 1] === CR : this.pendingCR) len -= 1;
       if (len > this.longestLine) this.longestLine = len;
+      if (this.hopHeader) {
+        // RFC 5322 2.1: the header section ends at the first empty line.
+        if (len <= 0) this.hopHeader = false;
+        else this.matchHop(chunk, pos, nl);
+        this.hopMatch = 0;
+      }
       this.lineLen = 0;
       pos = nl + 1;
     }
@@ -49,6 +63,17 @@ export class DataScanner {
     if (this.lineLen - 1 > this.longestLine) this.longestLine = this.lineLen - 1;
     this.pendingCR = n > 0 && chunk[n - 1] === CR;
     if (this.inHeader) this.collectHeader(chunk);
+  }
+
+  /** Compares the start of the current header line (bytes from..to of it in chunk) with "received:". */
+  private matchHop(chunk: Buffer, from: number, to: number): void {
+    let m = this.hopMatch;
+    for (let i = from; m >= 0 && m < RECEIVED.length && i < to; i++) m = (m < 8 ? chunk[i]! | 0x20 : chunk[i]) === RECEIVED[m] ? m + 1 : -1;
+    if (m === RECEIVED.length) {
+      this.hops++;
+      m = -1;
+    }
+    this.hopMatch = m;
   }
 
   /** Call at the end of the stream to parse what was captured. */
@@ -90,7 +115,6 @@ export class DataScanner {
       const colon = line.indexOf(':');
       if (colon <= 0) continue;
       const name = line.slice(0, colon).trim().toLowerCase();
-      if (name === 'received') this.hops++;
       if ((CAPTURED_HEADERS as readonly string[]).includes(name) && !(name in this.headers)) {
         this.headers[name] = line.slice(colon + 1).trim();
       }

@@ -52,4 +52,16 @@ describe('intake scanner', () => {
     expect(scanIn(`${line}a\r\n`, [999]).longestLine).toBe(999);
     expect(scanIn(`${line}\n`, [998]).longestLine).toBe(998);
   });
+
+  it('counts every Received: hop even past 64 KB of header fields, at every chunk boundary', () => {
+    // Issue 12 section 4: 64 KB of padding used to hide the Received fields behind it.
+    const pad = `X-Pad: ${'p'.repeat(900)}\r\n`.repeat(80);
+    const hops = 'Received: from a by b; Sun, 1 Nov 2026 00:00:00 +0000\r\n'.repeat(3) + 'RECEIVED: from c by d\r\n';
+    const msg = pad + hops + 'X-Received: not a hop\r\nSubject: x\r\n\r\nReceived: in the body\r\n';
+    expect(pad.length).toBeGreaterThan(64 * 1024);
+    for (let cut = pad.length - 2; cut <= pad.length + hops.length; cut++) {
+      expect(scanIn(msg, [1000, cut]).hops, `cut at ${cut}`).toBe(4);
+    }
+    expect(scanIn('Received: x\nReceived: y\n\nReceived: body\n', []).hops).toBe(2);
+  });
 });
