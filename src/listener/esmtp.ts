@@ -3,7 +3,7 @@
 // once the group commit holding it is on disk. Counts sessions so a drain can tell idle sessions to
 // go (421) while transactions in flight finish. Runs on a worker thread; must not block.
 import fs from 'node:fs';
-import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { RelayPolicy } from '../policy/relay.js';
@@ -53,6 +53,19 @@ interface ListenerOptionValues {
   Relay_Hosts: string[];
 }
 
+/** RFC 6531 3.4: an address with any byte outside US-ASCII needs SMTPUTF8 on the MAIL command. */
+const NON_ASCII = /[^\x00-\x7f]/;
+/** RFC 3461 4: the RCPT parameters of DSN, the one extension we offer that has any. */
+const RCPT_PARAMS: ReadonlySet<string> = new Set(['NOTIFY', 'ORCPT']);
+
+/** Whether every parameter of a MAIL or RCPT command is one we offered (RFC 5321 4.1.1.11: 555 otherwise). */
+function knownParams(address: SMTPServerAddress, known: ReadonlySet<string>): boolean {
+  const args = address.args;
+  if (args === false || args === undefined) return true;
+  for (const k of Object.keys(args)) if (!known.has(k)) return false;
+  return true;
+}
+
 // smtp-server keeps its live connections in a Set on the server; we reach into it only to tell idle
 // sessions to leave during a drain (smtp-server itself would wait for them until closeTimeout).
 interface ConnectionLike {
@@ -71,6 +84,7 @@ export class EsmtpListener {
   private readonly o: ListenerOptionValues;
   private readonly name: string;
   private readonly disabled: string[];
+  private readonly mailParams: Set<string>;
   private closing = false;
   private closed: Promise<number> | null = null;
   private resolveClosed: (cutOff: number) => void = () => undefined;
@@ -89,6 +103,10 @@ export class EsmtpListener {
     if (!tls) disabled.push('STARTTLS');
     if (!this.auth.enabled) disabled.push('AUTH');
     this.disabled = disabled;
+    // RFC 5321 4.1.1.11: parameters of the extensions we offer (smtp-server checks their values).
+    this.mailParams = new Set(['SIZE', 'RET', 'ENVID', 'REQUIRETLS']);
+    if (o.Enable_8bitmime) this.mailParams.add('BODY');
+    if (o.Smtputf8) this.mailParams.add('SMTPUTF8');
     const serverOptions: SMTPServerOptions = {
       name: this.name,
       banner: 'ESMTP vipmta',
@@ -114,7 +132,8 @@ export class EsmtpListener {
         cb();
       },
       onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
       onClose: (session) => this.onClose(session),
     };
@@ -224,7 +243,28 @@ export class EsmtpListener {
     cb(null, { user });
   }
 
-  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (!knownParams(address, this.mailParams)) {
+      cb(replyError('parameterUnknown'));
+      return;
+    }
+    if (!session.envelope.smtpUtf8 && NON_ASCII.test(address.address)) {
+      cb(replyError('utf8Sender'));
+      return;
+    }
+    cb();
+  }
+
+  private onRcptTo(rcpt: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const address = rcpt.address;
+    if (!knownParams(rcpt, RCPT_PARAMS)) {
+      cb(replyError('parameterUnknown'));
+      return;
+    }
+    if (!session.envelope.smtpUtf8 && NON_ASCII.test(address)) {
+      cb(replyError('utf8Recipient'));
+      return;
+    }
     if (session.user === undefined && this.relayBySession.get(session.id) !== true) {
       this.opts.logger.info({ listener: this.opts.spec.name, client: session.remoteAddress, rcpt: address }, 'relay denied');
       cb(replyError('relayDenied'));

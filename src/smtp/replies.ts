@@ -38,6 +38,10 @@ export const REPLIES = {
   shuttingDown: row(421, '4.3.2', 'Service shutting down, closing transmission channel'),
   // RFC 5321 6.3 (loop detection) / RFC 3463 3.5 X.4.6: routing loop detected.
   tooManyHops: row(554, '5.4.6', 'Too many hops (routing loop detected)'),
+  // RFC 6531 3.4 (a non-ASCII address needs the SMTPUTF8 parameter on MAIL) and 3.7.4.1 (553 with
+  // RFC 5248 X.6.7): non-ASCII addresses not permitted for that sender / recipient.
+  utf8Sender: row(553, '5.6.7', 'Non-ASCII addresses not permitted for that sender (SMTPUTF8 required)'),
+  utf8Recipient: row(553, '5.6.7', 'Non-ASCII addresses not permitted for that recipient (SMTPUTF8 required)'),
 
   // ---- ECmmove2 (src/mmove/receiver.ts): the cluster link speaks SMTP, so it answers like SMTP ----
   // RFC 4954 6 (530) / RFC 3463 3.8 X.7.0: the XMMOVE announce must come before a transaction.
@@ -52,7 +56,8 @@ export const REPLIES = {
   lineTooLongCommand: row(500, '5.5.2', 'Line too long'),
   // RFC 5321 4.2.4 (501) / RFC 3463 3.6 X.5.4: invalid command arguments.
   syntaxError: row(501, '5.5.4', 'Syntax error in parameters or arguments'),
-  // RFC 5321 4.2.4 (555) / RFC 3463 3.6 X.5.4: MAIL FROM/RCPT TO parameters not recognized.
+  // RFC 5321 4.1.1.11 and 4.2.4 (555) / RFC 3463 3.6 X.5.4: MAIL FROM/RCPT TO parameters not
+  // recognized (also answered by the listener for a parameter of an extension it did not offer).
   parameterUnknown: row(555, '5.5.4', 'MAIL FROM/RCPT TO parameters not recognized or not implemented'),
   // RFC 5321 4.2.4 (503) / RFC 3463 3.6 X.5.1: bad sequence of commands.
   badSequence: row(503, '5.5.1', 'Bad sequence of commands'),
