@@ -160,6 +160,22 @@ export const OPTIONS = {
     type: { kind: 'dict' }, scopes: ['listener'],
     description: 'SMTP AUTH users: user = "hashed password".',
   },
+  Max_Auth_Failures: {
+    type: { kind: 'integer', min: 1, max: 1000 }, scopes: ['listener'], default: '3',
+    description: 'Failed AUTH attempts after which the connection is answered 421 4.7.0 and closed.',
+  },
+  Max_Auth_Failures_Per_Client: {
+    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '10',
+    description: 'Failed AUTH attempts from one client address within Auth_Failure_Window after which its AUTH is answered 421 4.7.0 unchecked (counted per worker thread).',
+  },
+  Auth_Failure_Window: {
+    type: { kind: 'duration' }, scopes: ['listener'], default: '10m',
+    description: 'Window in which failed AUTH attempts from one client address are counted.',
+  },
+  Auth_Failure_Delay: {
+    type: { kind: 'duration' }, scopes: ['listener'], default: '1s',
+    description: 'Delay before a failed AUTH is answered, times the client\'s failures in the window (at most 5 times).',
+  },
   Relay_Hosts: {
     type: { kind: 'list', of: { kind: 'cidr' } }, scopes: ['listener'], default: '( "127.0.0.0/8" "::1/128" )',
     description: 'Client networks allowed to relay without AUTH.',

@@ -10,9 +10,10 @@ import { RelayPolicy } from '../policy/relay.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
+import { AuthFailures, authFailureDelay } from './client-limits.js';
 import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
-import { replyError } from '../smtp/replies.js';
+import { REPLIES, replyError } from '../smtp/replies.js';
 import { VipSmtpServer } from './smtp-connection.js';
 import type { ListenerSpec } from './spec.js';
 
@@ -35,6 +36,8 @@ export interface EsmtpListenerOptions {
   onAccept: () => void;
   onMessage: (m: AcceptedMessage) => void;
   onError: (err: Error) => void;
+  /** The clock of the per-client tables (tests inject one). */
+  now?: () => number;
 }
 
 /** The listener options a worker reads (validated by the config schema on the main thread). */
@@ -50,6 +53,10 @@ interface ListenerOptionValues {
   TLS_Certificate?: string;
   TLS_Key?: string;
   Auth_Users?: Record<string, string>;
+  Max_Auth_Failures: number;
+  Max_Auth_Failures_Per_Client: number;
+  Auth_Failure_Window: number;
+  Auth_Failure_Delay: number;
   Relay_Hosts: string[];
 }
 
@@ -81,6 +88,9 @@ export class EsmtpListener {
   private readonly relayBySession = new Map<string, boolean>();
   private readonly relay: RelayPolicy;
   private readonly auth: Authenticator;
+  /** Failed AUTH attempts per open session, and per client address within Auth_Failure_Window. */
+  private readonly authFailsBySession = new Map<string, number>();
+  private readonly authFails: AuthFailures;
   private readonly o: ListenerOptionValues;
   private readonly name: string;
   private readonly disabled: string[];
@@ -98,6 +108,7 @@ export class EsmtpListener {
     this.name = o.Hostname ?? opts.hostname;
     this.relay = new RelayPolicy(o.Relay_Hosts ?? []);
     this.auth = new Authenticator(o.Auth_Users ?? {});
+    this.authFails = new AuthFailures(o.Auth_Failure_Window ?? 600_000, 4096, opts.now);
     const tls = o.TLS_Certificate !== undefined && o.TLS_Key !== undefined;
     const disabled: string[] = [];
     if (!tls) disabled.push('STARTTLS');
@@ -233,14 +244,44 @@ export class EsmtpListener {
     session: SMTPServerSession,
     cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
   ): Promise<void> {
-    const user = auth.username ?? '';
-    const ok = auth.method === 'PLAIN' || auth.method === 'LOGIN' ? await this.auth.check(user, auth.password ?? '') : false;
-    if (!ok) {
-      this.opts.logger.warn({ listener: this.opts.spec.name, client: session.remoteAddress, user }, 'authentication failed');
-      cb(replyError('authFailed'));
+    const client = session.remoteAddress;
+    const perClient = this.o.Max_Auth_Failures_Per_Client ?? 10;
+    // A client past its failures in the window is not even checked: guessing stops here.
+    if (this.authFails.count(client) >= perClient) {
+      this.opts.logger.warn({ listener: this.opts.spec.name, client }, 'authentication refused: too many failures from this client');
+      this.cutSession(session.id, 'authTooManyFailures');
       return;
     }
-    cb(null, { user });
+    const user = auth.username ?? '';
+    const ok = auth.method === 'PLAIN' || auth.method === 'LOGIN' ? await this.auth.check(user, auth.password ?? '') : false;
+    if (ok) {
+      cb(null, { user });
+      return;
+    }
+    const onSession = (this.authFailsBySession.get(session.id) ?? 0) + 1;
+    this.authFailsBySession.set(session.id, onSession);
+    const fromClient = this.authFails.fail(client);
+    this.opts.logger.warn({ listener: this.opts.spec.name, client, user, failures: fromClient }, 'authentication failed');
+    // RFC 4954 14: slow guessing down; the delay grows with the client's failures in the window.
+    const last = onSession >= (this.o.Max_Auth_Failures ?? 3) || fromClient >= perClient;
+    const answer = (): void => {
+      if (last) this.cutSession(session.id, 'authTooManyFailures');
+      else cb(replyError('authFailed'));
+    };
+    const delay = authFailureDelay(fromClient, this.o.Auth_Failure_Delay ?? 1_000);
+    if (delay > 0) setTimeout(answer, delay).unref();
+    else answer();
+  }
+
+  /** Answers the session's pending command with the reply (a 421) and closes its connection. */
+  private cutSession(id: string, reply: 'authTooManyFailures'): void {
+    const r = REPLIES[reply];
+    for (const c of this.connections()) {
+      if (c.id !== id) continue;
+      c.send(r.code, r.text);
+      c.close();
+      return;
+    }
   }
 
   private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -279,6 +320,7 @@ export class EsmtpListener {
 
   private onClose(session: SMTPServerSession): void {
     this.relayBySession.delete(session.id);
+    this.authFailsBySession.delete(session.id);
     // The client went away in the middle of DATA: nothing of that message is kept.
     const m = this.inTransaction.get(session.id);
     if (m !== undefined) {

@@ -38,6 +38,12 @@ export const REPLIES = {
   shuttingDown: row(421, '4.3.2', 'Service shutting down, closing transmission channel'),
   // RFC 5321 6.3 (loop detection) / RFC 3463 3.5 X.4.6: routing loop detected.
   tooManyHops: row(554, '5.4.6', 'Too many hops (routing loop detected)'),
+  // RFC 5321 3.8 (421: the server closes the channel) / RFC 3463 3.8 X.7.0: other security status.
+  // Too many failed AUTH attempts on the connection or from the client address; RFC 4954 4 lets
+  // the server end the dialogue after a failure, RFC 4954 14 asks servers to slow guessing down.
+  authTooManyFailures: row(421, '4.7.0', 'Too many failed authentication attempts, closing transmission channel'),
+  // RFC 5321 3.8 and 4.5.3.2 (421) / RFC 3463 3.8 X.7.0: too many connections from the client address.
+  tooManyFromClient: row(421, '4.7.0', 'Too many connections from your address, try again later'),
   // RFC 6531 3.4 (a non-ASCII address needs the SMTPUTF8 parameter on MAIL) and 3.7.4.1 (553 with
   // RFC 5248 X.6.7): non-ASCII addresses not permitted for that sender / recipient.
   utf8Sender: row(553, '5.6.7', 'Non-ASCII addresses not permitted for that sender (SMTPUTF8 required)'),

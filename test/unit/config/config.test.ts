@@ -54,6 +54,7 @@ describe('config parser', () => {
         Hostname: hostname(), Max_Message_Size: 50 * 1024 ** 2, Max_Recipients: 1000, Concurrency: 2000, Timeout: 300_000,
         Pipelining: true, Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8', '::1/128'],
         Trusted_Injectors: ['127.0.0.0/8', '::1/128'], Enable_Duravip: false,
+        Max_Auth_Failures: 3, Max_Auth_Failures_Per_Client: 10, Auth_Failure_Window: 600_000, Auth_Failure_Delay: 1000,
       });
     });
 

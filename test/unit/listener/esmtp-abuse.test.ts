@@ -21,7 +21,7 @@ const sink: MessageSink = {
   begin: () => ({ append: () => undefined, commit: async () => ({ id: 't-1', size: 0 }), abort: () => undefined }),
 };
 
-async function listener(extra: Record<string, unknown> = {}): Promise<number> {
+async function listener(extra: Record<string, unknown> = {}, now?: () => number): Promise<number> {
   const options = {
     Max_Message_Size: 1 << 20, Max_Recipients: 10, Concurrency: 10, Timeout: 60_000, Pipelining: true,
     Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8'], ...extra,
@@ -34,6 +34,7 @@ async function listener(extra: Record<string, unknown> = {}): Promise<number> {
     onAccept: () => undefined,
     onMessage: () => undefined,
     onError: () => undefined,
+    ...(now ? { now } : {}),
   });
   const fd = listenTcp({ host: '127.0.0.1', port: 0 });
   const { port } = socketLocalAddress(fd);
@@ -79,5 +80,84 @@ describe('MAIL and RCPT as RFC 5321 and RFC 6531 say', () => {
     expect(unknownRcpt.text).toMatch(/^5\.5\.4 /);
     expect((await c.cmd('RCPT TO:<r@d.test> NOTIFY=FAILURE ORCPT=rfc822;r@d.test')).code).toBe(250);
     c.close();
+  });
+});
+
+/** A session after STARTTLS (AUTH is offered only over TLS): one reply line per command. */
+async function tlsSession(port: number): Promise<{ cmd: (c: string) => Promise<string>; closed: Promise<void> }> {
+  const c = await ehlo(port);
+  expect((await c.cmd('STARTTLS')).code).toBe(220);
+  const secure = tls.connect({ socket: c.sock, rejectUnauthorized: false, servername: 'mx.test' });
+  await new Promise<void>((r) => secure.once('secureConnect', () => r()));
+  const closed = new Promise<void>((r) => secure.once('close', () => r()));
+  let pending = '';
+  const lines: string[] = [];
+  let wake: (() => void) | null = null;
+  secure.on('data', (d: Buffer) => {
+    pending += d.toString('latin1');
+    const parts = pending.split('\r\n');
+    pending = parts.pop()!;
+    lines.push(...parts);
+    wake?.();
+  });
+  secure.on('close', () => wake?.());
+  secure.on('error', () => undefined);
+  const line = async (): Promise<string> => {
+    while (lines.length === 0) {
+      if (secure.destroyed) return 'closed';
+      await new Promise<void>((r) => (wake = r));
+    }
+    return lines.shift()!;
+  };
+  const cmd = async (command: string): Promise<string> => {
+    if (!secure.destroyed) secure.write(command + '\r\n');
+    let l = await line();
+    while (/^\d{3}-/.test(l)) l = await line();
+    return l;
+  };
+  expect(await cmd('EHLO c.test')).toMatch(/^250 /);
+  return { cmd, closed };
+}
+
+const plain = (user: string, pw: string): string => `AUTH PLAIN ${Buffer.from(`\0${user}\0${pw}`).toString('base64')}`;
+
+describe('AUTH failures', () => {
+  async function authListener(extra: Record<string, unknown>, now?: () => number): Promise<number> {
+    const dir = tempDir('vipmta-abuse-tls-');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mx.test',
+      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const hash = await hashPassword('right', { ln: 10, r: 8, p: 1 });
+    return listener({
+      Relay_Hosts: [], TLS_Certificate: path.join(dir, 'cert.pem'), TLS_Key: path.join(dir, 'key.pem'),
+      Auth_Users: { alice: hash }, Max_Auth_Failures: 3, Max_Auth_Failures_Per_Client: 100,
+      Auth_Failure_Window: 600_000, Auth_Failure_Delay: 0, ...extra,
+    }, now);
+  }
+
+  it('answers the third failure on a connection 421 4.7.0 and closes it', async () => {
+    const port = await authListener({});
+    const s = await tlsSession(port);
+    expect(await s.cmd(plain('alice', 'w1'))).toMatch(/^535 5\.7\.8 /);
+    expect(await s.cmd(plain('alice', 'w2'))).toMatch(/^535 5\.7\.8 /);
+    expect(await s.cmd(plain('alice', 'w3'))).toMatch(/^421 4\.7\.0 /);
+    await s.closed;
+  });
+
+  it('refuses AUTH unchecked from a client address past its failures in the window, until the window ends', async () => {
+    let now = 1_000_000;
+    const port = await authListener({ Max_Auth_Failures_Per_Client: 4 }, () => now);
+    const a = await tlsSession(port);
+    expect(await a.cmd(plain('alice', 'w1'))).toMatch(/^535 /);
+    expect(await a.cmd(plain('alice', 'w2'))).toMatch(/^535 /);
+    expect(await a.cmd(plain('alice', 'w3'))).toMatch(/^421 4\.7\.0 /);
+    const b = await tlsSession(port);
+    expect(await b.cmd(plain('alice', 'w4'))).toMatch(/^421 4\.7\.0 /);
+    await b.closed;
+    // Even the right password is not checked now: the address is out of attempts.
+    const c = await tlsSession(port);
+    expect(await c.cmd(plain('alice', 'right'))).toMatch(/^421 4\.7\.0 /);
+    now += 600_000;
+    const d = await tlsSession(port);
+    expect(await d.cmd(plain('alice', 'right'))).toMatch(/^235 /);
   });
 });
