@@ -132,6 +132,10 @@ export const OPTIONS = {
     type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '2000',
     description: 'Most concurrent connections on the listener.',
   },
+  Max_Connections_Per_Client: {
+    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '20',
+    description: 'Most concurrent connections from one client address outside Relay_Hosts, counted per worker thread; more are answered 421 4.7.0.',
+  },
   Timeout: {
     type: { kind: 'duration' }, scopes: ['listener', 'eccluster_listener'], default: '5m',
     description: 'Idle time after which a client connection is closed.',

@@ -10,7 +10,7 @@ import { RelayPolicy } from '../policy/relay.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
-import { AuthFailures, authFailureDelay } from './client-limits.js';
+import { AuthFailures, authFailureDelay, ConnectionsPerClient } from './client-limits.js';
 import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { REPLIES, replyError } from '../smtp/replies.js';
@@ -46,6 +46,7 @@ interface ListenerOptionValues {
   Max_Message_Size: number;
   Max_Recipients: number;
   Concurrency: number;
+  Max_Connections_Per_Client: number;
   Timeout: number;
   Pipelining: boolean;
   Enable_8bitmime: boolean;
@@ -91,6 +92,8 @@ export class EsmtpListener {
   /** Failed AUTH attempts per open session, and per client address within Auth_Failure_Window. */
   private readonly authFailsBySession = new Map<string, number>();
   private readonly authFails: AuthFailures;
+  /** Open sessions per client address outside Relay_Hosts, in this worker. */
+  private readonly perClient = new ConnectionsPerClient();
   private readonly o: ListenerOptionValues;
   private readonly name: string;
   private readonly disabled: string[];
@@ -232,8 +235,16 @@ export class EsmtpListener {
       cb(replyError('shuttingDown'));
       return;
     }
+    const relay = this.relay.allows(session.remoteAddress);
+    // Slow clients holding sessions (issue 12 section 4): a client outside Relay_Hosts gets a share,
+    // not the listener; injectors in Relay_Hosts are exempt as Postfix exempts $mynetworks.
+    if (!relay && !this.perClient.tryOpen(session.remoteAddress, this.o.Max_Connections_Per_Client ?? 20)) {
+      this.opts.logger.info({ listener: this.opts.spec.name, client: session.remoteAddress }, 'too many connections from client');
+      cb(replyError('tooManyFromClient'));
+      return;
+    }
     this.opts.onAccept();
-    this.relayBySession.set(session.id, this.relay.allows(session.remoteAddress));
+    this.relayBySession.set(session.id, relay);
     // RFC 4954 4: PLAIN and LOGIN are not offered on an unprotected channel, not even in EHLO.
     if (!session.secure && this.auth.enabled) session.disabledCommands = [...this.disabled, 'AUTH'];
     cb();
@@ -319,6 +330,9 @@ export class EsmtpListener {
   }
 
   private onClose(session: SMTPServerSession): void {
+    // Only a session onConnect accepted has an entry; only one outside Relay_Hosts was counted.
+    const relay = this.relayBySession.get(session.id);
+    if (relay === false) this.perClient.close(session.remoteAddress);
     this.relayBySession.delete(session.id);
     this.authFailsBySession.delete(session.id);
     // The client went away in the middle of DATA: nothing of that message is kept.

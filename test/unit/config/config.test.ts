@@ -55,6 +55,7 @@ describe('config parser', () => {
         Pipelining: true, Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8', '::1/128'],
         Trusted_Injectors: ['127.0.0.0/8', '::1/128'], Enable_Duravip: false,
         Max_Auth_Failures: 3, Max_Auth_Failures_Per_Client: 10, Auth_Failure_Window: 600_000, Auth_Failure_Delay: 1000,
+        Max_Connections_Per_Client: 20,
       });
     });
 

@@ -11,6 +11,7 @@ import { EsmtpListener, type MessageSink } from '../../../src/listener/esmtp.js'
 import { listenTcp, socketLocalAddress } from '../../../src/native/index.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const listeners: EsmtpListener[] = [];
 afterEach(async () => {
@@ -159,5 +160,36 @@ describe('AUTH failures', () => {
     now += 600_000;
     const d = await tlsSession(port);
     expect(await d.cmd(plain('alice', 'right'))).toMatch(/^235 /);
+  });
+});
+
+describe('connections per client address', () => {
+  it('answers a client outside Relay_Hosts 421 4.7.0 past Max_Connections_Per_Client, and frees the slot when one closes', async () => {
+    const port = await listener({ Relay_Hosts: [], Max_Connections_Per_Client: 2 });
+    const a = await SmtpTestClient.connect(port);
+    const b = await SmtpTestClient.connect(port);
+    expect([a.greeting.code, b.greeting.code]).toEqual([220, 220]);
+    const c = await SmtpTestClient.connect(port);
+    expect(c.greeting.code).toBe(421);
+    expect(c.greeting.text).toMatch(/^4\.7\.0 /);
+    c.client.close();
+    a.client.close();
+    const d = await waitFor('a free slot once a session closed', async () => {
+      const t = await SmtpTestClient.connect(port);
+      if (t.greeting.code === 220) return t.client;
+      t.client.close();
+      return null;
+    });
+    // b and d hold both slots again.
+    const e = await SmtpTestClient.connect(port);
+    expect(e.greeting.code).toBe(421);
+    for (const x of [b.client, d, e.client]) x.close();
+  });
+
+  it('does not limit clients in Relay_Hosts (injectors)', async () => {
+    const port = await listener({ Max_Connections_Per_Client: 1 });
+    const held = await Promise.all([1, 2, 3].map(() => SmtpTestClient.connect(port)));
+    expect(held.map((h) => h.greeting.code)).toEqual([220, 220, 220]);
+    for (const h of held) h.client.close();
   });
 });
