@@ -130,7 +130,7 @@ export const OPTIONS = {
   },
   Concurrency: {
     type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '2000',
-    description: 'Most concurrent connections on the listener.',
+    description: 'Most concurrent connections on the listener, across all worker threads; more are answered 421 4.3.2.',
   },
   Max_Connections_Per_Client: {
     type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '20',

@@ -11,6 +11,7 @@ import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
 import { AuthFailures, authFailureDelay, ConnectionsPerClient } from './client-limits.js';
+import { SessionCount } from './session-count.js';
 import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { REPLIES, replyError } from '../smtp/replies.js';
@@ -38,6 +39,8 @@ export interface EsmtpListenerOptions {
   onError: (err: Error) => void;
   /** The clock of the per-client tables (tests inject one). */
   now?: () => number;
+  /** This worker's slot in spec.sessions (its worker id). */
+  workerSlot?: number;
 }
 
 /** The listener options a worker reads (validated by the config schema on the main thread). */
@@ -94,6 +97,8 @@ export class EsmtpListener {
   private readonly authFails: AuthFailures;
   /** Open sessions per client address outside Relay_Hosts, in this worker. */
   private readonly perClient = new ConnectionsPerClient();
+  /** Open sessions on this listener across workers (Concurrency), when the host shares a count. */
+  private readonly sessions: SessionCount | null;
   private readonly o: ListenerOptionValues;
   private readonly name: string;
   private readonly disabled: string[];
@@ -111,6 +116,7 @@ export class EsmtpListener {
     this.name = o.Hostname ?? opts.hostname;
     this.relay = new RelayPolicy(o.Relay_Hosts ?? []);
     this.auth = new Authenticator(o.Auth_Users ?? {});
+    this.sessions = opts.spec.sessions !== undefined ? new SessionCount(opts.spec.sessions, opts.workerSlot ?? 0) : null;
     this.authFails = new AuthFailures(o.Auth_Failure_Window ?? 600_000, 4096, opts.now);
     const tls = o.TLS_Certificate !== undefined && o.TLS_Key !== undefined;
     const disabled: string[] = [];
@@ -131,7 +137,8 @@ export class EsmtpListener {
       hide8BITMIME: !o.Enable_8bitmime,
       hideSMTPUTF8: !o.Smtputf8,
       size: o.Max_Message_Size,
-      maxClients: o.Concurrency,
+      // With a shared count, onConnect enforces Concurrency across workers; else smtp-server per worker.
+      maxClients: this.sessions === null ? o.Concurrency : 0,
       socketTimeout: o.Timeout,
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
@@ -243,6 +250,11 @@ export class EsmtpListener {
       cb(replyError('tooManyFromClient'));
       return;
     }
+    if (this.sessions !== null && !this.sessions.tryOpen(this.o.Concurrency)) {
+      if (!relay) this.perClient.close(session.remoteAddress);
+      cb(replyError('tooManyClients'));
+      return;
+    }
     this.opts.onAccept();
     this.relayBySession.set(session.id, relay);
     // RFC 4954 4: PLAIN and LOGIN are not offered on an unprotected channel, not even in EHLO.
@@ -333,6 +345,7 @@ export class EsmtpListener {
     // Only a session onConnect accepted has an entry; only one outside Relay_Hosts was counted.
     const relay = this.relayBySession.get(session.id);
     if (relay === false) this.perClient.close(session.remoteAddress);
+    if (relay !== undefined) this.sessions?.close();
     this.relayBySession.delete(session.id);
     this.authFailsBySession.delete(session.id);
     // The client went away in the middle of DATA: nothing of that message is kept.

@@ -10,4 +10,7 @@ export interface ListenerSpec {
   port: number;
   /** Listener options (ESMTP_Listener merged under Listen), plain values, already validated. */
   options: Record<string, unknown>;
+  /** Open sessions on this listener across all workers (session-count.ts); without it each worker
+   *  counts its own (tests). The same buffer for the listener's name across reloads. */
+  sessions?: SharedArrayBuffer;
 }

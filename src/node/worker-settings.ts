@@ -7,6 +7,7 @@ import type { DedupTable } from '../mmove/dedup.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { DeliverySettings } from '../delivery/settings.js';
 import type { ListenerSpec } from '../listener/spec.js';
+import { newSessionCount, resetSessionSlot } from '../listener/session-count.js';
 import type { WorkerInit } from '../workers/protocol.js';
 
 export { mmoveSettings };
@@ -19,8 +20,18 @@ export function deliverySettings(cfg: Config): DeliverySettings {
   return { resolverServers: [...g.Resolver_Servers], connectTimeoutMs: g.Connect_Timeout, commandTimeoutMs: g.Command_Timeout, dataTimeoutMs: g.Data_Timeout };
 }
 
+/** Each ESMTP listener's session count across workers, by listener name: one buffer for the life
+ *  of the process, so a reload or a replaced worker counts on the same one. */
+const sessionCounts = new Map<string, SharedArrayBuffer>();
+
+function sessionCount(name: string): SharedArrayBuffer {
+  let b = sessionCounts.get(name);
+  if (b === undefined) sessionCounts.set(name, (b = newSessionCount()));
+  return b;
+}
+
 export function listenerSpecs(cfg: Config): ListenerSpec[] {
-  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options } }));
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options }, sessions: sessionCount(l.name) }));
 }
 
 /** workerData of the worker in slot `workerId` (first start and every replacement). */
@@ -39,6 +50,8 @@ export function workerInit(cfg: Config, workerId: number, spoolDirectory: string
  *  listeners, then its #mmove link; a refusal fails its start. */
 export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: number, cfg: Config): Promise<void> {
   await pool.call(workerId, 'setDelivery', deliverySettings(cfg));
+  // A replacement's predecessor died with its sessions: they no longer count against Concurrency.
+  for (const b of sessionCounts.values()) resetSessionSlot(b, workerId);
   await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
   await pool.call(workerId, 'setMmove', mmoveSettings(cfg));
 }

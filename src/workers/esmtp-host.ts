@@ -28,6 +28,7 @@ export class EsmtpHost {
       create: (spec) =>
         new EsmtpListener({
           spec,
+          workerSlot: opts.workerId,
           hostname: opts.hostname,
           logger: opts.logger,
           sink: opts.sink,

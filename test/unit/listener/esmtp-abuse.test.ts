@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/config/password.js';
 import { EsmtpListener, type MessageSink } from '../../../src/listener/esmtp.js';
 import { listenTcp, socketLocalAddress } from '../../../src/native/index.js';
+import { newSessionCount, resetSessionSlot, SessionCount } from '../../../src/listener/session-count.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -22,13 +23,14 @@ const sink: MessageSink = {
   begin: () => ({ append: () => undefined, commit: async () => ({ id: 't-1', size: 0 }), abort: () => undefined }),
 };
 
-async function listener(extra: Record<string, unknown> = {}, now?: () => number): Promise<number> {
+async function listener(extra: Record<string, unknown> = {}, now?: () => number, shared?: { sessions: SharedArrayBuffer; slot: number }): Promise<number> {
   const options = {
     Max_Message_Size: 1 << 20, Max_Recipients: 10, Concurrency: 10, Timeout: 60_000, Pipelining: true,
     Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8'], ...extra,
   };
   const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options },
+    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(shared ? { sessions: shared.sessions } : {}) },
+    ...(shared ? { workerSlot: shared.slot } : {}),
     hostname: 'mx.test',
     logger: pino({ level: 'silent' }),
     sink,
@@ -191,5 +193,42 @@ describe('connections per client address', () => {
     const held = await Promise.all([1, 2, 3].map(() => SmtpTestClient.connect(port)));
     expect(held.map((h) => h.greeting.code)).toEqual([220, 220, 220]);
     for (const h of held) h.client.close();
+  });
+});
+
+describe('Concurrency across workers', () => {
+  it('bounds the listener, not each worker: two workers sharing the count accept Concurrency sessions in all', async () => {
+    const sessions = newSessionCount();
+    const w0 = await listener({ Concurrency: 2 }, undefined, { sessions, slot: 0 });
+    const w1 = await listener({ Concurrency: 2 }, undefined, { sessions, slot: 1 });
+    const a = await SmtpTestClient.connect(w0);
+    const b = await SmtpTestClient.connect(w1);
+    expect([a.greeting.code, b.greeting.code]).toEqual([220, 220]);
+    const c = await SmtpTestClient.connect(w1);
+    expect(c.greeting.code).toBe(421);
+    expect(c.greeting.text).toMatch(/^4\.3\.2 /);
+    c.client.close();
+    a.client.close();
+    const d = await waitFor('a free place once a session closed', async () => {
+      const t = await SmtpTestClient.connect(w1);
+      if (t.greeting.code === 220) return t.client;
+      t.client.close();
+      return null;
+    });
+    expect(new SessionCount(sessions, 0).total).toBe(2);
+    b.client.close();
+    d.close();
+    await waitFor('every place given back', () => new SessionCount(sessions, 0).total === 0);
+  });
+
+  it('gives back the places of a worker that died when its slot is reset', () => {
+    const sessions = newSessionCount();
+    const dead = new SessionCount(sessions, 3);
+    const live = new SessionCount(sessions, 0);
+    expect(dead.tryOpen(3) && dead.tryOpen(3) && live.tryOpen(3)).toBe(true);
+    expect(live.tryOpen(3)).toBe(false);
+    resetSessionSlot(sessions, 3);
+    expect(live.total).toBe(1);
+    expect(live.tryOpen(3)).toBe(true);
   });
 });
