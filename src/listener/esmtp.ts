@@ -1,7 +1,9 @@
 // One ESMTP listener in one worker: smtp-server parsing the dialogue on a socket fd this worker
 // owns; relay policy at RCPT; DATA streamed chunk by chunk into the spool and answered 250 only
 // once the group commit holding it is on disk. Counts sessions so a drain can tell idle sessions to
-// go (421) while transactions in flight finish. Runs on a worker thread; must not block.
+// go (421) while transactions in flight finish. Guards against abuse at connect and AUTH only
+// (Concurrency across workers, connections per client, AUTH failures), never per DATA chunk.
+// Runs on a worker thread; must not block.
 import fs from 'node:fs';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
