@@ -14,7 +14,7 @@ import type { DedupTable } from '../mmove/dedup.js';
 import { mmoveDedupTable } from '../mmove/settings.js';
 import type { BindingPolicy } from '../policy/binding.js';
 import type { QueueManager } from '../queue/manager.js';
-import { Spool } from '../spool/index.js';
+import { listCorrupt, Spool } from '../spool/index.js';
 import { VERSION } from '../version.js';
 import { WorkerPool } from '../workers/pool.js';
 import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
@@ -141,6 +141,7 @@ export class Daemon {
       shutdown: () => this.shutdown(),
       startedAt: this.startedAt,
       lastReload: () => this.lastReload,
+      spoolCorrupt: () => listCorrupt(this.spool!.directory),
     });
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, commands, this.logger);
@@ -177,9 +178,14 @@ export class Daemon {
       commitDelayMs: sc.Commit_Delay,
       segmentSize: sc.Segment_Size,
       copyForwardAfterMs: sc.Copy_Forward_After,
+      // Each torn tail (WARN: never acknowledged) and corrupt record (ERROR: an acknowledged
+      // message is lost, its bytes are in corrupt/) is logged with its file, offset and reason.
+      logger: this.logger,
     });
+    const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
+    const tornTails = this.spool.recoveryEvents.length - corrupt;
     const { unreadable } = this.intake.recovered(this.spool.recover());
-    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
+    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, corrupt, tornTails, ms: Date.now() - t0 }, 'spool recovered');
   }
 
   private onAccepted(batch: AcceptedMessage[]): void {
