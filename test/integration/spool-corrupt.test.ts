@@ -51,7 +51,7 @@ Domain "dest.test" { Suspend_Delivery = true }
       const bytes = fs.readFileSync(file);
       const at = bytes.indexOf(MARK);
       if (at < 0) continue;
-      bytes[at] ^= 0x20;
+      bytes[at] = bytes[at]! ^ 0x20;
       fs.writeFileSync(file, bytes);
       flipped = name;
     }
