@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { WorkerStats } from '../workers/protocol.js';
 import type { ReloadResult } from './reload.js';
+import type { SpoolFullState } from './spool-full.js';
 
 type ConsoleQueue = Pick<QueueManager, 'mailq' | 'counts' | 'hold' | 'release' | 'rebind' | 'show'>;
 
@@ -32,6 +33,8 @@ export interface ConsoleHost {
   lastReload(): { at: Date; ok: boolean } | null;
   /** What the spool's corrupt/ holds (listCorrupt). */
   spoolCorrupt(): Promise<CorruptEntry[]>;
+  /** Whether the spool refuses commits for lack of space (SpoolFullWatch). */
+  spoolFull(): SpoolFullState;
 }
 
 /** The node's command table: its own commands, then the cluster's. */
@@ -96,6 +99,8 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
       `config: ${h.configFile ?? '<built-in>'} (${h.config().files.length} file(s))`,
       `last reload: ${last === null ? 'never' : `${last.at.toISOString()} ${last.ok ? 'ok' : 'FAILED'}`}`,
     ];
+    const full = h.spoolFull();
+    lines.push(full.full ? `spool: FULL since ${new Date(full.since!).toISOString()}, refusing messages with 452 4.3.1 (${full.refused} refused)` : 'spool: ok');
     return lines.join('\n') + '\n';
   });
   t.add('spool corrupt', 'what recovery moved to the spool\'s corrupt/ directory, with the reason', async () => formatCorrupt(await h.spoolCorrupt()));

@@ -19,7 +19,7 @@ function host(reload: ReloadResult = { ok: true, message: 'config reloaded' }): 
   } as unknown as ReturnType<ConsoleHost['pool']>;
   return {
     config: () => cfg, configFile: null, queue, pool: () => pool, cluster: () => null,
-    reload: async () => reload, shutdown: async () => {}, startedAt: NOW, lastReload: () => null, spoolCorrupt: async () => [],
+    reload: async () => reload, shutdown: async () => {}, startedAt: NOW, lastReload: () => null, spoolCorrupt: async () => [], spoolFull: () => ({ full: false, since: null, refused: 0 }),
   };
 }
 
