@@ -84,10 +84,11 @@ export function duravipEntries(config: ConfigView): LocatedEntry[] {
 
 /**
  * Semantic checks of the DuraVIP configuration that need the whole config: a DuraVIP needs a
- * Cluster stanza and must lie inside a Topology (else we would not know where to plumb it), and a
- * wildcard listener cannot be one.
+ * Cluster stanza and must lie inside a Topology (else we would not know where to plumb it), a
+ * wildcard listener cannot be one, and a node that moves DuraVIP mail over an ECCluster_Listener
+ * needs Cluster_Secret (without it every #mmove is refused with 454 4.7.0, forever).
  */
-export function duravipConfigErrors(config: ConfigView & Pick<Config, 'cluster'>): ConfigError[] {
+export function duravipConfigErrors(config: ConfigView & Pick<Config, 'cluster' | 'ecclusterListeners'>): ConfigError[] {
   const errors: ConfigError[] = [];
   const at = (w: SourceLocation | null, message: string): void => {
     const where = w ?? { file: '<config>', line: 1, column: 1 };
@@ -112,6 +113,15 @@ export function duravipConfigErrors(config: ConfigView & Pick<Config, 'cluster'>
       const known = config.cluster.topologies.map((t) => t.cidr).join(', ');
       at(e.where, `${e.what} makes ${e.address} a DuraVIP, but no Cluster Topology contains it (expected an address inside ${known === '' ? 'a Topology "cidr" { Interface = ... }' : `one of: ${known}`})`);
     }
+  }
+  const link = config.ecclusterListeners[0];
+  const moved = entries.find((e) => e.binding !== null);
+  if (config.cluster !== null && config.cluster.options.Cluster_Secret === undefined && link !== undefined && moved !== undefined) {
+    at(
+      config.cluster.where,
+      `Cluster has no Cluster_Secret, but ECCluster_Listener "${link.name}" and ${moved.what} (a DuraVIP) move mail between nodes over #mmove, ` +
+        'which every node refuses (454 4.7.0) without it; expected Cluster_Secret = "..." here, the same on every node',
+    );
   }
   return errors;
 }

@@ -28,6 +28,9 @@ export interface AdminHttpOptions {
   mailq: (filter: { domain?: string; binding?: string }) => MailqReport;
   /** True once the node is shutting down: /health answers 503 so a balancer stops sending. */
   stopping: () => boolean;
+  /** What leaves the node degraded (running and delivering, but e.g. refusing new mail): /health
+   *  still answers 200, with status "degraded" and these lines. Empty: "ok". */
+  problems?: () => string[];
 }
 
 /** One response, ready to write. */
@@ -116,8 +119,11 @@ export class AdminHttpServer {
     if (!ROUTES.has(url)) return { status: '404 Not Found', type: JSON_TYPE, body: JSON.stringify({ error: 'not found' }) };
     if (method !== 'get') return { status: '405 Method Not Allowed', type: JSON_TYPE, body: JSON.stringify({ error: 'method not allowed' }), extra: [['Allow', 'GET']] };
     if (url === '/health') {
-      const stopping = this.opts.stopping();
-      return { status: stopping ? '503 Service Unavailable' : '200 OK', type: JSON_TYPE, body: JSON.stringify({ status: stopping ? 'stopping' : 'ok' }) };
+      // 503 only for "take me out, I am going": a degraded node still runs and delivers, and one
+      // restarted by a probe would not start any better (a full spool disk stays full).
+      if (this.opts.stopping()) return { status: '503 Service Unavailable', type: JSON_TYPE, body: JSON.stringify({ status: 'stopping' }) };
+      const problems = this.opts.problems?.() ?? [];
+      return { status: '200 OK', type: JSON_TYPE, body: JSON.stringify(problems.length === 0 ? { status: 'ok' } : { status: 'degraded', problems }) };
     }
     if (url === '/metrics') return this.opts.metrics().then((body) => ({ status: '200 OK', type: EXPOSITION_CONTENT_TYPE, body }));
     const params = new URLSearchParams(query);

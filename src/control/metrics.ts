@@ -22,9 +22,11 @@ export interface BindingQueueSizes {
 export interface MetricSources {
   queues(): BindingQueueSizes[];
   /** Null while the spool is not open (the spool series keep their last values). */
-  spool(): Pick<SpoolStats, 'messages' | 'bytes' | 'latency'> | null;
+  spool(): Pick<SpoolStats, 'messages' | 'bytes' | 'latency' | 'corrupt' | 'tornTails' | 'fullErrors'> | null;
   /** Messages received over #mmove that were already spooled here, since start. */
   mmoveDuplicates(): number;
+  /** True while the spool refuses commits for lack of space. */
+  spoolFull(): boolean;
 }
 
 /** A counter as the host sees it: it only goes up, by 1 or by n >= 0. */
@@ -141,6 +143,34 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
   });
   // The registry takes any object with name and get(); its typings list only its own classes.
   r.registerMetric(latency as unknown as Metric);
+  gauge('vipmta_spool_full', '1 while the spool refuses commits for lack of space (new mail gets 452 4.3.1), else 0.', function () {
+    this.set(sources.spoolFull() ? 1 : 0);
+  });
+  let fullErrorsSeen = 0;
+  counter('vipmta_spool_full_errors_total', 'Commits the spool refused for lack of space (ENOSPC, EDQUOT): a 452 4.3.1, a DSN or a #mmove receipt not written.', function () {
+    const s = sources.spool();
+    if (s !== null && s.fullErrors > fullErrorsSeen) {
+      this.inc(s.fullErrors - fullErrorsSeen);
+      fullErrorsSeen = s.fullErrors;
+    }
+  });
+  // Counted by the native spool while it recovers at open: the counter shows what this start found
+  // (a corrupt record was acknowledged and is lost; a torn tail never was).
+  const recoverySeen = { corrupt: 0, torn_tail: 0 };
+  new Counter({
+    name: 'vipmta_spool_recovery_events_total',
+    help: 'Spool records found damaged at open: kind="corrupt" (moved to corrupt/, an acknowledged message lost), kind="torn_tail" (an unacknowledged write cut off).',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const s = sources.spool();
+      if (s === null) return;
+      for (const [kind, now] of [['corrupt', s.corrupt], ['torn_tail', s.tornTails]] as const) {
+        this.inc({ kind }, now - recoverySeen[kind]);
+        recoverySeen[kind] = now;
+      }
+    },
+  });
   const mmoveMoved = counter('vipmta_mmove_moved_total', 'Recipients handed to the node that owns their binding (#mmove), each after its 250.');
   let duplicatesSeen = 0;
   counter('vipmta_mmove_duplicates_total', 'Messages received over #mmove that were already spooled here (answered 250, not spooled again).', function () {

@@ -434,7 +434,8 @@ export class EsmtpListener {
         (err: unknown) => {
           this.inTransaction.delete(session.id);
           if (errorCode(err) === 'ERR_SPOOL_FULL') {
-            this.opts.logger.error({ listener: this.opts.spec.name }, 'spool full: refusing messages with 452 4.3.1');
+            // Per message at debug only: the host reads the spool's counters and logs the state once.
+            this.opts.logger.debug({ listener: this.opts.spec.name }, 'spool full: refused a message with 452 4.3.1');
             cb(replyError('spoolFull'));
           } else {
             this.opts.logger.error({ err, listener: this.opts.spec.name }, 'spool commit failed');

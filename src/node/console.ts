@@ -1,5 +1,5 @@
 // The node's console commands (config, mailq, hold/release/rebind, message show, workers, status,
-// shutdown) and the queue views the HTTP admin API shares with them. The cluster's commands are
+// spool corrupt, shutdown) and the queue views the HTTP admin API shares with them. The cluster's commands are
 // in src/cluster/console.ts. Main thread; handlers await worker calls at most, never block.
 import type { ClusterManager } from '../cluster/manager.js';
 import { registerClusterCommands } from '../cluster/console.js';
@@ -8,11 +8,13 @@ import { CommandTable } from '../control/commands.js';
 import type { MailqReport } from '../control/http.js';
 import { ErrorCode, VipError } from '../errors.js';
 import type { QueueManager, Selector } from '../queue/manager.js';
+import type { CorruptEntry } from '../spool/index.js';
 import { formatMailq } from '../queue/views.js';
 import { VERSION } from '../version.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { WorkerStats } from '../workers/protocol.js';
 import type { ReloadResult } from './reload.js';
+import type { SpoolFullState } from './spool-full.js';
 
 type ConsoleQueue = Pick<QueueManager, 'mailq' | 'counts' | 'hold' | 'release' | 'rebind' | 'show'>;
 
@@ -29,6 +31,10 @@ export interface ConsoleHost {
   /** ms since the epoch. */
   readonly startedAt: number;
   lastReload(): { at: Date; ok: boolean } | null;
+  /** What the spool's corrupt/ holds (listCorrupt). */
+  spoolCorrupt(): Promise<CorruptEntry[]>;
+  /** Whether the spool refuses commits for lack of space (SpoolFullWatch). */
+  spoolFull(): SpoolFullState;
 }
 
 /** The node's command table: its own commands, then the cluster's. */
@@ -93,8 +99,11 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
       `config: ${h.configFile ?? '<built-in>'} (${h.config().files.length} file(s))`,
       `last reload: ${last === null ? 'never' : `${last.at.toISOString()} ${last.ok ? 'ok' : 'FAILED'}`}`,
     ];
+    const full = h.spoolFull();
+    lines.push(full.full ? `spool: FULL since ${new Date(full.since!).toISOString()}, refusing messages with 452 4.3.1 (${full.refused} refused)` : 'spool: ok');
     return lines.join('\n') + '\n';
   });
+  t.add('spool corrupt', 'what recovery moved to the spool\'s corrupt/ directory, with the reason', async () => formatCorrupt(await h.spoolCorrupt()));
   registerClusterCommands(t, () => h.cluster());
   return t;
 }
@@ -110,6 +119,13 @@ export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): st
     lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}${via}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** `spool corrupt`: one row per saved region, then the count. */
+export function formatCorrupt(entries: readonly CorruptEntry[]): string {
+  const rows = entries.map((e) => [new Date(e.savedAt).toISOString(), e.savedAs, e.file, e.offset === null ? '-' : String(e.offset), e.length === null ? '-' : String(e.length), e.reason]);
+  const head = ['Saved', 'As', 'From', 'Offset', 'Length', 'Reason'];
+  return (rows.length === 0 ? '' : table([head, ...rows])) + `corrupt: ${entries.length} record(s)\n`;
 }
 
 /** `workers`: one row per slot with what its worker reports (a worker that does not answer shows '-'). */

@@ -14,7 +14,7 @@ import type { DedupTable } from '../mmove/dedup.js';
 import { mmoveDedupTable } from '../mmove/settings.js';
 import type { BindingPolicy } from '../policy/binding.js';
 import type { QueueManager } from '../queue/manager.js';
-import { Spool } from '../spool/index.js';
+import { listCorrupt, Spool } from '../spool/index.js';
 import { VERSION } from '../version.js';
 import { WorkerPool } from '../workers/pool.js';
 import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
@@ -24,6 +24,7 @@ import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
 import { reloadConfig, type ReloadResult } from './reload.js';
+import { SpoolFullWatch } from './spool-full.js';
 import { configureWorker, workerInit } from './worker-settings.js';
 
 export interface DaemonOptions {
@@ -40,6 +41,8 @@ export class StartupError extends Error {
 }
 
 const DRAIN_TIMEOUT_MS = 30_000;
+/** How often the spool's counters are read to tell whether it is full (a native call reading counters). */
+const SPOOL_WATCH_MS = 1000;
 
 export class Daemon {
   private config: Config;
@@ -52,6 +55,9 @@ export class Daemon {
   private readonly intake: Intake;
   private readonly dispatch: Dispatcher;
   private readonly metrics: NodeMetricSet;
+  /** A full spool refuses every message with 452: logged on change and per interval, not per message. */
+  private readonly spoolFull: SpoolFullWatch;
+  private spoolWatchTimer: NodeJS.Timeout | null = null;
   /** #mmove duplicate table shared by every worker (issue 6); sized at start, a reload keeps it. */
   private readonly mmoveDedup: DedupTable;
   private controls: ControlServer[] = [];
@@ -81,7 +87,8 @@ export class Daemon {
       outcome: (status, n) => this.metrics.outcome(status, n),
       logger: this.logger,
     });
-    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup });
+    this.spoolFull = new SpoolFullWatch(this.logger);
+    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full });
     this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
   }
 
@@ -116,6 +123,7 @@ export class Daemon {
     // (route 'wait') instead of being tried from an address this node may not own.
     if (cfg.cluster !== null) this.cluster = new ClusterManager({ config: cfg, logger: this.logger });
     this.openSpool();
+    this.watchSpool();
     const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
     const pool = new WorkerPool({
       size,
@@ -141,6 +149,8 @@ export class Daemon {
       shutdown: () => this.shutdown(),
       startedAt: this.startedAt,
       lastReload: () => this.lastReload,
+      spoolCorrupt: () => listCorrupt(this.spool!.directory),
+      spoolFull: () => this.spoolFull.state(),
     });
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, commands, this.logger);
@@ -177,9 +187,29 @@ export class Daemon {
       commitDelayMs: sc.Commit_Delay,
       segmentSize: sc.Segment_Size,
       copyForwardAfterMs: sc.Copy_Forward_After,
+      // Each torn tail (WARN: never acknowledged) and corrupt record (ERROR: an acknowledged
+      // message is lost, its bytes are in corrupt/) is logged with its file, offset and reason.
+      logger: this.logger,
     });
+    const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
+    const tornTails = this.spool.recoveryEvents.length - corrupt;
     const { unreadable } = this.intake.recovered(this.spool.recover());
-    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, ms: Date.now() - t0 }, 'spool recovered');
+    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, corrupt, tornTails, ms: Date.now() - t0 }, 'spool recovered');
+  }
+
+  /**
+   * Every writer of the spool (listener, DSN, #mmove receipt) on every thread counts its refusals
+   * in the one native spool: the main thread reads them here rather than hearing from each worker
+   * per refused message, so one place logs the state for the node and serves it to /metrics,
+   * /health and the console.
+   */
+  private watchSpool(): void {
+    const read = (): void => {
+      if (this.spool !== null) this.spoolFull.observe(this.spool.stats());
+    };
+    read();
+    this.spoolWatchTimer = setInterval(read, SPOOL_WATCH_MS);
+    this.spoolWatchTimer.unref();
   }
 
   private onAccepted(batch: AcceptedMessage[]): void {
@@ -209,6 +239,7 @@ export class Daemon {
         metrics: this.metrics.render,
         mailq: (filter) => mailqReport(this.queue, filter),
         stopping: () => this.shuttingDown !== null,
+        problems: () => (this.spoolFull.state().full ? ['spool full: refusing messages with 452 4.3.1'] : []),
       });
       await server.start();
       this.https.push(server);
@@ -278,6 +309,8 @@ export class Daemon {
     // After the drain, so /health answers 503 ("stopping") while sessions finish.
     for (const h of this.https) h.close();
     this.https = [];
+    if (this.spoolWatchTimer !== null) clearInterval(this.spoolWatchTimer);
+    this.spoolWatchTimer = null;
     if (this.spool !== null) {
       await this.spool.close();
       this.spool = null;

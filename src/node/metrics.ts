@@ -16,6 +16,8 @@ export interface NodeMetricSources {
   /** Null while the spool is not open. */
   spool: () => Pick<Spool, 'stats'> | null;
   dedup: Pick<DedupTable, 'stats'>;
+  /** True while the spool refuses commits for lack of space (SpoolFullWatch). */
+  spoolFull: () => boolean;
 }
 
 export class NodeMetricSet {
@@ -31,6 +33,7 @@ export class NodeMetricSet {
       queues: () => queueSizes(s.config(), s.queue),
       spool: () => s.spool()?.stats() ?? null,
       mmoveDuplicates: () => s.dedup.stats().duplicates,
+      spoolFull: s.spoolFull,
     });
     this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {

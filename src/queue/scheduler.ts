@@ -81,7 +81,9 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private pumpQueued = false;
-  private stopped = false;
+  // Until start(): recovery queues the spool's mail before the workers that deliver it are ready,
+  // and a batch handed out then fails ('no worker is ready') and waits out the lost-batch retry.
+  private stopped = true;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 

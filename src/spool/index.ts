@@ -26,6 +26,8 @@ import {
   type NativeSpoolStats,
 } from '../native/index.js';
 import { ErrorCode, VipError } from '../errors.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 
 /** Spool.open's options: the native spool's (documented in src/native/spool.ts) and a logger. */
 export interface SpoolOptions extends NativeSpoolOpenOptions {
@@ -38,6 +40,18 @@ export interface SpoolOptions extends NativeSpoolOpenOptions {
 export type RecoveredMessage = NativeRecovered;
 /** What recovery did at open beyond reading good records. Never silent: also logged. */
 export type RecoveryEvent = NativeSpoolEvent;
+/** One entry of `corrupt/`: the saved bytes and the `.reason` file recovery wrote next to them. */
+export interface CorruptEntry {
+  /** The saved bytes, relative to the spool directory (corrupt/<segment>[-<offset>].bad). */
+  savedAs: string;
+  /** The segment or journal file the bytes came from. */
+  file: string;
+  offset: number | null;
+  length: number | null;
+  reason: string;
+  /** When recovery saved them (the .reason file's mtime), ms since the epoch. */
+  savedAt: number;
+}
 /** Where a body lies, for sendfile. The caller owns `fd` (a dup) and must close it. */
 export type BodyLocation = NativeBodyLocation;
 
@@ -276,4 +290,40 @@ export class Spool {
     this.closing ??= spoolClose(this.handle);
     return this.closing;
   }
+}
+
+/**
+ * What `corrupt/` of the spool in `directory` holds, oldest first, from the `.reason` files
+ * recovery writes (native/spool_recovery.cc: "file: ...\noffset: ...\nlength: ...\nreason: ...").
+ * Reads a few small files; any thread, never while a commit waits on it.
+ */
+export async function listCorrupt(directory: string): Promise<CorruptEntry[]> {
+  const dir = path.join(directory, 'corrupt');
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: CorruptEntry[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.reason')) continue;
+    const full = path.join(dir, name);
+    const [text, st] = await Promise.all([fs.readFile(full, 'utf8'), fs.stat(full)]);
+    const field = (k: string): string | undefined => new RegExp(`^${k}: (.*)$`, 'm').exec(text)?.[1];
+    const num = (k: string): number | null => {
+      const v = field(k);
+      return v === undefined ? null : Number(v);
+    };
+    out.push({
+      savedAs: `corrupt/${name.slice(0, -'.reason'.length)}.bad`,
+      file: field('file') ?? '?',
+      offset: num('offset'),
+      length: num('length'),
+      reason: field('reason') ?? '?',
+      savedAt: st.mtimeMs,
+    });
+  }
+  return out.sort((a, b) => a.savedAt - b.savedAt || a.savedAs.localeCompare(b.savedAs));
 }

@@ -2,7 +2,9 @@
 // 452 4.3.1 and keeps serving; once space returns it accepts again. Then the node is killed (-9:
 // nothing in its memory can help) and the spool on disk is read back: every message that got a 250
 // is there byte for byte under its queue id, and nothing that was refused is. Needs CAP_SYS_ADMIN
-// for the mount: fails, never skips, without it (test/helpers/preconditions.ts).
+// for the mount: fails, never skips, without it (test/helpers/preconditions.ts). The state is told
+// once, not per refused message (issue 12, 2): one log line when refusals start and one when they
+// end, vipmta_spool_full on /metrics, /health "degraded", the console's status.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +14,7 @@ import { freePort, killAll, startVipmta } from '../helpers/node-process.js';
 import { requireCapabilities, requireCommand } from '../helpers/preconditions.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const mounts: string[] = [];
 beforeAll(() => {
@@ -39,12 +42,14 @@ describe('full disk', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', spoolDir]);
     mounts.push(spoolDir);
     const port = await freePort();
+    const http = await freePort();
     const n = startVipmta(
       `Worker_Threads = 1
 ESMTP_Listener { Listen "127.0.0.1:${port}" { } }
 Suspend_Delivery = true
 Spool { Directory = "./spool" Segment_Size = 1M }
 Control_Listener { Listen "./run/control.sock" { } }
+Http_Listener { Listen "127.0.0.1:${http}" { } }
 `,
       { cwd },
     );
@@ -70,6 +75,24 @@ Control_Listener { Listen "./run/control.sock" { } }
     expect(full).not.toBeNull();
     expect(full!.code).toBe(452);
     expect(full!.text).toMatch(/^4\.3\.1 /);
+    // Twenty more refusals: still one line.
+    for (let i = 0; i < 20; i++) {
+      const b = body(`more${i}`);
+      const r = await client.send('s@client.test', ['r@dest.test'], b, false);
+      expect(r.code).toBe(452);
+      refused.push(b);
+    }
+    const gauge = async (): Promise<string | undefined> =>
+      (await (await fetch(`http://127.0.0.1:${http}/metrics`)).text()).split('\n').find((l) => l.startsWith('vipmta_spool_full '));
+    await waitFor('vipmta_spool_full 1', async () => (await gauge()) === 'vipmta_spool_full 1', { timeoutMs: 10_000 });
+    const fullErrors = (await (await fetch(`http://127.0.0.1:${http}/metrics`)).text()).split('\n').find((l) => l.startsWith('vipmta_spool_full_errors_total '));
+    expect(Number(fullErrors?.split(' ')[1])).toBeGreaterThanOrEqual(21);
+    const health = await fetch(`http://127.0.0.1:${http}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'degraded', problems: ['spool full: refusing messages with 452 4.3.1'] });
+    expect((await n.console('status')).stdout).toMatch(/^spool: FULL since \S+, refusing messages with 452 4\.3\.1 \(\d+ refused\)$/m);
+    const fullLines = (): number => n.logs.filter((r) => r.msg === 'spool full: refusing messages with 452 4.3.1').length;
+    expect(fullLines()).toBe(1);
     // Still serving: the session goes on, and a new connection is greeted.
     expect((await client.cmd('NOOP')).code).toBe(250);
     const { client: second, greeting } = await SmtpTestClient.connect(port);
@@ -82,6 +105,12 @@ Control_Listener { Listen "./run/control.sock" { } }
     expect(again.code).toBe(250);
     acked.set(again.id!, last);
     await client.quit();
+    const ended = await n.waitForLog((r) => r.msg === 'spool accepts messages again', 10_000);
+    expect(ended.refused).toBeGreaterThanOrEqual(21);
+    expect(fullLines()).toBe(1);
+    expect(await gauge()).toBe('vipmta_spool_full 0');
+    expect(await (await fetch(`http://127.0.0.1:${http}/health`)).json()).toEqual({ status: 'ok' });
+    expect((await n.console('status')).stdout).toMatch(/^spool: ok$/m);
     const mq = await n.console('mailq');
     expect(mq.stdout).toContain(`Total: ${acked.size} message(s)`);
 

@@ -70,4 +70,21 @@ ESMTP_Listener { Listen "0.0.0.0:25" { Enable_Duravip = true } }`))).toEqual([
       'c.conf:2:18: Listen "0.0.0.0:25" sets Enable_Duravip on a wildcard address; a DuraVIP is one address',
     ]);
   });
+
+  it('refuses an ECCluster_Listener with DuraVIP bindings and no Cluster_Secret: every #mmove would get 454', () => {
+    const rest = `ECCluster_Listener { Listen "10.9.0.1:2424" { } }
+Binding "b1" { Bind_Address = 198.51.100.7 Enable_Duravip = true }`;
+    expect(errors(load(`# the cluster link
+Cluster {
+  Topology "198.51.100.0/24" { Interface = "eth1" }
+}
+${rest}`))).toEqual([
+      'c.conf:2:1: Cluster has no Cluster_Secret, but ECCluster_Listener "10.9.0.1:2424" and Binding "b1" (a DuraVIP) move mail between nodes over #mmove, ' +
+        'which every node refuses (454 4.7.0) without it; expected Cluster_Secret = "..." here, the same on every node',
+    ]);
+    // With the secret it loads; without an ECCluster_Listener, or without a DuraVIP binding, nothing moves over #mmove.
+    ok(load(`Cluster { Cluster_Secret = "s" Topology "198.51.100.0/24" { Interface = "eth1" } }\n${rest}`));
+    ok(load(`${CLUSTER}\nBinding "b1" { Bind_Address = 198.51.100.7 Enable_Duravip = true }`));
+    ok(load(`${CLUSTER}\nECCluster_Listener { Listen "10.9.0.1:2424" { } }\nBinding "b1" { Bind_Address = 10.1.1.1 }`));
+  });
 });

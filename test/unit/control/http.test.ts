@@ -68,6 +68,16 @@ describe('HTTP admin server', () => {
     expect(await h.json()).toEqual({ status: 'stopping' });
   });
 
+  it('answers 200 "degraded" with the problems while the node runs degraded, 503 once it stops', async () => {
+    let stopping = false;
+    const { base } = await serve({ problems: () => ['spool full: refusing messages with 452 4.3.1'], stopping: () => stopping });
+    const h = await fetch(`${base}/health`);
+    expect(h.status).toBe(200);
+    expect(await h.json()).toEqual({ status: 'degraded', problems: ['spool full: refusing messages with 452 4.3.1'] });
+    stopping = true;
+    expect((await fetch(`${base}/health`)).status).toBe(503);
+  });
+
   it('answers a bland 500 when a provider throws or rejects, and keeps serving', async () => {
     const broke = (): never => {
       throw new Error('/secret/path broke');

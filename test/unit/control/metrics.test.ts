@@ -10,7 +10,7 @@ import { tempDir } from '../../helpers/tmp.js';
 
 /** Sources with nothing queued, no spool and no duplicates, overridden per test. */
 function sources(over: Partial<MetricSources> = {}): MetricSources {
-  return { queues: () => [], spool: () => null, mmoveDuplicates: () => 0, ...over };
+  return { queues: () => [], spool: () => null, mmoveDuplicates: () => 0, spoolFull: () => false, ...over };
 }
 
 /** One sample's value from the exposition text, or undefined when the series is absent. */
@@ -29,8 +29,9 @@ describe('node metrics', () => {
           { bindingGroup: 'default', binding: 'default', active: 2, deferred: 1, hold: 0 },
           { bindingGroup: 'news', binding: 'news-a', active: 0, deferred: 0, hold: 4 },
         ],
-        spool: () => ({ messages: 7, bytes: 28672, latency: latency([3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 1_250_450) }),
+        spool: () => ({ messages: 7, bytes: 28672, corrupt: 1, tornTails: 0, fullErrors: 3, latency: latency([3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 1_250_450) }),
         mmoveDuplicates: () => 2,
+        spoolFull: () => true,
       }),
     );
     m.received.inc(5);
@@ -94,6 +95,19 @@ describe('node metrics', () => {
         'vipmta_spool_commit_latency_seconds_sum 1.25045',
         'vipmta_spool_commit_latency_seconds_count 5',
         '',
+        '# HELP vipmta_spool_full 1 while the spool refuses commits for lack of space (new mail gets 452 4.3.1), else 0.',
+        '# TYPE vipmta_spool_full gauge',
+        'vipmta_spool_full 1',
+        '',
+        '# HELP vipmta_spool_full_errors_total Commits the spool refused for lack of space (ENOSPC, EDQUOT): a 452 4.3.1, a DSN or a #mmove receipt not written.',
+        '# TYPE vipmta_spool_full_errors_total counter',
+        'vipmta_spool_full_errors_total 3',
+        '',
+        '# HELP vipmta_spool_recovery_events_total Spool records found damaged at open: kind="corrupt" (moved to corrupt/, an acknowledged message lost), kind="torn_tail" (an unacknowledged write cut off).',
+        '# TYPE vipmta_spool_recovery_events_total counter',
+        'vipmta_spool_recovery_events_total{kind="corrupt"} 1',
+        'vipmta_spool_recovery_events_total{kind="torn_tail"} 0',
+        '',
         '# HELP vipmta_mmove_moved_total Recipients handed to the node that owns their binding (#mmove), each after its 250.',
         '# TYPE vipmta_mmove_moved_total counter',
         'vipmta_mmove_moved_total 6',
@@ -138,7 +152,7 @@ describe('node metrics', () => {
 
   it('keeps the spool series\' last values while the spool is closed; no latency series before the first', async () => {
     let open = false;
-    const m = buildMetrics(sources({ spool: () => (open ? { messages: 2, bytes: 100, latency: latency([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 50) } : null) }));
+    const m = buildMetrics(sources({ spool: () => (open ? { messages: 2, bytes: 100, corrupt: 0, tornTails: 0, fullErrors: 0, latency: latency([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 50) } : null) }));
     let text = await m.render();
     expect(sample(text, 'vipmta_spool_messages')).toBe(0);
     expect(text).toContain('# TYPE vipmta_spool_commit_latency_seconds histogram');
@@ -154,7 +168,7 @@ describe('node metrics', () => {
   });
 
   it('treats a counter going down and a latency histogram of the wrong shape as programmer errors', async () => {
-    const m = buildMetrics(sources({ spool: () => ({ messages: 0, bytes: 0, latency: latency([1, 2], 0) }) }));
+    const m = buildMetrics(sources({ spool: () => ({ messages: 0, bytes: 0, corrupt: 0, tornTails: 0, fullErrors: 0, latency: latency([1, 2], 0) }) }));
     expect(() => m.received.inc(-1)).toThrow(/decrease/);
     await expect(m.render()).rejects.toThrow(/expected 12 bucket counts, got 2/);
   });

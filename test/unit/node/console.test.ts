@@ -1,7 +1,7 @@
 // The node's console commands (src/node/console.ts) over a real queue manager: selectors, hold and
 // release, message show, the workers table, and the error codes the CLI turns into exit status.
 import { describe, expect, it } from 'vitest';
-import { nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
+import { formatCorrupt, nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
 import type { ReloadResult } from '../../../src/node/reload.js';
 import { config, idleQueue, recordingLogger } from './helpers.js';
 
@@ -19,7 +19,7 @@ function host(reload: ReloadResult = { ok: true, message: 'config reloaded' }): 
   } as unknown as ReturnType<ConsoleHost['pool']>;
   return {
     config: () => cfg, configFile: null, queue, pool: () => pool, cluster: () => null,
-    reload: async () => reload, shutdown: async () => {}, startedAt: NOW, lastReload: () => null,
+    reload: async () => reload, shutdown: async () => {}, startedAt: NOW, lastReload: () => null, spoolCorrupt: async () => [], spoolFull: () => ({ full: false, since: null, refused: 0 }),
   };
 }
 
@@ -59,6 +59,25 @@ describe('node console', () => {
     const t = nodeCommands(host({ ok: false, message: 'config reload failed; keeping the running config:\nbad' }));
     await expect(t.run(['config', 'reload'])).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID', message: 'config reload failed; keeping the running config:\nbad' });
     expect(await nodeCommands(host()).run(['config', 'reload'])).toBe('config reloaded\n');
+  });
+
+  it('lists what corrupt/ holds, one row per saved region, and the count', () => {
+    expect(formatCorrupt([])).toBe('corrupt: 0 record(s)\n');
+    expect(formatCorrupt([
+      { savedAs: 'corrupt/seg-1.spool-000000000040.bad', file: 'seg-1.spool', offset: 64, length: 512, reason: 'checksum mismatch', savedAt: NOW },
+      { savedAs: 'corrupt/seg-2.spool.bad', file: 'seg-2.spool', offset: null, length: null, reason: 'bad magic', savedAt: NOW },
+    ])).toBe(
+      'Saved                     As                                    From         Offset  Length  Reason\n'
+      + `${new Date(NOW).toISOString()}  corrupt/seg-1.spool-000000000040.bad  seg-1.spool  64      512     checksum mismatch\n`
+      + `${new Date(NOW).toISOString()}  corrupt/seg-2.spool.bad               seg-2.spool  -       -       bad magic\n`
+      + 'corrupt: 2 record(s)\n',
+    );
+  });
+
+  it('shows a full spool in status', async () => {
+    expect(await nodeCommands(host()).run(['status'])).toMatch(/^spool: ok$/m);
+    const full = { ...host(), spoolFull: () => ({ full: true, since: NOW, refused: 12 }) };
+    expect(await nodeCommands(full).run(['status'])).toMatch(new RegExp(`^spool: FULL since ${new Date(NOW).toISOString()}, refusing messages with 452 4\\.3\\.1 \\(12 refused\\)$`, 'm'));
   });
 
   it('registers the cluster commands after its own', async () => {
