@@ -478,7 +478,10 @@ export class ReceiverSession {
       },
       (err: unknown) => {
         const full = errorCode(err) === 'ERR_SPOOL_FULL';
-        o.logger.error({ err, listener: o.name, node: peer }, full ? 'spool full: refusing mmove with 452 4.3.1' : 'mmove: spool commit failed');
+        // A full spool is reported once by the main thread's watch (node/spool-full.ts), which
+        // counts every refusal from the spool's own counters; one line per message would flood.
+        if (full) o.logger.debug({ listener: o.name, node: peer }, 'spool full: refused an mmove with 452 4.3.1');
+        else o.logger.error({ err, listener: o.name, node: peer }, 'mmove: spool commit failed');
         this.fill(slot, text(full ? REPLIES.spoolFull : REPLIES.localError));
       },
     );
