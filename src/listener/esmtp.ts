@@ -91,7 +91,7 @@ export class EsmtpListener {
     this.disabled = disabled;
     const serverOptions: SMTPServerOptions = {
       name: this.name,
-      banner: 'ESMTP vipmta',
+      banner: 'vipmta', // smtp-server writes '220 <name> ESMTP <banner>'
       logger: false,
       disableReverseLookup: true,
       hideENHANCEDSTATUSCODES: false,
