@@ -1,4 +1,4 @@
-// The node's console commands (config, mailq, hold/release/rebind, message show, workers, status,
+// The node's console commands (config, mailq, hold/release/rebind, message list/show, workers, status,
 // shutdown) and the queue views the HTTP admin API shares with them. The cluster's commands are
 // in src/cluster/console.ts. Main thread; handlers await worker calls at most, never block.
 import type { ClusterManager } from '../cluster/manager.js';
@@ -8,13 +8,13 @@ import { CommandTable } from '../control/commands.js';
 import type { MailqReport } from '../control/http.js';
 import { ErrorCode, VipError } from '../errors.js';
 import type { QueueManager, Selector } from '../queue/manager.js';
-import { formatMailq } from '../queue/views.js';
+import { formatMailq, formatMessageList } from '../queue/views.js';
 import { VERSION } from '../version.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { WorkerStats } from '../workers/protocol.js';
 import type { ReloadResult } from './reload.js';
 
-type ConsoleQueue = Pick<QueueManager, 'mailq' | 'counts' | 'hold' | 'release' | 'rebind' | 'show'>;
+type ConsoleQueue = Pick<QueueManager, 'mailq' | 'counts' | 'hold' | 'release' | 'rebind' | 'show' | 'list'>;
 
 /** What the console reads and drives; the daemon is the real one. */
 export interface ConsoleHost {
@@ -79,6 +79,20 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
     if (args.length < 1 || args.length > 2) throw badRequest('usage: rebind <binding|all> [domain]');
     const n = h.queue.rebind(args[0]!, args[1]);
     return `rebound ${n} part(s)\n`;
+  });
+  t.add('message list [-b BINDING] [-d DOMAIN] [--limit N]', 'queued messages, oldest first: queue id, sender, size, arrival, parts per state, next attempt', (args) => {
+    const usage = 'usage: message list [-b binding] [-d domain] [--limit n]';
+    const filter: { domain?: string; binding?: string } = {};
+    let limit = 100;
+    for (let i = 0; i < args.length; i += 2) {
+      const v = args[i + 1];
+      if (v === undefined) throw badRequest(usage);
+      if (args[i] === '-b') filter.binding = v;
+      else if (args[i] === '-d') filter.domain = v;
+      else if (args[i] === '--limit' && /^\d+$/.test(v) && Number(v) > 0) limit = Number(v);
+      else throw badRequest(usage);
+    }
+    return formatMessageList(h.queue.list(filter, limit));
   });
   t.add('message show QUEUE-ID', 'one queued message: its parts, bindings, attempts and next attempts', (args) => {
     if (args.length !== 1) throw badRequest('usage: message show <queue-id>');

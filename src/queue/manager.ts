@@ -22,7 +22,7 @@ import { outcomeOf } from './outcome.js';
 import { RouteTable, type Route } from './routes.js';
 import { NONE, Scheduler, type DestQueue } from './scheduler.js';
 import { DEFERRED, HOLD, READY } from './store.js';
-import { bindingRows, mailqRows, messageView, stateCounts, type MailqRow, type MessageView, type QueueState } from './views.js';
+import { bindingRows, mailqRows, messageList, messageView, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState } from './views.js';
 
 export { backoff } from './outcome.js';
 export { LOCAL_ROUTE, MMOVE_BINDING, type Route } from './routes.js';
@@ -207,6 +207,11 @@ export class QueueManager {
   /** Parts per (group, binding) and state. */
   byBinding(): { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }[] {
     return bindingRows(this.sched);
+  }
+
+  /** Queued messages, oldest first, at most `limit`, and how many more match (`message list`). */
+  list(filter: { domain?: string; binding?: string } = {}, limit = 100): { rows: MessageListRow[]; more: number } {
+    return messageList(this.sched, filter, limit);
   }
 
   /** One message's parts, or null. */
