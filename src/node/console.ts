@@ -94,7 +94,7 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
     }
     return formatMessageList(h.queue.list(filter, limit));
   });
-  t.add('message show QUEUE-ID', 'one queued message: its parts, bindings, attempts and next attempts', (args) => {
+  t.add('message show QUEUE-ID', 'one queued message: its parts, bindings, attempts, next attempts and last replies', (args) => {
     if (args.length !== 1) throw badRequest('usage: message show <queue-id>');
     return formatMessage(h.queue, args[0]!);
   });
@@ -113,7 +113,7 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
   return t;
 }
 
-/** `message show`: the message line, then one line per part. */
+/** `message show`: the message line, then one line per part (and its last reply, if deferred). */
 export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): string {
   const m = queue.show(id);
   if (m === null) throw new VipError(ErrorCode.CONTROL_NOT_FOUND, `no queued message ${id}`);
@@ -122,6 +122,7 @@ export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): st
     const next = p.nextAttempt === null ? '-' : new Date(p.nextAttempt).toISOString();
     const via = p.via === null ? '' : `  via default/#mmove to ${p.via}`;
     lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}${via}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
+    if (p.lastReply !== null) lines.push(`    last reply: ${p.lastReply}`);
   }
   return lines.join('\n') + '\n';
 }

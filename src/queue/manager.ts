@@ -345,6 +345,15 @@ export class QueueManager {
       this.o.onOutcome?.('deferred', retry.rcpts.length);
       sched.leave(s);
       st.rcpts[s] = retry.rcpts.join('\n');
+      // What `message show` gives as the reason: the last reply of a recipient still to deliver
+      // (none when the batch brought no result, e.g. a worker died: the earlier reply stays).
+      for (let i = out.replies.length - 1; i >= 0; i--) {
+        const r = out.replies[i]!;
+        if (r.status !== 'delivered' && r.status !== 'bounced') {
+          st.setReply(s, r.reply);
+          break;
+        }
+      }
       st.attempts[s] = retry.attempts;
       st.next[s] = retry.next;
       // Its binding may have moved to another node meanwhile: then it goes there (#mmove).

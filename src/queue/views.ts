@@ -27,6 +27,8 @@ export interface PartView {
   attempts: number;
   nextAttempt: number | null;
   rcpt: string[];
+  /** The last reply that deferred it (since this node took it), or null. */
+  lastReply: string | null;
 }
 
 export interface MessageView {
@@ -90,6 +92,7 @@ export function messageView(sched: Scheduler, id: string): MessageView | null {
       attempts: st.attempts[s]!,
       nextAttempt: state === DEFERRED ? st.next[s]! : null,
       rcpt: st.rcpts[s]!.split('\n'),
+      lastReply: st.lastReply.get(s) ?? null,
     };
   });
   return { id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, parts };

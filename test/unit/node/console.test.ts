@@ -1,7 +1,7 @@
 // The node's console commands (src/node/console.ts) over a real queue manager: selectors, hold and
 // release, message show, the workers table, and the error codes the CLI turns into exit status.
 import { describe, expect, it } from 'vitest';
-import { nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
+import { formatMessage, nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
 import type { ReloadResult } from '../../../src/node/reload.js';
 import { config, idleQueue, recordingLogger } from './helpers.js';
 
@@ -70,6 +70,19 @@ describe('node console', () => {
     for (const bad of [['--limit', '0'], ['--limit', 'x'], ['-b'], ['-x', 'v']]) {
       await expect(t.run(['message', 'list', ...bad])).rejects.toMatchObject({ code: 'ERR_CONTROL_BAD_REQUEST' });
     }
+  });
+
+  it('shows the last reply of a deferred part under it', () => {
+    const part = { bindingGroup: 'default', binding: 'b1', domain: 'one.test', via: null, state: 'deferred' as const, attempts: 3, nextAttempt: NOW, rcpt: ['x@one.test'] };
+    const queue = {
+      show: () => ({ id: 'Q9', from: '', size: 1, arrival: NOW, parts: [{ ...part, lastReply: '451 4.7.1 greylisted, try later' }, { ...part, domain: 'two.test', lastReply: null }] }),
+    };
+    expect(formatMessage(queue, 'Q9')).toBe(
+      `Q9  from <>  size 1  arrived ${new Date(NOW).toISOString()}\n`
+      + `  default/b1  one.test  deferred  attempts 3  next ${new Date(NOW).toISOString()}  rcpt <x@one.test>\n`
+      + '    last reply: 451 4.7.1 greylisted, try later\n'
+      + `  default/b1  two.test  deferred  attempts 3  next ${new Date(NOW).toISOString()}  rcpt <x@one.test>\n`,
+    );
   });
 
   it('lists the workers with what each reports', async () => {
