@@ -50,7 +50,7 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
     setImmediate(() => void h.shutdown());
     return 'shutting down\n';
   });
-  t.add('mailq [-d DOMAIN] [-b BINDING]', 'queued messages per binding and domain: active (AQ) and deferred (DQ)', (args) => {
+  t.add('mailq [-d DOMAIN] [-b BINDING]', 'queued parts per binding and domain: active (AQ), deferred (DQ) and held (HQ)', (args) => {
     const filter: { domain?: string; binding?: string } = {};
     for (let i = 0; i < args.length; i++) {
       const flag = args[i];

@@ -1,6 +1,6 @@
 // What the console and the admin API show of the queue: mailq rows per (group, binding, domain),
-// totals, parts per binding, one message's parts, and Momentum's mailq layout. Read-only over the
-// scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
+// totals, parts per binding, the message list, one message's parts, and Momentum's mailq layout.
+// Read-only over the scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
 import type { Scheduler } from './scheduler.js';
 import { DEFERRED, INFLIGHT, READY } from './store.js';
 
@@ -162,12 +162,13 @@ export function formatMessageList(list: { rows: MessageListRow[]; more: number }
   return lines.join('\n') + '\n';
 }
 
-/** Momentum's mailq layout: `Group/Binding  Domain  AQ  DQ`, then totals. */
+/** Momentum's mailq layout, `Group/Binding  Domain  AQ  DQ`, with held parts in their own column
+ *  (HQ) as Postfix and Momentum show held mail apart from deferred; then totals. */
 export function formatMailq(rows: MailqRow[], totals: { active: number; deferred: number; hold: number; messages: number }): string {
-  const head = ['Group/Binding', 'Domain', 'AQ', 'DQ'];
-  const body = rows.map((r) => [`${r.bindingGroup}/${r.binding}`, r.domain || '(none)', String(r.active), String(r.deferred + r.hold)]);
+  const head = ['Group/Binding', 'Domain', 'AQ', 'DQ', 'HQ'];
+  const body = rows.map((r) => [`${r.bindingGroup}/${r.binding}`, r.domain || '(none)', String(r.active), String(r.deferred), String(r.hold)]);
   const all = [head, ...body];
   const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => `${r[0]!.padEnd(w[0]!)}  ${r[1]!.padEnd(w[1]!)}  ${r[2]!.padStart(w[2]!)}  ${r[3]!.padStart(w[3]!)}`;
+  const line = (r: string[]): string => r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   return [...all.map(line), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
 }
