@@ -1,5 +1,8 @@
 // The `vipmta` command line: start a node, check a config, or talk to a running node's console.
 // Exit status: 0 success, 1 failure (invalid config, command refused, node unreachable), 2 usage.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { controlSocketPaths, defaultConfig, formatConfigError, loadConfigFile } from '../config/index.js';
 import { sendCommand } from '../control/client.js';
@@ -106,7 +109,12 @@ async function consoleCommand(args: string[]): Promise<number> {
   const a = { config, positionals: args.slice(i) };
   if (socket === null) {
     if (a.config === null) {
-      socket = defaultConfig().controlListeners[0]!.path;
+      const found = defaultSocket();
+      if (typeof found !== 'string') {
+        process.stderr.write(`vipmta: no control socket found; tried ${found.tried.join(', ')}; pass -s SOCKET or -c FILE\n`);
+        return 1;
+      }
+      socket = found;
     } else {
       // Lenient on purpose: a node must stay reachable while its config file has errors.
       const paths = controlSocketPaths(a.config);
@@ -124,6 +132,27 @@ async function consoleCommand(args: string[]): Promise<number> {
     process.stderr.write(`vipmta: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/**
+ * The socket of a node started with the built-in default: its path is relative to the directory the
+ * node was started in, which the console cannot know. Tried in order: the working directory (the
+ * node was started here), then the package's own directory (where `npm start` runs it). The first
+ * that exists is used; else the paths tried, for the error.
+ */
+function defaultSocket(): string | { tried: string[] } {
+  // The built-in config's path, resolved against the working directory: var/run/vipmta.sock.
+  const rel = path.relative(process.cwd(), defaultConfig().controlListeners[0]!.path);
+  const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const tried = [...new Set([path.join(process.cwd(), rel), path.join(packageDir, rel)])];
+  for (const p of tried) {
+    try {
+      if (fs.statSync(p).isSocket()) return p;
+    } catch {
+      // ENOENT and the like: try the next.
+    }
+  }
+  return { tried };
 }
 
 async function hashPasswordCommand(): Promise<number> {

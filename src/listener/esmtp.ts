@@ -131,7 +131,7 @@ export class EsmtpListener {
     if (o.Smtputf8) this.mailParams.add('SMTPUTF8');
     const serverOptions: SMTPServerOptions = {
       name: this.name,
-      banner: 'ESMTP vipmta',
+      banner: 'vipmta', // smtp-server writes '220 <name> ESMTP <banner>'
       logger: false,
       disableReverseLookup: true,
       hideENHANCEDSTATUSCODES: false,

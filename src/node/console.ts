@@ -1,4 +1,4 @@
-// The node's console commands (config, mailq, hold/release/rebind, message show, workers, status,
+// The node's console commands (config, mailq, hold/release/rebind, message list/show, workers, status,
 // spool corrupt, shutdown) and the queue views the HTTP admin API shares with them. The cluster's commands are
 // in src/cluster/console.ts. Main thread; handlers await worker calls at most, never block.
 import type { ClusterManager } from '../cluster/manager.js';
@@ -9,14 +9,14 @@ import type { MailqReport } from '../control/http.js';
 import { ErrorCode, VipError } from '../errors.js';
 import type { QueueManager, Selector } from '../queue/manager.js';
 import type { CorruptEntry } from '../spool/index.js';
-import { formatMailq } from '../queue/views.js';
+import { formatMailq, formatMessageList } from '../queue/views.js';
 import { VERSION } from '../version.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { WorkerStats } from '../workers/protocol.js';
 import type { ReloadResult } from './reload.js';
 import type { SpoolFullState } from './spool-full.js';
 
-type ConsoleQueue = Pick<QueueManager, 'mailq' | 'counts' | 'hold' | 'release' | 'rebind' | 'show'>;
+type ConsoleQueue = Pick<QueueManager, 'mailq' | 'counts' | 'hold' | 'release' | 'rebind' | 'show' | 'list'>;
 
 /** What the console reads and drives; the daemon is the real one. */
 export interface ConsoleHost {
@@ -56,7 +56,7 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
     setImmediate(() => void h.shutdown());
     return 'shutting down\n';
   });
-  t.add('mailq [-d DOMAIN] [-b BINDING]', 'queued messages per binding and domain: active (AQ) and deferred (DQ)', (args) => {
+  t.add('mailq [-d DOMAIN] [-b BINDING]', 'queued parts per binding and domain: active (AQ), deferred (DQ) and held (HQ)', (args) => {
     const filter: { domain?: string; binding?: string } = {};
     for (let i = 0; i < args.length; i++) {
       const flag = args[i];
@@ -86,7 +86,21 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
     const n = h.queue.rebind(args[0]!, args[1]);
     return `rebound ${n} part(s)\n`;
   });
-  t.add('message show QUEUE-ID', 'one queued message: its parts, bindings, attempts and next attempts', (args) => {
+  t.add('message list [-b BINDING] [-d DOMAIN] [--limit N]', 'queued messages, oldest first: queue id, sender, size, arrival, parts per state, next attempt', (args) => {
+    const usage = 'usage: message list [-b binding] [-d domain] [--limit n]';
+    const filter: { domain?: string; binding?: string } = {};
+    let limit = 100;
+    for (let i = 0; i < args.length; i += 2) {
+      const v = args[i + 1];
+      if (v === undefined) throw badRequest(usage);
+      if (args[i] === '-b') filter.binding = v;
+      else if (args[i] === '-d') filter.domain = v;
+      else if (args[i] === '--limit' && /^\d+$/.test(v) && Number(v) > 0) limit = Number(v);
+      else throw badRequest(usage);
+    }
+    return formatMessageList(h.queue.list(filter, limit));
+  });
+  t.add('message show QUEUE-ID', 'one queued message: its parts, bindings, attempts, next attempts and last replies', (args) => {
     if (args.length !== 1) throw badRequest('usage: message show <queue-id>');
     return formatMessage(h.queue, args[0]!);
   });
@@ -108,7 +122,7 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
   return t;
 }
 
-/** `message show`: the message line, then one line per part. */
+/** `message show`: the message line, then one line per part (and its last reply, if deferred). */
 export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): string {
   const m = queue.show(id);
   if (m === null) throw new VipError(ErrorCode.CONTROL_NOT_FOUND, `no queued message ${id}`);
@@ -117,6 +131,7 @@ export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): st
     const next = p.nextAttempt === null ? '-' : new Date(p.nextAttempt).toISOString();
     const via = p.via === null ? '' : `  via default/#mmove to ${p.via}`;
     lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}${via}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
+    if (p.lastReply !== null) lines.push(`    last reply: ${p.lastReply}`);
   }
   return lines.join('\n') + '\n';
 }

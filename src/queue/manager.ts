@@ -22,7 +22,7 @@ import { outcomeOf } from './outcome.js';
 import { RouteTable, type Route } from './routes.js';
 import { NONE, Scheduler, type DestQueue } from './scheduler.js';
 import { DEFERRED, HOLD, READY } from './store.js';
-import { bindingRows, mailqRows, messageView, stateCounts, type MailqRow, type MessageView, type QueueState } from './views.js';
+import { bindingRows, mailqRows, messageList, messageView, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState } from './views.js';
 
 export { backoff } from './outcome.js';
 export { LOCAL_ROUTE, MMOVE_BINDING, type Route } from './routes.js';
@@ -209,6 +209,11 @@ export class QueueManager {
     return bindingRows(this.sched);
   }
 
+  /** Queued messages, oldest first, at most `limit`, and how many more match (`message list`). */
+  list(filter: { domain?: string; binding?: string } = {}, limit = 100): { rows: MessageListRow[]; more: number } {
+    return messageList(this.sched, filter, limit);
+  }
+
   /** One message's parts, or null. */
   show(id: string): MessageView | null {
     return messageView(this.sched, id);
@@ -340,6 +345,15 @@ export class QueueManager {
       this.o.onOutcome?.('deferred', retry.rcpts.length);
       sched.leave(s);
       st.rcpts[s] = retry.rcpts.join('\n');
+      // What `message show` gives as the reason: the last reply of a recipient still to deliver
+      // (none when the batch brought no result, e.g. a worker died: the earlier reply stays).
+      for (let i = out.replies.length - 1; i >= 0; i--) {
+        const r = out.replies[i]!;
+        if (r.status !== 'delivered' && r.status !== 'bounced') {
+          st.setReply(s, r.reply);
+          break;
+        }
+      }
       st.attempts[s] = retry.attempts;
       st.next[s] = retry.next;
       // Its binding may have moved to another node meanwhile: then it goes there (#mmove).

@@ -82,6 +82,14 @@ export class PartStore {
   heapPos = new Int32Array(0);
   /** 1 when the message has persisted state in the spool (so later changes must be persisted too). */
   persisted = new Uint8Array(0);
+  /** The last transient reply of a part that was deferred after an attempt (`message show`). Only
+   *  such parts have an entry, so a queue without deferrals pays nothing; not persisted (after a
+   *  restart the next attempt tells). Equal texts share one string (setReply). */
+  readonly lastReply = new Map<number, string>();
+  /** Reply texts seen lately, so a mass deferral ("421 4.7.0 try later" for 100,000 messages)
+   *  holds one string, not one per message (each result arrives as its own copy). Cleared when full:
+   *  bounded, and strings already stored stay valid. */
+  private readonly replyTexts = new Map<string, string>();
 
   get count(): number {
     return this.live;
@@ -111,7 +119,19 @@ export class PartStore {
     return s;
   }
 
+  /** Records part `s`'s last reply (a deferral's); shares the text with equal earlier ones. */
+  setReply(s: number, text: string): void {
+    let t = this.replyTexts.get(text);
+    if (t === undefined) {
+      if (this.replyTexts.size >= 4096) this.replyTexts.clear();
+      this.replyTexts.set(text, text);
+      t = text;
+    }
+    this.lastReply.set(s, t);
+  }
+
   free(s: number): void {
+    if (this.lastReply.size !== 0) this.lastReply.delete(s);
     this.id[s] = undefined;
     this.from[s] = undefined;
     this.rcpts[s] = undefined;

@@ -1,6 +1,6 @@
 // What the console and the admin API show of the queue: mailq rows per (group, binding, domain),
-// totals, parts per binding, one message's parts, and Momentum's mailq layout. Read-only over the
-// scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
+// totals, parts per binding, the message list, one message's parts, and Momentum's mailq layout.
+// Read-only over the scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
 import type { Scheduler } from './scheduler.js';
 import { DEFERRED, INFLIGHT, READY } from './store.js';
 
@@ -27,6 +27,8 @@ export interface PartView {
   attempts: number;
   nextAttempt: number | null;
   rcpt: string[];
+  /** The last reply that deferred it (since this node took it), or null. */
+  lastReply: string | null;
 }
 
 export interface MessageView {
@@ -90,17 +92,83 @@ export function messageView(sched: Scheduler, id: string): MessageView | null {
       attempts: st.attempts[s]!,
       nextAttempt: state === DEFERRED ? st.next[s]! : null,
       rcpt: st.rcpts[s]!.split('\n'),
+      lastReply: st.lastReply.get(s) ?? null,
     };
   });
   return { id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, parts };
 }
 
-/** Momentum's mailq layout: `Group/Binding  Domain  AQ  DQ`, then totals. */
-export function formatMailq(rows: MailqRow[], totals: { active: number; deferred: number; hold: number; messages: number }): string {
-  const head = ['Group/Binding', 'Domain', 'AQ', 'DQ'];
-  const body = rows.map((r) => [`${r.bindingGroup}/${r.binding}`, r.domain || '(none)', String(r.active), String(r.deferred + r.hold)]);
+export interface MessageListRow {
+  id: string;
+  from: string;
+  size: number;
+  arrival: number;
+  /** Parts per state, in the order active, sending, deferred, hold (only states with parts). */
+  states: [QueueState | 'sending', number][];
+  /** The earliest next attempt of its deferred parts, or null (none deferred). */
+  nextAttempt: number | null;
+}
+
+/** Queued messages, in arrival order of the index (oldest first), at most `limit`; `more` is how
+ *  many others match. A message matches a filter when one of its parts' home queues does.
+ *  O(messages): a console command, never on a delivery path. */
+export function messageList(sched: Scheduler, filter: { domain?: string; binding?: string }, limit: number): { rows: MessageListRow[]; more: number } {
+  const d = filter.domain?.toLowerCase();
+  const st = sched.store;
+  const rows: MessageListRow[] = [];
+  let more = 0;
+  for (const [id, first] of sched.byId) {
+    const ring = st.ringOf(first);
+    if (d !== undefined || filter.binding !== undefined) {
+      const hit = ring.some((s) => {
+        const q = sched.queues[st.home[s]!]!;
+        return (d === undefined || q.domain === d) && (filter.binding === undefined || q.binding === filter.binding);
+      });
+      if (!hit) continue;
+    }
+    if (rows.length >= limit) {
+      more++;
+      continue;
+    }
+    const n = { active: 0, sending: 0, deferred: 0, hold: 0 };
+    let next: number | null = null;
+    for (const s of ring) {
+      const state = st.state[s]!;
+      if (state === DEFERRED) {
+        n.deferred++;
+        if (next === null || st.next[s]! < next) next = st.next[s]!;
+      } else if (state === INFLIGHT) n.sending++;
+      else if (state === READY) n.active++;
+      else n.hold++;
+    }
+    const states = (Object.entries(n) as [QueueState | 'sending', number][]).filter(([, c]) => c > 0);
+    rows.push({ id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, states, nextAttempt: next });
+  }
+  return { rows, more };
+}
+
+/** `message list`: one row per message, then how many more there are. */
+export function formatMessageList(list: { rows: MessageListRow[]; more: number }): string {
+  const head = ['Queue-ID', 'From', 'Size', 'Arrived', 'Parts', 'Next attempt'];
+  const body = list.rows.map((r) => [
+    r.id, `<${r.from}>`, String(r.size), new Date(r.arrival).toISOString(),
+    r.states.map(([state, c]) => `${c} ${state}`).join(', '),
+    r.nextAttempt === null ? '-' : new Date(r.nextAttempt).toISOString(),
+  ]);
   const all = [head, ...body];
   const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => `${r[0]!.padEnd(w[0]!)}  ${r[1]!.padEnd(w[1]!)}  ${r[2]!.padStart(w[2]!)}  ${r[3]!.padStart(w[3]!)}`;
+  const lines = all.map((r) => r.map((c, i) => (i === 2 ? c.padStart(w[i]!) : i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  '));
+  lines.push(list.more > 0 ? `${list.rows.length} shown, ${list.more} more (use --limit, -b or -d)` : `${list.rows.length} message(s)`);
+  return lines.join('\n') + '\n';
+}
+
+/** Momentum's mailq layout, `Group/Binding  Domain  AQ  DQ`, with held parts in their own column
+ *  (HQ) as Postfix and Momentum show held mail apart from deferred; then totals. */
+export function formatMailq(rows: MailqRow[], totals: { active: number; deferred: number; hold: number; messages: number }): string {
+  const head = ['Group/Binding', 'Domain', 'AQ', 'DQ', 'HQ'];
+  const body = rows.map((r) => [`${r.bindingGroup}/${r.binding}`, r.domain || '(none)', String(r.active), String(r.deferred), String(r.hold)]);
+  const all = [head, ...body];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   return [...all.map(line), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
 }

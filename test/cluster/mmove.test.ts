@@ -136,7 +136,7 @@ describe('#mmove on three nodes', () => {
     } finally {
       process.kill(n2.proc.pid, 'SIGCONT');
     }
-    expect(mailq).toMatch(/^Group\/Binding\s+Domain\s+AQ\s+DQ$/m);
+    expect(mailq).toMatch(/^Group\/Binding\s+Domain\s+AQ\s+DQ\s+HQ$/m);
     await waitFor('the pending 20 delivered', () => new Set(burst('pending').flatMap((t) => t.rcpt)).size === 20, { timeoutMs: 60_000 });
     expect(new Set(burst('pending').map((t) => t.remote))).toEqual(new Set([VIP]));
   });

@@ -1,5 +1,6 @@
 // The vipmta command line as an operator uses it: check-config, console errors, usage, exit codes.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliPath, runCli } from '../helpers/node-process.js';
@@ -40,6 +41,31 @@ describe('vipmta check-config', () => {
 });
 
 describe('vipmta console', () => {
+  it('without -s or -c, says which default socket paths it tried', async () => {
+    const dir = tmp();
+    const r = await runCli([cliPath, 'console', 'version'], dir);
+    expect(r.status).toBe(1);
+    const packageDir = path.resolve(path.dirname(cliPath), '..'); // bin/vipmta.js's checkout
+    expect(r.stderr).toBe(`vipmta: no control socket found; tried ${path.join(dir, 'var/run/vipmta.sock')}, ${path.join(packageDir, 'var/run/vipmta.sock')}; pass -s SOCKET or -c FILE\n`);
+  });
+
+  it('without -s or -c, uses the built-in default socket under the working directory', async () => {
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, 'var', 'run'), { recursive: true });
+    // A stand-in node: answers one console command as the control socket does.
+    const server = net.createServer((c) => {
+      c.once('data', (d) => c.end(JSON.stringify({ ok: true, output: `got ${JSON.parse(d.toString()).argv.join(' ')}\n` })));
+    });
+    await new Promise<void>((r) => server.listen(path.join(dir, 'var', 'run', 'vipmta.sock'), r));
+    try {
+      const r = await runCli([cliPath, 'console', 'version'], dir);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('got version\n');
+    } finally {
+      server.close();
+    }
+  });
+
   it('exits 1 with a clear message when no node answers', async () => {
     const r = await runCli([cliPath, 'console', '-s', path.join(tmp(), 'none.sock'), 'version'], tmp());
     expect(r.status).toBe(1);

@@ -1,7 +1,7 @@
 // The node's console commands (src/node/console.ts) over a real queue manager: selectors, hold and
 // release, message show, the workers table, and the error codes the CLI turns into exit status.
 import { describe, expect, it } from 'vitest';
-import { formatCorrupt, nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
+import { formatCorrupt, formatMessage, nodeCommands, selector, type ConsoleHost } from '../../../src/node/console.js';
 import type { ReloadResult } from '../../../src/node/reload.js';
 import { config, idleQueue, recordingLogger } from './helpers.js';
 
@@ -43,6 +43,46 @@ describe('node console', () => {
     );
     expect(await t.run(['release', 'all'])).toBe('released 1 part(s)\n');
     await expect(t.run(['message', 'show', 'nope'])).rejects.toMatchObject({ code: 'ERR_CONTROL_NOT_FOUND' });
+  });
+
+  it('lists queued messages with their parts and says how many more there are', async () => {
+    const h = host();
+    const queue = h.queue as ReturnType<typeof idleQueue>;
+    queue.add({ id: 'Q2', size: 7, arrival: NOW + 1000, from: 'b@s.test', rcpt: ['z@two.test'], xBinding: null, listener: null, bindingGroup: 'default', binding: 'b1' },
+      { v: 1, p: [{ g: 'default', b: 'b1', r: ['z@two.test'], a: 2, n: NOW + 60_000 }] });
+    const t = nodeCommands(h);
+    await t.run(['hold', '-d', 'one.test']);
+    const at = (ms: number): string => new Date(ms).toISOString();
+    expect(await t.run(['message', 'list'])).toBe(
+      'Queue-ID  From        Size  Arrived                   Parts             Next attempt\n'
+      + `Q1        <a@s.test>    42  ${at(NOW)}  1 active, 1 hold  -\n`
+      + `Q2        <b@s.test>     7  ${at(NOW + 1000)}  1 deferred        ${at(NOW + 60_000)}\n`
+      + '2 message(s)\n',
+    );
+    const limited = await t.run(['message', 'list', '--limit', '1']);
+    expect(limited).toContain('Q1 ');
+    expect(limited).not.toContain('Q2');
+    expect(limited).toMatch(/\n1 shown, 1 more \(use --limit, -b or -d\)\n$/);
+    const one = await t.run(['message', 'list', '-d', 'one.test']);
+    expect(one).toContain('Q1 ');
+    expect(one).not.toContain('Q2');
+    expect(await t.run(['message', 'list', '-b', 'nope'])).toBe('Queue-ID  From  Size  Arrived  Parts  Next attempt\n0 message(s)\n');
+    for (const bad of [['--limit', '0'], ['--limit', 'x'], ['-b'], ['-x', 'v']]) {
+      await expect(t.run(['message', 'list', ...bad])).rejects.toMatchObject({ code: 'ERR_CONTROL_BAD_REQUEST' });
+    }
+  });
+
+  it('shows the last reply of a deferred part under it', () => {
+    const part = { bindingGroup: 'default', binding: 'b1', domain: 'one.test', via: null, state: 'deferred' as const, attempts: 3, nextAttempt: NOW, rcpt: ['x@one.test'] };
+    const queue = {
+      show: () => ({ id: 'Q9', from: '', size: 1, arrival: NOW, parts: [{ ...part, lastReply: '451 4.7.1 greylisted, try later' }, { ...part, domain: 'two.test', lastReply: null }] }),
+    };
+    expect(formatMessage(queue, 'Q9')).toBe(
+      `Q9  from <>  size 1  arrived ${new Date(NOW).toISOString()}\n`
+      + `  default/b1  one.test  deferred  attempts 3  next ${new Date(NOW).toISOString()}  rcpt <x@one.test>\n`
+      + '    last reply: 451 4.7.1 greylisted, try later\n'
+      + `  default/b1  two.test  deferred  attempts 3  next ${new Date(NOW).toISOString()}  rcpt <x@one.test>\n`,
+    );
   });
 
   it('lists the workers with what each reports', async () => {

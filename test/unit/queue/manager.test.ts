@@ -182,6 +182,8 @@ describe('queue manager', () => {
       ['dest.test', 'deferred', 1, ['later@dest.test']],
       ['other.test', 'deferred', 1, ['x@other.test']],
     ]);
+    // The reason is kept for `message show` (in memory only: a restart forgets it).
+    expect(shown.parts.map((p) => p.lastReply)).toEqual(['451 4.3.0 scripted', '451 4.3.0 scripted']);
     const next = shown.parts[0]!.nextAttempt!;
     expect(next).toBeGreaterThanOrEqual(Date.now() + 3_500_000);
     await h.qm.stop(1000);
@@ -195,7 +197,7 @@ describe('queue manager', () => {
     const clock = fakeClock();
     const h2 = harness(again, () => 'delivered', 'Retry_Interval = 1h', false, clock.now);
     h2.qm.add({ ...m }, state);
-    expect(h2.qm.show(m.id)!.parts).toEqual(shown.parts);
+    expect(h2.qm.show(m.id)!.parts).toEqual(shown.parts.map((p) => ({ ...p, lastReply: null })));
     h2.qm.start();
     // Not due for an hour: a millisecond before the first next attempt nothing has gone.
     const due = Math.min(next, shown.parts[1]!.nextAttempt!);
@@ -551,6 +553,23 @@ describe('queue helpers', () => {
     expect(parseState(Buffer.from('nope'))).toBeNull();
     expect(parseState(Buffer.from('{"v":1,"p":[{"g":"a","b":"b","r":[1],"a":0,"n":0}]}'))).toBeNull();
     expect(parseState(Buffer.from('{"v":1,"p":[{"g":"a","b":"b","r":["x@y"],"a":2,"n":5,"h":1}]}'))).toEqual({ v: 1, p: [{ g: 'a', b: 'b', r: ['x@y'], a: 2, n: 5, h: 1 }] });
+  });
+
+  it('keeps the latest deferral reply of a part and drops it when the part is freed', () => {
+    const st = new PartStore();
+    const a = st.alloc();
+    const b = st.alloc();
+    st.setReply(a, '451 4.3.0 first');
+    st.setReply(a, '421 4.7.0 second');
+    st.setReply(b, Buffer.from('421 4.7.0 second').toString());
+    expect([st.lastReply.get(a), st.lastReply.get(b)]).toEqual(['421 4.7.0 second', '421 4.7.0 second']);
+    st.free(a);
+    expect(st.lastReply.has(a)).toBe(false);
+    const reused = st.alloc();
+    expect(reused).toBe(a);
+    expect(st.lastReply.has(reused)).toBe(false); // a new part in the old slot has no reason yet
+    for (let i = 0; i < 5000; i++) st.setReply(b, `451 4.3.0 distinct ${i}`); // the text cache stays bounded
+    expect(st.lastReply.get(b)).toBe('451 4.3.0 distinct 4999');
   });
 
   it('the retry heap pops in next-attempt order through removals and slot reuse', () => {
