@@ -4,45 +4,26 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import tls from 'node:tls';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/config/password.js';
-import { EsmtpListener, type MessageSink } from '../../../src/listener/esmtp.js';
-import { listenTcp, socketLocalAddress } from '../../../src/native/index.js';
+import type { MessageSink } from '../../../src/listener/esmtp.js';
 import { newSessionCount, resetSessionSlot, SessionCount } from '../../../src/listener/session-count.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
-
-const listeners: EsmtpListener[] = [];
-afterEach(async () => {
-  await Promise.all(listeners.splice(0).map((l) => l.close(1)));
-});
+import { startListener } from './helpers.js';
 
 const sink: MessageSink = {
   begin: () => ({ append: () => undefined, commit: async () => ({ id: 't-1', size: 0 }), abort: () => undefined }),
 };
 
 async function listener(extra: Record<string, unknown> = {}, now?: () => number, shared?: { sessions: SharedArrayBuffer; slot: number }): Promise<number> {
-  const options = {
-    Max_Message_Size: 1 << 20, Max_Recipients: 10, Concurrency: 10, Timeout: 60_000, Pipelining: true,
-    Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8'], ...extra,
-  };
-  const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(shared ? { sessions: shared.sessions } : {}) },
-    ...(shared ? { workerSlot: shared.slot } : {}),
-    hostname: 'mx.test',
-    logger: pino({ level: 'silent' }),
+  const { port } = await startListener({
+    options: extra,
     sink,
-    onAccept: () => undefined,
-    onMessage: () => undefined,
-    onError: () => undefined,
-    ...(now ? { now } : {}),
+    ...(shared ? { sessions: shared.sessions } : {}),
+    extra: { ...(shared ? { workerSlot: shared.slot } : {}), ...(now ? { now } : {}) },
   });
-  const fd = listenTcp({ host: '127.0.0.1', port: 0 });
-  const { port } = socketLocalAddress(fd);
-  await l.listenFd(fd);
-  listeners.push(l);
   return port;
 }
 

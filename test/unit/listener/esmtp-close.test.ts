@@ -3,16 +3,10 @@
 // sink) and is told 421 at its next command; a second close with a shorter grace cuts what is left.
 // Real sockets on loopback (the addon's listenTcp), a recording sink instead of the spool.
 import net from 'node:net';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { EsmtpListener, type MessageSink } from '../../../src/listener/esmtp.js';
-import { listenTcp, socketLocalAddress } from '../../../src/native/index.js';
+import { describe, expect, it } from 'vitest';
+import type { EsmtpListener, MessageSink } from '../../../src/listener/esmtp.js';
 import { SmtpTestClient } from '../../helpers/smtp-client.js';
-
-const listeners: EsmtpListener[] = [];
-afterEach(async () => {
-  await Promise.all(listeners.splice(0).map((l) => l.close(1)));
-});
+import { startListener } from './helpers.js';
 
 function recordingSink(): MessageSink & { stored: string[] } {
   const stored: string[] = [];
@@ -32,25 +26,8 @@ function recordingSink(): MessageSink & { stored: string[] } {
   };
 }
 
-async function listener(sink: MessageSink): Promise<{ l: EsmtpListener; port: number }> {
-  const options = {
-    Max_Message_Size: 1 << 20, Max_Recipients: 10, Concurrency: 10, Timeout: 60_000, Pipelining: true,
-    Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8'],
-  };
-  const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options },
-    hostname: 'mx.test',
-    logger: pino({ level: 'silent' }),
-    sink,
-    onAccept: () => undefined,
-    onMessage: () => undefined,
-    onError: () => undefined,
-  });
-  const fd = listenTcp({ host: '127.0.0.1', port: 0 });
-  const { port } = socketLocalAddress(fd);
-  await l.listenFd(fd);
-  listeners.push(l);
-  return { l, port };
+function listener(sink: MessageSink): Promise<{ l: EsmtpListener; port: number }> {
+  return startListener({ sink });
 }
 
 async function inData(port: number): Promise<SmtpTestClient> {

@@ -1,35 +1,11 @@
 // The greeting a client reads first: '220 <hostname> ESMTP vipmta', the word ESMTP once (issue 12).
 // A real socket on loopback (the addon's listenTcp) reads the raw first line.
 import net from 'node:net';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { EsmtpListener } from '../../../src/listener/esmtp.js';
-import { listenTcp, socketLocalAddress } from '../../../src/native/index.js';
-
-const listeners: EsmtpListener[] = [];
-afterEach(async () => {
-  await Promise.all(listeners.splice(0).map((l) => l.close(1)));
-});
+import { describe, expect, it } from 'vitest';
+import { startListener } from './helpers.js';
 
 async function listener(extra: Record<string, unknown> = {}): Promise<number> {
-  const options = {
-    Max_Message_Size: 1 << 20, Max_Recipients: 10, Concurrency: 10, Timeout: 60_000, Pipelining: true,
-    Enable_8bitmime: true, Smtputf8: true, Relay_Hosts: ['127.0.0.0/8'], ...extra,
-  };
-  const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options },
-    hostname: 'mx.test',
-    logger: pino({ level: 'silent' }),
-    sink: { begin: () => { throw new Error('no message expected'); } },
-    onAccept: () => undefined,
-    onMessage: () => undefined,
-    onError: () => undefined,
-  });
-  const fd = listenTcp({ host: '127.0.0.1', port: 0 });
-  const { port } = socketLocalAddress(fd);
-  await l.listenFd(fd);
-  listeners.push(l);
-  return port;
+  return (await startListener({ options: extra })).port;
 }
 
 function firstLine(port: number): Promise<string> {
