@@ -2,6 +2,7 @@
 // (cluster manager, spool and recovery, worker pool, queue, control sockets, HTTP, signals,
 // cluster election), and stops them in the reverse order that lets mail in flight finish. What
 // each part does is in the sibling files. Asynchronous; nothing blocks beyond reading config files.
+import { statfsSync } from 'node:fs';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { ClusterManager } from '../cluster/manager.js';
@@ -87,7 +88,9 @@ export class Daemon {
       outcome: (status, n) => this.metrics.outcome(status, n),
       logger: this.logger,
     });
-    this.spoolFull = new SpoolFullWatch(this.logger);
+    // A window with refusals and commits both is decided by the file system: room for another
+    // segment means the spool accepts again.
+    this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
     this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full });
     this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
   }
@@ -176,6 +179,16 @@ export class Daemon {
   }
 
   /** Opens the spool (exclusive to this process) and rebuilds the queue from what it holds. */
+  /** Whether the spool's file system has room for one more segment (statfs; false if it cannot tell). */
+  private spoolHasRoom(): boolean {
+    try {
+      const fs = statfsSync(this.config.spool.Directory);
+      return fs.bavail * fs.bsize >= this.config.spool.Segment_Size;
+    } catch {
+      return false;
+    }
+  }
+
   private openSpool(): void {
     const sc = this.config.spool;
     if (sc.Sync === 'none') this.logger.warn('Spool Sync = none: messages are acknowledged before they are on disk (tests only)');

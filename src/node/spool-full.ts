@@ -29,15 +29,21 @@ export class SpoolFullWatch {
   private summaryAt = 0;
   private refusedAtSummary = 0;
 
+  /**
+   * `hasSpace` decides a window in which commits were both refused and made: the counters do not
+   * say which came last, and without it a full spool that took its last message in such a window
+   * would stay "full" until the next write. Default: such a window leaves the state as it was.
+   */
   constructor(
     private readonly logger: Pick<Logger, 'error' | 'warn' | 'info'>,
     private readonly now: () => number = Date.now,
     private readonly summaryEveryMs = SPOOL_FULL_SUMMARY_MS,
+    private readonly hasSpace: () => boolean = () => false,
   ) {}
 
   /**
    * Takes the counters now. Full begins when refusals grew; it ends when commits grew and
-   * refusals did not (a commit found space). With neither, the state stays as it was: a full spool
+   * refusals did not (a commit found space), or when both grew and the file system has room again. With neither, the state stays as it was: a full spool
    * nobody writes to is still full as far as anyone knows.
    */
   observe(c: SpoolFullCounters): void {
@@ -47,6 +53,12 @@ export class SpoolFullWatch {
     const refusedNow = c.fullErrors - prev.fullErrors;
     const committedNow = c.commits - prev.commits;
     const t = this.now();
+    if (this.full && refusedNow > 0 && committedNow > 0 && this.hasSpace()) {
+      this.refused += refusedNow;
+      this.full = false;
+      this.logger.info({ refused: this.refused, ms: t - this.since }, 'spool accepts messages again');
+      return;
+    }
     if (refusedNow > 0) {
       if (!this.full) {
         this.full = true;

@@ -131,7 +131,7 @@ describe('#mmove on three nodes', () => {
       await inject(lab.host('n1').address, 20, 'pending');
       mailq = await waitFor('#mmove row on n1', async () => {
         const q = await consoleCmd(node('n1'), 'mailq');
-        return /^default\/#mmove\s+n2\s+20\s+0$/m.test(q) ? q : null;
+        return /^default\/#mmove\s+n2\s+20\s+0\s+0$/m.test(q) ? q : null;
       }, { timeoutMs: 2_500, intervalMs: 100 });
     } finally {
       process.kill(n2.proc.pid, 'SIGCONT');

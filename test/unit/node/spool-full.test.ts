@@ -53,4 +53,28 @@ describe('spool full watch', () => {
     expect(w.state()).toMatchObject({ full: true, refused: 4 });
     expect(records).toHaveLength(1);
   });
+  it('decides a window with refusals and commits both by the file system, so the state cannot stick at full', () => {
+    const { logger, records } = recordingLogger();
+    let now = 1_000_000;
+    let room = false;
+    const w = new SpoolFullWatch(logger, () => now, 60_000, () => room);
+    let fullErrors = 0;
+    let commits = 0;
+    const tick = (refused: number, committed: number): void => {
+      now += 1000;
+      fullErrors += refused;
+      commits += committed;
+      w.observe({ fullErrors, commits });
+    };
+    tick(0, 0);
+    tick(5, 0);
+    expect(w.state().full).toBe(true);
+    tick(2, 1); // a small message fitted, bigger ones did not; no room for a segment: still full
+    expect(w.state().full).toBe(true);
+    room = true;
+    tick(2, 1); // space returned within the window: the last message went in
+    expect(w.state()).toEqual({ full: false, since: null, refused: 0 });
+    expect(records.map((r) => r.msg)).toEqual(['spool full: refusing messages with 452 4.3.1', 'spool accepts messages again']);
+    expect(records[1]).toMatchObject({ refused: 9 });
+  });
 });
