@@ -77,10 +77,7 @@ void Core::ProcessBatch(std::vector<Op>& ops) {
   Publish(ops, &b);                // 6. index and counters
   Reclaim();
   Complete(ops, &b);               // 7. settle the callers
-  if (b.jerr == 0 && jrn_off_ > o_.journal_limit) {
-    const char* sc;
-    (void)CompactJournal(&sc);  // on failure the old journal stays valid; retried next batch
-  }
+  RetryCompaction(&b);             // 8. a journal past its limit, or a snapshot deferred at open
 }
 
 void Core::CollectRecords(std::vector<Op>& ops, Batch* b) {

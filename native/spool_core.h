@@ -59,8 +59,10 @@ struct Error {
   std::string detail;
 };
 
-struct RecoveryEvent {  // a torn tail cut off, or a corrupt region moved to corrupt/
-  std::string kind;     // "torn-tail" | "corrupt"
+// A torn tail cut off, a corrupt region moved to corrupt/, or (kind "deferred") a step of the
+// open skipped because the disk is full: the journal snapshot, retried by the commit thread.
+struct RecoveryEvent {
+  std::string kind;     // "torn-tail" | "corrupt" | "deferred"
   std::string file;
   uint64_t offset = 0;
   uint64_t length = 0;
@@ -168,7 +170,8 @@ class Core : public std::enable_shared_from_this<Core> {
   bool Recover(Error* e, std::vector<RecoveryEvent>* events);
   void RecoverSegment(uint64_t no, const std::string& path, std::vector<RecoveryEvent>* ev);
   bool RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, std::unordered_set<std::string>* done,
-                      std::unordered_map<std::string, std::string>* state, Error* e);
+                      std::unordered_map<std::string, std::string>* state, Error* e, uint64_t* end);
+  bool DeferCompaction(int err, const char* sc, uint64_t last_end, Error* e, std::vector<RecoveryEvent>* ev);
   void SaveAside(const std::string& path, const uint8_t* p, uint64_t off, uint64_t len, const std::string& reason,
                  std::vector<RecoveryEvent>* ev);
 
@@ -189,6 +192,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // The journal (spool_journal.cc) and segments (spool_segments.cc).
   int CompactJournal(const char** syscall);
+  void RetryCompaction(Batch* b);
   int SyncDir();
   int Roll(const char** syscall);
   void CollectCopyForward(Batch* b, int64_t now_ms);
@@ -225,6 +229,10 @@ class Core : public std::enable_shared_from_this<Core> {
   uint64_t jrn_no_ = 0;
   uint64_t jrn_off_ = 0;
   std::vector<uint64_t> jrn_files_;
+  // The snapshot at open failed for lack of space: appending to the last journal meanwhile (or to
+  // none: jrn_fd_ < 0 until a snapshot succeeds), retried at most every kCompactRetryMs.
+  bool compact_pending_ = false;
+  int64_t compact_retry_ms_ = 0;
   int64_t last_cf_ms_ = 0;
   std::vector<uint8_t> jbuf_;
 

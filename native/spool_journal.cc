@@ -13,6 +13,9 @@
 #include "spool_format.h"
 
 namespace vipmta::spool {
+namespace {
+constexpr int64_t kCompactRetryMs = 5000;  // a snapshot deferred at open (disk full): retry pace
+}  // namespace
 
 int Core::SyncDir() {
   if (!o_.sync) return 0;
@@ -74,7 +77,20 @@ int Core::CompactJournal(const char** sc) {
   jrn_fd_ = fd;
   jrn_no_ = no;
   jrn_off_ = b.size();
+  compact_pending_ = false;
   return 0;
+}
+
+// After a batch whose journal part held (or had none): compacts a journal grown past its limit,
+// or retries a snapshot the open deferred for lack of space. A failure leaves the old journal
+// valid; the next batch (or the idle wake-up) tries again.
+void Core::RetryCompaction(Batch* b) {
+  if (b->jerr != 0) return;
+  bool retry = compact_pending_ && b->now - compact_retry_ms_ >= kCompactRetryMs;
+  if (jrn_off_ <= o_.journal_limit && !retry) return;
+  if (compact_pending_) compact_retry_ms_ = b->now;
+  const char* sc;
+  (void)CompactJournal(&sc);
 }
 
 
@@ -113,6 +129,13 @@ void Core::CollectJournalEntries(std::vector<Op>& ops, Batch* b) {
 // and update of the batch.
 void Core::WriteJournal(Batch* b) {
   if (jbuf_.empty()) return;
+  if (jrn_fd_ < 0) {
+    // No journal to append to since an open on a full disk: the snapshot must be written first,
+    // and if it cannot be, the batch's done-marks and updates fail with its error (never lost:
+    // the messages stay queued and may be delivered again).
+    b->jerr = CompactJournal(&b->jsc);
+    if (b->jerr != 0) return;
+  }
   b->jerr = PwriteAll(jrn_fd_, jbuf_.data(), jbuf_.size(), jrn_off_);
   b->jsc = "pwrite";
   if (b->jerr == 0 && o_.sync) {

@@ -1,5 +1,6 @@
 // Recovery at open (thread that opens the spool, before the commit thread starts): scans every
-// segment and journal, rebuilds the index, cuts torn tails, moves corrupt regions to corrupt/.
+// segment and journal, rebuilds the index, cuts torn tails, moves corrupt regions to corrupt/,
+// and writes the journal snapshot (deferred, not fatal, when the disk is full).
 // Blocks on the file system. An unreadable segment is an event for the operator (its file stays
 // in place for the next open); an unreadable journal fails the open (see RecoverJournal).
 #include <dirent.h>
@@ -51,8 +52,9 @@ bool Core::Recover(Error* e, std::vector<RecoveryEvent>* events) {
   for (uint64_t no : segs) RecoverSegment(no, SegPath(dir_, no), events);
   std::unordered_set<std::string> done;
   std::unordered_map<std::string, std::string> state;
+  uint64_t last_end = 0;  // where the last journal's good entries end (0: it cannot take more)
   for (uint64_t no : jrns)
-    if (!RecoverJournal(JrnPath(dir_, no), events, &done, &state, e)) return false;
+    if (!RecoverJournal(JrnPath(dir_, no), events, &done, &state, e, &last_end)) return false;
 
   for (auto& [id, en] : index_) {
     if (done.count(id) != 0) {
@@ -77,12 +79,40 @@ bool Core::Recover(Error* e, std::vector<RecoveryEvent>* events) {
   Reclaim();
   const char* sc = "";
   int err = CompactJournal(&sc);
-  if (err != 0) {
+  if (err != 0 && !DeferCompaction(err, sc, last_end, e, events)) return false;
+  last_cf_ms_ = WallMs();
+  return true;
+}
+
+// The snapshot is only an optimisation, so a full disk must not keep the node from starting (it
+// could never deliver the mail whose done-marks free the space): the old journals stay, new
+// entries go on the end of the last one, and the commit thread retries the snapshot. The skip is
+// an event the open reports. Any other error, or a last journal that cannot be reopened, still
+// fails the open as before.
+bool Core::DeferCompaction(int err, const char* sc, uint64_t last_end, Error* e, std::vector<RecoveryEvent>* ev) {
+  if (err != ENOSPC && err != EDQUOT) {
     *e = {err, sc, nullptr, "writing the journal snapshot in " + dir_};
-    if (err == ENOSPC || err == EDQUOT) e->code = "ERR_SPOOL_FULL";
     return false;
   }
-  last_cf_ms_ = WallMs();
+  std::string file;
+  if (last_end != 0) {
+    std::string path = JrnPath(dir_, jrn_no_);
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      *e = {errno, "open", nullptr, path + " (the spool journal, reopened to append while the disk is full)"};
+      return false;
+    }
+    jrn_fd_ = fd;
+    jrn_off_ = last_end;
+    file = Base(path);
+  }
+  // Without a journal to append to (none yet, or the last one's header is damaged) jrn_fd_ stays
+  // -1: a done-mark or update first retries the snapshot and fails with its error if that fails.
+  compact_pending_ = true;
+  compact_retry_ms_ = WallMs();
+  std::string reason = std::string("journal snapshot not written (") + sc + ": " + strerror(err) +
+                       "): the disk is full; the old journal is kept and the snapshot retried";
+  ev->push_back({"deferred", file, 0, 0, reason, ""});
   return true;
 }
 
@@ -199,7 +229,8 @@ void Core::RecoverSegment(uint64_t no, const std::string& path, std::vector<Reco
 // damaged is different: the damage is saved to corrupt/ as a recovery event, as for segments.
 bool Core::RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev,
                           std::unordered_set<std::string>* done,
-                          std::unordered_map<std::string, std::string>* state, Error* e) {
+                          std::unordered_map<std::string, std::string>* state, Error* e, uint64_t* end) {
+  *end = 0;
   const std::string detail = path + " (the spool journal: without its done-marks, delivered messages would be sent again)";
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -246,6 +277,7 @@ bool Core::RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* e
     SaveAside(path, m.p, off, next - off, why, ev);
     off = next;
   }
+  *end = std::min(off, size);
   close(fd);
   return true;
 }

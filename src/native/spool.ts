@@ -38,8 +38,10 @@ export interface NativeSpoolOpenOptions {
 export interface NativeSpoolEvent {
   /** 'torn-tail': an incomplete last write, cut off (never acknowledged). 'corrupt': unreadable
    *  bytes moved aside to `corrupt/<savedAs>` with a `.reason` file next to them (no savedAs: a
-   *  segment that could not be opened or mapped, left in place for the next open). */
-  kind: 'torn-tail' | 'corrupt';
+   *  segment that could not be opened or mapped, left in place for the next open). 'deferred':
+   *  the disk is full, so the journal snapshot was not written (the old journal in `file` is
+   *  kept and appended to; the snapshot is retried): the node starts and refuses new mail. */
+  kind: 'torn-tail' | 'corrupt' | 'deferred';
   file: string;
   offset: number;
   length: number;

@@ -205,7 +205,7 @@ export class Daemon {
       logger: this.logger,
     });
     const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
-    const tornTails = this.spool.recoveryEvents.length - corrupt;
+    const tornTails = this.spool.recoveryEvents.filter((e) => e.kind === 'torn-tail').length;
     const { unreadable } = this.intake.recovered(this.spool.recover());
     this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, corrupt, tornTails, ms: Date.now() - t0 }, 'spool recovered');
   }

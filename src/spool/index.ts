@@ -204,9 +204,13 @@ export class Spool {
       journalLimit: opts.journalLimit ?? 64 * 1024 * 1024,
     });
     for (const ev of opened.events) {
-      opts.logger?.[ev.kind === 'corrupt' ? 'error' : 'warn'](
+      opts.logger?.[ev.kind === 'torn-tail' ? 'warn' : 'error'](
         { spool: opened.directory, ...ev },
-        ev.kind === 'corrupt' ? 'spool: unreadable record moved to corrupt/' : 'spool: torn tail cut off (never acknowledged)',
+        ev.kind === 'corrupt'
+          ? 'spool: unreadable record moved to corrupt/'
+          : ev.kind === 'deferred'
+            ? 'spool full at open: journal snapshot deferred, refusing new messages until space returns'
+            : 'spool: torn tail cut off (never acknowledged)',
       );
     }
     return new Spool(opened.handle, opened.directory, opened.nodeId, opened.events);
