@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { controlSocketPaths, defaultConfig, formatConfigError, loadConfigFile } from '../config/index.js';
+import { controlSocketPaths, defaultConfig, formatConfigError, formatConfigWarning, loadConfigFile } from '../config/index.js';
 import { sendCommand } from '../control/client.js';
 import { Daemon, StartupError } from '../node/daemon.js';
 import { hashPassword } from '../config/password.js';
@@ -74,13 +74,16 @@ async function start(args: string[]): Promise<number> {
 function checkConfig(args: string[]): number {
   const a = parse(args);
   if (a === null) return 2;
-  const result = a.config === null ? { ok: true as const, config: defaultConfig() } : loadConfigFile(a.config);
+  const result = a.config === null ? { ok: true as const, config: defaultConfig(), warnings: [] } : loadConfigFile(a.config);
   if (!result.ok) {
     for (const e of result.errors) process.stderr.write(formatConfigError(e) + '\n');
     process.stderr.write(`${result.errors.length} error(s)\n`);
     return 1;
   }
-  process.stdout.write(`${a.config ?? '<built-in default>'}: configuration is valid (${result.config.files.length} file(s))\n`);
+  // Warnings do not fail the check (exit 0): the operator may mean them, but is told.
+  for (const w of result.warnings) process.stderr.write(formatConfigWarning(w) + '\n');
+  const warned = result.warnings.length ? `, ${result.warnings.length} warning(s)` : '';
+  process.stdout.write(`${a.config ?? '<built-in default>'}: configuration is valid (${result.config.files.length} file(s)${warned})\n`);
   return 0;
 }
 

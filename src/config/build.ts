@@ -15,6 +15,7 @@ import {
 } from './schema.js';
 import { formatValue, parseValue, quote } from './values.js';
 import { isPasswordHash } from './password.js';
+import { isOpenNetwork } from './exposure.js';
 import { parseEndpoint } from '../net/address.js';
 import { parseCidr } from '../net/cidr.js';
 
@@ -270,7 +271,7 @@ const frameOf = (spec: StanzaSpec, name: string): Frame => ({ scope: spec.scope,
 
 // --- the whole config ---------------------------------------------------------------------------
 
-export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[], cwd: string): Config | null {
+export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[], cwd: string, warnings: ConfigError[] = []): Config | null {
   const b = new Builder(errors, cwd);
   const top = b.collect({ scope: 'global', keyword: 'global', desc: 'at global scope' }, nodes);
   const child = (c: Collected, keyword: string): Child | undefined => c.children.find((x) => x.spec.keyword === keyword);
@@ -386,6 +387,9 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
         const s = set(n);
         if (s && !bindings.has(s.value as string)) b.errors.push(at(s.where, `${n} "${String(s.value)}" in ${what} names no Binding${didYouMean(suggest(s.value as string, [...bindings.keys()]))}`));
       }
+      const relay = set('Relay_Hosts');
+      const open = relay ? (relay.value as string[]).filter(isOpenNetwork) : [];
+      if (open.length) warnings.push(at(relay!.where, `Relay_Hosts of ${what} contains ${open.map((c) => `"${c}"`).join(' ')}: an open relay, anyone may send mail anywhere through it`));
       const g = set('Binding_Group');
       if (g && !groups.has(g.value as string)) b.errors.push(at(g.where, `Binding_Group "${String(g.value)}" in ${what} names no Binding_Group${didYouMean(suggest(g.value as string, [...groups.keys()]))}`));
       esmtpListeners.push({ ...endpoint(l.name), name: l.name, options, where: l.node.where });

@@ -9,6 +9,11 @@ export function formatConfigError(e: ConfigError): string {
   return `${e.file}:${e.line}:${e.column}: ${e.message}`;
 }
 
+/** "file:line:column: warning: message": a config that loads but exposes something. */
+export function formatConfigWarning(e: ConfigError): string {
+  return `${e.file}:${e.line}:${e.column}: warning: ${e.message}`;
+}
+
 export function at(where: SourceLocation, message: string): ConfigError {
   return { file: where.file, line: where.line, column: where.column, message };
 }

@@ -5,11 +5,12 @@
 import path from 'node:path';
 import { buildConfig, type Config } from './build.js';
 import { duravipConfigErrors } from './duravip.js';
+import { exposureWarnings } from './exposure.js';
 import type { ConfigError } from './errors.js';
 import { displayName, parseFile, parseText, type ParseContext } from './parser.js';
 
 export type { SourceLocation, ConfigError } from './errors.js';
-export { formatConfigError } from './errors.js';
+export { formatConfigError, formatConfigWarning } from './errors.js';
 export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
   BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
@@ -19,7 +20,12 @@ export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, End
 export { OPTIONS, STANZAS, SCOPES } from './schema.js';
 export { renderReference } from './docgen.js';
 
-export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+/**
+ * A valid config comes with its warnings: what it exposes (an admin API off loopback, an open relay,
+ * a console socket in a world-writable directory), each located like an error. check-config prints
+ * them, start and reload log them at WARN; none stops the config from loading.
+ */
+export type LoadResult = { ok: true; config: Config; warnings: ConfigError[] } | { ok: false; errors: ConfigError[] };
 
 /** Loads a config file and everything it includes. Paths in errors are relative to cwd when below it. */
 export function loadConfigFile(file: string, opts?: { cwd?: string }): LoadResult {
@@ -39,19 +45,26 @@ export function loadConfigText(text: string, name: string, opts?: { cwd?: string
 }
 
 function finish(nodes: ReturnType<typeof parseText>, ctx: ParseContext): LoadResult {
-  const config = buildConfig(nodes, ctx.files, ctx.errors, ctx.cwd);
+  const warnings: ConfigError[] = [];
+  const config = buildConfig(nodes, ctx.files, ctx.errors, ctx.cwd, warnings);
   // Checks that need the assembled config (fallback lookups, every stanza at once).
   if (config) ctx.errors.push(...duravipConfigErrors(config));
-  if (config && ctx.errors.length === 0) return { ok: true, config };
+  if (config && ctx.errors.length === 0) {
+    warnings.push(...exposureWarnings(config));
+    return { ok: true, config, warnings: sortByPlace(warnings, ctx) };
+  }
   // Syntax errors are found before meaning errors; the operator reads them best in file order
   // (the order files were read), then by position.
+  return { ok: false, errors: sortByPlace(ctx.errors, ctx) };
+}
+
+function sortByPlace(list: ConfigError[], ctx: ParseContext): ConfigError[] {
   const order = new Map<string, number>(ctx.files.map((f, i) => [path.isAbsolute(f) ? displayName(f, ctx.cwd) : f, i]));
   const rank = (file: string): number => order.get(file) ?? -1;
-  const errors = ctx.errors
+  return list
     .map((e, i) => ({ e, i }))
     .sort((a, b) => rank(a.e.file) - rank(b.e.file) || a.e.line - b.e.line || a.e.column - b.e.column || a.i - b.i)
     .map((x) => x.e);
-  return { ok: false, errors };
 }
 
 /** The built-in single-node configuration used when no file is given. */

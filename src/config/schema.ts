@@ -75,6 +75,10 @@ export const OPTIONS = {
     type: { kind: 'dict' }, scopes: ['global'],
     description: 'Binding or binding group per envelope sender domain: [ "example.com" = "news" ]; used when no X-Binding applies.',
   },
+  Postmaster_Address: {
+    type: { kind: 'string', pattern: /^[^\s@<>]+@[^\s@<>]+$/, patternText: 'a mail address ("hostmaster@example.com")' }, scopes: ['global'],
+    description: 'Where mail to the bare recipient <postmaster> (RFC 5321 4.5.1, any case) goes: the queued recipient is rewritten at intake, the spool keeps what the client sent. Unset: such mail is accepted but bounces, and each one is logged at WARN.',
+  },
   Nodename: {
     type: NODENAME, scopes: ['global', 'cluster'], defaultFrom: 'Hostname', defaultText: 'the global Hostname',
     description: 'Identity of this node in the cluster and in queue ids; Cluster { Nodename } wins over the global one.',

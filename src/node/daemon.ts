@@ -24,7 +24,7 @@ import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
-import { reloadConfig, type ReloadResult } from './reload.js';
+import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
 import { configureWorker, workerInit } from './worker-settings.js';
 
@@ -100,6 +100,7 @@ export class Daemon {
     const result = Daemon.load(opts);
     if (!result.ok) throw new StartupError('invalid configuration', result.errors.map(formatConfigError));
     const d = new Daemon(opts, result.config);
+    logConfigWarnings(d.logger, result.warnings);
     try {
       await d.run();
     } catch (err) {
@@ -112,7 +113,7 @@ export class Daemon {
 
   private static load(opts: DaemonOptions): LoadResult {
     const cwd = opts.cwd ?? process.cwd();
-    return opts.configFile === null ? { ok: true, config: defaultConfig({ cwd }) } : loadConfigFile(opts.configFile, { cwd });
+    return opts.configFile === null ? { ok: true, config: defaultConfig({ cwd }), warnings: [] } : loadConfigFile(opts.configFile, { cwd });
   }
 
   /** The DuraVIP manager (null without a Cluster stanza): owns(address), ownerOf(address), 'ownership' events. */

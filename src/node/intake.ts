@@ -76,15 +76,16 @@ export class Intake {
    */
   private enqueue(m: AcceptedMessage, saved: PersistedState | null, reception: boolean): boolean {
     const moved = m.moved;
+    const rcpt = this.postmaster(m.id, m.rcpt);
     let input: QueueInput;
     let state = saved;
     if (moved !== undefined) {
       const a = this.movedBinding(m.id, moved);
       input = {
-        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding: null, listener: m.listener,
+        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt, xBinding: null, listener: m.listener,
         bindingGroup: a.bindingGroup, binding: a.binding, hops: moved.hops, origin: moved.originNode,
       };
-      state ??= stateOfMove(moved, m.rcpt, a);
+      state ??= stateOfMove(moved, rcpt, a);
     } else {
       const policy = this.d.policy();
       const xBinding = policy.trustedXBinding(m);
@@ -92,7 +93,7 @@ export class Intake {
       const a = policy.assignStored({ xBinding, listener: m.listener, from: m.from });
       if (a.warning !== undefined) this.d.logger.warn({ id: m.id, binding: 'default/default' }, `binding assignment: ${a.warning}; using default`);
       input = {
-        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt: m.rcpt, xBinding, listener: m.listener,
+        id: m.id, size: m.size, arrival: m.arrival, from: m.from, rcpt, xBinding, listener: m.listener,
         bindingGroup: a.bindingGroup, binding: a.binding,
       };
     }
@@ -106,6 +107,24 @@ export class Intake {
     return added;
   }
 
+  /**
+   * RFC 5321 4.5.1: mail to the bare <postmaster> (any case) must reach someone. Rewritten here, the
+   * one path into the queue, so reception, recovery and moves all get it and a reload's new address
+   * applies to what is recovered next; the spool envelope keeps what the client sent. Returns the
+   * same array (no copy) when no recipient is postmaster.
+   */
+  private postmaster(id: string, rcpt: string[]): string[] {
+    let i = 0;
+    while (i < rcpt.length && !isPostmaster(rcpt[i]!)) i++;
+    if (i === rcpt.length) return rcpt;
+    const to = this.d.config().global.Postmaster_Address;
+    if (to === undefined) {
+      this.d.logger.warn({ id }, 'mail to <postmaster> with no Postmaster_Address set: it will bounce; set Postmaster_Address (RFC 5321 4.5.1)');
+      return rcpt;
+    }
+    return rcpt.map((r) => (isPostmaster(r) ? to : r));
+  }
+
   /** The binding a moved message names, if it exists here; else the policy's choice for mail it knows nothing of. */
   private movedBinding(id: string, moved: MoveMeta): { bindingGroup: string; binding: string } {
     const b = this.d.config().bindings.get(moved.binding);
@@ -114,4 +133,8 @@ export class Intake {
     this.d.logger.warn({ id, binding: moved.binding, from: moved.originNode }, `moved message names binding "${moved.binding}", unknown here; using ${a.bindingGroup}/${a.binding}`);
     return { bindingGroup: a.bindingGroup, binding: a.binding };
   }
+}
+
+function isPostmaster(rcpt: string): boolean {
+  return rcpt.length === 10 && rcpt.toLowerCase() === 'postmaster';
 }

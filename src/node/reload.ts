@@ -2,7 +2,7 @@
 // took them swap it in on the main thread; otherwise every worker goes back to the running
 // listeners and the running config stays. Main thread; awaits worker calls, reads config files.
 import type { Logger } from 'pino';
-import { formatConfigError, type Config, type LoadResult } from '../config/index.js';
+import { formatConfigError, formatConfigWarning, type Config, type ConfigError, type LoadResult } from '../config/index.js';
 import { deliverySettings, offerListeners, type Broadcast } from './worker-settings.js';
 
 export interface ReloadResult {
@@ -59,8 +59,16 @@ export async function reloadConfig(h: ReloadHost): Promise<ReloadResult> {
   }
   h.apply.cluster(next);
   for (const n of notes) h.logger.warn(n);
+  const warnings = logConfigWarnings(h.logger, result.warnings);
   h.logger.info({ files: next.files }, 'config reloaded');
-  return { ok: true, message: ['config reloaded', ...notes].join('\n') };
+  return { ok: true, message: ['config reloaded', ...notes, ...warnings].join('\n') };
+}
+
+/** Logs what a loaded config exposes, one WARN line each (at start and after every reload); returns the lines. */
+export function logConfigWarnings(logger: Logger, warnings: readonly ConfigError[]): string[] {
+  const lines = warnings.map(formatConfigWarning);
+  for (const l of lines) logger.warn(l);
+  return lines;
 }
 
 /** Settings a running node cannot change; a reload takes the rest and says these wait for a restart. */

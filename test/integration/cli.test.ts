@@ -34,6 +34,18 @@ describe('vipmta check-config', () => {
     expect(lines.at(-1)).toBe('2 error(s)');
   });
 
+  it('prints what a valid config exposes as located warnings on stderr, still exit 0', async () => {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, 'main.conf'), 'ESMTP_Listener {\n  Relay_Hosts = ( "0.0.0.0/0" )\n  Listen "127.0.0.1:2525" { }\n}\nHttp_Listener {\n  Listen "0.0.0.0:2081" { }\n}\n');
+    const r = await runCli([cliPath, 'check-config', '-c', 'main.conf'], dir);
+    expect(r.status).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^main\.conf:2:3: warning: Relay_Hosts .* "0\.0\.0\.0\/0": an open relay/);
+    expect(lines[1]).toMatch(/^main\.conf:6:3: warning: Http_Listener Listen "0\.0\.0\.0:2081" serves the admin API on every interface/);
+    expect(r.stdout).toMatch(/configuration is valid \(1 file\(s\), 2 warning\(s\)\)/);
+  });
+
   it('checks the built-in default without -c', async () => {
     const r = await runCli([cliPath, 'check-config'], tmp());
     expect(r.status).toBe(0);

@@ -249,3 +249,16 @@ describe('queue manager and delivery', () => {
     await until('empty queue', async () => (await consoleOut(n, 'mailq')).includes('Total: 0 message(s)'));
   });
 });
+
+describe('mail to <postmaster> (RFC 5321 4.5.1)', () => {
+  it('reaches the sink of Postmaster_Address, not a bounce', async () => {
+    const dest = await sink();
+    const senders = await sink();
+    const n = await startNode(dest, senders, 'Postmaster_Address = "hostmaster@dest.test"');
+    const id = await inject(n.smtp, 'alice@sender.test', ['Postmaster']);
+    await until('delivery', () => dest.transactions.length === 1);
+    expect(dest.transactions[0]!.rcpt).toEqual(['hostmaster@dest.test']);
+    await n.node.waitForLog((r) => r.event === 'delivery' && r.id === id && r.rcpt === 'hostmaster@dest.test');
+    expect(senders.transactions).toHaveLength(0);
+  });
+});

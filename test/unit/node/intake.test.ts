@@ -182,3 +182,37 @@ describe('intake', () => {
     expect(x.added).toHaveLength(1);
   });
 });
+
+describe('intake: mail to <postmaster> (RFC 5321 4.5.1)', () => {
+  const WITH = `${CONF}\nPostmaster_Address = "hostmaster@example.test"\n`;
+
+  it('rewrites a bare postmaster recipient, any case, to Postmaster_Address; other recipients stay', () => {
+    const x = rig(config(WITH));
+    x.intake.accepted([accepted('pm', { rcpt: ['PostMaster', 'bob@a.test', 'postmaster@a.test'] })]);
+    expect(x.added[0]!.input.rcpt).toEqual(['hostmaster@example.test', 'bob@a.test', 'postmaster@a.test']);
+  });
+
+  it('recovery rewrites too, while the spool envelope keeps what the client sent', () => {
+    const x = rig(config(WITH));
+    const m = accepted('pm-rec', { rcpt: ['postmaster'] });
+    const r = record(m);
+    x.intake.recovered([r]);
+    expect(x.added[0]!.input.rcpt).toEqual(['hostmaster@example.test']);
+    expect(r.envelope.toString('latin1')).toContain('postmaster');
+    expect(r.envelope.toString('latin1')).not.toContain('hostmaster@example.test');
+  });
+
+  it('mail without postmaster is handed on as the same array (no copy on the hot path)', () => {
+    const x = rig(config(WITH));
+    const m = accepted('plain');
+    x.intake.accepted([m]);
+    expect(x.added[0]!.input.rcpt).toBe(m.rcpt);
+  });
+
+  it('without Postmaster_Address the recipient stays and each such message is logged at WARN', () => {
+    const x = rig();
+    x.intake.accepted([accepted('pm-none', { rcpt: ['postmaster'] })]);
+    expect(x.added[0]!.input.rcpt).toEqual(['postmaster']);
+    expect(x.log.records.some((r) => r.level === 40 && /no Postmaster_Address/.test(String(r.msg)))).toBe(true);
+  });
+});

@@ -65,6 +65,14 @@ function rig(load: () => LoadResult, refuse: (workerId: number, method: string, 
 const text = (t: string) => (): LoadResult => loadConfigText(t, 'vipmta.conf');
 
 describe('config reload', () => {
+  it('logs what the new config exposes at WARN and tells the console', async () => {
+    const r = rig(text('ESMTP_Listener {\n  Relay_Hosts = ( "::/0" )\n  Listen "127.0.0.1:2525" { }\n}\n'));
+    const res = await reloadConfig(r.host);
+    expect(res.ok).toBe(true);
+    expect(res.message).toMatch(/\nvipmta\.conf:2:3: warning: Relay_Hosts .*"::\/0": an open relay/);
+    expect(r.log.records.some((x) => x.level === 40 && /^vipmta\.conf:2:3: warning: .*open relay/.test(String(x.msg)))).toBe(true);
+  });
+
   it('keeps the running config on a config error and says why', async () => {
     const r = rig(text('Worker_Threadz = 4\n'));
     const before = r.running();
