@@ -12,6 +12,7 @@ import { SmtpTestClient } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startSink, type Sink } from './delivery-sink.js';
+import { fillUp } from '../helpers/fill.js';
 
 const mounts: string[] = [];
 const sinks: Sink[] = [];
@@ -25,25 +26,6 @@ afterAll(async () => {
   for (const m of mounts) execFileSync('umount', ['-l', m]);
 });
 
-/** Writes into `file` until the file system has no byte left (ENOSPC at one byte). */
-function fillUp(file: string): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    for (const chunk of [64 * 1024, 4096, 1]) {
-      const b = Buffer.alloc(chunk, 0x78);
-      for (;;) {
-        try {
-          fs.writeSync(fd, b);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-          break;
-        }
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 describe('full disk at start', () => {
   it('starts on a full spool, refuses with 452 4.3.1, delivers what it holds, then accepts again', async () => {

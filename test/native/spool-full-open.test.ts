@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Spool } from '../../src/spool/index.js';
 import { requireCapabilities, requireCommand } from '../helpers/preconditions.js';
 import { tempDir, wireBody } from '../unit/spool/helpers.js';
+import { fillUp } from '../helpers/fill.js';
 
 const mounts: string[] = [];
 const open: Spool[] = [];
@@ -39,25 +40,6 @@ async function commit(s: Spool, n: number): Promise<string> {
   const m = s.writer().begin();
   m.append(wireBody(1000, n));
   return (await m.commit(Buffer.from('{}'))).id;
-}
-/** Writes into `file` until not one byte more fits. */
-function fillUp(file: string): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    for (const size of [16 * 1024, 1]) {
-      const b = Buffer.alloc(size, 0x78);
-      for (;;) {
-        try {
-          fs.writeSync(fd, b);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-          break;
-        }
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 async function closeLast(): Promise<void> {
   await open.pop()!.close();
