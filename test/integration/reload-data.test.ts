@@ -72,6 +72,17 @@ function withoutOurReceived(b: Buffer): string {
 
 const body = wireMessage('reload during DATA', Array.from({ length: 40 }, (_, i) => `line ${i} of a message that a reload must not cut`));
 
+/** The message in DATA ends with its 250, and it is the one message in the spool, intact. */
+async function expectFinishedOnDisk(n: VipmtaProcess, client: SmtpTestClient): Promise<void> {
+  const r = await finishData(client, body);
+  expect(r.code).toBe(250);
+  expect(r.text).toMatch(/^2\.0\.0 Ok: queued as n1-/);
+  await client.quit();
+  const stored = await spoolContents(n);
+  expect([...stored.keys()]).toEqual([r.id]);
+  expect(withoutOurReceived(stored.get(r.id!)!)).toBe(body);
+}
+
 describe('reload while a message is in DATA', () => {
   it('a listener whose options change lets the message finish: 250, and it is in the spool', async () => {
     const port = await freePort();
@@ -85,13 +96,7 @@ describe('reload while a message is in DATA', () => {
     expect(fresh.greeting).toMatch(/^220 /);
     fresh.sock.destroy();
 
-    const r = await finishData(client, body);
-    expect(r.code).toBe(250);
-    expect(r.text).toMatch(/^2\.0\.0 Ok: queued as n1-/);
-    await client.quit();
-    const stored = await spoolContents(n);
-    expect([...stored.keys()]).toEqual([r.id]);
-    expect(withoutOurReceived(stored.get(r.id!)!)).toBe(body);
+    await expectFinishedOnDisk(n, client);
   });
 
   it('a removed listener stops accepting but lets the message finish: 250, and it is in the spool', async () => {
@@ -104,12 +109,6 @@ describe('reload while a message is in DATA', () => {
     await reload(n, configFor(port2));
     await expect(smtpConnect(port)).rejects.toThrow(/ECONNREFUSED/);
 
-    const r = await finishData(client, body);
-    expect(r.code).toBe(250);
-    expect(r.text).toMatch(/^2\.0\.0 Ok: queued as n1-/);
-    await client.quit();
-    const stored = await spoolContents(n);
-    expect([...stored.keys()]).toEqual([r.id]);
-    expect(withoutOurReceived(stored.get(r.id!)!)).toBe(body);
+    await expectFinishedOnDisk(n, client);
   });
 });
