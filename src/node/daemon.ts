@@ -18,6 +18,7 @@ import type { QueueManager } from '../queue/manager.js';
 import { listCorrupt, Spool } from '../spool/index.js';
 import { VERSION } from '../version.js';
 import { WorkerPool } from '../workers/pool.js';
+import { DRAIN_GRACE_MS } from '../workers/socket-set.js';
 import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
 import { mailqReport, nodeCommands } from './console.js';
 import { Dispatcher } from './dispatch.js';
@@ -41,7 +42,6 @@ export class StartupError extends Error {
   }
 }
 
-const DRAIN_TIMEOUT_MS = 30_000;
 /** How often the spool's counters are read to tell whether it is full (a native call reading counters). */
 const SPOOL_WATCH_MS = 1000;
 
@@ -318,8 +318,8 @@ export class Daemon {
     this.controls = [];
     // Deliveries in flight report first (their workers must still be there to answer); what does
     // not finish in time stays in the spool and goes again after the restart.
-    await this.queue.stop(DRAIN_TIMEOUT_MS);
-    if (this.pool !== null) await this.pool.stop(DRAIN_TIMEOUT_MS);
+    await this.queue.stop(DRAIN_GRACE_MS);
+    if (this.pool !== null) await this.pool.stop(DRAIN_GRACE_MS);
     // After the drain, so /health answers 503 ("stopping") while sessions finish.
     for (const h of this.https) h.close();
     this.https = [];
