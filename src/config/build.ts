@@ -205,6 +205,13 @@ class Builder {
       if (name === null) continue;
       const key = spec.single ? spec.keyword : `${spec.keyword}\0${name}`;
       const first = seen.get(key);
+      if (first && spec.merge) {
+        // One stanza written in several places (typically one Listen per included file): read as one
+        // block, so an option set in two of them is still reported as a duplicate with both places.
+        const c = children.find((x) => x.spec === spec)!;
+        c.node = { ...c.node, body: [...c.node.body, ...node.body] };
+        continue;
+      }
       if (first) {
         this.error(node.where, `duplicate ${describeStanza(spec.keyword, spec.single ? undefined : name)} ${frame.desc} (first at ${locText(first, node.where)})`);
         continue;

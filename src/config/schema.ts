@@ -335,14 +335,17 @@ export interface StanzaSpec {
   readonly name: StanzaNameKind;
   /** At most one per file set (unnamed singletons). */
   readonly single?: boolean;
+  /** A single stanza that may be written several times (e.g. split across included files): the
+   *  occurrences are read as one block, in order. */
+  readonly merge?: boolean;
   readonly description: string;
 }
 
 /** Every stanza. A named stanza's name is unique among its siblings. */
 export const STANZAS: readonly StanzaSpec[] = [
-  { keyword: 'ESMTP_Listener', scope: 'listener', parents: ['global'], name: 'none', single: true, description: 'SMTP listeners; its options are defaults for its Listen stanzas.' },
+  { keyword: 'ESMTP_Listener', scope: 'listener', parents: ['global'], name: 'none', single: true, merge: true, description: 'SMTP listeners; its options are defaults for its Listen stanzas. May be written several times (say, one per included file): the occurrences are read as one.' },
   { keyword: 'Listen', scope: 'listener', parents: ['ESMTP_Listener'], name: 'endpoint', description: 'One SMTP listening address, "ip:port" ("[::1]:25" for IPv6).' },
-  { keyword: 'ECCluster_Listener', scope: 'eccluster_listener', parents: ['global'], name: 'none', single: true, description: 'Cluster link listeners (#mmove). The first one on a specific address is announced to the other nodes as where they move mail to this node.' },
+  { keyword: 'ECCluster_Listener', scope: 'eccluster_listener', parents: ['global'], name: 'none', single: true, merge: true, description: 'Cluster link listeners (#mmove); may be written several times, read as one. The first one on a specific address is announced to the other nodes as where they move mail to this node.' },
   { keyword: 'Listen', scope: 'eccluster_listener', parents: ['ECCluster_Listener'], name: 'endpoint', description: 'One cluster link address, "ip:port".' },
   { keyword: 'Control_Listener', scope: 'control_listener', parents: ['global'], name: 'none', single: true, description: 'Console sockets (mode 0600).' },
   { keyword: 'Listen', scope: 'control_listener', parents: ['Control_Listener'], name: 'path', description: 'One console socket path; relative to the working directory.' },

@@ -329,6 +329,18 @@ describe('config parser', () => {
       expect(load('nope.conf')).toEqual(['nope.conf:1:1: cannot read config file: ENOENT']);
     });
 
+    it('reads an ESMTP_Listener split across included files as one, and still reports an option or Listen set twice', () => {
+      const c = ok(loadConfigFile('split/main.conf', { cwd: VALID }));
+      expect(c.esmtpListeners.map((l) => [l.host, l.port, l.options.Timeout])).toEqual([
+        ['127.0.0.1', 2525, 120_000], ['127.0.0.2', 2525, 30_000], ['127.0.0.3', 2525, 120_000],
+      ]);
+      expect(c.esmtpListeners[2]!.where).toEqual({ file: 'split/sites/b.conf', line: 2, column: 3 });
+      expect(load('split/main.conf')).toEqual([
+        'split/more.conf:2:3: duplicate option "Timeout" in ESMTP_Listener (first set at split/main.conf:2:3)',
+        'split/more.conf:3:3: duplicate Listen "127.0.0.1:2525" in ESMTP_Listener (first at split/main.conf:3:3)',
+      ]);
+    });
+
     it('resolves includes of config text against baseDir', () => {
       expect(errorsOf(loadConfigText('include "second.conf"', 'inline', { cwd: INVALID, baseDir: 'across' }))).toEqual([
         'across/second.conf:2:18: invalid value for "Segment_Size": expected a size (bytes, or with K, M, G, T: 64K, 10M), got "big"',
