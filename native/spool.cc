@@ -225,6 +225,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     x.Set("length", Napi::Number::New(env, static_cast<double>(events[i].length)));
     x.Set("reason", events[i].reason);
     if (!events[i].saved_as.empty()) x.Set("savedAs", events[i].saved_as);
+    if (!events[i].id.empty()) x.Set("id", events[i].id);
     ev[i] = x;
   }
   r.Set("events", ev);

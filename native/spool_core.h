@@ -68,6 +68,7 @@ struct RecoveryEvent {
   uint64_t length = 0;
   std::string reason;
   std::string saved_as;  // corrupt/<...>.bad, for kind corrupt
+  std::string id = "";   // the queue id the damaged record claims, when its header is readable
 };
 
 struct Recovered {

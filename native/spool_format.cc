@@ -112,6 +112,16 @@ bool ParseRecord(const uint8_t* base, uint64_t size, uint64_t off, RecHeader* h,
   return true;
 }
 
+std::string ClaimedRecordId(const uint8_t* base, uint64_t size, uint64_t off) {
+  if (off > size || size - off < kRecHdr) return "";
+  RecHeader h;
+  memcpy(&h, base + off, sizeof h);
+  if (h.magic != kRecMagic || h.id_len == 0 || h.id_len > kMaxIdLen || h.id_len > size - off - kRecHdr) return "";
+  const uint8_t* id = base + off + kRecHdr;
+  if (!ValidIdChars(id, h.id_len)) return "";
+  return std::string(reinterpret_cast<const char*>(id), h.id_len);
+}
+
 uint64_t FindNextRecord(const uint8_t* base, uint64_t size, uint64_t from) {
   static const char kMagic[4] = {'V', 'R', 'E', 'C'};
   return FindNextValid<RecHeader>(base, size, from, kMagic, ParseRecord, kRecHdr);

@@ -86,6 +86,9 @@ uint32_t RecordCrc(uint32_t payload_crc, const RecHeader& h, const void* id);
 // Validates the record (or journal entry) at off of a mapped file; *why when it is not valid.
 bool ParseRecord(const uint8_t* base, uint64_t size, uint64_t off, RecHeader* h, const char** why);
 bool ParseJrn(const uint8_t* base, uint64_t size, uint64_t off, JrnHeader* h, const char** why);
+// The queue id a record at off claims when its header is readable that far (magic, id length and
+// id characters valid), whatever its checksum says; "" otherwise. For reporting damaged records.
+std::string ClaimedRecordId(const uint8_t* base, uint64_t size, uint64_t off);
 // The next offset at or after `from` where a valid record (entry) starts, or UINT64_MAX.
 uint64_t FindNextRecord(const uint8_t* base, uint64_t size, uint64_t from);
 uint64_t FindNextJrn(const uint8_t* base, uint64_t size, uint64_t from);

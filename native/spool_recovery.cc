@@ -128,15 +128,16 @@ void Core::SaveAside(const std::string& path, const uint8_t* p, uint64_t off, ui
     fdatasync(fd);
     close(fd);
   }
+  std::string id = ClaimedRecordId(p, off + len, off);
   std::string text = "file: " + Base(path) + "\noffset: " + std::to_string(off) + "\nlength: " + std::to_string(len) +
-                     "\nreason: " + reason + "\n";
+                     "\nreason: " + reason + "\n" + (id.empty() ? "" : "id: " + id + "\n");
   fd = open((full + ".reason").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd >= 0) {
     PwriteAll(fd, reinterpret_cast<const uint8_t*>(text.data()), text.size(), 0);
     fdatasync(fd);
     close(fd);
   }
-  ev->push_back({"corrupt", Base(path), off, len, reason, name + ".bad"});
+  ev->push_back({"corrupt", Base(path), off, len, reason, name + ".bad", id});
   stats_.corrupt++;
 }
 
@@ -204,11 +205,21 @@ void Core::RecoverSegment(uint64_t no, const std::string& path, std::vector<Reco
     }
     if (IsZero(m.p + off, size - off)) break;  // the preallocated, never written rest
     uint64_t next = FindNextRecord(m.p, size, off + 1);
+    if (next == UINT64_MAX && strcmp(why, "checksum mismatch") == 0) {
+      // The last record parses up to its checksum: header, id and lengths intact and all of it
+      // inside the file. A write torn by a crash leaves its end as the zeros of preallocated
+      // space (or short of the file's end); this one's last byte is there (a body ends in CRLF,
+      // an envelope in '}'), so it was written whole and synced, hence acknowledged, and damaged
+      // since: corruption, saved and reported as such, not cut off as a torn tail.
+      RecHeader th;
+      memcpy(&th, m.p + off, sizeof th);
+      if (m.p[off + th.total_len - 1] != 0) next = off + th.total_len;
+    }
     if (next == UINT64_MAX) {
       // A torn tail: the last write never completed, so nothing in it was acknowledged.
       uint64_t end = size;
       while (end > off && m.p[end - 1] == 0) end--;
-      ev->push_back({"torn-tail", Base(path), off, end - off, why, ""});
+      ev->push_back({"torn-tail", Base(path), off, end - off, why, "", ClaimedRecordId(m.p, size, off)});
       stats_.torn++;
       if (ftruncate(fd, static_cast<off_t>(off)) == 0) fdatasync(fd);
       break;

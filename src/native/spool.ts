@@ -47,6 +47,8 @@ export interface NativeSpoolEvent {
   length: number;
   reason: string;
   savedAs?: string;
+  /** The queue id the damaged record claims, when its header was readable that far. */
+  id?: string;
 }
 
 export interface NativeSpoolOpened {

@@ -138,8 +138,8 @@ export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): st
 
 /** `spool corrupt`: one row per saved region, then the count. */
 export function formatCorrupt(entries: readonly CorruptEntry[]): string {
-  const rows = entries.map((e) => [new Date(e.savedAt).toISOString(), e.savedAs, e.file, e.offset === null ? '-' : String(e.offset), e.length === null ? '-' : String(e.length), e.reason]);
-  const head = ['Saved', 'As', 'From', 'Offset', 'Length', 'Reason'];
+  const rows = entries.map((e) => [new Date(e.savedAt).toISOString(), e.id, e.savedAs, e.file, e.offset === null ? '-' : String(e.offset), e.length === null ? '-' : String(e.length), e.reason]);
+  const head = ['Saved', 'Queue id', 'As', 'From', 'Offset', 'Length', 'Reason'];
   return (rows.length === 0 ? '' : table([head, ...rows])) + `corrupt: ${entries.length} record(s)\n`;
 }
 

@@ -49,6 +49,8 @@ export interface CorruptEntry {
   offset: number | null;
   length: number | null;
   reason: string;
+  /** The queue id the damaged record claims ('-' when its header was unreadable). */
+  id: string;
   /** When recovery saved them (the .reason file's mtime), ms since the epoch. */
   savedAt: number;
 }
@@ -326,6 +328,7 @@ export async function listCorrupt(directory: string): Promise<CorruptEntry[]> {
       offset: num('offset'),
       length: num('length'),
       reason: field('reason') ?? '?',
+      id: field('id') ?? '-',
       savedAt: st.mtimeMs,
     });
   }

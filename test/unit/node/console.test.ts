@@ -104,12 +104,12 @@ describe('node console', () => {
   it('lists what corrupt/ holds, one row per saved region, and the count', () => {
     expect(formatCorrupt([])).toBe('corrupt: 0 record(s)\n');
     expect(formatCorrupt([
-      { savedAs: 'corrupt/seg-1.spool-000000000040.bad', file: 'seg-1.spool', offset: 64, length: 512, reason: 'checksum mismatch', savedAt: NOW },
-      { savedAs: 'corrupt/seg-2.spool.bad', file: 'seg-2.spool', offset: null, length: null, reason: 'bad magic', savedAt: NOW },
+      { savedAs: 'corrupt/seg-1.spool-000000000040.bad', file: 'seg-1.spool', offset: 64, length: 512, reason: 'checksum mismatch', id: 'Q1abc', savedAt: NOW },
+      { savedAs: 'corrupt/seg-2.spool.bad', file: 'seg-2.spool', offset: null, length: null, reason: 'bad magic', id: '-', savedAt: NOW },
     ])).toBe(
-      'Saved                     As                                    From         Offset  Length  Reason\n'
-      + `${new Date(NOW).toISOString()}  corrupt/seg-1.spool-000000000040.bad  seg-1.spool  64      512     checksum mismatch\n`
-      + `${new Date(NOW).toISOString()}  corrupt/seg-2.spool.bad               seg-2.spool  -       -       bad magic\n`
+      'Saved                     Queue id  As                                    From         Offset  Length  Reason\n'
+      + `${new Date(NOW).toISOString()}  Q1abc     corrupt/seg-1.spool-000000000040.bad  seg-1.spool  64      512     checksum mismatch\n`
+      + `${new Date(NOW).toISOString()}  -         corrupt/seg-2.spool.bad               seg-2.spool  -       -       bad magic\n`
       + 'corrupt: 2 record(s)\n',
     );
   });
