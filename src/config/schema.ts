@@ -33,6 +33,8 @@ export type ValueType =
   | { readonly kind: 'endpoint' }
   | { readonly kind: 'hostport' }
   | { readonly kind: 'cidr' }
+  /** "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited": { count, periodMs } or null. */
+  | { readonly kind: 'rate' }
   | { readonly kind: 'list'; readonly of: ScalarType }
   | { readonly kind: 'dict' };
 export type ScalarType = Exclude<ValueType, { kind: 'list' } | { kind: 'dict' }>;
@@ -315,6 +317,30 @@ export const OPTIONS = {
     type: { kind: 'boolean' }, scopes: FALLBACK, default: 'false',
     description: 'With Outbound_TLS = "required": verify the certificate chain and the host name (the MX or route host).',
   },
+  Outbound_Throttle_Messages: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most messages sent from one binding to one destination per period, over every sliding window of that period ("300/60s"). Enforced by the node that owns the binding.',
+  },
+  Outbound_Throttle_Connections: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most connections opened from one binding to one destination per period ("5/1s").',
+  },
+  Cluster_Max_Outbound_Connections: {
+    type: { kind: 'integer', min: 0, max: 1_000_000 }, scopes: FALLBACK, default: '0',
+    description: 'Most concurrent connections to the destination from the whole cluster (every binding of every node, idle pooled connections included); 0: no cluster-wide limit. Shared out between the nodes as leases agreed over corosync.',
+  },
+  Cluster_Outbound_Throttle_Messages: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most messages to the destination from the whole cluster per period, over every sliding window ("600/60s").',
+  },
+  Cluster_Outbound_Throttle_Connections: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most connections opened to the destination by the whole cluster per period.',
+  },
+  Mx_Rollup: {
+    type: { kind: 'boolean' }, scopes: FALLBACK, default: 'true',
+    description: 'The destination the limits count is the set of MX hosts the domain resolves to (or its Routes), so domains served by the same MX share one budget; false: the domain itself.',
+  },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
     description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
@@ -365,6 +391,12 @@ export const STANZAS: readonly StanzaSpec[] = [
 
 export type { Endpoint, HostPort };
 
+/** A parsed "N/PERIOD": at most `count` events in every sliding window of `periodMs`. */
+export interface Rate {
+  readonly count: number;
+  readonly periodMs: number;
+}
+
 export type ValueOfType<T> =
   T extends { kind: 'string' | 'ip' | 'cidr' } ? string
   : T extends { kind: 'integer' | 'size' | 'duration' } ? number
@@ -372,6 +404,7 @@ export type ValueOfType<T> =
   : T extends { kind: 'enum'; values: readonly (infer V)[] } ? V
   : T extends { kind: 'endpoint' } ? Endpoint
   : T extends { kind: 'hostport' } ? HostPort
+  : T extends { kind: 'rate' } ? Rate | null
   : T extends { kind: 'list'; of: infer O } ? readonly ValueOfType<O>[]
   : T extends { kind: 'dict' } ? Readonly<Record<string, string>>
   : never;

@@ -68,9 +68,3 @@ export class SlidingWindow {
     return now + this.periodMs;
   }
 }
-
-/** "300/60s" as the config parses it. */
-export interface Rate {
-  readonly count: number;
-  readonly periodMs: number;
-}
