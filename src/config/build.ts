@@ -25,6 +25,7 @@ export type EcclusterListenerOptions = ScopeOptions<'eccluster_listener'>;
 export type SpoolOptions = ScopeOptions<'spool'>;
 export type ClusterOptions = ScopeOptions<'cluster'>;
 export type TopologyOptions = ScopeOptions<'topology'>;
+export type ShapingRuleOptions = ScopeOptions<'shaping_rule'>;
 export type BindingGroupOptions = SetOptions<'binding_group'>;
 export type BindingOptions = SetOptions<'binding'>;
 export type DomainOptions = SetOptions<'domain'>;
@@ -42,6 +43,8 @@ export interface ListenerConfig<O = ListenerOptions> {
 export interface ControlListenerConfig { path: string; where: SourceLocation }
 /** An HTTP admin API address (Http_Listener/Listen); it has no options yet. */
 export interface HttpListenerConfig extends Endpoint { name: string; where: SourceLocation }
+/** A Shaping_Rule, its Match compiled (case-insensitive). */
+export interface ShapingRuleConfig { name: string; options: ShapingRuleOptions; match: RegExp | null; where: SourceLocation }
 export interface TopologyConfig { cidr: string; options: TopologyOptions; where: SourceLocation }
 export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; where: SourceLocation }
 export interface DomainConfig { name: string; options: DomainOptions; where: SourceLocation }
@@ -76,6 +79,8 @@ export interface Config {
   bindings: ReadonlyMap<string, BindingConfig>;
   domains: ReadonlyMap<string, DomainConfig>;
   cluster: ClusterConfig | null;
+  /** Shaping_Rule stanzas, in the order written. */
+  shapingRules: ShapingRuleConfig[];
   /**
    * An option's effective value for a binding group / binding / domain, in Momentum's order:
    * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).
@@ -269,7 +274,7 @@ function nameExample(spec: StanzaSpec): string {
 function scopeList(scopes: readonly Scope[]): string {
   const names: Record<Scope, string> = {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
-    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology',
+    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', shaping_rule: 'Shaping_Rule',
     binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain',
   };
   return scopes.map((s) => names[s]).join(', ');
@@ -449,10 +454,31 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     cluster = { options, topologies, where: clusterChild.node.where };
   }
 
+  const shapingRules: ShapingRuleConfig[] = [];
+  for (const r of children(top, 'Shaping_Rule')) {
+    const rc = b.collect(frameOf(r.spec, r.name), r.node.body);
+    const ro = b.resolve('shaping_rule', [rc.values], fromGlobal) as ShapingRuleOptions;
+    let match: RegExp | null = null;
+    const m = rc.values.get('Match');
+    if (m) {
+      try {
+        match = new RegExp(m.value as string, 'i');
+      } catch (e) {
+        b.errors.push(at(m.where, `invalid value for "Match": expected a regular expression (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`));
+      }
+    }
+    const need = (what: string): void => { b.errors.push(at(r.node.where, `Shaping_Rule "${r.name}" ${what}`)); };
+    if (!m && ro.Classes.length === 0) need('needs Match = "regex" or Classes = ( ... ): it would match every failure');
+    if (ro.Action === undefined) need('needs Action = suspend | throttle | reduce_connections | bounce');
+    if (ro.Action === 'throttle' && ro.Rate === null) need('has Action = throttle but no Rate = "N/PERIOD"');
+    if (ro.Action === 'reduce_connections' && ro.Connections === undefined) need('has Action = reduce_connections but no Connections = N');
+    shapingRules.push({ name: r.name, options: ro, match, where: r.node.where });
+  }
+
   if (errors.length) return null;
   const config: Config = {
     files, global, spool, esmtpListeners, ecclusterListeners, controlListeners, httpListeners,
-    bindingGroups: groups, bindings, domains, cluster,
+    bindingGroups: groups, bindings, domains, cluster, shapingRules,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     show: () => show(config),
   };
@@ -546,6 +572,11 @@ function show(c: Config): string {
       opts('topology', t.options, '    ');
       out.push('  }');
     }
+    out.push('}');
+  }
+  for (const r of c.shapingRules) {
+    out.push(`Shaping_Rule ${quote(r.name)} {`);
+    opts('shaping_rule', r.options, '  ');
     out.push('}');
   }
   for (const g of c.bindingGroups.values()) {

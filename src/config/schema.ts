@@ -15,6 +15,7 @@ export const SCOPES = [
   'spool',
   'cluster',
   'topology',
+  'shaping_rule',
   'binding_group',
   'binding',
   'domain',
@@ -341,6 +342,47 @@ export const OPTIONS = {
     type: { kind: 'boolean' }, scopes: FALLBACK, default: 'true',
     description: 'The destination the limits count is the set of MX hosts the domain resolves to (or its Routes), so domains served by the same MX share one budget; false: the domain itself.',
   },
+  // --- Shaping_Rule (response-driven shaping: Momentum's Adaptive Delivery) ---
+  Match: {
+    type: { kind: 'string' }, scopes: ['shaping_rule'],
+    description: 'A regular expression (JavaScript syntax, case-insensitive) searched in the receiver\'s whole reply line: code, enhanced code and text ("421 4.7.0 [TSS04] Messages from ..."). Never matched against replies vipmta generates itself.',
+  },
+  Classes: {
+    type: { kind: 'list', of: { kind: 'integer', min: 1, max: 100 } }, scopes: ['shaping_rule'], default: '( )',
+    description: 'Bounce classes the failure must have (Momentum\'s codes: 10 invalid recipient, 21 DNS failure, 50 mail block, 51 spam block, 70 transient, ...); empty: any. With Match, both must hold.',
+  },
+  Domains: {
+    type: { kind: 'list', of: { kind: 'string' } }, scopes: ['shaping_rule'], default: '( )',
+    description: 'Recipient domains the rule applies to, as glob patterns ("yahoo.*", "*.outlook.com"); empty: every domain.',
+  },
+  Mx: {
+    type: { kind: 'list', of: { kind: 'string' } }, scopes: ['shaping_rule'], default: '( )',
+    description: 'MX hosts the rule applies to, as glob patterns ("*.yahoodns.net"); empty: every host.',
+  },
+  Threshold: {
+    type: { kind: 'rate' }, scopes: ['shaping_rule'], default: '"1/1m"',
+    description: 'How many matches within the period fire the rule ("5/1m"); the default fires on the first.',
+  },
+  Action: {
+    type: { kind: 'enum', values: ['suspend', 'throttle', 'reduce_connections', 'bounce'] }, scopes: ['shaping_rule'],
+    description: 'What firing does for Duration: suspend delivery, throttle to Rate, reduce connections to Connections, or bounce the matching recipients (permanent failure with the reply).',
+  },
+  Duration: {
+    type: { kind: 'duration' }, scopes: ['shaping_rule'], default: '15m',
+    description: 'How long a suspension, throttle or connection reduction lasts; it ends on its own, on every node.',
+  },
+  Rate: {
+    type: { kind: 'rate' }, scopes: ['shaping_rule'], default: 'unlimited',
+    description: 'The message rate while throttled ("60/1m"); needed by Action = throttle.',
+  },
+  Connections: {
+    type: { kind: 'integer', min: 0, max: 100_000 }, scopes: ['shaping_rule'],
+    description: 'The connection limit while reduced; needed by Action = reduce_connections.',
+  },
+  Scope: {
+    type: { kind: 'enum', values: ['binding_domain', 'domain'] }, scopes: ['shaping_rule'], default: 'binding_domain',
+    description: 'What the action applies to: the binding and destination the reply came on, or the destination from every binding of the cluster.',
+  },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
     description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
@@ -379,6 +421,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Listen', scope: 'http_listener', parents: ['Http_Listener'], name: 'endpoint', description: 'One HTTP admin address, "ip:port" (the built-in default: "127.0.0.1:2081").' },
   { keyword: 'Spool', scope: 'spool', parents: ['global'], name: 'none', single: true, description: 'The message spool.' },
   { keyword: 'Cluster', scope: 'cluster', parents: ['global'], name: 'none', single: true, description: 'Cluster membership and DuraVIP.' },
+  { keyword: 'Shaping_Rule', scope: 'shaping_rule', parents: ['global'], name: 'name', description: 'A response-driven rule: when replies matching it arrive (Threshold), suspend, throttle, reduce connections or bounce, cluster-wide, for Duration.' },
   { keyword: 'Topology', scope: 'topology', parents: ['Cluster'], name: 'cidr', description: 'A network on which DuraVIPs are plumbed, named by its CIDR.' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
@@ -450,6 +493,7 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   eccluster_listener: 'ECCluster_Listener and its Listen',
   control_listener: 'Control_Listener and its Listen',
   http_listener: 'Http_Listener and its Listen',
+  shaping_rule: 'Shaping_Rule',
   spool: 'Spool',
   cluster: 'Cluster',
   topology: 'Cluster / Topology',

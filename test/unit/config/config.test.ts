@@ -370,6 +370,44 @@ describe('config parser', () => {
     });
   });
 
+  describe('Shaping_Rule', () => {
+    it('reads rules in order with their options and defaults, compiles Match case-insensitively, and shows them re-parseably', () => {
+      const c = ok(text(`Shaping_Rule "yahoo-tss04" {
+          Match = "\\\\[TSS04\\\\]" Domains = ( "yahoo.*" "aol.com" ) Action = suspend Duration = 1h Scope = domain
+        }
+        Shaping_Rule "blocks" { Classes = ( 50 51 ) Threshold = "5/1m" Action = reduce_connections Connections = 1 }
+        Shaping_Rule "slow" { Match = "rate limited" Action = throttle Rate = "60/1m" }`));
+      expect(c.shapingRules.map((r) => [r.name, r.options.Action, r.options.Duration, r.options.Scope])).toEqual([
+        ['yahoo-tss04', 'suspend', 3_600_000, 'domain'], ['blocks', 'reduce_connections', 900_000, 'binding_domain'], ['slow', 'throttle', 900_000, 'binding_domain'],
+      ]);
+      expect(c.shapingRules[0]!.match!.test('421 4.7.0 [tss04] Messages from 198.51.100.7 temporarily deferred')).toBe(true);
+      expect(c.shapingRules[0]!.options.Domains).toEqual(['yahoo.*', 'aol.com']);
+      expect(c.shapingRules[1]!.match).toBeNull();
+      expect(c.shapingRules[1]!.options).toMatchObject({ Classes: [50, 51], Threshold: { count: 5, periodMs: 60_000 }, Connections: 1 });
+      expect(c.shapingRules[2]!.options.Rate).toEqual({ count: 60, periodMs: 60_000 });
+      const again = ok(text(c.show()));
+      expect(again.show()).toBe(c.show());
+      expect(again.shapingRules[0]!.match!.source).toBe('\\[TSS04\\]');
+    });
+
+    it('rejects a bad regex, a rule that would match everything, and a missing Action, Rate or Connections, with file:line:column', () => {
+      expect(errorsOf(text(`Shaping_Rule "a" { Match = "(unclosed" Action = suspend }
+Shaping_Rule "b" { Action = suspend }
+Shaping_Rule "c" { Match = "x" }
+Shaping_Rule "d" { Match = "x" Action = throttle }
+Shaping_Rule "e" { Match = "x" Action = reduce_connections }
+Shaping_Rule "f" { Match = "x" Action = pause }`))).toEqual([
+        'test.conf:1:20: invalid value for "Match": expected a regular expression (/(unclosed/i: Unterminated group)',
+        'test.conf:2:1: Shaping_Rule "b" needs Match = "regex" or Classes = ( ... ): it would match every failure',
+        'test.conf:3:1: Shaping_Rule "c" needs Action = suspend | throttle | reduce_connections | bounce',
+        'test.conf:4:1: Shaping_Rule "d" has Action = throttle but no Rate = "N/PERIOD"',
+        'test.conf:5:1: Shaping_Rule "e" has Action = reduce_connections but no Connections = N',
+        'test.conf:6:1: Shaping_Rule "f" needs Action = suspend | throttle | reduce_connections | bounce',
+        'test.conf:6:41: invalid value for "Action": expected one of suspend, throttle, reduce_connections, bounce, got "pause"',
+      ]);
+    });
+  });
+
   describe('Http_Listener', () => {
     it('has no HTTP API when a config file has no Http_Listener', () => {
       expect(ok(text('ESMTP_Listener { Listen "127.0.0.1:25" { } }')).httpListeners).toEqual([]);
