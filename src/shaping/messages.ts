@@ -1,0 +1,116 @@
+// What members multicast on the shaping CPG group (its own group, apart from the DuraVIP election's,
+// so neither waits on the other), and its wire form: one JSON object per message. Every message
+// carries the sender's node name and clock; a firing's times are the origin's wall clock. Peers are
+// untrusted: decode validates everything and returns an error instead of throwing. Pure.
+
+import type { LeaseClaim } from './leases.js';
+
+/** An action in force: a suspension, throttle or connection reduction, cluster-wide. */
+export interface Restriction {
+  readonly action: 'suspend' | 'throttle' | 'reduce_connections';
+  /** null: every binding. */
+  readonly binding: string | null;
+  readonly destination: string;
+  /** Wall-clock ms (the origin's) when it started and when it ends. */
+  readonly at: number;
+  readonly until: number;
+  /** throttle: messages per period. */
+  readonly rate: { readonly count: number; readonly periodMs: number } | null;
+  /** reduce_connections: the connection limit. */
+  readonly connections: number | null;
+  readonly origin: string;
+  /** The rule that fired, or "console" for an operator's. */
+  readonly rule: string;
+  readonly reason: string;
+}
+
+export type ShapingMessage =
+  /** Leases: changed claims, at most one message per member per interval. */
+  | { readonly type: 'claims'; readonly node: string; readonly now: number; readonly claims: readonly LeaseClaim[] }
+  /** A restriction starts (a rule fired on the origin, or an operator's `shaping suspend`). */
+  | { readonly type: 'restrict'; readonly node: string; readonly now: number; readonly restriction: Restriction }
+  /** An operator ends a restriction early (`shaping resume`). */
+  | { readonly type: 'lift'; readonly node: string; readonly now: number; readonly binding: string | null; readonly destination: string }
+  /** After a view change, each member's whole state: its claims and the restrictions it knows. */
+  | { readonly type: 'sync'; readonly node: string; readonly now: number; readonly claims: readonly LeaseClaim[]; readonly restrictions: readonly Restriction[] };
+
+export const MAX_SHAPING_MESSAGE = 1024 * 1024;
+const MAX_TEXT = 1024;
+
+export function encodeShapingMessage(m: ShapingMessage): Buffer {
+  return Buffer.from(JSON.stringify(m), 'utf8');
+}
+
+export type DecodedShaping = { readonly ok: true; readonly message: ShapingMessage } | { readonly ok: false; readonly error: string };
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT;
+
+function claimsOf(v: unknown): LeaseClaim[] | null {
+  if (!Array.isArray(v) || v.length > 100_000) return null;
+  const out: LeaseClaim[] = [];
+  for (const c of v) {
+    if (typeof c !== 'object' || c === null) return null;
+    const x = c as Record<string, unknown>;
+    if (!isText(x.key) || !isCount(x.cap) || !isCount(x.lease) || !isCount(x.demand)) return null;
+    out.push({ key: x.key, cap: x.cap, lease: x.lease, demand: x.demand });
+  }
+  return out;
+}
+
+function restrictionOf(v: unknown): Restriction | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const x = v as Record<string, unknown>;
+  if (x.action !== 'suspend' && x.action !== 'throttle' && x.action !== 'reduce_connections') return null;
+  if (!(x.binding === null || isText(x.binding)) || !isText(x.destination) || !isCount(x.at) || !isCount(x.until)) return null;
+  if (!isText(x.origin) || !isText(x.rule) || typeof x.reason !== 'string') return null;
+  let rate: Restriction['rate'] = null;
+  if (x.rate !== null && x.rate !== undefined) {
+    const r = x.rate as Record<string, unknown>;
+    if (typeof r !== 'object' || !isCount(r.count) || !isCount(r.periodMs) || r.periodMs === 0) return null;
+    rate = { count: r.count, periodMs: r.periodMs };
+  }
+  if (x.action === 'throttle' && rate === null) return null;
+  const connections = x.connections === null || x.connections === undefined ? null : isCount(x.connections) ? x.connections : undefined;
+  if (connections === undefined || (x.action === 'reduce_connections' && connections === null)) return null;
+  return {
+    action: x.action, binding: x.binding as string | null, destination: x.destination, at: x.at, until: x.until,
+    rate, connections, origin: x.origin, rule: x.rule, reason: x.reason.slice(0, MAX_TEXT),
+  };
+}
+
+export function decodeShapingMessage(buf: Uint8Array): DecodedShaping {
+  if (buf.length > MAX_SHAPING_MESSAGE) return { ok: false, error: `message of ${buf.length} bytes is too large` };
+  let m: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, error: 'not an object' };
+    m = parsed as Record<string, unknown>;
+  } catch {
+    return { ok: false, error: 'not JSON' };
+  }
+  if (!isText(m.node) || !isCount(m.now)) return { ok: false, error: 'no valid "node" and "now"' };
+  const node = m.node;
+  const now = m.now;
+  switch (m.type) {
+    case 'claims': {
+      const claims = claimsOf(m.claims);
+      return claims ? { ok: true, message: { type: 'claims', node, now, claims } } : { ok: false, error: 'invalid claims' };
+    }
+    case 'restrict': {
+      const restriction = restrictionOf(m.restriction);
+      return restriction ? { ok: true, message: { type: 'restrict', node, now, restriction } } : { ok: false, error: 'invalid restriction' };
+    }
+    case 'lift':
+      if (!(m.binding === null || isText(m.binding)) || !isText(m.destination)) return { ok: false, error: 'lift needs a destination' };
+      return { ok: true, message: { type: 'lift', node, now, binding: m.binding as string | null, destination: m.destination } };
+    case 'sync': {
+      const claims = claimsOf(m.claims);
+      const rs = Array.isArray(m.restrictions) ? m.restrictions.map(restrictionOf) : null;
+      if (claims === null || rs === null || rs.some((r) => r === null)) return { ok: false, error: 'invalid sync' };
+      return { ok: true, message: { type: 'sync', node, now, claims, restrictions: rs as Restriction[] } };
+    }
+    default:
+      return { ok: false, error: `unknown message type ${JSON.stringify(m.type)?.slice(0, 20)}` };
+  }
+}

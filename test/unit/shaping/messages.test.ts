@@ -1,0 +1,40 @@
+// The shaping group's messages: every kind round-trips, and whatever a peer sends that is not a
+// valid message is an error, never an exception or a half-read state.
+import { describe, expect, it } from 'vitest';
+import { decodeShapingMessage, encodeShapingMessage, type Restriction, type ShapingMessage } from '../../../src/shaping/messages.js';
+
+const R: Restriction = {
+  action: 'throttle', binding: 'b1', destination: 'mx:mta5.am0.yahoodns.net', at: 1_000, until: 901_000,
+  rate: { count: 60, periodMs: 60_000 }, connections: null, origin: 'n1', rule: 'yahoo-tss04', reason: '421 4.7.0 [TSS04] ...',
+};
+
+describe('shaping messages', () => {
+  it('round-trip every kind', () => {
+    const msgs: ShapingMessage[] = [
+      { type: 'claims', node: 'n1', now: 5, claims: [{ key: 'gmail.com#conn', cap: 5, lease: 2, demand: 9 }] },
+      { type: 'restrict', node: 'n2', now: 6, restriction: R },
+      { type: 'restrict', node: 'n2', now: 6, restriction: { ...R, action: 'suspend', binding: null, rate: null } },
+      { type: 'lift', node: 'n3', now: 7, binding: null, destination: 'yahoo.com' },
+      { type: 'sync', node: 'n1', now: 8, claims: [], restrictions: [R] },
+    ];
+    for (const m of msgs) expect(decodeShapingMessage(encodeShapingMessage(m))).toEqual({ ok: true, message: m });
+  });
+
+  it('refuses what is not a valid message', () => {
+    const bad = (v: unknown): string => {
+      const d = decodeShapingMessage(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)));
+      expect(d.ok).toBe(false);
+      return d.ok ? '' : d.error;
+    };
+    expect(bad('{')).toBe('not JSON');
+    expect(bad([])).toBe('not an object');
+    expect(bad({ type: 'claims', now: 1, claims: [] })).toBe('no valid "node" and "now"');
+    expect(bad({ type: 'claims', node: 'n1', now: 1, claims: [{ key: 'k', cap: -1, lease: 0, demand: 0 }] })).toBe('invalid claims');
+    expect(bad({ type: 'restrict', node: 'n1', now: 1, restriction: { ...R, rate: null } })).toBe('invalid restriction');
+    expect(bad({ type: 'restrict', node: 'n1', now: 1, restriction: { ...R, action: 'reduce_connections' } })).toBe('invalid restriction');
+    expect(bad({ type: 'lift', node: 'n1', now: 1, binding: 3, destination: 'd' })).toBe('lift needs a destination');
+    expect(bad({ type: 'sync', node: 'n1', now: 1, claims: [], restrictions: [{}] })).toBe('invalid sync');
+    expect(bad({ type: 'elect', node: 'n1', now: 1 })).toBe('unknown message type "elect"');
+    expect(decodeShapingMessage(Buffer.alloc(1024 * 1024 + 1, 0x20))).toMatchObject({ ok: false, error: expect.stringMatching(/too large/) });
+  });
+});
