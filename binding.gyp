@@ -19,6 +19,7 @@
         "native/spool_file.cc",
         "native/spool_crc.cc",
         "native/arp.cc",
+        "native/ndisc.cc",
         "native/corosync.cc",
         "native/corosync_connection.cc",
         "native/corosync_events.cc"
