@@ -49,7 +49,9 @@ describe('vipmta started before corosync', () => {
     for (const n of nodes) await waitStarted(n);
     for (const n of nodes) {
       expect(await greeting(lab, n.host.address)).toMatch(new RegExp(`^220 ${n.host.name}\\.lab\\.example `));
-      // It said why it owns nothing, and keeps trying.
+      // It said at start that it has corosync support (the libraries are loaded at run time)...
+      await n.proc.waitLine((l) => l.includes('"msg":"cluster: corosync support available"') && l.includes('libcpg.so.4'));
+      // ...why it owns nothing, and keeps trying.
       await n.proc.waitLine((l) => l.includes('cannot join corosync') && l.includes('ERR_COROSYNC_NOT_RUNNING'));
       expect(plumbed(lab, n.host)).toEqual([]);
       expect(await consoleCmd(n, 'cluster', 'info')).toMatch(/corosync: not connected \(ERR_COROSYNC_NOT_RUNNING/);
