@@ -236,8 +236,9 @@ cs_error_t Connection::Call(F f) {
   return e;
 }
 
-// IO thread: poll, dispatch (callbacks queue into pending_), send, publish; on stop or a lost
-// connection, leave and disconnect. cpg_dispatch keeps ~1 MiB on this thread's stack (glibc
+// IO thread: join (Connect; its outcome is the first event JS gets), then poll, dispatch (callbacks
+// queue into pending_), send, publish; on a failed join, stop or a lost connection, leave and
+// disconnect. A close() during a join that corosync does not answer takes effect when it answers. cpg_dispatch keeps ~1 MiB on this thread's stack (glibc
 // gives threads 8 MiB by default).
 void Connection::IoLoop() {
   const Api& lib = Lib();
