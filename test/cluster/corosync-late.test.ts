@@ -87,7 +87,9 @@ describe('vipmta started before corosync', () => {
       restartNode(lab, n);
       await waitStarted(n);
       expect(await greeting(lab, n.host.address)).toMatch(new RegExp(`^220 ${n.host.name}\\.lab\\.example `));
-      expect(await consoleCmd(n, 'cluster', 'info')).toMatch(/corosync: not connected/);
+      expect(await consoleCmd(n, 'cluster', 'info')).toMatch(/corosync: not connected \(waiting for corosync to answer\)/);
+      // The join waits for corosync's answer, and says so.
+      await n.proc.waitLine((l) => l.includes('cluster: corosync has not answered the join for 5000 ms (stopped?)'), { timeoutMs: 15_000 });
       process.kill(cs.pid, 'SIGCONT');
       continued = true;
       await n.proc.waitLine((l) => l.includes('cluster: joined the corosync group'), { timeoutMs: 20_000 });
