@@ -29,6 +29,10 @@ export interface MessageResult {
   results: RecipientResult[];
   /** Our end of the last connection used for this message (the binding's address in practice). */
   localAddress: string | null;
+  /** Set (true) when the delivery was cut because this node no longer holds the binding's address
+   *  (DeliveryEngine.abortFrom: its DuraVIP moved): the recipients it left deferred with
+   *  'bindingMoved' were not tried, or their transaction was cut; no attempt is to be counted. */
+  cut?: true;
 }
 
 /** RFC 5321 4.2.1: 2yz done, 4yz transient, 5yz permanent. Anything else is a protocol error: retry. */
@@ -67,6 +71,9 @@ export const LOCAL_FAILURES = {
   spoolRead: REPLIES.localError,
   // The delivery engine is shutting down: try again later.
   shuttingDown: REPLIES.shutdownDeferred,
+  // Cut because this node no longer holds the source address (a handover): 4.4.2, like a lost
+  // connection, and the queue sends the mail on from the address's new owner.
+  bindingMoved: REPLIES.lostConnection,
 } as const satisfies Record<string, Reply>;
 
 export type LocalFailureName = keyof typeof LOCAL_FAILURES;
