@@ -8,7 +8,7 @@ import net from 'node:net';
 import { canonicalAddress, type HostPort } from '../net/address.js';
 import { resolveDestination, type Candidate, type DnsResolver } from './mx.js';
 import { replyText } from '../smtp/replies.js';
-import { DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
+import { cutFailure, DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
 import { HostRefused, needsUtf8, SmtpSession, type TlsPolicy } from './session.js';
 
 export interface DeliveryTarget {
@@ -258,7 +258,7 @@ export class DeliveryEngine {
   abortFrom(localAddress: string): number {
     const a = canonicalAddress(localAddress) ?? localAddress;
     const from = (x: string | null) => x !== null && (x === localAddress || canonicalAddress(x) === a);
-    const reason = new DeliveryFailure('bindingMoved', `delivery cut: this node no longer holds ${localAddress}`, NOWHERE);
+    const reason = cutFailure(localAddress);
     let n = 0;
     const theirs = new Set<SmtpSession>();
     for (const run of this.running) {

@@ -95,3 +95,15 @@ export class DeliveryFailure extends Error {
     this.name = 'DeliveryFailure';
   }
 }
+
+/** Why a delivery from `address` was cut: this node no longer holds it (a handover, or no quorum). */
+export function cutFailure(address: string): DeliveryFailure {
+  return new DeliveryFailure('bindingMoved', `delivery cut: this node no longer holds ${address}`, { remoteHost: null, remoteAddress: null });
+}
+
+/** The results of a batch from `address` that was cut before it started: nothing tried, every
+ *  recipient deferred with 'bindingMoved', every message marked `cut` (no attempt counted). */
+export function cutBatch(messages: readonly { id: string; rcpt: readonly string[] }[], address: string): MessageResult[] {
+  const f = cutFailure(address);
+  return messages.map((m) => ({ id: m.id, localAddress: null, cut: true, results: m.rcpt.map((r) => localResult(r, f.failure, f.detail, f.where)) }));
+}
