@@ -19,9 +19,11 @@
         "native/spool_file.cc",
         "native/spool_crc.cc",
         "native/arp.cc",
+        "native/ndisc.cc",
         "native/corosync.cc",
         "native/corosync_connection.cc",
-        "native/corosync_events.cc"
+        "native/corosync_events.cc",
+        "native/corosync_dl.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
@@ -32,17 +34,10 @@
       ],
       "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
-      "libraries": [],
-      "conditions": [
-        # Corosync is optional at build time: single-node mode needs none, and `npm ci` must work on
-        # a machine without its headers. Without them corosync.cc compiles to stubs that throw
-        # ERR_COROSYNC_UNAVAILABLE saying what to install (corosync_connection.cc and
-        # corosync_events.cc to nothing).
-        ["'<!(pkg-config --exists libcpg libquorum && echo 1 || echo 0)'=='1'", {
-          "defines": ["VIPMTA_HAVE_COROSYNC=1"],
-          "libraries": ["<!@(pkg-config --libs libcpg libquorum)"]
-        }]
-      ]
+      # Corosync's libcpg and libquorum are dlopen()ed at first use (native/corosync_dl.cc), so the
+      # addon builds and runs without them and finds them when corosync is installed later.
+      # glibc >= 2.34 has dlopen in libc; -ldl keeps older ones linking.
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -9,6 +9,7 @@ void InitSocket(Napi::Env env, Napi::Object exports);
 void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitSpool(Napi::Env env, Napi::Object exports);
 void InitArp(Napi::Env env, Napi::Object exports);
+void InitNdisc(Napi::Env env, Napi::Object exports);
 void InitCorosync(Napi::Env env, Napi::Object exports);
 }  // namespace vipmta
 
@@ -18,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vipmta::InitNetlink(env, exports);
   vipmta::InitSpool(env, exports);
   vipmta::InitArp(env, exports);
+  vipmta::InitNdisc(env, exports);
   vipmta::InitCorosync(env, exports);
   return exports;
 }

@@ -1,41 +1,17 @@
 // Corosync binding, its JS functions (corosyncOpen, corosyncSend, ...): one CPG group (agreed-order
-// multicast and membership, cpg_overview(7)) plus quorum tracking per connection. JS thread; after
-// the join nothing here waits on corosync: an IO thread does every later call (corosync_connection.cc)
-// and events reach JS after dispatch returns (corosync_events.cc). Built without corosync's headers
-// (binding.gyp checks pkg-config), they throw ERR_COROSYNC_UNAVAILABLE: single-node needs no corosync.
+// multicast and membership, cpg_overview(7)) plus quorum tracking per connection. JS thread; nothing
+// here waits on corosync: an IO thread does every corosync call, the join included
+// (corosync_connection.cc), and events reach JS after dispatch returns (corosync_events.cc).
+// libcpg and libquorum are loaded at first use (corosync_dl.cc): without them, ERR_COROSYNC_UNAVAILABLE.
 #include <napi.h>
 
-#include "errors.h"
-
-#ifdef VIPMTA_HAVE_COROSYNC
-#if !__has_include(<corosync/cpg.h>) || !__has_include(<corosync/quorum.h>)
-#error "VIPMTA_HAVE_COROSYNC is set but corosync/cpg.h or corosync/quorum.h is missing"
-#endif
 #include <memory>
 #include <string>
 
 #include "corosync.h"
-#endif
+#include "errors.h"
 
 namespace vipmta {
-
-#ifndef VIPMTA_HAVE_COROSYNC
-
-namespace {
-Napi::Value Unavailable(const Napi::CallbackInfo& info) {
-  return ThrowCode(info.Env(), "ERR_COROSYNC_UNAVAILABLE",
-                   "this vipmta was built without corosync support: install libcpg-dev libquorum-dev (Debian) and rebuild");
-}
-}  // namespace
-
-void InitCorosync(Napi::Env env, Napi::Object exports) {
-  exports.Set("corosyncSupported", Napi::Boolean::New(env, false));
-  for (const char* name : {"corosyncOpen", "corosyncSend", "corosyncClose", "corosyncRef", "corosyncSendState"}) {
-    exports.Set(name, Napi::Function::New(env, Unavailable, name));
-  }
-}
-
-#else  // VIPMTA_HAVE_COROSYNC
 
 namespace {
 
@@ -58,16 +34,19 @@ Connection* Get(const Napi::CallbackInfo& info, const char* fn) {
   return info[0].As<Napi::External<Handle>>().Data()->conn.get();
 }
 
-// corosyncOpen(group, onEvents) -> { handle, localNodeId, quorate, quorumType }
+// corosyncOpen(group, onEvents) -> handle. The join's outcome is the first event: { type: 'opened',
+// localNodeId, quorate, quorumType } or { type: 'openFailed', error } (the last one then).
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
     return ThrowType(env, "corosyncOpen(group, onEvents): bad arguments");
   }
   std::string group = info[0].As<Napi::String>().Utf8Value();
-  if (group.empty() || group.size() > CPG_MAX_NAME_LENGTH) {
-    return ThrowType(env, "corosyncOpen: group name must be 1.." + std::to_string(CPG_MAX_NAME_LENGTH) + " bytes");
+  if (group.empty() || group.size() > corosync::kCpgMaxNameLength) {
+    return ThrowType(env, "corosyncOpen: group name must be 1.." + std::to_string(corosync::kCpgMaxNameLength) + " bytes");
   }
+  std::string why;
+  if (corosync::LoadApi(&why) == nullptr) return ThrowCode(env, "ERR_COROSYNC_UNAVAILABLE", why);
   auto conn = std::make_shared<Connection>();
   if (!conn->Open(env, group, info[1].As<Napi::Function>())) return env.Undefined();
   Napi::External<Handle> ext = Napi::External<Handle>::New(env, new Handle{conn}, [](Napi::Env, Handle* h) {
@@ -76,12 +55,24 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     delete h;
   });
   ext.TypeTag(&kConnectionTag);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("handle", ext);
-  out.Set("localNodeId", Napi::Number::New(env, conn->localNodeId()));
-  out.Set("quorate", Napi::Boolean::New(env, conn->quorate()));
-  out.Set("quorumType", Napi::Number::New(env, conn->quorumType()));
-  return out;
+  return ext;
+}
+
+// corosyncLibrary() -> { available: true, cpg, quorum } (the files loaded) or { available: false,
+// error } (what to install). Loads the libraries if not yet loaded (a failed load is tried again).
+Napi::Value Library(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  std::string why;
+  bool ok = corosync::LoadApi(&why) != nullptr;
+  o.Set("available", Napi::Boolean::New(env, ok));
+  if (ok) {
+    o.Set("cpg", Napi::String::New(env, corosync::CpgPath()));
+    o.Set("quorum", Napi::String::New(env, corosync::QuorumPath()));
+  } else {
+    o.Set("error", Napi::String::New(env, why));
+  }
+  return o;
 }
 
 // corosyncSend(handle, buffer) -> true when queued for agreed delivery, false when the queue is full
@@ -129,14 +120,12 @@ Napi::Value RefJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitCorosync(Napi::Env env, Napi::Object exports) {
-  exports.Set("corosyncSupported", Napi::Boolean::New(env, true));
+  exports.Set("corosyncLibrary", Napi::Function::New(env, Library, "corosyncLibrary"));
   exports.Set("corosyncOpen", Napi::Function::New(env, Open, "corosyncOpen"));
   exports.Set("corosyncSend", Napi::Function::New(env, Send, "corosyncSend"));
   exports.Set("corosyncClose", Napi::Function::New(env, CloseJs, "corosyncClose"));
   exports.Set("corosyncRef", Napi::Function::New(env, RefJs, "corosyncRef"));
   exports.Set("corosyncSendState", Napi::Function::New(env, SendStateJs, "corosyncSendState"));
 }
-
-#endif  // VIPMTA_HAVE_COROSYNC
 
 }  // namespace vipmta

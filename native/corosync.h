@@ -1,11 +1,10 @@
 // What the corosync binding's files share: the Connection (one CPG group plus quorum tracking over
 // one connection to the local corosync) and the Event its callbacks queue. Files: corosync.cc (the
 // JS functions), corosync_connection.cc (join, the IO thread, sends, leave), corosync_events.cc
-// (corosync callbacks -> queued events -> JS after dispatch returns). Methods say which thread
-// (JS or IO) they run on; only the IO thread blocks, on corosync IPC. Needs VIPMTA_HAVE_COROSYNC.
+// (corosync callbacks -> queued events -> JS after dispatch returns), corosync_dl.cc (the libraries,
+// loaded at run time). Methods say which thread (JS or IO) they run on; only the IO thread blocks,
+// on corosync IPC.
 #pragma once
-#include <corosync/cpg.h>
-#include <corosync/quorum.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +18,8 @@
 #include <vector>
 
 #include <napi.h>
+
+#include "corosync_dl.h"
 
 namespace vipmta::corosync {
 
@@ -39,15 +40,19 @@ inline int64_t NowMs() {
 
 // One event, copied out of a corosync callback; turned into a JS object after dispatch returns.
 struct Event {
-  enum Kind { kMessage, kConfchg, kTotem, kQuorum, kDisconnected } kind;
-  uint32_t nodeid = 0;
+  // kOpened / kOpenFailed: the join's outcome, always the first event (kOpenFailed also the last).
+  enum Kind { kOpened, kOpenFailed, kMessage, kConfchg, kTotem, kQuorum, kDisconnected } kind;
+  uint32_t nodeid = 0;                             // kOpened: the local nodeid
   uint32_t pid = 0;
   uint8_t* data = nullptr;  // kMessage: malloc'd, ownership passes to the JS Buffer
   size_t len = 0;
   std::vector<cpg_address> members, left, joined;  // kConfchg
   std::vector<uint32_t> nodes;                     // kTotem, kQuorum
   uint64_t seq = 0;                                // ring sequence (kTotem, kQuorum)
-  bool quorate = false;                            // kQuorum
+  bool quorate = false;                            // kQuorum, kOpened
+  uint32_t quorumType = 0;                         // kOpened
+  cs_error_t csError = CS_OK;                      // kOpenFailed
+  const char* call = "";                           // kOpenFailed: the corosync function that failed
   std::string detail;                              // kDisconnected
 
   Event(Kind k) : kind(k) {}
@@ -55,7 +60,8 @@ struct Event {
   Event& operator=(Event&& o) noexcept {
     kind = o.kind; nodeid = o.nodeid; pid = o.pid; data = o.data; len = o.len;
     members = std::move(o.members); left = std::move(o.left); joined = std::move(o.joined);
-    nodes = std::move(o.nodes); seq = o.seq; quorate = o.quorate; detail = std::move(o.detail);
+    nodes = std::move(o.nodes); seq = o.seq; quorate = o.quorate; quorumType = o.quorumType;
+    csError = o.csError; call = o.call; detail = std::move(o.detail);
     o.data = nullptr;
     return *this;
   }
@@ -73,9 +79,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- corosync_connection.cc ----
 
-  // JS thread. Connects, joins `group`, starts quorum tracking and the IO thread. Throws (pending)
-  // on failure. These first calls are synchronous IPC on the JS thread: corosync answers them at
-  // once when it runs, and CS_ERR_LIBRARY at once when it does not.
+  // JS thread. Starts the IO thread, which connects, joins `group` and starts quorum tracking, then
+  // reports kOpened or kOpenFailed as the first event. Never waits on corosync: a corosync that is
+  // stopped (SIGSTOP) accepts the connection and answers nothing, and libqb's handshake then waits
+  // for as long as it stays stopped. Throws (pending) only when the IO thread cannot be set up.
   bool Open(Napi::Env env, const std::string& group, Napi::Function onEvents);
   // JS thread: queues one message for agreed-order multicast (CPG_TYPE_AGREED); false when the
   // queue is full (corosync is not taking messages).
@@ -93,16 +100,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // JS thread, from the TSFN: hand what the IO thread queued to JS.
   void Deliver(Napi::Env env, Napi::Function callback);
 
-  uint32_t localNodeId() const { return localNodeId_; }
-  bool quorate() const { return quorate_; }
-  uint32_t quorumType() const { return quorumType_; }
   bool closed() const { return closed_; }
   Tsfn& tsfn() { return tsfn_; }
 
  private:
   // ---- corosync_connection.cc ----
   static void CleanupHook(Connection* c);
-  bool Fail(Napi::Env env, cs_error_t e, const char* call);
+  // IO thread: the join's IPC calls; on failure *call names the one that failed.
+  cs_error_t Connect(const char** call);
   void Wake();
   void Finalize();
   void IoLoop();
@@ -125,10 +130,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   cpg_handle_t cpg_ = 0;
   quorum_handle_t quorum_ = 0;
-  bool cpgOpen_ = false, quorumOpen_ = false;
+  bool cpgOpen_ = false, quorumOpen_ = false, joined_ = false;  // IO thread only
   int cpgFd_ = -1, quorumFd_ = -1, wakeFd_ = -1;
-  uint32_t localNodeId_ = 0, quorumType_ = 0;
-  bool quorate_ = false;
   std::string group_;
   std::vector<Event> pending_;  // filled by callbacks during dispatch: IO thread only
   bool retryPending_ = false;   // IO thread only

@@ -1,9 +1,8 @@
-// The corosync connection's life: join (JS thread, synchronous IPC), then a native IO thread per
-// connection that polls, dispatches, sends the queued messages in order and finally leaves and
-// disconnects. Every libcpg/libquorum call after the join runs on that thread because they are IPC
-// round trips that block indefinitely while corosync is stopped (SIGSTOP, measured: sends and
-// cpg_leave hang); the JS thread only queues sends and flips flags under mu_, never waiting on it.
-#ifdef VIPMTA_HAVE_COROSYNC
+// The corosync connection's life: a native IO thread per connection that joins, polls, dispatches,
+// sends the queued messages in order and finally leaves and disconnects. Every libcpg/libquorum call
+// runs on that thread because they are IPC round trips that block indefinitely while corosync is
+// stopped (SIGSTOP, measured: the join's handshake, sends and cpg_leave hang); the JS thread only
+// queues sends and flips flags under mu_, never waiting on it.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -62,51 +61,12 @@ Connection::~Connection() {
 }
 
 bool Connection::Open(Napi::Env env, const std::string& group, Napi::Function onEvents) {
-  // CPG: agreed-order messages and group membership (cpg_overview(7)). The callbacks live in
-  // corosync_events.cc; `this` is their context.
-  cpg_model_v1_data_t model{};
-  model.model = CPG_MODEL_V1;
-  model.cpg_deliver_fn = OnDeliver;
-  model.cpg_confchg_fn = OnConfchg;
-  model.cpg_totem_confchg_fn = OnTotem;
-  model.flags = CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF;
-  cs_error_t e = cpg_model_initialize(&cpg_, CPG_MODEL_V1, reinterpret_cast<cpg_model_data_t*>(&model), this);
-  if (e != CS_OK) return Fail(env, e, "cpg_model_initialize");
-  cpgOpen_ = true;
-
-  // Quorum (quorum_overview(3)): only a quorate partition may own addresses.
-  quorum_callbacks_t qcb{};
-  qcb.quorum_notify_fn = OnQuorum;
-  uint32_t quorumType = 0;
-  e = quorum_initialize(&quorum_, &qcb, &quorumType);
-  if (e != CS_OK) return Fail(env, e, "quorum_initialize");
-  quorumOpen_ = true;
-  quorumType_ = quorumType;
-  if ((e = quorum_context_set(quorum_, this)) != CS_OK) return Fail(env, e, "quorum_context_set");
-
-  if ((e = cpg_local_get(cpg_, &localNodeId_)) != CS_OK) return Fail(env, e, "cpg_local_get");
-  int q = 0;
-  if ((e = quorum_getquorate(quorum_, &q)) != CS_OK) return Fail(env, e, "quorum_getquorate");
-  quorate_ = q != 0;
-
-  cpg_name name{};
-  name.length = static_cast<uint32_t>(group.size());
-  memcpy(name.value, group.data(), group.size());
-  if ((e = cpg_join(cpg_, &name)) != CS_OK) return Fail(env, e, "cpg_join");
   group_ = group;
-  // CS_TRACK_CURRENT: one notification with the present state at once, then every change.
-  if ((e = quorum_trackstart(quorum_, CS_TRACK_CURRENT | CS_TRACK_CHANGES)) != CS_OK) return Fail(env, e, "quorum_trackstart");
-
-  if ((e = cpg_fd_get(cpg_, &cpgFd_)) != CS_OK) return Fail(env, e, "cpg_fd_get");
-  if ((e = quorum_fd_get(quorum_, &quorumFd_)) != CS_OK) return Fail(env, e, "quorum_fd_get");
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeFd_ < 0) {
-    int err = errno;
-    Finalize();
-    ThrowErrno(env, err, "eventfd");
+    ThrowErrno(env, errno, "eventfd");
     return false;
   }
-
   // The context (a shared_ptr copy) is deleted by the finalizer, which runs only after the last
   // queued call: a wake-up queued just before close() never sees a freed Connection.
   tsfn_ = Tsfn::New(env, onEvents, "vipmta:corosync", 0, 1, new std::shared_ptr<Connection>(shared_from_this()),
@@ -119,12 +79,65 @@ bool Connection::Open(Napi::Env env, const std::string& group, Napi::Function on
   cleanup_ = env.AddCleanupHook(&Connection::CleanupHook, this);
   cleanupLive_ = true;
 
-  // From here on every corosync call (dispatch, send, leave, finalize) runs on the IO thread:
-  // libcpg is then used from one thread only, and an IPC call that blocks (corosync SIGSTOPped
-  // blocks cpg_mcast_joined and cpg_leave indefinitely, measured) never blocks JavaScript.
+  // Every corosync call (join, dispatch, send, leave, finalize) runs on the IO thread: libcpg is
+  // then used from one thread only, and an IPC call that blocks never blocks JavaScript.
   std::shared_ptr<Connection> self = shared_from_this();
   thread_ = std::thread([self]() { self->IoLoop(); });
   return true;
+}
+
+cs_error_t Connection::Connect(const char** call) {
+  const Api& lib = Lib();
+  // CPG: agreed-order messages and group membership (cpg_overview(7)). The callbacks live in
+  // corosync_events.cc; `this` is their context.
+  cpg_model_v1_data_t model{};
+  model.model = CPG_MODEL_V1;
+  model.cpg_deliver_fn = OnDeliver;
+  model.cpg_confchg_fn = OnConfchg;
+  model.cpg_totem_confchg_fn = OnTotem;
+  model.flags = kDeliverInitialTotemConf;
+  cs_error_t e;
+  if ((e = Call([&]() { return lib.cpg_model_initialize(&cpg_, CPG_MODEL_V1, reinterpret_cast<cpg_model_data_t*>(&model), this); })) != CS_OK) {
+    *call = "cpg_model_initialize";
+    return e;
+  }
+  cpgOpen_ = true;
+
+  // Quorum (quorum_overview(3)): only a quorate partition may own addresses.
+  quorum_callbacks_t qcb{};
+  qcb.quorum_notify_fn = OnQuorum;
+  uint32_t quorumType = 0;
+  if ((e = Call([&]() { return lib.quorum_initialize(&quorum_, &qcb, &quorumType); })) != CS_OK) {
+    *call = "quorum_initialize";
+    return e;
+  }
+  quorumOpen_ = true;
+  if ((e = lib.quorum_context_set(quorum_, this)) != CS_OK) { *call = "quorum_context_set"; return e; }
+
+  Event opened(Event::kOpened);
+  opened.quorumType = quorumType;
+  unsigned int nodeid = 0;
+  if ((e = Call([&]() { return lib.cpg_local_get(cpg_, &nodeid); })) != CS_OK) { *call = "cpg_local_get"; return e; }
+  opened.nodeid = nodeid;
+  int q = 0;
+  if ((e = Call([&]() { return lib.quorum_getquorate(quorum_, &q); })) != CS_OK) { *call = "quorum_getquorate"; return e; }
+  opened.quorate = q != 0;
+
+  cpg_name name{};
+  name.length = static_cast<uint32_t>(group_.size());
+  memcpy(name.value, group_.data(), group_.size());
+  if ((e = Call([&]() { return lib.cpg_join(cpg_, &name); })) != CS_OK) { *call = "cpg_join"; return e; }
+  joined_ = true;
+  // CS_TRACK_CURRENT: one notification with the present state at once, then every change.
+  if ((e = Call([&]() { return lib.quorum_trackstart(quorum_, kTrackCurrent | kTrackChanges); })) != CS_OK) {
+    *call = "quorum_trackstart";
+    return e;
+  }
+  if ((e = lib.cpg_fd_get(cpg_, &cpgFd_)) != CS_OK) { *call = "cpg_fd_get"; return e; }
+  if ((e = lib.quorum_fd_get(quorum_, &quorumFd_)) != CS_OK) { *call = "quorum_fd_get"; return e; }
+  // First in pending_: no dispatch has run yet, so no callback has queued anything before it.
+  pending_.push_back(std::move(opened));
+  return CS_OK;
 }
 
 bool Connection::Queue(const uint8_t* data, size_t len) {
@@ -179,12 +192,6 @@ void Connection::CleanupHook(Connection* c) {
   c->Close();
 }
 
-bool Connection::Fail(Napi::Env env, cs_error_t e, const char* call) {
-  Finalize();
-  CsError(env, e, call).ThrowAsJavaScriptException();
-  return false;
-}
-
 // JS thread (Queue, Close): wakes the IO thread's poll. The flags under mu_ carry the meaning.
 void Connection::Wake() {
   uint64_t one = 1;
@@ -198,22 +205,22 @@ void Connection::Wake() {
   abort();
 }
 
-// Leaves and disconnects; no JS. On the IO thread once it runs, else on the JS thread (Open
-// failing). May block while corosync is stopped, which is why it is not done on the JS thread.
-// Results are not reported: after close() nobody listens, after a lost connection the loss was
-// already reported, and when Open fails its own error is the one pending.
+// Leaves and disconnects; no JS. IO thread. May block while corosync is stopped, which is why it is
+// not done on the JS thread. Results are not reported: after close() nobody listens, after a lost
+// connection the loss was already reported, and when the join fails its own error is the one sent.
 void Connection::Finalize() {
   // An explicit leave first: cpg_finalize alone looks to the others like a crash (reason
   // PROCDOWN); after cpg_leave they see reason LEAVE, which tells a planned exit from a dead process.
-  if (cpgOpen_ && !group_.empty()) {
+  const Api& lib = Lib();
+  if (cpgOpen_ && joined_) {
     cpg_name name{};
     name.length = static_cast<uint32_t>(group_.size());
     memcpy(name.value, group_.data(), group_.size());
-    cpg_leave(cpg_, &name);  // fails harmlessly when corosync is already gone
+    lib.cpg_leave(cpg_, &name);  // fails harmlessly when corosync is already gone
   }
-  if (cpgOpen_) cpg_finalize(cpg_);
-  if (quorumOpen_) quorum_finalize(quorum_);
-  cpgOpen_ = quorumOpen_ = false;
+  if (cpgOpen_) lib.cpg_finalize(cpg_);
+  if (quorumOpen_) lib.quorum_finalize(quorum_);
+  cpgOpen_ = quorumOpen_ = joined_ = false;
 }
 
 // IO thread: runs one corosync call with callSince_ set, so JS can see a call that does not return.
@@ -229,13 +236,25 @@ cs_error_t Connection::Call(F f) {
   return e;
 }
 
-// IO thread: poll, dispatch (callbacks queue into pending_), send, publish; on stop or a lost
-// connection, leave and disconnect. cpg_dispatch keeps ~1 MiB on this thread's stack (glibc
+// IO thread: join (Connect; its outcome is the first event JS gets), then poll, dispatch (callbacks
+// queue into pending_), send, publish; on a failed join, stop or a lost connection, leave and
+// disconnect. A close() during a join that corosync does not answer takes effect when it answers. cpg_dispatch keeps ~1 MiB on this thread's stack (glibc
 // gives threads 8 MiB by default).
 void Connection::IoLoop() {
+  const Api& lib = Lib();
+  const char* call = "";
+  cs_error_t opened = Connect(&call);
+  if (opened != CS_OK) {
+    Event ev(Event::kOpenFailed);
+    ev.csError = opened;
+    ev.call = call;
+    pending_.push_back(std::move(ev));
+  }
+  Publish();
   bool lost = false;
   std::string why;
   for (;;) {
+    if (opened != CS_OK) break;
     bool sendsWaiting;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -268,8 +287,8 @@ void Connection::IoLoop() {
     }
     // Quorum first: when both are ready, a lost quorum reaches JS before the view change it
     // belongs to, so the view is never acted on with a stale "quorate".
-    cs_error_t e2 = (fds[2].revents & POLLIN) ? Call([this]() { return quorum_dispatch(quorum_, CS_DISPATCH_ALL); }) : CS_OK;
-    cs_error_t e1 = (fds[1].revents & POLLIN) ? Call([this]() { return cpg_dispatch(cpg_, CS_DISPATCH_ALL); }) : CS_OK;
+    cs_error_t e2 = (fds[2].revents & POLLIN) ? Call([&]() { return lib.quorum_dispatch(quorum_, CS_DISPATCH_ALL); }) : CS_OK;
+    cs_error_t e1 = (fds[1].revents & POLLIN) ? Call([&]() { return lib.cpg_dispatch(cpg_, CS_DISPATCH_ALL); }) : CS_OK;
     if ((e1 != CS_OK && e1 != CS_ERR_TRY_AGAIN) || (e2 != CS_OK && e2 != CS_ERR_TRY_AGAIN)) {
       lost = true;
       why = CsName(e1 != CS_OK ? e1 : e2);
@@ -304,7 +323,7 @@ bool Connection::SendQueued(std::string* why) {
       inFlightAt_ = msg.at;
     }
     iovec iov{msg.data.data(), msg.data.size()};
-    cs_error_t e = Call([&]() { return cpg_mcast_joined(cpg_, CPG_TYPE_AGREED, &iov, 1); });
+    cs_error_t e = Call([&]() { return Lib().cpg_mcast_joined(cpg_, CPG_TYPE_AGREED, &iov, 1); });
     std::lock_guard<std::mutex> lk(mu_);
     inFlightAt_ = 0;
     if (e == CS_OK) continue;
@@ -319,5 +338,3 @@ bool Connection::SendQueued(std::string* why) {
 }
 
 }  // namespace vipmta::corosync
-
-#endif  // VIPMTA_HAVE_COROSYNC

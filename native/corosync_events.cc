@@ -3,7 +3,6 @@
 // C stack, and calling into V8 from inside them overflows V8's stack limit (ANCHORS.md). After
 // dispatch returns, Publish moves them to `ready_` and wakes the JS thread (thread-safe function),
 // where Deliver turns them into objects. Nothing here blocks; mu_ is held only to move vectors.
-#ifdef VIPMTA_HAVE_COROSYNC
 #include <cstring>
 
 #include "corosync.h"
@@ -32,10 +31,10 @@ void Connection::Deliver(Napi::Env env, Napi::Function callback) {
   Napi::HandleScope scope(env);
   Napi::Array arr = Napi::Array::New(env, events.size());
   for (size_t i = 0; i < events.size(); i++) {
-    if (events[i].kind == Event::kDisconnected) lost = true;
+    if (events[i].kind == Event::kDisconnected || events[i].kind == Event::kOpenFailed) lost = true;
     arr.Set(static_cast<uint32_t>(i), ToJs(env, events[i]));
   }
-  if (lost) Close();  // the IO thread has stopped; release the TSFN and the cleanup hook
+  if (lost) Close();  // the IO thread has stopped (or is stopping); release the TSFN and the cleanup hook
   callback.Call({arr});  // an exception thrown here is reported as uncaught by Node
 }
 
@@ -52,7 +51,7 @@ void CallJs(Napi::Env env, Napi::Function callback, std::shared_ptr<Connection>*
 // event is dropped: without its Connection the callback has nowhere to report it.
 Connection* Connection::FromCpg(cpg_handle_t h) {
   void* ctx = nullptr;
-  if (cpg_context_get(h, &ctx) != CS_OK) return nullptr;
+  if (Lib().cpg_context_get(h, &ctx) != CS_OK) return nullptr;
   return static_cast<Connection*>(ctx);
 }
 
@@ -92,10 +91,9 @@ void Connection::OnTotem(cpg_handle_t h, cpg_ring_id ring, uint32_t n, const uin
 
 void Connection::OnQuorum(quorum_handle_t h, uint32_t quorate, uint64_t seq, uint32_t n, uint32_t* members) {
   const void* ctx = nullptr;
-  if (quorum_context_get(h, &ctx) != CS_OK) return;  // cannot fail during this handle's dispatch; see FromCpg
+  if (Lib().quorum_context_get(h, &ctx) != CS_OK) return;  // cannot fail during this handle's dispatch; see FromCpg
   auto* c = const_cast<Connection*>(static_cast<const Connection*>(ctx));
   if (c == nullptr) return;
-  c->quorate_ = quorate != 0;
   Event ev(Event::kQuorum);
   ev.quorate = quorate != 0;
   ev.seq = seq;
@@ -141,6 +139,16 @@ Napi::Array Nodes(Napi::Env env, const std::vector<uint32_t>& v) {
 Napi::Object Connection::ToJs(Napi::Env env, Event& ev) {
   Napi::Object o = Napi::Object::New(env);
   switch (ev.kind) {
+    case Event::kOpened:
+      o.Set("type", "opened");
+      o.Set("localNodeId", Napi::Number::New(env, ev.nodeid));
+      o.Set("quorate", Napi::Boolean::New(env, ev.quorate));
+      o.Set("quorumType", Napi::Number::New(env, ev.quorumType));
+      break;
+    case Event::kOpenFailed:
+      o.Set("type", "openFailed");
+      o.Set("error", CsError(env, ev.csError, ev.call).Value());
+      break;
     case Event::kMessage: {
       o.Set("type", "message");
       o.Set("nodeId", Napi::Number::New(env, ev.nodeid));
@@ -185,5 +193,3 @@ Napi::Object Connection::ToJs(Napi::Env env, Event& ev) {
 }
 
 }  // namespace vipmta::corosync
-
-#endif  // VIPMTA_HAVE_COROSYNC

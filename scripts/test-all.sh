@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests and benchmarks use: iproute2 (ip netns), postfix (smtp-source and
-# smtp-sink as real SMTP peers), corosync with its client headers (cluster tests and the addon's
-# corosync binding), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp).
+# smtp-sink as real SMTP peers), corosync (cluster tests; the addon loads its libraries at run time)
+# with its client headers (not needed to build: the addon's build checks its own declarations of
+# corosync's ABI against them when they are there, native/corosync_dl.cc), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp).
 packages=(iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
           keepalived iperf3 g++ make python3)
 missing=()

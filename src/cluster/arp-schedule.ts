@@ -1,13 +1,13 @@
-// Gratuitous ARP for the DuraVIPs this node holds: one frame at once on takeover (failover time is
+// Announcements of the DuraVIPs this node holds: gratuitous ARP for IPv4, unsolicited Neighbour
+// Advertisements (RFC 4861 7.2.6, override set) for IPv6. One at once on takeover (failover time is
 // detection time plus this frame: clients switch within milliseconds of it, ANCHORS.md), then
 // Arp_Count - 1 more paced Arp_Interval apart, and one every Arp_Refresh. With Arp_All_Hosts each
-// round also unicasts to every known host of the subnet (local ARP cache plus what other members
-// share), paced in small batches. IFF_NOARP interfaces are skipped (sendArp returns false).
-// Main thread; each frame is one short synchronous sendto on a raw socket. IPv4 only: IPv6
-// DuraVIPs are plumbed but not announced (no unsolicited Neighbour Advertisement yet).
+// IPv4 round also unicasts to every known host of the subnet (local ARP cache plus what other
+// members share), paced in small batches. IFF_NOARP interfaces are skipped (the senders return false).
+// Main thread; each frame is one short synchronous sendto on a raw socket.
 
 import type { Logger } from 'pino';
-import { listNeighbours, sendArp } from '../native/index.js';
+import { listNeighbours, sendArp, sendNeighbourAdvertisement } from '../native/index.js';
 import type { SharedNeighbour } from './messages.js';
 
 export interface ArpSettings {
@@ -21,12 +21,12 @@ export interface ArpSettings {
 export interface ArpStatus {
   readonly address: string;
   readonly ifname: string;
-  /** Broadcast frames sent since we took it. */
+  /** Broadcast ARP frames (IPv4) or all-nodes Neighbour Advertisements (IPv6) sent since we took it. */
   broadcasts: number;
-  /** Unicast frames sent to known hosts (Arp_All_Hosts). */
+  /** Unicast frames sent to known hosts (Arp_All_Hosts, IPv4 only). */
   unicasts: number;
   lastSent: number | null;
-  /** Why nothing is sent: IFF_NOARP, IPv6, or the last error. */
+  /** Why nothing is sent: IFF_NOARP, or the last error. */
   note: string | null;
 }
 
@@ -63,7 +63,6 @@ export class ArpSchedule {
     this.stop(address);
     const st: ArpStatus = { address, ifname, broadcasts: 0, unicasts: 0, lastSent: null, note: null };
     this.status.set(address, st);
-    if (address.includes(':')) { st.note = 'IPv6: no ARP (Neighbour Advertisement not implemented)'; return; }
     this.round(st, true);
     const ts: NodeJS.Timeout[] = [];
     const frames = Math.max(this.settings.count, Math.ceil(lingerMs / this.settings.intervalMs) + 1);
@@ -114,25 +113,33 @@ export class ArpSchedule {
     this.refreshTimer.unref();
   }
 
-  /** One broadcast frame, then (first round and refreshes) unicast to every known host. */
+  /**
+   * One broadcast frame (IPv6: one advertisement to all nodes), then (first round and refreshes,
+   * IPv4) unicast to every known host. IPv6 has no unicast round: the all-nodes advertisement
+   * already reaches every host on the link, and an advertisement, unicast or not, never creates
+   * an entry where there was none (RFC 4861 7.2.5), so Arp_All_Hosts and Arp_Mode are IPv4 only.
+   */
   private round(st: ArpStatus, withUnicast: boolean): void {
-    if (this.status.get(st.address) !== st || st.address.includes(':')) return;
+    if (this.status.get(st.address) !== st) return;
+    const v6 = st.address.includes(':');
     try {
-      if (!sendArp(st.ifname, st.address, { op: this.settings.mode })) {
-        st.note = `${st.ifname} has IFF_NOARP: no ARP sent`;
+      const sent = v6 ? sendNeighbourAdvertisement(st.ifname, st.address) : sendArp(st.ifname, st.address, { op: this.settings.mode });
+      if (!sent) {
+        st.note = `${st.ifname} has IFF_NOARP: no ${v6 ? 'Neighbour Advertisement' : 'ARP'} sent`;
         return;
       }
       st.broadcasts++;
       st.lastSent = Date.now();
       st.note = null;
     } catch (err) {
+      // EADDRNOTAVAIL for IPv6: the address is gone, or tentative or dadfailed (not usable).
       const e = err as Error & { code?: string };
       const note = `${e.code ?? 'error'}: ${e.message}`;
-      if (st.note !== note) this.logger.error({ address: st.address, ifname: st.ifname, err }, 'DuraVIP: gratuitous ARP failed');
+      if (st.note !== note) this.logger.error({ address: st.address, ifname: st.ifname, err }, v6 ? 'DuraVIP: unsolicited Neighbour Advertisement failed' : 'DuraVIP: gratuitous ARP failed');
       st.note = note;
       return;
     }
-    if (!withUnicast || !this.settings.allHosts) return;
+    if (v6 || !withUnicast || !this.settings.allHosts) return;
     const hosts = [...this.knownHosts(st.address, st.ifname)];
     const batch = (from: number): void => {
       if (this.status.get(st.address) !== st) return;

@@ -35,6 +35,8 @@ export const CLUSTER_GROUP = 'vipmta-duravip';
 export const LEAVE_TIMEOUT_MS = 3000;
 /** Retry period for joining when corosync is not running (yet). */
 const REJOIN_MS = 1000;
+/** A join corosync has not answered after this long is logged (corosync stopped or wedged). */
+const JOIN_SLOW_MS = 5000;
 
 /**
  * An owner change in this member's latest election (the same on every member of the view):
@@ -76,6 +78,8 @@ export class ClusterManager extends EventEmitter {
   private group: CorosyncGroup | null = null;
   private joinError: string | null = null;
   private rejoinTimer: NodeJS.Timeout | null = null;
+  /** While a join waits for corosync's answer: the timer that says so when it takes long. */
+  private joining: NodeJS.Timeout | null = null;
   private checkTimer: NodeJS.Timeout | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private view: View | null = null;
@@ -180,23 +184,25 @@ export class ClusterManager extends EventEmitter {
 
   // --- corosync ---------------------------------------------------------------------------------
 
+  /**
+   * Joins the CPG group unless joined or joining. Never blocks: the join's IPC runs on the addon's
+   * IO thread, so a corosync that is down (refused at once) or stopped (answers nothing until it
+   * continues) delays only the cluster, never start-up or SMTP.
+   */
   private join(): void {
-    if (this.stopped || this.group !== null) return;
-    try {
-      const g = CorosyncGroup.join(this.groupName);
-      g.unref();
-      this.group = g;
-      this.joinError = null;
-      g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
-      g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
-      g.on('quorum', (q: QuorumState) => this.onQuorum(q));
-      g.on('totem', (t: TotemView) => {
-        this.ringMembers = t.members;
-        this.apply(); // the quorum news may have come first: take what was held back
-      });
-      g.on('error', (err: Error) => this.onLost(err));
-      this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
-    } catch (err) {
+    if (this.stopped || this.group !== null || this.joining !== null) return;
+    // Said once when corosync takes the connection but does not answer (SIGSTOPped, wedged).
+    const slow = setTimeout(() => {
+      if (!this.stopped) this.logger.warn(`cluster: corosync has not answered the join for ${JOIN_SLOW_MS} ms (stopped?); this node owns no DuraVIP until it does`);
+    }, JOIN_SLOW_MS);
+    slow.unref();
+    this.joining = slow;
+    CorosyncGroup.join(this.groupName, { ref: false }).then((g) => {
+      this.joined(g);
+    }, (err: unknown) => {
+      clearTimeout(slow);
+      this.joining = null;
+      if (this.stopped) return;
       const e = err as Error & { code?: string };
       const text = `${e.code ?? 'error'}: ${e.message}`;
       if (text !== this.joinError) {
@@ -205,7 +211,27 @@ export class ClusterManager extends EventEmitter {
       }
       this.joinError = text;
       this.scheduleRejoin();
+    });
+  }
+
+  private joined(g: CorosyncGroup): void {
+    if (this.joining !== null) clearTimeout(this.joining);
+    this.joining = null;
+    if (this.stopped) {
+      g.close(); // stopped while corosync was answering
+      return;
     }
+    this.group = g;
+    this.joinError = null;
+    g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
+    g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
+    g.on('quorum', (q: QuorumState) => this.onQuorum(q));
+    g.on('totem', (t: TotemView) => {
+      this.ringMembers = t.members;
+      this.apply(); // the quorum news may have come first: take what was held back
+    });
+    g.on('error', (err: Error) => this.onLost(err));
+    this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
   }
 
   private scheduleRejoin(): void {
@@ -483,7 +509,7 @@ export class ClusterManager extends EventEmitter {
       node: this.node,
       nodeId: g?.localNodeId ?? null,
       group: this.groupName,
-      corosync: g === null ? `not connected (${this.joinError ?? 'starting'})` : 'connected',
+      corosync: g === null ? `not connected (${this.joinError ?? (this.joining !== null ? 'waiting for corosync to answer' : 'starting')})` : 'connected',
       quorate: this.localQuorate(),
       stalled: this.stalled,
       leaving: this.leaving,

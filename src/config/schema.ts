@@ -244,7 +244,7 @@ export const OPTIONS = {
   },
   Arp_All_Hosts: {
     type: { kind: 'boolean' }, scopes: ['cluster'], default: 'false',
-    description: 'Also send unicast ARP to every known host on takeover.',
+    description: 'Also send unicast ARP to every known host on takeover (IPv4 only).',
   },
   View_Mature_Time: {
     type: { kind: 'duration' }, scopes: ['cluster'], default: '10s',
@@ -256,11 +256,11 @@ export const OPTIONS = {
   },
   Arp_Count: {
     type: { kind: 'integer', min: 1, max: 100 }, scopes: ['cluster'], default: '3',
-    description: 'Gratuitous ARP frames sent on takeover.',
+    description: 'Gratuitous ARP frames (IPv6: unsolicited Neighbour Advertisements) sent on takeover.',
   },
   Arp_Interval: {
     type: { kind: 'duration' }, scopes: ['cluster'], default: '200ms',
-    description: 'Pause between gratuitous ARP frames.',
+    description: 'Pause between gratuitous ARP frames (and Neighbour Advertisements).',
   },
   Arp_Refresh: {
     type: { kind: 'duration' }, scopes: ['cluster'], default: '60s',
@@ -268,7 +268,7 @@ export const OPTIONS = {
   },
   Arp_Mode: {
     type: { kind: 'enum', values: ['request', 'reply'] }, scopes: ['cluster'], default: 'request',
-    description: 'Gratuitous ARP opcode.',
+    description: 'Gratuitous ARP opcode (IPv4 only).',
   },
 
   // --- topology ---

@@ -5,10 +5,10 @@
 // Runs on a delivery worker; waits on DNS and sockets only.
 import { Resolver } from 'node:dns/promises';
 import net from 'node:net';
-import type { HostPort } from '../net/address.js';
+import { canonicalAddress, type HostPort } from '../net/address.js';
 import { resolveDestination, type Candidate, type DnsResolver } from './mx.js';
 import { replyText } from '../smtp/replies.js';
-import { DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
+import { cutFailure, DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
 import { HostRefused, needsUtf8, SmtpSession, type TlsPolicy } from './session.js';
 
 export interface DeliveryTarget {
@@ -73,12 +73,25 @@ export interface DeliveryStats {
   connectionsReused: number;
   transactions: number;
   idle: number;
+  /** Connections being opened now (connect, greeting, EHLO, STARTTLS). */
+  opening: number;
 }
 
 interface IdleSession {
   session: SmtpSession;
   timer: NodeJS.Timeout;
 }
+
+/** One deliver() call in progress: abortFrom finds it by its source address and aborts it. */
+interface Running {
+  bindAddress: string | null;
+  /** One per call (a call uses one connection at a time), never one per message. */
+  ctl: AbortController;
+  /** The connection it uses now, if any. */
+  session: SmtpSession | null;
+}
+
+const NOWHERE: Where = { remoteHost: null, remoteAddress: null };
 
 export class DeliveryEngine {
   private readonly dns: DnsResolver;
@@ -87,8 +100,10 @@ export class DeliveryEngine {
   private readonly keys = new WeakMap<SmtpSession, string>();
   /** Every open connection, idle or in use (for abortFrom). */
   private readonly open = new Set<SmtpSession>();
+  /** Every deliver() call in progress (for abortFrom), whatever it is doing. */
+  private readonly running = new Set<Running>();
   private closed = false;
-  private readonly counters = { connectionsOpened: 0, connectionsReused: 0, transactions: 0 };
+  private readonly counters = { connectionsOpened: 0, connectionsReused: 0, transactions: 0, opening: 0 };
 
   constructor(private readonly o: DeliveryEngineOptions) {
     if (o.maxDeliveriesPerConnection < 1) throw new RangeError('maxDeliveriesPerConnection must be at least 1');
@@ -106,26 +121,58 @@ export class DeliveryEngine {
     return { ...this.counters, idle };
   }
 
+  /** deliver() calls in progress. */
+  get busy(): number {
+    return this.running.size;
+  }
+
   /** Delivers `messages` (all for `target.domain`) one after the other over one connection at a
    *  time; run several calls at once for parallel connections. Never rejects for a delivery
    *  problem: every recipient gets a result. */
   async deliver(binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[]): Promise<MessageResult[]> {
     const out: MessageResult[] = messages.map((m) => ({ id: m.id, results: [], localAddress: null }));
-    const nowhere: Where = { remoteHost: null, remoteAddress: null };
+    if (this.closed) {
+      for (let i = 0; i < messages.length; i++) out[i]!.results = messages[i]!.rcpt.map((r) => localResult(r, 'shuttingDown', 'delivery engine shutting down', NOWHERE));
+      return out;
+    }
+    // Registered before the first await: a cut that arrives after this call started reaches it.
+    const run: Running = { bindAddress: binding.bindAddress, ctl: new AbortController(), session: null };
+    this.running.add(run);
+    try {
+      return await this.send(run, binding, target, tls, messages, out);
+    } finally {
+      this.running.delete(run);
+    }
+  }
+
+  private async send(run: Running, binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[], out: MessageResult[]): Promise<MessageResult[]> {
+    const signal = run.ctl.signal;
     const failAll = (from: number, f: (rcpt: string) => RecipientResult) => {
       for (let i = from; i < messages.length; i++) out[i]!.results = messages[i]!.rcpt.map(f);
     };
-    if (this.closed) {
-      failAll(0, (r) => localResult(r, 'shuttingDown', 'delivery engine shutting down', nowhere));
+    /** abortFrom cut this call: message i's recipients from `start` on (`results` holds the
+     *  earlier ones) and every later message end as 'bindingMoved', untried from here on. */
+    const cutRest = (i: number, start: number, results: Map<string, RecipientResult> | null, where: Where): MessageResult[] => {
+      const reason = signal.reason as DeliveryFailure;
+      const f = (r: string) => localResult(r, 'bindingMoved', reason.detail, where);
+      for (let k = i; k < messages.length; k++) {
+        const m = messages[k]!;
+        if (k === i && results !== null) {
+          for (let j = start; j < m.rcpt.length; j++) results.set(m.rcpt[j]!, f(m.rcpt[j]!));
+          out[k]!.results = m.rcpt.map((r) => results.get(r)!);
+        } else out[k]!.results = m.rcpt.map(f);
+        out[k]!.cut = true;
+      }
       return out;
-    }
+    };
     const family = binding.bindAddress === null ? 0 : (net.isIP(binding.bindAddress) as 4 | 6);
     let candidates: Candidate[];
     try {
-      candidates = await resolveDestination(target.domain, target.routes, this.dns, {
+      candidates = await untilAborted(resolveDestination(target.domain, target.routes, this.dns, {
         family, port: this.o.mxPort ?? 25, limit: this.o.maxAddresses ?? 5,
-      });
+      }), signal);
     } catch (err) {
+      if (signal.aborted) return cutRest(0, 0, null, NOWHERE);
       if (!(err instanceof DeliveryFailure)) throw err;
       failAll(0, (r) => localResult(r, err.failure, err.detail, err.where));
       return out;
@@ -142,14 +189,18 @@ export class DeliveryEngine {
           const rcpts = m.rcpt.slice(start, start + perTx);
           // Try the transaction; a reused connection the peer closed meanwhile gets one fresh retry.
           for (let attempt = 0; ; attempt++) {
+            if (signal.aborted) return cutRest(i, start, results, session?.where ?? NOWHERE);
             if (session !== null && (session.deliveries >= limit || !session.reusable)) {
               await this.finish(session);
               session = null;
+              run.session = null;
             }
             if (session === null) {
               try {
-                session = await this.acquire(binding, candidates, tls, limit);
+                session = await this.acquire(binding, candidates, tls, limit, signal);
+                run.session = session;
               } catch (err) {
+                if (signal.aborted) return cutRest(i, start, results, NOWHERE);
                 // No host took us: this message's remaining recipients and all later messages wait.
                 const f = this.failureOf(err);
                 for (const r of m.rcpt.slice(start)) results.set(r, f(r));
@@ -175,7 +226,9 @@ export class DeliveryEngine {
               if (!(err instanceof DeliveryFailure)) throw err;
               const s: SmtpSession = session;
               session = null;
+              run.session = null;
               s.destroy();
+              if (signal.aborted) return cutRest(i, start, results, s.where);
               // A pooled connection the peer had closed: it answered nothing, so nothing can have
               // been accepted; one retry on a new connection (never after a reply: no duplicates).
               if (!fresh && attempt === 0 && err.failure === 'lostConnection' && !s.answeredInTransaction) continue;
@@ -193,16 +246,31 @@ export class DeliveryEngine {
   }
 
   /**
-   * Cuts every connection from `localAddress`, idle or in use: this node no longer holds that
-   * address (its DuraVIP moved), so nothing sent from it can complete. Transactions in flight end
-   * as lost connections (deferred, never counted as delivered). Returns how many were cut.
+   * Cuts every delivery from `localAddress` at once, whatever it is doing: this node no longer
+   * holds that address (its DuraVIP moved), so nothing sent from it can complete. A deliver() call
+   * from it that is resolving, connecting, waiting for the greeting, in EHLO/STARTTLS or in a
+   * transaction returns now: every recipient without a reply of the peer's is deferred with
+   * 'bindingMoved' (4.4.2) and its message marked `cut` (the queue counts no attempt and sends it
+   * on from the new owner); later messages of the batch are not tried. Idle pooled connections from
+   * the address close; so do connections the kernel gave that source (a binding without an
+   * address), whose call goes on from another. Returns the deliveries and idle connections cut.
    */
   abortFrom(localAddress: string): number {
+    const a = canonicalAddress(localAddress) ?? localAddress;
+    const from = (x: string | null) => x !== null && (x === localAddress || canonicalAddress(x) === a);
+    const reason = cutFailure(localAddress);
     let n = 0;
-    for (const s of [...this.open]) {
-      if (s.localAddress !== localAddress) continue;
-      s.destroy();
+    const theirs = new Set<SmtpSession>();
+    for (const run of this.running) {
+      if (!from(run.bindAddress)) continue;
       n++;
+      if (run.session !== null) theirs.add(run.session);
+      run.ctl.abort(reason);
+    }
+    for (const s of [...this.open]) {
+      if (!from(s.localAddress)) continue;
+      if (!theirs.has(s)) n++;
+      s.cut(reason);
     }
     return n;
   }
@@ -233,7 +301,7 @@ export class DeliveryEngine {
 
   /** An idle pooled connection to the first candidate that has one, else a new connection to the
    *  first candidate that works. Throws the last candidate's failure. */
-  private async acquire(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number): Promise<SmtpSession> {
+  private async acquire(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number, signal: AbortSignal): Promise<SmtpSession> {
     for (const c of candidates) {
       const s = this.take(poolKey(binding, c, tls), limit);
       if (s !== null) {
@@ -243,12 +311,13 @@ export class DeliveryEngine {
     }
     let last: unknown = null;
     for (const c of candidates) {
+      this.counters.opening++;
       try {
         const s = await SmtpSession.open({
           host: c.host, address: c.address, port: c.port,
           localAddress: binding.bindAddress, ehloHostname: binding.ehloHostname, tls,
           connectTimeoutMs: this.o.connectTimeoutMs, commandTimeoutMs: this.o.commandTimeoutMs,
-          dataTimeoutMs: this.o.dataTimeoutMs ?? this.o.commandTimeoutMs,
+          dataTimeoutMs: this.o.dataTimeoutMs ?? this.o.commandTimeoutMs, signal,
         });
         this.counters.connectionsOpened++;
         this.keys.set(s, poolKey(binding, c, tls));
@@ -257,8 +326,12 @@ export class DeliveryEngine {
         this.o.logger.debug({ binding: binding.name, host: c.host, address: c.address, port: c.port, local: s.localAddress, tls: s.secure, pipelining: s.pipelining }, 'delivery connection open');
         return s;
       } catch (err) {
+        // Cut: the next candidate would be from the same address.
+        if (signal.aborted) throw err;
         this.o.logger.debug({ binding: binding.name, host: c.host, address: c.address, port: c.port, err: describe(err) }, 'delivery connection failed');
         last = err;
+      } finally {
+        this.counters.opening--;
       }
     }
     throw last;
@@ -314,6 +387,19 @@ export class DeliveryEngine {
 /** Connections are shared only between batches with the same source, EHLO name, peer and TLS policy. */
 function poolKey(b: BindingIdentity, c: Candidate, tls: TlsPolicy): string {
   return [b.name, b.bindAddress ?? '', b.ehloHostname, c.host, c.address, c.port, tls.mode, tls.verify ? 'v' : '-'].join('\0');
+}
+
+/** `p`, or the signal's reason as soon as it is aborted (a DNS query cannot be cancelled alone). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e as Error); },
+    );
+  });
 }
 
 function describe(err: unknown): string {

@@ -29,6 +29,10 @@ export interface MessageResult {
   results: RecipientResult[];
   /** Our end of the last connection used for this message (the binding's address in practice). */
   localAddress: string | null;
+  /** Set (true) when the delivery was cut because this node no longer holds the binding's address
+   *  (DeliveryEngine.abortFrom: its DuraVIP moved): the recipients it left deferred with
+   *  'bindingMoved' were not tried, or their transaction was cut; no attempt is to be counted. */
+  cut?: true;
 }
 
 /** RFC 5321 4.2.1: 2yz done, 4yz transient, 5yz permanent. Anything else is a protocol error: retry. */
@@ -67,6 +71,9 @@ export const LOCAL_FAILURES = {
   spoolRead: REPLIES.localError,
   // The delivery engine is shutting down: try again later.
   shuttingDown: REPLIES.shutdownDeferred,
+  // Cut because this node no longer holds the source address (a handover): 4.4.2, like a lost
+  // connection, and the queue sends the mail on from the address's new owner.
+  bindingMoved: REPLIES.lostConnection,
 } as const satisfies Record<string, Reply>;
 
 export type LocalFailureName = keyof typeof LOCAL_FAILURES;
@@ -87,4 +94,16 @@ export class DeliveryFailure extends Error {
     super(`${LOCAL_FAILURES[failure].enhanced} ${detail}`);
     this.name = 'DeliveryFailure';
   }
+}
+
+/** Why a delivery from `address` was cut: this node no longer holds it (a handover, or no quorum). */
+export function cutFailure(address: string): DeliveryFailure {
+  return new DeliveryFailure('bindingMoved', `delivery cut: this node no longer holds ${address}`, { remoteHost: null, remoteAddress: null });
+}
+
+/** The results of a batch from `address` that was cut before it started: nothing tried, every
+ *  recipient deferred with 'bindingMoved', every message marked `cut` (no attempt counted). */
+export function cutBatch(messages: readonly { id: string; rcpt: readonly string[] }[], address: string): MessageResult[] {
+  const f = cutFailure(address);
+  return messages.map((m) => ({ id: m.id, localAddress: null, cut: true, results: m.rcpt.map((r) => localResult(r, f.failure, f.detail, f.where)) }));
 }

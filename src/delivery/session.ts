@@ -34,6 +34,9 @@ export interface SessionOptions {
   commandTimeoutMs: number;
   /** Wait for the reply to the end of data (RFC 5321 4.5.3.2.6 suggests 10 minutes). */
   dataTimeoutMs: number;
+  /** Cuts the opening (connect, greeting, EHLO, STARTTLS and its handshake): open() then throws
+   *  the signal's reason (a DeliveryFailure) at once. An open session is cut with cut(). */
+  signal?: AbortSignal;
 }
 
 // RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; we allow far more, but not without end.
@@ -73,6 +76,8 @@ export class SmtpSession {
   private busy = false;
   /** Replies received since the current transaction began (0: the peer has taken nothing). */
   private txReplies = 0;
+  /** Ends a TLS handshake in progress (set only while one runs). */
+  private cutHandshake: ((err: DeliveryFailure) => void) | null = null;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
   readonly where: Where;
 
@@ -86,7 +91,14 @@ export class SmtpSession {
    *  lostConnection, protocolError, tlsNotOffered, tlsFailed) or HostRefused. */
   static async open(o: SessionOptions, plainOnly = false): Promise<SmtpSession> {
     const socket = await connect(o);
+    const signal = o.signal;
+    if (signal?.aborted === true) {
+      socket.destroy();
+      throw signal.reason;
+    }
     const s = new SmtpSession(o, socket);
+    const onAbort = () => s.cut(signal!.reason as DeliveryFailure);
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const greeting = await s.next('the greeting', o.commandTimeoutMs);
       if (greeting.code !== 220) throw new HostRefused('greeting', greeting, s.where);
@@ -105,6 +117,8 @@ export class SmtpSession {
     } catch (err) {
       s.destroy();
       throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -156,8 +170,15 @@ export class SmtpSession {
   }
 
   destroy(): void {
-    this.fail(new DeliveryFailure('lostConnection', `connection to ${hostText(this.o)} closed`, this.where));
+    this.cut(new DeliveryFailure('lostConnection', `connection to ${hostText(this.o)} closed`, this.where));
+  }
+
+  /** Closes the connection now, whatever it is doing: what waits on it (a reply, the TLS
+   *  handshake) fails with `err`. The engine's abortFrom cuts with 'bindingMoved'. */
+  cut(err: DeliveryFailure): void {
+    this.fail(err);
     this.socket.destroy();
+    this.cutHandshake?.(err);
   }
 
   /** Calls `cb` once when the connection closes (for the pool to drop it). */
@@ -280,8 +301,14 @@ export class SmtpSession {
       const timer = setTimeout(() => { t.destroy(); reject(new Error('handshake timed out')); }, this.o.commandTimeoutMs);
       t.once('secureConnect', () => { clearTimeout(timer); t.off('error', onError); resolve(t); });
       t.once('error', onError);
+      // A cut (or a destroy) while the handshake runs ends it with the cut's reason.
+      this.cutHandshake = (e) => { clearTimeout(timer); t.destroy(); reject(e); };
+      if (this.closed !== null) this.cutHandshake(this.closed as DeliveryFailure);
     }).catch((e: Error & { code?: string }) => {
+      if (e instanceof DeliveryFailure) throw e;
       throw new DeliveryFailure('tlsFailed', `TLS handshake with ${hostText(this.o)} failed: ${e.code ?? e.message}`, this.where);
+    }).finally(() => {
+      this.cutHandshake = null;
     });
     this.socket = secure;
     this.secure = true;
@@ -429,6 +456,8 @@ export function hostText(o: { host: string; address: string; port: number }): st
 }
 
 function connect(o: SessionOptions): Promise<net.Socket> {
+  const signal = o.signal;
+  if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
     const socket = net.connect({
       host: o.address,
@@ -437,17 +466,27 @@ function connect(o: SessionOptions): Promise<net.Socket> {
     });
     socket.setNoDelay(true);
     const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(new DeliveryFailure('connectFailed', `connect to ${hostText(o)} timed out`, where));
     }, o.connectTimeoutMs);
     const where = { remoteHost: o.host, remoteAddress: o.address };
+    // A cut while the SYN is unanswered: nothing else would end it before the connect timeout.
+    const onAbort = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
       resolve(socket);
     });
     socket.once('error', (e: Error & { code?: string }) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(new DeliveryFailure('connectFailed', `connect to ${hostText(o)} failed: ${e.code ?? e.message}`, where));
     });

@@ -1,6 +1,6 @@
 // Typed wrappers of native/corosync.cc: membership in one corosync CPG group with quorum tracking,
-// as an EventEmitter. Main thread (the cluster manager); join is a few synchronous IPC round trips,
-// sends are queued for the native IO thread and never block.
+// as an EventEmitter. Main thread (the cluster manager); nothing blocks: the join and the sends run
+// on the native IO thread (the join resolves a promise), and libcpg/libquorum are dlopen()ed.
 import { EventEmitter } from 'node:events';
 import { ErrorCode, VipError } from '../errors.js';
 import { binding } from './addon.js';
@@ -38,20 +38,39 @@ export interface QuorumState {
 
 /** Options of {@link CorosyncGroup.join}. */
 export interface CorosyncJoinOptions {
-  /** Whether the open group keeps the event loop alive (like a server socket). Default true. */
+  /**
+   * Whether the group, and the join while it waits for corosync, keeps the event loop alive (like
+   * a server socket). Default true.
+   */
   ref?: boolean;
 }
 
+/** What the join's first event says. */
+interface Opened {
+  localNodeId: number;
+  quorate: boolean;
+  quorumType: number;
+}
+
 type NativeEvent =
+  | ({ type: 'opened' } & Opened)
+  | { type: 'openFailed'; error: Error }
   | { type: 'message'; nodeId: number; pid: number; data: Buffer }
   | ({ type: 'confchg' } & CpgConfChange)
   | ({ type: 'totem' } & TotemView)
   | ({ type: 'quorum' } & QuorumState)
   | { type: 'error'; error: Error };
 
-/** Whether this build of the addon has corosync support (built where libcpg-dev was installed). */
-export function corosyncSupported(): boolean {
-  return binding.corosyncSupported === true;
+/** Corosync's client libraries as this process found them: the files loaded, or what to install. */
+export type CorosyncLibrary = { available: true; cpg: string; quorum: string } | { available: false; error: string };
+
+/**
+ * Loads libcpg.so.4 and libquorum.so.5 (dlopen; the addon is built without them) unless already
+ * loaded, and says which files were loaded or why they could not be. A failed load is tried again
+ * at the next call or join, so corosync installed while vipmta runs is found. Fast (no IPC).
+ */
+export function corosyncLibrary(): CorosyncLibrary {
+  return binding.corosyncLibrary() as CorosyncLibrary;
 }
 
 /**
@@ -69,7 +88,7 @@ export function corosyncSupported(): boolean {
  * - `'close' ()`: once, after {@link close} or a lost connection.
  * As with any EventEmitter, an `'error'` nobody listens for is thrown, here as an uncaught exception.
  *
- * Lifetime: {@link join} connects, joins and starts a native poll thread; the group then holds
+ * Lifetime: {@link join} starts a native poll thread that connects and joins; the group then holds
  * the event loop open (see {@link unref}) until {@link close}, which leaves the group (others see
  * reason 'leave') and stops the thread. A group must be closed; if it is garbage-collected or its
  * worker thread ends first, the native side closes itself. One connection per group per process.
@@ -82,15 +101,17 @@ export class CorosyncGroup extends EventEmitter {
   /** The quorum provider type (0 = none configured: everyone is quorate). */
   readonly quorumType: number;
   private readonly handle: unknown;
+  /** Events that arrived before the caller of join() could listen; null once handed out. */
+  private held: NativeEvent[] | null = [];
   private closedFlag = false;
   private lastMembers: CpgMember[] = [];
   private lastQuorum: QuorumState;
   private refed: boolean;
 
-  private constructor(name: string, opened: { handle: unknown; localNodeId: number; quorate: boolean; quorumType: number }, opts: CorosyncJoinOptions) {
+  private constructor(name: string, handle: unknown, opened: Opened, opts: CorosyncJoinOptions) {
     super();
     this.name = name;
-    this.handle = opened.handle;
+    this.handle = handle;
     this.localNodeId = opened.localNodeId;
     this.quorumType = opened.quorumType;
     this.lastQuorum = { quorate: opened.quorate, ringSeq: 0, members: [] };
@@ -98,24 +119,50 @@ export class CorosyncGroup extends EventEmitter {
   }
 
   /**
-   * Connects to the local corosync and joins group `name` (1-128 bytes). Synchronous: a few IPC
-   * round trips. Throws `ERR_COROSYNC_UNAVAILABLE` (built without corosync), `ERR_COROSYNC_NOT_RUNNING`
-   * (no corosync in this network namespace), `ERR_COROSYNC` (with `csError`, e.g. CS_ERR_EXIST when
-   * this process already joined `name`).
+   * Connects to the local corosync and joins group `name` (1-128 bytes). The IPC runs on the native
+   * IO thread: the promise settles when corosync has answered, which a stopped (SIGSTOP) corosync
+   * never does until it continues; the event loop stays free meanwhile. Rejects with
+   * `ERR_INVALID_ARG_TYPE` (bad name), `ERR_COROSYNC_UNAVAILABLE` (libcpg or libquorum cannot be
+   * loaded: the message says what to install), `ERR_COROSYNC_NOT_RUNNING` (no corosync in this network
+   * namespace) or `ERR_COROSYNC` (with `csError` and `call`, e.g. CS_ERR_EXIST from cpg_join when this
+   * process already joined `name`). Events that arrive with the answer are emitted from a later
+   * turn of the event loop, so listeners added when the promise resolves see them all.
    */
-  static join(name: string, opts: CorosyncJoinOptions = {}): CorosyncGroup {
-    let group: CorosyncGroup | undefined;
-    const queued: NativeEvent[][] = [];
-    const opened = binding.corosyncOpen(name, (events: NativeEvent[]) => {
-      if (group === undefined) queued.push(events);
-      else group.onEvents(events);
-    }) as { handle: unknown; localNodeId: number; quorate: boolean; quorumType: number };
-    group = new CorosyncGroup(name, opened, opts);
-    if (!group.refed) binding.corosyncRef(opened.handle, false);
-    // Events are delivered from the event loop, never synchronously inside corosyncOpen, so the
-    // queue is always empty here; kept for safety should that ever change.
-    for (const ev of queued) group.onEvents(ev);
-    return group;
+  static join(name: string, opts: CorosyncJoinOptions = {}): Promise<CorosyncGroup> {
+    return new Promise((resolve, reject) => {
+      // A throw here (bad name, libraries missing) rejects the promise.
+      let group: CorosyncGroup | undefined;
+      const handle: unknown = binding.corosyncOpen(name, (events: NativeEvent[]) => {
+        if (group !== undefined) {
+          group.onEvents(events);
+          return;
+        }
+        const [first, ...rest] = events;
+        if (first?.type === 'openFailed') {
+          reject(first.error); // the native side has closed itself
+          return;
+        }
+        if (first?.type !== 'opened') {
+          // The IO thread always reports the join's outcome first: anything else is our bug.
+          binding.corosyncClose(handle);
+          reject(new Error(`corosync: the join's outcome was not the first event (got ${first?.type})`));
+          return;
+        }
+        const g = new CorosyncGroup(name, handle, first, opts);
+        group = g;
+        g.held!.push(...rest);
+        setImmediate(() => g.release());
+        resolve(g);
+      });
+      if (opts.ref === false) binding.corosyncRef(handle, false);
+    });
+  }
+
+  /** Emits what arrived before join()'s caller could listen, then lets events through directly. */
+  private release(): void {
+    const held = this.held;
+    this.held = null;
+    if (held !== null && held.length > 0 && !this.closedFlag) this.onEvents(held);
   }
 
   /** The group's members as of the last 'confchg'. */
@@ -185,8 +232,15 @@ export class CorosyncGroup extends EventEmitter {
   }
 
   private onEvents(events: NativeEvent[]): void {
+    if (this.held !== null) {
+      this.held.push(...events);
+      return;
+    }
     for (const ev of events) {
       switch (ev.type) {
+        case 'opened':
+        case 'openFailed':
+          break; // only ever first, handled by join()
         case 'message':
           this.emit('message', ev.nodeId, ev.pid, ev.data);
           break;

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { mmoveAddress, type ClusterManager, type OwnershipChange } from '../cluster/manager.js';
 import type { Config } from '../config/index.js';
+import { corosyncLibrary } from '../native/index.js';
 import { BindingPolicy } from '../policy/binding.js';
 import { LOCAL_ROUTE, type Route } from '../queue/routes.js';
 import type { Dispatcher } from './dispatch.js';
@@ -35,8 +36,13 @@ export interface ClusterWiring {
 }
 
 /** Starts the manager after the listeners (they bind every DuraVIP with IP_FREEBIND before
- *  owning it), with the node's reactions to its events. */
+ *  owning it), with the node's reactions to its events. The join does not wait for corosync:
+ *  the node serves at once and owns DuraVIPs once corosync answers. */
 export function startCluster(c: ClusterManager, w: ClusterWiring): void {
+  // Which corosync support this node has: the addon loads corosync's client libraries at run time.
+  const lib = corosyncLibrary();
+  if (lib.available) w.logger.info({ cpg: lib.cpg, quorum: lib.quorum }, 'cluster: corosync support available');
+  else w.logger.warn({ error: lib.error }, 'cluster: corosync support unavailable; this node owns no DuraVIP until corosync is installed');
   if (w.config.ecclusterListeners.length > 0 && mmoveAddress(w.config) === null) {
     w.logger.warn('ECCluster_Listener listens only on a wildcard address: peers cannot move mail here (give it this node\'s cluster link address)');
   }

@@ -10,6 +10,7 @@ import type { MessageResult } from '../delivery/index.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { DeliveryBatch } from '../delivery/batch.js';
+import { cutBatch } from '../delivery/results.js';
 
 export type DispatchPool = Pick<WorkerPool, 'status' | 'call' | 'broadcast'>;
 
@@ -32,10 +33,24 @@ export class Dispatcher {
 
   /** Hands a delivery batch to the worker with the fewest batches running. */
   deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
+    const from = batch.binding.bindAddress;
+    if (from !== null && this.gaveAway(from)) return Promise.resolve(cutBatch(batch.messages, from));
     // Each message may wait for a connect, the command replies and the data reply.
     const g = this.d.config().global;
     const timeout = g.Connect_Timeout + batch.messages.length * (4 * g.Command_Timeout + g.Data_Timeout) + 60_000;
     return this.onLeastBusyWorker((pool, w) => pool.call(w, 'deliver', batch, timeout));
+  }
+
+  /**
+   * Whether the last election gave `address` (a DuraVIP) to another node or to nobody. The queue
+   * re-places its mail a turn of the event loop after the election; a batch it starts meanwhile
+   * would reach the worker after the cut (abortDeliveriesFrom) and wait out a connect timeout, so
+   * it comes back cut at once instead. Not while this node is still the elected owner (a stall of
+   * corosync releases the addresses for a while, without an election: that is an attempt as before).
+   */
+  private gaveAway(address: string): boolean {
+    const c = this.d.cluster();
+    return c !== null && c.routeFor(address).to !== 'local' && c.ownerOf(address) !== c.node;
   }
 
   /** One #mmove batch to `node`'s ECCluster_Listener, from a worker's pooled connections. */
@@ -87,16 +102,18 @@ export class Dispatcher {
   }
 
   /**
-   * This node lost an address (moved, or no quorum): deliveries from it cannot complete, so their
-   * connections are cut now rather than after a command timeout (minutes). Their mail comes back
-   * deferred without an attempt counted and goes where the binding's route now says.
+   * This node lost an address (moved, or no quorum): deliveries from it cannot complete, so every
+   * one of them ends now, whatever its connection is doing (resolving, connecting, greeting,
+   * EHLO/STARTTLS, a transaction, idle in the pool), rather than after a timeout (seconds to
+   * minutes). Their mail comes back deferred without an attempt counted and goes where the
+   * binding's route now says (#mmove to the new owner).
    */
   abortDeliveriesFrom(address: string): void {
     const pool = this.d.pool();
     if (pool === null) return;
     void pool.broadcast('abortDeliveries', { localAddress: address }).then((rs) => {
       const aborted = rs.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.aborted : 0), 0);
-      if (aborted > 0) this.d.logger.warn({ address, connections: aborted }, 'delivery: this node no longer holds the address; cut the connections from it');
+      if (aborted > 0) this.d.logger.warn({ address, cut: aborted }, 'delivery: this node no longer holds the address; cut the deliveries from it');
     });
   }
 }

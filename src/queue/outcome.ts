@@ -87,10 +87,11 @@ export function outcomeOf(part: PartSnapshot, result: MessageResult | undefined,
     }
     return out;
   }
-  // The binding left this node while the batch ran (its address moved; the connections from it
+  // The binding left this node while the batch ran (its address moved; the deliveries from it
   // were cut). Our own failures then say nothing about the destination: no attempt is counted
-  // and the part goes at once to where the binding is now.
-  const away = !q.local && deferred.every((r) => (byRcpt.get(r)?.origin ?? 'local') === 'local');
+  // and the part goes at once to where the binding is now. A result the engine marked `cut` says
+  // so itself: it can come back before the route of the binding has been looked up again.
+  const away = (!q.local || result?.cut === true) && deferred.every((r) => (byRcpt.get(r)?.origin ?? 'local') === 'local');
   out.retry = away
     ? { rcpts: deferred, attempts: part.attempts, next: 0, away }
     : { rcpts: deferred, attempts: Math.min(attempts, 0xffff), next: now + backoff(q.retryMs, attempts, random), away };

@@ -48,7 +48,8 @@ export interface WorkerMethods {
   deliver: [DeliveryBatch, MessageResult[]];
   /** Builds a DSN from the spool (the original's headers are read here) and spools it. */
   spoolBounce: [BounceRequest, { id: string; size: number }];
-  /** Cuts the delivery connections from an address this node no longer holds (its DuraVIP moved). */
+  /** Ends every delivery from an address this node no longer holds (its DuraVIP moved), whatever
+   *  its connection is doing, and closes the idle ones; `aborted`: deliveries and idle connections cut. */
   abortDeliveries: [{ localAddress: string }, { aborted: number }];
   /** Stops accepting; sessions finish under the drain policy (socket-set.ts) up to timeoutMs,
    *  the rest are cut off (closedEarly). */

@@ -54,6 +54,8 @@ const listeners = new EsmtpHost({
 // when the global delivery settings change (the old one's idle connections are closed).
 let engine: DeliveryEngine | null = null;
 let engineSettings = '';
+/** Replaced engines that still run batches: a handover's cut must reach those too. */
+const retired = new Set<DeliveryEngine>();
 let spoolForDelivery: SpoolReader | null = null;
 
 function setDelivery(d: DeliverySettings): void {
@@ -71,7 +73,21 @@ function setDelivery(d: DeliverySettings): void {
     logger: log,
   });
   engineSettings = key;
-  if (old !== null) void old.close();
+  for (const e of retired) if (e.busy === 0) retired.delete(e);
+  if (old !== null) {
+    void old.close();
+    if (old.busy > 0) retired.add(old);
+  }
+}
+
+/** This node no longer holds `localAddress`: every delivery from it ends now (DeliveryEngine.abortFrom). */
+function abortDeliveries(localAddress: string): number {
+  let n = engine?.abortFrom(localAddress) ?? 0;
+  for (const e of retired) {
+    n += e.abortFrom(localAddress);
+    if (e.busy === 0) retired.delete(e);
+  }
+  return n;
 }
 
 async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
@@ -128,7 +144,7 @@ const handlers: Handlers = {
     spoolForDelivery ??= attachSpoolReader(init.spoolDirectory);
     return spoolBounce(req, { reader: spoolForDelivery, writer: spoolWriter }, log);
   },
-  abortDeliveries: ({ localAddress }) => ({ aborted: engine?.abortFrom(localAddress) ?? 0 }),
+  abortDeliveries: ({ localAddress }) => ({ aborted: abortDeliveries(localAddress) }),
   setMmove: async (settings) => ({ listening: await mmove.set(settings) }),
   mmoveSend: ({ peer, items }) => mmove.send(peer, items),
   mmoveStats: () => mmove.stats(),

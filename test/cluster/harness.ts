@@ -6,7 +6,8 @@
 //
 // Nothing touches the machine's own interfaces: every veth is created inside the bridge namespace
 // with its peer moved straight into its host namespace, and 198.51.100.0/24 (TEST-NET-2, RFC 5737)
-// has no route out. Names carry a random suffix so parallel runs cannot collide.
+// and, with the ipv6 option, 2001:db8:5::/64 (RFC 3849) have no route out. Names carry a random
+// suffix so parallel runs cannot collide.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
@@ -25,6 +26,11 @@ const execFileAsync = promisify(execFile);
 export const SUBNET_PREFIX = '198.51.100.';
 export const CLIENT_ADDRESS = `${SUBNET_PREFIX}100`;
 export const PREFIX_LENGTH = 24;
+/** With LabOptions.ipv6: 2001:db8:5::/64 (RFC 3849 documentation prefix), hosts ::11, ::12, ...,
+ *  the client ::100; tests use ::200-::250 as cluster addresses. Only inside the lab's namespaces. */
+export const SUBNET6_PREFIX = '2001:db8:5::';
+export const CLIENT_ADDRESS6 = `${SUBNET6_PREFIX}100`;
+export const PREFIX_LENGTH6 = 64;
 
 export interface LabOptions {
   /** Number of cluster hosts (1..9). */
@@ -38,6 +44,8 @@ export interface LabOptions {
    * two to the token timeout: with three nodes a kill took 2.5 s to notice instead of ~1.1 s.
    */
   tokenCoefficient?: number;
+  /** Also give every host and the client an IPv6 address (SUBNET6_PREFIX). Default false. */
+  ipv6?: boolean;
 }
 
 /** One namespace of the lab: a cluster host or the client. */
@@ -51,6 +59,8 @@ export interface LabHost {
   /** The host's interface on the lab network. */
   readonly ifname: string;
   readonly address: string;
+  /** The host's IPv6 address with LabOptions.ipv6, else null. */
+  readonly address6: string | null;
   readonly mac: string;
   /** The bridge-side veth end, in the bridge namespace. */
   readonly port: string;
@@ -265,19 +275,21 @@ export class ClusterLab {
     run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
   }
 
-  private addHost(name: string, nodeId: number, address: string, port: string): LabHost {
+  private addHost(name: string, nodeId: number, address: string, address6: string | null, port: string): LabHost {
     const ns = `vipmta-${this.id}-${name}`;
     this.addNs(ns);
     // Made inside the bridge namespace, peer moved straight into the host's: never in the root netns.
     run(['ip', '-n', this.bridgeNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns]);
     run(['ip', '-n', this.bridgeNs, 'link', 'set', port, 'master', 'br0', 'up']);
     run(['ip', '-n', ns, 'addr', 'add', `${address}/${PREFIX_LENGTH}`, 'dev', 'eth1']);
+    // nodad: usable at once, as the lab's IPv4 addresses are (no second of 'tentative').
+    if (address6 !== null) run(['ip', '-n', ns, 'addr', 'add', `${address6}/${PREFIX_LENGTH6}`, 'dev', 'eth1', 'nodad']);
     run(['ip', '-n', ns, 'link', 'set', 'eth1', 'up']);
     const link = JSON.parse(run(['ip', '-n', ns, '-j', 'link', 'show', 'eth1'])) as Array<{ address: string }>;
     const dir = path.join(this.dir, name);
     mkdirSync(path.join(dir, 'run'), { recursive: true });
     mkdirSync(path.join(dir, 'state'), { recursive: true });
-    return { name, nodeId, ns, ifname: 'eth1', address, mac: link[0]!.address, port, dir };
+    return { name, nodeId, ns, ifname: 'eth1', address, address6, mac: link[0]!.address, port, dir };
   }
 
   private buildNetwork(): void {
@@ -286,10 +298,11 @@ export class ClusterLab {
     // STP is off by default, so ports forward at once (no forward_delay): the lab is usable immediately.
     run(['ip', '-n', this.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
     run(['ip', '-n', this.bridgeNs, 'link', 'set', 'br0', 'up']);
+    const v6 = this.options.ipv6 === true;
     for (let i = 1; i <= this.options.nodes; i++) {
-      this.hosts.push(this.addHost(`n${i}`, i, `${SUBNET_PREFIX}${10 + i}`, `p${i}`));
+      this.hosts.push(this.addHost(`n${i}`, i, `${SUBNET_PREFIX}${10 + i}`, v6 ? `${SUBNET6_PREFIX}${10 + i}` : null, `p${i}`));
     }
-    this.client = this.addHost('client', 0, CLIENT_ADDRESS, 'pc');
+    this.client = this.addHost('client', 0, CLIENT_ADDRESS, v6 ? CLIENT_ADDRESS6 : null, 'pc');
   }
 
   host(name: string): LabHost {

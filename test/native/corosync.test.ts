@@ -1,12 +1,16 @@
 // The corosync binding (native/corosync.cc) through the facade's CorosyncGroup, on a real
 // three-node corosync cluster in network namespaces (test/cluster/harness.ts). Each node runs a CPG
 // client process (test/cluster/fixtures/cpg-client.mjs) that prints its events as JSON lines; the
-// test asserts what each sees. Faults: a client killed, a node isolated, a node's corosync killed.
+// test asserts what each sees. Faults: a client killed, a node isolated, a node's corosync killed,
+// corosync's client libraries missing (hidden in a private mount namespace).
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { realpathSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CorosyncGroup, corosyncSupported } from '../../src/native/index.js';
+import { CorosyncGroup, corosyncLibrary } from '../../src/native/index.js';
 import { ClusterLab, type LabHost, type LabProcess } from '../cluster/harness.js';
 import { buildFacade, facadeUrl } from './worker-harness.js';
 
@@ -61,17 +65,43 @@ afterAll(async () => {
 });
 
 describe('CorosyncGroup arguments', () => {
-  it.each(['', 'x'.repeat(129)])('rejects a group name of %# bytes outside 1..128 before connecting', (name) => {
-    expect(() => CorosyncGroup.join(name)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  it.each(['', 'x'.repeat(129)])('rejects a group name of %# bytes outside 1..128 before connecting', async (name) => {
+    await expect(CorosyncGroup.join(name)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
+});
+
+describe('corosync client libraries', () => {
+  it('are loaded at run time, not linked: the addon loads without them', () => {
+    const lib = corosyncLibrary();
+    expect(lib).toMatchObject({ available: true, cpg: expect.stringMatching(/\/libcpg\.so\.4$/), quorum: expect.stringMatching(/\/libquorum\.so\.5$/) });
+    const needed = execFileSync('ldd', [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'vipmta.node')]).toString();
+    expect(needed).not.toMatch(/libcpg|libquorum/);
+  });
+
+  it('when libcpg cannot be loaded, join rejects with ERR_COROSYNC_UNAVAILABLE saying what to install', () => {
+    // An honest "not installed": in a private mount namespace an empty file hides the real library
+    // file, so dlopen fails as it does on a machine without corosync. Nothing in vipmta is told.
+    const lib = corosyncLibrary();
+    if (!lib.available) throw new Error(`corosync's libraries are not installed here: ${lib.error}`);
+    const empty = path.join(os.tmpdir(), `vipmta-empty-${process.pid}.so`);
+    writeFileSync(empty, '');
+    const script = `
+      const n = await import(${JSON.stringify(facadeUrl)});
+      const lib = n.corosyncLibrary();
+      const r = await n.CorosyncGroup.join('vipmta-nolib').then(() => ({ joined: true }), (e) => ({ code: e.code, message: e.message }));
+      console.log(JSON.stringify({ lib, r }));`;
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      'mount --bind "$1" "$2" && exec "$3" --input-type=module -e "$4"', 'sh', empty, realpathSync(lib.cpg), process.execPath, script]).toString();
+    const { lib: missing, r } = JSON.parse(out) as { lib: { available: boolean; error: string }; r: { code: string; message: string } };
+    expect(missing.available).toBe(false);
+    expect(r.code).toBe('ERR_COROSYNC_UNAVAILABLE');
+    expect(r.message).toMatch(/^libcpg\.so\.4 cannot be loaded \(.+\): .*install corosync \(Debian: apt-get install corosync\)$/);
+    expect(missing.error).toBe(r.message);
   });
 });
 
 describe('CorosyncGroup', () => {
   let c: Array<{ p: LabProcess; pid: number }>;
-
-  it('is built with corosync support on this machine', () => {
-    expect(corosyncSupported()).toBe(true);
-  });
 
   it('joins on every node and sees all three members, quorate, with its own nodeid', async () => {
     c = [await readyClient(n1), await readyClient(n2), await readyClient(n3)];
@@ -142,8 +172,8 @@ describe('CorosyncGroup', () => {
   it('refuses a second join of the same group from one process with ERR_COROSYNC (CS_ERR_EXIST)', async () => {
     const r = await lab.execAsync(n1, [process.execPath, '--input-type=module', '-e', `
       const n = await import(${JSON.stringify(facadeUrl)});
-      const a = n.CorosyncGroup.join('twice');
-      try { n.CorosyncGroup.join('twice'); console.log('joined twice'); }
+      const a = await n.CorosyncGroup.join('twice');
+      try { await n.CorosyncGroup.join('twice'); console.log('joined twice'); }
       catch (e) { console.log(JSON.stringify({ code: e.code, csError: e.csError, call: e.call })); }
       a.close();`]);
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 'ERR_COROSYNC', call: 'cpg_join' });
@@ -157,7 +187,7 @@ describe('CorosyncGroup', () => {
       const w = new Worker(\`
         const { parentPort } = await import('node:worker_threads');
         const n = await import(${JSON.stringify(facadeUrl)});
-        n.CorosyncGroup.join(${JSON.stringify(GROUP)});
+        await n.CorosyncGroup.join(${JSON.stringify(GROUP)});
         parentPort.postMessage('joined');\`, { eval: true });
       await new Promise((r) => w.once('message', r));
       console.log(JSON.stringify({ pid: process.pid }));
@@ -178,7 +208,7 @@ describe('CorosyncGroup', () => {
     const from = c[0]!.p.lines.length;
     const p = lab.spawn(n2, [process.execPath, '--input-type=module', '-e', `
       const n = await import(${JSON.stringify(facadeUrl)});
-      n.CorosyncGroup.join(${JSON.stringify(GROUP)}).unref();
+      (await n.CorosyncGroup.join(${JSON.stringify(GROUP)})).unref();
       console.log(process.pid);`]);
     await p.exited;
     expect(p.exitCode).toBe(0);
@@ -272,6 +302,31 @@ describe('CorosyncGroup', () => {
     } finally {
       process.kill(cs.pid, 'SIGCONT');
       p.send(JSON.stringify({ op: 'exit' }));
+    }
+  });
+
+  it('joins without blocking JavaScript while corosync is stopped, and completes when it continues', async () => {
+    const cs = lab.corosync(n1)!;
+    process.kill(cs.pid, 'SIGSTOP');
+    let continued = false;
+    try {
+      // libqb's connection handshake waits for a stopped corosync: the join must wait off the JS thread.
+      const p = lab.spawn(n1, [process.execPath, '--input-type=module', '-e', `
+        const n = await import(${JSON.stringify(facadeUrl)});
+        n.CorosyncGroup.join('vipmta-late').then(
+          (g) => { console.log(JSON.stringify({ joined: g.localNodeId })); g.close(); process.exit(0); },
+          (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(1); });
+        let i = 0;
+        setInterval(() => console.log('tick ' + i++), 20);`]);
+      await p.waitLine((l) => l === 'tick 5');
+      expect(p.lines.filter((l) => l.startsWith('{'))).toEqual([]);
+      process.kill(cs.pid, 'SIGCONT');
+      continued = true;
+      const { line } = await p.waitLine((l) => l.startsWith('{'), { timeoutMs: 15_000 });
+      expect(JSON.parse(line)).toEqual({ joined: 1 });
+      await p.exited;
+    } finally {
+      if (!continued) process.kill(cs.pid, 'SIGCONT');
     }
   });
 });

@@ -136,7 +136,8 @@ describe('SMTP session', () => {
     expect(e.abortFrom('127.0.0.1')).toBe(1);
     const [r] = await pending;
     expect(r!.results[0]).toMatchObject({ status: 'deferred', origin: 'local' });
-    expect(r!.results[0]!.reply).toMatch(/closed/); // cut, not the 60 s data timeout
+    expect(r!.results[0]!.reply).toBe('4.4.2 delivery cut: this node no longer holds 127.0.0.1'); // cut, not the 60 s data timeout
+    expect(r!.cut).toBe(true);
   });
 
   it('defers a transaction the peer hangs up on, with where it happened, and goes on with the next message', async () => {

@@ -1,6 +1,7 @@
 // Dispatch (src/node/dispatch.ts) over a scripted pool: the ready worker with the fewest batches
 // running gets the next one, a failed batch frees its worker, moves go to the node's cluster link
-// and a member that left has its move connections dropped.
+// and a member that left has its move connections dropped; a batch from an address the election
+// gave away comes back cut without a worker.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { ClusterManager } from '../../../src/cluster/manager.js';
@@ -38,7 +39,10 @@ function scriptedPool(n: number, notReady: number[] = []): { pool: DispatchPool;
   return { pool, calls, broadcasts };
 }
 
-const batch = (n: number): DeliveryBatch => ({ messages: Array.from({ length: n }, (_, i) => ({ id: `m${i}`, from: '', rcpt: ['a@x.test'] })) }) as unknown as DeliveryBatch;
+const batch = (n: number): DeliveryBatch => ({
+  binding: { name: 'b', bindAddress: null, ehloHostname: 'h' },
+  messages: Array.from({ length: n }, (_, i) => ({ id: `m${i}`, from: '', rcpt: ['a@x.test'] })),
+}) as unknown as DeliveryBatch;
 
 describe('dispatch', () => {
   it('hands each batch to the ready worker with the fewest batches running', async () => {
@@ -95,6 +99,32 @@ describe('dispatch', () => {
     d.dropMovesTo('n2');
     d.dropMovesTo('n2');
     expect(broadcasts).toEqual([['mmoveDrop', { peer: { host: '192.0.2.2', port: 2526 }, reason: 'node n2 left the cluster' }]]);
+  });
+
+  it('does not start a batch from an address the election gave away: it comes back cut at once', async () => {
+    const { pool, calls } = scriptedPool(1);
+    // 192.0.2.10 went to n2 and 192.0.2.11 to nobody (no quorum) in the election the queue has
+    // not yet acted on; 192.0.2.12 is still this node's, but corosync stalled (route 'wait').
+    const owners: Record<string, string | null> = { '192.0.2.10': 'n2', '192.0.2.11': null, '192.0.2.12': 'n1' };
+    const cluster = {
+      node: 'n1',
+      routeFor: (a: string) => (a in owners ? (owners[a] === 'n1' || owners[a] === null ? { to: 'wait' } : { to: 'node', node: owners[a] }) : { to: 'local' }),
+      ownerOf: (a: string) => owners[a] ?? null,
+    } as unknown as ClusterManager;
+    const d = new Dispatcher({ pool: () => pool, config: () => cfg, cluster: () => cluster, logger });
+    const from = (bindAddress: string | null): DeliveryBatch => ({ ...batch(2), binding: { name: 'b', bindAddress, ehloHostname: 'h' } });
+    for (const a of ['192.0.2.10', '192.0.2.11']) {
+      const res = await d.deliver(from(a));
+      expect(res.map((r) => [r.id, r.cut, r.results.map((x) => [x.rcpt, x.status, x.origin, x.reply])])).toEqual(['m0', 'm1'].map((id) => [
+        id, true, [['a@x.test', 'deferred', 'local', `4.4.2 delivery cut: this node no longer holds ${a}`]],
+      ]));
+    }
+    expect(calls).toEqual([]);
+    // Still elected here (only stalled: the addresses come back), not a DuraVIP, or no address: to a worker.
+    void d.deliver(from('192.0.2.12'));
+    void d.deliver(from('192.0.2.99'));
+    void d.deliver(from(null));
+    expect(calls.map((c) => c.method)).toEqual(['deliver', 'deliver', 'deliver']);
   });
 
   it('cuts the deliveries from an address this node lost', () => {

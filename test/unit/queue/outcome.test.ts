@@ -99,6 +99,16 @@ describe('delivery outcome', () => {
     expect(o3.retry).toMatchObject({ attempts: 3, away: false });
   });
 
+  it("'away' for a result the engine marked cut (the handover's abortFrom), even before the route says the binding left", () => {
+    // The results of a cut can arrive before the queue has looked the binding's route up again.
+    const cut: MessageResult = { ...results(reply('a@d.test', 'delivered'), reply('b@d.test', 'deferred', 'local')), cut: true };
+    const o = outcomeOf(part(['a@d.test', 'b@d.test'], 2), cut, here, T0 + HOUR);
+    expect(o).toMatchObject({ delivered: 1, retry: { rcpts: ['b@d.test'], attempts: 2, next: 0, away: true } });
+    // A remote reply among what is left is an attempt, cut or not.
+    const mixed: MessageResult = { ...results(reply('a@d.test', 'deferred', 'remote'), reply('b@d.test', 'deferred', 'local')), cut: true };
+    expect(outcomeOf(part(['a@d.test', 'b@d.test'], 2), mixed, here, T0 + HOUR, noJitter).retry).toMatchObject({ attempts: 3, away: false });
+  });
+
   it('counts attempts up to 65535 (the store keeps 16 bits)', () => {
     const o = outcomeOf(part(['a@d.test'], 0xffff), results(reply('a@d.test', 'deferred')), { ...here, expireMs: Infinity }, T0, noJitter);
     expect(o.retry!.attempts).toBe(0xffff);
