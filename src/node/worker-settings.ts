@@ -8,7 +8,7 @@ import type { WorkerPool } from '../workers/pool.js';
 import type { DeliverySettings } from '../delivery/settings.js';
 import type { ListenerSpec } from '../listener/spec.js';
 import { newSessionCount, resetSessionSlot } from '../listener/session-count.js';
-import { newBodyMemory, resetBodyMemorySlot, setBodyMemoryLimit } from '../listener/body-memory.js';
+import { bodyMemoryStats, newBodyMemory, resetBodyMemorySlot, setBodyMemoryLimit, type BodyMemoryStats } from '../listener/body-memory.js';
 import type { WorkerInit } from '../workers/protocol.js';
 
 export { mmoveSettings };
@@ -39,6 +39,11 @@ export function bodyMemoryBuffer(cfg: Config): SharedArrayBuffer {
   if (bodyMemory === null) bodyMemory = newBodyMemory(cfg.global.Max_Body_Memory);
   else setBodyMemoryLimit(bodyMemory, cfg.global.Max_Body_Memory);
   return bodyMemory;
+}
+
+/** The listeners' shared counts for /metrics; null before the first listener spec was made. */
+export function listenerAbuse(): BodyMemoryStats | null {
+  return bodyMemory === null ? null : bodyMemoryStats(bodyMemory);
 }
 
 export function listenerSpecs(cfg: Config): ListenerSpec[] {

@@ -9,8 +9,9 @@ import { freePort, killAll, readReply, smtpConnect, startVipmta, type VipmtaProc
 
 afterEach(killAll);
 
-async function node(listenerOptions: string, global = ''): Promise<{ node: VipmtaProcess; port: number }> {
+async function node(listenerOptions: string, global = ''): Promise<{ node: VipmtaProcess; port: number; metrics: () => Promise<string> }> {
   const port = await freePort();
+  const http = await freePort();
   const n = startVipmta(`Worker_Threads = 2
 Nodename = "n1"
 Log_Level = "info"
@@ -22,9 +23,10 @@ ESMTP_Listener {
 Suspend_Delivery = true
 Spool { Directory = "./spool" Sync = "none" }
 Control_Listener { Listen "./run/control.sock" { } }
+Http_Listener { Listen "127.0.0.1:${http}" { } }
 `);
   await n.waitStarted();
-  return { node: n, port };
+  return { node: n, port, metrics: async () => (await fetch(`http://127.0.0.1:${http}/metrics`)).text() };
 }
 
 /** Writes `text` one byte every `everyMs` until it is all sent or the server closes; never throws. */
@@ -64,7 +66,7 @@ function vmKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 
 describe('slow clients', () => {
   it('answers a command line trickled past Command_Deadline with 421 4.4.2 and closes the connection', async () => {
-    const { node: n, port } = await node('Command_Deadline = 1s');
+    const { node: n, port, metrics } = await node('Command_Deadline = 1s');
     const { sock, greeting } = await smtpConnect(port);
     expect(greeting).toMatch(/^220 /);
     const closed = closedByServer(sock);
@@ -77,11 +79,13 @@ describe('slow clients', () => {
     await closed;
     const log = await n.waitForLog((l) => l.msg === 'command deadline exceeded');
     expect(['info', 'warn', 30, 40]).toContain(log.level);
+    expect(await metrics()).toMatch(/^vipmta_listener_deadlines_total\{kind="command"\} 1$/m);
+    expect(n.logs.filter((l) => l.level === 'error')).toEqual([]);
     sock.destroy();
   });
 
   it('answers a message trickled past Data_Deadline with 421 4.4.2, closes, and keeps nothing of it', async () => {
-    const { node: n, port } = await node('Data_Deadline = 1s\n  Min_Data_Rate = 100K');
+    const { node: n, port, metrics } = await node('Data_Deadline = 1s\n  Min_Data_Rate = 100K');
     const { sock } = await smtpConnect(port);
     expect(await cmd(sock, 'EHLO client.test')).toMatch(/^250/);
     expect(await cmd(sock, 'MAIL FROM:<s@client.test>')).toMatch(/^250/);
@@ -95,6 +99,7 @@ describe('slow clients', () => {
     expect(r).toMatch(/^421 4\.4\.2 \S+ Error: timeout exceeded/);
     await closed;
     await n.waitForLog((l) => l.msg === 'data deadline exceeded');
+    expect(await metrics()).toMatch(/^vipmta_listener_deadlines_total\{kind="data"\} 1$/m);
     const mq = await n.console('mailq');
     expect(mq.stdout).toMatch(/Total: 0 message/);
     sock.destroy();
@@ -104,7 +109,7 @@ describe('slow clients', () => {
     const CLIENTS = 12;
     const BODY = 24 * 1024 * 1024;
     const BUDGET_MIB = 48;
-    const { node: n, port } = await node('Max_Message_Size = 30M', `Max_Body_Memory = ${BUDGET_MIB}M`);
+    const { node: n, port, metrics } = await node('Max_Message_Size = 30M', `Max_Body_Memory = ${BUDGET_MIB}M`);
     const base = vmKiB(n.pid, 'VmRSS');
     const line = Buffer.from('x'.repeat(76) + '\r\n');
     const chunk = Buffer.concat(Array.from({ length: (1024 * 1024) / line.length }, () => line));
@@ -129,6 +134,10 @@ describe('slow clients', () => {
       }),
     );
     for (const r of replies) expect(r).toMatch(/^250 /);
+    // Some bodies did wait for memory (12 x 24 MiB against 48 MiB), and all of it was given back.
+    const text = await metrics();
+    expect(Number(/^vipmta_body_memory_waits_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    expect(text).toMatch(/^vipmta_body_memory_bytes 0$/m);
     const peakMiB = (vmKiB(n.pid, 'VmHWM') - base) / 1024;
     // Held without a budget: 12 x 24 MiB = 288 MiB of bodies at once, before any overhead (326 MiB
     // measured). With it: at most 48 MiB granted, plus the paused sockets' buffers, the spool
