@@ -1,12 +1,8 @@
-// The memory held for message bodies in flight (received, not yet committed), bounded across every
-// listener and worker by Max_Body_Memory (issue 12 section 4: 30 clients x 45 MB took 1.4 GB). A body
-// up to FREE_BYTES is not counted (Concurrency bounds those); a larger one takes medium grants from a
-// quarter of the budget, up to MEDIUM_MAX_BYTES; beyond that, or when the medium pool is used up, it
-// needs a large slot: its listener's whole Max_Message_Size from the rest, taken at once. A slot
-// holder never waits again, so it always finishes, and waiters hold at most a medium grant: no
-// deadlock. A body that cannot grow waits (the listener stops reading its socket) until a release
-// wakes it. One SharedArrayBuffer per process, made by the main thread like session-count.ts; also
-// holds the listener's counters. Any thread; Atomics only, never blocks (Atomics.waitAsync).
+// Memory for bodies in flight (received, not yet committed), bounded by Max_Body_Memory across all
+// listeners and workers (issue 12 section 4): small bodies free, medium grants, large slots that never
+// wait again, so the waiting cannot deadlock (see BodyMemory). One SharedArrayBuffer per process, made
+// by the main thread like session-count.ts, also holding the listeners' counters. Any thread; Atomics
+// only, never blocks (waiters sleep in Atomics.waitAsync).
 
 /** Bodies up to this size are never counted: the hot path (4 KiB to 64 KiB messages) touches no atomics. */
 export const FREE_BYTES = 64 * 1024;
@@ -93,7 +89,15 @@ const atomicsWait: WaitFn = (a, index, value, timeoutMs) => {
   return r.async ? (r.value as Promise<unknown>) : Promise.resolve(r.value);
 };
 
-/** A worker's view of the budget, with the queue of this worker's bodies that wait for memory. */
+/**
+ * A worker's view of the budget, with the queue of this worker's bodies that wait for memory. A body
+ * up to FREE_BYTES is not counted (Concurrency bounds those); a larger one takes medium grants from a
+ * quarter of the budget, up to MEDIUM_MAX_BYTES; beyond that, or when the medium pool is used up, it
+ * needs a large slot: its listener's whole Max_Message_Size from the rest, at once. A slot holder
+ * never waits again, so it finishes (or meets its deadline) and frees its slot; a waiter holds at
+ * most a medium grant, so the large pool always drains: no deadlock. A waiting body's listener stops
+ * reading its socket until a release wakes it.
+ */
 export class BodyMemory {
   private readonly a: Int32Array;
   private readonly slot: number;

@@ -1,9 +1,7 @@
-// Whole-command and whole-DATA deadlines of an ESMTP session (issue 12 section 4): `Timeout` restarts
-// with every byte, so a client trickling a byte a second held a session forever. A command line must
-// be complete within Command_Deadline of its first byte; a message's data, from the 354 to the final
-// dot, within Data_Deadline plus one second per Min_Data_Rate bytes received (Postfix's
-// smtpd_per_request_deadline with smtpd_min_data_rate). Pure functions of the parser's clock marks
-// and a clock; the listener checks its sessions on one timer. Any thread; never blocks.
+// Whole-command and whole-DATA deadlines (issue 12 section 4: `Timeout` restarts with every byte): a
+// command line within Command_Deadline of its first byte; a message's data, 354 to final dot, within
+// Data_Deadline plus a second per Min_Data_Rate bytes (Postfix's smtpd_per_request_deadline and
+// smtpd_min_data_rate). Pure functions of the parser's clock marks and a clock; any thread.
 
 /** When the parts of a session that have a deadline started (ms of the listener's clock; 0 = none). */
 export interface DeadlineMarks {

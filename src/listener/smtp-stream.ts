@@ -3,9 +3,8 @@
 // 160 µs per message; bench/inject.ts --cpu-prof); indexOf finds "\n." natively in a few µs.
 // Same semantics as smtp-server 3.21.6's _feedDataStream (pinned in package.json): the code below
 // is that method with only the search changed, and test/unit/listener/smtp-stream.test.ts checks
-// both against each other on random messages and random chunking. It also keeps the clock marks of
-// the whole-command and whole-DATA deadlines (deadlines.ts): one lastIndexOf per command chunk,
-// nothing per data chunk. Worker thread; hot path.
+// both against each other on random messages and random chunking. Also keeps the deadline marks
+// (deadlines.ts): one lastIndexOf per command chunk, nothing per data chunk. Worker thread; hot path.
 import { SMTPStream, type SMTPStreamOptions } from 'smtp-server/lib/smtp-stream.js';
 import type { SMTPServerDataStream } from 'smtp-server';
 import type { DeadlineMarks } from './deadlines.js';
