@@ -7,6 +7,8 @@
 //   JavaScript loop over every byte.
 // - a reply whose text already starts with an RFC 3463 enhanced code keeps it, instead of getting
 //   smtp-server's generic one for the basic code (452 would become 4.2.2 where we mean 4.5.3).
+// - the parser keeps the clock marks of the command and data deadlines (deadlines.ts), and the idle
+//   timeout does not run while the listener itself holds a message's data back (body memory).
 // Worker thread; nothing here blocks.
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
@@ -33,10 +35,20 @@ class VipSmtpConnection extends SMTPConnection {
 
   // The same wiring as smtp-server's own _createParser, with the faster parser.
   override _createParser(): SMTPStream {
-    const parser = new FastSmtpStream({ maxCommandLength: this._server.options.maxCommandLength });
+    const parser = new FastSmtpStream({ maxCommandLength: this._server.options.maxCommandLength }, (this._server as VipSmtpServer).now);
     parser.oncommand = (command: Buffer, callback?: () => void) => this._onCommand(command, callback);
     parser.on('error', (err: Error) => this.send(421, 'Error: ' + err.message));
     return parser;
+  }
+
+  override _onTimeout(): void {
+    // Waiting for body memory is our delay, not the client's: the socket is paused on purpose.
+    const p = this._parser;
+    if (!this._closing && p instanceof FastSmtpStream && p.heldSince > 0) {
+      this._armTimeout();
+      return;
+    }
+    super._onTimeout();
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
@@ -50,7 +62,11 @@ class VipSmtpConnection extends SMTPConnection {
 
 /** SMTPServer whose sessions use VipSmtpConnection. Same options, same events. */
 export class VipSmtpServer extends SMTPServer {
-  constructor(options: SMTPServerOptions) {
+  constructor(
+    options: SMTPServerOptions,
+    /** The clock of the deadline marks (tests inject one). */
+    readonly now: () => number = Date.now,
+  ) {
     super(options);
   }
 

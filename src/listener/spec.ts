@@ -13,4 +13,7 @@ export interface ListenerSpec {
   /** Open sessions on this listener across all workers (session-count.ts); without it each worker
    *  counts its own (tests). The same buffer for the listener's name across reloads. */
   sessions?: SharedArrayBuffer;
+  /** Memory for bodies in flight across every listener and worker (body-memory.ts, Max_Body_Memory);
+   *  without it bodies are not bounded (tests). One buffer for the process. */
+  bodies?: SharedArrayBuffer;
 }

@@ -8,6 +8,7 @@ import type { WorkerPool } from '../workers/pool.js';
 import type { DeliverySettings } from '../delivery/settings.js';
 import type { ListenerSpec } from '../listener/spec.js';
 import { newSessionCount, resetSessionSlot } from '../listener/session-count.js';
+import { bodyMemoryStats, newBodyMemory, resetBodyMemorySlot, setBodyMemoryLimit, type BodyMemoryStats } from '../listener/body-memory.js';
 import type { WorkerInit } from '../workers/protocol.js';
 
 export { mmoveSettings };
@@ -30,8 +31,24 @@ function sessionCount(name: string): SharedArrayBuffer {
   return b;
 }
 
+/** Memory for bodies in flight, one budget for every ESMTP listener and worker of the process. */
+let bodyMemory: SharedArrayBuffer | null = null;
+
+/** The process's body-memory buffer with cfg's Max_Body_Memory in force (start and every reload). */
+export function bodyMemoryBuffer(cfg: Config): SharedArrayBuffer {
+  if (bodyMemory === null) bodyMemory = newBodyMemory(cfg.global.Max_Body_Memory);
+  else setBodyMemoryLimit(bodyMemory, cfg.global.Max_Body_Memory);
+  return bodyMemory;
+}
+
+/** The listeners' shared counts for /metrics; null before the first listener spec was made. */
+export function listenerAbuse(): BodyMemoryStats | null {
+  return bodyMemory === null ? null : bodyMemoryStats(bodyMemory);
+}
+
 export function listenerSpecs(cfg: Config): ListenerSpec[] {
-  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options }, sessions: sessionCount(l.name) }));
+  const bodies = bodyMemoryBuffer(cfg);
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options }, sessions: sessionCount(l.name), bodies }));
 }
 
 /** workerData of the worker in slot `workerId` (first start and every replacement). */
@@ -52,6 +69,7 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
   await pool.call(workerId, 'setDelivery', deliverySettings(cfg));
   // A replacement's predecessor died with its sessions: they no longer count against Concurrency.
   for (const b of sessionCounts.values()) resetSessionSlot(b, workerId);
+  if (bodyMemory !== null) resetBodyMemorySlot(bodyMemory, workerId);
   await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
   await pool.call(workerId, 'setMmove', mmoveSettings(cfg));
 }
