@@ -152,6 +152,10 @@ export const OPTIONS = {
     type: { kind: 'duration' }, scopes: ['listener'], default: '1m',
     description: 'Time a command line may take from its first byte to its end, however steadily it arrives; then 421 4.4.2 and close.',
   },
+  Max_Junk_Commands: {
+    type: { kind: 'integer', min: 0, max: 1_000_000 }, scopes: ['listener'], default: '100',
+    description: 'NOOP, RSET, VRFY, EXPN, HELP and ETRN a session may send without sending a message (the count starts again at each DATA); then 421 4.7.0 and close, so a client cannot hold a session with cheap commands. 0: no limit. Postfix\'s smtpd_junk_command_limit.',
+  },
   Data_Deadline: {
     type: { kind: 'duration' }, scopes: ['listener'], default: '5m',
     description: 'Time a message\'s data may take from the 354 to the final dot, plus one second per Min_Data_Rate bytes received; then 421 4.4.2 and close. Time spent waiting for Max_Body_Memory does not count.',

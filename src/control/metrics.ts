@@ -35,7 +35,7 @@ export interface MetricSources {
 export interface ListenerAbuseValues {
   heldBytes: number;
   waiting: number;
-  counters: { commandDeadline: number; dataDeadline: number; memoryWaits: number; memoryTimeouts: number };
+  counters: { commandDeadline: number; dataDeadline: number; memoryWaits: number; memoryTimeouts: number; junkCommands: number };
 }
 
 /** A counter as the host sees it: it only goes up, by 1 or by n >= 0. */
@@ -192,16 +192,16 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
   const listeners = sources.listeners;
   if (listeners !== undefined) {
     // Counted by the workers in shared memory: the counters show what they counted since start.
-    const seen = { command: 0, data: 0, memory: 0 };
+    const seen = { command: 0, data: 0, memory: 0, junk: 0 };
     new Counter({
       name: 'vipmta_listener_deadlines_total',
-      help: 'ESMTP sessions closed with 421 at a deadline: kind="command" (Command_Deadline), "data" (Data_Deadline), "memory" (waited longer than Timeout for Max_Body_Memory).',
+      help: 'ESMTP sessions closed with 421 at a deadline: kind="command" (Command_Deadline), "data" (Data_Deadline), "memory" (waited longer than Timeout for Max_Body_Memory), "junk" (more than Max_Junk_Commands NOOP, RSET, VRFY, EXPN, HELP or ETRN without sending a message).',
       labelNames: ['kind'],
       registers,
       collect() {
         const v = listeners();
         if (v === null) return;
-        for (const [kind, now] of [['command', v.counters.commandDeadline], ['data', v.counters.dataDeadline], ['memory', v.counters.memoryTimeouts]] as const) {
+        for (const [kind, now] of [['command', v.counters.commandDeadline], ['data', v.counters.dataDeadline], ['memory', v.counters.memoryTimeouts], ['junk', v.counters.junkCommands]] as const) {
           this.inc({ kind }, now - seen[kind]);
           seen[kind] = now;
         }

@@ -23,7 +23,7 @@ const COUNTERS = 8;
 const SLOTS = 16;
 
 /** Counters kept in the shared buffer (index after COUNTERS). */
-export const COUNTER = { commandDeadline: 0, dataDeadline: 1, memoryWaits: 2, memoryTimeouts: 3 } as const;
+export const COUNTER = { commandDeadline: 0, dataDeadline: 1, memoryWaits: 2, memoryTimeouts: 3, junkCommands: 4 } as const;
 export type CounterName = keyof typeof COUNTER;
 
 export function newBodyMemory(limitBytes: number): SharedArrayBuffer {

@@ -58,6 +58,7 @@ interface ListenerOptionValues {
   Max_Connections_Per_Client: number;
   Timeout: number;
   Command_Deadline: number;
+  Max_Junk_Commands: number;
   Data_Deadline: number;
   Min_Data_Rate: number;
   Pipelining: boolean;
@@ -177,7 +178,15 @@ export class EsmtpListener {
       onData: (stream, session, cb) => this.onData(stream, session, cb),
       onClose: (session) => this.onClose(session),
     };
-    this.server = new VipSmtpServer(serverOptions);
+    this.server = new VipSmtpServer(serverOptions, opts.now, {
+      maxJunkCommands: o.Max_Junk_Commands ?? 100,
+      onJunkLimit: (client) => {
+        this.opts.logger.info({ listener: opts.spec.name, client, limit: o.Max_Junk_Commands }, 'too many junk commands: session closed');
+        this.body?.count('junkCommands');
+        const r = REPLIES.tooManyJunkCommands;
+        return { code: r.code, text: `${r.enhanced} ${this.name} ${r.text.slice(r.enhanced.length + 1)}` };
+      },
+    });
     this.server.on('error', (err: Error) => {
       // Per-connection errors (a client resetting) are routine; only log them at debug.
       opts.logger.debug({ err, listener: opts.spec.name }, 'smtp connection error');

@@ -34,6 +34,8 @@ export const REPLIES = {
   // RFC 5321 4.2.3 (451) / RFC 3463 3.4 X.3.0: other or undefined mail system status.
   // Also a delivery result when the body cannot be read from our spool.
   localError: row(451, '4.3.0', 'Local error in processing, try again later'),
+  // RFC 5321 3.8 (421) / RFC 3463 3.8 X.7.0: other security status (a session held with junk commands).
+  tooManyJunkCommands: row(421, '4.7.0', 'Too many commands without a message, closing connection'),
   // RFC 5321 3.8 (421) / RFC 3463 3.4 X.3.2: system not accepting network messages (at Concurrency).
   tooManyClients: row(421, '4.3.2', 'Too many connected clients, try again in a moment'),
   // RFC 5321 3.8 (421) / RFC 3463 3.4 X.3.2: system not accepting network messages.

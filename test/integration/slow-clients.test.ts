@@ -1,7 +1,8 @@
 // Abuse from the network, through a real vipmta process over loopback (issue 12 section 4): a client
 // trickling a command or a message's data byte by byte is answered 421 4.4.2 and closed at its
 // deadline instead of holding the session forever; many large bodies at once stay within the body
-// memory budget (the process's peak RSS) instead of all being held in memory until their commits.
+// memory budget (the process's peak RSS) instead of all being held in memory until their commits;
+// a session kept alive with NOOPs is closed after Max_Junk_Commands.
 import net from 'node:net';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -102,6 +103,26 @@ describe('slow clients', () => {
     expect(await metrics()).toMatch(/^vipmta_listener_deadlines_total\{kind="data"\} 1$/m);
     const mq = await n.console('mailq');
     expect(mq.stdout).toMatch(/Total: 0 message/);
+    sock.destroy();
+  });
+
+  it('closes a session held with cheap commands after Max_Junk_Commands of them, counting again after each DATA', async () => {
+    const { node: n, port, metrics } = await node('Max_Junk_Commands = 5');
+    const { sock } = await smtpConnect(port);
+    expect(await cmd(sock, 'EHLO client.test')).toMatch(/^250/);
+    for (const c of ['NOOP', 'RSET', 'NOOP', 'HELP']) expect(await cmd(sock, c)).toMatch(/^2\d\d|^214/);
+    // A message resets the count: four more are fine after it.
+    expect(await cmd(sock, 'MAIL FROM:<s@client.test>')).toMatch(/^250/);
+    expect(await cmd(sock, 'RCPT TO:<r@dest.test>')).toMatch(/^250/);
+    expect(await cmd(sock, 'DATA')).toMatch(/^354/);
+    expect(await cmd(sock, 'Subject: t\r\n\r\nbody\r\n.')).toMatch(/^250/);
+    for (let i = 0; i < 5; i++) expect(await cmd(sock, 'NOOP')).toMatch(/^250/);
+    const closed = closedByServer(sock);
+    expect(await cmd(sock, 'NOOP')).toMatch(/^421 4\.7\.0 \S+ Too many commands without a message/);
+    await closed;
+    await n.waitForLog((l) => l.msg === 'too many junk commands: session closed');
+    expect(await metrics()).toMatch(/^vipmta_listener_deadlines_total\{kind="junk"\} 1$/m);
+    expect(n.logs.filter((l) => l.level === 'error')).toEqual([]);
     sock.destroy();
   });
 

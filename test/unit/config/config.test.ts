@@ -56,7 +56,7 @@ describe('config parser', () => {
         Trusted_Injectors: ['127.0.0.0/8', '::1/128'], Enable_Duravip: false,
         Max_Auth_Failures: 3, Max_Auth_Failures_Per_Client: 10, Auth_Failure_Window: 600_000, Auth_Failure_Delay: 1000,
         Max_Connections_Per_Client: 20,
-        Command_Deadline: 60_000, Data_Deadline: 300_000, Min_Data_Rate: 10 * 1024,
+        Command_Deadline: 60_000, Max_Junk_Commands: 100, Data_Deadline: 300_000, Min_Data_Rate: 10 * 1024,
       });
     });
 
