@@ -25,6 +25,7 @@ import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
+import { assertListenable, listenAddresses, listenRefusals } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
 import { configureWorker, workerInit } from './worker-settings.js';
@@ -123,6 +124,9 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const cfg = this.config;
+    // Before anything binds: the workers share each port with SO_REUSEPORT, which another program
+    // of our uid could be part of; and only DuraVIPs are bound off the host (IP_FREEBIND).
+    assertListenable(cfg);
     // Made before the spool is read: until its first election, mail of bindings on DuraVIPs waits
     // (route 'wait') instead of being tried from an address this node may not own.
     if (cfg.cluster !== null) this.cluster = new ClusterManager({ config: cfg, logger: this.logger });
@@ -282,6 +286,7 @@ export class Daemon {
       load: () => Daemon.load(this.opts),
       running: () => this.config,
       broadcast: (method, params, timeoutMs) => this.pool!.broadcast(method, params, timeoutMs),
+      listenRefusals: (prev, next) => listenRefusals(listenAddresses(next), listenAddresses(prev)),
       logger: this.logger,
       apply: {
         config: (next) => {

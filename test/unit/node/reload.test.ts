@@ -1,5 +1,6 @@
 // Config reload (src/node/reload.ts) with scripted workers and recording appliers: a bad config
-// keeps the running one, a worker that refuses the new listeners rolls every worker back, and a
+// keeps the running one, a listener the main thread's probe refuses stops it before any worker binds,
+// a worker that refuses the new listeners rolls every worker back, and a
 // good reload applies in order and reports what waits for a restart.
 import { describe, expect, it } from 'vitest';
 import { loadConfigText, type Config, type LoadResult } from '../../../src/config/index.js';
@@ -94,6 +95,26 @@ describe('config reload', () => {
     expect(r.steps).toEqual(['setListeners 2525,2526', 'setMmove', 'setListeners 2525', 'setMmove']);
     expect(r.running()).toBe(before);
     expect(r.log.logger.level).toBe('info');
+  });
+
+  it('refuses a listener the main thread cannot listen on before any worker is asked, and logs why', async () => {
+    const r = rig(text(NEXT));
+    const seen: [number[], number[]][] = [];
+    r.host.listenRefusals = (prev, next) => {
+      seen.push([prev.esmtpListeners.map((l) => l.port), next.esmtpListeners.map((l) => l.port)]);
+      return [new Error('ESMTP_Listener "127.0.0.1:2526" cannot listen on 127.0.0.1:2526: the port is in use by another program (pid 7)')];
+    };
+    const before = r.running();
+    const res = await reloadConfig(r.host);
+    expect(res).toEqual({
+      ok: false,
+      message: 'config reload failed; keeping the running config:\nESMTP_Listener "127.0.0.1:2526" cannot listen on 127.0.0.1:2526: the port is in use by another program (pid 7)',
+    });
+    expect(seen).toEqual([[[2525], [2525, 2526]]]);
+    expect(r.steps).toEqual([]);
+    expect(r.running()).toBe(before);
+    const logged = r.log.records.find((x) => x.level === 50);
+    expect(logged).toMatchObject({ msg: 'config reload failed; keeping the running config', errors: [expect.stringContaining('127.0.0.1:2526: the port is in use')] });
   });
 
   it('rolls back when a worker refuses the #mmove listeners too', async () => {
