@@ -1,9 +1,8 @@
-// How connections spread over listener worker threads when (a) each worker has its own SO_REUSEPORT
-// socket on the address (what vipmta does) or (b) one exclusive socket is shared by every worker
-// (what would keep any other program of our uid out of the port), with both workers idle and with
-// one worker busy 1 ms per connection. Run from the repository root after `npx tsc -p tsconfig.json`:
+// How connections spread over two listener worker threads with (a) one SO_REUSEPORT socket each (what
+// vipmta does) or (b) one exclusive socket both share (which no other program could join), both idle
+// and with worker 0 busy 1 ms per connection. From the repository root, after `npx tsc -p tsconfig.json`:
 //   node bench/accept-sharing.mjs [--connections 6000] [--concurrency 32] [--rounds 3]
-// Main thread: the client and the sockets; two worker threads: net.Server on the given fd.
+// Main thread: the sockets and the client; worker threads: a net.Server on the fd they are given.
 import { Worker, isMainThread, workerData, parentPort } from 'node:worker_threads';
 import net from 'node:net';
 import path from 'node:path';
