@@ -145,6 +145,7 @@ struct BindRequest {
   bool reusePort = false;
   bool freeBind = false;
   bool v6Only = true;
+  bool reuseAddr = true;  // off only for holdPort
   int family = AF_INET;
   sockaddr_storage ss{};
   socklen_t sslen = 0;
@@ -213,7 +214,7 @@ int OpenBound(Napi::Env env, const BindRequest& req) {
   // socket(7): SO_REUSEADDR lets us rebind while old connections sit in TIME_WAIT after a restart.
   // It never lets us bind next to another listening socket (Linux refuses that unless both set
   // SO_REUSEPORT), so it does not weaken the exclusivity below.
-  if (SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
+  if (req.reuseAddr && SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
     CloseKeepErrno(fd);
     ThrowErrno(env, errno, "setsockopt", "SO_REUSEADDR");
     return -1;
@@ -338,11 +339,27 @@ Napi::Value SocketLocalAddress(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// holdPort({ host, port, freeBind?, v6Only? }) -> fd. A bound socket that never listens, with
+// SO_REUSEPORT and without SO_REUSEADDR: while it is open, Linux refuses every other bind of the
+// address:port (a probe, a plain listener) except SO_REUSEPORT sockets of our uid -- our workers.
+// Without SO_REUSEADDR a bind that sets it cannot pass it as "both reuse, neither listening".
+Napi::Value HoldPort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BindRequest req;
+  if (!ReadBindRequest(info, "holdPort", &req)) return env.Undefined();
+  req.reusePort = true;
+  req.reuseAddr = false;
+  int fd = OpenBound(env, req);
+  if (fd < 0) return env.Undefined();
+  return Napi::Number::New(env, fd);
+}
+
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
   exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
+  exports.Set("holdPort", Napi::Function::New(env, HoldPort, "holdPort"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("socketLocalAddress", Napi::Function::New(env, SocketLocalAddress, "socketLocalAddress"));
 }

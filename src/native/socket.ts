@@ -58,6 +58,17 @@ export function probeBind(opts: Omit<ListenTcpOptions, 'backlog'>): void {
   binding.probeBind(opts);
 }
 
+/**
+ * Binds host:port with SO_REUSEPORT and without SO_REUSEADDR, never listening, and returns the fd:
+ * while it is open every other bind of the address:port fails with EADDRINUSE (another vipmta's
+ * {@link probeBind}, a plain listener) except SO_REUSEPORT sockets of our uid, such as our workers'.
+ * It holds a port from the check until the workers listen. Close it with {@link closeFd}. Throws as
+ * {@link listenTcp} does (EADDRINUSE also for a foreign connection in TIME_WAIT on the port).
+ */
+export function holdPort(opts: Omit<ListenTcpOptions, 'backlog' | 'reusePort'>): number {
+  return binding.holdPort(opts) as number;
+}
+
 /** Closes an fd from {@link listenTcp} that no server took over. Throws `EBADF` if it is not open. */
 export function closeFd(fd: number): void {
   binding.closeFd(fd);

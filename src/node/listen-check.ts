@@ -1,13 +1,13 @@
 // Before the workers share a listening address with SO_REUSEPORT, the main thread makes sure no other
-// program holds it (a bind probe without SO_REUSEPORT) and that an address that is not a DuraVIP is
-// on this host (a probe without IP_FREEBIND), at start and for every reload. Main thread; short
-// synchronous system calls, and, only when a port is taken, reads of /proc to name who holds it.
+// program holds it (a bind probe without SO_REUSEPORT), that an address that is not a DuraVIP is on
+// this host (a probe without IP_FREEBIND), and holds it until the workers listen, at start and for
+// every reload. Main thread; short system calls, and /proc reads only to name who holds a port.
 import fs from 'node:fs';
 import os from 'node:os';
 import { duravipEntries } from '../config/duravip.js';
 import type { Config } from '../config/index.js';
 import { VipError } from '../errors.js';
-import { probeBind } from '../native/index.js';
+import { closeFd, holdPort, probeBind } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
 
 /** One listening address of the config, as the workers will bind it. */
@@ -54,6 +54,9 @@ export interface ListenProbe {
   probe(a: ListenAddress): void;
   /** Listening sockets on `port` whose address overlaps `host` (equal, or a wildcard on either side). */
   holders(host: string, port: number): PortHolder[];
+  /** A guard on the address until the workers listen (holdPort); null when it cannot be had. */
+  hold(a: ListenAddress): number | null;
+  release(fd: number): void;
   /** This process's pid. */
   readonly pid: number;
   /** The command line of a process, '' when it cannot be read. */
@@ -78,7 +81,7 @@ export function listenRefusals(next: readonly ListenAddress[], running: readonly
     seen.set(k, a);
     if (twin !== undefined && twin.kind !== a.kind) {
       // Both would join one SO_REUSEPORT group, and the kernel would mix SMTP and #mmove connections.
-      refused.push(new VipError('EADDRINUSE', `${a.kind} "${a.name}" cannot listen on ${where(a.host, a.port)}: ${twin.kind} "${twin.name}" listens there`));
+      refused.push(new VipError('EADDRINUSE', `${a.kind} "${a.name}" cannot listen on ${where(a.host, a.port)}: ${twin.kind} "${twin.name}" listens there (EADDRINUSE)`));
       continue;
     }
     if (a.port === 0) continue;
@@ -91,16 +94,47 @@ export function listenRefusals(next: readonly ListenAddress[], running: readonly
         : code === 'EADDRNOTAVAIL' ? 'the address is not on this host and not a DuraVIP (only Enable_Duravip or Duravip_Follow addresses are bound before they are plumbed)'
         : code === 'EACCES' ? 'a port below 1024 needs privileges (CAP_NET_BIND_SERVICE)'
         : (err as Error).message;
-      refused.push(new VipError(code, `${a.kind} "${a.name}" cannot listen on ${where(a.host, a.port)}: ${why}`, { syscall: 'bind' }));
+      // The errno code last, as the addon's errors have it: scripts and logs match on it.
+      refused.push(new VipError(code, `${a.kind} "${a.name}" cannot listen on ${where(a.host, a.port)}: ${why} (${code})`, { syscall: 'bind' }));
     }
   }
   return refused;
 }
 
-/** At start (nothing of ours listens yet): throws a VipError naming every address refused. */
-export function assertListenable(cfg: Config, sys: ListenProbe = systemProbe): void {
-  const refused = listenRefusals(listenAddresses(cfg), [], sys);
+/** The outcome of {@link claimListenAddresses}. */
+export interface ListenClaim {
+  /** Why addresses cannot be listened on; when any, nothing is held. */
+  readonly refused: VipError[];
+  /** Lets the addresses go: once the workers listen on them, or when they will not. Idempotent. */
+  release(): void;
+}
+
+/**
+ * Checks `next` as listenRefusals does and, when all can be listened on, holds each new address with
+ * a guard (holdPort) that keeps every other program out, another vipmta's check included, until
+ * release(): the workers bind only after the spool is recovered, seconds later at times.
+ */
+export function claimListenAddresses(next: readonly ListenAddress[], running: readonly ListenAddress[], sys: ListenProbe = systemProbe): ListenClaim {
+  const refused = listenRefusals(next, running, sys);
+  const held: number[] = [];
+  if (refused.length === 0) {
+    const ours = new Set(running.map((a) => key(a.host, a.port)));
+    for (const a of next) {
+      if (a.port === 0 || ours.has(key(a.host, a.port))) continue;
+      const fd = sys.hold(a);
+      if (fd !== null) held.push(fd);
+    }
+  }
+  return { refused, release: () => { for (const fd of held.splice(0)) sys.release(fd); } };
+}
+
+/** At start (nothing of ours listens yet): throws a VipError naming every address refused; else the
+ *  claim to release once the workers listen. */
+export function assertListenable(cfg: Config, sys: ListenProbe = systemProbe): ListenClaim {
+  const claim = claimListenAddresses(listenAddresses(cfg), [], sys);
+  const { refused } = claim;
   if (refused.length > 0) throw new VipError(refused[0]!.code, refused.map((e) => e.message).join('; '), { syscall: 'bind' });
+  return claim;
 }
 
 /** A reload adds a wildcard next to our own specific listener (or the reverse): the probe collides
@@ -129,6 +163,16 @@ function describeHolders(sys: ListenProbe, a: ListenAddress): string {
 /** The real system: probeBind, /proc/net/tcp{,6} and /proc/PID/fd. */
 export const systemProbe: ListenProbe = {
   probe: (a) => probeBind({ host: a.host, port: a.port, freeBind: a.freeBind }),
+  hold: (a) => {
+    try {
+      return holdPort({ host: a.host, port: a.port, freeBind: a.freeBind });
+    } catch {
+      // Best effort: a foreign connection in TIME_WAIT on the port (one that set no SO_REUSEPORT)
+      // refuses the guard but not our workers, which set SO_REUSEADDR; the probe has passed.
+      return null;
+    }
+  },
+  release: closeFd,
   holders: (host, port) => {
     const wanted = canonicalAddress(host) ?? host;
     const listening = [...procListeners('/proc/net/tcp', 4), ...procListeners('/proc/net/tcp6', 6)].filter(

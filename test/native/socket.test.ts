@@ -6,7 +6,7 @@ import net from 'node:net';
 import { openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeFd, listInterfaces, listenTcp, probeBind, socketLocalAddress } from '../../src/native/index.js';
+import { closeFd, holdPort, listInterfaces, listenTcp, probeBind, socketLocalAddress } from '../../src/native/index.js';
 import { buildFacade, FacadeWorker } from './worker-harness.js';
 
 // TEST-NET-3 (RFC 5737): documentation space, never configured on a real host.
@@ -227,6 +227,42 @@ describe('probeBind', () => {
   it('validates its arguments as listenTcp does', () => {
     expect(thrown(() => probeBind({ host: 'localhost', port: 25 }))).toMatchObject({ code: 'ERR_INVALID_ADDRESS' });
     expect(thrown(() => probeBind({ host: '127.0.0.1', port: 65536 }))).toBeInstanceOf(TypeError);
+  });
+});
+
+describe('holdPort', () => {
+  it('keeps out another probe and a plain listener, lets SO_REUSEPORT listeners of ours in, and never listens itself', async () => {
+    const free = listenTcp({ host: '127.0.0.1', port: 0 });
+    const { port } = socketLocalAddress(free);
+    closeFd(free);
+    const guard = holdPort({ host: '127.0.0.1', port });
+    try {
+      expect(thrown(() => probeBind({ host: '127.0.0.1', port }))).toMatchObject({ code: 'EADDRINUSE' });
+      expect(thrown(() => probeBind({ host: '0.0.0.0', port }))).toMatchObject({ code: 'EADDRINUSE' });
+      // What a plain net.Server does: SO_REUSEADDR, no SO_REUSEPORT.
+      const plain = net.createServer();
+      const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
+        plain.once('error', resolve);
+        plain.listen(port, '127.0.0.1', () => resolve(new Error('listened') as NodeJS.ErrnoException));
+      });
+      plain.close();
+      expect(err.code).toBe('EADDRINUSE');
+      // Nothing listens until a worker does: a connection is refused.
+      const refused = net.connect(port, '127.0.0.1');
+      expect((await once(refused, 'error'))[0]).toMatchObject({ code: 'ECONNREFUSED' });
+      const worker = listenTcp({ host: '127.0.0.1', port, reusePort: true });
+      closeFd(worker);
+    } finally {
+      closeFd(guard);
+    }
+    expect(probeBind({ host: '127.0.0.1', port })).toBeUndefined();
+  });
+
+  it('binds a DuraVIP with freeBind only, and throws as listenTcp does leaving no fd', () => {
+    const before = openFds();
+    expect(thrown(() => holdPort({ host: FOREIGN, port: 2525 }))).toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind' });
+    expect(openFds()).toBe(before);
+    closeFd(holdPort({ host: FOREIGN, port: 2525, freeBind: true }));
   });
 });
 

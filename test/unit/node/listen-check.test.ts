@@ -4,9 +4,9 @@
 // sockets on loopback (holders found in /proc).
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listenAddresses, listenRefusals, systemProbe, type ListenAddress, type ListenProbe, type PortHolder } from '../../../src/node/listen-check.js';
+import { claimListenAddresses, listenAddresses, listenRefusals, systemProbe, type ListenAddress, type ListenProbe, type PortHolder } from '../../../src/node/listen-check.js';
 import { listenerSpecs } from '../../../src/node/worker-settings.js';
-import { closeFd, listenTcp, socketLocalAddress } from '../../../src/native/index.js';
+import { closeFd, listenTcp, probeBind, socketLocalAddress } from '../../../src/native/index.js';
 import { config } from './helpers.js';
 
 const CLUSTER = 'Cluster { Cluster_Secret = "s" Topology "198.51.100.0/24" { Interface = "eth1" } }';
@@ -17,10 +17,15 @@ const esmtp = (name: string, freeBind = false): ListenAddress => {
 };
 
 /** A scripted system: `fails` maps "host:port" to the errno its probe throws; holders by port. */
-function fake(fails: Record<string, string>, holders: Record<number, PortHolder[]> = {}, cmdlines: Record<number, string> = {}): ListenProbe & { probed: string[] } {
+function fake(fails: Record<string, string>, holders: Record<number, PortHolder[]> = {}, cmdlines: Record<number, string> = {}): ListenProbe & { probed: string[]; guards: string[] } {
   const probed: string[] = [];
+  const guards: string[] = [];
+  let fd = 10;
   return {
     probed,
+    guards,
+    hold: (a) => (guards.push(`hold ${a.name} ${fd}`), a.name === 'nohold:1' ? null : fd++),
+    release: (n) => void guards.push(`release ${n}`),
     probe: (a) => {
       probed.push(`${a.name}${a.freeBind ? ' freebind' : ''}`);
       const code = fails[a.name];
@@ -75,10 +80,10 @@ describe('listenRefusals', () => {
     );
     const msgs = listenRefusals([esmtp('127.0.0.1:25'), esmtp('127.0.0.1:26'), esmtp('127.0.0.1:27'), esmtp('127.0.0.1:28')], [], sys).map((e) => [e.code, e.message]);
     expect(msgs).toEqual([
-      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:25" cannot listen on 127.0.0.1:25: the port is in use by another vipmta (pid 200)'],
-      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:26" cannot listen on 127.0.0.1:26: the port is in use by another program (pid 300: nc -l 26)'],
-      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:27" cannot listen on 127.0.0.1:27: the port is in use by another program (of another user: run as root to see which)'],
-      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:28" cannot listen on 127.0.0.1:28: the port is in use by another program'],
+      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:25" cannot listen on 127.0.0.1:25: the port is in use by another vipmta (pid 200) (EADDRINUSE)'],
+      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:26" cannot listen on 127.0.0.1:26: the port is in use by another program (pid 300: nc -l 26) (EADDRINUSE)'],
+      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:27" cannot listen on 127.0.0.1:27: the port is in use by another program (of another user: run as root to see which) (EADDRINUSE)'],
+      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:28" cannot listen on 127.0.0.1:28: the port is in use by another program (EADDRINUSE)'],
     ]);
   });
 
@@ -86,8 +91,8 @@ describe('listenRefusals', () => {
     const sys = fake({ '192.0.2.1:25': 'EADDRNOTAVAIL', '[::1]:25': 'EACCES' });
     const a6: ListenAddress = { kind: 'ECCluster_Listener', name: '[::1]:25', host: '::1', port: 25, freeBind: false };
     expect(listenRefusals([esmtp('192.0.2.1:25'), a6], [], sys).map((e) => [e.code, e.message])).toEqual([
-      ['EADDRNOTAVAIL', 'ESMTP_Listener "192.0.2.1:25" cannot listen on 192.0.2.1:25: the address is not on this host and not a DuraVIP (only Enable_Duravip or Duravip_Follow addresses are bound before they are plumbed)'],
-      ['EACCES', 'ECCluster_Listener "[::1]:25" cannot listen on [::1]:25: a port below 1024 needs privileges (CAP_NET_BIND_SERVICE)'],
+      ['EADDRNOTAVAIL', 'ESMTP_Listener "192.0.2.1:25" cannot listen on 192.0.2.1:25: the address is not on this host and not a DuraVIP (only Enable_Duravip or Duravip_Follow addresses are bound before they are plumbed) (EADDRNOTAVAIL)'],
+      ['EACCES', 'ECCluster_Listener "[::1]:25" cannot listen on [::1]:25: a port below 1024 needs privileges (CAP_NET_BIND_SERVICE) (EACCES)'],
     ]);
   });
 
@@ -97,14 +102,48 @@ describe('listenRefusals', () => {
       { 25: [{ address: '127.0.0.1', uid: 0, pids: [100] }], 26: [{ address: '127.0.0.1', uid: 0, pids: [100, 300] }] },
     );
     const refused = listenRefusals([esmtp('127.0.0.1:25'), esmtp('0.0.0.0:25'), esmtp('0.0.0.0:26')], [esmtp('127.0.0.1:25')], sys);
-    expect(refused.map((e) => e.message)).toEqual(['ESMTP_Listener "0.0.0.0:26" cannot listen on 0.0.0.0:26: the port is in use by another program (pid 300)']);
+    expect(refused.map((e) => e.message)).toEqual(['ESMTP_Listener "0.0.0.0:26" cannot listen on 0.0.0.0:26: the port is in use by another program (pid 300) (EADDRINUSE)']);
   });
 
   it('refuses an ESMTP_Listener and an ECCluster_Listener on one address: one SO_REUSEPORT group would mix them', () => {
     const link: ListenAddress = { kind: 'ECCluster_Listener', name: '127.0.0.1:25', host: '127.0.0.1', port: 25, freeBind: false };
     expect(listenRefusals([esmtp('127.0.0.1:25'), link], [], fake({})).map((e) => e.message)).toEqual([
-      'ECCluster_Listener "127.0.0.1:25" cannot listen on 127.0.0.1:25: ESMTP_Listener "127.0.0.1:25" listens there',
+      'ECCluster_Listener "127.0.0.1:25" cannot listen on 127.0.0.1:25: ESMTP_Listener "127.0.0.1:25" listens there (EADDRINUSE)',
     ]);
+  });
+});
+
+describe('claimListenAddresses', () => {
+  it('holds each new address after the check, none of those we listen on already, and releases them once', () => {
+    const sys = fake({});
+    const claim = claimListenAddresses([esmtp('127.0.0.1:25'), esmtp('127.0.0.1:26'), esmtp('198.51.100.10:25', true)], [esmtp('127.0.0.1:25')], sys);
+    expect(claim.refused).toEqual([]);
+    expect(sys.guards).toEqual(['hold 127.0.0.1:26 10', 'hold 198.51.100.10:25 11']);
+    claim.release();
+    claim.release();
+    expect(sys.guards.slice(2)).toEqual(['release 10', 'release 11']);
+  });
+
+  it('holds nothing when any address is refused', () => {
+    const sys = fake({ '127.0.0.1:26': 'EADDRNOTAVAIL' });
+    const claim = claimListenAddresses([esmtp('127.0.0.1:25'), esmtp('127.0.0.1:26')], [], sys);
+    expect(claim.refused.map((e) => e.code)).toEqual(['EADDRNOTAVAIL']);
+    expect(sys.guards).toEqual([]);
+  });
+
+  it('keeps another vipmta\'s check out while it holds an address, and lets it in after release', () => {
+    const free = listenTcp({ host: '127.0.0.1', port: 0 });
+    const { port } = socketLocalAddress(free);
+    closeFd(free);
+    const claim = claimListenAddresses([esmtp(`127.0.0.1:${port}`)], []);
+    try {
+      expect(() => probeBind({ host: '127.0.0.1', port })).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+      // Our workers get in.
+      closeFd(listenTcp({ host: '127.0.0.1', port, reusePort: true }));
+    } finally {
+      claim.release();
+    }
+    expect(probeBind({ host: '127.0.0.1', port })).toBeUndefined();
   });
 });
 
@@ -131,7 +170,7 @@ describe('the system probe', () => {
     expect(listenRefusals([esmtp(`0.0.0.0:${p1}`)], [])).toEqual([]);
     const other = { ...systemProbe, pid: -1 };
     expect(listenRefusals([esmtp(`0.0.0.0:${p1}`)], [], other).map((e) => e.message)).toEqual([
-      `ESMTP_Listener "0.0.0.0:${p1}" cannot listen on 0.0.0.0:${p1}: the port is in use by another program (pid ${process.pid}: ${systemProbe.cmdline(process.pid).slice(0, 77)}${systemProbe.cmdline(process.pid).length > 80 ? '...' : ''})`,
+      `ESMTP_Listener "0.0.0.0:${p1}" cannot listen on 0.0.0.0:${p1}: the port is in use by another program (pid ${process.pid}: ${systemProbe.cmdline(process.pid).slice(0, 77)}${systemProbe.cmdline(process.pid).length > 80 ? '...' : ''}) (EADDRINUSE)`,
     ]);
   });
 });

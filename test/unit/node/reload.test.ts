@@ -100,9 +100,9 @@ describe('config reload', () => {
   it('refuses a listener the main thread cannot listen on before any worker is asked, and logs why', async () => {
     const r = rig(text(NEXT));
     const seen: [number[], number[]][] = [];
-    r.host.listenRefusals = (prev, next) => {
+    r.host.claimListeners = (prev, next) => {
       seen.push([prev.esmtpListeners.map((l) => l.port), next.esmtpListeners.map((l) => l.port)]);
-      return [new Error('ESMTP_Listener "127.0.0.1:2526" cannot listen on 127.0.0.1:2526: the port is in use by another program (pid 7)')];
+      return { refused: [new Error('ESMTP_Listener "127.0.0.1:2526" cannot listen on 127.0.0.1:2526: the port is in use by another program (pid 7)')], release: () => undefined };
     };
     const before = r.running();
     const res = await reloadConfig(r.host);
@@ -115,6 +115,19 @@ describe('config reload', () => {
     expect(r.running()).toBe(before);
     const logged = r.log.records.find((x) => x.level === 50);
     expect(logged).toMatchObject({ msg: 'config reload failed; keeping the running config', errors: [expect.stringContaining('127.0.0.1:2526: the port is in use')] });
+  });
+
+  it('holds the new addresses until every worker was offered them, whatever the workers answer', async () => {
+    for (const refuse of [false, true]) {
+      const r = rig(text(NEXT), (w, method) => (refuse && w === 1 && method === 'setMmove' ? 'EACCES' : null));
+      r.host.claimListeners = () => {
+        r.steps.push('claim');
+        return { refused: [], release: () => void r.steps.push('release') };
+      };
+      const res = await reloadConfig(r.host);
+      expect(res.ok).toBe(!refuse);
+      expect(r.steps.slice(0, 4)).toEqual(['claim', 'setListeners 2525,2526', 'setMmove', 'release']);
+    }
   });
 
   it('rolls back when a worker refuses the #mmove listeners too', async () => {
