@@ -1,6 +1,6 @@
-// Can a SO_REUSEPORT group be kept to its own sockets once they listen? Two checks with three sockets
-// of one uid on 127.0.0.1 (ours a, b; a later joiner j): clearing SO_REUSEPORT on a and b, and a cBPF
-// program "ret #0" attached to the group, before and after a closes. See docs/performance.md.
+// Can a SO_REUSEPORT group be kept to its own sockets once they listen? With three sockets of one uid
+// on 127.0.0.1 (ours a, b; a later joiner j): clearing SO_REUSEPORT on a and b, and a cBPF "ret #0"
+// on the group, before and after a closes. Then holdPort's guard (docs/performance.md).
 //   gcc -O1 -o /tmp/reuseport-joiners bench/reuseport-joiners.c && /tmp/reuseport-joiners
 // One thread; blocks only in short usleep()s while connecting.
 #define _GNU_SOURCE
@@ -53,6 +53,18 @@ static void count(int port, const int* fds, const char* what) {
   printf("%s: a %d, b %d, joiner %d\n", what, got[0], got[1], got[2]);
 }
 
+// A bind with the given options (and listen when lis); prints whether it worked.
+static int try_bind(int port, int reuseaddr, int reuseport, int lis, const char* what) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  if (reuseaddr) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  struct sockaddr_in a = addr(port);
+  int ok = bind(fd, (struct sockaddr*)&a, sizeof a) == 0 && (!lis || listen(fd, 16) == 0);
+  printf("  %-44s %s\n", what, ok ? "binds" : strerror(errno));
+  if (!ok) close(fd);
+  return ok ? fd : -1;
+}
+
 static int free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = addr(0);
@@ -85,5 +97,19 @@ int main(void) {
   close(fds[0]);
   fds[0] = -1;
   count(port, fds, "  after a (index 0) closed");
+  for (int k = 1; k < 3; k++) close(fds[k]);
+
+  port = free_port();
+  printf("holdPort's guard: bound, never listening, SO_REUSEPORT without SO_REUSEADDR\n");
+  int guard = try_bind(port, 0, 1, 0, "guard");
+  int probe = try_bind(port, 1, 0, 0, "another vipmta's probe (SO_REUSEADDR)");
+  int plain = try_bind(port, 1, 0, 1, "a plain listener (SO_REUSEADDR)");
+  int w1 = try_bind(port, 1, 1, 1, "our worker (SO_REUSEADDR, SO_REUSEPORT)");
+  int w2 = try_bind(port, 1, 1, 1, "our second worker");
+  if (probe >= 0) close(probe);
+  if (plain >= 0) close(plain);
+  close(guard);
+  if (w1 >= 0) close(w1);
+  if (w2 >= 0) close(w2);
   return 0;
 }
