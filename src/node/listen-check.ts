@@ -151,7 +151,8 @@ function describeHolders(sys: ListenProbe, a: ListenAddress): string {
     for (const p of h.pids) if (p !== sys.pid) pids.add(p);
     if (h.pids.length === 0) hidden = true;
   }
-  if (pids.size === 0) return hidden ? 'another program (of another user: run as root to see which)' : 'another program';
+  // Nothing listening: a socket bound without listening, such as the guard of a vipmta starting up.
+  if (pids.size === 0) return hidden ? 'another program (of another user: run as root to see which)' : 'another program (bound, not listening yet: a vipmta starting?)';
   const [pid] = [...pids].sort((x, y) => x - y) as [number];
   const cmd = sys.cmdline(pid);
   // bin/vipmta.js, or an installed `vipmta` command.

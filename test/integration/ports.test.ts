@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeFd, listenTcp, socketLocalAddress } from '../../src/native/index.js';
+import { closeFd, holdPort, listenTcp, socketLocalAddress } from '../../src/native/index.js';
 import { freePort, killAll, smtpConnect, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 
 afterEach(killAll);
@@ -68,6 +68,19 @@ describe('a port held by someone else', () => {
     }
     // The kernel would have spread these over both processes' sockets had the second one joined.
     for (let i = 0; i < 16; i++) expect(await greetingOn(port)).toMatch(/^220 first\.test /);
+  });
+
+  it('a vipmta still starting (holding the port for its workers, not listening yet) makes a second one fail', async () => {
+    // What a starting vipmta holds from its check until its workers listen: holdPort's guard.
+    const port = await freePort();
+    const guard = holdPort({ host: '127.0.0.1', port });
+    try {
+      const n = startVipmta(configFor('second', [`127.0.0.1:${port}`]));
+      expect(await outcome(n)).toEqual({ started: false, code: 1 });
+      expect(n.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is in use by another program (bound, not listening yet: a vipmta starting?) (EADDRINUSE)`);
+    } finally {
+      closeFd(guard);
+    }
   });
 
   it('a plain program holding the port makes the start fail, naming it', async () => {

@@ -83,7 +83,7 @@ describe('listenRefusals', () => {
       ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:25" cannot listen on 127.0.0.1:25: the port is in use by another vipmta (pid 200) (EADDRINUSE)'],
       ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:26" cannot listen on 127.0.0.1:26: the port is in use by another program (pid 300: nc -l 26) (EADDRINUSE)'],
       ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:27" cannot listen on 127.0.0.1:27: the port is in use by another program (of another user: run as root to see which) (EADDRINUSE)'],
-      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:28" cannot listen on 127.0.0.1:28: the port is in use by another program (EADDRINUSE)'],
+      ['EADDRINUSE', 'ESMTP_Listener "127.0.0.1:28" cannot listen on 127.0.0.1:28: the port is in use by another program (bound, not listening yet: a vipmta starting?) (EADDRINUSE)'],
     ]);
   });
 
