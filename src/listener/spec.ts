@@ -8,6 +8,8 @@ export interface ListenerSpec {
   name: string;
   host: string;
   port: number;
+  /** IP_FREEBIND: the address is a DuraVIP (set by the main thread; workers/socket-set.ts). */
+  freeBind?: boolean;
   /** Listener options (ESMTP_Listener merged under Listen), plain values, already validated. */
   options: Record<string, unknown>;
   /** Open sessions on this listener across all workers (session-count.ts); without it each worker
