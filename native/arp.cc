@@ -11,7 +11,6 @@
 #include <netpacket/packet.h>
 #include <linux/neighbour.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,17 +72,8 @@ ArpSendResult SendArp(int ifindex, const std::string& ifname, ArpFrameSpec* spec
   s.fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (s.fd < 0) return ArpSendResult{errno, "socket"};
 
-  ifreq ifr{};
-  memcpy(ifr.ifr_name, ifname.data(), ifname.size());  // size < IFNAMSIZ checked by the caller
-  if (ioctl(s.fd, SIOCGIFFLAGS, &ifr) < 0) return ArpSendResult{errno, "ioctl(SIOCGIFFLAGS)"};
   // An IFF_NOARP link (ip link set dev X arp off) must not speak ARP; keepalived skips it too.
-  if (ifr.ifr_flags & IFF_NOARP) return r;
-  if (ioctl(s.fd, SIOCGIFHWADDR, &ifr) < 0) return ArpSendResult{errno, "ioctl(SIOCGIFHWADDR)"};
-  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
-    r.notEthernet = true;
-    return r;
-  }
-  memcpy(spec->sourceMac, ifr.ifr_hwaddr.sa_data, 6);
+  if (!ReadEtherLink(s.fd, ifname, spec->sourceMac, &r)) return r;
 
   uint8_t frame[kArpFrameLen];
   BuildArpFrame(*spec, frame);
