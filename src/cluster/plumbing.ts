@@ -132,3 +132,12 @@ export class Plumbing {
     return { readded, removed };
   }
 }
+
+/**
+ * `vipmta release-addresses` (the systemd unit's ExecStopPost): removes every address tagged as
+ * ours on the configured Topology interfaces, for when vipmta and its guardian are both gone (a
+ * SIGKILL of the whole unit). Only for a stopped node: a running one would re-plumb at its check.
+ */
+export function releaseTaggedAddresses(topologies: readonly TopologyConfig[], logger: Logger): string[] {
+  return new Plumbing(topologies, 1000, logger).removeLeftovers();
+}
