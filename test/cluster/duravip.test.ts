@@ -1,14 +1,14 @@
 // DuraVIP end to end: three real vipmta nodes with real corosync in network namespaces share six
 // addresses, and a client on the same bridge checks who answers SMTP on each and which MAC its
 // neighbour entry holds. One lab serves the scenarios in order (each leaves the cluster balanced
-// for the next): balance with a preference, SIGKILL of a vipmta and its restart (leftovers
-// removed), SIGKILL of a whole node, a partition and its healing, configuration conflicts shown on
+// for the next): balance with a preference, SIGKILL of a vipmta and its guardian and its restart
+// (leftovers removed), SIGKILL of a whole node, a partition and its healing, configuration conflicts shown on
 // the console, and a planned shutdown that hands its addresses over.
-import fs from 'node:fs';
+import fs, { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterLab, waitFor, type LabHost } from './harness.js';
+import { ClusterLab, descendantPids, waitFor, type LabHost } from './harness.js';
 import {
   consoleCmd, consoleTry, greeting, owners, plumbed, restartNode, startNode, waitClientSees, waitStarted, writeNodeConfig, type NodeRun,
 } from './vipmta-node.js';
@@ -121,7 +121,7 @@ describe('DuraVIP on three nodes', () => {
     await waitClientSees(lab, PREFERRED, n1);
   });
 
-  it('moves a killed vipmta\'s addresses to the others at once, and the restarted vipmta removes its leftovers', async () => {
+  it('moves a killed vipmta\'s addresses to the others at once, and the restarted vipmta removes its leftovers (its guardian killed too)', async () => {
     const before = await owners(node('n1'));
     const lost = VIPS.filter((a) => before.get(a)?.owner === 'n2');
     expect(lost).toHaveLength(2);
@@ -129,6 +129,10 @@ describe('DuraVIP on three nodes', () => {
     for (const a of lost) await waitClientSees(lab, a, lab.host('n2'));
     const t0 = Date.now();
     const marks = ['n1', 'n3'].map((n) => node(n).proc.lines.length);
+    // Its guardian first (else it would remove them at once: test/cluster/never-twice.test.ts).
+    const guardian = descendantPids(node('n2').proc.pid).find((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('guardian-main'));
+    expect(guardian).toBeDefined();
+    process.kill(guardian!, 'SIGKILL');
     await node('n2').proc.kill('SIGKILL');
     const moved = await waitFor('n2\'s addresses owned elsewhere', async () => {
       const o = await owners(node('n1'));
@@ -145,7 +149,7 @@ describe('DuraVIP on three nodes', () => {
       .filter((l) => l.includes('"msg":"DuraVIP owner"') && lost.some((a) => l.includes(`"address":"${a}"`)))
       .map((l) => Date.parse((JSON.parse(l) as { time: string }).time) - t0));
     console.log(`vipmta SIGKILL: new owners elected ${took.join('/')} ms after the kill; the client saw them within ${Date.now() - t0} ms (with polling)`);
-    // Still plumbed on n2 (finite lifetime of 6 s, not expired yet): the restart must remove it.
+    // Still plumbed on n2 (no guardian; finite lifetime of 6 s, not expired yet): the restart must remove it.
     const left = plumbed(lab, lab.host('n2'));
     expect(left).toEqual([...lost].sort());
     restartNode(lab, node('n2'));
