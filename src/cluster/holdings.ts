@@ -63,7 +63,6 @@ export class Holdings {
    * announces what changed); `sharedNeighbours` are the hosts other members know (Arp_All_Hosts).
    */
   constructor(
-    private readonly node: string,
     cluster: ClusterConfig,
     private readonly logger: Logger,
     sharedNeighbours: () => Iterable<SharedNeighbour>,

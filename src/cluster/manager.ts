@@ -123,7 +123,7 @@ export class ClusterManager extends EventEmitter {
     this.groupName = opts.group ?? CLUSTER_GROUP;
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
     this.managed = new Set(this.entries.map((e) => e.address));
-    this.holdings = new Holdings(this.node, cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply());
+    this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply());
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);

@@ -50,18 +50,24 @@ export class AddressSampler {
 
   private readonly hosts: readonly LabHost[];
 
-  /** `pauseMs`: the loop's sleep between samples (the reads themselves take a few ms more). */
-  constructor(private readonly lab: ClusterLab, private readonly pauseMs = 20) {
+  /**
+   * `pauseMs`: the loop's sleep between samples (the reads themselves take a few ms more);
+   * `script`: sampler.py (compiled copies of this file, such as the benches', are not next to it).
+   */
+  constructor(
+    private readonly lab: ClusterLab,
+    private readonly pauseMs = 20,
+    private readonly script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sampler.py'),
+  ) {
     this.hosts = lab.hosts;
   }
 
   start(): void {
     if (this.proc !== null) return;
-    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sampler.py');
     const ifname = this.hosts[0]!.ifname;
     // Started through the lab (in the client's namespace; it opens its sockets in the others): it
     // is killed with the lab even if a test fails before stop().
-    const p = this.lab.spawn(this.lab.client, ['python3', '-u', script, (this.pauseMs / 1000).toFixed(3), ifname, ...this.hosts.map((h) => h.ns)]);
+    const p = this.lab.spawn(this.lab.client, ['python3', '-u', this.script, (this.pauseMs / 1000).toFixed(3), ifname, ...this.hosts.map((h) => h.ns)]);
     // Every line in order, as it comes; the wait itself never ends (it is for its predicate).
     p.waitLine((l) => { this.onLine(l); return false; }, { timeoutMs: 2 ** 31 - 1 }).catch(() => undefined);
     this.proc = p;
