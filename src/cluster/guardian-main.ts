@@ -2,12 +2,22 @@
 // stdin and, when the pipe ends because vipmta is gone, removes the declared addresses still
 // plumbed and tagged as ours, logs one JSON line (vipmta's log format) and exits. Its own process
 // and main thread; blocks only in one netlink dump and one delete per address, after EOF.
+import os from 'node:os';
 import { deleteAddress, isOurAddress, listInterfaces } from '../native/index.js';
 import { GuardBook, removeGuarded } from './guardian.js';
 
 // systemd's stop signals every process of the unit, a terminal's Ctrl-C the foreground group:
 // either way vipmta may still be handing its addresses over, so only the end of the pipe counts.
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => undefined);
+
+// Idle until vipmta dies, then in a race with the successor (which waits DEPARTED_GUARD_MS after
+// corosync tells it): a higher scheduling weight makes its wake-up prompt on a busy machine.
+// Needs CAP_SYS_NICE (root has it); without it, it runs at vipmta's priority.
+try {
+  os.setPriority(-10);
+} catch {
+  // EACCES: not privileged
+}
 
 const book = new GuardBook();
 process.stdin.setEncoding('utf8');
