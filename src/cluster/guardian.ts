@@ -106,16 +106,13 @@ export class GuardianLink {
     try {
       child = spawn(process.execPath, ['--max-old-space-size=16', this.mainPath], { detached: true, stdio: ['pipe', 'inherit', 'inherit'] });
     } catch (err) {
-      this.fail(err as Error);
+      this.fail(null, err as Error);
       return;
     }
     this.child = child;
-    child.on('error', (err) => this.fail(err));
-    child.on('exit', (code, signal) => {
-      if (this.child === child) this.child = null;
-      if (!this.stopped) this.fail(new Error(`the guardian exited (${code ?? signal})`));
-    });
-    child.stdin!.on('error', (err) => this.fail(err));
+    child.on('error', (err) => this.fail(child, err));
+    child.on('exit', (code, signal) => this.fail(child, new Error(`the guardian exited (${code ?? signal})`)));
+    child.stdin!.on('error', (err) => this.fail(child, err));
     // Neither keeps vipmta's event loop alive: a planned exit closes the pipe, which ends the guardian.
     child.unref();
     (child.stdin as unknown as { unref?: () => void }).unref?.();
@@ -131,8 +128,9 @@ export class GuardianLink {
     const had = this.declared.get(g.address);
     if (had !== undefined && had.ifname === g.ifname && had.prefixLength === g.prefixLength) return;
     this.declared.set(g.address, g);
+    // A new guardian is told everything declared, this one included.
     if (this.child === null) this.start();
-    this.write('+', g);
+    else this.write('+', g);
   }
 
   /** After removing: the guardian forgets it (it must not remove a successor's address on this node later). */
@@ -156,8 +154,9 @@ export class GuardianLink {
     if (stdin !== null && stdin !== undefined && !stdin.destroyed) stdin.write(encodeGuardLine(op, g));
   }
 
-  private fail(err: Error): void {
-    if (this.stopped) return;
+  /** `child` failed (null: could not be started); a later guardian's events never touch the current one. */
+  private fail(child: ChildProcess | null, err: Error): void {
+    if (this.stopped || (child !== null && child !== this.child)) return;
     // Once: a node without a guardian still works; its addresses then expire with their lifetime.
     if (!this.failedOnce) this.logger.error({ err: err.message }, 'DuraVIP guardian not running; after a crash this node keeps its addresses until their lifetime ends; restarting it');
     this.failedOnce = true;

@@ -125,4 +125,39 @@ describe('guardian link (vipmta\'s end)', () => {
     expect(sid).toBe(`sid ${pid}`);
     expect(lines).toEqual(['+ eth1 198.51.100.201 32', '+ eth1 198.51.100.202 32', '- eth1 198.51.100.201 32', 'EOF']);
   });
+
+  it('starts a new guardian when its guardian died, and tells it everything still held', async () => {
+    const dir = tempDir('guardian');
+    const main = path.join(dir, 'stand-in.mjs');
+    writeFileSync(main, `import fs from 'node:fs';
+      const out = ${JSON.stringify(dir)} + '/seen-' + process.pid; fs.writeFileSync(out, '');
+      process.stdin.on('data', (d) => fs.appendFileSync(out, d));
+      process.stdin.on('end', () => { fs.appendFileSync(out, 'EOF\\n'); process.exit(0); });`);
+    const link = new GuardianLink(pino({ level: 'silent' }), main);
+    link.start();
+    const first = link.pid!;
+    link.declare({ ifname: 'eth1', address: '198.51.100.201', prefixLength: 32 });
+    await waitFor('the first stand-in to have read its line', () => {
+      try {
+        return readFileSync(path.join(dir, `seen-${first}`), 'utf8').includes('201');
+      } catch {
+        return false;
+      }
+    });
+    process.kill(first, 'SIGKILL');
+    await waitFor('the link to notice', () => link.pid === null);
+    link.declare({ ifname: 'eth1', address: '198.51.100.202', prefixLength: 32 });
+    const second = link.pid!;
+    expect(second).not.toBe(first);
+    link.stop();
+    const seen = await waitFor('the second stand-in to see the end of its pipe', () => {
+      try {
+        const t = readFileSync(path.join(dir, `seen-${second}`), 'utf8');
+        return t.endsWith('EOF\n') ? t : null;
+      } catch {
+        return null;
+      }
+    });
+    expect(seen.trim().split('\n')).toEqual(['+ eth1 198.51.100.201 32', '+ eth1 198.51.100.202 32', 'EOF']);
+  });
 });
