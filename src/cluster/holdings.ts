@@ -13,6 +13,15 @@ import type { SharedNeighbour } from './messages.js';
 import { GuardianLink } from './guardian.js';
 import { Plumbing } from './plumbing.js';
 
+/**
+ * After a member that held addresses leaves the group, how long the others wait before plumbing
+ * them: its guardian removes them within milliseconds of its death (a process death reaches the
+ * guardian and corosync at the same instant, and corosync still needs a ring round and the others
+ * an announce round before anyone elects), and a member cut off by a partition releases on its own
+ * quorum loss, at the ring change the others see. The guard covers scheduling delays of both.
+ */
+export const DEPARTED_GUARD_MS = 50;
+
 /** What the manager wants held, and what it knows of the cluster to take addresses safely. */
 export interface HoldPlan {
   /** What this node should hold now. */
@@ -23,9 +32,6 @@ export interface HoldPlan {
   /** Whether another member of the current view still announces holding the address: the old
    *  owner of a handover has not said (in agreed order) that it removed it yet. */
   readonly heldElsewhere: (address: string) => boolean;
-  /** Local time (ms) before which the address must not be plumbed, 0 for none: a member that held
-   *  it left the group, and its guardian (or its own quorum loss) removes it first. */
-  readonly notBefore: (address: string) => number;
 }
 
 /** The console's part of ClusterSnapshot that this file knows. */
@@ -57,6 +63,10 @@ export class Holdings {
   private readonly waiting = new Set<string>();
   /** When the pending guard timer fires (ms), 0 for none. */
   private guardTimerAt = 0;
+  /** What each group member (view.ts memberKey) announced holding last, across views. */
+  private readonly lastHolds = new Map<string, readonly string[]>();
+  /** address -> local time before which it must not be plumbed (DEPARTED_GUARD_MS). */
+  private readonly departedGuard = new Map<string, number>();
 
   /**
    * `reapply` runs the manager's apply again when a guard time ends (it recomputes the plan and
@@ -105,6 +115,19 @@ export class Holdings {
     return this.holds.size;
   }
 
+  /** A member's agreed announce: what it holds now (kept for the guard if it leaves). */
+  memberHolds(member: string, holds: readonly string[]): void {
+    this.lastHolds.set(member, holds);
+  }
+
+  /** A member left the group: what it held last is not plumbed here for DEPARTED_GUARD_MS. */
+  memberLeft(member: string): void {
+    const now = Date.now();
+    for (const a of this.lastHolds.get(member) ?? []) this.departedGuard.set(a, now + DEPARTED_GUARD_MS);
+    this.lastHolds.delete(member);
+    for (const [a, until] of this.departedGuard) if (until <= now) this.departedGuard.delete(a);
+  }
+
   /**
    * Break before make: first removes what we should no longer hold (the caller then announces it,
    * in agreed order), then plumbs what we should hold unless another member still announces it or
@@ -122,7 +145,7 @@ export class Holdings {
         this.waiting.add(a);
         continue;
       }
-      const notBefore = plan.notBefore(a);
+      const notBefore = this.departedGuard.get(a) ?? 0;
       if (notBefore > now) {
         this.waiting.add(a);
         this.wakeAt(notBefore);

@@ -15,7 +15,7 @@
 // announces holding it. A leaving member (planned shutdown) deletes everything, then announces
 // leaving=true with nothing held. The gap is one agreed message (a few ms). If the old owner leaves
 // the group instead, its guardian process (guardian.ts) removes its addresses, and the successor
-// waits DEPARTED_GUARD_MS after the view change before plumbing what it held (see docs/cluster.md).
+// waits DEPARTED_GUARD_MS (holdings.ts) after the view change before plumbing what it held.
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -36,14 +36,6 @@ import { memberKey as key, View } from './view.js';
 export const CLUSTER_GROUP = 'vipmta-duravip';
 /** How long a planned shutdown waits for its leaving announce to come back before it leaves anyway. */
 export const LEAVE_TIMEOUT_MS = 3000;
-/**
- * After a member that held addresses leaves the group, how long the others wait before plumbing
- * them: its guardian removes them within a millisecond or two of its death (a process death reaches
- * the guardian and corosync at the same instant, and corosync still needs a ring round and our
- * announce round before anyone elects), and a member cut off by a partition releases on its own
- * quorum loss, at the same ring change the others see. The guard covers scheduling delays of both.
- */
-export const DEPARTED_GUARD_MS = 50;
 /** Retry period for joining when corosync is not running (yet). */
 const REJOIN_MS = 1000;
 /** A join corosync has not answered after this long is logged (corosync stopped or wedged). */
@@ -107,10 +99,6 @@ export class ClusterManager extends EventEmitter {
   private stopped = false;
   private lastAnnounced = '';
   private readonly sharedNeighbours = new SharedNeighbours();
-  /** What each member (memberKey) announced holding last, across views: a departed member's guard. */
-  private readonly lastHolds = new Map<string, readonly string[]>();
-  /** address -> local time before which it must not be plumbed (DEPARTED_GUARD_MS). */
-  private readonly departedGuard = new Map<string, number>();
   private readonly stallLimitMs: number;
 
   constructor(opts: ClusterManagerOptions) {
@@ -289,16 +277,12 @@ export class ClusterManager extends EventEmitter {
     this.sharedNeighbours.retain(new Set(c.members.map((m) => key(m.nodeId, m.pid))));
     // Who left, by name (from their last announce): #mmove drops its connections to them.
     const gone: string[] = [];
-    const now = Date.now();
     for (const m of c.left) {
       const st = this.view?.stateOf(m.nodeId, m.pid);
       if (st !== undefined) gone.push(st.node);
       // What it held may still be on its node for a moment (its guardian, or its quorum loss, removes it).
-      const k = key(m.nodeId, m.pid);
-      for (const a of this.lastHolds.get(k) ?? []) this.departedGuard.set(a, now + DEPARTED_GUARD_MS);
-      this.lastHolds.delete(k);
+      this.holdings.memberLeft(key(m.nodeId, m.pid));
     }
-    for (const [a, until] of this.departedGuard) if (until <= now) this.departedGuard.delete(a);
     this.resetView(c.members);
     for (const node of gone) this.emit('memberLeft', node);
     this.announce(true);
@@ -387,7 +371,7 @@ export class ClusterManager extends EventEmitter {
         this.logger.warn({ nodeId, claimed: m.state.nodeid }, 'cluster: ignored an announce with a foreign nodeid');
         return;
       }
-      this.lastHolds.set(key(nodeId, pid), m.state.holds);
+      this.holdings.memberHolds(key(nodeId, pid), m.state.holds);
       const complete = v.announce(nodeId, pid, m.now, m.state, m.neighbours);
       this.sharedNeighbours.set(key(nodeId, pid), m.neighbours);
       if (nodeId === this.group?.localNodeId && pid === process.pid && this.memberSince === null) this.memberSince = v.stableSince;
@@ -475,7 +459,6 @@ export class ClusterManager extends EventEmitter {
       // hold may be unknown (the view changed in the middle of a handover).
       mayTake: this.quorumFresh() && v !== null && v.complete,
       heldElsewhere: (a) => v !== null && this.heldByOther(v, a),
-      notBefore: (a) => this.departedGuard.get(a) ?? 0,
     });
     this.announce(false);
   }

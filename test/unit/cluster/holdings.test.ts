@@ -40,7 +40,7 @@ vi.mock('../../../src/cluster/guardian.js', () => ({
   },
 }));
 
-const { Holdings } = await import('../../../src/cluster/holdings.js');
+const { Holdings, DEPARTED_GUARD_MS } = await import('../../../src/cluster/holdings.js');
 
 const cluster = {
   options: { If_Check_Interval: 1000, Arp_Count: 1, Arp_Interval: 100, Arp_Refresh: 0, Arp_Mode: 'reply', Arp_All_Hosts: false },
@@ -48,7 +48,7 @@ const cluster = {
 } as unknown as ClusterConfig;
 
 function plan(want: string[], over: Partial<HoldPlan> = {}): HoldPlan {
-  return { want: new Set(want), mayTake: true, heldElsewhere: () => false, notBefore: () => 0, ...over };
+  return { want: new Set(want), mayTake: true, heldElsewhere: () => false, ...over };
 }
 
 let reapplied = 0;
@@ -92,12 +92,16 @@ describe('holdings: break before make', () => {
 
   it('plumbs what a departed member held only when its guard time is over, and wakes itself for it', () => {
     const h = holdings();
-    const until = Date.now() + 50;
-    const p = (): HoldPlan => plan(['198.51.100.1', '198.51.100.2'], { notBefore: (a) => (a === '198.51.100.1' ? until : 0) });
+    h.memberHolds('2:200', ['198.51.100.1']);
+    h.memberHolds('3:300', ['198.51.100.2']);
+    h.memberHolds('3:300', []); // it released .2 before leaving: no guard for that
+    h.memberLeft('2:200');
+    h.memberLeft('3:300');
+    const p = (): HoldPlan => plan(['198.51.100.1', '198.51.100.2']);
     h.apply(p());
     expect(log).toEqual(['plumb 198.51.100.2', 'arp 198.51.100.2']);
     expect(reapplied).toBe(0);
-    vi.advanceTimersByTime(49);
+    vi.advanceTimersByTime(DEPARTED_GUARD_MS - 1);
     expect(reapplied).toBe(0);
     vi.advanceTimersByTime(2);
     expect(reapplied).toBe(1);
