@@ -288,7 +288,7 @@ Binding "b212" { Bind_Address = 198.51.100.213 Enable_Duravip = true }`,
     const script = `const net = require('node:net'); const fs = require('node:fs'); let fails = 0, ok = 0, gapStart = 0, maxGap = 0, firstOk = 0, lastOk = 0; const end = Date.now() + 60000;
       const tick = () => { if (Date.now() > end || fs.existsSync(${JSON.stringify(started + '.stop')})) { console.log(JSON.stringify({ ok, fails, maxGap, firstOk, lastOk })); process.exit(0); }
         const t = Date.now(); const s = net.connect(25, '${PREFERRED}'); s.setTimeout(500);
-        const done = (good) => { s.destroy(); if (good) { ok++; lastOk = Date.now(); if (!firstOk) { firstOk = lastOk; fs.writeFileSync(${JSON.stringify(started)}, ''); } if (gapStart) { maxGap = Math.max(maxGap, Date.now() - gapStart); gapStart = 0; } } else { fails++; if (!gapStart) gapStart = t; } setTimeout(tick, 10); };
+        const done = (good) => { s.destroy(); if (good) { ok++; lastOk = Date.now(); fs.writeFileSync(${JSON.stringify(started + '.last')}, String(lastOk)); if (!firstOk) { firstOk = lastOk; fs.writeFileSync(${JSON.stringify(started)}, ''); } if (gapStart) { maxGap = Math.max(maxGap, Date.now() - gapStart); gapStart = 0; } } else { fails++; if (!gapStart) gapStart = t; } setTimeout(tick, 10); };
         s.once('data', () => done(true)); s.on('error', () => done(false)); s.on('timeout', () => done(false)); };
       tick();`;
     const probe = lab.execAsync(lab.client, [process.execPath, '-e', script]);
@@ -303,9 +303,13 @@ Binding "b212" { Bind_Address = 198.51.100.213 Enable_Duravip = true }`,
     for (const x of held) expect(['n2', 'n3']).toContain(o.get(x)?.owner);
     for (const x of held) await waitClientSees(lab, x, lab.host(o.get(x)!.owner!));
     expect(plumbed(lab, lab.host('n1'))).toEqual([]);
+    // A connection attempt whose SYN fell into the handover's gap waits for its timeout (500 ms
+    // here): wait for an answer after the exit instead of stopping the probe at once.
+    await waitFor('an answer after n1 exited', () => Number(fs.readFileSync(`${started}.last`, 'utf8')) > exitedAt);
     fs.writeFileSync(`${started}.stop`, '');
     const r = JSON.parse((await probe).stdout.trim()) as { ok: number; fails: number; maxGap: number; firstOk: number; lastOk: number };
     fs.rmSync(`${started}.stop`, { force: true });
+    fs.rmSync(`${started}.last`, { force: true });
     console.log(`planned shutdown of n1: client connections ok ${r.ok}, failed ${r.fails}, longest gap ${r.maxGap} ms`);
     // The client was answered before the shutdown began and still after n1 had exited.
     expect(r.firstOk).toBeLessThan(killedAt);
