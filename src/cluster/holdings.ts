@@ -70,13 +70,16 @@ export class Holdings {
 
   /**
    * `reapply` runs the manager's apply again when a guard time ends (it recomputes the plan and
-   * announces what changed); `sharedNeighbours` are the hosts other members know (Arp_All_Hosts).
+   * announces what changed); `sharedNeighbours` are the hosts other members know (Arp_All_Hosts);
+   * `released` hears of every address taken off the wire, whatever the reason (an election, a
+   * stalled corosync, lost quorum, leaving), so that what was sent from it can be cut at once.
    */
   constructor(
     cluster: ClusterConfig,
     private readonly logger: Logger,
     sharedNeighbours: () => Iterable<SharedNeighbour>,
     private readonly reapply: () => void,
+    private readonly released: (address: string) => void = () => {},
   ) {
     this.topologies = cluster.topologies;
     this.guardian = new GuardianLink(logger);
@@ -203,5 +206,6 @@ export class Holdings {
     this.plumbing.remove(a);
     this.holds.delete(a);
     this.logger.info({ address: a }, 'DuraVIP: released');
+    this.released(a);
   }
 }

@@ -65,7 +65,8 @@ export interface ClusterManagerOptions {
 /**
  * Events: 'ownership' (OwnershipChange) for every address whose owner changes in this member's
  * view of the election; 'allocation' (Allocation) after every election; 'memberLeft' (node name)
- * for a member that left the group (died, partitioned away, or stopped).
+ * for a member that left the group (died, partitioned away, or stopped); 'released' (address) for
+ * every address this node took off the wire, whatever the reason.
  */
 export class ClusterManager extends EventEmitter {
   readonly node: string;
@@ -111,7 +112,7 @@ export class ClusterManager extends EventEmitter {
     this.groupName = opts.group ?? CLUSTER_GROUP;
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
     this.managed = new Set(this.entries.map((e) => e.address));
-    this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply());
+    this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply(), (a) => this.emit('released', a));
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);

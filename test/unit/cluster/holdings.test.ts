@@ -53,7 +53,7 @@ function plan(want: string[], over: Partial<HoldPlan> = {}): HoldPlan {
 
 let reapplied = 0;
 function holdings(): InstanceType<typeof Holdings> {
-  return new Holdings(cluster, pino({ level: 'silent' }), () => [], () => { reapplied++; });
+  return new Holdings(cluster, pino({ level: 'silent' }), () => [], () => { reapplied++; }, (a) => log.push(`released ${a}`));
 }
 
 beforeEach(() => {
@@ -71,7 +71,7 @@ describe('holdings: break before make', () => {
     h.apply(plan(['198.51.100.1']));
     log.length = 0;
     h.apply(plan(['198.51.100.2']));
-    expect(log).toEqual(['arp stop 198.51.100.1', 'delete 198.51.100.1', 'plumb 198.51.100.2', 'arp 198.51.100.2']);
+    expect(log).toEqual(['arp stop 198.51.100.1', 'delete 198.51.100.1', 'released 198.51.100.1', 'plumb 198.51.100.2', 'arp 198.51.100.2']);
     expect(h.held()).toEqual(['198.51.100.2']);
   });
 
@@ -114,7 +114,19 @@ describe('holdings: break before make', () => {
     h.apply(plan(['198.51.100.1']));
     log.length = 0;
     h.apply(plan(['198.51.100.2'], { mayTake: false }));
-    expect(log).toEqual(['arp stop 198.51.100.1', 'delete 198.51.100.1']);
+    expect(log).toEqual(['arp stop 198.51.100.1', 'delete 198.51.100.1', 'released 198.51.100.1']);
     expect(h.held()).toEqual([]);
+  });
+
+  it('says released for every address it takes off the wire, whatever the reason, so deliveries from it are cut', () => {
+    const h = holdings();
+    h.apply(plan(['198.51.100.1', '198.51.100.2']));
+    log.length = 0;
+    h.apply(plan([])); // a stalled corosync or lost quorum: nothing wanted, no election involved
+    expect(log.filter((l) => l.startsWith('released'))).toEqual(['released 198.51.100.1', 'released 198.51.100.2']);
+    h.apply(plan(['198.51.100.3']));
+    log.length = 0;
+    h.releaseAll();
+    expect(log.filter((l) => l.startsWith('released'))).toEqual(['released 198.51.100.3']);
   });
 });
