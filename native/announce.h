@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -43,6 +44,20 @@ inline bool ReadEtherLink(int fd, const std::string& ifname, uint8_t mac[6], Ann
   }
   memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
   return true;
+}
+
+// Sends one datagram or frame to `to` (retrying an interrupted call) and fills `*r`: sent, or the
+// errno of sendto (the link down or gone is operational, for the caller), EIO for a short send.
+inline AnnounceResult SendAnnouncement(int fd, const uint8_t* buf, size_t len, const sockaddr* to, socklen_t tolen) {
+  ssize_t n;
+  do {
+    n = sendto(fd, buf, len, 0, to, tolen);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return AnnounceResult{errno, "sendto"};
+  if (static_cast<size_t>(n) != len) return AnnounceResult{EIO, "sendto"};
+  AnnounceResult r;
+  r.sent = true;
+  return r;
 }
 
 }  // namespace vipmta

@@ -83,15 +83,8 @@ ArpSendResult SendArp(int ifindex, const std::string& ifname, ArpFrameSpec* spec
   to.sll_ifindex = ifindex;
   to.sll_halen = 6;
   memcpy(to.sll_addr, spec->destMac, 6);
-  ssize_t n;
-  do {
-    n = sendto(s.fd, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-  } while (n < 0 && errno == EINTR);
-  // ENETDOWN when the link is down, ENXIO when it vanished: operational, passed to the caller.
-  if (n < 0) return ArpSendResult{errno, "sendto"};
-  if (static_cast<size_t>(n) != sizeof frame) return ArpSendResult{EIO, "sendto"};
-  r.sent = true;
-  return r;
+  // ENETDOWN when the link is down, ENXIO when it vanished.
+  return SendAnnouncement(s.fd, frame, sizeof frame, reinterpret_cast<sockaddr*>(&to), sizeof to);
 }
 
 NlResult DumpNeighbours(int index, std::vector<NeighInfo>* out) {

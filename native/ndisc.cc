@@ -116,16 +116,8 @@ NeighbourAdvertResult SendNeighbourAdvert(int ifindex, const std::string& ifname
   to.sin6_family = AF_INET6;
   inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);  // all-nodes, RFC 4291 2.7.1
   to.sin6_scope_id = static_cast<uint32_t>(ifindex);
-  ssize_t n;
-  do {
-    n = sendto(s.fd, msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-  } while (n < 0 && errno == EINTR);
-  // ENETUNREACH when the link is down (no multicast route on it), ENODEV when it vanished:
-  // operational, for the caller.
-  if (n < 0) return NeighbourAdvertResult{errno, "sendto"};
-  if (static_cast<size_t>(n) != sizeof msg) return NeighbourAdvertResult{EIO, "sendto"};
-  r.sent = true;
-  return r;
+  // ENETUNREACH when the link is down (no multicast route on it), ENODEV when it vanished.
+  return SendAnnouncement(s.fd, msg, sizeof msg, reinterpret_cast<sockaddr*>(&to), sizeof to);
 }
 
 // ---- JS bindings ------------------------------------------------------------------------------
