@@ -8,6 +8,9 @@
 //                  node     whole node: SIGKILL of everything on the owner and its bridge port detached
 //                           at the same instant (a dead machine neither answers nor sends ARP)
 //                  planned  SIGTERM of the owner's keepalived / vipmta
+// Sampler (issue 12): every node's addresses every ~10 ms (test/cluster/sampler.ts); prints, per
+//   system and case, the samples that show the address on two live nodes. vipmta's process case kills
+//   vipmta only (its guardian outlives it, as in a real crash); the other cases kill the whole tree.
 // Stability (--stability SECONDS): busy loops on both cores while the probe runs and every node's
 //   addresses are polled every 250 ms; reports every address move and every change of answering node.
 //
@@ -24,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from './lib/repo.js';
 import { ClusterLab, descendantPids, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
 import { writeNodeConfig } from '../test/cluster/vipmta-node.js';
+import { AddressSampler } from '../test/cluster/sampler.js';
 import {
   answerMoves,
   firstAnswerFromNewOwner,
@@ -146,6 +150,11 @@ interface System {
   restore(host: LabHost, c: CaseName): Promise<void>;
   /** Something about the run for the JSON (versions, configs). */
   describe(): Record<string, string>;
+  /**
+   * Kill only the victims themselves, not their children: vipmta's guardian is the part of a
+   * vipmta crash that outlives it (a whole node's death takes everything).
+   */
+  spareChildren(c: CaseName): boolean;
 }
 
 function leftoverVip(lab: ClusterLab, host: LabHost): boolean {
@@ -213,6 +222,10 @@ vrrp_instance VIP_200 {
       await this.startResponder(h);
       this.startDaemon(h);
     }
+  }
+
+  spareChildren(): boolean {
+    return false; // its VRRP child is part of keepalived
   }
 
   victims(host: LabHost, c: CaseName): LabProcess[] {
@@ -306,6 +319,10 @@ ESMTP_Listener {
     for (const h of this.lab.hosts) await this.startDaemon(h);
   }
 
+  spareChildren(c: CaseName): boolean {
+    return c === 'process';
+  }
+
   victims(host: LabHost, c: CaseName): LabProcess[] {
     const d = this.daemons.get(host.name)!;
     return c === 'node' ? [d, this.lab.corosync(host)!] : [d];
@@ -374,6 +391,40 @@ async function waitSteady(lab: ClusterLab, probe: Probe, preferMs: number): Prom
   }
 }
 
+/**
+ * Issue 12: every node's addresses read every ~10 ms through all the cases; a duplicate is the
+ * address on two nodes in two consecutive samples (test/cluster/sampler.ts). Steps: "CASE#N fault"
+ * from before the fault to the restore, "CASE#N restore" for the restore and the next steady state.
+ */
+let sampler: AddressSampler | null = null;
+
+interface SamplerSummary {
+  samples: number;
+  medianPeriodMs: number;
+  /** Per case: duplicates in its fault steps (a dead node's own namespace excluded: its port is detached). */
+  duplicates: Record<string, number>;
+  /** Duplicates while nodes were restored (restarts, rebalancing back to the preferred node). */
+  restoreDuplicates: number;
+}
+
+function samplerSummary(s: AddressSampler, reps: readonly Rep[]): SamplerSummary {
+  const duplicates: Record<string, number> = {};
+  let restoreDuplicates = 0;
+  for (const d of s.duplicates()) {
+    const m = /^(\w+)#(\d+) (fault|restore)$/.exec(d.step);
+    if (m === null) continue;
+    if (m[3] === 'restore') {
+      restoreDuplicates++;
+      continue;
+    }
+    const r = reps.find((x) => x.case === m[1] && x.rep === Number(m[2]));
+    const live = m[1] === 'node' && r !== undefined ? d.hosts.filter((h) => h !== r.oldOwner) : d.hosts;
+    if (live.length >= 2) duplicates[m[1]!] = (duplicates[m[1]!] ?? 0) + 1;
+  }
+  for (const c of cases) duplicates[c] ??= 0;
+  return { samples: s.samples.length, medianPeriodMs: s.medianPeriod(), duplicates, restoreDuplicates };
+}
+
 async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number): Promise<Rep> {
   const lab = sys.lab;
   const oldOwner = await waitSteady(lab, probe, 30_000);
@@ -388,7 +439,9 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
   // command, a few ms), so that part of a node death is counted against the system under test.
   // Every PID (daemons and their children, child first) is collected before the instant: the /proc
   // scan takes a few ms that must not count against the system under test.
-  const pids = victims.flatMap((p) => [...descendantPids(p.pid), p.pid]);
+  const spare = sys.spareChildren(c);
+  const pids = victims.flatMap((p) => (spare ? [p.pid] : [...descendantPids(p.pid), p.pid]));
+  sampler?.mark(`${c}#${rep} fault`);
   const faultMs = nowMs();
   for (const pid of pids) {
     try {
@@ -398,7 +451,7 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
     }
   }
   if (c === 'node') lab.isolate(host);
-  const killed = victims.map((p) => p.killTree(signal, 10_000));
+  const killed = victims.map((p) => (spare ? p.kill(signal) : p.killTree(signal, 10_000)));
   try {
     const r = await waitFor(`an answer from a node other than ${oldOwner}`, () => firstAnswerFromNewOwner(probe.update(), faultMs, oldOwner),
       { timeoutMs, intervalMs: 20 });
@@ -415,6 +468,7 @@ async function oneFailover(sys: System, probe: Probe, c: CaseName, rep: number):
   }
   await Promise.all(killed);
   out.leftoverAddress = leftoverVip(lab, host);
+  sampler?.mark(`${c}#${rep} restore`);
   await sys.restore(host, c);
   return out;
 }
@@ -512,10 +566,11 @@ interface SystemRun {
   about: Record<string, string>;
   reps: Rep[];
   stability: Stability | null;
+  sampler: SamplerSummary | null;
 }
 
 async function runSystem(name: SystemName): Promise<SystemRun> {
-  const run: SystemRun = { system: name, error: '', about: {}, reps: [], stability: null };
+  const run: SystemRun = { system: name, error: '', about: {}, reps: [], stability: null, sampler: null };
   let sys: System | null = null;
   try {
     sys = await makeSystem(name);
@@ -523,6 +578,8 @@ async function runSystem(name: SystemName): Promise<SystemRun> {
     log(`${name}: lab ${sys.lab.id} up; starting`);
     await sys.start();
     const probe = new Probe(sys.lab);
+    sampler = new AddressSampler(sys.lab, 10, path.join(root, 'test', 'cluster', 'sampler.py'));
+    sampler.start();
     if (stabilitySeconds !== null) {
       run.stability = await stability(sys, probe, stabilitySeconds);
     } else {
@@ -548,6 +605,11 @@ async function runSystem(name: SystemName): Promise<SystemRun> {
       }
     }
   } finally {
+    if (sampler !== null) {
+      await sampler.stop();
+      run.sampler = samplerSummary(sampler, run.reps);
+      sampler = null;
+    }
     if (sys !== null && opt.logs !== undefined) keepLogs(sys.lab, path.resolve(opt.logs, `${name}-${sys.lab.id}`));
     await sys?.lab.destroy();
   }
@@ -622,6 +684,12 @@ async function main(): Promise<void> {
   const runs: SystemRun[] = [];
   for (const s of systems) runs.push(await runSystem(s));
   process.stdout.write((stabilitySeconds === null ? table(runs) : stabilityTable(runs)) + '\n');
+  for (const r of runs) {
+    const sm = r.sampler;
+    if (sm === null) continue;
+    process.stdout.write(`${r.system}: sampler ${sm.samples} samples (median period ${sm.medianPeriodMs} ms); address on two live nodes ` +
+      `(two agreeing samples): ${Object.entries(sm.duplicates).map(([c, n]) => `${c} ${n}`).join(', ')}; while restoring ${sm.restoreDuplicates}\n`);
+  }
   if (opt.json) {
     const dir = path.join(root, 'bench', 'results');
     fs.mkdirSync(dir, { recursive: true });

@@ -11,7 +11,6 @@
 #include <netpacket/packet.h>
 #include <linux/neighbour.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,17 +72,8 @@ ArpSendResult SendArp(int ifindex, const std::string& ifname, ArpFrameSpec* spec
   s.fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (s.fd < 0) return ArpSendResult{errno, "socket"};
 
-  ifreq ifr{};
-  memcpy(ifr.ifr_name, ifname.data(), ifname.size());  // size < IFNAMSIZ checked by the caller
-  if (ioctl(s.fd, SIOCGIFFLAGS, &ifr) < 0) return ArpSendResult{errno, "ioctl(SIOCGIFFLAGS)"};
   // An IFF_NOARP link (ip link set dev X arp off) must not speak ARP; keepalived skips it too.
-  if (ifr.ifr_flags & IFF_NOARP) return r;
-  if (ioctl(s.fd, SIOCGIFHWADDR, &ifr) < 0) return ArpSendResult{errno, "ioctl(SIOCGIFHWADDR)"};
-  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
-    r.notEthernet = true;
-    return r;
-  }
-  memcpy(spec->sourceMac, ifr.ifr_hwaddr.sa_data, 6);
+  if (!ReadEtherLink(s.fd, ifname, spec->sourceMac, &r)) return r;
 
   uint8_t frame[kArpFrameLen];
   BuildArpFrame(*spec, frame);
@@ -93,15 +83,8 @@ ArpSendResult SendArp(int ifindex, const std::string& ifname, ArpFrameSpec* spec
   to.sll_ifindex = ifindex;
   to.sll_halen = 6;
   memcpy(to.sll_addr, spec->destMac, 6);
-  ssize_t n;
-  do {
-    n = sendto(s.fd, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-  } while (n < 0 && errno == EINTR);
-  // ENETDOWN when the link is down, ENXIO when it vanished: operational, passed to the caller.
-  if (n < 0) return ArpSendResult{errno, "sendto"};
-  if (static_cast<size_t>(n) != sizeof frame) return ArpSendResult{EIO, "sendto"};
-  r.sent = true;
-  return r;
+  // ENETDOWN when the link is down, ENXIO when it vanished.
+  return SendAnnouncement(s.fd, frame, sizeof frame, reinterpret_cast<sockaddr*>(&to), sizeof to);
 }
 
 NlResult DumpNeighbours(int index, std::vector<NeighInfo>* out) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "announce.h"
 #include "netlink.h"
 
 namespace vipmta {
@@ -34,13 +35,8 @@ struct ArpFrameSpec {
 // matching keepalived keeps captures of the two comparable.
 void BuildArpFrame(const ArpFrameSpec& spec, uint8_t* out);
 
-// Outcome of SendArp: err == 0 and sent == false means the interface has IFF_NOARP (skipped).
-struct ArpSendResult {
-  int err = 0;
-  const char* call = "";
-  bool sent = false;
-  bool notEthernet = false;  // the link is not ARPHRD_ETHER (loopback, tun, ...): nothing sent
-};
+// Outcome of SendArp (announce.h).
+using ArpSendResult = AnnounceResult;
 
 // Sends one frame on interface `ifindex` (name `ifname` for the ioctls). spec.sourceMac is filled
 // from the interface. Needs CAP_NET_RAW (else EPERM from socket).

@@ -17,7 +17,6 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/icmp6.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -86,17 +85,8 @@ NeighbourAdvertResult SendNeighbourAdvert(int ifindex, const std::string& ifname
   s.fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
   if (s.fd < 0) return NeighbourAdvertResult{errno, "socket"};
 
-  ifreq ifr{};
-  memcpy(ifr.ifr_name, ifname.data(), ifname.size());  // size < IFNAMSIZ checked by the caller
-  if (ioctl(s.fd, SIOCGIFFLAGS, &ifr) < 0) return NeighbourAdvertResult{errno, "ioctl(SIOCGIFFLAGS)"};
   // An IFF_NOARP link has no neighbour discovery (the kernel skips it there too): nothing to send.
-  if (ifr.ifr_flags & IFF_NOARP) return r;
-  if (ioctl(s.fd, SIOCGIFHWADDR, &ifr) < 0) return NeighbourAdvertResult{errno, "ioctl(SIOCGIFHWADDR)"};
-  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
-    r.notEthernet = true;
-    return r;
-  }
-  memcpy(spec->mac, ifr.ifr_hwaddr.sa_data, 6);
+  if (!ReadEtherLink(s.fd, ifname, spec->mac, &r)) return r;
   spec->router = Forwarding(ifname);
 
   // Receive nothing: a raw ICMPv6 socket gets a copy of every ICMPv6 packet until it is closed.
@@ -126,16 +116,8 @@ NeighbourAdvertResult SendNeighbourAdvert(int ifindex, const std::string& ifname
   to.sin6_family = AF_INET6;
   inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);  // all-nodes, RFC 4291 2.7.1
   to.sin6_scope_id = static_cast<uint32_t>(ifindex);
-  ssize_t n;
-  do {
-    n = sendto(s.fd, msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-  } while (n < 0 && errno == EINTR);
-  // ENETUNREACH when the link is down (no multicast route on it), ENODEV when it vanished:
-  // operational, for the caller.
-  if (n < 0) return NeighbourAdvertResult{errno, "sendto"};
-  if (static_cast<size_t>(n) != sizeof msg) return NeighbourAdvertResult{EIO, "sendto"};
-  r.sent = true;
-  return r;
+  // ENETUNREACH when the link is down (no multicast route on it), ENODEV when it vanished.
+  return SendAnnouncement(s.fd, msg, sizeof msg, reinterpret_cast<sockaddr*>(&to), sizeof to);
 }
 
 // ---- JS bindings ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "announce.h"
+
 namespace vipmta {
 
 // RFC 4861 4.4: the 24-byte Neighbor Advertisement plus one Target Link-Layer Address option,
@@ -25,14 +27,8 @@ struct NeighbourAdvertSpec {
 // Solicited clear (RFC 4861 7.2.6), the checksum left 0 for the kernel to fill in.
 void BuildNeighbourAdvert(const NeighbourAdvertSpec& spec, uint8_t* out);
 
-// Outcome of SendNeighbourAdvert: err == 0 and sent == false means the interface has IFF_NOARP,
-// which also switches off neighbour discovery on it (the kernel gives its neighbours NUD_NOARP).
-struct NeighbourAdvertResult {
-  int err = 0;
-  const char* call = "";
-  bool sent = false;
-  bool notEthernet = false;  // loopback, tun, ...: no link-layer address to announce
-};
+// Outcome of SendNeighbourAdvert (announce.h).
+using NeighbourAdvertResult = AnnounceResult;
 
 // Sends one advertisement for spec->target to ff02::1 on interface `ifindex` (name `ifname` for the
 // ioctls and the forwarding sysctl); spec->mac and spec->router are filled from the interface.

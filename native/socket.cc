@@ -1,5 +1,6 @@
-// Listening TCP sockets for SMTP and ECCluster listeners: one SO_REUSEPORT socket per worker, bound
-// with IP_FREEBIND so a node can listen on a cluster address before it owns it. Synchronous and short
+// Listening TCP sockets for SMTP and ECCluster listeners: one SO_REUSEPORT socket per worker when
+// asked (IP_FREEBIND too, for DuraVIPs only), and a bind-only probe that tells whether another program
+// holds an address:port before the workers share it. Synchronous and short
 // (socket, setsockopt, bind, listen, getsockname never wait on the network): called on the JS thread
 // of whichever thread owns the listener, main or worker. The fd is handed to net.Server.listen({ fd }).
 #include <arpa/inet.h>
@@ -89,7 +90,7 @@ bool ParseIpAddressOrThrow(Napi::Env env, const std::string& text, IpAddress* ou
 namespace {
 
 // Reads an optional boolean property; returns false when an exception is pending.
-bool OptBool(Napi::Env env, const Napi::Object& o, const char* key, bool dflt, bool* out) {
+bool OptBool(Napi::Env env, const std::string& fn, const Napi::Object& o, const char* key, bool dflt, bool* out) {
   Napi::Value v = o.Get(key);
   if (env.IsExceptionPending()) return false;
   if (v.IsUndefined() || v.IsNull()) {
@@ -97,7 +98,7 @@ bool OptBool(Napi::Env env, const Napi::Object& o, const char* key, bool dflt, b
     return true;
   }
   if (!v.IsBoolean()) {
-    ThrowType(env, std::string("listenTcp: ") + key + " must be a boolean");
+    ThrowType(env, fn + ": " + key + " must be a boolean");
     return false;
   }
   *out = v.As<Napi::Boolean>().Value();
@@ -136,104 +137,158 @@ int SetInt(int fd, int level, int opt, int value) {
   return setsockopt(fd, level, opt, &value, sizeof value);
 }
 
-// listenTcp({ host, port, backlog?, reusePort?, freeBind?, v6Only? }) -> fd
-Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "listenTcp: options must be an object");
-  Napi::Object o = info[0].As<Napi::Object>();
-
-  Napi::Value hostV = o.Get("host");
-  if (env.IsExceptionPending()) return env.Undefined();
-  if (!hostV.IsString()) return ThrowType(env, "listenTcp: host must be a string");
-  std::string host = hostV.As<Napi::String>().Utf8Value();
-
+// What listenTcp and probeBind read from their options object, and the address to bind.
+struct BindRequest {
+  std::string host;
   int64_t port = 0;
-  if (!IntInRange(env, o.Get("port"), "listenTcp: port", 0, 65535, &port)) return env.Undefined();
-
-  // 511 is Node's and nginx's default; the kernel silently caps it at net.core.somaxconn.
   int64_t backlog = 511;
-  Napi::Value backlogV = o.Get("backlog");
-  if (!backlogV.IsUndefined() && !backlogV.IsNull() &&
-      !IntInRange(env, backlogV, "listenTcp: backlog", 0, 2147483647, &backlog)) {
-    return env.Undefined();
-  }
-
-  bool reusePort = true, freeBind = true, v6Only = true;
-  if (!OptBool(env, o, "reusePort", true, &reusePort)) return env.Undefined();
-  if (!OptBool(env, o, "freeBind", true, &freeBind)) return env.Undefined();
-  if (!OptBool(env, o, "v6Only", true, &v6Only)) return env.Undefined();
-
-  // Parse before any syscall: a malformed address is a programmer/config error and must not cost a
-  // socket (nor leak one).
-  IpAddress addr;
-  if (!ParseIpAddressOrThrow(env, host, &addr)) return env.Undefined();
-
+  bool reusePort = false;
+  bool freeBind = false;
+  bool v6Only = true;
+  bool reuseAddr = true;  // off only for holdPort
+  int family = AF_INET;
   sockaddr_storage ss{};
   socklen_t sslen = 0;
+};
+
+// Reads { host, port, backlog?, reusePort?, freeBind?, v6Only? } into req; returns false when an
+// exception is pending. Makes no syscall: a malformed address is a programmer/config error and must
+// not cost a socket (nor leak one).
+bool ReadBindRequest(const Napi::CallbackInfo& info, const char* fn, BindRequest* req) {
+  Napi::Env env = info.Env();
+  const std::string f(fn);
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    ThrowType(env, f + ": options must be an object");
+    return false;
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Value hostV = o.Get("host");
+  if (env.IsExceptionPending()) return false;
+  if (!hostV.IsString()) {
+    ThrowType(env, f + ": host must be a string");
+    return false;
+  }
+  req->host = hostV.As<Napi::String>().Utf8Value();
+  if (!IntInRange(env, o.Get("port"), (f + ": port").c_str(), 0, 65535, &req->port)) return false;
+  // 511 is Node's and nginx's default; the kernel silently caps it at net.core.somaxconn.
+  Napi::Value backlogV = o.Get("backlog");
+  if (!backlogV.IsUndefined() && !backlogV.IsNull() &&
+      !IntInRange(env, backlogV, (f + ": backlog").c_str(), 0, 2147483647, &req->backlog)) {
+    return false;
+  }
+  // Exclusive unless asked: a port is shared only among sockets that all opted in, and only a
+  // DuraVIP may be bound before it is on this host (issue 12).
+  if (!OptBool(env, f, o, "reusePort", false, &req->reusePort)) return false;
+  if (!OptBool(env, f, o, "freeBind", false, &req->freeBind)) return false;
+  if (!OptBool(env, f, o, "v6Only", true, &req->v6Only)) return false;
+
+  IpAddress addr;
+  if (!ParseIpAddressOrThrow(env, req->host, &addr)) return false;
+  req->family = addr.family;
   if (addr.family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* sin = reinterpret_cast<sockaddr_in*>(&req->ss);
     sin->sin_family = AF_INET;
-    sin->sin_port = htons(static_cast<uint16_t>(port));
+    sin->sin_port = htons(static_cast<uint16_t>(req->port));
     sin->sin_addr = addr.v4;
-    sslen = sizeof *sin;
+    req->sslen = sizeof *sin;
   } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&req->ss);
     sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(static_cast<uint16_t>(port));
+    sin6->sin6_port = htons(static_cast<uint16_t>(req->port));
     sin6->sin6_addr = addr.v6;
     sin6->sin6_scope_id = addr.scopeId;
-    sslen = sizeof *sin6;
+    req->sslen = sizeof *sin6;
   }
+  return true;
+}
 
+// socket + options + bind. Returns the bound fd, or -1 with the JS error thrown and no fd open.
+int OpenBound(Napi::Env env, const BindRequest& req) {
   // SOCK_CLOEXEC: children we spawn (sendmail-compatible pipes, tests) must not inherit listeners.
   // SOCK_NONBLOCK: libuv expects it and would otherwise set it itself with one more syscall.
-  int fd = socket(addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-  if (fd < 0) return ThrowErrno(env, errno, "socket", host);
-
+  int fd = socket(req.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) {
+    ThrowErrno(env, errno, "socket", req.host);
+    return -1;
+  }
   // socket(7): SO_REUSEADDR lets us rebind while old connections sit in TIME_WAIT after a restart.
-  if (SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
+  // It never lets us bind next to another listening socket (Linux refuses that unless both set
+  // SO_REUSEPORT), so it does not weaken the exclusivity below.
+  if (req.reuseAddr && SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) {
     CloseKeepErrno(fd);
-    return ThrowErrno(env, errno, "setsockopt", "SO_REUSEADDR");
+    ThrowErrno(env, errno, "setsockopt", "SO_REUSEADDR");
+    return -1;
   }
   // socket(7): SO_REUSEPORT lets each worker own its own accept queue on the same ip:port; the
   // kernel spreads new connections over them by hash. Every socket in the group must set it and
-  // belong to the same effective uid.
-  if (reusePort && SetInt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) {
+  // belong to the same effective uid -- which is also the limit of its protection: any process of
+  // our uid that sets it can join. Callers check with probeBind first that nobody else holds the port.
+  if (req.reusePort && SetInt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) {
     CloseKeepErrno(fd);
-    return ThrowErrno(env, errno, "setsockopt", "SO_REUSEPORT");
+    ThrowErrno(env, errno, "setsockopt", "SO_REUSEPORT");
+    return -1;
   }
-  if (addr.family == AF_INET6) {
+  if (req.family == AF_INET6) {
     // ipv6(7): IPV6_V6ONLY keeps "::" from also taking the IPv4 port, so a v4 listener on the same
     // port can coexist; the sysctl default (bindv6only=0) would make it dual-stack.
-    if (SetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6Only ? 1 : 0) < 0) {
+    if (SetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, req.v6Only ? 1 : 0) < 0) {
       CloseKeepErrno(fd);
-      return ThrowErrno(env, errno, "setsockopt", "IPV6_V6ONLY");
+      ThrowErrno(env, errno, "setsockopt", "IPV6_V6ONLY");
+      return -1;
     }
   }
-  if (freeBind) {
+  if (req.freeBind) {
     // ip(7) IP_FREEBIND / ipv6(7) IPV6_FREEBIND (Linux 4.15): bind to an address that is not (yet)
-    // on any interface. DuraVIP needs this: every node listens on every cluster address, and the
+    // on any interface. Only for DuraVIPs: every node listens on every cluster address, and the
     // socket starts receiving as soon as this node plumbs the address, with no listener restart.
-    int rc = addr.family == AF_INET ? SetInt(fd, IPPROTO_IP, IP_FREEBIND, 1)
-                                    : SetInt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+    // Any other address must be on the host, so a typo fails with EADDRNOTAVAIL instead of a
+    // listener that never receives anything.
+    int rc = req.family == AF_INET ? SetInt(fd, IPPROTO_IP, IP_FREEBIND, 1)
+                                   : SetInt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
     if (rc < 0) {
       CloseKeepErrno(fd);
-      return ThrowErrno(env, errno, "setsockopt", addr.family == AF_INET ? "IP_FREEBIND" : "IPV6_FREEBIND");
+      ThrowErrno(env, errno, "setsockopt", req.family == AF_INET ? "IP_FREEBIND" : "IPV6_FREEBIND");
+      return -1;
     }
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sslen) < 0) {
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&req.ss), req.sslen) < 0) {
     CloseKeepErrno(fd);
-    // EADDRINUSE: taken by a socket without SO_REUSEPORT (or another uid); EADDRNOTAVAIL: not a
-    // local address and no freeBind; EACCES: port < 1024 without CAP_NET_BIND_SERVICE.
-    return ThrowErrno(env, errno, "bind", host + " port " + std::to_string(port));
+    // EADDRINUSE: a listening socket overlaps (same address, or either is a wildcard) and not both
+    // set SO_REUSEPORT with one uid; EADDRNOTAVAIL: not a local address and no freeBind; EACCES:
+    // port < 1024 without CAP_NET_BIND_SERVICE.
+    ThrowErrno(env, errno, "bind", req.host + " port " + std::to_string(req.port));
+    return -1;
   }
-  if (listen(fd, static_cast<int>(backlog)) < 0) {
+  return fd;
+}
+
+// listenTcp({ host, port, backlog?, reusePort?, freeBind?, v6Only? }) -> fd
+Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BindRequest req;
+  if (!ReadBindRequest(info, "listenTcp", &req)) return env.Undefined();
+  int fd = OpenBound(env, req);
+  if (fd < 0) return env.Undefined();
+  if (listen(fd, static_cast<int>(req.backlog)) < 0) {
     CloseKeepErrno(fd);
     // EADDRINUSE here: two SO_REUSEPORT sockets bound to port 0 and one got the other's port, or a
     // listener without SO_REUSEPORT appeared between bind and listen.
-    return ThrowErrno(env, errno, "listen", host + " port " + std::to_string(port));
+    return ThrowErrno(env, errno, "listen", req.host + " port " + std::to_string(req.port));
   }
   return Napi::Number::New(env, fd);
+}
+
+// probeBind({ host, port, freeBind?, v6Only? }) -> undefined. Binds without SO_REUSEPORT and
+// closes again, never listening: a connection cannot land on the probe. Throws what bind threw.
+Napi::Value ProbeBind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BindRequest req;
+  if (!ReadBindRequest(info, "probeBind", &req)) return env.Undefined();
+  if (req.reusePort) return ThrowType(env, "probeBind: reusePort must not be set (the probe must be exclusive)");
+  int fd = OpenBound(env, req);
+  if (fd < 0) return env.Undefined();
+  close(fd);
+  return env.Undefined();
 }
 
 bool FdArg(const Napi::CallbackInfo& info, const char* fn, int* fd) {
@@ -284,10 +339,27 @@ Napi::Value SocketLocalAddress(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// holdPort({ host, port, freeBind?, v6Only? }) -> fd. A bound socket that never listens, with
+// SO_REUSEPORT and without SO_REUSEADDR: while it is open, Linux refuses every other bind of the
+// address:port (a probe, a plain listener) except SO_REUSEPORT sockets of our uid -- our workers.
+// Without SO_REUSEADDR a bind that sets it cannot pass it as "both reuse, neither listening".
+Napi::Value HoldPort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BindRequest req;
+  if (!ReadBindRequest(info, "holdPort", &req)) return env.Undefined();
+  req.reusePort = true;
+  req.reuseAddr = false;
+  int fd = OpenBound(env, req);
+  if (fd < 0) return env.Undefined();
+  return Napi::Number::New(env, fd);
+}
+
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
+  exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
+  exports.Set("holdPort", Napi::Function::New(env, HoldPort, "holdPort"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("socketLocalAddress", Napi::Function::New(env, SocketLocalAddress, "socketLocalAddress"));
 }

@@ -14,6 +14,7 @@ const USAGE = `usage:
   vipmta start [-c FILE]                        run a node (without -c: the built-in single-node default)
   vipmta check-config [-c FILE]                 validate a config; binds nothing, opens nothing
   vipmta console [-s SOCKET | -c FILE] COMMAND  run a console command on a running node ("help" lists them)
+  vipmta release-addresses [-c FILE]            remove the DuraVIPs a stopped node left plumbed (systemd ExecStopPost)
   vipmta hash-password                          read a password on standard input, print its Auth_Users hash
   vipmta --version
 `;
@@ -29,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
       return consoleCommand(rest);
     case 'hash-password':
       return hashPasswordCommand();
+    case 'release-addresses':
+      return releaseAddresses(rest);
     case '--version':
     case '-V':
     case 'version':
@@ -84,6 +87,22 @@ function checkConfig(args: string[]): number {
   for (const w of result.warnings) process.stderr.write(formatConfigWarning(w) + '\n');
   const warned = result.warnings.length ? `, ${result.warnings.length} warning(s)` : '';
   process.stdout.write(`${a.config ?? '<built-in default>'}: configuration is valid (${result.config.files.length} file(s)${warned})\n`);
+  return 0;
+}
+
+async function releaseAddresses(args: string[]): Promise<number> {
+  const a = parse(args);
+  if (a === null) return 2;
+  const result = a.config === null ? { ok: true as const, config: defaultConfig() } : loadConfigFile(a.config);
+  if (!result.ok) {
+    for (const e of result.errors) process.stderr.write(formatConfigError(e) + '\n');
+    return 1;
+  }
+  if (result.config.cluster === null) return 0; // no DuraVIPs: nothing to release
+  const { releaseTaggedAddresses } = await import('../cluster/plumbing.js');
+  const { default: pino } = await import('pino');
+  const removed = releaseTaggedAddresses(result.config.cluster.topologies, pino({ level: 'error' }, pino.destination(2)));
+  process.stdout.write(removed.length > 0 ? `removed ${removed.join(', ')}\n` : 'nothing to remove\n');
   return 0;
 }
 

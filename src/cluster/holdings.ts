@@ -1,8 +1,8 @@
-// The DuraVIPs this node holds: plumbs what the election gives it (plumbing.ts) and announces it
-// by gratuitous ARP (arp-schedule.ts), hands over what it no longer owns without taking it off the
-// wire before the new owner holds it, and re-plumbs what went missing. The manager decides what
-// to hold (HoldPlan); this file only carries it out. Main thread; every step is one short netlink
-// request or raw-socket send.
+// The DuraVIPs this node holds: plumbs what the election gives it (plumbing.ts, guarded by the
+// guardian process of guardian.ts) and announces it by gratuitous ARP (arp-schedule.ts), removes
+// what it no longer owns before the new owner plumbs it (break before make: an address is never on
+// two nodes), and re-plumbs what went missing. The manager decides what to hold (HoldPlan); this
+// file only carries it out. Main thread; every step is one short netlink request or raw-socket send.
 
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/build.js';
@@ -10,31 +10,35 @@ import { topologyFor } from '../config/duravip.js';
 import { cidrContains } from '../net/cidr.js';
 import { ArpSchedule, type ArpSettings, type ArpStatus } from './arp-schedule.js';
 import type { SharedNeighbour } from './messages.js';
+import { GuardianLink } from './guardian.js';
 import { Plumbing } from './plumbing.js';
 
-/** How long a leaving or rebalanced owner keeps an address while waiting to see the new owner hold it. */
-export const HANDOVER_TIMEOUT_MS = 2000;
-/** How long an old owner keeps the address after the new owner confirmed holding it. */
-export const HANDOVER_GRACE_MS = 200;
+/**
+ * After a member that held addresses leaves the group, how long the others wait before plumbing
+ * them: its guardian removes them within milliseconds of its death (a process death reaches the
+ * guardian and corosync at the same instant, and corosync still needs a ring round and the others
+ * an announce round before anyone elects), and a member cut off by a partition releases on its own
+ * quorum loss, at the ring change the others see. The guard covers scheduling delays of both.
+ */
+export const DEPARTED_GUARD_MS = 50;
 
-/** What the manager wants held, and what it knows of the cluster to hand the rest over. */
+/** What the manager wants held, and what it knows of the cluster to take addresses safely. */
 export interface HoldPlan {
   /** What this node should hold now. */
   readonly want: ReadonlySet<string>;
-  /** Whether new addresses may be plumbed (our quorum belongs to the current ring). */
+  /** Whether new addresses may be plumbed (our quorum belongs to the current ring and every
+   *  member has announced what it holds in the current view). */
   readonly mayTake: boolean;
-  /** Whether a handover may wait for the new owner's confirmation: corosync carries our
-   *  messages and we are quorate (otherwise nobody will confirm). */
-  readonly mayWait: boolean;
-  /** The owner the last election gave the address, or null. */
-  readonly ownerOf: (address: string) => string | null;
-  /** Whether `node` announces holding the address in the current view. */
-  readonly heldBy: (address: string, node: string | null) => boolean;
+  /** Whether another member of the current view still announces holding the address: the old
+   *  owner of a handover has not said (in agreed order) that it removed it yet. */
+  readonly heldElsewhere: (address: string) => boolean;
 }
 
 /** The console's part of ClusterSnapshot that this file knows. */
 export interface HoldingsSnapshot {
   readonly holds: readonly string[];
+  /** Given to this node but not plumbed yet: the old holder has not released it, or a departed
+   *  member's guard time runs (the console shows them as "handing over"). */
   readonly releasing: readonly string[];
   readonly arp: readonly ArpStatus[];
   readonly knownHosts: (vip: string, ifname: string) => Map<string, string>;
@@ -51,25 +55,35 @@ function arpSettings(cluster: ClusterConfig): ArpSettings {
 export class Holdings {
   private readonly plumbing: Plumbing;
   private readonly arp: ArpSchedule;
+  private readonly guardian: GuardianLink;
   private topologies: ClusterConfig['topologies'];
   /** Plumbed by us and announced as held. */
   private readonly holds = new Set<string>();
-  /** Held but no longer ours: waiting for the new owner to show it holds them. */
-  private readonly releasing = new Map<string, { since: number; confirmedAt: number | null }>();
+  /** Wanted but not plumbed yet (HoldPlan.heldElsewhere / notBefore), as of the last apply. */
+  private readonly waiting = new Set<string>();
+  /** When the pending guard timer fires (ms), 0 for none. */
+  private guardTimerAt = 0;
+  /** What each group member (view.ts memberKey) announced holding last, across views. */
+  private readonly lastHolds = new Map<string, readonly string[]>();
+  /** address -> local time before which it must not be plumbed (DEPARTED_GUARD_MS). */
+  private readonly departedGuard = new Map<string, number>();
 
   /**
-   * `reapply` runs the manager's apply again when a handover's wait ends (it recomputes the plan
-   * and announces what changed); `sharedNeighbours` are the hosts other members know (Arp_All_Hosts).
+   * `reapply` runs the manager's apply again when a guard time ends (it recomputes the plan and
+   * announces what changed); `sharedNeighbours` are the hosts other members know (Arp_All_Hosts);
+   * `released` hears of every address taken off the wire, whatever the reason (an election, a
+   * stalled corosync, lost quorum, leaving), so that what was sent from it can be cut at once.
    */
   constructor(
-    private readonly node: string,
     cluster: ClusterConfig,
     private readonly logger: Logger,
     sharedNeighbours: () => Iterable<SharedNeighbour>,
     private readonly reapply: () => void,
+    private readonly released: (address: string) => void = () => {},
   ) {
     this.topologies = cluster.topologies;
-    this.plumbing = new Plumbing(cluster.topologies, cluster.options.If_Check_Interval, logger);
+    this.guardian = new GuardianLink(logger);
+    this.plumbing = new Plumbing(cluster.topologies, cluster.options.If_Check_Interval, logger, this.guardian);
     this.arp = new ArpSchedule(arpSettings(cluster), logger, sharedNeighbours, (vip, host) => {
       const t = topologyFor(this.topologies, vip);
       return t !== null && cidrContains(t.cidr, host);
@@ -83,17 +97,19 @@ export class Holdings {
     this.arp.setSettings(arpSettings(cluster));
   }
 
-  /** Removes what a crashed run left plumbed; returns those addresses. */
-  removeLeftovers(): string[] {
-    return this.plumbing.removeLeftovers();
+  /** Removes what a crashed run left plumbed (returns those addresses), then starts the guardian. */
+  start(): string[] {
+    const removed = this.plumbing.removeLeftovers();
+    this.guardian.start();
+    return removed;
   }
 
-  /** Whether this node holds the address now (plumbed and not being handed over); canonical form. */
+  /** Whether this node holds the address now (plumbed); canonical form. */
   owns(a: string): boolean {
-    return this.holds.has(a) && !this.releasing.has(a);
+    return this.holds.has(a);
   }
 
-  /** What we hold, handovers in progress included, in the order we took them. */
+  /** What we hold, in the order we took them. */
   held(): string[] {
     return [...this.holds];
   }
@@ -102,53 +118,63 @@ export class Holdings {
     return this.holds.size;
   }
 
-  /** Plumbs what we should hold, hands over what we should not. */
+  /** A member's agreed announce: what it holds now (kept for the guard if it leaves). */
+  memberHolds(member: string, holds: readonly string[]): void {
+    this.lastHolds.set(member, holds);
+  }
+
+  /** A member left the group: what it held last is not plumbed here for DEPARTED_GUARD_MS. */
+  memberLeft(member: string): void {
+    const now = Date.now();
+    for (const a of this.lastHolds.get(member) ?? []) this.departedGuard.set(a, now + DEPARTED_GUARD_MS);
+    this.lastHolds.delete(member);
+    for (const [a, until] of this.departedGuard) if (until <= now) this.departedGuard.delete(a);
+  }
+
+  /**
+   * Break before make: first removes what we should no longer hold (the caller then announces it,
+   * in agreed order), then plumbs what we should hold unless another member still announces it or
+   * a departed member's guard time runs.
+   */
   apply(plan: HoldPlan): void {
-    const want = plan.want;
-    const mayTake = plan.mayTake;
-    for (const a of want) {
-      this.releasing.delete(a);
-      if (this.holds.has(a) || !mayTake) continue;
+    for (const a of [...this.holds]) if (!plan.want.has(a)) this.release(a);
+    this.waiting.clear();
+    if (!plan.mayTake) return;
+    const now = Date.now();
+    for (const a of plan.want) {
+      if (this.holds.has(a)) continue;
+      if (plan.heldElsewhere(a)) {
+        // Its holder's announce without it (agreed order) runs apply again.
+        this.waiting.add(a);
+        continue;
+      }
+      const notBefore = this.departedGuard.get(a) ?? 0;
+      if (notBefore > now) {
+        this.waiting.add(a);
+        this.wakeAt(notBefore);
+        continue;
+      }
       if (!this.plumbing.add(a)) continue;
       this.holds.add(a);
       const place = this.plumbing.placement(a)!;
       this.arp.start(a, place.ifname, this.plumbing.lifetimeSec * 1000 + 500);
       this.logger.info({ address: a, ifname: place.ifname }, 'DuraVIP: plumbed');
     }
-    const now = Date.now();
-    for (const a of [...this.holds]) {
-      if (want.has(a)) continue;
-      const to = plan.ownerOf(a);
-      // Keep it until the new owner shows it holds it, unless nobody will (no owner, no quorum,
-      // corosync lost) or we waited long enough.
-      const canWait = to !== null && to !== this.node && plan.mayWait;
-      if (canWait) {
-        let r = this.releasing.get(a);
-        if (r === undefined) {
-          this.releasing.set(a, (r = { since: now, confirmedAt: null }));
-          // Stop announcing at once: our takeover ARP (it runs for the address lifetime) would
-          // otherwise pull clients back from the new owner while we wait for its confirmation
-          // (bench/failover.ts saw 100-200 ms of answers from the old owner).
-          this.arp.stop(a);
-          setTimeout(() => this.reapply(), HANDOVER_TIMEOUT_MS + 10).unref();
-        }
-        if (r.confirmedAt === null && plan.heldBy(a, to)) {
-          // Confirmed: its gratuitous ARP went out before its announce, so clients already send to
-          // it. The grace is for connections that reached us just before that: under load their
-          // greeting can take longer than the switch (measured: one 500 ms stall with 30 ms).
-          r.confirmedAt = now;
-          setTimeout(() => this.reapply(), HANDOVER_GRACE_MS + 1).unref();
-        }
-        if (r.confirmedAt !== null ? now - r.confirmedAt < HANDOVER_GRACE_MS : now - r.since < HANDOVER_TIMEOUT_MS) continue;
-        if (r.confirmedAt === null) this.logger.warn({ address: a, to }, 'DuraVIP: the new owner did not confirm in time; releasing anyway');
-      }
-      this.release(a);
-    }
+  }
+
+  /** One timer for the earliest guard end (the reapply takes every address whose time has come). */
+  private wakeAt(at: number): void {
+    if (this.guardTimerAt !== 0 && this.guardTimerAt <= at) return;
+    this.guardTimerAt = at;
+    setTimeout(() => {
+      if (this.guardTimerAt === at) this.guardTimerAt = 0;
+      this.reapply();
+    }, Math.max(0, at - Date.now()) + 1).unref();
   }
 
   /** If_Check_Interval: re-plumb what went missing, renew lifetimes, remove strays. */
   check(): void {
-    const { readded, removed } = this.plumbing.check(this.holds, new Set(this.releasing.keys()));
+    const { readded, removed } = this.plumbing.check(this.holds);
     if (readded.length > 0) {
       this.logger.warn({ readded }, 'DuraVIP: re-plumbed addresses that had gone missing');
       for (const a of readded) this.arp.start(a, this.plumbing.placement(a)!.ifname);
@@ -156,16 +182,17 @@ export class Holdings {
     if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed tagged addresses this node does not hold');
   }
 
-  /** Leaving: deletes everything still held and stops every ARP schedule. */
+  /** Leaving: deletes everything still held, stops every ARP schedule, and ends the guardian. */
   releaseAll(): void {
     for (const a of [...this.holds]) this.release(a);
     this.arp.stopAll();
+    this.guardian.stop();
   }
 
   snapshot(): HoldingsSnapshot {
     return {
       holds: [...this.holds],
-      releasing: [...this.releasing.keys()],
+      releasing: [...this.waiting],
       arp: this.arp.list(),
       knownHosts: (vip: string, ifname: string) => this.arp.knownHosts(vip, ifname),
       plumbErrors: new Map(this.plumbing.errors),
@@ -178,7 +205,7 @@ export class Holdings {
     this.arp.stop(a);
     this.plumbing.remove(a);
     this.holds.delete(a);
-    this.releasing.delete(a);
     this.logger.info({ address: a }, 'DuraVIP: released');
+    this.released(a);
   }
 }

@@ -9,10 +9,13 @@
 // each later announce, move or tick. `now` is the sender's clock carried in that agreed message and
 // viewStableSince is the `now` of the first announce of the view, so every member computes the same.
 //
-// Handover: a member that is leaving announces leaving=true; the others elect without it and the
-// new owner plumbs and ARPs at once, then announces what it holds; the leaving member deletes an
-// address only when it sees the new owner holding it (or after HANDOVER_TIMEOUT_MS, holdings.ts).
-// Rebalancing moves use the same rule, so the address is never off the wire in between.
+// Handover, break before make (an address is never on two nodes): the old owner deletes the address
+// as soon as its election gives it away and says so in agreed order (its announce no longer holds
+// it); the new owner plumbs it when that announce arrives, never while another member of the view
+// announces holding it. A leaving member (planned shutdown) deletes everything, then announces
+// leaving=true with nothing held. The gap is one agreed message (a few ms). If the old owner leaves
+// the group instead, its guardian process (guardian.ts) removes its addresses, and the successor
+// waits DEPARTED_GUARD_MS (holdings.ts) after the view change before plumbing what it held.
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -31,7 +34,7 @@ import { memberKey as key, View } from './view.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
-/** How long a planned shutdown waits for its handovers before it deletes what is left and leaves. */
+/** How long a planned shutdown waits for its leaving announce to come back before it leaves anyway. */
 export const LEAVE_TIMEOUT_MS = 3000;
 /** Retry period for joining when corosync is not running (yet). */
 const REJOIN_MS = 1000;
@@ -62,7 +65,8 @@ export interface ClusterManagerOptions {
 /**
  * Events: 'ownership' (OwnershipChange) for every address whose owner changes in this member's
  * view of the election; 'allocation' (Allocation) after every election; 'memberLeft' (node name)
- * for a member that left the group (died, partitioned away, or stopped).
+ * for a member that left the group (died, partitioned away, or stopped); 'released' (address) for
+ * every address this node took off the wire, whatever the reason.
  */
 export class ClusterManager extends EventEmitter {
   readonly node: string;
@@ -108,15 +112,15 @@ export class ClusterManager extends EventEmitter {
     this.groupName = opts.group ?? CLUSTER_GROUP;
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
     this.managed = new Set(this.entries.map((e) => e.address));
-    this.holdings = new Holdings(this.node, cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply());
+    this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply(), (a) => this.emit('released', a));
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
   }
 
-  /** Removes leftovers of a crashed run, then joins (retrying while corosync is not there). */
+  /** Removes leftovers of a crashed run, starts the guardian, then joins (retrying while corosync is not there). */
   start(): void {
-    const removed = this.holdings.removeLeftovers();
+    const removed = this.holdings.start();
     if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed addresses a previous run left plumbed');
     this.join();
     this.checkTimer = setInterval(() => this.periodicCheck(), this.config.cluster!.options.If_Check_Interval);
@@ -277,6 +281,8 @@ export class ClusterManager extends EventEmitter {
     for (const m of c.left) {
       const st = this.view?.stateOf(m.nodeId, m.pid);
       if (st !== undefined) gone.push(st.node);
+      // What it held may still be on its node for a moment (its guardian, or its quorum loss, removes it).
+      this.holdings.memberLeft(key(m.nodeId, m.pid));
     }
     this.resetView(c.members);
     for (const node of gone) this.emit('memberLeft', node);
@@ -366,6 +372,7 @@ export class ClusterManager extends EventEmitter {
         this.logger.warn({ nodeId, claimed: m.state.nodeid }, 'cluster: ignored an announce with a foreign nodeid');
         return;
       }
+      this.holdings.memberHolds(key(nodeId, pid), m.state.holds);
       const complete = v.announce(nodeId, pid, m.now, m.state, m.neighbours);
       this.sharedNeighbours.set(key(nodeId, pid), m.neighbours);
       if (nodeId === this.group?.localNodeId && pid === process.pid && this.memberSince === null) this.memberSince = v.stableSince;
@@ -440,18 +447,27 @@ export class ClusterManager extends EventEmitter {
     return new Set(planFor(this.alloc, this.node));
   }
 
-  /** Plumbs what we should hold, hands over what we should not; announces if that changed anything. */
+  /**
+   * Removes what we should not hold, then plumbs what we should (break before make), and announces
+   * if that changed anything: the announce is the agreed word the new owner of a released address
+   * waits for.
+   */
   private apply(): void {
-    const alloc = this.alloc;
     const v = this.view;
     this.holdings.apply({
       want: this.wanted(),
-      mayTake: this.quorumFresh(),
-      mayWait: this.group !== null && !this.stalled && this.localQuorate(),
-      ownerOf: (a) => (alloc === null ? null : ownerOf(alloc, a)),
-      heldBy: (a, by) => v !== null && v.heldBy(a, by),
+      // Only once every member has said what it holds in this view: before that, an old owner's
+      // hold may be unknown (the view changed in the middle of a handover).
+      mayTake: this.quorumFresh() && v !== null && v.complete,
+      heldElsewhere: (a) => v !== null && this.heldByOther(v, a),
     });
     this.announce(false);
+  }
+
+  /** Whether a member of the view other than this node announces holding the address. */
+  private heldByOther(v: View, address: string): boolean {
+    for (const a of v.announces.values()) if (a.state.node !== this.node && a.state.holds.includes(address)) return true;
+    return false;
   }
 
   /** If_Check_Interval: corosync stall watch, re-plumb, renew lifetimes, remove strays. */
@@ -528,20 +544,23 @@ export class ClusterManager extends EventEmitter {
   // --- leaving ----------------------------------------------------------------------------------
 
   /**
-   * Planned shutdown: announce leaving, let the new owners take over (they plumb and ARP first),
-   * delete each address once its new owner holds it, then leave the group. Resolves when done.
+   * Planned shutdown: delete every address (break before make), announce leaving=true with nothing
+   * held, wait until that announce is delivered back to us (agreed order: every member has it, and
+   * the new owners plumb on it), then leave the group. Resolves when done.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.leaving = true;
     if (this.group !== null && this.holdings.count > 0) {
       this.logger.info({ holds: this.holdings.held() }, 'cluster: leaving; handing over DuraVIPs');
-      this.announce(true);
+      this.apply(); // wanted() is empty now: removes everything, then announces leaving with nothing held
+      const g = this.group;
       const deadline = Date.now() + LEAVE_TIMEOUT_MS;
       await new Promise<void>((resolve) => {
         const check = (): void => {
-          if (this.holdings.count === 0 || this.group === null || Date.now() >= deadline) { resolve(); return; }
-          setTimeout(check, 5);
+          const mine = g === null ? undefined : this.view?.stateOf(g.localNodeId, process.pid);
+          if ((mine?.leaving === true && mine.holds.length === 0) || this.group !== g || Date.now() >= deadline) { resolve(); return; }
+          setTimeout(check, 2);
         };
         check();
       });

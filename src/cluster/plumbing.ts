@@ -1,7 +1,8 @@
 // Puts DuraVIPs on and off the Topology's interface over rtnetlink, tagged as ours (IFA_PROTO, or
-// the ":vip" label on old kernels) so that only what we added is ever removed. Addresses carry a
-// finite valid lifetime that the periodic check renews: if this process dies, the kernel removes
-// them by itself within seconds instead of leaving them on the wire twice (keepalived and ucarp do).
+// the ":vip" label on old kernels) so that only what we added is ever removed. The guardian
+// (guardian.ts) is told before each add and after each removal: if this process dies it removes
+// them at once. As a second line, addresses carry a finite valid lifetime that the periodic check
+// renews: should the guardian be gone too, the kernel removes them by itself within seconds.
 // Main thread; every call is one short synchronous netlink request (microseconds).
 
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import type { TopologyConfig } from '../config/build.js';
 import { topologyFor } from '../config/duravip.js';
 import { addAddress, deleteAddress, isOurAddress, listInterfaces, type NetInterface } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
+import type { GuardianLink } from './guardian.js';
 
 export interface Placement { readonly ifname: string; readonly prefixLength: number }
 
@@ -18,7 +20,12 @@ export class Plumbing {
   /** Last operational error per address, for the console (EPERM, ENODEV, ...). */
   readonly errors = new Map<string, string>();
 
-  constructor(private topologies: readonly TopologyConfig[], checkIntervalMs: number, private readonly logger: Logger) {
+  constructor(
+    private topologies: readonly TopologyConfig[],
+    checkIntervalMs: number,
+    private readonly logger: Logger,
+    private readonly guardian: Pick<GuardianLink, 'declare' | 'forget'> | null = null,
+  ) {
     // Three checks' worth, at least 3 s: one missed renewal (a slow event loop) must not drop it.
     this.lifetimeSec = Math.max(3, Math.ceil((3 * checkIntervalMs) / 1000));
   }
@@ -44,6 +51,8 @@ export class Plumbing {
     if (p === null) return this.fail(address, 'no Topology contains it');
     const itf = ifs.get(p.ifname);
     if (itf === undefined) return this.fail(address, `interface ${p.ifname} does not exist (ENODEV)`);
+    // Declared first: if we die between the two, the guardian removes what we may have added.
+    this.guardian?.declare({ ifname: p.ifname, address, prefixLength: p.prefixLength });
     try {
       // replace: renews the lifetime when it is already there (ours after a restart, or a renewal).
       addAddress(itf.index, address, p.prefixLength, { validLifetime: this.lifetimeSec, replace: true });
@@ -67,10 +76,16 @@ export class Plumbing {
     if (p === null) return false;
     const itf = ifs.get(p.ifname);
     const mine = itf?.addresses.find((a) => canonicalAddress(a.address) === address && isOurAddress(a));
-    if (itf === undefined || mine === undefined) return false;
+    if (itf === undefined || mine === undefined) {
+      this.guardian?.forget(address);
+      return false;
+    }
     try {
       // false: EADDRNOTAVAIL (expired meanwhile) or ENODEV (interface gone), both mean "not there".
-      return deleteAddress(itf.index, address, mine.prefixLength);
+      const removed = deleteAddress(itf.index, address, mine.prefixLength);
+      // Forgotten only once gone: a guardian that still knows it removes it if we die now.
+      this.guardian?.forget(address);
+      return removed;
     } catch (err) {
       this.logger.error({ address, err }, 'DuraVIP: cannot remove the address');
       return false;
@@ -100,9 +115,9 @@ export class Plumbing {
 
   /**
    * The periodic check: re-plumbs what we hold but is missing, renews the lifetime of what is
-   * there, and removes tagged addresses we should not have (`keep` are being handed over).
+   * there, and removes tagged addresses we should not have.
    */
-  check(held: ReadonlySet<string>, keep: ReadonlySet<string>): { readded: string[]; removed: string[] } {
+  check(held: ReadonlySet<string>): { readded: string[]; removed: string[] } {
     const ifs = this.interfaces();
     const present = this.ours(ifs);
     const readded: string[] = [];
@@ -112,8 +127,17 @@ export class Plumbing {
       if (this.add(a, ifs) && !was) readded.push(a);
     }
     for (const a of present.keys()) {
-      if (!held.has(a) && !keep.has(a) && this.remove(a, ifs)) removed.push(a);
+      if (!held.has(a) && this.remove(a, ifs)) removed.push(a);
     }
     return { readded, removed };
   }
+}
+
+/**
+ * `vipmta release-addresses` (the systemd unit's ExecStopPost): removes every address tagged as
+ * ours on the configured Topology interfaces, for when vipmta and its guardian are both gone (a
+ * SIGKILL of the whole unit). Only for a stopped node: a running one would re-plumb at its check.
+ */
+export function releaseTaggedAddresses(topologies: readonly TopologyConfig[], logger: Logger): string[] {
+  return new Plumbing(topologies, 1000, logger).removeLeftovers();
 }

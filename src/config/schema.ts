@@ -103,6 +103,10 @@ export const OPTIONS = {
     type: { kind: 'duration' }, scopes: ['global'], default: '10m',
     description: 'Outbound: how long to wait for the reply to the end of a message\'s data.',
   },
+  Max_Body_Memory: {
+    type: { kind: 'size' }, scopes: ['global'], default: '256M',
+    description: 'Memory for message bodies being received, across all ESMTP listeners and worker threads. Bodies up to 64K are not counted (Concurrency bounds them); up to 1M they take from a quarter of it; a larger body reserves its listener\'s Max_Message_Size from the rest (alone if that is more). A body that does not fit pauses its client, not counted against Data_Deadline, until others are committed; after Timeout it gets 421 4.3.2.',
+  },
 
   // --- spool ---
   Directory: {
@@ -146,6 +150,22 @@ export const OPTIONS = {
   Timeout: {
     type: { kind: 'duration' }, scopes: ['listener', 'eccluster_listener'], default: '5m',
     description: 'Idle time after which a client connection is closed.',
+  },
+  Command_Deadline: {
+    type: { kind: 'duration' }, scopes: ['listener'], default: '1m',
+    description: 'Time a command line may take from its first byte to its end, however steadily it arrives; then 421 4.4.2 and close.',
+  },
+  Max_Junk_Commands: {
+    type: { kind: 'integer', min: 0, max: 1_000_000 }, scopes: ['listener'], default: '100',
+    description: 'NOOP, RSET, VRFY, EXPN, HELP and ETRN a session may send without sending a message (the count starts again at each DATA); then 421 4.7.0 and close, so a client cannot hold a session with cheap commands. 0: no limit. Postfix\'s smtpd_junk_command_limit.',
+  },
+  Data_Deadline: {
+    type: { kind: 'duration' }, scopes: ['listener'], default: '5m',
+    description: 'Time a message\'s data may take from the 354 to the final dot, plus one second per Min_Data_Rate bytes received; then 421 4.4.2 and close. Time spent waiting for Max_Body_Memory does not count.',
+  },
+  Min_Data_Rate: {
+    type: { kind: 'size' }, scopes: ['listener'], default: '10K',
+    description: 'Bytes of data per second that each extend Data_Deadline by one second (Postfix\'s smtpd_min_data_rate); 0: no extension.',
   },
   Pipelining: {
     type: { kind: 'boolean' }, scopes: ['listener'], default: 'true',

@@ -27,6 +27,15 @@ export interface MetricSources {
   mmoveDuplicates(): number;
   /** True while the spool refuses commits for lack of space. */
   spoolFull(): boolean;
+  /** The ESMTP listeners' shared counts (listener/body-memory.ts), across workers; absent: no series. */
+  listeners?(): ListenerAbuseValues | null;
+}
+
+/** Deadlines enforced and the body-memory budget, as the listeners count them (since start). */
+export interface ListenerAbuseValues {
+  heldBytes: number;
+  waiting: number;
+  counters: { commandDeadline: number; dataDeadline: number; memoryWaits: number; memoryTimeouts: number; junkCommands: number };
 }
 
 /** A counter as the host sees it: it only goes up, by 1 or by n >= 0. */
@@ -180,5 +189,36 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
       duplicatesSeen += d;
     }
   });
+  const listeners = sources.listeners;
+  if (listeners !== undefined) {
+    // Counted by the workers in shared memory: the counters show what they counted since start.
+    const seen = { command: 0, data: 0, memory: 0, junk: 0 };
+    new Counter({
+      name: 'vipmta_listener_deadlines_total',
+      help: 'ESMTP sessions closed with 421 at a deadline: kind="command" (Command_Deadline), "data" (Data_Deadline), "memory" (waited longer than Timeout for Max_Body_Memory), "junk" (more than Max_Junk_Commands NOOP, RSET, VRFY, EXPN, HELP or ETRN without sending a message).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const v = listeners();
+        if (v === null) return;
+        for (const [kind, now] of [['command', v.counters.commandDeadline], ['data', v.counters.dataDeadline], ['memory', v.counters.memoryTimeouts], ['junk', v.counters.junkCommands]] as const) {
+          this.inc({ kind }, now - seen[kind]);
+          seen[kind] = now;
+        }
+      },
+    });
+    gauge('vipmta_body_memory_bytes', 'Memory granted to message bodies being received, over 64 KiB each (Max_Body_Memory bounds it).', function () {
+      this.set(listeners()?.heldBytes ?? 0);
+    });
+    gauge('vipmta_body_memory_waiting', 'Message bodies waiting for memory right now, their clients paused.', function () {
+      this.set(listeners()?.waiting ?? 0);
+    });
+    let waitsSeen = 0;
+    counter('vipmta_body_memory_waits_total', 'Times a message body had to wait for memory (Max_Body_Memory).', function () {
+      const w = listeners()?.counters.memoryWaits ?? waitsSeen;
+      this.inc(w - waitsSeen);
+      waitsSeen = w;
+    });
+  }
   return { received, delivered, transientFailures, permanentFailures, mmoveMoved, render: () => r.metrics() };
 }

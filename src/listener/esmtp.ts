@@ -1,9 +1,10 @@
 // One ESMTP listener in one worker: smtp-server parsing the dialogue on a socket fd this worker
 // owns; relay policy at RCPT; DATA streamed chunk by chunk into the spool and answered 250 only
 // once the group commit holding it is on disk. Counts sessions so a drain can tell idle sessions to
-// go (421) while transactions in flight finish. Guards against abuse at connect and AUTH only
-// (Concurrency across workers, connections per client, AUTH failures), never per DATA chunk.
-// Runs on a worker thread; must not block.
+// go (421) while transactions in flight finish. Guards against abuse at connect and AUTH
+// (Concurrency across workers, connections per client, AUTH failures), on one timer (the command
+// and data deadlines) and for bodies over 64 KiB only (Max_Body_Memory: their client waits while
+// memory is short); never per DATA chunk of a small body. Runs on a worker thread; must not block.
 import fs from 'node:fs';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
@@ -14,6 +15,9 @@ import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
 import { AuthFailures, authFailureDelay, ConnectionsPerClient } from './client-limits.js';
 import { SessionCount } from './session-count.js';
+import { BodyMemory, FREE_BYTES, type BodyLease } from './body-memory.js';
+import { checkInterval, deadlinePassed, type DeadlineLimits } from './deadlines.js';
+import { FastSmtpStream } from './smtp-stream.js';
 import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { REPLIES, replyError } from '../smtp/replies.js';
@@ -53,6 +57,10 @@ interface ListenerOptionValues {
   Concurrency: number;
   Max_Connections_Per_Client: number;
   Timeout: number;
+  Command_Deadline: number;
+  Max_Junk_Commands: number;
+  Data_Deadline: number;
+  Min_Data_Rate: number;
   Pipelining: boolean;
   Enable_8bitmime: boolean;
   Smtputf8: boolean;
@@ -83,6 +91,8 @@ function knownParams(address: SMTPServerAddress, known: ReadonlySet<string>): bo
 // sessions to leave during a drain (smtp-server itself would wait for them until closeTimeout).
 interface ConnectionLike {
   id: string;
+  remoteAddress: string;
+  _parser: unknown;
   send(code: number, text: string): void;
   close(): void;
 }
@@ -101,6 +111,12 @@ export class EsmtpListener {
   private readonly perClient = new ConnectionsPerClient();
   /** Open sessions on this listener across workers (Concurrency), when the host shares a count. */
   private readonly sessions: SessionCount | null;
+  /** Memory for bodies in flight across listeners and workers, when the host shares a budget. */
+  private readonly body: BodyMemory | null;
+  /** Bodies over FREE_BYTES and what they hold, by session id. */
+  private readonly leases = new Map<string, BodyLease>();
+  private readonly deadlines: DeadlineLimits;
+  private deadlineTimer: NodeJS.Timeout | null = null;
   private readonly o: ListenerOptionValues;
   private readonly name: string;
   private readonly disabled: string[];
@@ -119,6 +135,8 @@ export class EsmtpListener {
     this.relay = new RelayPolicy(o.Relay_Hosts ?? []);
     this.auth = new Authenticator(o.Auth_Users ?? {});
     this.sessions = opts.spec.sessions !== undefined ? new SessionCount(opts.spec.sessions, opts.workerSlot ?? 0) : null;
+    this.body = opts.spec.bodies !== undefined ? new BodyMemory(opts.spec.bodies, opts.workerSlot ?? 0) : null;
+    this.deadlines = { commandMs: o.Command_Deadline ?? 60_000, dataMs: o.Data_Deadline ?? 300_000, minDataRate: o.Min_Data_Rate ?? 10_240 };
     this.authFails = new AuthFailures(o.Auth_Failure_Window ?? 600_000, 4096, opts.now);
     const tls = o.TLS_Certificate !== undefined && o.TLS_Key !== undefined;
     const disabled: string[] = [];
@@ -160,7 +178,15 @@ export class EsmtpListener {
       onData: (stream, session, cb) => this.onData(stream, session, cb),
       onClose: (session) => this.onClose(session),
     };
-    this.server = new VipSmtpServer(serverOptions);
+    this.server = new VipSmtpServer(serverOptions, opts.now, {
+      maxJunkCommands: o.Max_Junk_Commands ?? 100,
+      onJunkLimit: (client) => {
+        this.opts.logger.info({ listener: opts.spec.name, client, limit: o.Max_Junk_Commands }, 'too many junk commands: session closed');
+        this.body?.count('junkCommands');
+        const r = REPLIES.tooManyJunkCommands;
+        return { code: r.code, text: `${r.enhanced} ${this.name} ${r.text.slice(r.enhanced.length + 1)}` };
+      },
+    });
     this.server.on('error', (err: Error) => {
       // Per-connection errors (a client resetting) are routine; only log them at debug.
       opts.logger.debug({ err, listener: opts.spec.name }, 'smtp connection error');
@@ -178,6 +204,10 @@ export class EsmtpListener {
       net.once('error', onError);
       this.server.listen({ fd }, () => {
         net.off('error', onError);
+        if (this.deadlineTimer === null) {
+          this.deadlineTimer = setInterval(() => this.checkDeadlines(), checkInterval(this.deadlines));
+          this.deadlineTimer.unref();
+        }
         net.on('error', (err: Error) => this.opts.onError(err));
         resolve();
       });
@@ -230,7 +260,43 @@ export class EsmtpListener {
   private settleClose(): void {
     if (this.deadline !== null) clearTimeout(this.deadline);
     this.deadline = null;
+    if (this.deadlineTimer !== null) clearInterval(this.deadlineTimer);
+    this.deadlineTimer = null;
     this.resolveClosed(this.cut);
+  }
+
+  /**
+   * Every few hundred ms (deadlines.ts checkInterval): a session past its command or data deadline,
+   * or waiting for body memory longer than Timeout, is answered 421 and closed. One scan of the open
+   * sessions, nothing per byte.
+   */
+  private checkDeadlines(): void {
+    const now = Date.now();
+    const holdMs = this.o.Timeout;
+    for (const c of [...this.connections()]) {
+      const p = c._parser;
+      if (!(p instanceof FastSmtpStream)) continue;
+      const kind = p.heldSince > 0 && now - p.heldSince > holdMs ? 'memory' : deadlinePassed(p, now, this.deadlines);
+      if (kind === null) continue;
+      const client = c.remoteAddress;
+      if (kind === 'memory') {
+        // Our shortage, not the client's fault: WARN, the operator may want a larger Max_Body_Memory.
+        this.opts.logger.warn({ listener: this.opts.spec.name, client, waitedMs: now - p.heldSince }, 'no body memory in time: session closed');
+        this.body?.count('memoryTimeouts');
+        const r = REPLIES.bodyMemoryBusy;
+        c.send(r.code, r.text);
+      } else {
+        const data = kind === 'data';
+        this.opts.logger.info(
+          { listener: this.opts.spec.name, client, ...(data ? { bytes: p.dataBytes, ms: now - p.dataSince } : { ms: now - p.commandSince }) },
+          data ? 'data deadline exceeded' : 'command deadline exceeded',
+        );
+        this.body?.count(data ? 'dataDeadline' : 'commandDeadline');
+        const r = REPLIES.deadlineExceeded;
+        c.send(r.code, `${r.enhanced} ${this.name} ${r.text.slice(r.enhanced.length + 1)}`);
+      }
+      c.close();
+    }
   }
 
   private sayGoodbyeIfIdle(c: ConnectionLike): void {
@@ -350,12 +416,47 @@ export class EsmtpListener {
     if (relay !== undefined) this.sessions?.close();
     this.relayBySession.delete(session.id);
     this.authFailsBySession.delete(session.id);
+    this.releaseBody(session.id);
     // The client went away in the middle of DATA: nothing of that message is kept.
     const m = this.inTransaction.get(session.id);
     if (m !== undefined) {
       this.inTransaction.delete(session.id);
       m.abort();
     }
+  }
+
+  /** Gives back what the session's body held, if it was over FREE_BYTES; a waiter of it stops waiting. */
+  private releaseBody(id: string): void {
+    const lease = this.leases.get(id);
+    if (lease === undefined) return;
+    this.leases.delete(id);
+    lease.release();
+  }
+
+  private parserOf(id: string): FastSmtpStream | null {
+    for (const c of this.connections()) if (c.id === id) return c._parser instanceof FastSmtpStream ? c._parser : null;
+    return null;
+  }
+
+  /**
+   * The body of session `id` needs more memory than the budget has now: stop reading it (the
+   * parser, then the socket, fill up and pause) until a release lets the lease cover `size()`;
+   * then `resume` takes the chunk held back. The client is not charged the wait (data deadline).
+   */
+  private holdBody(id: string, stream: SMTPServerDataStream, lease: BodyLease, size: () => number, resume: () => void): void {
+    const body = this.body!;
+    stream.pause();
+    const parser = this.parserOf(id);
+    parser?.hold();
+    this.opts.logger.debug({ listener: this.opts.spec.name, session: id, bytes: size() }, 'body waits for memory');
+    body.wait(() => {
+      if (this.leases.get(id) !== lease) return true; // the session went away meanwhile
+      if (!lease.cover(size())) return false;
+      parser?.release();
+      resume();
+      stream.resume();
+      return true;
+    });
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
@@ -373,6 +474,7 @@ export class EsmtpListener {
     const scanner = new DataScanner();
     let size = 0;
     let tooBig = false;
+    let lease: BodyLease | null = null;
     const received = Buffer.from(
       receivedHeader({
         helo: session.hostNameAppearsAs ?? '',
@@ -386,7 +488,8 @@ export class EsmtpListener {
       'latin1',
     );
     msg.append(received);
-    // Hot path: every chunk goes to the native spool buffer as it arrives, never joined here.
+    // Hot path: every chunk goes to the native spool buffer as it arrives, never joined here. A body
+    // up to FREE_BYTES costs one comparison more; a larger one a lease (Max_Body_Memory).
     stream.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (tooBig) return;
@@ -394,11 +497,23 @@ export class EsmtpListener {
         tooBig = true;
         return;
       }
+      if (size > FREE_BYTES && this.body !== null) {
+        if (lease === null) this.leases.set(session.id, (lease = this.body.lease(max)));
+        if (!lease.cover(size)) {
+          // Closures only on this rare path: the chunk is taken once memory is there.
+          this.holdBody(session.id, stream, lease, () => size, () => {
+            scanner.scan(chunk);
+            msg.append(chunk);
+          });
+          return;
+        }
+      }
       scanner.scan(chunk);
       msg.append(chunk);
     });
     stream.on('error', () => {
       this.inTransaction.delete(session.id);
+      this.releaseBody(session.id);
       msg.abort();
     });
     stream.on('end', () => {
@@ -409,6 +524,7 @@ export class EsmtpListener {
         : null;
       if (refuse !== null) {
         this.inTransaction.delete(session.id);
+        this.releaseBody(session.id);
         msg.abort();
         cb(replyError(refuse));
         return;
@@ -428,11 +544,13 @@ export class EsmtpListener {
       msg.commit(encodeEnvelope(envelope)).then(
         ({ id, size: stored }) => {
           this.inTransaction.delete(session.id);
+          this.releaseBody(session.id);
           this.opts.onMessage({ id, size: stored, arrival, from: envelope.from, rcpt: rcpts, headers: scanner.headers, listener: envelope.listener, client: envelope.client });
           cb(null, `2.0.0 Ok: queued as ${id}`);
         },
         (err: unknown) => {
           this.inTransaction.delete(session.id);
+          this.releaseBody(session.id);
           if (errorCode(err) === 'ERR_SPOOL_FULL') {
             // Per message at debug only: the host reads the spool's counters and logs the state once.
             this.opts.logger.debug({ listener: this.opts.spec.name }, 'spool full: refused a message with 452 4.3.1');

@@ -7,6 +7,10 @@
 //   JavaScript loop over every byte.
 // - a reply whose text already starts with an RFC 3463 enhanced code keeps it, instead of getting
 //   smtp-server's generic one for the basic code (452 would become 4.2.2 where we mean 4.5.3).
+// - NOOP, RSET, VRFY, EXPN, HELP and ETRN beyond the junk limit without a DATA end the session
+//   (Postfix's smtpd_junk_command_limit): cheap commands would otherwise hold it forever.
+// - the parser keeps the clock marks of the command and data deadlines (deadlines.ts), and the idle
+//   timeout does not run while the listener itself holds a message's data back (body memory).
 // Worker thread; nothing here blocks.
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
@@ -15,8 +19,36 @@ import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { FastSmtpStream } from './smtp-stream.js';
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+const JUNK = new Set(['NOOP', 'RSET', 'VRFY', 'EXPN', 'HELP', 'ETRN']);
+
+/** What the server tells its sessions beyond smtp-server's options. */
+export interface SessionLimits {
+  /** Junk commands allowed without a DATA (0: no limit). */
+  maxJunkCommands: number;
+  /** A session went over it: the reply to send before closing (the caller logs and counts). */
+  onJunkLimit(remoteAddress: string): { code: number; text: string };
+}
 
 class VipSmtpConnection extends SMTPConnection {
+  private junk = 0;
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    const limits = (this._server as VipSmtpServer).limits;
+    if (limits !== null && limits.maxJunkCommands > 0) {
+      const sp = command.indexOf(0x20);
+      const verb = command.toString('latin1', 0, Math.min(sp < 0 ? command.length : sp, 8)).toUpperCase();
+      if (verb === 'DATA') {
+        this.junk = 0;
+      } else if (JUNK.has(verb) && ++this.junk > limits.maxJunkCommands) {
+        const r = limits.onJunkLimit(this.remoteAddress);
+        this.send(r.code, r.text);
+        this.close();
+        return;
+      }
+    }
+    super._onCommand(command, callback);
+  }
+
   override init(): void {
     this._setListeners(() => {
       const server = this._server as SMTPServer & { connections: Set<unknown> };
@@ -33,10 +65,20 @@ class VipSmtpConnection extends SMTPConnection {
 
   // The same wiring as smtp-server's own _createParser, with the faster parser.
   override _createParser(): SMTPStream {
-    const parser = new FastSmtpStream({ maxCommandLength: this._server.options.maxCommandLength });
+    const parser = new FastSmtpStream({ maxCommandLength: this._server.options.maxCommandLength }, (this._server as VipSmtpServer).now);
     parser.oncommand = (command: Buffer, callback?: () => void) => this._onCommand(command, callback);
     parser.on('error', (err: Error) => this.send(421, 'Error: ' + err.message));
     return parser;
+  }
+
+  override _onTimeout(): void {
+    // Waiting for body memory is our delay, not the client's: the socket is paused on purpose.
+    const p = this._parser;
+    if (!this._closing && p instanceof FastSmtpStream && p.heldSince > 0) {
+      this._armTimeout();
+      return;
+    }
+    super._onTimeout();
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
@@ -50,7 +92,13 @@ class VipSmtpConnection extends SMTPConnection {
 
 /** SMTPServer whose sessions use VipSmtpConnection. Same options, same events. */
 export class VipSmtpServer extends SMTPServer {
-  constructor(options: SMTPServerOptions) {
+  constructor(
+    options: SMTPServerOptions,
+    /** The clock of the deadline marks (tests inject one). */
+    readonly now: () => number = Date.now,
+    /** Limits smtp-server has no option for; null: none. */
+    readonly limits: SessionLimits | null = null,
+  ) {
     super(options);
   }
 

@@ -8,9 +8,14 @@ export interface ListenerSpec {
   name: string;
   host: string;
   port: number;
+  /** IP_FREEBIND: the address is a DuraVIP (set by the main thread; workers/socket-set.ts). */
+  freeBind?: boolean;
   /** Listener options (ESMTP_Listener merged under Listen), plain values, already validated. */
   options: Record<string, unknown>;
   /** Open sessions on this listener across all workers (session-count.ts); without it each worker
    *  counts its own (tests). The same buffer for the listener's name across reloads. */
   sessions?: SharedArrayBuffer;
+  /** Memory for bodies in flight across every listener and worker (body-memory.ts, Max_Body_Memory);
+   *  without it bodies are not bounded (tests). One buffer for the process. */
+  bodies?: SharedArrayBuffer;
 }

@@ -10,6 +10,8 @@ export interface MmoveListenerSpec {
   name: string;
   host: string;
   port: number;
+  /** IP_FREEBIND: the address is a DuraVIP (set by the main thread; workers/socket-set.ts). */
+  freeBind?: boolean;
   /** Max_Message_Size of the stanza. */
   maxMessageSize: number;
   /** Timeout of the stanza: an idle connection is closed after this long. */

@@ -1,5 +1,5 @@
-// Typed wrappers of native/socket.cc: listening TCP sockets with SO_REUSEPORT/IP_FREEBIND, closing
-// an fd no server took, getsockname. Any thread (listener workers included); every call is a short
+// Typed wrappers of native/socket.cc: listening TCP sockets (SO_REUSEPORT and IP_FREEBIND only when
+// asked), a bind-only probe of an address:port, closing an fd no server took, getsockname. Any thread (listener workers included); every call is a short
 // synchronous system call that never blocks.
 import { binding } from './addon.js';
 
@@ -11,9 +11,11 @@ export interface ListenTcpOptions {
   port: number;
   /** listen(2) backlog, default 511; the kernel caps it at net.core.somaxconn. */
   backlog?: number;
-  /** SO_REUSEPORT, default true: each worker listens on its own socket on the same ip:port. */
+  /** SO_REUSEPORT, default false: each worker listens on its own socket on the same ip:port. Any
+   *  socket of the same uid that sets it may join: check with {@link probeBind} first. */
   reusePort?: boolean;
-  /** IP_FREEBIND / IPV6_FREEBIND, default true: bind an address this node does not (yet) own. */
+  /** IP_FREEBIND / IPV6_FREEBIND, default false: bind an address this node does not (yet) own
+   *  (DuraVIPs only; any other address must be on the host). */
   freeBind?: boolean;
   /** IPV6_V6ONLY for IPv6 hosts, default true; ignored for IPv4. */
   v6Only?: boolean;
@@ -28,7 +30,7 @@ export interface SocketAddress {
 
 /**
  * Opens a listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR, plus SO_REUSEPORT and
- * IP_FREEBIND unless turned off) and returns its fd. Synchronous and short.
+ * IP_FREEBIND when asked) and returns its fd. Synchronous and short.
  *
  * Ownership: the caller owns the fd. Hand it to `net.Server.listen({ fd })`, after which the server
  * owns it and `server.close()` closes it; otherwise release it with {@link closeFd}. The fd is
@@ -42,6 +44,29 @@ export interface SocketAddress {
  */
 export function listenTcp(opts: ListenTcpOptions): number {
   return binding.listenTcp(opts) as number;
+}
+
+/**
+ * Binds host:port without SO_REUSEPORT and closes the socket again (it never listens, so no
+ * connection can land on it): succeeds only when no other socket listens on an overlapping address
+ * (the same one, or a wildcard on either side) of that port, whoever made it. Connections of an
+ * earlier listener in TIME_WAIT do not count (SO_REUSEADDR). Throws as {@link listenTcp} does:
+ * `EADDRINUSE`, `EADDRNOTAVAIL` (not on this host and no freeBind), `EACCES`; a TypeError for
+ * reusePort. Synchronous and short.
+ */
+export function probeBind(opts: Omit<ListenTcpOptions, 'backlog'>): void {
+  binding.probeBind(opts);
+}
+
+/**
+ * Binds host:port with SO_REUSEPORT and without SO_REUSEADDR, never listening, and returns the fd:
+ * while it is open every other bind of the address:port fails with EADDRINUSE (another vipmta's
+ * {@link probeBind}, a plain listener) except SO_REUSEPORT sockets of our uid, such as our workers'.
+ * It holds a port from the check until the workers listen. Close it with {@link closeFd}. Throws as
+ * {@link listenTcp} does (EADDRINUSE also for a foreign connection in TIME_WAIT on the port).
+ */
+export function holdPort(opts: Omit<ListenTcpOptions, 'backlog' | 'reusePort'>): number {
+  return binding.holdPort(opts) as number;
 }
 
 /** Closes an fd from {@link listenTcp} that no server took over. Throws `EBADF` if it is not open. */

@@ -3,7 +3,7 @@
 // when owners change (re-place queued mail, cut deliveries and moves that cannot complete).
 // Main thread; event handlers only, nothing blocks.
 import type { Logger } from 'pino';
-import { mmoveAddress, type ClusterManager, type OwnershipChange } from '../cluster/manager.js';
+import { mmoveAddress, type ClusterManager } from '../cluster/manager.js';
 import type { Config } from '../config/index.js';
 import { corosyncLibrary } from '../native/index.js';
 import { BindingPolicy } from '../policy/binding.js';
@@ -60,9 +60,9 @@ export function startCluster(c: ClusterManager, w: ClusterWiring): void {
   c.on('allocation', reroute);
   c.on('ownership', reroute);
   c.on('memberLeft', (node: string) => w.dispatch.dropMovesTo(node));
-  c.on('ownership', (change: OwnershipChange) => {
-    if (change.previous === c.node && change.owner !== c.node) w.dispatch.abortDeliveriesFrom(change.address);
-  });
+  // Taken off the wire for whatever reason (an election, a stalled corosync, lost quorum): what is
+  // being sent from it ends now, whatever state its connection is in.
+  c.on('released', (address: string) => w.dispatch.abortDeliveriesFrom(address));
   c.start();
 }
 

@@ -25,6 +25,7 @@ import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
+import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
 import { configureWorker, workerInit } from './worker-settings.js';
@@ -64,6 +65,8 @@ export class Daemon {
   private controls: ControlServer[] = [];
   private https: AdminHttpServer[] = [];
   private shuttingDown: Promise<void> | null = null;
+  /** The listen addresses held from the start-up check until the workers listen (listen-check.ts). */
+  private listenClaim: ListenClaim = { refused: [], release: () => undefined };
   private readonly startedAt = Date.now();
   private lastReload: { at: Date; ok: boolean; message: string } | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
@@ -123,6 +126,9 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const cfg = this.config;
+    // Before anything binds: the workers share each port with SO_REUSEPORT, which another program
+    // of our uid could be part of; and only DuraVIPs are bound off the host (IP_FREEBIND).
+    this.listenClaim = assertListenable(cfg);
     // Made before the spool is read: until its first election, mail of bindings on DuraVIPs waits
     // (route 'wait') instead of being tried from an address this node may not own.
     if (cfg.cluster !== null) this.cluster = new ClusterManager({ config: cfg, logger: this.logger });
@@ -142,6 +148,7 @@ export class Daemon {
     });
     pool.on('replaced', () => this.reconcileWithSpool());
     await pool.start();
+    this.listenClaim.release(); // the workers listen now
     this.queue.start();
     const commands = nodeCommands({
       config: () => this.config,
@@ -282,6 +289,7 @@ export class Daemon {
       load: () => Daemon.load(this.opts),
       running: () => this.config,
       broadcast: (method, params, timeoutMs) => this.pool!.broadcast(method, params, timeoutMs),
+      claimListeners: (prev, next) => claimListenAddresses(listenAddresses(next), listenAddresses(prev)),
       logger: this.logger,
       apply: {
         config: (next) => {
@@ -312,6 +320,7 @@ export class Daemon {
   }
 
   private async teardown(): Promise<void> {
+    this.listenClaim.release();
     // The cluster hands its addresses over first, before sessions drain.
     await stopCluster(this.cluster, this.logger);
     await Promise.allSettled(this.controls.map((c) => c.stop()));

@@ -7,6 +7,7 @@ import { buildMetrics, type BindingQueueSizes } from '../control/metrics.js';
 import type { DedupTable } from '../mmove/dedup.js';
 import type { QueueManager } from '../queue/manager.js';
 import type { Spool } from '../spool/index.js';
+import { listenerAbuse } from './worker-settings.js';
 
 export type Outcome = 'delivered' | 'deferred' | 'bounced' | 'moved';
 
@@ -34,6 +35,7 @@ export class NodeMetricSet {
       spool: () => s.spool()?.stats() ?? null,
       mmoveDuplicates: () => s.dedup.stats().duplicates,
       spoolFull: s.spoolFull,
+      listeners: listenerAbuse,
     });
     this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {

@@ -18,6 +18,10 @@ export interface ReloadHost {
   running(): Config;
   /** Every worker (WorkerPool.broadcast). */
   broadcast: Broadcast;
+  /** Why listeners `next` adds cannot be listened on (a port another program holds, an address not
+   *  on the host and not a DuraVIP: listen-check.ts), checked before any worker binds; when none, the
+   *  new addresses are held for the workers until release(). */
+  claimListeners?(prev: Config, next: Config): { refused: Error[]; release(): void };
   logger: Logger;
   /** Main-thread appliers, called in this order once every worker took the new listeners. */
   apply: {
@@ -41,7 +45,18 @@ export async function reloadConfig(h: ReloadHost): Promise<ReloadResult> {
   const next = result.config;
   const prev = h.running();
   const notes = restartOnlyChanges(prev, next);
-  const applied = await offerListeners(h.broadcast, next);
+  const claim = h.claimListeners?.(prev, next) ?? { refused: [], release: () => undefined };
+  if (claim.refused.length > 0) {
+    const lines = claim.refused.map((e) => e.message);
+    h.logger.error({ errors: lines }, 'config reload failed; keeping the running config');
+    return { ok: false, message: `config reload failed; keeping the running config:\n${lines.join('\n')}` };
+  }
+  let applied: PromiseSettledResult<unknown>[];
+  try {
+    applied = await offerListeners(h.broadcast, next);
+  } finally {
+    claim.release();
+  }
   const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) {
     // Put every worker back on the running listeners so the node stays consistent.

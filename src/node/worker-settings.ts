@@ -2,13 +2,15 @@
 // listeners, the delivery engine's settings and the #mmove link. Start-up (each new worker) and
 // reload (every worker) go through here. Main thread; pure, except the pool calls it awaits.
 import type { Config } from '../config/index.js';
-import { mmoveSettings } from '../mmove/settings.js';
+import { mmoveSettings, type MmoveSettings } from '../mmove/settings.js';
 import type { DedupTable } from '../mmove/dedup.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { DeliverySettings } from '../delivery/settings.js';
 import type { ListenerSpec } from '../listener/spec.js';
 import { newSessionCount, resetSessionSlot } from '../listener/session-count.js';
+import { bodyMemoryStats, newBodyMemory, resetBodyMemorySlot, setBodyMemoryLimit, type BodyMemoryStats } from '../listener/body-memory.js';
 import type { WorkerInit } from '../workers/protocol.js';
+import { duravipAddresses, isDuravip } from './listen-check.js';
 
 export { mmoveSettings };
 
@@ -30,8 +32,32 @@ function sessionCount(name: string): SharedArrayBuffer {
   return b;
 }
 
+/** Memory for bodies in flight, one budget for every ESMTP listener and worker of the process. */
+let bodyMemory: SharedArrayBuffer | null = null;
+
+/** The process's body-memory buffer with cfg's Max_Body_Memory in force (start and every reload). */
+export function bodyMemoryBuffer(cfg: Config): SharedArrayBuffer {
+  if (bodyMemory === null) bodyMemory = newBodyMemory(cfg.global.Max_Body_Memory);
+  else setBodyMemoryLimit(bodyMemory, cfg.global.Max_Body_Memory);
+  return bodyMemory;
+}
+
+/** The listeners' shared counts for /metrics; null before the first listener spec was made. */
+export function listenerAbuse(): BodyMemoryStats | null {
+  return bodyMemory === null ? null : bodyMemoryStats(bodyMemory);
+}
+
 export function listenerSpecs(cfg: Config): ListenerSpec[] {
-  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, options: { ...l.options }, sessions: sessionCount(l.name) }));
+  const bodies = bodyMemoryBuffer(cfg);
+  const dv = duravipAddresses(cfg);
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, freeBind: isDuravip(dv, l.host), options: { ...l.options }, sessions: sessionCount(l.name), bodies }));
+}
+
+/** mmoveSettings, with IP_FREEBIND on the ECCluster_Listener addresses that are DuraVIPs. */
+function mmoveListening(cfg: Config): MmoveSettings {
+  const s = mmoveSettings(cfg);
+  const dv = duravipAddresses(cfg);
+  return { ...s, listeners: s.listeners.map((l) => ({ ...l, freeBind: isDuravip(dv, l.host) })) };
 }
 
 /** workerData of the worker in slot `workerId` (first start and every replacement). */
@@ -52,14 +78,15 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
   await pool.call(workerId, 'setDelivery', deliverySettings(cfg));
   // A replacement's predecessor died with its sessions: they no longer count against Concurrency.
   for (const b of sessionCounts.values()) resetSessionSlot(b, workerId);
+  if (bodyMemory !== null) resetBodyMemorySlot(bodyMemory, workerId);
   await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
-  await pool.call(workerId, 'setMmove', mmoveSettings(cfg));
+  await pool.call(workerId, 'setMmove', mmoveListening(cfg));
 }
 
 /** Every worker opens `cfg`'s listening sockets (ESMTP, then ECCluster): the settings a worker may
  *  refuse (a port it cannot bind). One settled result per worker and call. */
 export async function offerListeners(broadcast: Broadcast, cfg: Config): Promise<PromiseSettledResult<unknown>[]> {
   const esmtp = await broadcast('setListeners', { listeners: listenerSpecs(cfg) });
-  const mmove = await broadcast('setMmove', mmoveSettings(cfg));
+  const mmove = await broadcast('setMmove', mmoveListening(cfg));
   return [...esmtp, ...mmove];
 }

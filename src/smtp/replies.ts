@@ -34,6 +34,8 @@ export const REPLIES = {
   // RFC 5321 4.2.3 (451) / RFC 3463 3.4 X.3.0: other or undefined mail system status.
   // Also a delivery result when the body cannot be read from our spool.
   localError: row(451, '4.3.0', 'Local error in processing, try again later'),
+  // RFC 5321 3.8 (421) / RFC 3463 3.8 X.7.0: other security status (a session held with junk commands).
+  tooManyJunkCommands: row(421, '4.7.0', 'Too many commands without a message, closing connection'),
   // RFC 5321 3.8 (421) / RFC 3463 3.4 X.3.2: system not accepting network messages (at Concurrency).
   tooManyClients: row(421, '4.3.2', 'Too many connected clients, try again in a moment'),
   // RFC 5321 3.8 (421) / RFC 3463 3.4 X.3.2: system not accepting network messages.
@@ -74,6 +76,13 @@ export const REPLIES = {
   noValidRecipients: row(554, '5.5.1', 'No valid recipients'),
   // RFC 5321 4.5.3.2 (421) / RFC 3463 3.5 X.4.2: bad connection (idle past the timeout).
   idleTimeout: row(421, '4.4.2', 'Idle timeout, closing transmission channel'),
+  // RFC 5321 4.5.3.2 (421) / RFC 3463 3.5 X.4.2: bad connection. A command line or a message's data
+  // not complete within its deadline (Command_Deadline, Data_Deadline), however steadily it trickles
+  // in; Postfix's words. The listener puts its host name after the enhanced code.
+  deadlineExceeded: row(421, '4.4.2', 'Error: timeout exceeded'),
+  // RFC 5321 3.8 (421) / RFC 3463 3.4 X.3.2: system not accepting network messages. A message's data
+  // waited longer than Timeout for memory (Max_Body_Memory) while other bodies were in flight.
+  bodyMemoryBusy: row(421, '4.3.2', 'Too many messages in flight, try again later'),
 
   // ---- what delivery reports itself, without a reply from the peer (src/delivery/results.ts) ----
   // The words are the row's meaning; a delivery result puts its own detail after the enhanced code.

@@ -4,7 +4,8 @@
 //
 // The policy, for a reload that removes or replaces a listener and for a worker's drain alike:
 // - the old listener stops accepting at once; on a replace the new socket (SO_REUSEPORT) listens
-//   before the old one closes, so no connection is refused;
+//   before the old one closes, so no connection is refused (the main thread has checked with a
+//   probe that no other program holds the port: node/listen-check.ts);
 // - its sessions finish what they are inside of: a message in DATA (or a #mmove body) is received,
 //   committed and answered 250; idle sessions get 421 4.3.2 at once or after their current
 //   command (the engine decides which, by what it can tell);
@@ -20,6 +21,9 @@ export interface SocketSpec {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** IP_FREEBIND: a DuraVIP, listened on before this node plumbs it. Any other address must be on
+   *  the host (EADDRNOTAVAIL otherwise). */
+  readonly freeBind?: boolean;
 }
 
 /** What an engine's listener implements for the set. */
@@ -45,7 +49,7 @@ export interface SocketSetOptions<S extends SocketSpec, L extends ServedSocket> 
   retireGraceMs?: number;
   /** A retired listener has closed; cutOff sessions did not finish within the grace. */
   onRetired?(name: string, cutOff: number): void;
-  /** Makes and closes the listening socket (tests); default the addon, reusePort + freeBind. */
+  /** Makes and closes the listening socket (tests); default the addon, reusePort, freeBind as the spec says. */
   socket?: { open(spec: S): number; close(fd: number): void };
 }
 
@@ -57,8 +61,10 @@ interface Entry<S, L> {
 
 const addonSocket = {
   // SO_REUSEPORT: every worker has its own socket on the address and the kernel spreads
-  // connections over them. IP_FREEBIND: a node listens on a cluster address before it holds it.
-  open: (spec: SocketSpec): number => listenTcp({ host: spec.host, port: spec.port, reusePort: true, freeBind: true }),
+  // connections over them. IP_FREEBIND (DuraVIPs only): a node listens on a cluster address
+  // before it holds it.
+  open: (spec: SocketSpec): number =>
+    listenTcp({ host: spec.host, port: spec.port, reusePort: true, freeBind: spec.freeBind === true }),
   close: closeFd,
 };
 

@@ -48,7 +48,7 @@ describe('config parser', () => {
 
     it('applies every schema default, with Hostname and Nodename from the host', () => {
       const c = defaultConfig({ cwd: '/srv/mta' });
-      expect(c.global).toMatchObject({ Worker_Threads: 0, Log_Level: 'info', Hostname: hostname(), Nodename: hostname(), Retry_Interval: 20 * 60_000, Message_Expiration: 5 * 86_400_000 });
+      expect(c.global).toMatchObject({ Worker_Threads: 0, Log_Level: 'info', Hostname: hostname(), Nodename: hostname(), Retry_Interval: 20 * 60_000, Message_Expiration: 5 * 86_400_000, Max_Body_Memory: 256 * 1024 ** 2 });
       expect(c.spool).toMatchObject({ Sync: 'fdatasync', Commit_Delay: 0, Segment_Size: 64 * 1024 ** 2, Copy_Forward_After: 3_600_000 });
       expect(c.esmtpListeners[0]!.options).toEqual({
         Hostname: hostname(), Max_Message_Size: 50 * 1024 ** 2, Max_Recipients: 1000, Concurrency: 2000, Timeout: 300_000,
@@ -56,6 +56,7 @@ describe('config parser', () => {
         Trusted_Injectors: ['127.0.0.0/8', '::1/128'], Enable_Duravip: false,
         Max_Auth_Failures: 3, Max_Auth_Failures_Per_Client: 10, Auth_Failure_Window: 600_000, Auth_Failure_Delay: 1000,
         Max_Connections_Per_Client: 20,
+        Command_Deadline: 60_000, Max_Junk_Commands: 100, Data_Deadline: 300_000, Min_Data_Rate: 10 * 1024,
       });
     });
 

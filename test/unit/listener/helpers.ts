@@ -27,13 +27,15 @@ export interface StartListener {
   extra?: Partial<EsmtpListenerOptions>;
   /** Set on the spec (the shared Concurrency count). */
   sessions?: SharedArrayBuffer;
+  /** Set on the spec (the shared body-memory budget). */
+  bodies?: SharedArrayBuffer;
 }
 
 /** Starts a listener on 127.0.0.1 with a port of the kernel's choosing; closed after the test. */
 export async function startListener(o: StartListener = {}): Promise<{ l: EsmtpListener; port: number }> {
   const options = { ...BASE_OPTIONS, ...o.options };
   const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}) },
+    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...(o.bodies !== undefined ? { bodies: o.bodies } : {}) },
     hostname: 'mx.test',
     logger: pino({ level: 'silent' }),
     sink: o.sink ?? NO_MESSAGES,

@@ -1,5 +1,6 @@
 // Config reload (src/node/reload.ts) with scripted workers and recording appliers: a bad config
-// keeps the running one, a worker that refuses the new listeners rolls every worker back, and a
+// keeps the running one, a listener the main thread's probe refuses stops it before any worker binds,
+// a worker that refuses the new listeners rolls every worker back, and a
 // good reload applies in order and reports what waits for a restart.
 import { describe, expect, it } from 'vitest';
 import { loadConfigText, type Config, type LoadResult } from '../../../src/config/index.js';
@@ -94,6 +95,39 @@ describe('config reload', () => {
     expect(r.steps).toEqual(['setListeners 2525,2526', 'setMmove', 'setListeners 2525', 'setMmove']);
     expect(r.running()).toBe(before);
     expect(r.log.logger.level).toBe('info');
+  });
+
+  it('refuses a listener the main thread cannot listen on before any worker is asked, and logs why', async () => {
+    const r = rig(text(NEXT));
+    const seen: [number[], number[]][] = [];
+    r.host.claimListeners = (prev, next) => {
+      seen.push([prev.esmtpListeners.map((l) => l.port), next.esmtpListeners.map((l) => l.port)]);
+      return { refused: [new Error('ESMTP_Listener "127.0.0.1:2526" cannot listen on 127.0.0.1:2526: the port is in use by another program (pid 7)')], release: () => undefined };
+    };
+    const before = r.running();
+    const res = await reloadConfig(r.host);
+    expect(res).toEqual({
+      ok: false,
+      message: 'config reload failed; keeping the running config:\nESMTP_Listener "127.0.0.1:2526" cannot listen on 127.0.0.1:2526: the port is in use by another program (pid 7)',
+    });
+    expect(seen).toEqual([[[2525], [2525, 2526]]]);
+    expect(r.steps).toEqual([]);
+    expect(r.running()).toBe(before);
+    const logged = r.log.records.find((x) => x.level === 50);
+    expect(logged).toMatchObject({ msg: 'config reload failed; keeping the running config', errors: [expect.stringContaining('127.0.0.1:2526: the port is in use')] });
+  });
+
+  it('holds the new addresses until every worker was offered them, whatever the workers answer', async () => {
+    for (const refuse of [false, true]) {
+      const r = rig(text(NEXT), (w, method) => (refuse && w === 1 && method === 'setMmove' ? 'EACCES' : null));
+      r.host.claimListeners = () => {
+        r.steps.push('claim');
+        return { refused: [], release: () => void r.steps.push('release') };
+      };
+      const res = await reloadConfig(r.host);
+      expect(res.ok).toBe(!refuse);
+      expect(r.steps.slice(0, 4)).toEqual(['claim', 'setListeners 2525,2526', 'setMmove', 'release']);
+    }
   });
 
   it('rolls back when a worker refuses the #mmove listeners too', async () => {

@@ -2,6 +2,7 @@
 // order (new socket first), all-or-nothing on a socket that cannot be made, one grace for retired
 // listeners and a drain that shortens it. Engines and sockets are fakes that record what happens.
 import { describe, expect, it } from 'vitest';
+import { closeFd, listenTcp, socketLocalAddress } from '../../../src/native/index.js';
 import { DRAIN_GRACE_MS, SocketSet, type ServedSocket, type SocketSpec } from '../../../src/workers/socket-set.js';
 
 interface Spec extends SocketSpec {
@@ -134,6 +135,32 @@ describe('socket set', () => {
     await expect(h.set.set([spec('127.0.0.1:25'), spec('127.0.0.1:587')])).rejects.toMatchObject({ code: 'EBADF' });
     expect(h.set.names).toEqual(['127.0.0.1:25']);
     expect([...h.openFds]).toEqual([100]);
+  });
+
+  it('opens real sockets with SO_REUSEPORT, and with IP_FREEBIND only for a spec that asks (a DuraVIP)', async () => {
+    const made: FakeListener[] = [];
+    const log: string[] = [];
+    const set = new SocketSet<Spec, FakeListener>({
+      create: (s) => {
+        const l = new FakeListener(s, log);
+        made.push(l);
+        return l;
+      },
+    });
+    try {
+      // TEST-NET-3: never on a real host.
+      await expect(set.set([{ ...spec('203.0.113.9:2525') }])).rejects.toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind' });
+      await set.set([{ ...spec('203.0.113.9:2525'), freeBind: true }, spec('127.0.0.1:0')]);
+      // The refused spec's listener was made first (the set makes the listener before its socket) and never got an fd.
+      const listening = made.filter((l) => l.fd >= 0);
+      expect(listening.map((l) => socketLocalAddress(l.fd).address)).toEqual(['203.0.113.9', '127.0.0.1']);
+      // SO_REUSEPORT: a second socket of ours joins the first; one without it is refused.
+      const { port } = socketLocalAddress(listening[1]!.fd);
+      closeFd(listenTcp({ host: '127.0.0.1', port, reusePort: true }));
+      expect(() => listenTcp({ host: '127.0.0.1', port })).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+    } finally {
+      for (const l of made) if (l.fd >= 0) closeFd(l.fd);
+    }
   });
 
   it('runs overlapping reloads one after the other', async () => {
