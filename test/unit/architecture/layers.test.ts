@@ -14,7 +14,6 @@ const LAYERS: Record<string, number> = {
   cli: 10,
   node: 9, // the process: lifecycle, intake, reload, dispatch
   cluster: 8, // membership, election, addresses (main thread)
-  shaping: 8, // cluster-wide limits, rules and suspensions over their own CPG group (main thread)
   control: 7, // console socket, HTTP admin API, metrics
   workers: 6, // the worker host: pool, protocol, socket set, engine hosts
   queue: 6, // the queue manager (main thread)

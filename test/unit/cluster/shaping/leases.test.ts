@@ -2,7 +2,7 @@
 // cap, decreases are taken as is, a departed member's leases return, every member computes the same
 // table from the same messages, and members that follow their targets converge to a fair share.
 import { describe, expect, it } from 'vitest';
-import { LeaseTable, waterFill, type LeaseClaim } from '../../../src/shaping/leases.js';
+import { LeaseTable, waterFill, type LeaseClaim } from '../../../../src/cluster/shaping/leases.js';
 
 const K = 'gmail.com#connections';
 const claim = (lease: number, demand: number, cap = 5, key = K): LeaseClaim => ({ key, cap, lease, demand });

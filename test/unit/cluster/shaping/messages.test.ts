@@ -1,7 +1,7 @@
 // The shaping group's messages: every kind round-trips, and whatever a peer sends that is not a
 // valid message is an error, never an exception or a half-read state.
 import { describe, expect, it } from 'vitest';
-import { decodeShapingMessage, encodeShapingMessage, type Restriction, type ShapingMessage } from '../../../src/shaping/messages.js';
+import { decodeShapingMessage, encodeShapingMessage, type Restriction, type ShapingMessage } from '../../../../src/cluster/shaping/messages.js';
 
 const R: Restriction = {
   action: 'throttle', binding: 'b1', destination: 'mx:mta5.am0.yahoodns.net', at: 1_000, until: 901_000,

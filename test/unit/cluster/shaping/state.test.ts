@@ -2,8 +2,8 @@
 // (binding, destination), domain-wide ones applying to every binding, lifts, expiry, and the same
 // state on every member fed the same messages.
 import { describe, expect, it } from 'vitest';
-import type { Restriction, ShapingMessage } from '../../../src/shaping/messages.js';
-import { ShapingState } from '../../../src/shaping/state.js';
+import type { Restriction, ShapingMessage } from '../../../../src/cluster/shaping/messages.js';
+import { ShapingState } from '../../../../src/cluster/shaping/state.js';
 
 function r(over: Partial<Restriction>): Restriction {
   return { action: 'suspend', binding: 'b1', destination: 'yahoo.com', at: 0, until: 1000, rate: null, connections: null, origin: 'n1', rule: 'rule', reason: '421 ...', ...over };
