@@ -1,0 +1,225 @@
+// This node's member of the shaping group: the CPG group (its own, "vipmta-shaping", apart from the
+// DuraVIP election's) over which the cluster agrees on restrictions (suspensions, throttles,
+// connection reductions) and, later, on the leases of cluster-wide limits. A restriction is
+// multicast and applied when it comes back in agreed order, the same moment on every member; it
+// is persisted (the spool directory's shaping.json, written whole and renamed) so a restarted node
+// keeps it, and it ends on its own at its `until`. Without corosync (a single node) the same calls
+// apply at once. After a view change every member says all it knows ('sync'), so a node that joins
+// learns what is in force. Main thread; a small file write per change of restrictions.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { CorosyncGroup, CpgConfChange } from '../../native/index.js';
+import { GroupLink } from '../group-link.js';
+import { memberKey } from '../view.js';
+import { decodeShapingMessage, encodeShapingMessage, type Restriction, type ShapingMessage } from './messages.js';
+import { ShapingState, type InForce } from './state.js';
+
+export const SHAPING_GROUP = 'vipmta-shaping';
+
+export interface ShapingNodeOptions {
+  /** This node's name (Nodename). */
+  readonly node: string;
+  readonly logger: Logger;
+  /** Where restrictions persist (the spool directory's shaping.json); null: not persisted. */
+  readonly file: string | null;
+  /** Join the shaping group (a clustered node); false: single node, changes apply at once. */
+  readonly clustered: boolean;
+  readonly now?: () => number;
+  /** Tests inject a fake join. */
+  readonly join?: (name: string) => Promise<CorosyncGroup>;
+}
+
+/**
+ * Events: 'changed' () whenever the restrictions in force change (a new one, a lift, an expiry):
+ * the scheduler looks again at what it holds back.
+ */
+export class ShapingNode extends EventEmitter {
+  readonly state = new ShapingState();
+  private readonly now: () => number;
+  private readonly link: GroupLink | null;
+  private group: CorosyncGroup | null = null;
+  /** Member (nodeid:pid) -> node name, learned from what each member sends. */
+  private readonly names = new Map<string, string>();
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(private readonly o: ShapingNodeOptions) {
+    super();
+    this.now = o.now ?? Date.now;
+    this.link = o.clustered
+      ? new GroupLink({
+        name: SHAPING_GROUP, logger: o.logger, prefix: 'shaping: ', without: 'restrictions apply on this node only',
+        joined: (g) => this.joined(g), lost: () => { this.group = null; },
+        ...(o.join ? { join: o.join } : {}),
+      })
+      : null;
+  }
+
+  /** Loads what was persisted (expired restrictions are dropped), then joins the group. */
+  start(): void {
+    const saved = this.load();
+    if (saved.length > 0) {
+      this.state.load(saved, this.now());
+      this.o.logger.info({ restrictions: this.state.restrictions(this.now()).length }, 'shaping: restrictions restored');
+    }
+    this.scheduleExpiry();
+    this.link?.start();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.link?.stop();
+    this.group = null;
+  }
+
+  /** What is in force for (binding, destination) now. */
+  inForce(binding: string, destination: string): InForce {
+    return this.state.inForce(binding, destination, this.now());
+  }
+
+  restrictions(): Restriction[] {
+    return this.state.restrictions(this.now());
+  }
+
+  /** Starts a restriction cluster-wide (a rule fired here, or an operator). */
+  restrict(r: Omit<Restriction, 'origin'>): void {
+    this.publish({ type: 'restrict', node: this.o.node, now: this.now(), restriction: { ...r, origin: this.o.node } });
+  }
+
+  /** Ends the restrictions on destination (of one binding, or all of them when binding is null). */
+  lift(binding: string | null, destination: string): void {
+    this.publish({ type: 'lift', node: this.o.node, now: this.now(), binding, destination });
+  }
+
+  /** Clustered: multicast, applied when it comes back in agreed order. Single node: applied now.
+   *  A clustered node cut off from corosync applies it locally too (it is safe: it only holds back). */
+  private publish(m: ShapingMessage): void {
+    if (this.group !== null) {
+      try {
+        this.group.send(encodeShapingMessage(m));
+        return;
+      } catch (err) {
+        this.o.logger.warn({ err }, 'shaping: cannot multicast; applying on this node only');
+      }
+    } else if (this.link !== null) {
+      this.o.logger.warn({ type: m.type }, 'shaping: not in the shaping group; applying on this node only');
+    }
+    this.take(m);
+  }
+
+  private joined(g: CorosyncGroup): void {
+    this.group = g;
+    g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
+    g.on('message', (nodeId: number, pid: number, data: Buffer) => {
+      const d = decodeShapingMessage(data);
+      if (!d.ok) {
+        this.o.logger.warn({ nodeId, error: d.error }, 'shaping: ignored a message that does not decode');
+        return;
+      }
+      this.names.set(memberKey(nodeId, pid), d.message.node);
+      this.take(d.message);
+    });
+    this.o.logger.info({ group: SHAPING_GROUP }, 'shaping: joined the shaping group');
+  }
+
+  /** A view change: members that left give their leases back; everyone says what it knows. */
+  private onConfchg(c: CpgConfChange): void {
+    const present = new Set<string>();
+    for (const m of c.members) {
+      const n = this.names.get(memberKey(m.nodeId, m.pid));
+      if (n !== undefined) present.add(n);
+    }
+    for (const m of c.left) {
+      const k = memberKey(m.nodeId, m.pid);
+      const n = this.names.get(k);
+      this.names.delete(k);
+      if (n !== undefined && !present.has(n)) this.state.leases.remove(n);
+    }
+    if (c.joined.length > 0 && this.group !== null) {
+      const now = this.now();
+      this.publishRaw({ type: 'sync', node: this.o.node, now, claims: [], restrictions: this.state.restrictions(now) });
+    }
+  }
+
+  private publishRaw(m: ShapingMessage): void {
+    try {
+      this.group?.send(encodeShapingMessage(m));
+    } catch (err) {
+      this.o.logger.warn({ err }, 'shaping: cannot multicast');
+    }
+  }
+
+  /** Applies one message (agreed order, or local); persists and says so when restrictions changed. */
+  private take(m: ShapingMessage): void {
+    if (this.stopped) return;
+    const now = this.now();
+    const before = JSON.stringify(this.state.restrictions(now));
+    this.state.apply(m, now);
+    const after = this.state.restrictions(now);
+    if (JSON.stringify(after) === before) return;
+    if (m.type === 'restrict') {
+      const r = m.restriction;
+      this.o.logger.info({ action: r.action, binding: r.binding, destination: r.destination, until: new Date(r.until).toISOString(), origin: r.origin, rule: r.rule, reason: r.reason }, 'shaping: restriction in force');
+    } else if (m.type === 'lift') {
+      this.o.logger.info({ binding: m.binding, destination: m.destination, by: m.node }, 'shaping: restrictions lifted');
+    }
+    this.save(after);
+    this.scheduleExpiry();
+    this.emit('changed');
+  }
+
+  private scheduleExpiry(): void {
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    const next = this.state.restrictions(this.now())[0];
+    if (next === undefined || this.stopped) return;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = null;
+      const ended = this.state.expire(this.now());
+      for (const r of ended) this.o.logger.info({ action: r.action, binding: r.binding, destination: r.destination, rule: r.rule }, 'shaping: restriction ended');
+      if (ended.length > 0) {
+        this.save(this.state.restrictions(this.now()));
+        this.emit('changed');
+      }
+      this.scheduleExpiry();
+    }, Math.min(Math.max(0, next.until - this.now()), 3_600_000));
+    this.expiryTimer.unref();
+  }
+
+  private load(): Restriction[] {
+    if (this.o.file === null) return [];
+    try {
+      const raw: unknown = JSON.parse(fs.readFileSync(this.o.file, 'utf8'));
+      const d = decodeShapingMessage(Buffer.from(JSON.stringify({ type: 'sync', node: this.o.node, now: 0, claims: [], restrictions: (raw as { restrictions?: unknown }).restrictions ?? [] })));
+      if (d.ok && d.message.type === 'sync') return [...d.message.restrictions];
+      this.o.logger.error({ file: this.o.file, error: d.ok ? 'not a sync' : d.error }, 'shaping: persisted restrictions unreadable; starting without them');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      this.o.logger.error({ err, file: this.o.file }, 'shaping: persisted restrictions unreadable; starting without them');
+    }
+    return [];
+  }
+
+  /** Whole file to a temporary name, fsync, rename: a crash leaves the old or the new, never half. */
+  private save(rs: readonly Restriction[]): void {
+    if (this.o.file === null) return;
+    const tmp = `${this.o.file}.tmp`;
+    try {
+      fs.mkdirSync(path.dirname(this.o.file), { recursive: true });
+      const fd = fs.openSync(tmp, 'w', 0o640);
+      try {
+        fs.writeSync(fd, `${JSON.stringify({ version: 1, restrictions: rs })}\n`);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.o.file);
+    } catch (err) {
+      this.o.logger.error({ err, file: this.o.file }, 'shaping: cannot persist restrictions (they hold until a restart)');
+    }
+  }
+}
