@@ -1,0 +1,82 @@
+// The shaping console commands: `shaping suspend DOMAIN [--binding NAME] DURATION [REASON]`,
+// `shaping resume DOMAIN [--binding NAME]`, `shaping suspensions` (every restriction in force,
+// cluster-wide: what, on what, until when, where it came from). Parsing and formatting only; the
+// change itself goes through ShapingNode (agreed order, every node). Main thread.
+
+import type { CommandTable } from '../../control/commands.js';
+import { table } from '../../control/table.js';
+import { parseScalar } from '../../config/values.js';
+import { ErrorCode, VipError } from '../../errors.js';
+import { formatAge } from '../console.js';
+import type { Restriction } from './messages.js';
+import type { ShapingNode } from './node.js';
+
+const USAGE_SUSPEND = 'shaping suspend DOMAIN [--binding NAME] DURATION [REASON]';
+const USAGE_RESUME = 'shaping resume DOMAIN [--binding NAME]';
+
+export interface ShapingConsoleHost {
+  readonly shaping: Pick<ShapingNode, 'restrict' | 'lift' | 'restrictions'>;
+  /** The destination key limits count for a domain (the domain itself, or its MX set). */
+  destinationOf(domain: string): string;
+  /** Whether the binding is configured (an operator's typo must not suspend nothing). */
+  hasBinding(name: string): boolean;
+  now(): number;
+}
+
+/** Splits "DOMAIN [--binding NAME] REST..." (the flag may come anywhere after DOMAIN). */
+function target(args: string[], usage: string, h: ShapingConsoleHost): { domain: string; binding: string | null; rest: string[] } {
+  const rest: string[] = [];
+  let binding: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--binding') {
+      const b = args[++i];
+      if (b === undefined) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `--binding needs a name; usage: ${usage}`);
+      if (!h.hasBinding(b)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `no binding "${b}" is configured`);
+      binding = b;
+    } else if (args[i]!.startsWith('--')) {
+      throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `unknown option ${args[i]}; usage: ${usage}`);
+    } else {
+      rest.push(args[i]!);
+    }
+  }
+  const domain = rest.shift()?.toLowerCase();
+  if (domain === undefined || !/^[a-z0-9.-]+$/.test(domain)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${usage}`);
+  return { domain, binding, rest };
+}
+
+export function addShapingCommands(t: CommandTable, h: ShapingConsoleHost): void {
+  t.add(USAGE_SUSPEND, 'suspend delivery to a domain (from one binding, or all) on every node for DURATION', (args) => {
+    const { domain, binding, rest } = target(args, USAGE_SUSPEND, h);
+    const d = rest.shift();
+    const p = d === undefined ? null : parseScalar({ kind: 'duration' }, { text: d, where: { file: '', line: 0, column: 0 } } as never);
+    if (p === null || !p.ok || (p.value as number) <= 0) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `DURATION must be like 30m, 2h or 1d; usage: ${USAGE_SUSPEND}`);
+    const now = h.now();
+    const until = now + (p.value as number);
+    h.shaping.restrict({
+      action: 'suspend', binding, destination: h.destinationOf(domain), at: now, until, rate: null, connections: null,
+      rule: 'console', reason: rest.length > 0 ? rest.join(' ') : 'suspended by the operator',
+    });
+    return `suspending ${domain} (${binding === null ? 'every binding' : `binding ${binding}`}) until ${new Date(until).toISOString()} on every node\n`;
+  });
+  t.add(USAGE_RESUME, 'end the suspensions, throttles and connection reductions of a domain on every node', (args) => {
+    const { domain, binding, rest } = target(args, USAGE_RESUME, h);
+    if (rest.length > 0) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${USAGE_RESUME}`);
+    const destination = h.destinationOf(domain);
+    const had = h.shaping.restrictions().filter((r) => r.destination === destination && (binding === null || r.binding === binding)).length;
+    h.shaping.lift(binding, destination);
+    return `resuming ${domain} (${binding === null ? 'every binding' : `binding ${binding}`}): ${had} restriction(s) lifted on every node\n`;
+  });
+  t.add('shaping suspensions', 'every suspension, throttle and connection reduction in force, cluster-wide', () => formatRestrictions(h.shaping.restrictions(), h.now()));
+}
+
+/** `shaping suspensions`: one row per restriction, soonest end first, then the count. */
+export function formatRestrictions(rs: readonly Restriction[], now: number): string {
+  if (rs.length === 0) return 'no restriction in force\n';
+  const what = (r: Restriction): string =>
+    r.action === 'throttle' ? `throttle ${r.rate!.count}/${r.rate!.periodMs / 1000}s` : r.action === 'reduce_connections' ? `connections ${r.connections}` : 'suspend';
+  const rows = [['Action', 'Binding', 'Destination', 'Until', 'Left', 'Origin', 'Rule', 'Reason']];
+  for (const r of rs) {
+    rows.push([what(r), r.binding ?? '*', r.destination, new Date(r.until).toISOString(), formatAge(r.until - now), r.origin, r.rule, r.reason.length > 60 ? `${r.reason.slice(0, 57)}...` : r.reason]);
+  }
+  return table(rows) + `${rs.length} restriction(s)\n`;
+}
