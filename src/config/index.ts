@@ -7,7 +7,8 @@ import { buildConfig, type Config } from './build.js';
 import { duravipConfigErrors } from './duravip.js';
 import { exposureWarnings } from './exposure.js';
 import type { ConfigError } from './errors.js';
-import { displayName, parseFile, parseText, type ParseContext } from './parser.js';
+import { displayName, parseFile, parseText, type Node, type ParseContext, type StanzaNode } from './parser.js';
+import { packageRoot } from '../paths.js';
 
 export type { SourceLocation, ConfigError } from './errors.js';
 export { formatConfigError, formatConfigWarning } from './errors.js';
@@ -44,7 +45,24 @@ export function loadConfigText(text: string, name: string, opts?: { cwd?: string
   return finish(nodes, ctx);
 }
 
-function finish(nodes: ReturnType<typeof parseText>, ctx: ParseContext): LoadResult {
+/** The shipped rule set (share/shaping-rules.conf), read after the operator's configuration. */
+export const SHIPPED_RULES = path.join(packageRoot, 'share', 'shaping-rules.conf');
+
+/**
+ * Appends the shipped Shaping_Rule stanzas whose names the configuration does not use, unless it
+ * says Shaping_Default_Rules = false. Read before the config is built so that its rules are
+ * checked, located in their file and shown like the operator's own.
+ */
+function withShippedRules(nodes: Node[], ctx: ParseContext): Node[] {
+  const off = nodes.some((n) => n.type === 'option' && n.keyword.toLowerCase() === 'shaping_default_rules' && n.value.kind === 'scalar' && /^(false|no|off)$/i.test(n.value.text));
+  if (off) return nodes;
+  const taken = new Set(nodes.filter((n): n is StanzaNode => n.type === 'stanza' && n.keyword.toLowerCase() === 'shaping_rule').map((n) => n.name?.text));
+  const shipped = parseFile(SHIPPED_RULES, null, ctx);
+  return [...nodes, ...shipped.filter((n) => n.type === 'stanza' && n.keyword.toLowerCase() === 'shaping_rule' && !taken.has(n.name?.text))];
+}
+
+function finish(parsed: ReturnType<typeof parseText>, ctx: ParseContext): LoadResult {
+  const nodes = ctx.errors.length === 0 ? withShippedRules(parsed, ctx) : parsed;
   const warnings: ConfigError[] = [];
   const config = buildConfig(nodes, ctx.files, ctx.errors, ctx.cwd, warnings);
   // Checks that need the assembled config (fallback lookups, every stanza at once).

@@ -363,6 +363,10 @@ export const OPTIONS = {
     description: 'The destination the limits count is the set of MX hosts the domain resolves to (or its Routes), so domains served by the same MX share one budget; false: the domain itself.',
   },
   // --- Shaping_Rule (response-driven shaping: Momentum's Adaptive Delivery) ---
+  Shaping_Default_Rules: {
+    type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
+    description: 'Read vipmta\'s shipped Shaping_Rule set (share/shaping-rules.conf: Yahoo, Gmail, Microsoft, Orange deferrals and blocks, each with its source) after this configuration; a Shaping_Rule of yours with the same name replaces the shipped one.',
+  },
   Match: {
     type: { kind: 'string' }, scopes: ['shaping_rule'],
     description: 'A regular expression (JavaScript syntax, case-insensitive) searched in the receiver\'s whole reply line: code, enhanced code and text ("421 4.7.0 [TSS04] Messages from ..."). Never matched against replies vipmta generates itself.',

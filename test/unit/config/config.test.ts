@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
+  SHIPPED_RULES,
   DEFAULT_CONFIG_TEXT, OPTIONS, defaultConfig, formatConfigError, loadConfigFile, loadConfigText, renderReference,
   type Config, type LoadResult,
 } from '../../../src/config/index.js';
@@ -36,7 +37,7 @@ describe('config parser', () => {
   describe('built-in default', () => {
     it('listens on loopback 2525 with spool and control socket resolved against cwd', () => {
       const c = defaultConfig({ cwd: '/srv/mta' });
-      expect(c.files).toEqual(['<built-in>']);
+      expect(c.files).toEqual(['<built-in>', SHIPPED_RULES]);
       expect(c.esmtpListeners).toHaveLength(1);
       expect(c.esmtpListeners[0]).toMatchObject({ name: '127.0.0.1:2525', host: '127.0.0.1', port: 2525, family: 4, where: { file: '<built-in>', line: 3, column: 3 } });
       expect(c.spool.Directory).toBe('/srv/mta/var/spool');
@@ -153,7 +154,7 @@ describe('config parser', () => {
       expect(c.files).toEqual([
         'main.conf', 'common/spool.conf', 'listeners.conf',
         'bindings.d/10-alpha.conf', 'bindings.d/20-beta.conf', 'bindings.d/beta-domains.inc', 'bindings.d/9-gamma.conf',
-      ].map((f) => path.join(M, f)));
+      ].map((f) => path.join(M, f)).concat(SHIPPED_RULES));
       expect([...c.bindingGroups.get('marketing')!.bindings.keys()]).toEqual(['alpha', 'beta', 'gamma']);
       expect(c.bindings.get('beta')!.domains.get('yahoo.com')!.options).toEqual({ Max_Outbound_Connections: 3 });
     });
@@ -373,7 +374,8 @@ describe('config parser', () => {
 
   describe('Shaping_Rule', () => {
     it('reads rules in order with their options and defaults, compiles Match case-insensitively, and shows them re-parseably', () => {
-      const c = ok(text(`Shaping_Rule "yahoo-tss04" {
+      const c = ok(text(`Shaping_Default_Rules = false
+        Shaping_Rule "yahoo-tss04" {
           Match = "\\\\[TSS04\\\\]" Domains = ( "yahoo.*" "aol.com" ) Action = suspend Duration = 1h Scope = domain
         }
         Shaping_Rule "blocks" { Classes = ( 50 51 ) Threshold = "5/1m" Action = reduce_connections Connections = 1 }
@@ -406,6 +408,18 @@ Shaping_Rule "f" { Match = "x" Action = pause }`))).toEqual([
         'test.conf:6:1: Shaping_Rule "f" needs Action = suspend | throttle | reduce_connections | bounce',
         'test.conf:6:41: invalid value for "Action": expected one of suspend, throttle, reduce_connections, bounce, got "pause"',
       ]);
+    });
+  });
+
+  describe('the shipped Shaping_Rule set', () => {
+    it('is read after the configuration; a rule of the same name replaces the shipped one; Shaping_Default_Rules = false leaves it out', () => {
+      const shipped = ok(text('')).shapingRules;
+      expect(shipped.map((r) => r.name)).toContain('yahoo-tss04');
+      expect(new Set(shipped.map((r) => r.where.file))).toEqual(new Set([SHIPPED_RULES]));
+      const mine = ok(text('Shaping_Rule "yahoo-tss04" { Match = "TSS04" Action = suspend Duration = 10m }')).shapingRules;
+      expect(mine.filter((r) => r.name === 'yahoo-tss04').map((r) => r.options.Duration)).toEqual([600_000]);
+      expect(mine).toHaveLength(shipped.length);
+      expect(ok(text('Shaping_Default_Rules = off')).shapingRules).toEqual([]);
     });
   });
 
