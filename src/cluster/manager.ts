@@ -22,11 +22,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/build.js';
 import { duravipEntries } from '../config/duravip.js';
 import { ErrorCode, VipError } from '../errors.js';
-import { CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
+import { type CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
 import type { Route } from '../queue/routes.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
 import { Holdings, type HoldingsSnapshot } from './holdings.js';
+import { GroupLink } from './group-link.js';
 import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js';
 import { localNeighbours, SharedNeighbours } from './neighbours.js';
 import { createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
@@ -36,10 +37,6 @@ import { memberKey as key, View } from './view.js';
 export const CLUSTER_GROUP = 'vipmta-duravip';
 /** How long a planned shutdown waits for its leaving announce to come back before it leaves anyway. */
 export const LEAVE_TIMEOUT_MS = 3000;
-/** Retry period for joining when corosync is not running (yet). */
-const REJOIN_MS = 1000;
-/** A join corosync has not answered after this long is logged (corosync stopped or wedged). */
-const JOIN_SLOW_MS = 5000;
 
 /**
  * An owner change in this member's latest election (the same on every member of the view):
@@ -80,10 +77,8 @@ export class ClusterManager extends EventEmitter {
   /** What this node holds: plumbing, ARP and handovers. */
   private readonly holdings: Holdings;
   private group: CorosyncGroup | null = null;
-  private joinError: string | null = null;
-  private rejoinTimer: NodeJS.Timeout | null = null;
-  /** While a join waits for corosync's answer: the timer that says so when it takes long. */
-  private joining: NodeJS.Timeout | null = null;
+  /** Keeps us in the CPG group: joins, retries, rejoins after a loss. */
+  private readonly link: GroupLink;
   private checkTimer: NodeJS.Timeout | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private view: View | null = null;
@@ -113,6 +108,10 @@ export class ClusterManager extends EventEmitter {
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
     this.managed = new Set(this.entries.map((e) => e.address));
     this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply(), (a) => this.emit('released', a));
+    this.link = new GroupLink({
+      name: this.groupName, logger: this.logger, prefix: 'cluster: ', without: 'this node owns no DuraVIP',
+      joined: (g) => this.joined(g), lost: (err) => this.onLost(err),
+    });
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
@@ -122,7 +121,7 @@ export class ClusterManager extends EventEmitter {
   start(): void {
     const removed = this.holdings.start();
     if (removed.length > 0) this.logger.warn({ removed }, 'DuraVIP: removed addresses a previous run left plumbed');
-    this.join();
+    this.link.start();
     this.checkTimer = setInterval(() => this.periodicCheck(), this.config.cluster!.options.If_Check_Interval);
     this.checkTimer.unref();
   }
@@ -188,45 +187,9 @@ export class ClusterManager extends EventEmitter {
 
   // --- corosync ---------------------------------------------------------------------------------
 
-  /**
-   * Joins the CPG group unless joined or joining. Never blocks: the join's IPC runs on the addon's
-   * IO thread, so a corosync that is down (refused at once) or stopped (answers nothing until it
-   * continues) delays only the cluster, never start-up or SMTP.
-   */
-  private join(): void {
-    if (this.stopped || this.group !== null || this.joining !== null) return;
-    // Said once when corosync takes the connection but does not answer (SIGSTOPped, wedged).
-    const slow = setTimeout(() => {
-      if (!this.stopped) this.logger.warn(`cluster: corosync has not answered the join for ${JOIN_SLOW_MS} ms (stopped?); this node owns no DuraVIP until it does`);
-    }, JOIN_SLOW_MS);
-    slow.unref();
-    this.joining = slow;
-    CorosyncGroup.join(this.groupName, { ref: false }).then((g) => {
-      this.joined(g);
-    }, (err: unknown) => {
-      clearTimeout(slow);
-      this.joining = null;
-      if (this.stopped) return;
-      const e = err as Error & { code?: string };
-      const text = `${e.code ?? 'error'}: ${e.message}`;
-      if (text !== this.joinError) {
-        // Said once per distinct reason, not every retry.
-        this.logger.error({ code: e.code }, `cluster: cannot join corosync (${e.message}); this node owns no DuraVIP until it can, retrying every ${REJOIN_MS} ms`);
-      }
-      this.joinError = text;
-      this.scheduleRejoin();
-    });
-  }
-
+  /** The group is joined (group-link.ts): listen to it. */
   private joined(g: CorosyncGroup): void {
-    if (this.joining !== null) clearTimeout(this.joining);
-    this.joining = null;
-    if (this.stopped) {
-      g.close(); // stopped while corosync was answering
-      return;
-    }
     this.group = g;
-    this.joinError = null;
     g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
     g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
     g.on('quorum', (q: QuorumState) => this.onQuorum(q));
@@ -234,17 +197,7 @@ export class ClusterManager extends EventEmitter {
       this.ringMembers = t.members;
       this.apply(); // the quorum news may have come first: take what was held back
     });
-    g.on('error', (err: Error) => this.onLost(err));
     this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
-  }
-
-  private scheduleRejoin(): void {
-    if (this.stopped || this.rejoinTimer !== null) return;
-    this.rejoinTimer = setTimeout(() => {
-      this.rejoinTimer = null;
-      this.join();
-    }, REJOIN_MS);
-    this.rejoinTimer.unref();
   }
 
   private onLost(err: Error): void {
@@ -253,11 +206,9 @@ export class ClusterManager extends EventEmitter {
     this.ringMembers = null;
     this.pingSentAt = null;
     this.stalled = false;
-    this.joinError = `${(err as Error & { code?: string }).code ?? 'error'}: ${err.message}`;
     this.resetView(null);
     this.setAllocation(null);
     this.apply();
-    this.scheduleRejoin();
   }
 
   private resetView(members: readonly CpgMember[] | null): void {
@@ -512,7 +463,7 @@ export class ClusterManager extends EventEmitter {
 
   /** `cluster duravip announce view`: announce our state again, so every member elects again. */
   announceView(): string {
-    if (this.group === null) throw new VipError(ErrorCode.CLUSTER_REFUSED, `not connected to corosync (${this.joinError ?? 'unknown'})`);
+    if (this.group === null) throw new VipError(ErrorCode.CLUSTER_REFUSED, `not connected to corosync (${this.link.joinError ?? 'unknown'})`);
     this.announce(true);
     return 'announced\n';
   }
@@ -525,7 +476,7 @@ export class ClusterManager extends EventEmitter {
       node: this.node,
       nodeId: g?.localNodeId ?? null,
       group: this.groupName,
-      corosync: g === null ? `not connected (${this.joinError ?? (this.joining !== null ? 'waiting for corosync to answer' : 'starting')})` : 'connected',
+      corosync: g === null ? `not connected (${this.link.joinError ?? (this.link.waiting ? 'waiting for corosync to answer' : 'starting')})` : 'connected',
       quorate: this.localQuorate(),
       stalled: this.stalled,
       leaving: this.leaving,
@@ -567,9 +518,9 @@ export class ClusterManager extends EventEmitter {
     }
     this.stopped = true;
     this.holdings.releaseAll();
-    for (const t of [this.rejoinTimer, this.tickTimer]) if (t !== null) clearTimeout(t);
+    if (this.tickTimer !== null) clearTimeout(this.tickTimer);
     if (this.checkTimer !== null) clearInterval(this.checkTimer);
-    this.group?.close();
+    this.link.stop();
     this.group = null;
   }
 }
