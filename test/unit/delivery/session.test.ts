@@ -228,6 +228,13 @@ describe('SMTP session', () => {
       expect(results[0]!.results.map((r) => [r.rcpt, r.code, r.origin])).toEqual([['a@d.test', 421, 'remote'], ['b@d.test', 421, 'remote'], ['c@d.test', 421, 'remote']]);
     });
 
+    it('gives a 421 to the RSET before a transaction to its recipients', async () => {
+      // The first transaction ends without a message (DATA refused), so the next starts with RSET.
+      const { results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd === 'DATA' ? '451 4.3.0 not now' : cmd === 'RSET' ? '421 4.7.0 too many connections' : undefined)),
+        [msg('m', ['a@d.test']), msg('n', ['b@d.test'])]);
+      expect(results[1]!.results[0]).toMatchObject({ status: 'deferred', code: 421, origin: 'remote', reply: '421 4.7.0 too many connections', bounceClass: 70 });
+    });
+
     it('keeps a refusal the peer sent before hanging up, and defers only the unanswered with our own 4.4.2', async () => {
       const { results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd.includes('no@') ? '550 5.1.1 no such user' : cmd === 'DATA' ? null : undefined)),
         [msg('m', ['no@d.test', 'a@d.test'])]);
