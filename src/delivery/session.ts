@@ -59,11 +59,6 @@ export interface TransactionOutcome {
   lost: DeliveryFailure | null;
 }
 
-/** What the peer has answered so far in a transaction. */
-interface Answers {
-  mail: SmtpReply | null;
-  rcpt: SmtpReply[];
-}
 
 export class SmtpSession {
   /** EHLO keywords, upper case (empty after HELO). */
@@ -89,6 +84,10 @@ export class SmtpSession {
   /** A 421 the peer sent since the current transaction began: it is closing the channel (RFC 5321
    *  3.8), and that reply answers every command it will not answer any more. */
   private goodbye: SmtpReply | null = null;
+  /** What the peer has answered so far in the current transaction: MAIL, then each RCPT in order
+   *  (fields, not an object per transaction: this is the delivery path). */
+  private txMail: SmtpReply | null = null;
+  private txRcpt: SmtpReply[] = [];
   /** Ends a TLS handshake in progress (set only while one runs). */
   private cutHandshake: ((err: DeliveryFailure) => void) | null = null;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
@@ -165,11 +164,12 @@ export class SmtpSession {
     this.deliveries++;
     this.txReplies = 0;
     this.goodbye = null;
-    const got: Answers = { mail: null, rcpt: [] };
+    this.txMail = null;
+    this.txRcpt = [];
     try {
-      return this.pipelining ? await this.pipelined(from, rcpts, body, got) : await this.stepwise(from, rcpts, body, got);
+      return this.pipelining ? await this.pipelined(from, rcpts, body) : await this.stepwise(from, rcpts, body);
     } catch (err) {
-      return this.answeredBefore(err, got, rcpts.length);
+      return this.answeredBefore(err, rcpts.length);
     } finally {
       this.busy = false;
     }
@@ -215,19 +215,20 @@ export class SmtpSession {
   }
 
   /**
-   * The connection failed (`err`) after the peer answered `got`. Its replies are its real word on
+   * The connection failed (`err`) after the peer answered txMail and txRcpt. Its replies are its real word on
    * what they answer, so they are kept: a failed MAIL decides every recipient, a refused RCPT its
    * recipient; a 421 it sent before closing (Yahoo's "[TSS04] ... temporarily deferred", answered
    * to a pipelined RCPT) decides every recipient nothing else decided. Only the rest (accepted and
    * waiting for the end of data, or never answered) is left to `err`, our own lost connection.
    */
-  private answeredBefore(err: unknown, got: Answers, n: number): TransactionOutcome {
+  private answeredBefore(err: unknown, n: number): TransactionOutcome {
     if (!(err instanceof DeliveryFailure)) throw err;
     const closing = this.goodbye;
+    const mail = this.txMail;
     const replies: (SmtpReply | null)[] = new Array<SmtpReply | null>(n);
     let decided = false;
     for (let k = 0; k < n; k++) {
-      const r = got.mail === null || !is(got.mail, 2) ? got.mail : got.rcpt[k];
+      const r = mail === null || !is(mail, 2) ? mail : this.txRcpt[k];
       const d = r !== null && r !== undefined && !is(r, 2) ? r : closing;
       replies[k] = d;
       if (d !== null) decided = true;
@@ -236,7 +237,7 @@ export class SmtpSession {
     return { replies, lost: err };
   }
 
-  private async pipelined(from: string, rcpts: string[], body: Buffer, got: Answers): Promise<TransactionOutcome> {
+  private async pipelined(from: string, rcpts: string[], body: Buffer): Promise<TransactionOutcome> {
     // RFC 2920 3.1: RSET, MAIL and RCPT may be anywhere in a group; DATA ends it.
     const utf8 = needsUtf8(from, rcpts);
     const cmds: string[] = [];
@@ -248,8 +249,8 @@ export class SmtpSession {
     this.write(Buffer.from(cmds.join('\r\n') + '\r\n', 'utf8'));
     if (wasDirty) await this.expect('RSET', 2);
     this.dirty = true;
-    const mail = (got.mail = await this.next('MAIL FROM', this.o.commandTimeoutMs));
-    const rcpt = got.rcpt;
+    const mail = (this.txMail = await this.next('MAIL FROM', this.o.commandTimeoutMs));
+    const rcpt = this.txRcpt;
     for (let i = 0; i < rcpts.length; i++) rcpt.push(await this.next('RCPT TO', this.o.commandTimeoutMs));
     const data = await this.next('DATA', this.o.commandTimeoutMs);
     if (!is(mail, 2)) {
@@ -259,12 +260,12 @@ export class SmtpSession {
     return this.afterData(rcpt, data, body);
   }
 
-  private async stepwise(from: string, rcpts: string[], body: Buffer, got: Answers): Promise<TransactionOutcome> {
+  private async stepwise(from: string, rcpts: string[], body: Buffer): Promise<TransactionOutcome> {
     if (this.dirty) await this.command('RSET', 2);
     this.dirty = true;
-    const mail = (got.mail = await this.command(this.mailCommand(from, body.length, needsUtf8(from, rcpts))));
+    const mail = (this.txMail = await this.command(this.mailCommand(from, body.length, needsUtf8(from, rcpts))));
     if (!is(mail, 2)) return { replies: rcpts.map(() => mail), lost: null };
-    const rcpt = got.rcpt;
+    const rcpt = this.txRcpt;
     for (const r of rcpts) rcpt.push(await this.command(`RCPT TO:<${r}>`));
     // RFC 5321 3.3: no DATA without at least one accepted recipient.
     if (!rcpt.some((r) => is(r, 2))) return { replies: rcpt, lost: null };
