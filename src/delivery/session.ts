@@ -59,7 +59,6 @@ export interface TransactionOutcome {
   lost: DeliveryFailure | null;
 }
 
-
 export class SmtpSession {
   /** EHLO keywords, upper case (empty after HELO). */
   extensions = new Set<string>();
@@ -215,9 +214,9 @@ export class SmtpSession {
   }
 
   /**
-   * The connection failed (`err`) after the peer answered txMail and txRcpt. Its replies are its real word on
-   * what they answer, so they are kept: a failed MAIL decides every recipient, a refused RCPT its
-   * recipient; a 421 it sent before closing (Yahoo's "[TSS04] ... temporarily deferred", answered
+   * The connection failed (`err`) after the peer answered txMail and txRcpt. Its replies are its
+   * real word on what they answer, so they are kept: a failed MAIL decides every recipient, a
+   * refused RCPT its recipient; a 421 it sent before closing (Yahoo's "[TSS04] ... temporarily deferred", answered
    * to a pipelined RCPT) decides every recipient nothing else decided. Only the rest (accepted and
    * waiting for the end of data, or never answered) is left to `err`, our own lost connection.
    */
