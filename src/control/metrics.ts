@@ -3,6 +3,7 @@
 // series after the first); queue sizes and spool stats are read at scrape time by collect()
 // callbacks, so render() only reads memory and never blocks. No process_* default metrics.
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { BounceClass } from '../policy/bounce-class.js';
 import type { SpoolStats } from '../spool/index.js';
 import { VERSION } from '../version.js';
 
@@ -43,11 +44,17 @@ export interface CounterHandle {
   inc(n?: number): void;
 }
 
+/** Recipient failures by bounce class and kind (vipmta_delivery_failures_total). */
+export interface FailureCounter {
+  inc(kind: 'transient' | 'permanent', cls: BounceClass, n?: number): void;
+}
+
 export interface NodeMetrics {
   received: CounterHandle;
   delivered: CounterHandle;
   transientFailures: CounterHandle;
   permanentFailures: CounterHandle;
+  failures: FailureCounter;
   mmoveMoved: CounterHandle;
   /** The exposition text, ending with a line feed; runs the collect() callbacks first. */
   render(): Promise<string>;
@@ -123,6 +130,22 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
   const delivered = counter('vipmta_messages_delivered_total', 'Deliveries that succeeded (2xx from the remote host), counted per recipient.');
   const transientFailures = counter('vipmta_delivery_transient_failures_total', 'Delivery attempts deferred for a retry (4xx or no connection), counted per recipient.');
   const permanentFailures = counter('vipmta_delivery_permanent_failures_total', 'Deliveries that failed for good (5xx or expiry), counted per recipient.');
+  const byClass = new Counter({
+    name: 'vipmta_delivery_failures_total',
+    help: 'Recipient failures of delivery attempts by bounce class (Momentum\'s codes: 10 invalid recipient, 21 DNS failure, 22 mailbox full, 24 timeout/expired, 50 mail block, 51 spam block, 70 transient, ...): kind="transient" (deferred for a retry) or "permanent" (bounced, expired).',
+    labelNames: ['class', 'kind'],
+    registers,
+  });
+  // One child per (class, kind), made on first use: an inc hashes no labels afterwards.
+  const children = new Map<number, Counter.Internal>();
+  const failures: FailureCounter = {
+    inc(kind, cls, n = 1) {
+      const key = cls * 2 + (kind === 'permanent' ? 1 : 0);
+      let c = children.get(key);
+      if (c === undefined) children.set(key, (c = byClass.labels({ class: String(cls), kind })));
+      c.inc(n);
+    },
+  };
   new Gauge({
     name: 'vipmta_queue_messages',
     help: 'Queued messages per binding and queue state, counted per destination domain (a message to two domains counts twice).',
@@ -220,5 +243,5 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
       waitsSeen = w;
     });
   }
-  return { received, delivered, transientFailures, permanentFailures, mmoveMoved, render: () => r.metrics() };
+  return { received, delivered, transientFailures, permanentFailures, failures, mmoveMoved, render: () => r.metrics() };
 }

@@ -4,6 +4,7 @@
 // one pread of the original (a DSN is rare); the commit is asynchronous (group commit).
 import type { Logger } from 'pino';
 import { encodeEnvelope } from '../message/envelope.js';
+import type { BounceClass } from '../policy/bounce-class.js';
 import type { SpoolReader, SpoolWriter } from '../spool/index.js';
 import { buildDsn, headerSection, type DsnRecipient } from './dsn.js';
 
@@ -15,6 +16,8 @@ export interface BounceRecipient {
   /** The remote server's reply, or null when the failure was ours (no reply). */
   remoteReply: string | null;
   remoteMta: string | null;
+  /** Momentum's bounce class (the DSN's X-Vipmta-Bounce-Class); absent: none reported. */
+  bounceClass?: BounceClass;
 }
 
 /** What a worker needs to write a DSN: plain data, structured-clone safe. */
@@ -46,6 +49,7 @@ export async function spoolBounce(
   const lastAttempt = new Date(req.now);
   const recipients: DsnRecipient[] = req.recipients.map((r) => ({
     rcpt: r.rcpt, action: 'failed', status: r.status, remoteReply: r.remoteReply, remoteMta: r.remoteMta, lastAttempt,
+    ...(r.bounceClass !== undefined ? { bounceClass: r.bounceClass } : {}),
   }));
   const dsn = buildDsn({
     reportingMta: req.reportingMta, queueId: req.originalId, to: req.to, arrival: new Date(req.arrival), recipients, originalHeaders: headers, now: lastAttempt,

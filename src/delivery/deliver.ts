@@ -217,14 +217,27 @@ export class DeliveryEngine {
               }
               break;
             }
+            const cur: SmtpSession = session;
             try {
               this.counters.transactions++;
-              const { replies } = await session.transaction(m.from, rcpts, m.body);
-              rcpts.forEach((r, k) => results.set(r, remoteResult(r, replies[k]!, session!.where)));
+              const { replies, lost } = await cur.transaction(m.from, rcpts, m.body);
+              const where = cur.where;
+              // null: the connection failed before the peer decided this recipient (`lost` says how).
+              rcpts.forEach((r, k) => {
+                const reply = replies[k] ?? null;
+                results.set(r, reply !== null ? remoteResult(r, reply, where) : localResult(r, lost!.failure, lost!.detail, lost!.where));
+              });
+              if (lost !== null) {
+                // The peer answered part of it and the connection is gone: no retry (no duplicates).
+                session = null;
+                run.session = null;
+                cur.destroy();
+                if (signal.aborted) return cutRest(i, start + rcpts.length, results, where);
+              }
               break;
             } catch (err) {
               if (!(err instanceof DeliveryFailure)) throw err;
-              const s: SmtpSession = session;
+              const s = cur;
               session = null;
               run.session = null;
               s.destroy();

@@ -3,6 +3,7 @@
 // bounce.ts spools it with the null sender (RFC 5321 4.5.5), and the queue never asks for one
 // about a message whose own sender is null. Any thread (a worker in practice); cheap.
 import crypto from 'node:crypto';
+import { describeClass, type BounceClass } from '../policy/bounce-class.js';
 import { rfc5322Date } from '../smtp/date.js';
 import { REPLIES } from '../smtp/replies.js';
 
@@ -16,6 +17,8 @@ export interface DsnRecipient {
   remoteReply: string | null;
   remoteMta: string | null;
   lastAttempt: Date | null;
+  /** Momentum's bounce class of the failure; absent: no X-Vipmta-Bounce-Class field. */
+  bounceClass?: BounceClass;
 }
 
 export interface DsnInput {
@@ -67,6 +70,8 @@ export function buildDsn(d: DsnInput): Dsn {
     if (r.remoteMta !== null) f.push(`Remote-MTA: dns; ${r.remoteMta}`);
     if (r.remoteReply !== null) f.push(`Diagnostic-Code: smtp; ${oneLine(r.remoteReply)}`);
     if (r.lastAttempt !== null) f.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttempt)}`);
+    // RFC 3464 2.4 allows extension fields ("X-"): the class, in the words senders already process.
+    if (r.bounceClass !== undefined) f.push(`X-Vipmta-Bounce-Class: ${bounceClassField(r.bounceClass)}`);
     return f.join('\r\n');
   });
   const lines = [
@@ -106,6 +111,13 @@ export function buildDsn(d: DsnInput): Dsn {
     '',
   ];
   return { from: '', to: d.to, message: lines.join('\r\n') };
+}
+
+/** "10 (Invalid Recipient)": the class, then its name as a comment. */
+export function bounceClassField(c: BounceClass): string {
+  const d = describeClass(c);
+  const sp = d.indexOf(' ');
+  return `${d.slice(0, sp)} (${d.slice(sp + 1)})`;
 }
 
 function oneLine(s: string): string {

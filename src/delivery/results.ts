@@ -1,7 +1,9 @@
 // Delivery results: the public result types, how a remote reply becomes a per-recipient status,
 // and which rows of the SMTP reply table (src/smtp/replies.ts, codes and RFC 3463 sections) the
-// failures we report ourselves (no reply from the peer) are. Pure data and functions; any thread.
+// failures we report ourselves (no reply from the peer) are, and the bounce class of every failure
+// (src/policy/bounce-class.ts, set here where a result is made). Pure data and functions; any thread.
 import { ErrorCode } from '../errors.js';
+import { classify, type BounceClass, type Failure } from '../policy/bounce-class.js';
 import { REPLIES, replyText, type Reply, type SmtpReply } from '../smtp/replies.js';
 
 export type RecipientStatus = 'delivered' | 'deferred' | 'bounced';
@@ -21,6 +23,8 @@ export interface RecipientResult {
   /** MX or route host name the reply came from (null when no host was reached or chosen). */
   remoteHost: string | null;
   remoteAddress: string | null;
+  /** Momentum's bounce class of a failure (deferred or bounced); absent when delivered. */
+  bounceClass?: BounceClass;
 }
 
 export interface MessageResult {
@@ -48,10 +52,15 @@ export interface Where {
 }
 
 export function remoteResult(rcpt: string, r: SmtpReply, where: Where): RecipientResult {
-  return {
-    rcpt, status: statusOf(r.code), code: r.code, enhanced: r.enhanced, reply: replyText(r),
+  const status = statusOf(r.code);
+  const out: RecipientResult = {
+    rcpt, status, code: r.code, enhanced: r.enhanced, reply: replyText(r),
     origin: 'remote', remoteHost: where.remoteHost, remoteAddress: where.remoteAddress,
   };
+  // Failures only: a delivered recipient pays nothing. The receiver's words decide (the lines as
+  // sent, enhanced codes included: the text rules look for words, not codes).
+  if (status !== 'delivered') out.bounceClass = classify({ code: r.code, enhanced: r.enhanced, text: r.lines.join(' ') });
+  return out;
 }
 
 /** Failures without a reply from the peer, by the name delivery uses, as rows of the one table;
@@ -78,12 +87,51 @@ export const LOCAL_FAILURES = {
 
 export type LocalFailureName = keyof typeof LOCAL_FAILURES;
 
+/**
+ * What each of our own failures is, as a bounce class cause (classify()'s `local`); null: none of
+ * those, classed by the row's codes alone (never by our own words). Explicit, because the rows'
+ * enhanced codes would mislead: 4.4.1 and 4.4.2 (no answer, bad connection) are X.4.x "network and
+ * routing", which classify() reads as a DNS failure (21).
+ */
+const LOCAL_CAUSES: Readonly<Record<LocalFailureName, Failure['local'] | null>> = {
+  dnsTemporary: 'dns',
+  noSuchDomain: 'dns',
+  nullMx: 'dns',
+  noRoute: 'dns',
+  connectFailed: 'connect',
+  // A closed connection or a reply not in time (its detail says which): transient (70) both ways.
+  lostConnection: 'connect',
+  protocolError: null, // 451 4.5.0: transient (70)
+  tlsNotOffered: null, // 451 4.7.10: transient (70)
+  tlsFailed: null, // 451 4.7.5: transient (70)
+  utf8NotOffered: null, // 553 5.6.7: generic bounce (40)
+  spoolRead: null, // 451 4.3.0: transient (70)
+  // The operator stops the node: an administrative deferral (25).
+  shuttingDown: 'admin',
+  // The cut of issue 12 (the address moved to another node): transient (70), like a lost connection.
+  bindingMoved: 'connect',
+};
+
+/** The bounce class of each LOCAL_FAILURES row, computed once. */
+const LOCAL_CLASSES = Object.fromEntries(
+  (Object.keys(LOCAL_FAILURES) as LocalFailureName[]).map((name) => {
+    const f = LOCAL_FAILURES[name];
+    const local = LOCAL_CAUSES[name];
+    return [name, classify({ code: f.code, enhanced: f.enhanced, text: '', ...(local !== null ? { local } : {}) })];
+  }),
+) as Readonly<Record<LocalFailureName, BounceClass>>;
+
+/** The bounce class of one of our own failures (tests and docs read it too). */
+export function localClass(name: LocalFailureName): BounceClass {
+  return LOCAL_CLASSES[name];
+}
+
 /** A failure of ours for one recipient, e.g. localResult(r, 'connectFailed', 'connect to h:25 failed: ECONNREFUSED', w). */
 export function localResult(rcpt: string, name: LocalFailureName, detail: string, where: Where): RecipientResult {
   const f = LOCAL_FAILURES[name];
   return {
     rcpt, status: statusOf(f.code), code: f.code, enhanced: f.enhanced, reply: `${f.enhanced} ${detail}`,
-    origin: 'local', remoteHost: where.remoteHost, remoteAddress: where.remoteAddress,
+    origin: 'local', remoteHost: where.remoteHost, remoteAddress: where.remoteAddress, bounceClass: LOCAL_CLASSES[name],
   };
 }
 

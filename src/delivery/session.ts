@@ -52,7 +52,11 @@ interface Waiter {
 
 /** The reply that decides each recipient of one transaction, in the order given. */
 export interface TransactionOutcome {
-  replies: SmtpReply[];
+  /** null: no reply of the peer's decides that recipient (the connection failed first: `lost`). */
+  replies: (SmtpReply | null)[];
+  /** How the connection failed, when it did after the peer had decided some recipients (a
+   *  transaction with no recipient decided throws instead); the session is closed then. */
+  lost: DeliveryFailure | null;
 }
 
 export class SmtpSession {
@@ -76,6 +80,13 @@ export class SmtpSession {
   private busy = false;
   /** Replies received since the current transaction began (0: the peer has taken nothing). */
   private txReplies = 0;
+  /** A 421 the peer sent since the current transaction began: it is closing the channel (RFC 5321
+   *  3.8), and that reply answers every command it will not answer any more. */
+  private goodbye: SmtpReply | null = null;
+  /** What the peer has answered so far in the current transaction: MAIL, then each RCPT in order
+   *  (fields, not an object per transaction: this is the delivery path). */
+  private txMail: SmtpReply | null = null;
+  private txRcpt: SmtpReply[] = [];
   /** Ends a TLS handshake in progress (set only while one runs). */
   private cutHandshake: ((err: DeliveryFailure) => void) | null = null;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
@@ -143,14 +154,21 @@ export class SmtpSession {
 
   /** One mail transaction: MAIL, RCPT for each recipient, DATA, the body, the end of data.
    *  `body` is wire form (CRLF, dot-stuffed) and goes to the socket as is. Returns the reply that
-   *  decides each recipient; throws DeliveryFailure when the connection fails on the way. */
+   *  decides each recipient. When the connection fails on the way, what the peer answered before
+   *  still decides what it answers (`lost` says how the rest ended); throws DeliveryFailure when
+   *  it decided nothing. */
   async transaction(from: string, rcpts: string[], body: Buffer): Promise<TransactionOutcome> {
     if (this.busy) throw new Error('SmtpSession.transaction: a transaction is already running');
     this.busy = true;
     this.deliveries++;
     this.txReplies = 0;
+    this.goodbye = null;
+    this.txMail = null;
+    this.txRcpt = [];
     try {
       return this.pipelining ? await this.pipelined(from, rcpts, body) : await this.stepwise(from, rcpts, body);
+    } catch (err) {
+      return this.answeredBefore(err, rcpts.length);
     } finally {
       this.busy = false;
     }
@@ -195,6 +213,29 @@ export class SmtpSession {
     return cmd;
   }
 
+  /**
+   * The connection failed (`err`) after the peer answered txMail and txRcpt. Its replies are its
+   * real word on what they answer, so they are kept: a failed MAIL decides every recipient, a
+   * refused RCPT its recipient; a 421 it sent before closing (Yahoo's "[TSS04] ... temporarily deferred", answered
+   * to a pipelined RCPT) decides every recipient nothing else decided. Only the rest (accepted and
+   * waiting for the end of data, or never answered) is left to `err`, our own lost connection.
+   */
+  private answeredBefore(err: unknown, n: number): TransactionOutcome {
+    if (!(err instanceof DeliveryFailure)) throw err;
+    const closing = this.goodbye;
+    const mail = this.txMail;
+    const replies: (SmtpReply | null)[] = new Array<SmtpReply | null>(n);
+    let decided = false;
+    for (let k = 0; k < n; k++) {
+      const r = mail === null || !is(mail, 2) ? mail : this.txRcpt[k];
+      const d = r !== null && r !== undefined && !is(r, 2) ? r : closing;
+      replies[k] = d;
+      if (d !== null) decided = true;
+    }
+    if (!decided) throw err;
+    return { replies, lost: err };
+  }
+
   private async pipelined(from: string, rcpts: string[], body: Buffer): Promise<TransactionOutcome> {
     // RFC 2920 3.1: RSET, MAIL and RCPT may be anywhere in a group; DATA ends it.
     const utf8 = needsUtf8(from, rcpts);
@@ -207,13 +248,13 @@ export class SmtpSession {
     this.write(Buffer.from(cmds.join('\r\n') + '\r\n', 'utf8'));
     if (wasDirty) await this.expect('RSET', 2);
     this.dirty = true;
-    const mail = await this.next('MAIL FROM', this.o.commandTimeoutMs);
-    const rcpt: SmtpReply[] = [];
+    const mail = (this.txMail = await this.next('MAIL FROM', this.o.commandTimeoutMs));
+    const rcpt = this.txRcpt;
     for (let i = 0; i < rcpts.length; i++) rcpt.push(await this.next('RCPT TO', this.o.commandTimeoutMs));
     const data = await this.next('DATA', this.o.commandTimeoutMs);
     if (!is(mail, 2)) {
       if (data.code === 354) await this.endData(EMPTY);
-      return { replies: rcpts.map(() => mail) };
+      return { replies: rcpts.map(() => mail), lost: null };
     }
     return this.afterData(rcpt, data, body);
   }
@@ -221,12 +262,12 @@ export class SmtpSession {
   private async stepwise(from: string, rcpts: string[], body: Buffer): Promise<TransactionOutcome> {
     if (this.dirty) await this.command('RSET', 2);
     this.dirty = true;
-    const mail = await this.command(this.mailCommand(from, body.length, needsUtf8(from, rcpts)));
-    if (!is(mail, 2)) return { replies: rcpts.map(() => mail) };
-    const rcpt: SmtpReply[] = [];
+    const mail = (this.txMail = await this.command(this.mailCommand(from, body.length, needsUtf8(from, rcpts))));
+    if (!is(mail, 2)) return { replies: rcpts.map(() => mail), lost: null };
+    const rcpt = this.txRcpt;
     for (const r of rcpts) rcpt.push(await this.command(`RCPT TO:<${r}>`));
     // RFC 5321 3.3: no DATA without at least one accepted recipient.
-    if (!rcpt.some((r) => is(r, 2))) return { replies: rcpt };
+    if (!rcpt.some((r) => is(r, 2))) return { replies: rcpt, lost: null };
     return this.afterData(rcpt, await this.command('DATA'), body);
   }
 
@@ -235,16 +276,16 @@ export class SmtpSession {
     const accepted = rcpt.some((r) => is(r, 2));
     if (data.code !== 354) {
       // The transaction is over without a message; recipients the peer took get DATA's reply.
-      return { replies: rcpt.map((r) => (is(r, 2) ? (is(data, 2) ? protocolReply(data) : data) : r)) };
+      return { replies: rcpt.map((r) => (is(r, 2) ? (is(data, 2) ? protocolReply(data) : data) : r)), lost: null };
     }
     if (!accepted) {
       // A pipelining peer said 354 with no recipient (RFC 2920 3.1 says it must not): end it empty.
       await this.endData(EMPTY);
-      return { replies: rcpt };
+      return { replies: rcpt, lost: null };
     }
     const final = await this.endData(body);
     this.dirty = false;
-    return { replies: rcpt.map((r) => (is(r, 2) ? final : r)) };
+    return { replies: rcpt.map((r) => (is(r, 2) ? final : r)), lost: null };
   }
 
   /** Writes the body and the end-of-data mark; the body ends with CRLF in wire form, else we add it. */
@@ -400,6 +441,7 @@ export class SmtpSession {
     const reply: SmtpReply = { code, lines: this.lines, enhanced: enhancedOf(code, this.lines[0]!) };
     this.lines = [];
     this.txReplies++;
+    if (code === 421) this.goodbye = reply;
     const w = this.waiters.shift();
     if (w === undefined) this.replies.push(reply);
     else {

@@ -89,6 +89,7 @@ export class Daemon {
       policy: () => this.policy,
       cluster,
       outcome: (status, n) => this.metrics.outcome(status, n),
+      failure: (kind, cls, n) => this.metrics.failure(kind, cls, n),
       logger: this.logger,
     });
     // A window with refusals and commits both is decided by the file system: room for another

@@ -1,9 +1,10 @@
 // The node's metric set as the rest of src/node/ uses it: what is counted where (received,
-// per-recipient outcomes, #mmove moves and duplicates) and what is read at scrape time (queue
-// sizes per binding, the spool). The only file here that touches src/control/metrics.ts.
+// per-recipient outcomes and failures by bounce class, #mmove moves and duplicates) and what is
+// read at scrape time (queue sizes per binding, the spool). The only file here that touches src/control/metrics.ts.
 // Main thread; increments are cheap and never allocate, render() runs per scrape.
 import type { Config } from '../config/index.js';
 import { buildMetrics, type BindingQueueSizes } from '../control/metrics.js';
+import type { BounceClass } from '../policy/bounce-class.js';
 import type { DedupTable } from '../mmove/dedup.js';
 import type { QueueManager } from '../queue/manager.js';
 import type { Spool } from '../spool/index.js';
@@ -26,6 +27,8 @@ export class NodeMetricSet {
   readonly received: (n: number) => void;
   /** Per-recipient outcomes of the queue manager (its onOutcome). */
   readonly outcome: (status: Outcome, n: number) => void;
+  /** Per-recipient failures by bounce class (the queue manager's onFailure). */
+  readonly failure: (kind: 'transient' | 'permanent', cls: BounceClass, n: number) => void;
   /** The exposition text for GET /metrics. */
   readonly render: () => Promise<string>;
 
@@ -44,6 +47,7 @@ export class NodeMetricSet {
       else if (status === 'bounced') m.permanentFailures.inc(n);
       else m.mmoveMoved.inc(n);
     };
+    this.failure = (kind, cls, n) => m.failures.inc(kind, cls, n);
     this.render = () => m.render();
   }
 }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ClusterManager } from '../cluster/manager.js';
 import type { Config } from '../config/index.js';
 import type { BindingPolicy } from '../policy/binding.js';
-import { QueueManager } from '../queue/manager.js';
+import { QueueManager, type QueueManagerOptions } from '../queue/manager.js';
 import type { Spool } from '../spool/index.js';
 import { routeOfBinding } from './cluster.js';
 import type { Dispatcher } from './dispatch.js';
@@ -19,6 +19,8 @@ export interface QueueWiring {
   policy: () => BindingPolicy;
   cluster: () => ClusterManager | null;
   outcome: (status: Outcome, n: number) => void;
+  /** Failures by bounce class (NodeMetricSet.failure). */
+  failure?: NonNullable<QueueManagerOptions['onFailure']>;
   logger: Logger;
 }
 
@@ -39,6 +41,7 @@ export function makeQueue(w: QueueWiring): QueueManager {
     },
     logger: w.logger,
     onOutcome: w.outcome,
+    ...(w.failure !== undefined ? { onFailure: w.failure } : {}),
     route: (_group, binding) => routeOfBinding(w.cluster(), w.config(), binding),
     move: (node, items) => w.dispatch.move(node, items),
     moveConnections: () => w.config().cluster?.options.Mmove_Connections ?? 4,

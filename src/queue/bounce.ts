@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { BounceRequest } from '../delivery/bounce.js';
 import type { RecipientResult } from '../delivery/results.js';
+import { classify } from '../policy/bounce-class.js';
 
 /** A DSN that could not be spooled: its recipients wait this long and bounce again. */
 export const DSN_RETRY_MS = 60_000;
@@ -76,6 +77,8 @@ export class Bounces {
         status: r.enhanced ?? `${Math.floor(r.code / 100)}.0.0`,
         remoteReply: r.origin === 'remote' ? r.reply : null,
         remoteMta: r.remoteHost,
+        // Delivery classed it; a refusal over #mmove (mmove-queue.ts) is classed here, from its reply.
+        bounceClass: r.bounceClass ?? classify({ code: r.code, enhanced: r.enhanced, text: r.reply }),
       })),
     };
     const { id, size } = await this.o.bounce(req);

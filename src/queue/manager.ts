@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
 import type { MessageResult, RecipientResult } from '../delivery/results.js';
+import { describeClass, type BounceClass } from '../policy/bounce-class.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { DeliveryBatch } from '../delivery/batch.js';
 import { domainOf, splitByDomain } from '../message/recipients.js';
@@ -62,6 +63,9 @@ export interface QueueManagerOptions {
   logger: Logger;
   /** Per-recipient outcomes, for the metrics ('moved': handed to another node by #mmove). */
   onOutcome?: (status: 'delivered' | 'deferred' | 'bounced' | 'moved', count: number) => void;
+  /** Per-recipient failures of a delivery by bounce class, counted as onOutcome counts them:
+   *  'transient' for recipients retried, 'permanent' for 5xx refusals and expiries. */
+  onFailure?: (kind: 'transient' | 'permanent', cls: BounceClass, count: number) => void;
   /** Where a binding's mail goes (the cluster's owner of its Bind_Address). Default: local. */
   route?: (bindingGroup: string, binding: string) => Route;
   /** Moves messages to a node (#mmove); one result per item, in order; ok only after its 250. */
@@ -323,15 +327,21 @@ export class QueueManager {
           this.o.logger.info({ event: 'delivery', ...rec }, 'delivered');
         } else if (r.status === 'bounced') {
           this.counters.bounced++;
-          this.o.logger.info({ event: 'permanent_failure', ...rec }, 'permanent failure');
+          this.o.logger.info({ event: 'permanent_failure', ...rec, ...classFields(r.bounceClass) }, 'permanent failure');
+          if (r.bounceClass !== undefined) this.o.onFailure?.('permanent', r.bounceClass, 1);
         } else {
-          this.o.logger.info({ event: 'transient_failure', ...rec }, 'transient failure');
+          this.o.logger.info({ event: 'transient_failure', ...rec, ...classFields(r.bounceClass) }, 'transient failure');
+          // Counted when it is retried; one that expired now counts as the expiry below.
+          if (r.bounceClass !== undefined && out.retry !== null) this.o.onFailure?.('transient', r.bounceClass, 1);
         }
       }
       if (out.delivered > 0) this.o.onOutcome?.('delivered', out.delivered);
       if (out.refused > 0) this.o.onOutcome?.('bounced', out.refused);
       if (out.expired.length > 0) {
-        for (const e of out.expired) this.o.logger.info({ event: 'permanent_failure', ...base, rcpt: e.rcpt, reply: e.reply, attempt: out.attempt, expired: true }, 'expired');
+        for (const e of out.expired) {
+          this.o.logger.info({ event: 'permanent_failure', ...base, rcpt: e.rcpt, reply: e.reply, attempt: out.attempt, expired: true, ...classFields(e.bounceClass) }, 'expired');
+          this.o.onFailure?.('permanent', e.bounceClass, 1);
+        }
         this.counters.bounced += out.expired.length;
         this.o.onOutcome?.('bounced', out.expired.length);
       }
@@ -468,4 +478,9 @@ export class QueueManager {
       this.o.logger.error({ err, id }, 'spool: could not save retry state');
     });
   }
+}
+
+/** A failure record's bounce class: `class` (10) and `bounce_class` ("10 Invalid Recipient"). */
+function classFields(c: BounceClass | undefined): { class?: BounceClass; bounce_class?: string } {
+  return c === undefined ? {} : { class: c, bounce_class: describeClass(c) };
 }

@@ -4,7 +4,11 @@
 // of the part, its results, the queue's settings and a clock value: the manager applies it.
 // Pure; any thread, never blocks.
 import type { MessageResult, RecipientResult } from '../delivery/results.js';
+import { classify, type BounceClass } from '../policy/bounce-class.js';
 import { REPLIES } from '../smtp/replies.js';
+
+/** Every expired recipient's bounce class: Momentum's 24 (Timeout), whatever the last reply was. */
+const EXPIRED_CLASS: BounceClass = classify({ code: null, text: '', local: 'expired' });
 
 /** Backoff stops doubling here (or at Retry_Interval if that is longer). */
 const MAX_BACKOFF_MS = 4 * 3_600_000;
@@ -38,8 +42,9 @@ export interface Outcome {
   /** Recipients that bounce now, with what their DSN reports: the 5xx ones, then the expired ones
    *  (enhanced 4.4.7, with the recipient's own reply or else the part's last one). */
   bounced: RecipientResult[];
-  /** The recipients that expired (Message_Expiration), with the reply they had (null: none). */
-  expired: { rcpt: string; reply: string | null }[];
+  /** The recipients that expired (Message_Expiration), with the reply they had (null: none) and
+   *  their bounce class (24, Timeout). */
+  expired: { rcpt: string; reply: string | null; bounceClass: BounceClass }[];
   /** The attempt this was (attempts made before + 1), for the log. */
   attempt: number;
   /** What is left to deliver, and when; null when every recipient is done. `away`: the binding
@@ -81,9 +86,9 @@ export function outcomeOf(part: PartSnapshot, result: MessageResult | undefined,
       const r = byRcpt.get(rcpt) ?? lastReply;
       bounced.push({
         rcpt, status: 'bounced', code: r?.code ?? 0, enhanced: REPLIES.messageExpired.enhanced, reply: r?.reply ?? '', origin: r?.origin ?? 'local',
-        remoteHost: r?.remoteHost ?? null, remoteAddress: r?.remoteAddress ?? null,
+        remoteHost: r?.remoteHost ?? null, remoteAddress: r?.remoteAddress ?? null, bounceClass: EXPIRED_CLASS,
       });
-      out.expired.push({ rcpt, reply: r?.reply ?? null });
+      out.expired.push({ rcpt, reply: r?.reply ?? null, bounceClass: EXPIRED_CLASS });
     }
     return out;
   }

@@ -38,6 +38,10 @@ describe('node metrics', () => {
     m.delivered.inc();
     m.transientFailures.inc(3);
     m.permanentFailures.inc(0);
+    m.failures.inc('transient', 70, 2);
+    m.failures.inc('transient', 22);
+    m.failures.inc('permanent', 10);
+    m.failures.inc('transient', 70);
     m.mmoveMoved.inc(6);
     expect(await m.render()).toBe(
       [
@@ -60,6 +64,12 @@ describe('node metrics', () => {
         '# HELP vipmta_delivery_permanent_failures_total Deliveries that failed for good (5xx or expiry), counted per recipient.',
         '# TYPE vipmta_delivery_permanent_failures_total counter',
         'vipmta_delivery_permanent_failures_total 0',
+        '',
+        "# HELP vipmta_delivery_failures_total Recipient failures of delivery attempts by bounce class (Momentum's codes: 10 invalid recipient, 21 DNS failure, 22 mailbox full, 24 timeout/expired, 50 mail block, 51 spam block, 70 transient, ...): kind=\"transient\" (deferred for a retry) or \"permanent\" (bounced, expired).",
+        '# TYPE vipmta_delivery_failures_total counter',
+        'vipmta_delivery_failures_total{class="70",kind="transient"} 3',
+        'vipmta_delivery_failures_total{class="22",kind="transient"} 1',
+        'vipmta_delivery_failures_total{class="10",kind="permanent"} 1',
         '',
         '# HELP vipmta_queue_messages Queued messages per binding and queue state, counted per destination domain (a message to two domains counts twice).',
         '# TYPE vipmta_queue_messages gauge',

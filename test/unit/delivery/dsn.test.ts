@@ -46,6 +46,21 @@ describe('DSN', () => {
     expect(d.message.split('\r\n').every((l) => !l.includes('\n') && !l.includes('\r'))).toBe(true);
   });
 
+  it('says each recipient\'s bounce class in an X-Vipmta-Bounce-Class field (RFC 3464 extension field)', () => {
+    const d = buildDsn({
+      ...base,
+      recipients: [
+        { rcpt: 'a@dest.test', action: 'failed', status: '5.1.1', remoteReply: '550 5.1.1 no such user', remoteMta: 'mx.dest.test', lastAttempt: null, bounceClass: 10 },
+        { rcpt: 'b@dest.test', action: 'failed', status: '4.4.7', remoteReply: null, remoteMta: null, lastAttempt: null, bounceClass: 24 },
+        { rcpt: 'c@dest.test', action: 'failed', status: '5.0.0', remoteReply: null, remoteMta: null, lastAttempt: null },
+      ],
+    });
+    const status = parts(d.message).sections[1]!.split('\r\n\r\n');
+    expect(status[2]).toBe('Final-Recipient: rfc822; a@dest.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.dest.test\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\nX-Vipmta-Bounce-Class: 10 (Invalid Recipient)');
+    expect(status[3]).toBe('Final-Recipient: rfc822; b@dest.test\r\nAction: failed\r\nStatus: 4.4.7\r\nX-Vipmta-Bounce-Class: 24 (Timeout)');
+    expect(status[4]).toBe('Final-Recipient: rfc822; c@dest.test\r\nAction: failed\r\nStatus: 5.0.0');
+  });
+
   it('says "delayed" for a warning', () => {
     const d = buildDsn({ ...base, recipients: [{ rcpt: 'a@dest.test', action: 'delayed', status: '4.4.1', remoteReply: '421 4.4.1 try later', remoteMta: null, lastAttempt: null }] });
     expect(d.message).toMatch(/^Subject: Delayed Mail \(still being retried\)$/m);

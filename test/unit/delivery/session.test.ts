@@ -5,7 +5,9 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryEngine, type OutboundMessage } from '../../../src/delivery/index.js';
 
-/** Answers each command line with the reply the script gives (null: hang up); end of data is "."; */
+/** Answers each command line with the reply the script gives (null: hang up; a 421 is sent and
+ *  then the connection closed, as RFC 5321 3.8 has it, whatever else the client had sent); end of
+ *  data is "."; */
 type Script = (cmd: string, conn: number) => string | null;
 
 interface Scripted {
@@ -23,9 +25,11 @@ async function scripted(script: Script, greeting = '220 scripted ESMTP'): Promis
     const n = seen.push([]) - 1;
     let buf = '';
     let data = false;
+    let closing = false;
     c.write(greeting + '\r\n');
     c.on('error', () => {});
     c.on('data', (d) => {
+      if (closing) return;
       buf += d.toString('latin1');
       for (;;) {
         if (data) {
@@ -47,6 +51,7 @@ async function scripted(script: Script, greeting = '220 scripted ESMTP'): Promis
         const r = script(cmd, n);
         if (r === null) return void c.destroy();
         c.write(r + '\r\n');
+        if (r.startsWith('421')) { closing = true; c.end(); return; }
         if (r.startsWith('354')) { data = true; buf = '\r\n' + buf; }
         if (cmd === 'QUIT') c.end();
       }
@@ -121,7 +126,7 @@ describe('SMTP session', () => {
 
   it('defers (never bounces) on a 5xx greeting, with the host\'s words', async () => {
     const { results } = await run(ordinary([]), [msg('m', ['a@d.test'])], '554 5.3.2 not now');
-    expect(results[0]!.results[0]).toMatchObject({ status: 'deferred', code: 554, reply: '554 5.3.2 not now', origin: 'remote' });
+    expect(results[0]!.results[0]).toMatchObject({ status: 'deferred', code: 554, reply: '554 5.3.2 not now', origin: 'remote', bounceClass: 40 });
   });
 
   it('cuts the connections from an address the node no longer holds: the transaction in flight is deferred at once', async () => {
@@ -190,5 +195,62 @@ describe('SMTP session', () => {
     expect(s.seen).toHaveLength(2);
     expect(s.seen[0]).toContain('STARTTLS');
     expect(s.seen[1]).not.toContain('STARTTLS');
+  });
+
+  describe('the receiver\'s real reply when it closes after answering', () => {
+    const TSS04 = '421 4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - see https://postmaster.yahooinc.com/error-codes';
+
+    it('gives a 421 to the first pipelined RCPT, followed by the close, to every recipient (origin remote, class 70)', async () => {
+      let rcpts = 0;
+      const { s, results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd.startsWith('RCPT') && rcpts++ === 0 ? TSS04 : undefined)),
+        [msg('m', ['a@d.test', 'b@d.test'])]);
+      // The server stopped reading at the 421: the second RCPT and DATA got no reply.
+      expect(s.seen[0]).toEqual(['EHLO me.test', 'MAIL FROM:<s@src.test>', 'RCPT TO:<a@d.test>']);
+      for (const r of results[0]!.results) {
+        expect(r).toMatchObject({ status: 'deferred', code: 421, enhanced: '4.7.0', reply: TSS04, origin: 'remote', bounceClass: 70 });
+      }
+    });
+
+    it('gives a 421 to a pipelined MAIL, followed by the close, to every recipient', async () => {
+      const { results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd.startsWith('MAIL') ? '421 4.3.2 Service shutting down, closing channel' : undefined)),
+        [msg('m', ['a@d.test', 'b@d.test'])]);
+      expect(results[0]!.results.map((r) => [r.code, r.origin, r.reply, r.bounceClass])).toEqual([
+        [421, 'remote', '421 4.3.2 Service shutting down, closing channel', 70],
+        [421, 'remote', '421 4.3.2 Service shutting down, closing channel', 70],
+      ]);
+    });
+
+    it('does the same one command at a time (no PIPELINING)', async () => {
+      let rcpts = 0;
+      const { results } = await run(ordinary([], (cmd) => (cmd.startsWith('RCPT') && rcpts++ === 1 ? TSS04 : undefined)),
+        [msg('m', ['a@d.test', 'b@d.test', 'c@d.test'])]);
+      // a was accepted, but its transaction ended with the 421: the 421 decides it too.
+      expect(results[0]!.results.map((r) => [r.rcpt, r.code, r.origin])).toEqual([['a@d.test', 421, 'remote'], ['b@d.test', 421, 'remote'], ['c@d.test', 421, 'remote']]);
+    });
+
+    it('gives a 421 to the RSET before a transaction to its recipients', async () => {
+      // The first transaction ends without a message (DATA refused), so the next starts with RSET.
+      const { results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd === 'DATA' ? '451 4.3.0 not now' : cmd === 'RSET' ? '421 4.7.0 too many connections' : undefined)),
+        [msg('m', ['a@d.test']), msg('n', ['b@d.test'])]);
+      expect(results[1]!.results[0]).toMatchObject({ status: 'deferred', code: 421, origin: 'remote', reply: '421 4.7.0 too many connections', bounceClass: 70 });
+    });
+
+    it('keeps a refusal the peer sent before hanging up, and defers only the unanswered with our own 4.4.2', async () => {
+      const { results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd.includes('no@') ? '550 5.1.1 no such user' : cmd === 'DATA' ? null : undefined)),
+        [msg('m', ['no@d.test', 'a@d.test'])]);
+      const [no, a] = results[0]!.results;
+      expect(no).toMatchObject({ status: 'bounced', code: 550, origin: 'remote', bounceClass: 10 });
+      expect(a).toMatchObject({ status: 'deferred', enhanced: '4.4.2', origin: 'local', bounceClass: 70 });
+      expect(a!.reply).toMatch(/^4\.4\.2 lost connection with 127\.0\.0\.1:\d+ while waiting for the reply to DATA$/);
+    });
+
+    it('takes the 421 that ends a session after a 250 to the end of data as that session\'s news, not the message\'s', async () => {
+      const { s, results } = await run(ordinary(['PIPELINING'], (cmd) => (cmd === '.' ? '250 2.0.0 queued\r\n' + TSS04 : undefined)),
+        [msg('m', ['a@d.test']), msg('n', ['b@d.test'])]);
+      expect(results[0]!.results[0]).toMatchObject({ status: 'delivered', code: 250 });
+      // The next message goes over a new connection (the old one was closed with the 421).
+      expect(results[1]!.results[0]!.status).toBe('delivered');
+      expect(s.seen).toHaveLength(2);
+    });
   });
 });

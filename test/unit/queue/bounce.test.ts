@@ -35,7 +35,7 @@ function request(originalId: string): BounceRequest {
   return {
     originalId, to: 'sender@s.test', arrival: NOW - 3_600_000, now: NOW, reportingMta: 'mta.test',
     recipients: [
-      { rcpt: 'a@d.test', status: '5.1.1', remoteReply: '550 5.1.1 <a@d.test>: user unknown', remoteMta: 'mx.d.test' },
+      { rcpt: 'a@d.test', status: '5.1.1', remoteReply: '550 5.1.1 <a@d.test>: user unknown', remoteMta: 'mx.d.test', bounceClass: 10 },
       { rcpt: 'b@d.test', status: '4.4.7', remoteReply: null, remoteMta: null },
     ],
   };
@@ -56,7 +56,9 @@ describe('worker-side DSN writer', () => {
     expect(body).toContain('To: <sender@s.test>');
     expect(body).toContain(`X-Vipmta-Queue-ID: ${id}`);
     expect(body).toContain('Final-Recipient: rfc822; a@d.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.d.test\r\nDiagnostic-Code: smtp; 550 5.1.1 <a@d.test>: user unknown');
+    expect(body).toMatch(/Diagnostic-Code: smtp; 550 5\.1\.1 <a@d\.test>: user unknown\r\nLast-Attempt-Date: [^\r]+\r\nX-Vipmta-Bounce-Class: 10 \(Invalid Recipient\)\r\n/);
     expect(body).toContain('Final-Recipient: rfc822; b@d.test\r\nAction: failed\r\nStatus: 4.4.7\r\nLast-Attempt-Date:');
+    expect(body).not.toMatch(/Status: 4\.4\.7\r\nLast-Attempt-Date: [^\r]+\r\nX-Vipmta/); // no class given: no field
     expect(body).toContain('Subject: hello\r\n..X-Dot: yes\r\n'); // stuffed again in the DSN's own wire form
     expect(body).not.toContain('the body must not be copied');
   });
@@ -78,7 +80,7 @@ describe('worker-side DSN writer', () => {
 
 describe('main-thread bounces', () => {
   const bounced: RecipientResult[] = [
-    { rcpt: 'a@d.test', status: 'bounced', code: 550, enhanced: '5.1.1', reply: '550 5.1.1 unknown', origin: 'remote', remoteHost: 'mx.d.test', remoteAddress: null },
+    { rcpt: 'a@d.test', status: 'bounced', code: 550, enhanced: '5.1.1', reply: '550 5.1.1 unknown', origin: 'remote', remoteHost: 'mx.d.test', remoteAddress: null, bounceClass: 10 },
     { rcpt: 'b@d.test', status: 'bounced', code: 421, enhanced: null, reply: '4.4.2 connection cut', origin: 'local', remoteHost: null, remoteAddress: null },
   ];
 
@@ -102,8 +104,9 @@ describe('main-thread bounces', () => {
     expect(asked).toEqual([{
       originalId: 'q1', to: 's@s.test', arrival: 5, now: 99, reportingMta: 'mta.test',
       recipients: [
-        { rcpt: 'a@d.test', status: '5.1.1', remoteReply: '550 5.1.1 unknown', remoteMta: 'mx.d.test' },
-        { rcpt: 'b@d.test', status: '4.0.0', remoteReply: null, remoteMta: null },
+        { rcpt: 'a@d.test', status: '5.1.1', remoteReply: '550 5.1.1 unknown', remoteMta: 'mx.d.test', bounceClass: 10 },
+        // Without a class (a refusal over #mmove): classed from its reply.
+        { rcpt: 'b@d.test', status: '4.0.0', remoteReply: null, remoteMta: null, bounceClass: 70 },
       ],
     }]);
     expect(queued).toHaveLength(0);

@@ -11,7 +11,9 @@ const noJitter = (): number => 0;
 
 function reply(rcpt: string, status: RecipientStatus, origin: 'remote' | 'local' = 'remote'): RecipientResult {
   const [code, enhanced] = status === 'delivered' ? [250, '2.0.0'] : status === 'deferred' ? [451, '4.3.0'] : [550, '5.1.1'];
-  return { rcpt, status, code, enhanced, reply: `${code} ${enhanced} ${status}`, origin, remoteHost: 'mx.dest.test', remoteAddress: '192.0.2.1' };
+  const r: RecipientResult = { rcpt, status, code, enhanced, reply: `${code} ${enhanced} ${status}`, origin, remoteHost: 'mx.dest.test', remoteAddress: '192.0.2.1' };
+  if (status !== 'delivered') r.bounceClass = status === 'bounced' ? 10 : 70;
+  return r;
 }
 
 function results(...r: RecipientResult[]): MessageResult {
@@ -73,17 +75,18 @@ describe('delivery outcome', () => {
     const o = outcomeOf(part(rcpts, 4), res, q, T0 + 24 * HOUR);
     expect(o.retry).toBeNull();
     expect(o.refused).toBe(1);
-    expect(o.bounced.map((r) => [r.rcpt, r.enhanced, r.reply])).toEqual([
-      ['bad@d.test', '5.1.1', '550 5.1.1 bounced'],
-      ['later@d.test', '4.4.7', '451 4.3.0 deferred'],
+    expect(o.bounced.map((r) => [r.rcpt, r.enhanced, r.reply, r.bounceClass])).toEqual([
+      // The 5xx keeps the class delivery gave it; the expired ones are Momentum's 24 (Timeout).
+      ['bad@d.test', '5.1.1', '550 5.1.1 bounced', 10],
+      ['later@d.test', '4.4.7', '451 4.3.0 deferred', 24],
       // No reply of its own: the part's last reply (the 4xx of later@).
-      ['silent@d.test', '4.4.7', '451 4.3.0 deferred'],
+      ['silent@d.test', '4.4.7', '451 4.3.0 deferred', 24],
     ]);
-    expect(o.expired).toEqual([{ rcpt: 'later@d.test', reply: '451 4.3.0 deferred' }, { rcpt: 'silent@d.test', reply: '451 4.3.0 deferred' }]);
+    expect(o.expired).toEqual([{ rcpt: 'later@d.test', reply: '451 4.3.0 deferred', bounceClass: 24 }, { rcpt: 'silent@d.test', reply: '451 4.3.0 deferred', bounceClass: 24 }]);
     // No reply at all: 4.4.7 with no diagnostic, our own.
     const none = outcomeOf(part(['x@d.test']), undefined, q, T0 + 24 * HOUR);
     expect(none.bounced).toEqual([expect.objectContaining({ rcpt: 'x@d.test', code: 0, enhanced: '4.4.7', reply: '', origin: 'local' })]);
-    expect(none.expired).toEqual([{ rcpt: 'x@d.test', reply: null }]);
+    expect(none.expired).toEqual([{ rcpt: 'x@d.test', reply: null, bounceClass: 24 }]);
   });
 
   it("'away': the binding left this node and only our side failed: no attempt counted, it goes at once", () => {
