@@ -44,7 +44,7 @@ function throttledUntil(q: DestQueue): number | null | undefined {
 
 /** "throttled until T" for the console, "" when not held back. */
 export function throttleNote(until: number | null | undefined): string {
-  return until === undefined ? '' : until === null ? 'throttled until a batch reports' : `throttled until ${new Date(until).toISOString()}`;
+  return until === undefined ? '' : until === null ? 'throttled (its budget is in batches in flight, or its rate is 0)' : `throttled until ${new Date(until).toISOString()}`;
 }
 
 export interface MessageView {

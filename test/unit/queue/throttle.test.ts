@@ -201,6 +201,22 @@ describe('Outbound_Throttle_Messages', () => {
     expect(s.handed.get('dest.test')).toHaveLength(10);
   });
 
+  it('a rate of 0 sends nothing and arms no timer, says so in mailq, and a reload to a rate lets mail go', async () => {
+    const s = sim('Domain "dest.test" { Outbound_Throttle_Messages = "0/1m" }', { duration: () => 0 });
+    s.add(3, 'dest.test');
+    s.qm.start();
+    await s.run(600_000);
+    expect(s.handed.get('dest.test')).toBeUndefined();
+    expect(vi.getTimerCount()).toBe(0);
+    const row = s.qm.mailq()[0]!;
+    expect(row.throttledUntil).toBeNull();
+    expect(formatMailq([row], { messages: 3, active: 3, deferred: 0, hold: 0 })).toContain('default/default  dest.test   3   0   0  throttled (its budget is in batches in flight, or its rate is 0)');
+    s.cfg.current = config('Domain "dest.test" { Outbound_Throttle_Messages = "1/1m" }');
+    s.qm.configChanged();
+    await s.run(1000);
+    expect(s.handed.get('dest.test')).toEqual([T0 + 600_000]);
+  });
+
   it('arms one timer for every held-back queue, and wakes each when its window allows', async () => {
     const s = sim('Outbound_Throttle_Messages = "1/60s"', { duration: () => 0 });
     for (let d = 0; d < 50; d++) s.add(2, `d${d}.test`);
