@@ -33,6 +33,8 @@ export type ValueType =
   | { readonly kind: 'endpoint' }
   | { readonly kind: 'hostport' }
   | { readonly kind: 'cidr' }
+  /** "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited": { count, periodMs } or null. */
+  | { readonly kind: 'rate' }
   | { readonly kind: 'list'; readonly of: ScalarType }
   | { readonly kind: 'dict' };
 export type ScalarType = Exclude<ValueType, { kind: 'list' } | { kind: 'dict' }>;
@@ -335,6 +337,10 @@ export const OPTIONS = {
     type: { kind: 'boolean' }, scopes: FALLBACK, default: 'false',
     description: 'With Outbound_TLS = "required": verify the certificate chain and the host name (the MX or route host).',
   },
+  Outbound_Throttle_Messages: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most messages sent from one binding to one destination per period, over every sliding window of that period ("300/60s"). Enforced by the node that owns the binding.',
+  },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
     description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
@@ -385,6 +391,12 @@ export const STANZAS: readonly StanzaSpec[] = [
 
 export type { Endpoint, HostPort };
 
+/** A parsed "N/PERIOD": at most `count` events in every sliding window of `periodMs`. */
+export interface Rate {
+  readonly count: number;
+  readonly periodMs: number;
+}
+
 export type ValueOfType<T> =
   T extends { kind: 'string' | 'ip' | 'cidr' } ? string
   : T extends { kind: 'integer' | 'size' | 'duration' } ? number
@@ -392,6 +404,7 @@ export type ValueOfType<T> =
   : T extends { kind: 'enum'; values: readonly (infer V)[] } ? V
   : T extends { kind: 'endpoint' } ? Endpoint
   : T extends { kind: 'hostport' } ? HostPort
+  : T extends { kind: 'rate' } ? Rate | null
   : T extends { kind: 'list'; of: infer O } ? readonly ValueOfType<O>[]
   : T extends { kind: 'dict' } ? Readonly<Record<string, string>>
   : never;

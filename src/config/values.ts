@@ -29,6 +29,7 @@ export function describeType(t: ValueType): string {
     case 'endpoint': return 'an address "ip:port" ("[::1]:25" for IPv6)';
     case 'hostport': return 'a "host:port" ("[::1]:25" for IPv6; port defaults to 25)';
     case 'cidr': return 'a CIDR network ("192.0.2.0/24"; a bare address is a host)';
+    case 'rate': return 'a rate "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited"';
     case 'list': return `a list ( ... ) of ${describeType(t.of).replace(/^an? /, '')}s`;
     case 'dict': return 'a dictionary [ key = "value" ... ]';
   }
@@ -44,6 +45,7 @@ export function typeName(t: ValueType): string {
     case 'endpoint': return 'ip:port';
     case 'hostport': return 'host:port';
     case 'ip': return 'ip address';
+    case 'rate': return 'N/PERIOD';
     case 'string': return t.patternText ? (t.patternText.startsWith('a host') ? 'host name' : t.patternText.startsWith('a node') ? 'node name' : 'string') : 'string';
     default: return t.kind;
   }
@@ -121,6 +123,15 @@ export function parseScalar(t: ScalarType, s: Scalar): Parsed {
       const c = parseCidr(text);
       return c ? { ok: true, value: c } : bad;
     }
+    case 'rate': {
+      if (text.toLowerCase() === 'unlimited') return { ok: true, value: null };
+      const m = /^(\d+)\s*\/\s*(\d+)(ms|s|m|h|d)?$/i.exec(text);
+      if (!m) return bad;
+      const count = Number(m[1]);
+      const periodMs = Number(m[2]) * DURATION_UNITS[(m[3] ?? '').toLowerCase()]!;
+      if (!Number.isSafeInteger(count) || !Number.isSafeInteger(periodMs) || periodMs <= 0) return bad;
+      return { ok: true, value: { count, periodMs } };
+    }
   }
 }
 
@@ -135,6 +146,10 @@ function formatUnit(n: number, units: [string, number][]): string {
   return String(n);
 }
 
+function formatDuration(ms: number): string {
+  return ms === 0 ? '0' : formatUnit(ms, [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]]);
+}
+
 export function formatValue(t: ValueType, v: unknown): string {
   switch (t.kind) {
     case 'string': case 'ip': case 'cidr': return quote(v as string);
@@ -142,7 +157,11 @@ export function formatValue(t: ValueType, v: unknown): string {
     case 'boolean': return v ? 'true' : 'false';
     case 'enum': return v as string;
     case 'size': return formatUnit(v as number, [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]]);
-    case 'duration': return v === 0 ? '0' : formatUnit(v as number, [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]]);
+    case 'duration': return formatDuration(v as number);
+    case 'rate': {
+      const r = v as { count: number; periodMs: number } | null;
+      return r === null ? 'unlimited' : quote(`${r.count}/${formatDuration(r.periodMs)}`);
+    }
     case 'endpoint': case 'hostport': {
       const e = v as HostPort;
       return quote(formatHostPort(e.host, e.port));
