@@ -9,7 +9,7 @@ import type { MailqReport } from '../control/http.js';
 import { ErrorCode, VipError } from '../errors.js';
 import type { QueueManager, Selector } from '../queue/manager.js';
 import type { CorruptEntry } from '../spool/index.js';
-import { formatMailq, formatMessageList } from '../queue/views.js';
+import { formatMailq, formatMessageList, throttleNote } from '../queue/views.js';
 import { VERSION } from '../version.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { WorkerStats } from '../workers/protocol.js';
@@ -130,7 +130,8 @@ export function formatMessage(queue: Pick<QueueManager, 'show'>, id: string): st
   for (const p of m.parts) {
     const next = p.nextAttempt === null ? '-' : new Date(p.nextAttempt).toISOString();
     const via = p.via === null ? '' : `  via default/#mmove to ${p.via}`;
-    lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}${via}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
+    const throttled = p.throttledUntil === undefined ? '' : `  ${throttleNote(p.throttledUntil)}`;
+    lines.push(`  ${p.bindingGroup}/${p.binding}  ${p.domain || '(none)'}  ${p.state}${via}${throttled}  attempts ${p.attempts}  next ${next}  rcpt ${p.rcpt.map((r) => `<${r}>`).join(' ')}`);
     if (p.lastReply !== null) lines.push(`    last reply: ${p.lastReply}`);
   }
   return lines.join('\n') + '\n';

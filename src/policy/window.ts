@@ -3,7 +3,8 @@
 // touches, so the count can only be over-estimated: no real window of PERIOD ever holds more than
 // N events, at the price of up to one bucket's width of unused allowance. Memory is BUCKETS
 // numbers per limit whatever N is (a ring of timestamps would cost N). The limit can change at
-// any time (a cluster lease moving); what was sent stays counted. Pure; the caller passes the clock.
+// any time (a cluster lease moving); what was sent stays counted. Events begun but not yet counted
+// (a batch in flight) are the caller's `pending`. Pure; the caller passes the clock.
 
 export const BUCKETS = 60;
 /** A window touches BUCKETS + 1 buckets (its oldest only in part): one slot each. */
@@ -33,9 +34,9 @@ export class SlidingWindow {
     return n;
   }
 
-  /** How many events may happen now. */
-  available(now: number): number {
-    return Math.max(0, this.limit - this.count(now));
+  /** How many events may happen now, when `pending` more (started, not yet counted) are coming. */
+  available(now: number, pending = 0): number {
+    return Math.max(0, this.limit - this.count(now) - pending);
   }
 
   /** Counts `n` events at `now` (the caller checked `available`). */
@@ -50,14 +51,15 @@ export class SlidingWindow {
   }
 
   /**
-   * When at least one event may happen again (`now` if it may now); Infinity if the limit is 0.
+   * When at least one event may happen again (`now` if it may now); Infinity if the limit is 0,
+   * or if the `pending` events alone fill it (then only counting them and time can make room).
    * For a timer: the earliest moment the oldest counted bucket leaves the window.
    */
-  nextAt(now: number): number {
-    if (this.available(now) > 0) return now;
-    if (this.limit <= 0) return Infinity;
+  nextAt(now: number, pending = 0): number {
+    if (this.available(now, pending) > 0) return now;
+    if (this.limit - pending <= 0) return Infinity;
     const cur = Math.floor(now / this.width);
-    let need = this.count(now) - this.limit + 1;
+    let need = this.count(now) + pending - this.limit + 1;
     for (let b = cur - BUCKETS; b <= cur; b++) {
       const i = ((b % SLOTS) + SLOTS) % SLOTS;
       if (this.slots[i] !== b) continue;

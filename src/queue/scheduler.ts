@@ -6,15 +6,18 @@
 // Queues: one per (binding group, binding, domain), each a FIFO of ready parts; deferred parts of
 // all queues wait in one retry heap ordered by next attempt. A queue runs at most
 // Max_Outbound_Connections batches at once; a batch is at most Max_Deliveries_Per_Connection
-// messages delivered over one pooled connection by one worker. A #mmove queue (binding
-// MMOVE_BINDING, domain = the peer node) holds parts that move to another node; its batches are
-// sent by mmove-queue.ts (options.dispatchMove).
+// messages delivered over one pooled connection by one worker. A queue with
+// Outbound_Throttle_Messages hands out no more than its window allows (throttle.ts); held back,
+// it waits for the scheduler's one throttle timer. A #mmove queue (binding MMOVE_BINDING, domain =
+// the peer node) holds parts that move to another node (never throttled here: the owner does);
+// its batches are sent by mmove-queue.ts (options.dispatchMove).
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { MessageResult } from '../delivery/results.js';
 import type { DeliveryBatch } from '../delivery/batch.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
+import { HeldQueues, throttleFor, type MessageThrottle } from './throttle.js';
 
 export interface DestQueue {
   readonly idx: number;
@@ -39,6 +42,11 @@ export interface DestQueue {
   readonly moveTo: string | null;
   /** A #mmove queue whose peer failed waits until then (ms since the epoch). */
   pausedUntil: number;
+  /** Outbound_Throttle_Messages' window; null while the queue never had one (no work then). */
+  throttle: MessageThrottle | null;
+  /** Held back by its window until then (ms since the epoch; Infinity: until a batch ends or a
+   *  reload); 0 when not held back. */
+  throttledUntil: number;
 }
 
 export const NONE = -1;
@@ -86,8 +94,17 @@ export class Scheduler {
   private stopped = true;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Queues their throttle holds back, and the one timer that wakes them. */
+  private readonly held: HeldQueues<DestQueue>;
 
-  constructor(private readonly o: SchedulerOptions) {}
+  constructor(private readonly o: SchedulerOptions) {
+    this.held = new HeldQueues(o.now, (q) => {
+      if (q.ready > 0) {
+        this.runnable.add(q);
+        this.schedulePump();
+      }
+    });
+  }
 
   /** Batches (delivery and move) running now. */
   get batchesInFlight(): number {
@@ -98,12 +115,14 @@ export class Scheduler {
   start(): void {
     this.stopped = false;
     this.armTimer();
+    this.held.start();
     this.schedulePump();
   }
 
   /** Stops handing out batches and waits (up to timeoutMs) for those in flight to report. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopped = true;
+    this.held.stop();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = Infinity;
@@ -135,7 +154,7 @@ export class Scheduler {
       idx: this.queues.length, bindingGroup, binding, domain,
       head: NONE, tail: NONE, ready: 0, inflight: 0, deferred: 0, hold: 0, batches: 0,
       gen: -1, suspended: false, maxConnections: 1, maxPerConnection: 1, retryMs: 0, expireMs: 0,
-      moveTo, pausedUntil: 0,
+      moveTo, pausedUntil: 0, throttle: null, throttledUntil: 0,
     };
     this.queues.push(q);
     this.queueIndex.set(key, q.idx);
@@ -158,6 +177,7 @@ export class Scheduler {
       q.maxPerConnection = cfg.lookup('Max_Deliveries_Per_Connection', ctx);
       q.retryMs = cfg.lookup('Retry_Interval', ctx);
       q.expireMs = cfg.lookup('Message_Expiration', ctx);
+      q.throttle = throttleFor(q.throttle, cfg.lookup('Outbound_Throttle_Messages', ctx), this.o.now());
       q.gen = this.gen;
     }
     return q;
@@ -214,7 +234,8 @@ export class Scheduler {
       else st.nextLink[q.tail] = s;
       q.tail = s;
       q.ready++;
-      if (!this.runnable.has(q)) {
+      // A queue its throttle holds back waits for its timer (or a batch's end), not for new mail.
+      if (q.throttledUntil === 0 && !this.runnable.has(q)) {
         this.runnable.add(q);
         this.schedulePump();
       }
@@ -276,14 +297,16 @@ export class Scheduler {
     const now = this.o.now();
     for (const q of this.runnable) {
       this.settings(q);
+      this.held.release(q);
       // A home queue runs only while its binding is local; a #mmove queue not while its peer waits.
       const blocked = q.suspended || (q.moveTo === null ? this.routeOf(q).to !== 'local' : q.pausedUntil > now);
       while (!blocked && q.ready > 0 && q.batches < q.maxConnections) {
-        if (q.moveTo === null) this.dispatch(q);
-        else this.o.dispatchMove(q);
+        if (q.moveTo !== null) this.o.dispatchMove(q);
+        else if (!this.dispatch(q, now)) break;
       }
-      // A blocked queue leaves the run list; configChanged(), reroute() or the pause's end put it back.
-      if (q.ready === 0 || blocked) this.runnable.delete(q);
+      // A blocked or held-back queue leaves the run list; configChanged(), reroute(), the pause's
+      // end, the throttle timer or a batch's end put it back.
+      if (q.ready === 0 || blocked || q.throttledUntil !== 0) this.runnable.delete(q);
     }
   }
 
@@ -302,10 +325,22 @@ export class Scheduler {
     this.schedulePump();
   }
 
-  private dispatch(q: DestQueue): void {
+  /** Hands out one batch of `q`; false (and `q` held back) when its throttle allows none now. */
+  private dispatch(q: DestQueue, now: number): boolean {
     const free = q.maxConnections - q.batches;
-    const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(q.ready / free)));
+    let n = q.ready;
+    const t = q.throttle;
+    if (t !== null) {
+      const allowed = t.available(now);
+      if (allowed === 0) {
+        this.held.hold(q, t.nextAt(now));
+        return false;
+      }
+      if (allowed < n) n = allowed;
+    }
+    const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(n / free)));
     const slots = this.takeReady(q, per);
+    if (t !== null) t.begin(slots.length);
     this.beginBatch(q);
     const batch = this.batchFor(q, slots);
     const t0 = this.o.now();
@@ -318,8 +353,11 @@ export class Scheduler {
       .catch((err: unknown) => this.o.logger.error({ err }, 'queue manager: handling delivery results failed'))
       .finally(() => {
         this.o.logger.trace({ binding: q.binding, domain: q.domain, messages: slots.length, ms: this.o.now() - t0 }, 'delivery batch done');
+        // Counted from now on: the receiver saw these messages before their results came back.
+        if (t !== null) t.end(this.o.now(), slots.length);
         this.endBatch(q);
       });
+    return true;
   }
 
   private batchFor(q: DestQueue, slots: number[]): DeliveryBatch {

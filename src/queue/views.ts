@@ -1,7 +1,7 @@
 // What the console and the admin API show of the queue: mailq rows per (group, binding, domain),
 // totals, parts per binding, the message list, one message's parts, and Momentum's mailq layout.
 // Read-only over the scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
-import type { Scheduler } from './scheduler.js';
+import type { DestQueue, Scheduler } from './scheduler.js';
 import { DEFERRED, INFLIGHT, READY } from './store.js';
 
 /** Postfix's queue names: active (being worked on / ready), deferred (waiting for a retry), hold. */
@@ -14,6 +14,9 @@ export interface MailqRow {
   active: number;
   deferred: number;
   hold: number;
+  /** Only while Outbound_Throttle_Messages holds the queue's ready mail back: until when (ms since
+   *  the epoch), or null until a batch in flight reports (or a reload, for a rate of 0). */
+  throttledUntil?: number | null;
 }
 
 export interface PartView {
@@ -29,6 +32,19 @@ export interface PartView {
   rcpt: string[];
   /** The last reply that deferred it (since this node took it), or null. */
   lastReply: string | null;
+  /** Only on a ready part whose queue its throttle holds back: as MailqRow.throttledUntil. */
+  throttledUntil?: number | null;
+}
+
+/** Held back by its throttle (with ready mail): until when, or null (see MailqRow); else undefined. */
+function throttledUntil(q: DestQueue): number | null | undefined {
+  if (q.throttledUntil === 0 || q.ready === 0) return undefined;
+  return Number.isFinite(q.throttledUntil) ? q.throttledUntil : null;
+}
+
+/** "throttled until T" for the console, "" when not held back. */
+export function throttleNote(until: number | null | undefined): string {
+  return until === undefined ? '' : until === null ? 'throttled (its budget is in batches in flight, or its rate is 0)' : `throttled until ${new Date(until).toISOString()}`;
 }
 
 export interface MessageView {
@@ -48,7 +64,10 @@ export function mailqRows(sched: Scheduler, filter: { domain?: string; binding?:
     if (q.ready + q.inflight + q.deferred + q.hold === 0) continue;
     if (filter.binding !== undefined && q.binding !== filter.binding) continue;
     if (d !== undefined && q.domain !== d) continue;
-    rows.push({ bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, active: q.ready + q.inflight, deferred: q.deferred, hold: q.hold });
+    const row: MailqRow = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, active: q.ready + q.inflight, deferred: q.deferred, hold: q.hold };
+    const until = throttledUntil(q);
+    if (until !== undefined) row.throttledUntil = until;
+    rows.push(row);
   }
   return rows.sort((a, b) => a.bindingGroup.localeCompare(b.bindingGroup) || a.binding.localeCompare(b.binding) || a.domain.localeCompare(b.domain));
 }
@@ -86,7 +105,7 @@ export function messageView(sched: Scheduler, id: string): MessageView | null {
   const parts = st.ringOf(first).map((s): PartView => {
     const q = sched.queues[st.home[s]!]!;
     const state = st.state[s]!;
-    return {
+    const view: PartView = {
       bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, via: sched.queues[st.queue[s]!]!.moveTo,
       state: state === INFLIGHT ? 'sending' : state === READY ? 'active' : state === DEFERRED ? 'deferred' : 'hold',
       attempts: st.attempts[s]!,
@@ -94,6 +113,9 @@ export function messageView(sched: Scheduler, id: string): MessageView | null {
       rcpt: st.rcpts[s]!.split('\n'),
       lastReply: st.lastReply.get(s) ?? null,
     };
+    const until = state === READY ? throttledUntil(sched.queues[st.queue[s]!]!) : undefined;
+    if (until !== undefined) view.throttledUntil = until;
+    return view;
   });
   return { id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, parts };
 }
@@ -170,5 +192,7 @@ export function formatMailq(rows: MailqRow[], totals: { active: number; deferred
   const all = [head, ...body];
   const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   const line = (r: string[]): string => r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  return [...all.map(line), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
+  // A throttled queue's row says until when, after its columns.
+  const note = (i: number): string => (i === 0 ? '' : throttleNote(rows[i - 1]!.throttledUntil));
+  return [...all.map((r, i) => (note(i) === '' ? line(r) : `${line(r)}  ${note(i)}`)), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
 }

@@ -127,6 +127,24 @@ describe('config parser', () => {
         'test.conf:2:46: invalid value for "Outbound_Throttle_Connections": expected a rate "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited", got "5/0s"',
       ]);
     });
+
+    it('looks a rate up through the fallback, "unlimited" included, and shows it re-parseably', () => {
+      const c = ok(text(`Outbound_Throttle_Messages = "300/60s"
+        Domain "gmail.com" { Outbound_Throttle_Messages = "5/1" }
+        Binding "b1" { Domain "gmail.com" { Outbound_Throttle_Messages = unlimited } }`));
+      const ctx = { binding: 'default', domain: 'gmail.com' };
+      expect(c.lookup('Outbound_Throttle_Messages', ctx)).toEqual({ count: 5, periodMs: 1000 });
+      expect(c.lookup('Outbound_Throttle_Messages', { binding: 'default', domain: 'other.com' })).toEqual({ count: 300, periodMs: 60_000 });
+      expect(c.lookup('Outbound_Throttle_Messages', { binding: 'b1', domain: 'gmail.com' })).toBeNull();
+      expect(ok(text('')).lookup('Outbound_Throttle_Messages', ctx)).toBeNull();
+      expect(c.show()).toContain('Outbound_Throttle_Messages = "300/1m"');
+      expect(c.show()).toContain('Outbound_Throttle_Messages = unlimited');
+      expect(ok(text(c.show())).lookup('Outbound_Throttle_Messages', ctx)).toEqual({ count: 5, periodMs: 1000 });
+      expect(errorsOf(text('Outbound_Throttle_Messages = "300 per minute"\nDomain "d" { Outbound_Throttle_Messages = "5/0s" }'))).toEqual([
+        'test.conf:1:30: invalid value for "Outbound_Throttle_Messages": expected a rate "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited", got "300 per minute"',
+        'test.conf:2:43: invalid value for "Outbound_Throttle_Messages": expected a rate "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited", got "5/0s"',
+      ]);
+    });
   });
 
   describe('stanzas', () => {

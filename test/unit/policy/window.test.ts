@@ -61,4 +61,16 @@ describe('SlidingWindow', () => {
     w.limit = 0;
     expect(w.nextAt(at)).toBe(Infinity);
   });
+
+  it('counts pending events (begun, not yet counted) against the limit and the next moment', () => {
+    const w = new SlidingWindow(5, 60_000);
+    w.take(0, 2);
+    expect(w.available(10_000, 2)).toBe(1);
+    expect(w.nextAt(10_000, 2)).toBe(10_000);
+    // Three pending fill it: room comes when the two counted at 0 leave the window.
+    expect(w.available(10_000, 3)).toBe(0);
+    expect(w.nextAt(10_000, 3)).toBe(61_000);
+    // Pending events alone fill it: no moment frees room until they are counted.
+    expect(w.nextAt(10_000, 5)).toBe(Infinity);
+  });
 });
