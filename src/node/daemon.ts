@@ -25,6 +25,7 @@ import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
+import { NodeShaping } from './shaping.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
@@ -69,6 +70,8 @@ export class Daemon {
   private listenClaim: ListenClaim = { refused: [], release: () => undefined };
   private readonly startedAt = Date.now();
   private lastReload: { at: Date; ok: boolean; message: string } | null = null;
+  /** Response-driven shaping: the rules, the shaping group, the restrictions in force. */
+  private readonly shaping: NodeShaping;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -90,8 +93,13 @@ export class Daemon {
       cluster,
       outcome: (status, n) => this.metrics.outcome(status, n),
       failure: (kind, cls, n) => this.metrics.failure(kind, cls, n),
+      shaping: {
+        observe: (binding, domain, r) => this.shaping.observe(binding, domain, r),
+        restrictionsFor: (binding, domain) => this.shaping.restrictionsFor(binding, domain),
+      },
       logger: this.logger,
     });
+    this.shaping = new NodeShaping({ config: cfg, logger: this.logger, changed: () => this.queue.configChanged() });
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
@@ -150,6 +158,8 @@ export class Daemon {
     pool.on('replaced', () => this.reconcileWithSpool());
     await pool.start();
     this.listenClaim.release(); // the workers listen now
+    // Before the first batch: a suspension persisted by the last run holds from the start.
+    this.shaping.start();
     this.queue.start();
     const commands = nodeCommands({
       config: () => this.config,
@@ -164,6 +174,7 @@ export class Daemon {
       spoolCorrupt: () => listCorrupt(this.spool!.directory),
       spoolFull: () => this.spoolFull.state(),
     });
+    this.shaping.addCommands(commands);
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, commands, this.logger);
       await server.start();
@@ -296,6 +307,7 @@ export class Daemon {
         config: (next) => {
           this.config = next;
           this.policy = bindingPolicy(next, () => this.cluster);
+          this.shaping.reconfigure(next);
         },
         queue: () => {
           this.queue.configChanged();
@@ -326,6 +338,7 @@ export class Daemon {
     await stopCluster(this.cluster, this.logger);
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
+    this.shaping.stop();
     // Deliveries in flight report first (their workers must still be there to answer); what does
     // not finish in time stays in the spool and goes again after the restart.
     await this.queue.stop(DRAIN_GRACE_MS);

@@ -21,6 +21,12 @@ export interface QueueWiring {
   outcome: (status: Outcome, n: number) => void;
   /** Failures by bounce class (NodeMetricSet.failure). */
   failure?: NonNullable<QueueManagerOptions['onFailure']>;
+  /** Response-driven shaping (node/shaping.ts): the rules see the receivers' replies, the
+   *  scheduler sees the restrictions in force. */
+  shaping?: {
+    observe: NonNullable<QueueManagerOptions['shaping']>;
+    restrictionsFor: NonNullable<QueueManagerOptions['restrictions']>;
+  };
   logger: Logger;
 }
 
@@ -42,6 +48,7 @@ export function makeQueue(w: QueueWiring): QueueManager {
     logger: w.logger,
     onOutcome: w.outcome,
     ...(w.failure !== undefined ? { onFailure: w.failure } : {}),
+    ...(w.shaping !== undefined ? { shaping: w.shaping.observe, restrictions: w.shaping.restrictionsFor } : {}),
     route: (_group, binding) => routeOfBinding(w.cluster(), w.config(), binding),
     move: (node, items) => w.dispatch.move(node, items),
     moveConnections: () => w.config().cluster?.options.Mmove_Connections ?? 4,

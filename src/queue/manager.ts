@@ -21,7 +21,7 @@ import { Bounces, DSN_RETRY_MS } from './bounce.js';
 import { MmoveQueue } from './mmove-queue.js';
 import { outcomeOf } from './outcome.js';
 import { RouteTable, type Route } from './routes.js';
-import { NONE, Scheduler, type DestQueue } from './scheduler.js';
+import { NONE, Scheduler, type DestQueue, type SchedulerOptions } from './scheduler.js';
 import { DEFERRED, HOLD, READY } from './store.js';
 import { bindingRows, mailqRows, messageList, messageView, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState } from './views.js';
 
@@ -66,6 +66,12 @@ export interface QueueManagerOptions {
   /** Per-recipient failures of a delivery by bounce class, counted as onOutcome counts them:
    *  'transient' for recipients retried, 'permanent' for 5xx refusals and expiries. */
   onFailure?: (kind: 'transient' | 'permanent', cls: BounceClass, count: number) => void;
+  /** Response-driven shaping (Shaping_Rule): sees every recipient failure the receiver itself
+   *  answered (origin remote), before its outcome is decided; true makes a deferral permanent now
+   *  (a rule's Action = bounce). Failures only: a delivery pays nothing. */
+  shaping?: (binding: string, domain: string, r: RecipientResult) => boolean;
+  /** What the cluster's shaping has in force per queue (the scheduler's restrictions). */
+  restrictions?: SchedulerOptions['restrictions'];
   /** Where a binding's mail goes (the cluster's owner of its Bind_Address). Default: local. */
   route?: (bindingGroup: string, binding: string) => Route;
   /** Moves messages to a node (#mmove); one result per item, in order; ok only after its 250. */
@@ -115,6 +121,7 @@ export class QueueManager {
       onResults: (slots, results) => this.onResults(slots, results),
       dispatchMove: (q) => this.moves.dispatch(q),
       ...(o.moveConnections !== undefined ? { moveConnections: o.moveConnections } : {}),
+      ...(o.restrictions !== undefined ? { restrictions: o.restrictions } : {}),
     });
     this.moves = new MmoveQueue({
       sched: this.sched, routes, logger: o.logger, now: this.now, counters: this.counters,
@@ -318,6 +325,11 @@ export class QueueManager {
       const q = sched.settings(sched.queues[st.queue[s]!]!);
       const id = st.id[s]!;
       const res = results[i];
+      if (this.o.shaping !== undefined && res !== undefined) {
+        for (const r of res.results) {
+          if (r.status !== 'delivered' && r.origin === 'remote' && this.o.shaping(q.binding, q.domain, r) && r.status === 'deferred') r.status = 'bounced';
+        }
+      }
       const out = outcomeOf({ rcpts: st.rcpts[s]!.split('\n'), attempts: st.attempts[s]!, arrival: st.arrival[s]! }, res, { retryMs: q.retryMs, expireMs: q.expireMs, local }, now);
       const base = { id, binding: `${q.bindingGroup}/${q.binding}`, source: res?.localAddress ?? null };
       for (const r of out.replies) {

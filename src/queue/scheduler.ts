@@ -13,6 +13,7 @@
 // its batches are sent by mmove-queue.ts (options.dispatchMove).
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
+import type { Rate } from '../config/schema.js';
 import type { MessageResult } from '../delivery/results.js';
 import type { DeliveryBatch } from '../delivery/batch.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
@@ -73,6 +74,26 @@ export interface SchedulerOptions {
   dispatchMove: (q: DestQueue) => void;
   /** Mmove_Connections: how many move batches may run per peer (twice this). */
   moveConnections?: () => number;
+  /** What the cluster's shaping has in force for (binding, domain) (cluster/shaping): read with the
+   *  config (its changes call configChanged()), never per batch. */
+  restrictions?: (binding: string, domain: string) => QueueRestrictions | null;
+}
+
+/** A restriction's effect on one queue: stricter of it and the config wins. */
+export interface QueueRestrictions {
+  /** Delivery suspended (a rule fired, or `shaping suspend`). */
+  readonly suspended: boolean;
+  /** A message rate lower than the configured one, or null. */
+  readonly rate: Rate | null;
+  /** A connection limit lower than the configured one, or null. */
+  readonly connections: number | null;
+}
+
+/** The lower of two rates (messages per ms); null is unlimited. */
+function stricter(a: Rate | null, b: Rate | null): Rate | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return b.count / b.periodMs < a.count / a.periodMs ? b : a;
 }
 
 export class Scheduler {
@@ -172,12 +193,15 @@ export class Scheduler {
     } else if (q.gen !== this.gen) {
       const cfg = this.o.config();
       const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
-      q.suspended = cfg.lookup('Suspend_Delivery', ctx);
-      q.maxConnections = cfg.lookup('Max_Outbound_Connections', ctx);
+      const r = this.o.restrictions?.(q.binding, q.domain) ?? null;
+      q.suspended = cfg.lookup('Suspend_Delivery', ctx) || r?.suspended === true;
+      q.maxConnections = Math.min(cfg.lookup('Max_Outbound_Connections', ctx), r?.connections ?? Infinity);
+      // A reduction to 0 connections holds the queue as a suspension does.
+      if (q.maxConnections <= 0) q.suspended = true;
       q.maxPerConnection = cfg.lookup('Max_Deliveries_Per_Connection', ctx);
       q.retryMs = cfg.lookup('Retry_Interval', ctx);
       q.expireMs = cfg.lookup('Message_Expiration', ctx);
-      q.throttle = throttleFor(q.throttle, cfg.lookup('Outbound_Throttle_Messages', ctx), this.o.now());
+      q.throttle = throttleFor(q.throttle, stricter(cfg.lookup('Outbound_Throttle_Messages', ctx), r?.rate ?? null), this.o.now());
       q.gen = this.gen;
     }
     return q;
