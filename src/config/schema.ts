@@ -342,26 +342,6 @@ export const OPTIONS = {
     type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
     description: 'Most messages sent from one binding to one destination per period, over every sliding window of that period ("300/60s"). Enforced by the node that owns the binding.',
   },
-  Outbound_Throttle_Connections: {
-    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
-    description: 'Most connections opened from one binding to one destination per period ("5/1s").',
-  },
-  Cluster_Max_Outbound_Connections: {
-    type: { kind: 'integer', min: 0, max: 1_000_000 }, scopes: FALLBACK, default: '0',
-    description: 'Most concurrent connections to the destination from the whole cluster (every binding of every node, idle pooled connections included); 0: no cluster-wide limit. Shared out between the nodes as leases agreed over corosync.',
-  },
-  Cluster_Outbound_Throttle_Messages: {
-    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
-    description: 'Most messages to the destination from the whole cluster per period, over every sliding window ("600/60s").',
-  },
-  Cluster_Outbound_Throttle_Connections: {
-    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
-    description: 'Most connections opened to the destination by the whole cluster per period.',
-  },
-  Mx_Rollup: {
-    type: { kind: 'boolean' }, scopes: FALLBACK, default: 'true',
-    description: 'The destination the limits count is the set of MX hosts the domain resolves to (or its Routes), so domains served by the same MX share one budget; false: the domain itself.',
-  },
   // --- Shaping_Rule (response-driven shaping: Momentum's Adaptive Delivery) ---
   Shaping_Default_Rules: {
     type: { kind: 'boolean' }, scopes: ['global'], default: 'true',

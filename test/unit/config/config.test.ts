@@ -109,25 +109,6 @@ describe('config parser', () => {
       expect(l.options.Auth_Users).toEqual({ alice: H1, 'bob@example.com': H2 });
       expect(c.domains.get('d')!.options.Routes).toEqual([{ host: 'mx.d', port: 2525 }, { host: '2001:db8::1', port: 26 }, { host: '192.0.2.9', port: 25 }]);
     });
-    it('parses rates "N/PERIOD" (a bare period is seconds) and "unlimited", shows them re-parseably, and rejects the rest', () => {
-      const c = ok(text(`Outbound_Throttle_Messages = "300/60s"
-        Domain "gmail.com" { Cluster_Outbound_Throttle_Messages = "600/1m" Outbound_Throttle_Connections = "5/1" Cluster_Max_Outbound_Connections = 5 }`));
-      const ctx = { binding: 'default', domain: 'gmail.com' };
-      expect(c.lookup('Outbound_Throttle_Messages', ctx)).toEqual({ count: 300, periodMs: 60_000 });
-      expect(c.lookup('Cluster_Outbound_Throttle_Messages', ctx)).toEqual({ count: 600, periodMs: 60_000 });
-      expect(c.lookup('Outbound_Throttle_Connections', ctx)).toEqual({ count: 5, periodMs: 1000 });
-      expect(c.lookup('Cluster_Outbound_Throttle_Connections', ctx)).toBeNull();
-      expect(c.lookup('Cluster_Max_Outbound_Connections', ctx)).toBe(5);
-      expect(c.lookup('Cluster_Max_Outbound_Connections', { binding: 'default', domain: 'other.com' })).toBe(0);
-      expect(c.lookup('Mx_Rollup', ctx)).toBe(true);
-      expect(c.show()).toContain('Cluster_Outbound_Throttle_Messages = "600/1m"');
-      expect(ok(text(c.show())).lookup('Outbound_Throttle_Messages', ctx)).toEqual({ count: 300, periodMs: 60_000 });
-      expect(errorsOf(text('Outbound_Throttle_Messages = "300 per minute"\nDomain "d" { Outbound_Throttle_Connections = "5/0s" }'))).toEqual([
-        'test.conf:1:30: invalid value for "Outbound_Throttle_Messages": expected a rate "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited", got "300 per minute"',
-        'test.conf:2:46: invalid value for "Outbound_Throttle_Connections": expected a rate "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited", got "5/0s"',
-      ]);
-    });
-
     it('looks a rate up through the fallback, "unlimited" included, and shows it re-parseably', () => {
       const c = ok(text(`Outbound_Throttle_Messages = "300/60s"
         Domain "gmail.com" { Outbound_Throttle_Messages = "5/1" }
