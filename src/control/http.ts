@@ -1,5 +1,6 @@
 // The HTTP admin API on uWebSockets.js: GET /health, GET /metrics (Prometheus), GET
-// /stats/queues/mailq (JSON). Main thread; every answer is computed from in-memory state (the
+// /stats/queues/mailq (JSON), and shaping: GET /shaping/suspensions, POST /shaping/suspend and
+// POST /shaping/resume (arguments in the query string, as the console's). Main thread; every answer is computed from in-memory state (the
 // queue index, spool counters): synchronously, or for /metrics in prom-client's promise, which
 // reads memory only, so a handler never waits on I/O and never blocks for long.
 // No authentication: the config puts it on loopback by default (docs/configuration.md).
@@ -31,6 +32,15 @@ export interface AdminHttpOptions {
   /** What leaves the node degraded (running and delivering, but e.g. refusing new mail): /health
    *  still answers 200, with status "degraded" and these lines. Empty: "ok". */
   problems?: () => string[];
+  /** The shaping console's operations (cluster/shaping/console.ts); absent: no /shaping routes. */
+  shaping?: ShapingApi;
+}
+
+/** What /shaping/* does; a bad argument throws a VipError ERR_CONTROL_BAD_REQUEST (answered 400). */
+export interface ShapingApi {
+  restrictions(): unknown[];
+  suspend(q: { domain: string; binding: string | null; duration: string; reason?: string }): unknown;
+  resume(q: { domain: string; binding: string | null }): unknown;
 }
 
 /** One response, ready to write. */
@@ -42,6 +52,8 @@ interface Answer {
 }
 
 const ROUTES = new Set(['/health', '/metrics', '/stats/queues/mailq']);
+/** The shaping routes and the method each takes. */
+const SHAPING_ROUTES = new Map([['/shaping/suspensions', 'get'], ['/shaping/suspend', 'post'], ['/shaping/resume', 'post']]);
 const JSON_TYPE = 'application/json';
 
 /** LIBUS_LISTEN_EXCLUSIVE_PORT: without it uSockets sets SO_REUSEPORT and a second node shares the port silently. */
@@ -116,6 +128,23 @@ export class AdminHttpServer {
   }
 
   private answer(method: string, url: string, query: string): Answer | Promise<Answer> {
+    const shaping = this.opts.shaping;
+    const shapingMethod = SHAPING_ROUTES.get(url);
+    if (shaping !== undefined && shapingMethod !== undefined) {
+      if (method !== shapingMethod) return { status: '405 Method Not Allowed', type: JSON_TYPE, body: JSON.stringify({ error: 'method not allowed' }), extra: [['Allow', shapingMethod.toUpperCase()]] };
+      const p = new URLSearchParams(query);
+      const binding = p.get('binding');
+      const target = { domain: p.get('domain') ?? '', binding: binding === null || binding === '' ? null : binding };
+      try {
+        const body = url === '/shaping/suspensions' ? { restrictions: shaping.restrictions() }
+          : url === '/shaping/suspend' ? shaping.suspend({ ...target, duration: p.get('duration') ?? '', reason: p.get('reason') ?? '' })
+          : shaping.resume(target);
+        return { status: '200 OK', type: JSON_TYPE, body: JSON.stringify(body) };
+      } catch (err) {
+        if (err instanceof VipError && err.code === 'ERR_CONTROL_BAD_REQUEST') return { status: '400 Bad Request', type: JSON_TYPE, body: JSON.stringify({ error: err.message }) };
+        throw err;
+      }
+    }
     if (!ROUTES.has(url)) return { status: '404 Not Found', type: JSON_TYPE, body: JSON.stringify({ error: 'not found' }) };
     if (method !== 'get') return { status: '405 Method Not Allowed', type: JSON_TYPE, body: JSON.stringify({ error: 'method not allowed' }), extra: [['Allow', 'GET']] };
     if (url === '/health') {

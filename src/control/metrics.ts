@@ -30,6 +30,14 @@ export interface MetricSources {
   spoolFull(): boolean;
   /** The ESMTP listeners' shared counts (listener/body-memory.ts), across workers; absent: no series. */
   listeners?(): ListenerAbuseValues | null;
+  /** Response-driven shaping: rule firings on this node since start, and the restrictions in
+   *  force in the cluster (as this node holds them); absent: no series. */
+  shaping?(): ShapingValues;
+}
+
+export interface ShapingValues {
+  readonly fired: ReadonlyMap<string, number>;
+  readonly restrictions: ReadonlyArray<{ readonly action: string }>;
 }
 
 /** Deadlines enforced and the body-memory budget, as the listeners count them (since start). */
@@ -241,6 +249,33 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
       const w = listeners()?.counters.memoryWaits ?? waitsSeen;
       this.inc(w - waitsSeen);
       waitsSeen = w;
+    });
+  }
+  const shaping = sources.shaping;
+  if (shaping !== undefined) {
+    const firedSeen = new Map<string, number>();
+    new Counter({
+      name: 'vipmta_shaping_rule_fired_total',
+      help: 'Shaping_Rule firings on this node (a receiver\'s reply matched often enough), by rule.',
+      labelNames: ['rule'],
+      registers,
+      collect() {
+        for (const [rule, now] of shaping().fired) {
+          this.inc({ rule }, now - (firedSeen.get(rule) ?? 0));
+          firedSeen.set(rule, now);
+        }
+      },
+    });
+    new Gauge({
+      name: 'vipmta_shaping_restrictions',
+      help: 'Restrictions in force in the cluster (as this node holds them), by action: suspend, throttle, reduce_connections.',
+      labelNames: ['action'],
+      registers,
+      collect() {
+        const n = { suspend: 0, throttle: 0, reduce_connections: 0 } as Record<string, number>;
+        for (const r of shaping().restrictions) n[r.action] = (n[r.action] ?? 0) + 1;
+        for (const [action, v] of Object.entries(n)) this.set({ action }, v);
+      },
     });
   }
   return { received, delivered, transientFailures, permanentFailures, failures, mmoveMoved, render: () => r.metrics() };

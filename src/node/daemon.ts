@@ -103,7 +103,7 @@ export class Daemon {
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
-    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full });
+    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => ({ fired: this.shaping.fired, restrictions: this.shaping.node.restrictions() }) });
     this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
   }
 
@@ -273,6 +273,7 @@ export class Daemon {
         mailq: (filter) => mailqReport(this.queue, filter),
         stopping: () => this.shuttingDown !== null,
         problems: () => (this.spoolFull.state().full ? ['spool full: refusing messages with 452 4.3.1'] : []),
+        shaping: this.shaping.api(),
       });
       await server.start();
       this.https.push(server);

@@ -3,7 +3,7 @@
 // read at scrape time (queue sizes per binding, the spool). The only file here that touches src/control/metrics.ts.
 // Main thread; increments are cheap and never allocate, render() runs per scrape.
 import type { Config } from '../config/index.js';
-import { buildMetrics, type BindingQueueSizes } from '../control/metrics.js';
+import { buildMetrics, type BindingQueueSizes, type ShapingValues } from '../control/metrics.js';
 import type { BounceClass } from '../policy/bounce-class.js';
 import type { DedupTable } from '../mmove/dedup.js';
 import type { QueueManager } from '../queue/manager.js';
@@ -20,6 +20,8 @@ export interface NodeMetricSources {
   dedup: Pick<DedupTable, 'stats'>;
   /** True while the spool refuses commits for lack of space (SpoolFullWatch). */
   spoolFull: () => boolean;
+  /** Rule firings and restrictions in force (node/shaping.ts). */
+  shaping?: () => ShapingValues;
 }
 
 export class NodeMetricSet {
@@ -39,6 +41,7 @@ export class NodeMetricSet {
       mmoveDuplicates: () => s.dedup.stats().duplicates,
       spoolFull: s.spoolFull,
       listeners: listenerAbuse,
+      ...(s.shaping !== undefined ? { shaping: s.shaping } : {}),
     });
     this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {

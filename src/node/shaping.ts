@@ -6,9 +6,10 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import { addShapingCommands } from '../cluster/shaping/console.js';
+import { addShapingCommands, resume, suspend, type ShapingConsoleHost } from '../cluster/shaping/console.js';
 import { ShapingNode } from '../cluster/shaping/node.js';
 import type { CommandTable } from '../control/commands.js';
+import type { ShapingApi } from '../control/http.js';
 import type { RecipientResult } from '../delivery/results.js';
 import { classify } from '../policy/bounce-class.js';
 import { RuleBook } from '../policy/shaping-rules.js';
@@ -88,12 +89,26 @@ export class NodeShaping {
     return { suspended: f.suspended !== null, rate: f.throttle?.rate ?? null, connections: f.connections?.connections ?? null };
   }
 
-  addCommands(t: CommandTable): void {
-    addShapingCommands(t, {
+  private host(): ShapingConsoleHost {
+    return {
       shaping: this.node,
       destinationOf: (d) => this.destinationOf(d),
       hasBinding: (b) => this.o.config().bindings.has(b),
       now: this.now,
-    });
+    };
+  }
+
+  addCommands(t: CommandTable): void {
+    addShapingCommands(t, this.host());
+  }
+
+  /** The same operations on the HTTP admin API (JSON). */
+  api(): ShapingApi {
+    const h = this.host();
+    return {
+      restrictions: () => this.node.restrictions(),
+      suspend: (q) => suspend(h, q),
+      resume: (q) => resume(h, q),
+    };
   }
 }

@@ -1,7 +1,7 @@
 // Response-driven shaping on one real node: a receiver that answers Yahoo's 421 [TSS04] to RCPT
 // fires a Shaping_Rule; the suspension shows on the console, holds the destination's mail (also
 // across a restart: it is persisted), and `shaping resume` lets the mail go. Loopback sink, no DNS
-// (the domain has Routes).
+// (the domain has Routes). The same operations on the HTTP admin API, and the /metrics series.
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killAll, startVipmta } from '../helpers/node-process.js';
 import { SmtpTestClient, wireMessage } from '../helpers/smtp-client.js';
@@ -22,6 +22,7 @@ describe('shaping rules on one node', () => {
     });
     cleanup.push(() => sink.close());
     const smtp = await freePort();
+    const http = await freePort();
     const config = `Worker_Threads = 1
 Nodename = "n1"
 Hostname = "mta.vipmta.test"
@@ -31,6 +32,7 @@ Shaping_Default_Rules = false
 ESMTP_Listener { Listen "127.0.0.1:${smtp}" { } }
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
+Http_Listener { Listen "127.0.0.1:${http}" { } }
 Domain "dest.test" { Routes = ( "127.0.0.1:${sink.port}" ) }
 Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h }
 `;
@@ -48,6 +50,23 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     const listed = await node.console('shaping', 'suspensions');
     expect(listed.stdout).toMatch(/^suspend\s+default\s+dest\.test\s+\S+\s+(59m|1h)\S*\s+n1\s+tss04\s+421 /m);
     await send('second');
+
+    // The same on the HTTP admin API, and in /metrics.
+    const api = (method: string, path: string): Promise<Response> => fetch(`http://127.0.0.1:${http}${path}`, { method });
+    const listedJson = (await (await api('GET', '/shaping/suspensions')).json()) as { restrictions: Array<{ rule: string; destination: string; binding: string | null }> };
+    expect(listedJson.restrictions).toMatchObject([{ rule: 'tss04', destination: 'dest.test', binding: 'default' }]);
+    const made = await api('POST', '/shaping/suspend?domain=other.test&duration=2h&reason=maintenance');
+    expect(made.status).toBe(200);
+    expect(await made.json()).toMatchObject({ domain: 'other.test', binding: null });
+    const bad = await api('POST', '/shaping/suspend?domain=other.test&duration=soon');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/^DURATION must be like/);
+    expect((await api('GET', '/shaping/suspend')).status).toBe(405);
+    await waitFor('the API\'s suspension in force', async () => (await node.console('shaping', 'suspensions')).stdout.includes('other.test'));
+    const metrics = await (await api('GET', '/metrics')).text();
+    expect(metrics).toContain('vipmta_shaping_rule_fired_total{rule="tss04"} 1\n');
+    expect(metrics).toContain('vipmta_shaping_restrictions{action="suspend"} 2\n');
+    expect((await (await api('POST', '/shaping/resume?domain=other.test')).json())).toMatchObject({ lifted: 1 });
 
     // Restarted, the node still holds dest.test: with Retry_Interval = 1s both messages would have
     // gone in the seconds a restart takes.

@@ -39,32 +39,56 @@ function target(args: string[], usage: string, h: ShapingConsoleHost): { domain:
       rest.push(args[i]!);
     }
   }
-  const domain = rest.shift()?.toLowerCase();
-  if (domain === undefined || !/^[a-z0-9.-]+$/.test(domain)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${usage}`);
+  const domain = checkDomain(rest.shift(), usage);
   return { domain, binding, rest };
 }
+
+/** An operator's suspension: parsed and checked, then through the shaping group. */
+export function suspend(h: ShapingConsoleHost, q: { domain: string; binding: string | null; duration: string; reason?: string }): { domain: string; binding: string | null; until: number } {
+  const domain = checkDomain(q.domain, USAGE_SUSPEND);
+  if (q.binding !== null && !h.hasBinding(q.binding)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `no binding "${q.binding}" is configured`);
+  const p = parseScalar({ kind: 'duration' }, { text: q.duration, where: { file: '', line: 0, column: 0 } } as never);
+  if (!p.ok || (p.value as number) <= 0) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `DURATION must be like 30m, 2h or 1d; usage: ${USAGE_SUSPEND}`);
+  const now = h.now();
+  const until = now + (p.value as number);
+  h.shaping.restrict({
+    action: 'suspend', binding: q.binding, destination: h.destinationOf(domain), at: now, until, rate: null, connections: null,
+    rule: 'console', reason: q.reason !== undefined && q.reason !== '' ? q.reason : 'suspended by the operator',
+  });
+  return { domain, binding: q.binding, until };
+}
+
+/** An operator's resume: lifts every restriction on the domain (of one binding, or all). */
+export function resume(h: ShapingConsoleHost, q: { domain: string; binding: string | null }): { domain: string; binding: string | null; lifted: number } {
+  const domain = checkDomain(q.domain, USAGE_RESUME);
+  if (q.binding !== null && !h.hasBinding(q.binding)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `no binding "${q.binding}" is configured`);
+  const destination = h.destinationOf(domain);
+  const lifted = h.shaping.restrictions().filter((r) => r.destination === destination && (q.binding === null || r.binding === q.binding)).length;
+  h.shaping.lift(q.binding, destination);
+  return { domain, binding: q.binding, lifted };
+}
+
+function checkDomain(d: string | undefined, usage: string): string {
+  const domain = d?.toLowerCase();
+  if (domain === undefined || !/^[a-z0-9.-]+$/.test(domain)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${usage}`);
+  return domain;
+}
+
+const scope = (binding: string | null): string => (binding === null ? 'every binding' : `binding ${binding}`);
 
 export function addShapingCommands(t: CommandTable, h: ShapingConsoleHost): void {
   t.add(USAGE_SUSPEND, 'suspend delivery to a domain (from one binding, or all) on every node for DURATION', (args) => {
     const { domain, binding, rest } = target(args, USAGE_SUSPEND, h);
-    const d = rest.shift();
-    const p = d === undefined ? null : parseScalar({ kind: 'duration' }, { text: d, where: { file: '', line: 0, column: 0 } } as never);
-    if (p === null || !p.ok || (p.value as number) <= 0) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `DURATION must be like 30m, 2h or 1d; usage: ${USAGE_SUSPEND}`);
-    const now = h.now();
-    const until = now + (p.value as number);
-    h.shaping.restrict({
-      action: 'suspend', binding, destination: h.destinationOf(domain), at: now, until, rate: null, connections: null,
-      rule: 'console', reason: rest.length > 0 ? rest.join(' ') : 'suspended by the operator',
-    });
-    return `suspending ${domain} (${binding === null ? 'every binding' : `binding ${binding}`}) until ${new Date(until).toISOString()} on every node\n`;
+    const duration = rest.shift();
+    if (duration === undefined) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `DURATION must be like 30m, 2h or 1d; usage: ${USAGE_SUSPEND}`);
+    const r = suspend(h, { domain, binding, duration, reason: rest.join(' ') });
+    return `suspending ${r.domain} (${scope(r.binding)}) until ${new Date(r.until).toISOString()} on every node\n`;
   });
   t.add(USAGE_RESUME, 'end the suspensions, throttles and connection reductions of a domain on every node', (args) => {
     const { domain, binding, rest } = target(args, USAGE_RESUME, h);
     if (rest.length > 0) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${USAGE_RESUME}`);
-    const destination = h.destinationOf(domain);
-    const had = h.shaping.restrictions().filter((r) => r.destination === destination && (binding === null || r.binding === binding)).length;
-    h.shaping.lift(binding, destination);
-    return `resuming ${domain} (${binding === null ? 'every binding' : `binding ${binding}`}): ${had} restriction(s) lifted on every node\n`;
+    const r = resume(h, { domain, binding });
+    return `resuming ${r.domain} (${scope(r.binding)}): ${r.lifted} restriction(s) lifted on every node\n`;
   });
   t.add('shaping suspensions', 'every suspension, throttle and connection reduction in force, cluster-wide', () => formatRestrictions(h.shaping.restrictions(), h.now()));
 }
