@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { controlSocketPaths, defaultConfig, formatConfigError, formatConfigWarning, loadConfigFile } from '../config/index.js';
+import { SHIPPED_RULES, controlSocketPaths, defaultConfig, formatConfigError, formatConfigWarning, loadConfigFile } from '../config/index.js';
 import { sendCommand } from '../control/client.js';
 import { Daemon, StartupError } from '../node/daemon.js';
 import { hashPassword } from '../config/password.js';
@@ -86,7 +86,10 @@ function checkConfig(args: string[]): number {
   // Warnings do not fail the check (exit 0): the operator may mean them, but is told.
   for (const w of result.warnings) process.stderr.write(formatConfigWarning(w) + '\n');
   const warned = result.warnings.length ? `, ${result.warnings.length} warning(s)` : '';
-  process.stdout.write(`${a.config ?? '<built-in default>'}: configuration is valid (${result.config.files.length} file(s)${warned})\n`);
+  // The operator's files; the shipped shaping rules are said apart (Shaping_Default_Rules).
+  const own = result.config.files.filter((f) => f !== SHIPPED_RULES).length;
+  const shipped = result.config.files.includes(SHIPPED_RULES) ? ' and the shipped shaping rules' : '';
+  process.stdout.write(`${a.config ?? '<built-in default>'}: configuration is valid (${own} file(s)${shipped}${warned})\n`);
   return 0;
 }
 

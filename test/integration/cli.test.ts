@@ -19,7 +19,7 @@ describe('vipmta check-config', () => {
     const r = await runCli([cliPath, 'check-config', '-c', 'main.conf'], dir);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/configuration is valid \(2 file\(s\)\)/);
+    expect(r.stdout).toMatch(/configuration is valid \(2 file\(s\) and the shipped shaping rules\)/);
     expect(fs.readdirSync(dir).sort()).toEqual(['conf.d', 'main.conf']);
   });
 
@@ -43,7 +43,7 @@ describe('vipmta check-config', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^main\.conf:2:3: warning: Relay_Hosts .* "0\.0\.0\.0\/0": an open relay/);
     expect(lines[1]).toMatch(/^main\.conf:6:3: warning: Http_Listener Listen "0\.0\.0\.0:2081" serves the admin API on every interface/);
-    expect(r.stdout).toMatch(/configuration is valid \(1 file\(s\), 2 warning\(s\)\)/);
+    expect(r.stdout).toMatch(/configuration is valid \(1 file\(s\) and the shipped shaping rules, 2 warning\(s\)\)/);
   });
 
   it('checks the built-in default without -c', async () => {
