@@ -6,6 +6,7 @@
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -13,6 +14,14 @@
 #include <string>
 
 namespace vipmta {
+
+// Closes a socket or file on every path.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
 
 // Outcome of one announcement: err == 0 and sent == false means the interface has IFF_NOARP (it
 // takes part in neither ARP nor neighbour discovery, the kernel skips it too), so nothing was sent.

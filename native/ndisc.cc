@@ -31,14 +31,6 @@ namespace vipmta {
 
 namespace {
 
-// Closes the socket (or file) on every path.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-};
-
 // RFC 4861 4.4 flag bits of the Neighbor Advertisement's first word (network order on the wire).
 // Solicited is 0x40000000: never set here.
 constexpr uint32_t kFlagRouter = 0x80000000u;

@@ -7,24 +7,13 @@ import { freePort, killAll, startVipmta } from '../helpers/node-process.js';
 import { SmtpTestClient, wireMessage } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { startSink, type Sink } from './delivery-sink.js';
+import { maxInWindow } from '../helpers/windows.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
   await killAll();
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-/** The most arrivals in any window (t - period, t] (exact, two pointers over sorted times). */
-function maxInWindow(unsorted: number[], period: number): number {
-  const times = [...unsorted].sort((a, b) => a - b);
-  let best = 0;
-  let lo = 0;
-  for (let hi = 0; hi < times.length; hi++) {
-    while (times[lo]! <= times[hi]! - period) lo++;
-    best = Math.max(best, hi - lo + 1);
-  }
-  return best;
-}
 
 describe('Outbound_Throttle_Messages', () => {
   it('"20/2s": no 2 s window at the receiver above 20, and all 100 messages arrive', async () => {

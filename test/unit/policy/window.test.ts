@@ -3,17 +3,7 @@
 // says when the next event may go.
 import { describe, expect, it } from 'vitest';
 import { BUCKETS, SlidingWindow } from '../../../src/policy/window.js';
-
-/** The most events in any window (t - period, t] over the recorded times (exact, by two pointers). */
-function maxInWindow(times: number[], period: number): number {
-  let best = 0;
-  let lo = 0;
-  for (let hi = 0; hi < times.length; hi++) {
-    while (times[lo]! <= times[hi]! - period) lo++;
-    best = Math.max(best, hi - lo + 1);
-  }
-  return best;
-}
+import { maxInWindow } from '../../helpers/windows.js';
 
 describe('SlidingWindow', () => {
   it('never lets a real window hold more than the limit, whatever the arrivals and limit changes', () => {

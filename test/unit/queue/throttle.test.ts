@@ -14,6 +14,7 @@ import type { MmoveItem, MmoveResult } from '../../../src/mmove/client.js';
 import { QueueManager, type Route } from '../../../src/queue/manager.js';
 import { formatMessage } from '../../../src/node/console.js';
 import { formatMailq } from '../../../src/queue/views.js';
+import { maxInWindow } from '../../helpers/windows.js';
 
 const logger = pino({ level: 'silent' });
 const T0 = 1_800_000_000_000;
@@ -26,18 +27,6 @@ function config(extra: string): Config {
   const r = loadConfigText(`Hostname = "mta.test"\nBinding "b1" { Bind_Address = "127.0.0.3" }\n${extra}`, 'test.conf');
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   return r.config;
-}
-
-/** The most events in any window (t - period, t] (exact, two pointers over sorted times). */
-function maxInWindow(unsorted: number[], period: number): number {
-  const times = [...unsorted].sort((a, b) => a - b);
-  let best = 0;
-  let lo = 0;
-  for (let hi = 0; hi < times.length; hi++) {
-    while (times[lo]! <= times[hi]! - period) lo++;
-    best = Math.max(best, hi - lo + 1);
-  }
-  return best;
 }
 
 const within = (times: number[], from: number, to: number): number => times.filter((t) => t >= from && t < to).length;
