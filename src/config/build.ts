@@ -88,6 +88,9 @@ export interface Config {
    * names that are not configured simply contribute no level.
    */
   lookup<K extends FallbackOption>(option: K, ctx: LookupContext): FallbackValue<K>;
+  /** lookup's value and the level it came from ("Binding \"b1\" Domain \"gmail.com\" at main.conf:12:3",
+   *  "the top level", "the default"), for `shaping show`. */
+  explain<K extends FallbackOption>(option: K, ctx: LookupContext): { value: FallbackValue<K>; from: string };
   /** Canonical, re-parseable text of the effective configuration (`vipmta console config show`). */
   show(): string;
 }
@@ -480,6 +483,7 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     files, global, spool, esmtpListeners, ecclusterListeners, controlListeners, httpListeners,
     bindingGroups: groups, bindings, domains, cluster, shapingRules,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
+    explain: (option, ctx) => explain(config, option, ctx) as never,
     show: () => show(config),
   };
   return config;
@@ -493,24 +497,46 @@ const FALLBACK_BY_KEY = new Map<string, OptionName>(
   OPTION_NAMES.filter((n) => (OPTIONS[n].scopes as readonly Scope[]).some((s) => s === 'binding' || s === 'binding_group' || s === 'domain')).map((n) => [n, n]),
 );
 
-function lookup(config: Config, option: string, ctx: LookupContext): unknown {
-  const name = FALLBACK_BY_KEY.get(option);
-  if (!name) throw new TypeError(`lookup: "${option}" is not a binding/domain-scoped option`);
+/** The fallback levels for ctx, most specific first (Momentum's order); undefined where none is configured. */
+function fallbackLevels(config: Config, ctx: LookupContext): { levels: ({ options: Record<string, unknown>; where: SourceLocation | null } | undefined)[]; binding: BindingConfig | undefined; group: BindingGroupConfig | undefined } {
   const binding = ctx.binding !== undefined ? config.bindings.get(ctx.binding) : undefined;
   const group = config.bindingGroups.get(binding?.group ?? ctx.bindingGroup ?? '\0');
   const d = ctx.domain;
-  const levels: ({ options: Record<string, unknown> } | undefined)[] = [
+  const levels = [
     d !== undefined ? binding?.domains.get(d) : undefined,
     d !== undefined ? group?.domains.get(d) : undefined,
     binding, group,
     d !== undefined ? config.domains.get(d) : undefined,
   ];
-  for (const l of levels) {
+  return { levels, binding, group };
+}
+
+function lookup(config: Config, option: string, ctx: LookupContext): unknown {
+  const name = FALLBACK_BY_KEY.get(option);
+  if (!name) throw new TypeError(`lookup: "${option}" is not a binding/domain-scoped option`);
+  for (const l of fallbackLevels(config, ctx).levels) {
     const v = l?.options[option];
     if (v !== undefined) return v;
   }
   const g = (config.global as Record<string, unknown>)[option];
   return g !== undefined ? g : schemaDefault(name);
+}
+
+/** lookup, saying where the value came from (for the console; not on a hot path). */
+function explain(config: Config, option: string, ctx: LookupContext): { value: unknown; from: string } {
+  const value = lookup(config, option, ctx);
+  const { levels, binding, group } = fallbackLevels(config, ctx);
+  const d = ctx.domain;
+  const names = [`Binding "${binding?.name}" Domain "${d}"`, `Binding_Group "${group?.name}" Domain "${d}"`, `Binding "${binding?.name}"`, `Binding_Group "${group?.name}"`, `Domain "${d}"`];
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i];
+    if (l?.options[option] === undefined) continue;
+    return { value, from: l.where === null ? names[i]! : `${names[i]} at ${l.where.file}:${l.where.line}:${l.where.column}` };
+  }
+  // Built global options hold their defaults: a value equal to the default reads as the default.
+  const g = (config.global as Record<string, unknown>)[option];
+  const def = schemaDefault(FALLBACK_BY_KEY.get(option)!);
+  return { value, from: g !== undefined && JSON.stringify(g) !== JSON.stringify(def) ? 'the top level' : 'the default' };
 }
 
 // --- canonical text -----------------------------------------------------------------------------

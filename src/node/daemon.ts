@@ -99,7 +99,10 @@ export class Daemon {
       },
       logger: this.logger,
     });
-    this.shaping = new NodeShaping({ config: cfg, logger: this.logger, changed: () => this.queue.configChanged() });
+    this.shaping = new NodeShaping({
+      config: cfg, logger: this.logger, changed: () => this.queue.configChanged(),
+      queueUse: (group, binding, domain) => this.queue.queueUse(group, binding, domain),
+    });
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());

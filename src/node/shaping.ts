@@ -13,13 +13,23 @@ import type { ShapingApi } from '../control/http.js';
 import type { RecipientResult } from '../delivery/results.js';
 import { classify } from '../policy/bounce-class.js';
 import { RuleBook } from '../policy/shaping-rules.js';
+import type { QueueUse } from '../queue/manager.js';
 import type { QueueRestrictions } from '../queue/scheduler.js';
+import { OPTIONS } from '../config/schema.js';
+import { formatValue } from '../config/values.js';
+import { ErrorCode, VipError } from '../errors.js';
+
+const SHOW_USAGE = 'shaping show DOMAIN [--binding NAME]';
+/** The limits `shaping show` explains, in this order. */
+const SHOWN = ['Suspend_Delivery', 'Max_Outbound_Connections', 'Max_Deliveries_Per_Connection', 'Outbound_Throttle_Messages', 'Retry_Interval', 'Message_Expiration'] as const;
 
 export interface NodeShapingOptions {
   readonly config: () => Config;
   readonly logger: Logger;
   /** The restrictions in force changed: the queues look again (QueueManager.configChanged). */
   readonly changed: () => void;
+  /** One queue as the scheduler runs it now (QueueManager.queueUse), for `shaping show`. */
+  readonly queueUse?: (bindingGroup: string, binding: string, domain: string) => QueueUse | null;
   readonly now?: () => number;
 }
 
@@ -100,6 +110,52 @@ export class NodeShaping {
 
   addCommands(t: CommandTable): void {
     addShapingCommands(t, this.host());
+    t.add(SHOW_USAGE, 'every limit in effect for a domain (and binding), where each comes from, what is used now, and the restrictions in force', (args) => this.show(args));
+  }
+
+  /** `shaping show DOMAIN [--binding NAME]`. */
+  show(args: string[]): string {
+    let binding: string | null = null;
+    const rest: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      if (args[i] === '--binding') binding = args[++i] ?? '';
+      else rest.push(args[i]!);
+    }
+    const domain = rest[0]?.toLowerCase();
+    if (domain === undefined || rest.length > 1 || binding === '' || !/^[a-z0-9.-]+$/.test(domain)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${SHOW_USAGE}`);
+    const cfg = this.o.config();
+    if (binding !== null && !cfg.bindings.has(binding)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `no binding "${binding}" is configured`);
+    const destination = this.destinationOf(domain);
+    const bindings = binding !== null ? [binding]
+      : [...cfg.bindings.values()].filter((b) => this.o.queueUse?.(b.group, b.name, domain) != null).map((b) => b.name);
+    if (bindings.length === 0) bindings.push('default');
+    const out = [`destination: ${destination} (the domain itself)`];
+    for (const name of bindings) {
+      const b = cfg.bindings.get(name)!;
+      const ctx = { binding: name, domain };
+      out.push(`binding ${name} (group ${b.group})`);
+      const rows = SHOWN.map((o) => {
+        const e = cfg.explain(o, ctx);
+        return [o, formatValue(OPTIONS[o].type, e.value), e.from];
+      });
+      const w0 = Math.max(...rows.map((r) => r[0]!.length));
+      const w1 = Math.max(...rows.map((r) => r[1]!.length));
+      for (const r of rows) out.push(`  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`);
+      const u = this.o.queueUse?.(b.group, name, domain) ?? null;
+      if (u === null) out.push('  now: no mail queued for it since start');
+      else {
+        const throttle = u.throttle === null ? '' : `, ${u.throttle.used} of ${u.throttle.limit} messages in the throttle's period${u.throttledUntil === null ? '' : ` (held until ${Number.isFinite(u.throttledUntil) ? new Date(u.throttledUntil).toISOString() : 'a batch ends'})`}`;
+        out.push(`  now: ${u.connections} of ${u.maxConnections} connection(s)${throttle}; ready ${u.ready}, in flight ${u.inflight}, deferred ${u.deferred}, held ${u.hold}${u.suspended ? '; SUSPENDED' : ''}`);
+      }
+      const f = this.node.inForce(name, destination);
+      const rs = [f.suspended, f.throttle, f.connections].filter((r) => r !== null);
+      if (rs.length === 0) out.push('  restrictions: none');
+      for (const r of rs) {
+        const what = r.action === 'throttle' ? `throttle ${r.rate!.count}/${r.rate!.periodMs / 1000}s` : r.action === 'reduce_connections' ? `connections ${r.connections}` : 'suspend';
+        out.push(`  restriction: ${what} until ${new Date(r.until).toISOString()} (${r.binding === null ? 'every binding' : `binding ${r.binding}`}; rule ${r.rule} from ${r.origin}: ${r.reason})`);
+      }
+    }
+    return out.join('\n') + '\n';
   }
 
   /** The same operations on the HTTP admin API (JSON). */

@@ -51,6 +51,21 @@ export interface QueueSpool {
   update(id: string, state: Buffer): Promise<void>;
 }
 
+/** What `shaping show` tells of one queue now. */
+export interface QueueUse {
+  ready: number;
+  inflight: number;
+  deferred: number;
+  hold: number;
+  /** Batches in flight: connections in use. */
+  connections: number;
+  maxConnections: number;
+  suspended: boolean;
+  /** Messages counted against Outbound_Throttle_Messages (or a throttle restriction) now. */
+  throttle: { used: number; limit: number } | null;
+  throttledUntil: number | null;
+}
+
 export interface QueueManagerOptions {
   config: () => Config;
   spool: QueueSpool;
@@ -304,6 +319,21 @@ export class QueueManager {
    *  (mmove-queue.ts). Returns how many parts moved between queues. */
   reroute(): number {
     return this.moves.reroute();
+  }
+
+  /** One queue (binding, domain) as the scheduler runs it now, for `shaping show`; null when it
+   *  has never had mail. Its limits as currently in force (config and restrictions together). */
+  queueUse(bindingGroup: string, binding: string, domain: string): QueueUse | null {
+    const q = this.sched.findQueue(bindingGroup, binding, domain);
+    if (q === null) return null;
+    this.sched.settings(q);
+    const now = this.now();
+    return {
+      ready: q.ready, inflight: q.inflight, deferred: q.deferred, hold: q.hold,
+      connections: q.batches, maxConnections: q.maxConnections, suspended: q.suspended,
+      throttle: q.throttle === null || q.throttle.limit === Infinity ? null : { used: q.throttle.used(now), limit: q.throttle.limit },
+      throttledUntil: q.throttledUntil === 0 ? null : q.throttledUntil,
+    };
   }
 
   private select(sel: Selector): number[] {

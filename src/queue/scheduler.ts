@@ -166,6 +166,12 @@ export class Scheduler {
 
   // --- queues --------------------------------------------------------------------------------------
 
+  /** The home queue of (bindingGroup, binding, domain) if it exists (never creates one). */
+  findQueue(bindingGroup: string, binding: string, domain: string): DestQueue | null {
+    const i = this.queueIndex.get(`${bindingGroup}\0${binding}\0${domain}`);
+    return i === undefined ? null : this.queues[i]!;
+  }
+
   queueFor(bindingGroup: string, binding: string, domain: string, moveTo: string | null = null): DestQueue {
     // A #mmove queue's key cannot collide with a binding's: names hold no control characters.
     const key = moveTo === null ? `${bindingGroup}\0${binding}\0${domain}` : `\u0001${moveTo}`;

@@ -41,6 +41,16 @@ export class MessageThrottle {
     }
   }
 
+  /** Messages counted against the budget now (in the window, or handed out and not reported). */
+  used(now: number): number {
+    return this.window.count(now) + this.pending;
+  }
+
+  /** The budget per period (Infinity: unlimited). */
+  get limit(): number {
+    return this.window.limit;
+  }
+
   /** Messages that may be handed out now. */
   available(now: number): number {
     return this.window.available(now, this.pending);

@@ -33,7 +33,7 @@ ESMTP_Listener { Listen "127.0.0.1:${smtp}" { } }
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
 Http_Listener { Listen "127.0.0.1:${http}" { } }
-Domain "dest.test" { Routes = ( "127.0.0.1:${sink.port}" ) }
+Domain "dest.test" { Routes = ( "127.0.0.1:${sink.port}" ) Max_Outbound_Connections = 3 }
 Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h }
 `;
     const node = startVipmta(config);
@@ -50,6 +50,14 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     const listed = await node.console('shaping', 'suspensions');
     expect(listed.stdout).toMatch(/^suspend\s+default\s+dest\.test\s+\S+\s+(59m|1h)\S*\s+n1\s+tss04\s+421 /m);
     await send('second');
+    const shown = (await node.console('shaping', 'show', 'dest.test')).stdout;
+    expect(shown).toMatch(/^destination: dest\.test/);
+    expect(shown).toMatch(/^binding default \(group default\)$/m);
+    expect(shown).toMatch(/^  Max_Outbound_Connections\s+3\s+Domain "dest\.test" at \S+:\d+:\d+$/m);
+    expect(shown).toMatch(/^  Outbound_Throttle_Messages\s+unlimited\s+the default$/m);
+    expect(shown).toMatch(/^  now: 0 of 3 connection\(s\); ready 1, in flight 0, deferred 1, held 0; SUSPENDED$/m);
+    expect(shown).toMatch(/^  restriction: suspend until \S+ \(binding default; rule tss04 from n1: 421 /m);
+    expect((await node.console('shaping', 'show', 'dest.test', '--binding', 'nope')).stderr).toMatch(/no binding "nope" is configured/);
 
     // The same on the HTTP admin API, and in /metrics.
     const api = (method: string, path: string): Promise<Response> => fetch(`http://127.0.0.1:${http}${path}`, { method });

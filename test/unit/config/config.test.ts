@@ -109,6 +109,18 @@ describe('config parser', () => {
       expect(l.options.Auth_Users).toEqual({ alice: H1, 'bob@example.com': H2 });
       expect(c.domains.get('d')!.options.Routes).toEqual([{ host: 'mx.d', port: 2525 }, { host: '2001:db8::1', port: 26 }, { host: '192.0.2.9', port: 25 }]);
     });
+    it('explains where a value comes from: the most specific level with its location, the top level, or the default', () => {
+      const c = ok(text(`Retry_Interval = 5m
+        Binding "b1" { Max_Outbound_Connections = 7 Domain "gmail.com" { Max_Deliveries_Per_Connection = 9 } }
+        Domain "gmail.com" { Max_Outbound_Connections = 3 }`));
+      const ctx = { binding: 'b1', domain: 'gmail.com' };
+      expect(c.explain('Max_Deliveries_Per_Connection', ctx)).toEqual({ value: 9, from: 'Binding "b1" Domain "gmail.com" at test.conf:2:53' });
+      expect(c.explain('Max_Outbound_Connections', ctx)).toEqual({ value: 7, from: 'Binding "b1" at test.conf:2:9' });
+      expect(c.explain('Max_Outbound_Connections', { binding: 'default', domain: 'gmail.com' })).toEqual({ value: 3, from: 'Domain "gmail.com" at test.conf:3:9' });
+      expect(c.explain('Retry_Interval', ctx)).toEqual({ value: 300_000, from: 'the top level' });
+      expect(c.explain('Message_Expiration', ctx)).toEqual({ value: 5 * 86_400_000, from: 'the default' });
+    });
+
     it('looks a rate up through the fallback, "unlimited" included, and shows it re-parseably', () => {
       const c = ok(text(`Outbound_Throttle_Messages = "300/60s"
         Domain "gmail.com" { Outbound_Throttle_Messages = "5/1" }
