@@ -343,6 +343,10 @@ export const OPTIONS = {
     description: 'Most messages sent from one binding to one destination per period, over every sliding window of that period ("300/60s"). Enforced by the node that owns the binding.',
   },
   // --- Shaping_Rule (response-driven shaping: Momentum's Adaptive Delivery) ---
+  Mx_Rollup: {
+    type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
+    description: 'Domains served by the same MX hosts (or Routes) are one destination for shaping: a restriction made for one (a rule firing, `shaping suspend`) holds them all, as the receiver sees one sender. The destination is learned from each delivery\'s MX lookup; false: every domain is its own.',
+  },
   Shaping_Default_Rules: {
     type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
     description: 'Read vipmta\'s shipped Shaping_Rule set (share/shaping-rules.conf: Yahoo, Gmail, Microsoft, Orange deferrals and blocks, each with its source) after this configuration; a Shaping_Rule of yours with the same name replaces the shipped one.',

@@ -177,6 +177,9 @@ export class DeliveryEngine {
       failAll(0, (r) => localResult(r, err.failure, err.detail, err.where));
       return out;
     }
+    // What the destination is, for MX rollup on the main thread: one array for the whole batch.
+    const mx = [...new Set(candidates.map((c) => (c.port === 25 ? c.host.toLowerCase() : `${c.host.toLowerCase()}:${c.port}`)))].sort();
+    for (const o of out) o.mx = mx;
 
     let session: SmtpSession | null = null;
     const limit = Math.max(1, target.maxDeliveriesPerConnection ?? this.o.maxDeliveriesPerConnection);

@@ -37,6 +37,9 @@ export interface MessageResult {
    *  (DeliveryEngine.abortFrom: its DuraVIP moved): the recipients it left deferred with
    *  'bindingMoved' were not tried, or their transaction was cut; no attempt is to be counted. */
   cut?: true;
+  /** The destination the batch resolved to: its MX (or route) hosts, lower case, sorted, ":port"
+   *  when not 25. One array per batch, shared by its results; absent when resolution failed. */
+  mx?: readonly string[];
 }
 
 /** RFC 5321 4.2.1: 2yz done, 4yz transient, 5yz permanent. Anything else is a protocol error: retry. */

@@ -96,6 +96,7 @@ export class Daemon {
       shaping: {
         observe: (binding, domain, r) => this.shaping.observe(binding, domain, r),
         restrictionsFor: (binding, domain) => this.shaping.restrictionsFor(binding, domain),
+        destination: (domain, mx) => this.shaping.learn(domain, mx),
       },
       logger: this.logger,
     });

@@ -26,6 +26,7 @@ export interface QueueWiring {
   shaping?: {
     observe: NonNullable<QueueManagerOptions['shaping']>;
     restrictionsFor: NonNullable<QueueManagerOptions['restrictions']>;
+    destination: NonNullable<QueueManagerOptions['onDestination']>;
   };
   logger: Logger;
 }
@@ -48,7 +49,7 @@ export function makeQueue(w: QueueWiring): QueueManager {
     logger: w.logger,
     onOutcome: w.outcome,
     ...(w.failure !== undefined ? { onFailure: w.failure } : {}),
-    ...(w.shaping !== undefined ? { shaping: w.shaping.observe, restrictions: w.shaping.restrictionsFor } : {}),
+    ...(w.shaping !== undefined ? { shaping: w.shaping.observe, restrictions: w.shaping.restrictionsFor, onDestination: w.shaping.destination } : {}),
     route: (_group, binding) => routeOfBinding(w.cluster(), w.config(), binding),
     move: (node, items) => w.dispatch.move(node, items),
     moveConnections: () => w.config().cluster?.options.Mmove_Connections ?? 4,

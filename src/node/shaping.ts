@@ -20,6 +20,11 @@ import { formatValue } from '../config/values.js';
 import { ErrorCode, VipError } from '../errors.js';
 
 const SHOW_USAGE = 'shaping show DOMAIN [--binding NAME]';
+
+/** The destination key of a set of MX (or route) hosts: one spelling whatever the order. */
+function mxKey(hosts: readonly string[]): string {
+  return `mx:${[...new Set(hosts)].sort().join(',')}`;
+}
 /** The limits `shaping show` explains, in this order. */
 const SHOWN = ['Suspend_Delivery', 'Max_Outbound_Connections', 'Max_Deliveries_Per_Connection', 'Outbound_Throttle_Messages', 'Retry_Interval', 'Message_Expiration'] as const;
 
@@ -67,9 +72,30 @@ export class NodeShaping {
     this.book = new RuleBook(next.shapingRules);
   }
 
-  /** The destination limits and restrictions count for a domain (MX rollup comes with the leases). */
+  /** domain -> "mx:host1,host2" as its last delivery resolved it (Mx_Rollup). */
+  private readonly destinations = new Map<string, string>();
+
+  /** The destination limits and restrictions count for a domain: with Mx_Rollup its MX set (once
+   *  a delivery has resolved it), else the domain itself. */
   destinationOf(domain: string): string {
-    return domain;
+    const cfg = this.o.config();
+    if (!cfg.global.Mx_Rollup) return domain;
+    // A domain with Routes is known from the config (the same form deliver.ts reports).
+    const routes = cfg.domains.get(domain)?.options.Routes;
+    if (routes !== undefined && routes.length > 0) return mxKey(routes.map((r) => (r.port === 25 ? r.host.toLowerCase() : `${r.host.toLowerCase()}:${r.port}`)));
+    return this.destinations.get(domain) ?? domain;
+  }
+
+  /** A delivery resolved `domain` to these MX (or route) hosts: the queues look again if that
+   *  changes what applies to it. Once per batch. */
+  learn(domain: string, mx: readonly string[]): void {
+    if (mx.length === 0) return;
+    const key = mxKey(mx);
+    if (this.destinations.get(domain) === key) return;
+    // Bounded like a cache: domains come and go; a forgotten one is learned again at its next batch.
+    if (this.destinations.size >= 100_000) this.destinations.delete(this.destinations.keys().next().value!);
+    this.destinations.set(domain, key);
+    if (this.node.restrictions().length > 0) this.o.changed();
   }
 
   /** The queue manager's hook: one recipient failure the receiver answered; true: bounce it now. */
@@ -129,7 +155,7 @@ export class NodeShaping {
     const bindings = binding !== null ? [binding]
       : [...cfg.bindings.values()].filter((b) => this.o.queueUse?.(b.group, b.name, domain) != null).map((b) => b.name);
     if (bindings.length === 0) bindings.push('default');
-    const out = [`destination: ${destination} (the domain itself)`];
+    const out = [`destination: ${destination} (${destination === domain ? (cfg.global.Mx_Rollup ? 'the domain itself until a delivery has resolved its MX' : 'the domain itself: Mx_Rollup = false') : `MX rollup of ${domain}: every domain with these hosts shares it`})`];
     for (const name of bindings) {
       const b = cfg.bindings.get(name)!;
       const ctx = { binding: name, domain };

@@ -85,6 +85,8 @@ export interface QueueManagerOptions {
    *  answered (origin remote), before its outcome is decided; true makes a deferral permanent now
    *  (a rule's Action = bounce). Failures only: a delivery pays nothing. */
   shaping?: (binding: string, domain: string, r: RecipientResult) => boolean;
+  /** A batch's destination as it resolved (its MX or route hosts), once per batch: MX rollup. */
+  onDestination?: (domain: string, mx: readonly string[]) => void;
   /** What the cluster's shaping has in force per queue (the scheduler's restrictions). */
   restrictions?: SchedulerOptions['restrictions'];
   /** Where a binding's mail goes (the cluster's owner of its Bind_Address). Default: local. */
@@ -351,6 +353,8 @@ export class QueueManager {
     const now = this.now();
     // A batch's parts all come from one queue, and parts in flight never change queues.
     const local = slots.length === 0 || sched.routeOf(sched.queues[st.queue[slots[0]!]!]!).to === 'local';
+    const mx = results[0]?.mx;
+    if (mx !== undefined && this.o.onDestination !== undefined && slots.length > 0) this.o.onDestination(sched.queues[st.queue[slots[0]!]!]!.domain, mx);
     slots.forEach((s, i) => {
       const q = sched.settings(sched.queues[st.queue[s]!]!);
       const id = st.id[s]!;

@@ -34,24 +34,31 @@ Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
 Http_Listener { Listen "127.0.0.1:${http}" { } }
 Domain "dest.test" { Routes = ( "127.0.0.1:${sink.port}" ) Max_Outbound_Connections = 3 }
+Domain "also.test" { Routes = ( "127.0.0.1:${sink.port}" ) }
 Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h }
 `;
     const node = startVipmta(config);
     await node.waitStarted();
-    const send = async (tag: string): Promise<void> => {
+    // Both domains are served by the sink: with Mx_Rollup (the default) they are one destination.
+    const dest = `mx:127.0.0.1:${sink.port}`;
+    const send = async (tag: string, domain = 'dest.test'): Promise<void> => {
       const { client } = await SmtpTestClient.connect(smtp);
-      expect((await client.send('alice@sender.test', [`bob@dest.test`], wireMessage(tag, ['hello']))).code).toBe(250);
+      expect((await client.send('alice@sender.test', [`bob@${domain}`], wireMessage(tag, ['hello']))).code).toBe(250);
       await client.quit();
     };
     await send('first');
     const fired = await node.waitForLog((r) => r.msg === 'shaping: rule fired');
-    expect(fired).toMatchObject({ rule: 'tss04', action: 'suspend', binding: 'default', destination: 'dest.test' });
+    expect(fired).toMatchObject({ rule: 'tss04', action: 'suspend', binding: 'default', destination: dest });
     await node.waitForLog((r) => r.msg === 'shaping: restriction in force');
     const listed = await node.console('shaping', 'suspensions');
-    expect(listed.stdout).toMatch(/^suspend\s+default\s+dest\.test\s+\S+\s+(59m|1h)\S*\s+n1\s+tss04\s+421 /m);
+    expect(listed.stdout).toMatch(/^suspend\s+default\s+mx:127\.0\.0\.1:\d+\s+\S+\s+(59m|1h)\S*\s+n1\s+tss04\s+421 /m);
     await send('second');
+    await send('third', 'also.test'); // another domain on the same MX: held by the same suspension
     const shown = (await node.console('shaping', 'show', 'dest.test')).stdout;
-    expect(shown).toMatch(/^destination: dest\.test/);
+    expect(shown).toMatch(/^destination: mx:127\.0\.0\.1:\d+ \(MX rollup of dest\.test/);
+    const also = (await node.console('shaping', 'show', 'also.test')).stdout;
+    expect(also).toMatch(/^destination: mx:127\.0\.0\.1:\d+ \(MX rollup of also\.test/);
+    expect(also).toMatch(/^  now: 0 of 20 connection\(s\); ready 1, in flight 0, deferred 0, held 0; SUSPENDED$/m);
     expect(shown).toMatch(/^binding default \(group default\)$/m);
     expect(shown).toMatch(/^  Max_Outbound_Connections\s+3\s+Domain "dest\.test" at \S+:\d+:\d+$/m);
     expect(shown).toMatch(/^  Outbound_Throttle_Messages\s+unlimited\s+the default$/m);
@@ -62,7 +69,7 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     // The same on the HTTP admin API, and in /metrics.
     const api = (method: string, path: string): Promise<Response> => fetch(`http://127.0.0.1:${http}${path}`, { method });
     const listedJson = (await (await api('GET', '/shaping/suspensions')).json()) as { restrictions: Array<{ rule: string; destination: string; binding: string | null }> };
-    expect(listedJson.restrictions).toMatchObject([{ rule: 'tss04', destination: 'dest.test', binding: 'default' }]);
+    expect(listedJson.restrictions).toMatchObject([{ rule: 'tss04', destination: dest, binding: 'default' }]);
     const made = await api('POST', '/shaping/suspend?domain=other.test&duration=2h&reason=maintenance');
     expect(made.status).toBe(200);
     expect(await made.json()).toMatchObject({ domain: 'other.test', binding: null });
@@ -85,12 +92,12 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     await again.waitStarted();
     await again.waitForLog((r) => r.msg === 'shaping: restrictions restored');
     expect((await again.console('shaping', 'suspensions')).stdout).toMatch(/tss04/);
-    expect((await again.console('mailq')).stdout).toMatch(/Total: 2 message/);
+    expect((await again.console('mailq')).stdout).toMatch(/Total: 3 message/);
     expect(sink.connections.length).toBe(connections);
     expect(sink.transactions).toEqual([]);
 
     expect((await again.console('shaping', 'resume', 'dest.test')).stdout).toBe('resuming dest.test (every binding): 1 restriction(s) lifted on every node\n');
-    await waitFor('both messages delivered after the resume', () => sink.transactions.length === 2, { timeoutMs: 20_000 });
+    await waitFor('the three messages delivered after the resume', () => sink.transactions.length === 3, { timeoutMs: 20_000 });
     expect((await again.console('shaping', 'suspensions')).stdout).toBe('no restriction in force\n');
     expect(again.logs.filter((l) => l.level === 'error')).toEqual([]);
   });

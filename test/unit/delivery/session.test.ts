@@ -102,6 +102,9 @@ describe('SMTP session', () => {
       ['deferred', 451, '451 4.3.0 queue full'], ['bounced', 550, '550 5.1.1 no'],
     ]);
     expect(results[1]!.results[0]!.status).toBe('deferred');
+    // The destination it resolved (for MX rollup): one array for the batch, host:port off port 25.
+    expect(results[0]!.mx).toEqual([`127.0.0.1:${s.port}`]);
+    expect(results[1]!.mx).toBe(results[0]!.mx);
     // The next transaction starts with RSET, pipelined with MAIL.
     expect(s.seen[0]!.slice(5, 9)).toEqual(['RSET', 'MAIL FROM:<s@src.test>', 'RCPT TO:<b@d.test>', 'DATA']);
   });
