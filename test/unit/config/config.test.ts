@@ -111,24 +111,24 @@ describe('config parser', () => {
     });
     it('explains where a value comes from: the most specific level with its location, the top level, or the default', () => {
       const c = ok(text(`Retry_Interval = 5m
-        Binding "b1" { Max_Outbound_Connections = 7 Domain "gmail.com" { Max_Deliveries_Per_Connection = 9 } }
-        Domain "gmail.com" { Max_Outbound_Connections = 3 }`));
-      const ctx = { binding: 'b1', domain: 'gmail.com' };
-      expect(c.explain('Max_Deliveries_Per_Connection', ctx)).toEqual({ value: 9, from: 'Binding "b1" Domain "gmail.com" at test.conf:2:53' });
+        Binding "b1" { Max_Outbound_Connections = 7 Domain "webmail.test" { Max_Deliveries_Per_Connection = 9 } }
+        Domain "webmail.test" { Max_Outbound_Connections = 3 }`));
+      const ctx = { binding: 'b1', domain: 'webmail.test' };
+      expect(c.explain('Max_Deliveries_Per_Connection', ctx)).toEqual({ value: 9, from: 'Binding "b1" Domain "webmail.test" at test.conf:2:53' });
       expect(c.explain('Max_Outbound_Connections', ctx)).toEqual({ value: 7, from: 'Binding "b1" at test.conf:2:9' });
-      expect(c.explain('Max_Outbound_Connections', { binding: 'default', domain: 'gmail.com' })).toEqual({ value: 3, from: 'Domain "gmail.com" at test.conf:3:9' });
+      expect(c.explain('Max_Outbound_Connections', { binding: 'default', domain: 'webmail.test' })).toEqual({ value: 3, from: 'Domain "webmail.test" at test.conf:3:9' });
       expect(c.explain('Retry_Interval', ctx)).toEqual({ value: 300_000, from: 'the top level' });
       expect(c.explain('Message_Expiration', ctx)).toEqual({ value: 5 * 86_400_000, from: 'the default' });
     });
 
     it('looks a rate up through the fallback, "unlimited" included, and shows it re-parseably', () => {
       const c = ok(text(`Outbound_Throttle_Messages = "300/60s"
-        Domain "gmail.com" { Outbound_Throttle_Messages = "5/1" }
-        Binding "b1" { Domain "gmail.com" { Outbound_Throttle_Messages = unlimited } }`));
-      const ctx = { binding: 'default', domain: 'gmail.com' };
+        Domain "webmail.test" { Outbound_Throttle_Messages = "5/1" }
+        Binding "b1" { Domain "webmail.test" { Outbound_Throttle_Messages = unlimited } }`));
+      const ctx = { binding: 'default', domain: 'webmail.test' };
       expect(c.lookup('Outbound_Throttle_Messages', ctx)).toEqual({ count: 5, periodMs: 1000 });
       expect(c.lookup('Outbound_Throttle_Messages', { binding: 'default', domain: 'other.com' })).toEqual({ count: 300, periodMs: 60_000 });
-      expect(c.lookup('Outbound_Throttle_Messages', { binding: 'b1', domain: 'gmail.com' })).toBeNull();
+      expect(c.lookup('Outbound_Throttle_Messages', { binding: 'b1', domain: 'webmail.test' })).toBeNull();
       expect(ok(text('')).lookup('Outbound_Throttle_Messages', ctx)).toBeNull();
       expect(c.show()).toContain('Outbound_Throttle_Messages = "300/1m"');
       expect(c.show()).toContain('Outbound_Throttle_Messages = unlimited');
@@ -167,7 +167,7 @@ describe('config parser', () => {
         'bindings.d/10-alpha.conf', 'bindings.d/20-beta.conf', 'bindings.d/beta-domains.inc', 'bindings.d/9-gamma.conf',
       ].map((f) => path.join(M, f)).concat(SHIPPED_RULES));
       expect([...c.bindingGroups.get('marketing')!.bindings.keys()]).toEqual(['alpha', 'beta', 'gamma']);
-      expect(c.bindings.get('beta')!.domains.get('yahoo.com')!.options).toEqual({ Max_Outbound_Connections: 3 });
+      expect(c.bindings.get('beta')!.domains.get('bulk.test')!.options).toEqual({ Max_Outbound_Connections: 3 });
     });
 
     it('reports where each stanza came from', () => {
@@ -387,7 +387,7 @@ describe('config parser', () => {
     it('reads rules in order with their options and defaults, compiles Match case-insensitively, and shows them re-parseably', () => {
       const c = ok(text(`Shaping_Default_Rules = false
         Shaping_Rule "yahoo-tss04" {
-          Match = "\\\\[TSS04\\\\]" Domains = ( "yahoo.*" "aol.com" ) Action = suspend Duration = 1h Scope = domain
+          Match = "\\\\[TSS04\\\\]" Domains = ( "bulk.*" "other.test" ) Action = suspend Duration = 1h Scope = domain
         }
         Shaping_Rule "blocks" { Classes = ( 50 51 ) Threshold = "5/1m" Action = reduce_connections Connections = 1 }
         Shaping_Rule "slow" { Match = "rate limited" Action = throttle Rate = "60/1m" }`));
@@ -395,7 +395,7 @@ describe('config parser', () => {
         ['yahoo-tss04', 'suspend', 3_600_000, 'domain'], ['blocks', 'reduce_connections', 900_000, 'binding_domain'], ['slow', 'throttle', 900_000, 'binding_domain'],
       ]);
       expect(c.shapingRules[0]!.match!.test('421 4.7.0 [tss04] Messages from 198.51.100.7 temporarily deferred')).toBe(true);
-      expect(c.shapingRules[0]!.options.Domains).toEqual(['yahoo.*', 'aol.com']);
+      expect(c.shapingRules[0]!.options.Domains).toEqual(['bulk.*', 'other.test']);
       expect(c.shapingRules[1]!.match).toBeNull();
       expect(c.shapingRules[1]!.options).toMatchObject({ Classes: [50, 51], Threshold: { count: 5, periodMs: 60_000 }, Connections: 1 });
       expect(c.shapingRules[2]!.options.Rate).toEqual({ count: 60, periodMs: 60_000 });

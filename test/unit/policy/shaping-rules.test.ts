@@ -15,19 +15,19 @@ const TSS04 = '421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred
 
 function ev(reply: string | null, over: Partial<ReplyEvent> = {}): ReplyEvent {
   const code = reply === null ? null : Number(reply.slice(0, 3));
-  return { binding: 'b1', domain: 'yahoo.com', destination: 'yahoo.com', mx: 'mta5.am0.yahoodns.net', reply, cls: classify({ code, text: reply ?? 'lost connection' }), ...over };
+  return { binding: 'b1', domain: 'bulk.test', destination: 'bulk.test', mx: 'mta5.mx.bulk.test', reply, cls: classify({ code, text: reply ?? 'lost connection' }), ...over };
 }
 
 describe('RuleBook', () => {
   const book = (): RuleBook => new RuleBook(rules(`
-    Shaping_Rule "yahoo-tss04" { Match = "\\\\[TSS04\\\\]" Domains = ( "yahoo.*" "aol.com" ) Mx = ( "*.yahoodns.net" ) Action = suspend Duration = 1h }
+    Shaping_Rule "yahoo-tss04" { Match = "\\\\[TSS04\\\\]" Domains = ( "bulk.*" "other.test" ) Mx = ( "*.mx.bulk.test" ) Action = suspend Duration = 1h }
     Shaping_Rule "blocks" { Classes = ( 51 ) Threshold = "3/1m" Action = reduce_connections Connections = 1 Duration = 10m Scope = domain }
     Shaping_Rule "bounce-policy" { Match = "^554 5\\\\.7\\\\.9" Action = bounce }`));
 
   it('fires a suspension on the first matching reply, per binding and destination, and not again while it lasts', () => {
     const b = book();
     const f = b.observe(ev(TSS04), 1000);
-    expect(f).toEqual([{ rule: 'yahoo-tss04', action: 'suspend', binding: 'b1', destination: 'yahoo.com', at: 1000, until: 1000 + 3_600_000, rate: null, connections: null, reason: TSS04 }]);
+    expect(f).toEqual([{ rule: 'yahoo-tss04', action: 'suspend', binding: 'b1', destination: 'bulk.test', at: 1000, until: 1000 + 3_600_000, rate: null, connections: null, reason: TSS04 }]);
     expect(b.observe(ev(TSS04), 2000)).toEqual([]);
     expect(b.observe(ev(TSS04, { binding: 'b2' }), 2000)).toHaveLength(1);
     expect(b.observe(ev(TSS04), 1000 + 3_600_000)).toHaveLength(1);
@@ -35,11 +35,11 @@ describe('RuleBook', () => {
 
   it('applies Domains and Mx globs, and never matches a failure vipmta generated itself', () => {
     const b = book();
-    expect(b.observe(ev(TSS04, { domain: 'gmail.com', destination: 'gmail.com' }), 0)).toEqual([]);
+    expect(b.observe(ev(TSS04, { domain: 'webmail.test', destination: 'webmail.test' }), 0)).toEqual([]);
     expect(b.observe(ev(TSS04, { mx: 'mx.other.net' }), 0)).toEqual([]);
     expect(b.observe(ev(TSS04, { mx: null }), 0)).toEqual([]);
     expect(b.observe(ev(null), 0)).toEqual([]);
-    expect(b.observe(ev(TSS04, { domain: 'AOL.com' }), 0)).toHaveLength(1);
+    expect(b.observe(ev(TSS04, { domain: 'OTHER.test' }), 0)).toHaveLength(1);
   });
 
   it('counts matches over the threshold window before firing, across bindings when Scope = domain', () => {
@@ -64,9 +64,9 @@ describe('RuleBook', () => {
 
 describe('globTest', () => {
   it('matches whole names case-insensitively, * spanning dots, and everything when empty', () => {
-    const t = globTest(['yahoo.*', '*.outlook.com']);
-    expect(['yahoo.com', 'YAHOO.co.uk', 'eur.olc.outlook.com'].map(t)).toEqual([true, true, true]);
-    expect(['myyahoo.com', 'outlook.com', 'yahoo'].map(t)).toEqual([false, false, false]);
+    const t = globTest(['bulk.*', '*.relay.test']);
+    expect(['bulk.test', 'BULK.example.net', 'eu.olc.relay.test'].map(t)).toEqual([true, true, true]);
+    expect(['mybulk.test', 'relay.test', 'bulk'].map(t)).toEqual([false, false, false]);
     expect(globTest([])('anything')).toBe(true);
   });
 });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { LeaseTable, waterFill, type LeaseClaim } from '../../../../src/cluster/shaping/leases.js';
 
-const K = 'gmail.com#connections';
+const K = 'webmail.test#connections';
 const claim = (lease: number, demand: number, cap = 5, key = K): LeaseClaim => ({ key, cap, lease, demand });
 
 describe('LeaseTable', () => {

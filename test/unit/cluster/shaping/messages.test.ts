@@ -4,17 +4,17 @@ import { describe, expect, it } from 'vitest';
 import { decodeShapingMessage, encodeShapingMessage, type Restriction, type ShapingMessage } from '../../../../src/cluster/shaping/messages.js';
 
 const R: Restriction = {
-  action: 'throttle', binding: 'b1', destination: 'mx:mta5.am0.yahoodns.net', at: 1_000, until: 901_000,
+  action: 'throttle', binding: 'b1', destination: 'mx:mx1.bulk.test', at: 1_000, until: 901_000,
   rate: { count: 60, periodMs: 60_000 }, connections: null, origin: 'n1', rule: 'yahoo-tss04', reason: '421 4.7.0 [TSS04] ...',
 };
 
 describe('shaping messages', () => {
   it('round-trip every kind', () => {
     const msgs: ShapingMessage[] = [
-      { type: 'claims', node: 'n1', now: 5, claims: [{ key: 'gmail.com#conn', cap: 5, lease: 2, demand: 9 }] },
+      { type: 'claims', node: 'n1', now: 5, claims: [{ key: 'webmail.test#conn', cap: 5, lease: 2, demand: 9 }] },
       { type: 'restrict', node: 'n2', now: 6, restriction: R },
       { type: 'restrict', node: 'n2', now: 6, restriction: { ...R, action: 'suspend', binding: null, rate: null } },
-      { type: 'lift', node: 'n3', now: 7, binding: null, destination: 'yahoo.com' },
+      { type: 'lift', node: 'n3', now: 7, binding: null, destination: 'bulk.test' },
       { type: 'sync', node: 'n1', now: 8, claims: [], restrictions: [R] },
     ];
     for (const m of msgs) expect(decodeShapingMessage(encodeShapingMessage(m))).toEqual({ ok: true, message: m });

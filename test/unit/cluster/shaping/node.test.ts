@@ -54,7 +54,7 @@ function node(bus: Bus, name: string, id: number, file: string | null = null): S
   return n;
 }
 
-const SUSPEND: Omit<Restriction, 'origin'> = { action: 'suspend', binding: 'b1', destination: 'yahoo.com', at: 1_000_000, until: 1_060_000, rate: null, connections: null, rule: 'yahoo-tss04', reason: '421 4.7.0 [TSS04] ...' };
+const SUSPEND: Omit<Restriction, 'origin'> = { action: 'suspend', binding: 'b1', destination: 'bulk.test', at: 1_000_000, until: 1_060_000, rate: null, connections: null, rule: 'yahoo-tss04', reason: '421 4.7.0 [TSS04] ...' };
 
 describe('ShapingNode', () => {
   it('puts a restriction made on one node in force on every node, and lifts it everywhere', async () => {
@@ -64,11 +64,11 @@ describe('ShapingNode', () => {
     let changes = 0;
     c.on('changed', () => changes++);
     b.restrict(SUSPEND);
-    expect(b.inForce('b1', 'yahoo.com').suspended).toBeNull(); // not before it comes back in order
+    expect(b.inForce('b1', 'bulk.test').suspended).toBeNull(); // not before it comes back in order
     await settle();
-    for (const n of [a, b, c]) expect(n.inForce('b1', 'yahoo.com').suspended).toMatchObject({ origin: 'n2', rule: 'yahoo-tss04' });
+    for (const n of [a, b, c]) expect(n.inForce('b1', 'bulk.test').suspended).toMatchObject({ origin: 'n2', rule: 'yahoo-tss04' });
     expect(changes).toBe(1);
-    a.lift(null, 'yahoo.com');
+    a.lift(null, 'bulk.test');
     await settle();
     for (const n of [a, b, c]) expect(n.restrictions()).toEqual([]);
     for (const n of [a, b, c]) n.stop();
@@ -84,7 +84,7 @@ describe('ShapingNode', () => {
     a.stop();
     expect(JSON.parse(fs.readFileSync(file, 'utf8')).restrictions).toHaveLength(1);
     const again = node(new Bus(), 'n1', 1, file);
-    expect(again.inForce('b1', 'yahoo.com').suspended).not.toBeNull();
+    expect(again.inForce('b1', 'bulk.test').suspended).not.toBeNull();
     clock = SUSPEND.until;
     const restarted = node(new Bus(), 'n1', 1, file);
     expect(restarted.restrictions()).toEqual([]);
@@ -101,7 +101,7 @@ describe('ShapingNode', () => {
     await settle();
     const late = node(bus, 'n4', 4);
     await settle();
-    expect(late.inForce('b1', 'yahoo.com').suspended).toMatchObject({ origin: 'n1' });
+    expect(late.inForce('b1', 'bulk.test').suspended).toMatchObject({ origin: 'n1' });
     a.stop();
     late.stop();
   });
@@ -115,8 +115,8 @@ describe('ShapingNode', () => {
     n.start();
     expect(lines.some((l) => l.includes('persisted restrictions unreadable'))).toBe(true);
     n.restrict(SUSPEND);
-    expect(n.inForce('b1', 'yahoo.com').suspended).not.toBeNull();
-    expect(n.inForce('b2', 'yahoo.com').suspended).toBeNull();
+    expect(n.inForce('b1', 'bulk.test').suspended).not.toBeNull();
+    expect(n.inForce('b2', 'bulk.test').suspended).toBeNull();
     expect(JSON.parse(fs.readFileSync(file, 'utf8')).restrictions).toHaveLength(1);
     n.stop();
   });

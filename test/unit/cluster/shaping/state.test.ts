@@ -6,7 +6,7 @@ import type { Restriction, ShapingMessage } from '../../../../src/cluster/shapin
 import { ShapingState } from '../../../../src/cluster/shaping/state.js';
 
 function r(over: Partial<Restriction>): Restriction {
-  return { action: 'suspend', binding: 'b1', destination: 'yahoo.com', at: 0, until: 1000, rate: null, connections: null, origin: 'n1', rule: 'rule', reason: '421 ...', ...over };
+  return { action: 'suspend', binding: 'b1', destination: 'bulk.test', at: 0, until: 1000, rate: null, connections: null, origin: 'n1', rule: 'rule', reason: '421 ...', ...over };
 }
 const restrict = (x: Restriction): ShapingMessage => ({ type: 'restrict', node: x.origin, now: x.at, restriction: x });
 
@@ -16,25 +16,25 @@ describe('ShapingState', () => {
     s.apply(restrict(r({ action: 'throttle', rate: { count: 60, periodMs: 60_000 }, until: 5000 })), 0);
     s.apply(restrict(r({ action: 'throttle', binding: null, rate: { count: 10, periodMs: 60_000 }, until: 3000 })), 0);
     s.apply(restrict(r({ action: 'reduce_connections', binding: null, connections: 2, until: 4000 })), 0);
-    const f = s.inForce('b1', 'yahoo.com', 100);
+    const f = s.inForce('b1', 'bulk.test', 100);
     expect(f.suspended).toBeNull();
     expect(f.throttle!.rate).toEqual({ count: 10, periodMs: 60_000 });
     expect(f.connections!.connections).toBe(2);
-    expect(s.inForce('b2', 'yahoo.com', 100).throttle!.binding).toBeNull();
-    expect(s.inForce('b1', 'gmail.com', 100)).toEqual({ suspended: null, throttle: null, connections: null });
+    expect(s.inForce('b2', 'bulk.test', 100).throttle!.binding).toBeNull();
+    expect(s.inForce('b1', 'webmail.test', 100)).toEqual({ suspended: null, throttle: null, connections: null });
     // After the domain-wide throttle ends, the binding's own applies.
-    expect(s.inForce('b1', 'yahoo.com', 3000).throttle!.rate).toEqual({ count: 60, periodMs: 60_000 });
+    expect(s.inForce('b1', 'bulk.test', 3000).throttle!.rate).toEqual({ count: 60, periodMs: 60_000 });
   });
 
   it('keeps the suspension that ends last, lifts on request, and expires the rest', () => {
     const s = new ShapingState();
     s.apply(restrict(r({ until: 2000 })), 0);
     s.apply(restrict(r({ until: 1500, at: 10 })), 10);
-    expect(s.inForce('b1', 'yahoo.com', 1600).suspended!.until).toBe(2000);
+    expect(s.inForce('b1', 'bulk.test', 1600).suspended!.until).toBe(2000);
     s.apply(restrict(r({ binding: 'b2', until: 9000 })), 20);
-    s.apply({ type: 'lift', node: 'n2', now: 30, binding: 'b1', destination: 'yahoo.com' }, 30);
-    expect(s.inForce('b1', 'yahoo.com', 40).suspended).toBeNull();
-    expect(s.inForce('b2', 'yahoo.com', 40).suspended).not.toBeNull();
+    s.apply({ type: 'lift', node: 'n2', now: 30, binding: 'b1', destination: 'bulk.test' }, 30);
+    expect(s.inForce('b1', 'bulk.test', 40).suspended).toBeNull();
+    expect(s.inForce('b2', 'bulk.test', 40).suspended).not.toBeNull();
     expect(s.expire(8999)).toEqual([]);
     expect(s.expire(9000).map((x) => x.binding)).toEqual(['b2']);
     expect(s.restrictions(9000)).toEqual([]);
@@ -58,7 +58,7 @@ describe('ShapingState', () => {
       restrict(r({ until: 2000 })), { type: 'claims', node: 'n1', now: 1, claims: [{ key: 'k', cap: 5, lease: 4, demand: 9 }] },
       { type: 'claims', node: 'n2', now: 2, claims: [{ key: 'k', cap: 5, lease: 4, demand: 9 }] },
       restrict(r({ action: 'throttle', binding: null, rate: { count: 1, periodMs: 1000 }, until: 3000 })),
-      { type: 'lift', node: 'n3', now: 3, binding: null, destination: 'yahoo.com' },
+      { type: 'lift', node: 'n3', now: 3, binding: null, destination: 'bulk.test' },
       restrict(r({ binding: 'b9', until: 4000 })),
     ];
     for (const m of msgs) { a.apply(m, 5); b.apply(m, 5); }
