@@ -5,7 +5,7 @@
 // Runs on a delivery worker; waits on DNS and sockets only.
 import { Resolver } from 'node:dns/promises';
 import net from 'node:net';
-import { canonicalAddress, type HostPort } from '../net/address.js';
+import { canonicalAddress, destinationHost, type HostPort } from '../net/address.js';
 import { resolveDestination, type Candidate, type DnsResolver } from './mx.js';
 import { replyText } from '../smtp/replies.js';
 import { cutFailure, DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
@@ -178,7 +178,7 @@ export class DeliveryEngine {
       return out;
     }
     // What the destination is, for MX rollup on the main thread: one array for the whole batch.
-    const mx = [...new Set(candidates.map((c) => (c.port === 25 ? c.host.toLowerCase() : `${c.host.toLowerCase()}:${c.port}`)))].sort();
+    const mx = [...new Set(candidates.map((c) => destinationHost(c.host, c.port)))].sort();
     for (const o of out) o.mx = mx;
 
     let session: SmtpSession | null = null;

@@ -153,6 +153,11 @@ export function parseHostPort(text: string, defaultPort = 25): HostPort | null {
 }
 
 /** "host:port", brackets around an IPv6 address: the inverse of parseEndpoint and parseHostPort. */
+/** A delivery destination's host as shaping keys it (MX rollup): lower case, ":port" only off 25. */
+export function destinationHost(host: string, port: number): string {
+  return port === 25 ? host.toLowerCase() : `${host.toLowerCase()}:${port}`;
+}
+
 export function formatHostPort(host: string, port: number): string {
   return `${ipFamily(host) === 6 ? `[${host}]` : host}:${port}`;
 }

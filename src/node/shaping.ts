@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import { addShapingCommands, resume, suspend, type ShapingConsoleHost } from '../cluster/shaping/console.js';
+import { addShapingCommands, describeAction, resume, suspend, target, type ShapingConsoleHost } from '../cluster/shaping/console.js';
 import { ShapingNode } from '../cluster/shaping/node.js';
 import type { CommandTable } from '../control/commands.js';
 import type { ShapingApi } from '../control/http.js';
@@ -18,6 +18,7 @@ import type { QueueRestrictions } from '../queue/scheduler.js';
 import { OPTIONS } from '../config/schema.js';
 import { formatValue } from '../config/values.js';
 import { ErrorCode, VipError } from '../errors.js';
+import { destinationHost } from '../net/address.js';
 
 const SHOW_USAGE = 'shaping show DOMAIN [--binding NAME]';
 
@@ -80,9 +81,9 @@ export class NodeShaping {
   destinationOf(domain: string): string {
     const cfg = this.o.config();
     if (!cfg.global.Mx_Rollup) return domain;
-    // A domain with Routes is known from the config (the same form deliver.ts reports).
+    // A domain with Routes is known from the config, spelled as deliver.ts reports it (destinationHost).
     const routes = cfg.domains.get(domain)?.options.Routes;
-    if (routes !== undefined && routes.length > 0) return mxKey(routes.map((r) => (r.port === 25 ? r.host.toLowerCase() : `${r.host.toLowerCase()}:${r.port}`)));
+    if (routes !== undefined && routes.length > 0) return mxKey(routes.map((r) => destinationHost(r.host, r.port)));
     return this.destinations.get(domain) ?? domain;
   }
 
@@ -141,22 +142,16 @@ export class NodeShaping {
 
   /** `shaping show DOMAIN [--binding NAME]`. */
   show(args: string[]): string {
-    let binding: string | null = null;
-    const rest: string[] = [];
-    for (let i = 0; i < args.length; i++) {
-      if (args[i] === '--binding') binding = args[++i] ?? '';
-      else rest.push(args[i]!);
-    }
-    const domain = rest[0]?.toLowerCase();
-    if (domain === undefined || rest.length > 1 || binding === '' || !/^[a-z0-9.-]+$/.test(domain)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${SHOW_USAGE}`);
+    const { domain, binding, rest } = target(args, SHOW_USAGE, this.host());
+    if (rest.length > 0) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${SHOW_USAGE}`);
     const cfg = this.o.config();
-    if (binding !== null && !cfg.bindings.has(binding)) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `no binding "${binding}" is configured`);
     const destination = this.destinationOf(domain);
-    const bindings = binding !== null ? [binding]
-      : [...cfg.bindings.values()].filter((b) => this.o.queueUse?.(b.group, b.name, domain) != null).map((b) => b.name);
-    if (bindings.length === 0) bindings.push('default');
+    const use = (name: string): QueueUse | null => this.o.queueUse?.(cfg.bindings.get(name)!.group, name, domain) ?? null;
+    const uses = new Map<string, QueueUse | null>(binding !== null ? [[binding, use(binding)]]
+      : [...cfg.bindings.keys()].map((n) => [n, use(n)] as const).filter(([, u]) => u !== null));
+    if (uses.size === 0) uses.set('default', use('default'));
     const out = [`destination: ${destination} (${destination === domain ? (cfg.global.Mx_Rollup ? 'the domain itself until a delivery has resolved its MX' : 'the domain itself: Mx_Rollup = false') : `MX rollup of ${domain}: every domain with these hosts shares it`})`];
-    for (const name of bindings) {
+    for (const [name, u] of uses) {
       const b = cfg.bindings.get(name)!;
       const ctx = { binding: name, domain };
       out.push(`binding ${name} (group ${b.group})`);
@@ -167,7 +162,6 @@ export class NodeShaping {
       const w0 = Math.max(...rows.map((r) => r[0]!.length));
       const w1 = Math.max(...rows.map((r) => r[1]!.length));
       for (const r of rows) out.push(`  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`);
-      const u = this.o.queueUse?.(b.group, name, domain) ?? null;
       if (u === null) out.push('  now: no mail queued for it since start');
       else {
         const throttle = u.throttle === null ? '' : `, ${u.throttle.used} of ${u.throttle.limit} messages in the throttle's period${u.throttledUntil === null ? '' : ` (held until ${Number.isFinite(u.throttledUntil) ? new Date(u.throttledUntil).toISOString() : 'a batch ends'})`}`;
@@ -177,8 +171,7 @@ export class NodeShaping {
       const rs = [f.suspended, f.throttle, f.connections].filter((r) => r !== null);
       if (rs.length === 0) out.push('  restrictions: none');
       for (const r of rs) {
-        const what = r.action === 'throttle' ? `throttle ${r.rate!.count}/${r.rate!.periodMs / 1000}s` : r.action === 'reduce_connections' ? `connections ${r.connections}` : 'suspend';
-        out.push(`  restriction: ${what} until ${new Date(r.until).toISOString()} (${r.binding === null ? 'every binding' : `binding ${r.binding}`}; rule ${r.rule} from ${r.origin}: ${r.reason})`);
+        out.push(`  restriction: ${describeAction(r)} until ${new Date(r.until).toISOString()} (${r.binding === null ? 'every binding' : `binding ${r.binding}`}; rule ${r.rule} from ${r.origin}: ${r.reason})`);
       }
     }
     return out.join('\n') + '\n';

@@ -352,9 +352,10 @@ export class QueueManager {
     const st = sched.store;
     const now = this.now();
     // A batch's parts all come from one queue, and parts in flight never change queues.
-    const local = slots.length === 0 || sched.routeOf(sched.queues[st.queue[slots[0]!]!]!).to === 'local';
+    const first = slots.length === 0 ? null : sched.queues[st.queue[slots[0]!]!]!;
+    const local = first === null || sched.routeOf(first).to === 'local';
     const mx = results[0]?.mx;
-    if (mx !== undefined && this.o.onDestination !== undefined && slots.length > 0) this.o.onDestination(sched.queues[st.queue[slots[0]!]!]!.domain, mx);
+    if (first !== null && mx !== undefined) this.o.onDestination?.(first.domain, mx);
     slots.forEach((s, i) => {
       const q = sched.settings(sched.queues[st.queue[s]!]!);
       const id = st.id[s]!;

@@ -24,7 +24,7 @@ export interface ShapingConsoleHost {
 }
 
 /** Splits "DOMAIN [--binding NAME] REST..." (the flag may come anywhere after DOMAIN). */
-function target(args: string[], usage: string, h: ShapingConsoleHost): { domain: string; binding: string | null; rest: string[] } {
+export function target(args: string[], usage: string, h: ShapingConsoleHost): { domain: string; binding: string | null; rest: string[] } {
   const rest: string[] = [];
   let binding: string | null = null;
   for (let i = 0; i < args.length; i++) {
@@ -93,14 +93,17 @@ export function addShapingCommands(t: CommandTable, h: ShapingConsoleHost): void
   t.add('shaping suspensions', 'every suspension, throttle and connection reduction in force, cluster-wide', () => formatRestrictions(h.shaping.restrictions(), h.now()));
 }
 
+/** "suspend", "throttle 60/60s", "connections 2": what a restriction does. */
+export function describeAction(r: Restriction): string {
+  return r.action === 'throttle' ? `throttle ${r.rate!.count}/${r.rate!.periodMs / 1000}s` : r.action === 'reduce_connections' ? `connections ${r.connections}` : 'suspend';
+}
+
 /** `shaping suspensions`: one row per restriction, soonest end first, then the count. */
 export function formatRestrictions(rs: readonly Restriction[], now: number): string {
   if (rs.length === 0) return 'no restriction in force\n';
-  const what = (r: Restriction): string =>
-    r.action === 'throttle' ? `throttle ${r.rate!.count}/${r.rate!.periodMs / 1000}s` : r.action === 'reduce_connections' ? `connections ${r.connections}` : 'suspend';
   const rows = [['Action', 'Binding', 'Destination', 'Until', 'Left', 'Origin', 'Rule', 'Reason']];
   for (const r of rs) {
-    rows.push([what(r), r.binding ?? '*', r.destination, new Date(r.until).toISOString(), formatAge(r.until - now), r.origin, r.rule, r.reason.length > 60 ? `${r.reason.slice(0, 57)}...` : r.reason]);
+    rows.push([describeAction(r), r.binding ?? '*', r.destination, new Date(r.until).toISOString(), formatAge(r.until - now), r.origin, r.rule, r.reason.length > 60 ? `${r.reason.slice(0, 57)}...` : r.reason]);
   }
   return table(rows) + `${rs.length} restriction(s)\n`;
 }

@@ -79,6 +79,18 @@ function restrictionOf(v: unknown): Restriction | null {
   };
 }
 
+/** A list of restrictions as a peer sent it or shaping.json holds it; null when any is invalid. */
+export function restrictionsOf(v: unknown): Restriction[] | null {
+  if (!Array.isArray(v)) return null;
+  const out: Restriction[] = [];
+  for (const x of v) {
+    const r = restrictionOf(x);
+    if (r === null) return null;
+    out.push(r);
+  }
+  return out;
+}
+
 export function decodeShapingMessage(buf: Uint8Array): DecodedShaping {
   if (buf.length > MAX_SHAPING_MESSAGE) return { ok: false, error: `message of ${buf.length} bytes is too large` };
   let m: Record<string, unknown>;
@@ -106,9 +118,9 @@ export function decodeShapingMessage(buf: Uint8Array): DecodedShaping {
       return { ok: true, message: { type: 'lift', node, now, binding: m.binding as string | null, destination: m.destination } };
     case 'sync': {
       const claims = claimsOf(m.claims);
-      const rs = Array.isArray(m.restrictions) ? m.restrictions.map(restrictionOf) : null;
-      if (claims === null || rs === null || rs.some((r) => r === null)) return { ok: false, error: 'invalid sync' };
-      return { ok: true, message: { type: 'sync', node, now, claims, restrictions: rs as Restriction[] } };
+      const rs = restrictionsOf(m.restrictions);
+      if (claims === null || rs === null) return { ok: false, error: 'invalid sync' };
+      return { ok: true, message: { type: 'sync', node, now, claims, restrictions: rs } };
     }
     default:
       return { ok: false, error: `unknown message type ${JSON.stringify(m.type)?.slice(0, 20)}` };

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { CorosyncGroup, CpgConfChange } from '../../native/index.js';
 import { GroupLink } from '../group-link.js';
 import { memberKey } from '../view.js';
-import { decodeShapingMessage, encodeShapingMessage, type Restriction, type ShapingMessage } from './messages.js';
+import { decodeShapingMessage, encodeShapingMessage, restrictionsOf, type Restriction, type ShapingMessage } from './messages.js';
 import { ShapingState, type InForce } from './state.js';
 
 export const SHAPING_GROUP = 'vipmta-shaping';
@@ -157,17 +157,14 @@ export class ShapingNode extends EventEmitter {
   private take(m: ShapingMessage): void {
     if (this.stopped) return;
     const now = this.now();
-    const before = JSON.stringify(this.state.restrictions(now));
-    this.state.apply(m, now);
-    const after = this.state.restrictions(now);
-    if (JSON.stringify(after) === before) return;
+    if (!this.state.apply(m, now)) return;
     if (m.type === 'restrict') {
       const r = m.restriction;
       this.o.logger.info({ action: r.action, binding: r.binding, destination: r.destination, until: new Date(r.until).toISOString(), origin: r.origin, rule: r.rule, reason: r.reason }, 'shaping: restriction in force');
     } else if (m.type === 'lift') {
       this.o.logger.info({ binding: m.binding, destination: m.destination, by: m.node }, 'shaping: restrictions lifted');
     }
-    this.save(after);
+    this.save(this.state.restrictions(now));
     this.scheduleExpiry();
     this.emit('changed');
   }
@@ -194,9 +191,9 @@ export class ShapingNode extends EventEmitter {
     if (this.o.file === null) return [];
     try {
       const raw: unknown = JSON.parse(fs.readFileSync(this.o.file, 'utf8'));
-      const d = decodeShapingMessage(Buffer.from(JSON.stringify({ type: 'sync', node: this.o.node, now: 0, claims: [], restrictions: (raw as { restrictions?: unknown }).restrictions ?? [] })));
-      if (d.ok && d.message.type === 'sync') return [...d.message.restrictions];
-      this.o.logger.error({ file: this.o.file, error: d.ok ? 'not a sync' : d.error }, 'shaping: persisted restrictions unreadable; starting without them');
+      const rs = restrictionsOf((raw as { restrictions?: unknown } | null)?.restrictions);
+      if (rs !== null) return rs;
+      this.o.logger.error({ file: this.o.file, error: 'invalid restrictions' }, 'shaping: persisted restrictions unreadable; starting without them');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       this.o.logger.error({ err, file: this.o.file }, 'shaping: persisted restrictions unreadable; starting without them');

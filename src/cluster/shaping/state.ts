@@ -25,25 +25,28 @@ export class ShapingState {
   readonly leases = new LeaseTable();
   private readonly byKey = new Map<string, Restriction>();
 
-  /** Applies one agreed message. `now` only drops restrictions that already ended. */
-  apply(m: ShapingMessage, now: number): void {
+  /** Applies one agreed message; true when the restrictions in force changed (the caller persists
+   *  and tells the queues). `now` only drops restrictions that already ended. */
+  apply(m: ShapingMessage, now: number): boolean {
+    let changed = false;
     switch (m.type) {
       case 'claims':
         this.leases.apply(m.node, m.claims);
         break;
       case 'restrict':
-        this.add(m.restriction, now);
+        changed = this.add(m.restriction, now);
         break;
       case 'lift':
         for (const [k, r] of this.byKey) {
-          if (r.destination === m.destination && (m.binding === null || r.binding === m.binding)) this.byKey.delete(k);
+          if (r.destination === m.destination && (m.binding === null || r.binding === m.binding)) changed = this.byKey.delete(k) || changed;
         }
         break;
       case 'sync':
         this.leases.apply(m.node, m.claims);
-        for (const r of m.restrictions) this.add(r, now);
+        for (const r of m.restrictions) changed = this.add(r, now) || changed;
         break;
     }
+    return changed;
   }
 
   /** Restores what was persisted (at start, before the first message). */
@@ -51,12 +54,15 @@ export class ShapingState {
     for (const r of rs) this.add(r, now);
   }
 
-  /** A later or longer restriction of the same kind on the same target replaces the earlier. */
-  private add(r: Restriction, now: number): void {
-    if (r.until <= now) return;
+  /** A later or longer restriction of the same kind on the same target replaces the earlier; true
+   *  when it did (a sync repeating what is known changes nothing). */
+  private add(r: Restriction, now: number): boolean {
+    if (r.until <= now) return false;
     const k = keyOf(r);
     const prev = this.byKey.get(k);
-    if (prev === undefined || r.until > prev.until || (r.until === prev.until && r.at > prev.at)) this.byKey.set(k, r);
+    if (prev !== undefined && !(r.until > prev.until || (r.until === prev.until && r.at > prev.at))) return false;
+    this.byKey.set(k, r);
+    return true;
   }
 
   /** Drops the restrictions that ended by `now`; returns them (for the log). */
