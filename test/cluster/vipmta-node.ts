@@ -16,15 +16,21 @@ export interface NodeRun {
 }
 
 /** Writes `body` (the node-specific part) under the common settings and starts vipmta on the host. */
-export function writeNodeConfig(host: LabHost, body: string): { dir: string; conf: string; socket: string } {
+/** The common settings a node's body may change (written once: the config refuses an option twice). */
+export interface NodeSettings {
+  workerThreads?: number;
+  logLevel?: string;
+}
+
+export function writeNodeConfig(host: LabHost, body: string, settings: NodeSettings = {}): { dir: string; conf: string; socket: string } {
   const dir = path.join(host.dir, 'vipmta');
   mkdirSync(dir, { recursive: true });
   const socket = path.join(dir, 'ctl.sock');
   const conf = path.join(dir, 'vipmta.conf');
   writeFileSync(conf, `Nodename = "${host.name}"
 Hostname = "${host.name}.lab.example"
-Worker_Threads = 1
-Log_Level = "info"
+Worker_Threads = ${settings.workerThreads ?? 1}
+Log_Level = "${settings.logLevel ?? 'info'}"
 Spool { Directory = "${path.join(dir, 'spool')}" Sync = none }
 Control_Listener { Listen "${socket}" { } }
 ${body}
@@ -32,8 +38,8 @@ ${body}
   return { dir, conf, socket };
 }
 
-export function startNode(lab: ClusterLab, host: LabHost, body: string): NodeRun {
-  const { dir, conf, socket } = writeNodeConfig(host, body);
+export function startNode(lab: ClusterLab, host: LabHost, body: string, settings: NodeSettings = {}): NodeRun {
+  const { dir, conf, socket } = writeNodeConfig(host, body, settings);
   const proc = lab.spawn(host, [process.execPath, cliPath, 'start', '-c', conf]);
   return { host, dir, socket, conf, proc };
 }
