@@ -19,6 +19,8 @@
 //   --log-level info (vipmta's Log_Level; its log goes to a file, as Postfix's does)
 //   --cpu-prof DIR (profile vipmta)  --json (also write bench/results/delivery-<time>.json)
 //   --vipmta-root DIR (another built checkout)
+//   --domain-options 'OPTION = VALUE ...' (added to vipmta's Domain stanza of the sink's domain, e.g.
+//   limits that never bind, to measure what they cost)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -70,6 +72,7 @@ const { values: opt } = parseArgs({
     'cpu-prof': { type: 'string' },
     json: { type: 'boolean', default: false },
     'vipmta-root': { type: 'string' },
+    'domain-options': { type: 'string', default: '' },
   },
   strict: true,
 });
@@ -99,7 +102,7 @@ function postfixSettings(sinkPort: number): { main: Record<string, string>; mast
 }
 
 function vipmtaExtra(sinkPort: number): string {
-  return `# bench/delivery.ts: every recipient is rcpt@example.com; deliver to the sink instead of the MX.\nDomain "example.com" { Routes = ( "127.0.0.1:${sinkPort}" ) }\n`;
+  return `# bench/delivery.ts: every recipient is rcpt@example.com; deliver to the sink instead of the MX.\nDomain "example.com" { Routes = ( "127.0.0.1:${sinkPort}" ) ${opt['domain-options']} }\n`;
 }
 
 /** One system under test, held and released the same way for the warm-up and the measured run. */
