@@ -519,6 +519,8 @@ function inboundOf(b: Builder, stanzas: Child[]): InboundCidrConfig[] {
     first.set(cidr, where);
     const limit = c.values.get('Cluster_Max_Inbound_Connections');
     if (!limit) {
+      // Written but invalid: already reported where written.
+      if (s.node.body.some((x) => x.type === 'option' && findOption(x.keyword) === 'Cluster_Max_Inbound_Connections')) continue;
       b.errors.push(at(s.node.where, `Inbound_Cidr "${s.name}" needs Cluster_Max_Inbound_Connections = N`));
       continue;
     }
