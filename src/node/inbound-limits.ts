@@ -52,7 +52,9 @@ export interface InboundShare {
 }
 
 export interface InboundLimitsOptions {
-  allowances: Allowances;
+  /** The cluster's shares (the shaping group's leases); without it this node may use each whole
+   *  cap, which is right on a single node only. */
+  allowances?: Allowances;
   config: () => Config;
   /** Every member's share of `key`, from the provider's lease table; without it the view shows
    *  this node only. */
@@ -77,17 +79,30 @@ export function demandOf(open: number, refusedRecently: number, headroom: number
   return Math.min(cap, open + refusedRecently + headroom);
 }
 
+/** A single node's allowances: each key's whole cap, always. */
+class WholeCaps implements Allowances {
+  private readonly caps = new Map<LimitKey, number>();
+  declare(key: LimitKey, cap: number): void { this.caps.set(key, cap); }
+  forget(key: LimitKey): void { this.caps.delete(key); }
+  allowance(key: LimitKey): number { return this.caps.get(key) ?? 0; }
+  target(key: LimitKey): number { return this.allowance(key); }
+  setUse(): void {}
+  onChange(): void {}
+}
+
 export class InboundLimits implements AllowanceUse {
+  private readonly allowances: Allowances;
   private readonly headroom: number;
   /** Per network: refusals counted at the last look, the demand last declared. */
   private readonly seen = new Map<string, { refused: number; demand: number }>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: InboundLimitsOptions) {
+    this.allowances = o.allowances ?? new WholeCaps();
     this.headroom = o.headroom ?? 1;
     // From now on the lease, not the cap, is the limit of every counter.
     governor = this;
-    o.allowances.onChange(() => this.write());
+    this.allowances.onChange(() => this.write());
     this.apply(o.config());
   }
 
@@ -98,7 +113,7 @@ export class InboundLimits implements AllowanceUse {
     for (const cidr of [...this.seen.keys()]) {
       if (cfg.inboundCidrs.some((n) => n.cidr === cidr)) continue;
       this.seen.delete(cidr);
-      this.o.allowances.forget(inboundKey(cidr));
+      this.allowances.forget(inboundKey(cidr));
     }
     for (const n of cfg.inboundCidrs) this.declare(n, true);
     this.write();
@@ -140,14 +155,14 @@ export class InboundLimits implements AllowanceUse {
     const last = this.seen.get(n.cidr);
     const demand = demandOf(s.open, last === undefined ? 0 : Math.max(0, s.refused - last.refused), this.headroom, n.limit);
     this.seen.set(n.cidr, { refused: s.refused, demand });
-    if (force || last === undefined || last.demand !== demand) this.o.allowances.declare(inboundKey(n.cidr), n.limit, demand);
+    if (force || last === undefined || last.demand !== demand) this.allowances.declare(inboundKey(n.cidr), n.limit, demand);
   }
 
   /** The provider's allowances into the counters' limit words (every onChange). */
   private write(): void {
     for (const n of this.o.config().inboundCidrs) {
       const b = counters.get(n.cidr);
-      if (b !== undefined) setInboundLimit(b, Math.min(n.limit, this.o.allowances.allowance(inboundKey(n.cidr))));
+      if (b !== undefined) setInboundLimit(b, Math.min(n.limit, this.allowances.allowance(inboundKey(n.cidr))));
     }
   }
 
@@ -162,7 +177,7 @@ export class InboundLimits implements AllowanceUse {
       const key = inboundKey(n.cidr);
       const s = inboundState(counters.get(n.cidr) ?? newInboundCount(0));
       out.push(`network ${n.cidr} (Cluster_Max_Inbound_Connections = ${n.limit}, every Listen of ESMTP_Listener)`);
-      out.push(`  ${node} (this node): ${s.open} open, allowance ${s.limit}, target ${this.o.allowances.target(key)}, refused ${s.refused} since start`);
+      out.push(`  ${node} (this node): ${s.open} open, allowance ${s.limit}, target ${this.allowances.target(key)}, refused ${s.refused} since start`);
       for (const sh of this.o.shares?.(key) ?? []) {
         if (sh.node === node) continue;
         const extra = [sh.use !== undefined ? `${sh.use} in use` : '', sh.demand !== undefined ? `demand ${sh.demand}` : ''].filter((x) => x !== '').join(', ');
