@@ -91,7 +91,8 @@ describe('InboundLimits', () => {
     cfg = config({ '127.0.0.2/32': 3 });
     limits.apply(cfg);
     expect(a.forgotten).toEqual(['in:2001:db8::/32']);
-    expect(inboundCounts().map((c) => c.cidr)).toEqual(['127.0.0.2/32']);
+    // What /metrics reads: per configured network, open, limit in force, refusals since start.
+    expect(inboundCounts()).toEqual([{ cidr: '127.0.0.2/32', open: 0, limit: 0, refused: 2 }]);
   });
 
   it('shows per network this node\'s count, allowance and refusals, and every node\'s share', () => {
