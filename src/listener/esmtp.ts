@@ -2,10 +2,10 @@
 // owns; relay policy at RCPT; DATA streamed chunk by chunk into the spool and answered 250 only
 // once the group commit holding it is on disk. Counts sessions so a drain can tell idle sessions to
 // go (421) while transactions in flight finish. Guards against abuse at connect and AUTH
-// (connections per client network across workers, Concurrency across workers, connections per
-// client, AUTH failures), on one timer (the command
-// and data deadlines) and for bodies over 64 KiB only (Max_Body_Memory: their client waits while
-// memory is short); never per DATA chunk of a small body. Runs on a worker thread; must not block.
+// (connections per client network and Concurrency across workers, connections per client, AUTH
+// failures), on one timer (the command and data deadlines) and for bodies over 64 KiB only
+// (Max_Body_Memory: their client waits while memory is short); never per DATA chunk of a small
+// body. Runs on a worker thread; must not block.
 import fs from 'node:fs';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
