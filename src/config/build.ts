@@ -16,8 +16,8 @@ import {
 import { formatValue, parseValue, quote } from './values.js';
 import { isPasswordHash } from './password.js';
 import { isOpenNetwork } from './exposure.js';
-import { parseEndpoint } from '../net/address.js';
-import { parseCidr } from '../net/cidr.js';
+import { canonicalAddress, parseEndpoint } from '../net/address.js';
+import { canonicalCidr, parseCidr } from '../net/cidr.js';
 
 export type GlobalOptions = ScopeOptions<'global'>;
 export type ListenerOptions = ScopeOptions<'listener'>;
@@ -26,6 +26,7 @@ export type SpoolOptions = ScopeOptions<'spool'>;
 export type ClusterOptions = ScopeOptions<'cluster'>;
 export type TopologyOptions = ScopeOptions<'topology'>;
 export type ShapingRuleOptions = ScopeOptions<'shaping_rule'>;
+export type InboundCidrOptions = ScopeOptions<'inbound_cidr'>;
 export type BindingGroupOptions = SetOptions<'binding_group'>;
 export type BindingOptions = SetOptions<'binding'>;
 export type DomainOptions = SetOptions<'domain'>;
@@ -45,6 +46,8 @@ export interface ControlListenerConfig { path: string; where: SourceLocation }
 export interface HttpListenerConfig extends Endpoint { name: string; where: SourceLocation }
 /** A Shaping_Rule, its Match compiled (case-insensitive). */
 export interface ShapingRuleConfig { name: string; options: ShapingRuleOptions; match: RegExp | null; where: SourceLocation }
+/** An Inbound_Cidr of ESMTP_Listener: `cidr` canonical (host bits clear, RFC 5952 address). */
+export interface InboundCidrConfig { cidr: string; limit: number; where: SourceLocation }
 export interface TopologyConfig { cidr: string; options: TopologyOptions; where: SourceLocation }
 export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; where: SourceLocation }
 export interface DomainConfig { name: string; options: DomainOptions; where: SourceLocation }
@@ -72,6 +75,8 @@ export interface Config {
   global: GlobalOptions;
   spool: SpoolOptions;
   esmtpListeners: ListenerConfig[];
+  /** ESMTP_Listener's Inbound_Cidr networks, in the order written (each applies to every Listen). */
+  inboundCidrs: InboundCidrConfig[];
   ecclusterListeners: ListenerConfig<EcclusterListenerOptions>[];
   controlListeners: ControlListenerConfig[];
   httpListeners: HttpListenerConfig[];
@@ -277,7 +282,7 @@ function nameExample(spec: StanzaSpec): string {
 function scopeList(scopes: readonly Scope[]): string {
   const names: Record<Scope, string> = {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
-    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', shaping_rule: 'Shaping_Rule',
+    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', inbound_cidr: 'ESMTP_Listener/Inbound_Cidr', shaping_rule: 'Shaping_Rule',
     binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain',
   };
   return scopes.map((s) => names[s]).join(', ');
@@ -374,9 +379,11 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
 
   // Listeners
   const esmtpListeners: ListenerConfig[] = [];
+  const inboundCidrs: InboundCidrConfig[] = [];
   const esmtp = child(top, 'ESMTP_Listener');
   if (esmtp) {
     const outer = b.collect(frameOf(esmtp.spec, ''), esmtp.node.body);
+    inboundCidrs.push(...inboundOf(b, children(outer, 'Inbound_Cidr')));
     for (const l of children(outer, 'Listen')) {
       const inner = b.collect(frameOf(l.spec, l.name), l.node.body);
       const options = b.resolve('listener', [outer.values, inner.values], fromGlobal) as ListenerOptions;
@@ -480,7 +487,7 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
 
   if (errors.length) return null;
   const config: Config = {
-    files, global, spool, esmtpListeners, ecclusterListeners, controlListeners, httpListeners,
+    files, global, spool, esmtpListeners, inboundCidrs, ecclusterListeners, controlListeners, httpListeners,
     bindingGroups: groups, bindings, domains, cluster, shapingRules,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     explain: (option, ctx) => explain(config, option, ctx) as never,
@@ -490,6 +497,37 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
 }
 
 function endpoint(name: string): Endpoint { return parseEndpoint(name)!; }
+
+/** ESMTP_Listener's Inbound_Cidr stanzas: a network written twice (in any spelling) or with host
+ *  bits set is an error, as is one without its limit. */
+function inboundOf(b: Builder, stanzas: Child[]): InboundCidrConfig[] {
+  const out: InboundCidrConfig[] = [];
+  const first = new Map<string, SourceLocation>();
+  for (const s of stanzas) {
+    const c = b.collect(frameOf(s.spec, s.name), s.node.body);
+    const where = s.node.name!.where;
+    const cidr = canonicalCidr(s.name)!;
+    if (canonicalAddress(s.name.slice(0, s.name.lastIndexOf('/'))) !== cidr.slice(0, cidr.lastIndexOf('/'))) {
+      b.errors.push(at(where, `Inbound_Cidr "${s.name}" has host bits set; the network is "${cidr}"`));
+      continue;
+    }
+    const prev = first.get(cidr);
+    if (prev) {
+      b.errors.push(at(where, `duplicate Inbound_Cidr "${s.name}" in ESMTP_Listener: the network ${cidr} is already limited (first at ${locText(prev, where)})`));
+      continue;
+    }
+    first.set(cidr, where);
+    const limit = c.values.get('Cluster_Max_Inbound_Connections');
+    if (!limit) {
+      // Written but invalid: already reported where written.
+      if (s.node.body.some((x) => x.type === 'option' && findOption(x.keyword) === 'Cluster_Max_Inbound_Connections')) continue;
+      b.errors.push(at(s.node.where, `Inbound_Cidr "${s.name}" needs Cluster_Max_Inbound_Connections = N`));
+      continue;
+    }
+    out.push({ cidr, limit: limit.value as number, where: s.node.where });
+  }
+  return out;
+}
 
 // --- fallback lookup ----------------------------------------------------------------------------
 
@@ -560,8 +598,9 @@ function show(c: Config): string {
   out.push('Spool {');
   opts('spool', c.spool, '  ');
   out.push('}');
-  if (c.esmtpListeners.length) {
+  if (c.esmtpListeners.length || c.inboundCidrs.length) {
     out.push('ESMTP_Listener {');
+    for (const n of c.inboundCidrs) out.push(`  Inbound_Cidr ${quote(n.cidr)} {`, `    Cluster_Max_Inbound_Connections = ${n.limit}`, '  }');
     for (const l of c.esmtpListeners) {
       out.push(`  Listen ${quote(l.name)} {`);
       opts('listener', l.options, '    ');

@@ -15,7 +15,7 @@ export { formatConfigError, formatConfigWarning } from './errors.js';
 export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
   BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
-  ClusterConfig, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext,
+  ClusterConfig, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig,
 } from './build.js';
 export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, Endpoint, HostPort } from './schema.js';
 export { OPTIONS, STANZAS, SCOPES } from './schema.js';

@@ -15,6 +15,7 @@ export const SCOPES = [
   'spool',
   'cluster',
   'topology',
+  'inbound_cidr',
   'shaping_rule',
   'binding_group',
   'binding',
@@ -301,6 +302,12 @@ export const OPTIONS = {
     description: 'Prefix length given to plumbed addresses (32 or 128 for a host address).',
   },
 
+  // --- ESMTP_Listener / Inbound_Cidr ---
+  Cluster_Max_Inbound_Connections: {
+    type: { kind: 'integer', min: 0, max: 1_000_000 }, scopes: ['inbound_cidr'],
+    description: 'Most connections open at once from the Inbound_Cidr network to the ESMTP listeners of the whole cluster (every Listen address, every node); more are answered 421 4.7.0 and closed. Each node may hold its share of it (a lease; on a single node all of it). Required in an Inbound_Cidr.',
+  },
+
   // --- binding / binding group / domain, fallback-resolved ---
   Bind_Address: {
     type: { kind: 'ip' }, scopes: ['binding'],
@@ -430,6 +437,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Spool', scope: 'spool', parents: ['global'], name: 'none', single: true, description: 'The message spool.' },
   { keyword: 'Cluster', scope: 'cluster', parents: ['global'], name: 'none', single: true, description: 'Cluster membership and DuraVIP.' },
   { keyword: 'Shaping_Rule', scope: 'shaping_rule', parents: ['global'], name: 'name', description: 'A response-driven rule: when replies matching it arrive (Threshold), suspend, throttle, reduce connections or bounce, cluster-wide, for Duration.' },
+  { keyword: 'Inbound_Cidr', scope: 'inbound_cidr', parents: ['ESMTP_Listener'], name: 'cidr', description: 'A client network ("203.0.113.0/24", "2001:db8::/32") whose connections to the ESMTP listeners are limited cluster-wide; a client counts under the most specific one that holds it. Applies to every Listen.' },
   { keyword: 'Topology', scope: 'topology', parents: ['Cluster'], name: 'cidr', description: 'A network on which DuraVIPs are plumbed, named by its CIDR.' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
@@ -505,6 +513,7 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   spool: 'Spool',
   cluster: 'Cluster',
   topology: 'Cluster / Topology',
+  inbound_cidr: 'ESMTP_Listener / Inbound_Cidr',
   binding_group: 'Binding_Group',
   binding: 'Binding',
   domain: 'Domain',

@@ -2,9 +2,10 @@
 // owns; relay policy at RCPT; DATA streamed chunk by chunk into the spool and answered 250 only
 // once the group commit holding it is on disk. Counts sessions so a drain can tell idle sessions to
 // go (421) while transactions in flight finish. Guards against abuse at connect and AUTH
-// (Concurrency across workers, connections per client, AUTH failures), on one timer (the command
-// and data deadlines) and for bodies over 64 KiB only (Max_Body_Memory: their client waits while
-// memory is short); never per DATA chunk of a small body. Runs on a worker thread; must not block.
+// (connections per client network and Concurrency across workers, connections per client, AUTH
+// failures), on one timer (the command and data deadlines) and for bodies over 64 KiB only
+// (Max_Body_Memory: their client waits while memory is short); never per DATA chunk of a small
+// body. Runs on a worker thread; must not block.
 import fs from 'node:fs';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
@@ -15,6 +16,8 @@ import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
 import { AuthFailures, authFailureDelay, ConnectionsPerClient } from './client-limits.js';
 import { SessionCount } from './session-count.js';
+import { InboundCount } from './inbound-count.js';
+import { CidrTable } from '../net/cidr.js';
 import { BodyMemory, FREE_BYTES, type BodyLease } from './body-memory.js';
 import { checkInterval, deadlinePassed, type DeadlineLimits } from './deadlines.js';
 import { FastSmtpStream } from './smtp-stream.js';
@@ -111,6 +114,9 @@ export class EsmtpListener {
   private readonly perClient = new ConnectionsPerClient();
   /** Open sessions on this listener across workers (Concurrency), when the host shares a count. */
   private readonly sessions: SessionCount | null;
+  /** Inbound_Cidr networks (most specific wins) and their counters across workers; null: none. */
+  private readonly networks: CidrTable | null;
+  private readonly inbound: InboundCount[];
   /** Memory for bodies in flight across listeners and workers, when the host shares a budget. */
   private readonly body: BodyMemory | null;
   /** Bodies over FREE_BYTES and what they hold, by session id. */
@@ -135,6 +141,9 @@ export class EsmtpListener {
     this.relay = new RelayPolicy(o.Relay_Hosts ?? []);
     this.auth = new Authenticator(o.Auth_Users ?? {});
     this.sessions = opts.spec.sessions !== undefined ? new SessionCount(opts.spec.sessions, opts.workerSlot ?? 0) : null;
+    const inbound = opts.spec.inbound ?? [];
+    this.networks = inbound.length > 0 ? new CidrTable(inbound.map((n) => n.cidr)) : null;
+    this.inbound = inbound.map((n) => new InboundCount(n.count, opts.workerSlot ?? 0));
     this.body = opts.spec.bodies !== undefined ? new BodyMemory(opts.spec.bodies, opts.workerSlot ?? 0) : null;
     this.deadlines = { commandMs: o.Command_Deadline ?? 60_000, dataMs: o.Data_Deadline ?? 300_000, minDataRate: o.Min_Data_Rate ?? 10_240 };
     this.authFails = new AuthFailures(o.Auth_Failure_Window ?? 600_000, 4096, opts.now);
@@ -310,15 +319,25 @@ export class EsmtpListener {
       cb(replyError('shuttingDown'));
       return;
     }
+    // Cluster_Max_Inbound_Connections: the client's most specific Inbound_Cidr, whoever it is
+    // (Relay_Hosts too: the operator named the network). Policy, so INFO, not an error.
+    const net = this.networks === null ? -1 : this.networks.match(session.remoteAddress);
+    if (net >= 0 && !this.inbound[net]!.tryOpen()) {
+      this.opts.logger.info({ listener: this.opts.spec.name, client: session.remoteAddress, cidr: this.opts.spec.inbound![net]!.cidr }, 'too many connections from client network');
+      cb(this.tooManyFromNetwork());
+      return;
+    }
     const relay = this.relay.allows(session.remoteAddress);
     // Slow clients holding sessions (issue 12 section 4): a client outside Relay_Hosts gets a share,
     // not the listener; injectors in Relay_Hosts are exempt as Postfix exempts $mynetworks.
     if (!relay && !this.perClient.tryOpen(session.remoteAddress, this.o.Max_Connections_Per_Client ?? 20)) {
+      if (net >= 0) this.inbound[net]!.close();
       this.opts.logger.info({ listener: this.opts.spec.name, client: session.remoteAddress }, 'too many connections from client');
       cb(replyError('tooManyFromClient'));
       return;
     }
     if (this.sessions !== null && !this.sessions.tryOpen(this.o.Concurrency)) {
+      if (net >= 0) this.inbound[net]!.close();
       if (!relay) this.perClient.close(session.remoteAddress);
       cb(replyError('tooManyClients'));
       return;
@@ -328,6 +347,13 @@ export class EsmtpListener {
     // RFC 4954 4: PLAIN and LOGIN are not offered on an unprotected channel, not even in EHLO.
     if (!session.secure && this.auth.enabled) session.disabledCommands = [...this.disabled, 'AUTH'];
     cb();
+  }
+
+  /** 421 4.7.0 with the listener's name (RFC 3463 X.7.0: other security or policy status). */
+  private tooManyFromNetwork(): Error {
+    const err = new Error(`4.7.0 ${this.name} too many connections from your network, try again later`) as Error & { responseCode: number };
+    err.responseCode = 421;
+    return err;
   }
 
   private async onAuth(
@@ -413,7 +439,12 @@ export class EsmtpListener {
     // Only a session onConnect accepted has an entry; only one outside Relay_Hosts was counted.
     const relay = this.relayBySession.get(session.id);
     if (relay === false) this.perClient.close(session.remoteAddress);
-    if (relay !== undefined) this.sessions?.close();
+    if (relay !== undefined) {
+      this.sessions?.close();
+      // The same table as at connect: the client matches the network it was counted under.
+      const net = this.networks === null ? -1 : this.networks.match(session.remoteAddress);
+      if (net >= 0) this.inbound[net]!.close();
+    }
     this.relayBySession.delete(session.id);
     this.authFailsBySession.delete(session.id);
     this.releaseBody(session.id);

@@ -18,4 +18,14 @@ export interface ListenerSpec {
   /** Memory for bodies in flight across every listener and worker (body-memory.ts, Max_Body_Memory);
    *  without it bodies are not bounded (tests). One buffer for the process. */
   bodies?: SharedArrayBuffer;
+  /** ESMTP_Listener's Inbound_Cidr networks, each with its connection counter across workers and
+   *  Listen addresses (inbound-count.ts); the same buffers on every Listen and across reloads. */
+  inbound?: readonly InboundSpec[];
+}
+
+/** One client network whose connections this node limits (Cluster_Max_Inbound_Connections). */
+export interface InboundSpec {
+  /** The network, canonical ("203.0.113.0/24"). */
+  cidr: string;
+  count: SharedArrayBuffer;
 }

@@ -26,6 +26,7 @@ import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
 import { NodeShaping } from './shaping.js';
+import { InboundLimits } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
@@ -72,6 +73,9 @@ export class Daemon {
   private lastReload: { at: Date; ok: boolean; message: string } | null = null;
   /** Response-driven shaping: the rules, the shaping group, the restrictions in force. */
   private readonly shaping: NodeShaping;
+  /** Cluster_Max_Inbound_Connections: each Inbound_Cidr's share on this node (whole caps until the
+   *  shaping group's Allowances are passed here). */
+  private readonly inbound: InboundLimits;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -108,6 +112,7 @@ export class Daemon {
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
     this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => ({ fired: this.shaping.fired, restrictions: this.shaping.node.restrictions() }) });
+    this.inbound = new InboundLimits({ config: cfg });
     this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
   }
 
@@ -179,6 +184,8 @@ export class Daemon {
       spoolFull: () => this.spoolFull.state(),
     });
     this.shaping.addCommands(commands);
+    this.inbound.addCommands(commands);
+    this.inbound.start();
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, commands, this.logger);
       await server.start();
@@ -313,6 +320,7 @@ export class Daemon {
           this.config = next;
           this.policy = bindingPolicy(next, () => this.cluster);
           this.shaping.reconfigure(next);
+          this.inbound.apply(next);
         },
         queue: () => {
           this.queue.configChanged();
@@ -344,6 +352,7 @@ export class Daemon {
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     this.shaping.stop();
+    this.inbound.stop();
     // Deliveries in flight report first (their workers must still be there to answer); what does
     // not finish in time stays in the spool and goes again after the restart.
     await this.queue.stop(DRAIN_GRACE_MS);

@@ -11,6 +11,7 @@ import { newSessionCount, resetSessionSlot } from '../listener/session-count.js'
 import { bodyMemoryStats, newBodyMemory, resetBodyMemorySlot, setBodyMemoryLimit, type BodyMemoryStats } from '../listener/body-memory.js';
 import type { WorkerInit } from '../workers/protocol.js';
 import { duravipAddresses, isDuravip } from './listen-check.js';
+import { inboundSpecs, resetInboundSlots } from './inbound-limits.js';
 
 export { mmoveSettings };
 
@@ -50,7 +51,8 @@ export function listenerAbuse(): BodyMemoryStats | null {
 export function listenerSpecs(cfg: Config): ListenerSpec[] {
   const bodies = bodyMemoryBuffer(cfg);
   const dv = duravipAddresses(cfg);
-  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, freeBind: isDuravip(dv, l.host), options: { ...l.options }, sessions: sessionCount(l.name), bodies }));
+  const inbound = inboundSpecs(cfg);
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, freeBind: isDuravip(dv, l.host), options: { ...l.options }, sessions: sessionCount(l.name), bodies, inbound }));
 }
 
 /** mmoveSettings, with IP_FREEBIND on the ECCluster_Listener addresses that are DuraVIPs. */
@@ -78,6 +80,7 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
   await pool.call(workerId, 'setDelivery', deliverySettings(cfg));
   // A replacement's predecessor died with its sessions: they no longer count against Concurrency.
   for (const b of sessionCounts.values()) resetSessionSlot(b, workerId);
+  resetInboundSlots(workerId);
   if (bodyMemory !== null) resetBodyMemorySlot(bodyMemory, workerId);
   await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
   await pool.call(workerId, 'setMmove', mmoveListening(cfg));

@@ -3,6 +3,7 @@
 import { pino } from 'pino';
 import { afterEach } from 'vitest';
 import { EsmtpListener, type EsmtpListenerOptions, type MessageSink } from '../../../src/listener/esmtp.js';
+import type { InboundSpec } from '../../../src/listener/spec.js';
 import { listenTcp, socketLocalAddress } from '../../../src/native/index.js';
 
 const listeners: EsmtpListener[] = [];
@@ -29,13 +30,15 @@ export interface StartListener {
   sessions?: SharedArrayBuffer;
   /** Set on the spec (the shared body-memory budget). */
   bodies?: SharedArrayBuffer;
+  /** Set on the spec (Inbound_Cidr networks and their shared counters). */
+  inbound?: InboundSpec[];
 }
 
 /** Starts a listener on 127.0.0.1 with a port of the kernel's choosing; closed after the test. */
 export async function startListener(o: StartListener = {}): Promise<{ l: EsmtpListener; port: number }> {
   const options = { ...BASE_OPTIONS, ...o.options };
   const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...(o.bodies !== undefined ? { bodies: o.bodies } : {}) },
+    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...(o.bodies !== undefined ? { bodies: o.bodies } : {}), ...(o.inbound !== undefined ? { inbound: o.inbound } : {}) },
     hostname: 'mx.test',
     logger: pino({ level: 'silent' }),
     sink: o.sink ?? NO_MESSAGES,
