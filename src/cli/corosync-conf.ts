@@ -93,7 +93,7 @@ export function clusterCommand(args: string[]): number {
     return sub === undefined ? 2 : 0;
   }
   if (sub !== 'corosync-conf') {
-    process.stderr.write(`vipmta: unknown cluster command "${sub}"\n${CLUSTER_USAGE}`);
+    process.stderr.write(`vipmta: unknown cluster command "${sub}" (a running node's cluster commands are \`vipmta console cluster ...\`)\n${CLUSTER_USAGE}`);
     return 2;
   }
   let values: { config?: string; authkey?: string; output?: string; 'ipc-user'?: string };
