@@ -2,7 +2,8 @@
 // hosts, one vipmta config each (the same Node list, the lab's addresses as Cluster_Address), the
 // authkey made on the first and copied to the others, corosync started from the generated file
 // (plus the lab's private state directory and logs) in each host's namespace, and votequorum
-// quorate with all three. A host with another key is kept out: the crypto is in use.
+// quorate with all three. The --ipc-user may use corosync's IPC and another user may not; a host
+// with another key is kept out (the crypto is in use).
 // Main test thread; waits on the CLI, corosync-quorumtool and corosync-cmapctl child processes.
 import { copyFileSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -52,10 +53,10 @@ logging {
 }
 
 /** Runs `vipmta cluster corosync-conf` on a host's config, as an operator on that node would. */
-async function generate(h: LabHost, authkey: string): Promise<{ text: string; stderr: string }> {
+async function generate(h: LabHost, authkey: string, ipcUser = 'nobody'): Promise<{ text: string; stderr: string }> {
   writeFileSync(path.join(h.dir, 'vipmta.conf'), vipmtaConfig(h));
   const out = path.join(h.dir, 'corosync.generated.conf');
-  const r = await runCli([cliPath, 'cluster', 'corosync-conf', '-c', 'vipmta.conf', '--authkey', authkey, '--output', out], h.dir);
+  const r = await runCli([cliPath, 'cluster', 'corosync-conf', '-c', 'vipmta.conf', '--authkey', authkey, '--output', out, '--ipc-user', ipcUser], h.dir);
   expect(r.status, r.stderr).toBe(0);
   return { text: readFileSync(out, 'utf8'), stderr: r.stderr };
 }
@@ -101,6 +102,19 @@ describe('vipmta cluster corosync-conf in the lab', () => {
     expect(cmap(n1, 'logging.to_logfile')).toBe('no'); // the lab's override took, nothing went to /var/log
     expect(lab.exec(n1, ['corosync-quorumtool', '-s'])).toMatch(/Quorate:\s+Yes/);
   }, 90_000);
+
+  it('lets the --ipc-user (as packaging/vipmta.service runs vipmta) use corosync\'s IPC, and no other user', async () => {
+    const [n1] = hosts;
+    // `nobody` stands in for the unit's `vipmta` user, which this machine does not have.
+    const as = (user: string, group: string): Promise<{ stdout: string; code: number }> =>
+      lab.execAsync(n1, ['setpriv', `--reuid=${user}`, `--regid=${group}`, '--clear-groups', 'corosync-quorumtool', '-s']);
+    const allowed = await as('nobody', 'nogroup');
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toMatch(/Quorate:\s+Yes/);
+    const refused = await as('daemon', 'daemon');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout).not.toMatch(/Quorate:/);
+  }, 30_000);
 
   it('keeps a node with another authkey out of the membership', async () => {
     const [n1, n2, n3] = hosts;
