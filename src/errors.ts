@@ -39,6 +39,10 @@ export const ErrorCode = {
   CLUSTER_DISABLED: 'ERR_CLUSTER_DISABLED',
   CLUSTER_REFUSED: 'ERR_CLUSTER_REFUSED',
   COROSYNC: 'ERR_COROSYNC',
+  /** `vipmta cluster corosync-conf`: the config gives no corosync.conf (no Cluster stanza, no Node list). */
+  COROSYNC_CONF: 'ERR_COROSYNC_CONF',
+  /** `vipmta cluster corosync-conf`: the corosync authkey cannot be created or is not a usable key. */
+  AUTHKEY: 'ERR_AUTHKEY',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SHIPPED_RULES, controlSocketPaths, defaultConfig, formatConfigError, formatConfigWarning, loadConfigFile } from '../config/index.js';
 import { sendCommand } from '../control/client.js';
+import { clusterCommand } from './corosync-conf.js';
 import { Daemon, StartupError } from '../node/daemon.js';
 import { hashPassword } from '../config/password.js';
 import { VERSION } from '../version.js';
@@ -15,6 +16,8 @@ const USAGE = `usage:
   vipmta check-config [-c FILE]                 validate a config; binds nothing, opens nothing
   vipmta console [-s SOCKET | -c FILE] COMMAND  run a console command on a running node ("help" lists them)
   vipmta release-addresses [-c FILE]            remove the DuraVIPs a stopped node left plumbed (systemd ExecStopPost)
+  vipmta cluster corosync-conf -c FILE [--authkey PATH] [--output FILE] [--ipc-user USER]
+                                                the corosync.conf for the Cluster's Node list (creates the authkey if missing)
   vipmta hash-password                          read a password on standard input, print its Auth_Users hash
   vipmta --version
 `;
@@ -32,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       return hashPasswordCommand();
     case 'release-addresses':
       return releaseAddresses(rest);
+    case 'cluster':
+      return clusterCommand(rest);
     case '--version':
     case '-V':
     case 'version':

@@ -25,6 +25,7 @@ export type EcclusterListenerOptions = ScopeOptions<'eccluster_listener'>;
 export type SpoolOptions = ScopeOptions<'spool'>;
 export type ClusterOptions = ScopeOptions<'cluster'>;
 export type TopologyOptions = ScopeOptions<'topology'>;
+export type ClusterNodeOptions = ScopeOptions<'cluster_node'>;
 export type ShapingRuleOptions = ScopeOptions<'shaping_rule'>;
 export type InboundCidrOptions = ScopeOptions<'inbound_cidr'>;
 export type BindingGroupOptions = SetOptions<'binding_group'>;
@@ -49,7 +50,16 @@ export interface ShapingRuleConfig { name: string; options: ShapingRuleOptions; 
 /** An Inbound_Cidr of ESMTP_Listener: `cidr` canonical (host bits clear, RFC 5952 address). */
 export interface InboundCidrConfig { cidr: string; limit: number; where: SourceLocation }
 export interface TopologyConfig { cidr: string; options: TopologyOptions; where: SourceLocation }
-export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; where: SourceLocation }
+/** A Cluster / Node stanza: a member of the cluster (checked by cluster-nodes.ts). */
+export interface ClusterNodeConfig {
+  name: string;
+  options: ClusterNodeOptions;
+  where: SourceLocation;
+  /** Where Cluster_Address and Node_Id are written (the stanza when they are not). */
+  addressWhere: SourceLocation;
+  idWhere: SourceLocation;
+}
+export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; nodes: ClusterNodeConfig[]; where: SourceLocation }
 export interface DomainConfig { name: string; options: DomainOptions; where: SourceLocation }
 export interface BindingConfig {
   name: string;
@@ -282,7 +292,7 @@ function nameExample(spec: StanzaSpec): string {
 function scopeList(scopes: readonly Scope[]): string {
   const names: Record<Scope, string> = {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
-    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', inbound_cidr: 'ESMTP_Listener/Inbound_Cidr', shaping_rule: 'Shaping_Rule',
+    control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', inbound_cidr: 'ESMTP_Listener/Inbound_Cidr', cluster_node: 'Cluster/Node', shaping_rule: 'Shaping_Rule',
     binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain',
   };
   return scopes.map((s) => names[s]).join(', ');
@@ -450,6 +460,8 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
   let cluster: ClusterConfig | null = null;
   if (clusterChild && clusterC) {
     const options = b.resolve('cluster', [clusterC.values], fromGlobal) as ClusterOptions;
+    const token = clusterC.values.get('Corosync_Token');
+    if (token && ((token.value as number) < 200 || (token.value as number) > 60_000)) b.errors.push(at(token.where, `invalid value for "Corosync_Token": expected 200ms to 60s, got ${String(token.value)}ms`));
     options.Nodename = nodename;
     const topologies: TopologyConfig[] = [];
     for (const t of children(clusterC, 'Topology')) {
@@ -461,7 +473,14 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
       if (mask && !cidr.includes(':') && (mask.value as number) > 32) b.errors.push(at(mask.where, `invalid value for "Cidrmask": expected 0 to 32 for an IPv4 Topology, got ${String(mask.value)}`));
       topologies.push({ cidr, options: topts, where: t.node.where });
     }
-    cluster = { options, topologies, where: clusterChild.node.where };
+    const nodes: ClusterNodeConfig[] = [];
+    for (const n of children(clusterC, 'Node')) {
+      const nc = b.collect(frameOf(n.spec, n.name), n.node.body);
+      const nopts = b.resolve('cluster_node', [nc.values], fromGlobal) as ClusterNodeOptions;
+      const where = n.node.where;
+      nodes.push({ name: n.name, options: nopts, where, addressWhere: nc.values.get('Cluster_Address')?.where ?? where, idWhere: nc.values.get('Node_Id')?.where ?? where });
+    }
+    cluster = { options, topologies, nodes, where: clusterChild.node.where };
   }
 
   const shapingRules: ShapingRuleConfig[] = [];
@@ -635,6 +654,11 @@ function show(c: Config): string {
     for (const t of c.cluster.topologies) {
       out.push(`  Topology ${quote(t.cidr)} {`);
       opts('topology', t.options, '    ');
+      out.push('  }');
+    }
+    for (const n of c.cluster.nodes) {
+      out.push(`  Node ${quote(n.name)} {`);
+      opts('cluster_node', n.options, '    ');
       out.push('  }');
     }
     out.push('}');

@@ -4,6 +4,7 @@
 
 import path from 'node:path';
 import { buildConfig, type Config } from './build.js';
+import { clusterNodeErrors } from './cluster-nodes.js';
 import { duravipConfigErrors } from './duravip.js';
 import { exposureWarnings } from './exposure.js';
 import type { ConfigError } from './errors.js';
@@ -15,7 +16,7 @@ export { formatConfigError, formatConfigWarning } from './errors.js';
 export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
   BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
-  ClusterConfig, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig,
+  ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig,
 } from './build.js';
 export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, Endpoint, HostPort } from './schema.js';
 export { OPTIONS, STANZAS, SCOPES } from './schema.js';
@@ -66,7 +67,7 @@ function finish(parsed: ReturnType<typeof parseText>, ctx: ParseContext): LoadRe
   const warnings: ConfigError[] = [];
   const config = buildConfig(nodes, ctx.files, ctx.errors, ctx.cwd, warnings);
   // Checks that need the assembled config (fallback lookups, every stanza at once).
-  if (config) ctx.errors.push(...duravipConfigErrors(config));
+  if (config) ctx.errors.push(...duravipConfigErrors(config), ...clusterNodeErrors(config));
   if (config && ctx.errors.length === 0) {
     warnings.push(...exposureWarnings(config));
     return { ok: true, config, warnings: sortByPlace(warnings, ctx) };

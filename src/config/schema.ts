@@ -16,6 +16,7 @@ export const SCOPES = [
   'cluster',
   'topology',
   'inbound_cidr',
+  'cluster_node',
   'shaping_rule',
   'binding_group',
   'binding',
@@ -292,6 +293,29 @@ export const OPTIONS = {
     description: 'Gratuitous ARP opcode (IPv4 only).',
   },
 
+  // The corosync.conf written by `vipmta cluster corosync-conf` (src/cluster/corosync-conf.ts).
+  Cluster_Name: {
+    type: { kind: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, patternText: 'a cluster name (letters, digits, ".", "_", "-"; at most 64)' }, scopes: ['cluster'], default: '"vipmta"',
+    description: 'The cluster_name in the corosync.conf that `vipmta cluster corosync-conf` writes.',
+  },
+  Corosync_Token: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '1s',
+    description: 'The token timeout in the corosync.conf that `vipmta cluster corosync-conf` writes (200ms to 60s): a dead node is seen after about 2.2 x this.',
+  },
+  Corosync_Token_Coefficient: {
+    type: { kind: 'duration' }, scopes: ['cluster'], default: '0',
+    description: 'The token_coefficient in the corosync.conf that `vipmta cluster corosync-conf` writes: added to the token timeout per node beyond two (corosync\'s own default, 650ms, would slow detection by that much per node).',
+  },
+  // --- cluster node (Cluster / Node "name") ---
+  Cluster_Address: {
+    type: { kind: 'ip' }, scopes: ['cluster_node'],
+    description: 'The node\'s address on the cluster link: corosync\'s ring0_addr.',
+  },
+  Node_Id: {
+    type: { kind: 'integer', min: 1, max: 2_147_483_647 }, scopes: ['cluster_node'], defaultText: 'the Node\'s position in the list (1, 2, ...)',
+    description: 'The node\'s corosync nodeid; set it to keep the other nodes\' ids when one is removed from the list.',
+  },
+
   // --- topology ---
   Interface: {
     type: { kind: 'string', pattern: /^[^\s/]{1,15}$/, patternText: 'an interface name (at most 15 characters, no "/")' }, scopes: ['topology'],
@@ -439,6 +463,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Shaping_Rule', scope: 'shaping_rule', parents: ['global'], name: 'name', description: 'A response-driven rule: when replies matching it arrive (Threshold), suspend, throttle, reduce connections or bounce, cluster-wide, for Duration.' },
   { keyword: 'Inbound_Cidr', scope: 'inbound_cidr', parents: ['ESMTP_Listener'], name: 'cidr', description: 'A client network ("203.0.113.0/24", "2001:db8::/32") whose connections to the ESMTP listeners are limited cluster-wide; a client counts under the most specific one that holds it. Applies to every Listen.' },
   { keyword: 'Topology', scope: 'topology', parents: ['Cluster'], name: 'cidr', description: 'A network on which DuraVIPs are plumbed, named by its CIDR.' },
+  { keyword: 'Node', scope: 'cluster_node', parents: ['Cluster'], name: 'name', description: 'A member of the cluster, named by its Nodename: the same list on every node (`vipmta cluster corosync-conf` writes corosync\'s nodelist from it).' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
   { keyword: 'Domain', scope: 'domain', parents: ['global', 'Binding_Group', 'Binding'], name: 'name', description: 'Per-destination-domain options, at global, group or binding level.' },
@@ -514,6 +539,7 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   cluster: 'Cluster',
   topology: 'Cluster / Topology',
   inbound_cidr: 'ESMTP_Listener / Inbound_Cidr',
+  cluster_node: 'Cluster / Node',
   binding_group: 'Binding_Group',
   binding: 'Binding',
   domain: 'Domain',

@@ -399,13 +399,14 @@ logging {
 `;
   }
 
-  /** Starts corosync in the foreground on `host` (private /run); does not wait for membership. */
-  startCorosync(host: LabHost): LabProcess {
+  /** Starts corosync in the foreground on `host` (private /run); does not wait for membership.
+   *  `text`: the corosync.conf to run instead of {@link corosyncConfig} (a generated one). */
+  startCorosync(host: LabHost, text?: string): LabProcess {
     const old = this.corosyncs.get(host.name);
     if (old !== undefined && old.running) throw new Error(`corosync already runs on ${host.name}`);
     requireCommand('corosync', 'corosync-quorumtool');
     const conf = path.join(host.dir, 'corosync.conf');
-    writeFileSync(conf, this.corosyncConfig(host));
+    writeFileSync(conf, text ?? this.corosyncConfig(host));
     const p = this.spawn(host, ['corosync', '-f', '-c', conf], {
       privateRun: true,
       logFile: path.join(host.dir, 'corosync.log'),
