@@ -66,7 +66,7 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
 </section>
 <section id="s-queues">
   <h2>Queues of this node</h2>
-  <p class="note">Per binding on this node only; the cluster-wide queues come with the cluster console (<code>console --cluster mailq</code>).</p>
+  <p class="note">Bindings with mail on this node only, the fullest first; the cluster-wide queues come with the cluster console (<code>console --cluster mailq</code>).</p>
   <table id="queues"><thead><tr><th>binding group</th><th>binding</th><th class="n">active</th><th class="n">deferred</th><th class="n">held</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="s-mmove">
@@ -88,6 +88,7 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
 <script>
 'use strict';
 var LIMIT = 500;
+var QLIMIT = 200;
 var S = null;
 var A = new Map();        // address -> row
 var order = [];           // addresses in the document's order
@@ -201,9 +202,12 @@ function later() { if (!pending) { pending = true; requestAnimationFrame(renderA
 
 function renderQueues() {
   var t = { active: 0, deferred: 0, hold: 0 };
-  var rows = S.queues.slice();
-  rows.forEach(function (r) { t.active += r.active; t.deferred += r.deferred; t.hold += r.hold; });
-  rows.push({ bindingGroup: 'total', binding: '', active: t.active, deferred: t.deferred, hold: t.hold });
+  S.queues.forEach(function (r) { t.active += r.active; t.deferred += r.deferred; t.hold += r.hold; });
+  // The fullest first; at most QLIMIT rows (a node may queue for thousands of bindings).
+  var rows = S.queues.slice().sort(function (a, b) { return (b.active + b.deferred + b.hold) - (a.active + a.deferred + a.hold); }).slice(0, QLIMIT);
+  var more = S.queues.length - rows.length;
+  if (more > 0) rows.push({ bindingGroup: '(' + more + ' more bindings with mail)', binding: '', active: null, deferred: null, hold: null });
+  rows.push({ bindingGroup: S.queues.length === 0 ? 'no mail queued' : 'total', binding: '', active: t.active, deferred: t.deferred, hold: t.hold });
   fill('queues', rows, function (r) {
     var tr = document.createElement('tr');
     cell(tr, r.bindingGroup); cell(tr, r.binding); cell(tr, r.active, 'n'); cell(tr, r.deferred, 'n'); cell(tr, r.hold, 'n');

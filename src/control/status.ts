@@ -70,7 +70,8 @@ export interface StatusAddress {
   error?: string;
 }
 
-/** This node's queue of one binding; cluster-wide queues come with the cluster console. */
+/** This node's queue of one binding that has mail (idle bindings are left out); cluster-wide
+ *  queues come with the cluster console. */
 export interface StatusQueue {
   bindingGroup: string;
   binding: string;

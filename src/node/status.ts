@@ -45,7 +45,9 @@ export function buildStatus(i: StatusInput): StatusState {
     cluster: c === null ? null : clusterPart(c, addresses),
     members: c === null ? [] : memberRows(c),
     addresses,
-    queues: i.queues.map((q) => ({ bindingGroup: q.bindingGroup, binding: q.binding, active: q.active, deferred: q.deferred, hold: q.hold }))
+    // Only bindings with mail: a node may have thousands of idle ones (one per DuraVIP).
+    queues: i.queues.filter((q) => q.active + q.deferred + q.hold > 0)
+      .map((q) => ({ bindingGroup: q.bindingGroup, binding: q.binding, active: q.active, deferred: q.deferred, hold: q.hold }))
       .sort((x, y) => cmp(x.bindingGroup, y.bindingGroup) || cmp(x.binding, y.binding)),
     mmove: i.mmove.map((p) => ({ peer: p.peer, sent: { ...p.sent }, received: { ...p.received } })),
     failovers: [...i.failovers],

@@ -49,14 +49,17 @@ describe('status builder', () => {
     expect(s.addresses).toEqual([]);
   });
 
-  it('lists restrictions in force with a key, and queues sorted by group and binding', () => {
+  it('lists restrictions in force with a key, and the queues with mail sorted by group and binding', () => {
     const r: Restriction = { action: 'throttle', binding: null, destination: 'mx:a.test', at: 1, until: 2, rate: { count: 5, periodMs: 60_000 }, connections: null, origin: 'n02', rule: 'slow', reason: '421 slow down' };
     const s = buildStatus({
       ...input, cluster: null, restrictions: [r],
-      queues: [{ bindingGroup: 'news', binding: 'a', active: 1, deferred: 2, hold: 3 }, { bindingGroup: 'default', binding: 'default', active: 0, deferred: 0, hold: 0 }],
+      queues: [
+        { bindingGroup: 'news', binding: 'a', active: 1, deferred: 2, hold: 3 }, { bindingGroup: 'default', binding: 'default', active: 0, deferred: 1, hold: 0 },
+        { bindingGroup: 'default', binding: 'idle', active: 0, deferred: 0, hold: 0 },
+      ],
     });
     expect(s.shaping).toEqual([{ key: 'throttle|*|mx:a.test', ...r }]);
-    expect(s.queues.map((q) => q.bindingGroup)).toEqual(['default', 'news']);
+    expect(s.queues.map((q) => `${q.bindingGroup}/${q.binding}`)).toEqual(['default/default', 'news/a']);
   });
 });
 
