@@ -109,9 +109,14 @@ function text(v) { return v === null || v === undefined ? '-' : String(v); }
 function time(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-'; }
 function yes(v) { return v === null ? '-' : v ? 'yes' : 'no'; }
 function cell(tr, v, cls) { var td = document.createElement('td'); td.textContent = text(v); if (cls) td.className = cls; tr.appendChild(td); return td; }
-function fill(id, rows, make) {
-  var tb = $(id).tBodies[0], f = document.createDocumentFragment();
+function fill(id, rows, make, none) {
+  var t = $(id), tb = t.tBodies[0], f = document.createDocumentFragment();
   rows.forEach(function (r) { f.appendChild(make(r)); });
+  if (rows.length === 0 && none) {
+    var tr = document.createElement('tr'), td = cell(tr, none, 'note');
+    td.colSpan = t.tHead.rows[0].cells.length;
+    f.appendChild(tr);
+  }
   tb.replaceChildren(f);
 }
 
@@ -220,14 +225,14 @@ function renderMmove() {
     cell(tr, p.peer); cell(tr, p.sent.messages, 'n'); cell(tr, p.sent.recipients, 'n'); cell(tr, p.sent.duplicates, 'n');
     cell(tr, p.sent.failed, p.sent.failed > 0 ? 'n warn' : 'n'); cell(tr, p.received.messages, 'n'); cell(tr, p.received.bytes, 'n');
     return tr;
-  });
+  }, 'no mail moved to or from another node yet');
 }
 function renderFailovers() {
   fill('failovers', S.failovers.slice().reverse(), function (f) {
     var tr = document.createElement('tr');
     cell(tr, time(f.at)); cell(tr, f.address); cell(tr, f.from); cell(tr, f.to, f.to === null ? 'bad' : ''); cell(tr, f.reason, 'reason');
     return tr;
-  });
+  }, 'no owner change since this node started');
 }
 function renderShaping() {
   fill('shaping', S.shaping, function (r) {
@@ -235,7 +240,7 @@ function renderShaping() {
     var what = r.action === 'throttle' && r.rate ? 'throttle ' + r.rate.count + '/' + (r.rate.periodMs / 1000) + 's' : r.action === 'reduce_connections' ? 'connections ' + r.connections : r.action;
     cell(tr, what); cell(tr, r.binding === null ? 'every binding' : r.binding); cell(tr, r.destination); cell(tr, time(r.until)); cell(tr, r.rule); cell(tr, r.origin); cell(tr, r.reason, 'reason');
     return tr;
-  });
+  }, 'none');
 }
 var RENDER = { members: renderMembers, queues: renderQueues, mmove: renderMmove, failovers: renderFailovers, shaping: renderShaping };
 
