@@ -1,7 +1,7 @@
 // The status document of GET /api/cluster/v1/state (version 1; docs/cluster.md, "Live status
 // page") and the delta between two of them that /api/cluster/v1/stream sends. Types and pure
 // functions only: src/node/status.ts builds the document from the node's parts. Any thread; never
-// blocks (a diff compares rows by identity first, then by their JSON text).
+// blocks (a diff compares rows by identity first, then field by field).
 
 /** Bumped on any incompatible change of the document; the URL carries the major version. */
 export const STATUS_VERSION = 1;
@@ -157,8 +157,16 @@ export interface StatusDelta {
   remove?: { [S in KeyedSection]?: string[] };
 }
 
-function same(a: unknown, b: unknown): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
+/** Structural equality of JSON values (a row is a flat object: a few comparisons, no serialising). */
+export function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (!Object.hasOwn(b, k) || !same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
 }
 
 /** The delta from `prev` to `next`, or null when nothing but the time changed. */
