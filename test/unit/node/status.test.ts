@@ -8,7 +8,7 @@ import type { Allocation } from '../../../src/cluster/election.js';
 import type { ClusterManager } from '../../../src/cluster/manager.js';
 import type { Restriction } from '../../../src/cluster/shaping/messages.js';
 import type { Config } from '../../../src/config/index.js';
-import { applyStatusDelta, diffStatus, type StatusState } from '../../../src/control/status.js';
+import { applyStatusDelta, diffStatus, same } from '../../../src/control/status.js';
 import type { AcceptedMessage } from '../../../src/message/accepted.js';
 import { addressRows, buildStatus, FAILOVER_RING, NodeStatus } from '../../../src/node/status.js';
 
@@ -76,6 +76,15 @@ describe('status delta', () => {
     expect(d.remove!.members).toEqual([`5:1004`]);
     expect(d.cluster!.viewId).toBe(2);
     expect(applyStatusDelta(before, d)).toEqual({ ...after, seq: d.seq });
+  });
+
+  it('compares rows structurally', () => {
+    expect(same({ a: [1, { b: null }] }, { a: [1, { b: null }] })).toBe(true);
+    expect(same({ a: null }, { a: {} })).toBe(false);
+    expect(same([1], { 0: 1 })).toBe(false);
+    expect(same({ a: 1 }, { b: 1 })).toBe(false);
+    expect(same({ a: 1 }, { a: 1, b: undefined })).toBe(false);
+    expect(same({ rate: { count: 1, periodMs: 2 } }, { rate: { count: 1, periodMs: 3 } })).toBe(false);
   });
 
   it('removes and appends rows by key', () => {
