@@ -83,7 +83,8 @@ export class AdminHttpServer {
 
   constructor(private readonly opts: AdminHttpOptions) {
     const status = opts.status;
-    this.stream = status === undefined ? null : new StatusStream({ build: status });
+    this.stream = status === undefined ? null
+      : new StatusStream({ build: status, onError: (err) => opts.logger.error({ err, listener: opts.name }, 'HTTP admin API: building the status document failed') });
   }
 
   /** The port actually bound (differs from opts.port when that was 0). */

@@ -25,6 +25,8 @@ export interface StatusStreamOptions {
   build: () => StatusState;
   intervalMs?: number;
   heartbeatMs?: number;
+  /** A build that threw (logged by the server); the stream goes on with the next tick. */
+  onError?: (err: unknown) => void;
   now?: () => number;
 }
 
@@ -46,6 +48,14 @@ export class StatusStream {
 
   /** Takes a GET of the stream: headers, the whole document, then the client stays subscribed. */
   attach(res: HttpResponse): void {
+    let first: string;
+    try {
+      first = this.full();
+    } catch (err) {
+      this.o.onError?.(err);
+      res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', 'application/json').end('{"error":"internal error"}'));
+      return;
+    }
     const c: Client = { res, behindSince: null, closed: false };
     res.onAborted(() => {
       c.closed = true;
@@ -54,9 +64,9 @@ export class StatusStream {
     });
     res.onWritable(() => {
       // Drained: what it missed is replaced by a whole document.
-      if (c.behindSince !== null && !c.closed) {
+      if (c.behindSince !== null && !c.closed && this.last !== null) {
         c.behindSince = null;
-        this.write(c, this.full());
+        this.write(c, event('state', this.last.seq, JSON.stringify(this.last)));
       }
       return true;
     });
@@ -69,7 +79,7 @@ export class StatusStream {
       // Reconnect after 1 s when the node goes away (EventSource's own default is 3 s or more).
       res.write('retry: 1000\n\n');
     });
-    this.write(c, this.full());
+    this.write(c, first);
     this.busy();
   }
 
@@ -102,17 +112,21 @@ export class StatusStream {
   tick(): void {
     if (this.clients.size === 0) return;
     const prev = this.last;
-    const next = this.build();
+    let next: StatusState;
+    try {
+      next = this.build();
+    } catch (err) {
+      this.o.onError?.(err);
+      return;
+    }
     this.last = next;
+    const now = this.now();
+    for (const c of this.clients) if (c.behindSince !== null && now - c.behindSince > BEHIND_LIMIT_MS) this.drop(c);
     if (prev === null) return;
     const d = diffStatus(prev, next);
     if (d === null) return;
     const text = event('delta', d.seq, JSON.stringify(d));
-    const now = this.now();
-    for (const c of this.clients) {
-      if (c.behindSince === null) this.write(c, text);
-      else if (now - c.behindSince > BEHIND_LIMIT_MS) this.drop(c);
-    }
+    for (const c of this.clients) if (c.behindSince === null) this.write(c, text);
   }
 
   private write(c: Client, text: string): void {

@@ -74,4 +74,24 @@ describe('status stream', () => {
     expect(built).toBe(n);
     stream.close();
   });
+
+  it('answers 500 when the document cannot be built, and a failing tick is reported, not thrown', () => {
+    let fail = true;
+    const errors: unknown[] = [];
+    const stream = new StatusStream({ build: () => { if (fail) throw new Error('boom'); return doc(0); }, intervalMs: 1e9, heartbeatMs: 1e9, onError: (e) => errors.push(e) });
+    const a = new FakeRes();
+    stream.attach(a as unknown as HttpResponse);
+    expect(a.status).toBe('500 Internal Server Error');
+    expect(a.ended).toBe(true);
+    expect(stream.size).toBe(0);
+    fail = false;
+    const b = new FakeRes();
+    stream.attach(b as unknown as HttpResponse);
+    fail = true;
+    expect(() => stream.tick()).not.toThrow();
+    expect(errors).toHaveLength(2);
+    expect(b.events()).toHaveLength(1);
+    stream.close();
+    expect(b.ended).toBe(true);
+  });
 });
