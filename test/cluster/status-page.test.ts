@@ -78,6 +78,8 @@ describe('status page in a browser', () => {
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${path.join(lab.dir, 'chromium-profile')}`],
     });
     const page = await browser.newPage();
+    const scriptErrors: string[] = [];
+    page.on('pageerror', (e) => scriptErrors.push(String(e)));
     await page.setViewport({ width: 1280, height: 1000 });
     await page.goto(`http://127.0.0.1:${HTTP_PORT}/`);
     await page.waitForFunction(`document.querySelectorAll('#addresses tbody tr').length === ${VIPS.length} && document.querySelectorAll('#members tbody tr').length === 3`, { timeout: 15_000 });
@@ -102,6 +104,8 @@ describe('status page in a browser', () => {
     for (const a of lost) expect(await pageOwner(page, a)).toBe(after.get(a)!.owner);
     await page.waitForFunction(`document.querySelector('#failovers tbody')?.textContent.includes('${lost[0]}')`, { timeout: 5000 });
     expect(await page.$eval('#failovers tbody', (e) => e.textContent)).toContain('n3');
+
+    expect(scriptErrors).toEqual([]);
 
     const shot = path.join(lab.dir, 'status-page.png');
     await page.screenshot({ path: shot, fullPage: true });
