@@ -1,9 +1,10 @@
 // The HTTP admin API on uWebSockets.js: GET /health, GET /metrics (Prometheus), GET
 // /stats/queues/mailq (JSON), and shaping: GET /shaping/suspensions, POST /shaping/suspend and
 // POST /shaping/resume (arguments in the query string, as the console's); the status page (GET /),
-// its document GET /api/cluster/v1/state and its event stream (status-stream.ts). Main thread; every answer is computed from in-memory state (the
-// queue index, spool counters): synchronously, or for /metrics in prom-client's promise, which
-// reads memory only, so a handler never waits on I/O and never blocks for long.
+// its document GET /api/cluster/v1/state and its event stream (status-stream.ts). Main thread;
+// every answer is computed from in-memory state (the queue index, spool counters): synchronously,
+// or for /metrics in prom-client's promise, which reads memory only (a large status document is
+// gzipped on zlib's thread pool), so a handler never waits on I/O and never blocks for long.
 // No authentication: the config puts it on loopback by default (docs/configuration.md).
 import net from 'node:net';
 import { gzip } from 'node:zlib';
