@@ -129,6 +129,8 @@ function renderHead() {
 
 function renderCluster() {
   var c = S.cluster, dl = $('cluster'), f = document.createDocumentFragment();
+  // A single node has no members or DuraVIPs to show.
+  $('members').hidden = c === null; $('s-addresses').hidden = c === null;
   function kv(k, v, cls) { var dt = document.createElement('dt'); dt.textContent = k; var dd = document.createElement('dd'); dd.textContent = v; if (cls) dd.className = cls; f.appendChild(dt); f.appendChild(dd); }
   if (c === null) { kv('cluster', 'no Cluster stanza: a single node'); dl.replaceChildren(f); $('problems').replaceChildren(); fill('members', [], null); return; }
   kv('corosync', c.corosync + (c.stalled ? ' (stalled: holding nothing)' : ''), c.corosync === 'connected' && !c.stalled ? 'ok' : 'bad');
