@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests and benchmarks use: iproute2 (ip netns), postfix (smtp-source and
 # smtp-sink as real SMTP peers), corosync (cluster tests; the addon loads its libraries at run time)
 # with its client headers (not needed to build: the addon's build checks its own declarations of
-# corosync's ABI against them when they are there, native/corosync_dl.cc), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp).
+# corosync's ABI against them when they are there, native/corosync_dl.cc), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp),
+# chromium (the status page's browser test and bench, driven by puppeteer-core).
 packages=(iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
-          keepalived iperf3 g++ make python3)
+          keepalived iperf3 g++ make python3 chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,16 +1,22 @@
 // The HTTP admin API on uWebSockets.js: GET /health, GET /metrics (Prometheus), GET
 // /stats/queues/mailq (JSON), and shaping: GET /shaping/suspensions, POST /shaping/suspend and
-// POST /shaping/resume (arguments in the query string, as the console's). Main thread; every answer is computed from in-memory state (the
-// queue index, spool counters): synchronously, or for /metrics in prom-client's promise, which
-// reads memory only, so a handler never waits on I/O and never blocks for long.
+// POST /shaping/resume (arguments in the query string, as the console's); the status page (GET /),
+// its document GET /api/cluster/v1/state and its event stream (status-stream.ts). Main thread;
+// every answer is computed from in-memory state (the queue index, spool counters): synchronously,
+// or for /metrics in prom-client's promise, which reads memory only (a large status document is
+// gzipped on zlib's thread pool), so a handler never waits on I/O and never blocks for long.
 // No authentication: the config puts it on loopback by default (docs/configuration.md).
 import net from 'node:net';
+import { gzip } from 'node:zlib';
 import uws from '@trufflesuite/uws-js-unofficial';
 import type { HttpResponse, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { Logger } from 'pino';
 import { VipError } from '../errors.js';
 import type { MailqRow, QueueState } from '../queue/views.js';
 import { EXPOSITION_CONTENT_TYPE } from './metrics.js';
+import type { StatusState } from './status.js';
+import { STATUS_PAGE } from './status-page.js';
+import { StatusStream } from './status-stream.js';
 
 /** What `mailq` shows, as JSON. */
 export interface MailqReport {
@@ -34,6 +40,8 @@ export interface AdminHttpOptions {
   problems?: () => string[];
   /** The shaping console's operations (cluster/shaping/console.ts); absent: no /shaping routes. */
   shaping?: ShapingApi;
+  /** The status document (node/status.ts); absent: no status page and no /api/cluster routes. */
+  status?: () => StatusState;
 }
 
 /** What /shaping/* does; a bad argument throws a VipError ERR_CONTROL_BAD_REQUEST (answered 400). */
@@ -47,7 +55,7 @@ export interface ShapingApi {
 interface Answer {
   status: string;
   type: string;
-  body: string;
+  body: string | Buffer;
   extra?: [string, string][];
 }
 
@@ -55,6 +63,10 @@ const ROUTES = new Set(['/health', '/metrics', '/stats/queues/mailq']);
 /** The shaping routes and the method each takes. */
 const SHAPING_ROUTES = new Map([['/shaping/suspensions', 'get'], ['/shaping/suspend', 'post'], ['/shaping/resume', 'post']]);
 const JSON_TYPE = 'application/json';
+const STATE_URL = '/api/cluster/v1/state';
+const STREAM_URL = '/api/cluster/v1/stream';
+/** Documents above this size go gzipped to a client that accepts it (zlib's thread pool, not the main thread). */
+const GZIP_ABOVE = 16 * 1024;
 
 /** LIBUS_LISTEN_EXCLUSIVE_PORT: without it uSockets sets SO_REUSEPORT and a second node shares the port silently. */
 const LISTEN_EXCLUSIVE_PORT = 1;
@@ -68,8 +80,13 @@ export const uwsNative: boolean = typeof (uws as unknown as Record<string, unkno
 export class AdminHttpServer {
   private listenSocket: us_listen_socket | null = null;
   private boundPort = 0;
+  private readonly stream: StatusStream | null;
 
-  constructor(private readonly opts: AdminHttpOptions) {}
+  constructor(private readonly opts: AdminHttpOptions) {
+    const status = opts.status;
+    this.stream = status === undefined ? null
+      : new StatusStream({ build: status, onError: (err) => opts.logger.error({ err, listener: opts.name }, 'HTTP admin API: building the status document failed') });
+  }
 
   /** The port actually bound (differs from opts.port when that was 0). */
   get port(): number {
@@ -85,7 +102,11 @@ export class AdminHttpServer {
       const method = req.getMethod().toLowerCase();
       const url = req.getUrl();
       const query = req.getQuery() ?? '';
-      this.serve(res, method, url, query);
+      if (url === STREAM_URL && method === 'get' && this.stream !== null) {
+        this.stream.attach(res);
+        return;
+      }
+      this.serve(res, method, url, query, req.getHeader('accept-encoding'));
     });
     const token = await new Promise<us_listen_socket | false>((resolve) => {
       // The typings lack the (host, port, options, cb) overload that the binary has.
@@ -102,9 +123,10 @@ export class AdminHttpServer {
     const t = this.listenSocket;
     this.listenSocket = null;
     if (t !== null) uws.us_listen_socket_close(t);
+    this.stream?.close();
   }
 
-  private serve(res: HttpResponse, method: string, url: string, query: string): void {
+  private serve(res: HttpResponse, method: string, url: string, query: string, encodings = ''): void {
     // uWS requires an abort handler on any response not ended inside the callback (/metrics is
     // answered after prom-client's promise); it also covers a provider that throws after a disconnect.
     let aborted = false;
@@ -119,7 +141,7 @@ export class AdminHttpServer {
     };
     let answer: Answer | Promise<Answer>;
     try {
-      answer = this.answer(method, url, query);
+      answer = this.answer(method, url, query, encodings);
     } catch (err) {
       answer = this.failed(err, url);
     }
@@ -127,7 +149,13 @@ export class AdminHttpServer {
     else send(answer);
   }
 
-  private answer(method: string, url: string, query: string): Answer | Promise<Answer> {
+  private answer(method: string, url: string, query: string, encodings: string): Answer | Promise<Answer> {
+    const status = this.opts.status;
+    if (status !== undefined && (url === '/' || url === STATE_URL || url === STREAM_URL)) {
+      if (method !== 'get') return { status: '405 Method Not Allowed', type: JSON_TYPE, body: JSON.stringify({ error: 'method not allowed' }), extra: [['Allow', 'GET']] };
+      if (url === '/') return { status: '200 OK', type: 'text/html; charset=utf-8', body: STATUS_PAGE };
+      return jsonAnswer(JSON.stringify(status()), /\bgzip\b/.test(encodings));
+    }
     const shaping = this.opts.shaping;
     const shapingMethod = SHAPING_ROUTES.get(url);
     if (shaping !== undefined && shapingMethod !== undefined) {
@@ -169,6 +197,15 @@ export class AdminHttpServer {
     this.opts.logger.error({ err, url, listener: this.opts.name }, 'HTTP admin API request failed');
     return { status: '500 Internal Server Error', type: JSON_TYPE, body: JSON.stringify({ error: 'internal error' }) };
   }
+}
+
+/** A JSON answer, gzipped off the main thread when it is large and the client takes gzip. */
+function jsonAnswer(body: string, gzipOk: boolean): Answer | Promise<Answer> {
+  if (!gzipOk || body.length < GZIP_ABOVE) return { status: '200 OK', type: JSON_TYPE, body };
+  return new Promise((resolve, reject) => gzip(body, (err, z) => {
+    if (err !== null) reject(err);
+    else resolve({ status: '200 OK', type: JSON_TYPE, body: z, extra: [['Content-Encoding', 'gzip'], ['Vary', 'Accept-Encoding']] });
+  }));
 }
 
 /**

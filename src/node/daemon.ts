@@ -30,6 +30,7 @@ import { InboundLimits } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
+import { NodeStatus } from './status.js';
 import { configureWorker, workerInit } from './worker-settings.js';
 
 export interface DaemonOptions {
@@ -76,6 +77,8 @@ export class Daemon {
   /** Cluster_Max_Inbound_Connections: each Inbound_Cidr's share on this node (whole caps until the
    *  shaping group's Allowances are passed here). */
   private readonly inbound: InboundLimits;
+  /** The status page's document: #mmove counts per peer, recent failovers (node/status.ts). */
+  private readonly status: NodeStatus;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -89,10 +92,13 @@ export class Daemon {
     this.policy = bindingPolicy(config, cluster);
     this.mmoveDedup = mmoveDedupTable(config);
     this.dispatch = new Dispatcher({ pool: () => this.pool, config: cfg, cluster, logger: this.logger });
+    this.status = new NodeStatus({
+      config: cfg, queue: { byBinding: () => this.queue.byBinding() }, cluster, restrictions: () => this.shaping.node.restrictions(), startedAt: this.startedAt,
+    });
     this.queue = makeQueue({
       config: cfg,
       spool: () => this.spool!,
-      dispatch: this.dispatch,
+      dispatch: this.status.countMoves(this.dispatch),
       policy: () => this.policy,
       cluster,
       outcome: (status, n) => this.metrics.outcome(status, n),
@@ -149,7 +155,7 @@ export class Daemon {
     this.listenClaim = assertListenable(cfg);
     // Made before the spool is read: until its first election, mail of bindings on DuraVIPs waits
     // (route 'wait') instead of being tried from an address this node may not own.
-    if (cfg.cluster !== null) this.cluster = new ClusterManager({ config: cfg, logger: this.logger });
+    if (cfg.cluster !== null) this.status.watch(this.cluster = new ClusterManager({ config: cfg, logger: this.logger }));
     this.openSpool();
     this.watchSpool();
     const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
@@ -258,6 +264,7 @@ export class Daemon {
 
   private onAccepted(batch: AcceptedMessage[]): void {
     this.metrics.received(batch.length);
+    this.status.received(batch);
     this.intake.accepted(batch);
   }
 
@@ -285,6 +292,7 @@ export class Daemon {
         stopping: () => this.shuttingDown !== null,
         problems: () => (this.spoolFull.state().full ? ['spool full: refusing messages with 452 4.3.1'] : []),
         shaping: this.shaping.api(),
+        status: () => this.status.state(),
       });
       await server.start();
       this.https.push(server);

@@ -22,6 +22,7 @@ const PACKAGE_OF: Record<string, string> = {
   nsenter: 'util-linux',
   mount: 'mount',
   umount: 'mount',
+  chromium: 'chromium',
 };
 
 /** The capabilities in `caps` this process does not have in effect (`status`: /proc/self/status's text). */

@@ -120,7 +120,7 @@ describe('HTTP admin API', () => {
 
   it('answers 404 for unknown paths and 405 for other methods', async () => {
     const { base } = await start();
-    expect((await fetch(`${base}/`)).status).toBe(404);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
     expect((await fetch(`${base}/stats/queues`)).status).toBe(404);
     const r = await fetch(`${base}/health`, { method: 'POST' });
     expect(r.status).toBe(405);

@@ -1,0 +1,260 @@
+// What the status page shows of this node (src/control/status.ts has the document's shape): the
+// pure builder from the cluster manager's snapshot, the queue sizes, the #mmove counts and the
+// failover ring; and NodeStatus, which keeps the counts and the ring from the node's events.
+// Main thread; nothing blocks. A document is built only while the page or the API asks for it.
+import type { Allocation } from '../cluster/election.js';
+import type { ClusterManager, ClusterSnapshot, OwnershipChange } from '../cluster/manager.js';
+import type { Restriction } from '../cluster/shaping/messages.js';
+import type { Config } from '../config/index.js';
+import type { BindingQueueSizes } from '../control/metrics.js';
+import {
+  STATUS_VERSION, type StatusAddress, type StatusCluster, type StatusFailover, type StatusMember, type StatusNode,
+  type StatusPeer, type StatusRestriction, type StatusState,
+} from '../control/status.js';
+import type { AcceptedMessage } from '../message/accepted.js';
+import type { MmoveItem, MmoveResult } from '../mmove/client.js';
+import type { QueueManager } from '../queue/manager.js';
+import { VERSION } from '../version.js';
+import type { Dispatcher } from './dispatch.js';
+import { queueSizes } from './metrics.js';
+
+/** Recent owner changes kept for the page. */
+export const FAILOVER_RING = 200;
+
+export interface StatusInput {
+  now: number;
+  node: StatusNode;
+  cluster: ClusterSnapshot | null;
+  queues: readonly BindingQueueSizes[];
+  mmove: readonly StatusPeer[];
+  failovers: readonly StatusFailover[];
+  restrictions: readonly Restriction[];
+  /** The address rows of the same allocation and holds, when the caller kept them (addressRows is the costly part). */
+  addresses?: StatusAddress[];
+}
+
+/** The document, from its inputs alone. */
+export function buildStatus(i: StatusInput): StatusState {
+  const c = i.cluster;
+  const addresses = i.addresses ?? (c === null ? [] : addressRows(c));
+  return {
+    version: STATUS_VERSION,
+    seq: 0,
+    generatedAt: i.now,
+    node: i.node,
+    cluster: c === null ? null : clusterPart(c, addresses),
+    members: c === null ? [] : memberRows(c),
+    addresses,
+    // Only bindings with mail: a node may have thousands of idle ones (one per DuraVIP).
+    queues: i.queues.filter((q) => q.active + q.deferred + q.hold > 0)
+      .map((q) => ({ bindingGroup: q.bindingGroup, binding: q.binding, active: q.active, deferred: q.deferred, hold: q.hold }))
+      .sort((x, y) => cmp(x.bindingGroup, y.bindingGroup) || cmp(x.binding, y.binding)),
+    mmove: i.mmove.map((p) => ({ peer: p.peer, sent: { ...p.sent }, received: { ...p.received } })),
+    failovers: [...i.failovers],
+    shaping: i.restrictions.map(restrictionRow),
+  };
+}
+
+/** Code-unit order: the same on every machine, whatever the locale. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function clusterPart(c: ClusterSnapshot, addresses: readonly StatusAddress[]): StatusCluster {
+  const counts = { addresses: addresses.length, owned: 0, orphan: 0, broken: 0, unsafe: 0, conflict: 0 };
+  for (const a of addresses) {
+    if (a.state === 'owned') counts.owned++;
+    else if (a.state === 'orphan') counts.orphan++;
+    else counts.broken++;
+    if (a.unsafe) counts.unsafe++;
+    if (a.conflict) counts.conflict++;
+  }
+  const al = c.allocation;
+  return {
+    group: c.group, corosync: c.corosync, nodeId: c.nodeId, quorate: c.quorate, stalled: c.stalled, leaving: c.leaving,
+    viewId: c.viewId, viewArrivedAt: c.viewArrivedAt, viewStableSince: c.viewStableSince, viewComplete: c.viewComplete,
+    mature: al?.mature ?? null, configConsistent: al?.configConsistent ?? null, problems: [...(al?.problems ?? [])], counts,
+  };
+}
+
+function memberRows(c: ClusterSnapshot): StatusMember[] {
+  return c.members.map((m) => ({
+    key: `${m.nodeId}:${m.pid}`,
+    node: m.state?.node ?? null,
+    nodeId: m.nodeId,
+    pid: m.pid,
+    self: m.nodeId === c.nodeId && m.pid === process.pid,
+    quorate: m.state?.quorate ?? null,
+    leaving: m.state?.leaving ?? null,
+    load: m.state?.load ?? null,
+    mmove: m.state?.mmove == null ? null : `${m.state.mmove.host.includes(':') ? `[${m.state.mmove.host}]` : m.state.mmove.host}:${m.state.mmove.port}`,
+  }));
+}
+
+/** One row per address of the last election, with this node's hold on it. */
+export function addressRows(c: Pick<ClusterSnapshot, 'allocation' | 'holds' | 'releasing' | 'plumbErrors'>): StatusAddress[] {
+  const al = c.allocation;
+  if (al === null) return [];
+  const holds = new Set(c.holds);
+  const releasing = new Set(c.releasing);
+  return al.addresses.map((a) => {
+    const row: StatusAddress = {
+      address: a.address,
+      binding: a.binding,
+      owner: a.owner,
+      state: a.tags.includes('BROKEN') ? 'BROKEN' : a.tags.includes('orphan') ? 'orphan' : 'owned',
+      unsafe: a.tags.includes('UNSAFE'),
+      conflict: a.tags.includes('in conflict'),
+      reason: a.reason,
+      preference: a.preference,
+      here: holds.has(a.address) ? 'held' : releasing.has(a.address) ? 'releasing' : null,
+    };
+    const err = c.plumbErrors.get(a.address);
+    if (err !== undefined) row.error = err;
+    return row;
+  });
+}
+
+function restrictionRow(r: Restriction): StatusRestriction {
+  return {
+    key: `${r.action}|${r.binding ?? '*'}|${r.destination}`,
+    action: r.action, binding: r.binding, destination: r.destination, at: r.at, until: r.until,
+    rate: r.rate === null ? null : { count: r.rate.count, periodMs: r.rate.periodMs },
+    connections: r.connections, origin: r.origin, rule: r.rule, reason: r.reason,
+  };
+}
+
+export interface NodeStatusSources {
+  config: () => Config;
+  queue: Pick<QueueManager, 'byBinding'>;
+  cluster: () => ClusterManager | null;
+  /** The restrictions in force (shaping). */
+  restrictions: () => readonly Restriction[];
+  startedAt: number;
+  now?: () => number;
+}
+
+/** The node's status: the counts and the failover ring it keeps, and the document on request. */
+export class NodeStatus {
+  private readonly now: () => number;
+  private readonly peers = new Map<string, StatusPeer>();
+  private readonly ring: StatusFailover[] = [];
+  private nextId = 1;
+  /** Whether this node has had an allocation since start (or since it lost corosync): its first
+   *  election's owners are not failovers. */
+  private seenAllocation = false;
+  private reasonsOf: Allocation | null = null;
+  private reasons = new Map<string, string>();
+  /** The last address rows and what they were made of. */
+  private rowsKey: { alloc: Allocation | null; holds: string; releasing: string; errors: string } | null = null;
+  private rows: StatusAddress[] = [];
+
+  constructor(private readonly s: NodeStatusSources) {
+    this.now = s.now ?? Date.now;
+  }
+
+  /** Follows the manager's owner changes into the failover ring. */
+  watch(c: Pick<ClusterManager, 'on' | 'allocation'>): void {
+    c.on('ownership', (ch: OwnershipChange) => this.ownership(ch, c.allocation));
+    c.on('allocation', () => (this.seenAllocation = true));
+  }
+
+  /** One owner change; `alloc` is the allocation it comes from (null: this node has none now). */
+  ownership(ch: Pick<OwnershipChange, 'address' | 'owner' | 'previous'>, alloc: Allocation | null): void {
+    if (alloc === null) {
+      // Lost corosync: every address goes to nobody here; the next election starts afresh.
+      if (this.seenAllocation) this.push(ch, 'this node lost corosync: no allocation');
+      this.seenAllocation = false;
+      return;
+    }
+    if (!this.seenAllocation) return;
+    if (alloc !== this.reasonsOf) {
+      this.reasonsOf = alloc;
+      this.reasons = new Map(alloc.addresses.map((a) => [a.address, a.reason]));
+    }
+    this.push(ch, this.reasons.get(ch.address) ?? 'no longer managed');
+  }
+
+  private push(ch: Pick<OwnershipChange, 'address' | 'owner' | 'previous'>, reason: string): void {
+    this.ring.push({ id: this.nextId++, at: this.now(), address: ch.address, from: ch.previous, to: ch.owner, reason });
+    if (this.ring.length > FAILOVER_RING) this.ring.splice(0, this.ring.length - FAILOVER_RING);
+  }
+
+  private peer(name: string): StatusPeer {
+    let p = this.peers.get(name);
+    if (p === undefined) this.peers.set(name, (p = { peer: name, sent: { messages: 0, recipients: 0, duplicates: 0, failed: 0 }, received: { messages: 0, bytes: 0 } }));
+    return p;
+  }
+
+  /** The results of one #mmove batch to `node`. */
+  moved(node: string, items: readonly MmoveItem[], results: readonly MmoveResult[]): void {
+    const p = this.peer(node);
+    for (let i = 0; i < items.length; i++) {
+      const r = results[i];
+      if (r?.ok === true) {
+        p.sent.messages++;
+        p.sent.recipients += items[i]!.rcpt.length;
+        if (r.duplicate) p.sent.duplicates++;
+      } else p.sent.failed++;
+    }
+  }
+
+  /** A dispatcher whose moves are counted here (what the queue is given). */
+  countMoves<D extends Pick<Dispatcher, 'deliver' | 'move' | 'bounce'>>(d: D): Pick<Dispatcher, 'deliver' | 'move' | 'bounce'> {
+    return {
+      deliver: (b) => d.deliver(b),
+      bounce: (r) => d.bounce(r),
+      move: async (node, items) => {
+        const results = await d.move(node, items);
+        this.moved(node, items, results);
+        return results;
+      },
+    };
+  }
+
+  /** A worker's accepted batch: the messages that came over #mmove count for the peer that sent them. */
+  received(batch: readonly AcceptedMessage[]): void {
+    let names: Map<string, string> | null = null;
+    for (const m of batch) {
+      if (m.moved === undefined) continue;
+      names ??= this.peerNames();
+      const p = this.peer(names.get(m.client) ?? m.client);
+      p.received.messages++;
+      p.received.bytes += m.size;
+    }
+  }
+
+  /** Member by the address of its ECCluster_Listener: a peer moves mail from there (dispatch.ts). */
+  private peerNames(): Map<string, string> {
+    const names = new Map<string, string>();
+    const c = this.s.cluster();
+    if (c === null) return names;
+    for (const m of c.snapshot().members) if (m.state?.mmove != null) names.set(m.state.mmove.host, m.state.node);
+    return names;
+  }
+
+  /** The document now. */
+  state(): StatusState {
+    const c = this.s.cluster()?.snapshot() ?? null;
+    let addresses: StatusAddress[] | undefined;
+    if (c !== null) {
+      const key = { alloc: c.allocation, holds: [...c.holds].sort().join(), releasing: [...c.releasing].sort().join(), errors: JSON.stringify([...c.plumbErrors]) };
+      const k = this.rowsKey;
+      if (k === null || k.alloc !== key.alloc || k.holds !== key.holds || k.releasing !== key.releasing || k.errors !== key.errors) {
+        this.rows = addressRows(c);
+        this.rowsKey = key;
+      }
+      addresses = this.rows;
+    }
+    return buildStatus({
+      now: this.now(),
+      node: { name: this.s.config().global.Nodename, version: VERSION, startedAt: this.s.startedAt, pid: process.pid },
+      cluster: c,
+      queues: queueSizes(this.s.config(), this.s.queue),
+      mmove: [...this.peers.values()],
+      failovers: this.ring,
+      restrictions: this.s.restrictions(),
+      ...(addresses !== undefined ? { addresses } : {}),
+    });
+  }
+}
