@@ -456,7 +456,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Listen', scope: 'eccluster_listener', parents: ['ECCluster_Listener'], name: 'endpoint', description: 'One cluster link address, "ip:port".' },
   { keyword: 'Control_Listener', scope: 'control_listener', parents: ['global'], name: 'none', single: true, description: 'Console sockets (mode 0600).' },
   { keyword: 'Listen', scope: 'control_listener', parents: ['Control_Listener'], name: 'path', description: 'One console socket path; relative to the working directory.' },
-  { keyword: 'Http_Listener', scope: 'http_listener', parents: ['global'], name: 'none', single: true, description: 'HTTP admin API: /health, /metrics (Prometheus), /stats/queues/mailq. No authentication: it shows queue data, so keep it on loopback or a private network.' },
+  { keyword: 'Http_Listener', scope: 'http_listener', parents: ['global'], name: 'none', single: true, description: 'HTTP admin API: the live status page (/), /api/cluster/v1/state and its event stream, /health, /metrics (Prometheus), /stats/queues/mailq, /shaping/*. No authentication: it shows queue data and takes shaping actions, so keep it on loopback or a private network.' },
   { keyword: 'Listen', scope: 'http_listener', parents: ['Http_Listener'], name: 'endpoint', description: 'One HTTP admin address, "ip:port" (the built-in default: "127.0.0.1:2081").' },
   { keyword: 'Spool', scope: 'spool', parents: ['global'], name: 'none', single: true, description: 'The message spool.' },
   { keyword: 'Cluster', scope: 'cluster', parents: ['global'], name: 'none', single: true, description: 'Cluster membership and DuraVIP.' },
