@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LeaseTable, waterFill, type LeaseClaim } from '../../../../src/cluster/shaping/leases.js';
 
 const K = 'webmail.test#connections';
-const claim = (lease: number, demand: number, cap = 5, key = K): LeaseClaim => ({ key, cap, lease, demand });
+const claim = (lease: number, demand: number, cap = 5, key = K): LeaseClaim => ({ key, cap, lease, demand, use: 0 });
 
 describe('LeaseTable', () => {
   it('admits a raise only up to what the other leases leave free, and takes a decrease as is', () => {
