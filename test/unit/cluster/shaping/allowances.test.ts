@@ -125,6 +125,87 @@ describe('ClusterAllowances over the shaping group', () => {
     }
   });
 
+  it('never exceeds the cap while members join, restart, die, split and merge at random moments', () => {
+    for (const seed of [11, 12, 13, 14, 15, 16, 17, 18]) {
+      const rand = random(seed);
+      const g = new OrderedGroup();
+      const caps = new Map([[K, 7]]);
+      const check = invariant(g, () => caps);
+      const first = g.join('n1');
+      for (const n of ['n2', 'n3', 'n4']) g.join(n, first);
+      let names = 5;
+      const anyone = (): Member => g.alive[rand(g.alive.length)]!;
+      let split = false;
+      let splits = 0;
+      for (let step = 0; step < 2500; step++) {
+        const r = rand(100);
+        if (r < 45) {
+          if (anyone().deliverOne()) g.adjustAll();
+        } else if (r < 75) {
+          g.clock.runOne();
+          g.adjustAll();
+        } else if (r < 90) {
+          const m = anyone();
+          const d = rand(6);
+          m.user.demand.set(K, d);
+          m.allowances.declare(K, 7, d);
+          m.user.givesBack = () => rand(2) === 0;
+        } else if (r < 93 && g.alive.length < 6 && !split) {
+          const m = g.join(`n${names++}`, first.alive ? first : g.alive[0]);
+          m.user.demand.set(K, 5);
+          m.allowances.declare(K, 7, 5);
+        } else if (r < 95 && g.alive.length > 3 && !split) {
+          // A restart: the process dies and the node comes back under the same name.
+          const m = anyone();
+          g.kill(m);
+          if (rand(2) === 0) {
+            const again = g.join(m.name, g.alive[0]);
+            again.user.demand.set(K, 3);
+            again.allowances.declare(K, 7, 3);
+          }
+        } else if (r < 97 && !split && g.alive.length >= 3) {
+          // A minority is cut off; it hears it lost quorum well within the grace.
+          const side = g.alive.slice(0, Math.floor((g.alive.length - 1) / 2));
+          if (side.length > 0) {
+            split = true;
+            g.split(side);
+            const gen = ++splits;
+            g.clock.setTimeout(() => {
+              if (gen !== splits || !split) return; // merged before it heard
+              for (const m of side) if (m.alive) m.quorum(false);
+              g.adjustAll();
+            }, rand(DEPARTED_GRACE_MS / 2));
+          }
+        } else if (r < 99 && split) {
+          const a = g.alive[0]!;
+          const b = g.alive.find((m) => !a.partition.has(m));
+          split = false;
+          splits++;
+          if (b !== undefined) {
+            g.merge(a, b);
+            for (const m of g.alive) m.quorum(true);
+          }
+        }
+        check();
+      }
+      if (split) {
+        split = false;
+        splits++;
+        const a = g.alive[0]!;
+        const b = g.alive.find((m) => !a.partition.has(m));
+        if (b !== undefined) g.merge(a, b);
+        for (const m of g.alive) m.quorum(true);
+      }
+      for (const m of g.alive) m.user.givesBack = () => true;
+      g.run(20_000, check);
+      const ms = g.alive;
+      for (const m of ms.slice(1)) expect(m.allowances.entries()).toEqual(ms[0]!.allowances.entries());
+      const demand = sum(ms.map((m) => m.user.demand.get(K) ?? 0));
+      if (sum(allowances(ms)) !== Math.min(7, demand)) console.log(seed, JSON.stringify(ms[0]!.allowances.entries()), ms.map((m) => `${m.name} ${m.key} a=${m.allowances.allowance(K)} t=${m.allowances.target(K)} u=${m.user.use(K)} d=${m.user.demand.get(K)} ${m.allowances.status()} ${[...m.partition].map((x) => x.name)}`));
+      expect(sum(allowances(ms))).toBe(Math.min(7, demand));
+    }
+  });
+
   it('gives a dead member\'s share back only after the grace, and within 2 s of the new view', () => {
     const g = new OrderedGroup();
     const n1 = g.join('n1');
@@ -184,6 +265,45 @@ describe('ClusterAllowances over the shaping group', () => {
     g.run(3000, check);
     g.split([n3]);
     expect(() => g.run(500, check)).toThrow(/sum to 7 > 6|sum to 8 > 6/);
+  });
+
+  it('asks for no raise while a view change is being agreed', () => {
+    const g = new OrderedGroup();
+    const n1 = g.join('n1');
+    const n2 = g.join('n2', n1);
+    const check = invariant(g, () => new Map([[K, 6]]));
+    g.run(0, check);
+    declareAll(g, K, 6, 2);
+    g.run(2000, check);
+    expect(allowances([n1, n2])).toEqual([2, 2]);
+    g.join('n3', n1);
+    n1.deliverOne(); // n1 has the new view; the others have not said their sync yet
+    expect(n1.allowances.status()).toMatch(/waiting for/);
+    n1.user.demand.set(K, 10);
+    n1.allowances.declare(K, 6, 10);
+    const before = n1.sent.length;
+    g.clock.runOne();
+    g.clock.runOne();
+    const asked = n1.sent.slice(before).flatMap((m) => (m.type === 'claims' ? m.claims.map((x) => x.lease) : []));
+    expect(asked.every((l) => l <= 2)).toBe(true);
+    g.run(2000, check);
+    expect(allowances([n1, n2])).toEqual([4, 2]);
+  });
+
+  it('keeps a member cut off right after a join out of the others\' reach (its old sync does not count for the new view)', () => {
+    const g = new OrderedGroup();
+    const n1 = g.join('n1');
+    const n2 = g.join('n2', n1);
+    const n3 = g.join('n3', n1);
+    const check = invariant(g, () => new Map([[K, 6]]));
+    g.run(0, check);
+    declareAll(g, K, 6, 10);
+    g.run(3000, check);
+    g.join('n4', n1);
+    g.split([n3]); // before anyone has seen n4 join
+    g.clock.setTimeout(() => n3.quorum(false), DEPARTED_GRACE_MS / 2);
+    g.run(3000, check);
+    expect(allowances([n1, n2, n3])).toEqual([3, 3, 0]);
   });
 
   it('lets a member join at 0 and claim its share as the others give back', () => {
