@@ -73,6 +73,34 @@ describe('LeaseTable', () => {
   });
 });
 
+describe('LeaseTable for view changes', () => {
+  it('sets a member\'s leases as it says them, merges departed ones by the higher, releases one key', () => {
+    const t = new LeaseTable();
+    t.apply('n1', [claim(3, 3), claim(1, 1, 3, 'other')]);
+    t.set('n1', [claim(2, 5)]);
+    expect(t.claimsOf('n1')).toEqual([{ key: K, cap: 5, lease: 2, demand: 5, use: 0 }]);
+    t.merge('n2@1', [claim(1, 0)]);
+    t.merge('n2@1', [claim(2, 0, 6)]);
+    expect(t.lease('n2@1', K)).toBe(2);
+    expect(t.cap(K)).toBe(5);
+    expect(t.free(K)).toBe(1);
+    expect(t.release('n2@1', K)).toBe(true);
+    expect(t.release('n2@1', K)).toBe(false);
+    expect(t.holders()).toEqual(new Set(['n1']));
+  });
+
+  it('cuts a raise when raises are held (a view change being agreed), and aims with a member\'s own demand', () => {
+    const t = new LeaseTable();
+    t.apply('n1', [claim(2, 2)]);
+    expect(t.apply('n1', [claim(4, 4)], false)).toEqual([2]);
+    expect(t.apply('n1', [claim(1, 4)], false)).toEqual([1]);
+    // n2 has not claimed yet: it aims with what it is about to announce.
+    expect(t.target('n2', K)).toBe(0);
+    expect(t.target('n2', K, { cap: 5, demand: 10 })).toBe(2); // the odd unit to n1, first by name
+    expect(t.target('n1', K, { cap: 3, demand: 4 })).toBe(3);
+  });
+});
+
 describe('waterFill', () => {
   it('gives nobody more than it asks, shares the rest equally, and hands rounding units out in name order', () => {
     expect(waterFill(10, [['a', 100], ['b', 100], ['c', 100]])).toEqual(new Map([['a', 4], ['b', 3], ['c', 3]]));
