@@ -47,6 +47,9 @@ export const DEPARTED_GRACE_MS = 1000;
 /** A key with no demand and no use gives its lease back after this long (idle destinations do
  *  not hold budget; a queue that empties for a moment does not churn). */
 export const IDLE_RELEASE_MS = 2000;
+/** Out of the group this long after start (the join is a few ms when corosync runs), a node with
+ *  cluster-wide limits says once that it is allowed nothing; a lost group is said at once. */
+export const JOIN_PATIENCE_MS = 2000;
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -130,6 +133,7 @@ export class ClusterAllowances implements Allowances {
   /** Departed (id, key) -> when this member first knew it, and when it last asked to release it. */
   private readonly departedSeen = new Map<string, { seen: number; asked: number }>();
   private warnedAbsent = false;
+  private startedAt = -Infinity;
   private stopped = false;
   private readonly now: () => number;
   private readonly timers: Timers;
@@ -268,6 +272,7 @@ export class ClusterAllowances implements Allowances {
 
   start(): void {
     this.stopped = false;
+    this.startedAt = this.now();
   }
 
   stop(): void {
@@ -280,14 +285,21 @@ export class ClusterAllowances implements Allowances {
 
   /** Every key this node declared: its allowance, target, use, and the cluster's cap and sum. */
   keys(): AllowanceStats[] {
+    return [...this.own.keys()].map((key) => this.stat(key)).filter((x) => x !== null);
+  }
+
+  /** One key's figures (`shaping show`), or null when this node has not declared it. */
+  stat(key: LimitKey): AllowanceStats | null {
+    const s = this.own.get(key);
+    if (s === undefined || !s.declared) return null;
     const t = this.rounds.table;
-    const use = this.uses();
-    return [...this.own].filter(([, s]) => s.declared).map(([key, s]) => ({
-      key, allowance: this.allowance(key), target: this.target(key), use: use.get(key)!,
+    const use = Math.max(0, Math.floor(this.useSource?.use(key) ?? 0));
+    return {
+      key, allowance: this.allowance(key), target: this.target(key), use,
       cap: this.o.clustered ? Math.min(s.cap, t.cap(key)) : s.cap,
       sum: this.o.clustered ? t.sum(key) : this.allowance(key),
-      clusterUse: this.o.clustered ? t.use(key) : use.get(key)!,
-    }));
+      clusterUse: this.o.clustered ? t.use(key) : use,
+    };
   }
 
   /** The agreed lease table (departed members' ids are `name@epoch`), for the console. */
@@ -411,7 +423,7 @@ export class ClusterAllowances implements Allowances {
     const claims: LeaseClaim[] = [];
     const rideUse = now - this.useSentAt >= USE_INTERVAL_MS;
     let lowered = false;
-    if (this.send === null && this.own.size > 0) this.warnAbsent();
+    if (this.send === null && this.own.size > 0 && now - this.startedAt >= JOIN_PATIENCE_MS) this.warnAbsent();
     for (const [key, s] of this.own) {
       const u = use.get(key)!;
       let want: number;

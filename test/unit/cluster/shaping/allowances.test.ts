@@ -6,8 +6,8 @@
 // differ during a reload, and rate keys. A single node uses the whole cap at once.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ClusterAllowances, DEPARTED_GRACE_MS, IDLE_RELEASE_MS, periodOf } from '../../../../src/cluster/shaping/allowances.js';
-import { OrderedGroup, type Member } from './ordered-group.js';
+import { ClusterAllowances, DEPARTED_GRACE_MS, IDLE_RELEASE_MS, JOIN_PATIENCE_MS, periodOf } from '../../../../src/cluster/shaping/allowances.js';
+import { FakeClock, OrderedGroup, type Member } from './ordered-group.js';
 
 const K = 'mx:mx1.webmail.test#conn';
 
@@ -438,6 +438,17 @@ describe('ClusterAllowances over the shaping group', () => {
     a.detach();
     expect(a.allowance(K)).toBe(0);
     expect(lines.filter((l) => l.includes('not in the shaping group'))).toHaveLength(1);
+    // At start the join gets a moment before it is said.
+    const clock = new FakeClock();
+    const late = new ClusterAllowances({ node: 'n1', logger: pino({ level: 'warn' }, { write: (s: string) => { lines.push(s); } }), clustered: true, now: () => clock.now, timers: clock });
+    late.start();
+    late.declare(K, 5, 5);
+    while (clock.now < 1_000_000 + JOIN_PATIENCE_MS - 100) clock.runOne();
+    expect(lines.filter((l) => l.includes('not in the shaping group'))).toHaveLength(1);
+    while (clock.now < 1_000_000 + 2 * JOIN_PATIENCE_MS) clock.runOne();
+    expect(lines.filter((l) => l.includes('not in the shaping group'))).toHaveLength(2);
+    expect(late.allowance(K)).toBe(0);
+    late.stop();
     const g = new OrderedGroup();
     const n1 = g.join('n1');
     g.run(0);
