@@ -50,6 +50,8 @@ export const IDLE_RELEASE_MS = 2000;
 /** Out of the group this long after start (the join is a few ms when corosync runs), a node with
  *  cluster-wide limits says once that it is allowed nothing; a lost group is said at once. */
 export const JOIN_PATIENCE_MS = 2000;
+/** Claims per message at most (a message stays far below MAX_SHAPING_MESSAGE); more wait a tick. */
+export const MAX_CLAIMS_PER_MESSAGE = 2000;
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -71,7 +73,9 @@ export interface ClusterAllowancesOptions {
   readonly logger: Logger;
   /** false: a single node, every allowance is the declared cap and nothing is sent. */
   readonly clustered: boolean;
-  /** Whether this node's partition is quorate (the DuraVIP manager's view); default always. */
+  /** Whether this node's partition is quorate (the DuraVIP manager's view, a stalled corosync
+   *  counting as not); read at start and at every tick (cheap), and `quorumChanged` says it at
+   *  once. Default: always. */
   readonly quorate?: () => boolean;
   readonly now?: () => number;
   readonly timers?: Timers;
@@ -417,6 +421,8 @@ export class ClusterAllowances implements Allowances {
   private tick(): void {
     if (this.stopped) return;
     const now = this.now();
+    const q = this.o.quorate?.();
+    if (q !== undefined && q !== this.quorate) this.quorumChanged(q);
     const usable = this.usable();
     const table = this.rounds.table;
     const use = this.uses();
@@ -450,7 +456,7 @@ export class ClusterAllowances implements Allowances {
       const demand = s.declared ? Math.min(s.demand, s.cap) : 0;
       const last = s.sent;
       const differs = last === null ? s.asked > 0 || demand > 0 : last.cap !== s.cap || last.lease !== s.asked || last.demand !== demand;
-      if (this.send !== null && (differs || (last !== null && last.use !== u && rideUse))) {
+      if (this.send !== null && claims.length < MAX_CLAIMS_PER_MESSAGE && (differs || (last !== null && last.use !== u && rideUse))) {
         claims.push({ key, cap: s.cap, lease: s.asked, demand, use: u });
         s.sent = { cap: s.cap, lease: s.asked, demand, use: u };
       }
