@@ -7,6 +7,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ClusterAllowances, DEPARTED_GRACE_MS, IDLE_RELEASE_MS, JOIN_PATIENCE_MS, periodOf } from '../../../../src/cluster/shaping/allowances.js';
+import type { ShapingMessage } from '../../../../src/cluster/shaping/messages.js';
 import { FakeClock, OrderedGroup, type Member } from './ordered-group.js';
 
 const K = 'mx:mx1.webmail.test#conn';
@@ -463,5 +464,23 @@ describe('ClusterAllowances over the shaping group', () => {
     expect(n1.allowances.target(K)).toBe(0);
     expect(told).toBe(t + 1);
     expect(n1.allowances.status()).toMatch(/NO QUORUM/);
+  });
+
+  it('reads quorate() at every tick, so a quorum the host only knows by polling still counts', () => {
+    const clock = new FakeClock();
+    let quorate = true;
+    const sent: ShapingMessage[] = [];
+    const a = new ClusterAllowances({ node: 'n1', logger: pino({ level: 'silent' }), clustered: true, quorate: () => quorate, now: () => clock.now, timers: clock });
+    a.start();
+    a.attach((m) => { sent.push(m); return true; });
+    a.deliver('1:1', { type: 'sync', node: 'n1', now: clock.now, ...a.viewChanged(['1:1']), restrictions: [] });
+    a.declare(K, 3, 3);
+    clock.runOne();
+    a.deliver('1:1', sent.at(-1)!);
+    expect(a.allowance(K)).toBe(3);
+    quorate = false;
+    clock.runOne();
+    expect(a.allowance(K)).toBe(0);
+    expect(sent.at(-1)).toMatchObject({ type: 'claims', claims: [{ key: K, lease: 0 }] });
   });
 });
