@@ -197,6 +197,13 @@ export class LeaseTable {
     }));
   }
 
+  /** Every (member, key) whose member passes `which`, unsorted (cheap: read at every tick). */
+  held(which: (member: string) => boolean): Array<{ member: string; key: string }> {
+    const out: Array<{ member: string; key: string }> = [];
+    for (const [key, held] of this.keys) for (const m of held.keys()) if (which(m)) out.push({ member: m, key });
+    return out;
+  }
+
   /** Whether the table has the key at all. */
   has(key: string): boolean {
     return this.keys.has(key);

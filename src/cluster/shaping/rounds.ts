@@ -165,15 +165,11 @@ export class LeaseRounds {
     const out: Array<{ id: string; key: string }> = [];
     const seen = new Set<string>();
     for (const t of [this.table, this.round?.next]) {
-      if (t === undefined) continue;
-      for (const e of t.entries()) {
-        for (const h of e.holders) {
-          const k = `${h.member}\0${e.key}`;
-          if (isDeparted(h.member) && !seen.has(k)) {
-            seen.add(k);
-            out.push({ id: h.member, key: e.key });
-          }
-        }
+      for (const h of t?.held(isDeparted) ?? []) {
+        const k = `${h.member}\0${h.key}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push({ id: h.member, key: h.key });
       }
     }
     return out;
