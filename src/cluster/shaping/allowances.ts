@@ -240,7 +240,13 @@ export class ClusterAllowances implements Allowances {
 
   /** A view change (members as memberKeys): the lease part of this member's sync. */
   viewChanged(members: readonly string[]): SyncLeases {
-    const v = this.rounds.view(members);
+    const { leaving, ...v } = this.rounds.view(members);
+    // A departure's grace runs from now, whatever was known under the same id.
+    const now = this.now();
+    for (const d of v.departed) {
+      if (!leaving.includes(d.id)) continue;
+      for (const c of d.claims) this.departedSeen.set(`${d.id}\0${c.key}`, { seen: now, asked: -Infinity });
+    }
     const use = this.uses();
     const claims: LeaseClaim[] = [];
     for (const [key, s] of this.own) {

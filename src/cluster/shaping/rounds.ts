@@ -83,9 +83,11 @@ export class LeaseRounds {
    * the departed in its sync: every member the table (or the open round's) knows that is not in
    * the view, and the departed leases not yet released. Which members are departed is this member's
    * reading (names learned from messages); every sync's departed leases are merged, so a member that
-   * missed one is covered by another's.
+   * missed one is covered by another's. `leaving`: the ids of members departing in this view (their
+   * grace starts now, even if the same id was known before: a member that came back and left
+   * again before a round completed has the same id).
    */
-  view(members: readonly string[]): { view: string[]; epoch: number; departed: DepartedLeases[] } {
+  view(members: readonly string[]): { view: string[]; epoch: number; departed: DepartedLeases[]; leaving: string[] } {
     const view = [...members].sort();
     const present = new Set<string>();
     for (const k of view) {
@@ -94,16 +96,19 @@ export class LeaseRounds {
     }
     for (const k of [...this.names.keys()]) if (!view.includes(k)) this.names.delete(k);
     const known = new Map<string, LeaseClaim[]>();
+    const leaving = new Set<string>();
     for (const t of [this.table, this.round?.next]) {
       if (t === undefined) continue;
       for (const m of t.holders()) {
         if (!isDeparted(m) && present.has(m)) continue;
         const id = isDeparted(m) ? m : `${m}@${this.epoch}`;
+        if (!isDeparted(m)) leaving.add(id);
         known.set(id, [...(known.get(id) ?? []), ...t.claimsOf(m).map((c) => ({ ...c, demand: 0 }))]);
       }
     }
     this.round = { view: view.join(' '), members: new Set(view), synced: new Set(), next: new LeaseTable(), epoch: 0 };
-    return { view, epoch: this.epoch, departed: [...known].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, claims]) => ({ id, claims })) };
+    const departed = [...known].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, claims]) => ({ id, claims }));
+    return { view, epoch: this.epoch, departed, leaving: [...leaving] };
   }
 
   /** Agreed: `from` (memberKey) named `node` sent its claims. */
