@@ -3,33 +3,12 @@
 // and applied by every member in agreed order (rounds.ts, leases.ts). Timers only decide when this
 // member sends; what the table holds follows from the agreed messages alone. A single node (not
 // clustered) may use the whole cap at once. Main thread; nothing blocks, no I/O but the multicast.
-//
-// Why the sum of what the members use never exceeds the cap, at any instant:
-// 1. Locally, use <= allowance: a raise counts only once this member's claim comes back agreed
-//    (until then the old lease holds); a lower is taken locally at the moment the claim is sent,
-//    before the multicast, and only down to max(target, use) with `use` read at that moment. (A
-//    member that loses quorum or the group gets allowance 0 and must close what it uses; the
-//    departed grace below covers the time that takes.)
-// 2. For every member M, at every instant, M's allowance <= M's lease in the table as it will be
-//    once every claim M has sent so far is ordered: M's sent lowers already bound it, its raises
-//    only increase its lease, and M raises its allowance only to what the table says after its
-//    own raise. So sum(allowances) <= sum(leases of that table) <= cap, because a raise is admitted
-//    in agreed order only up to what the cap leaves free after every lease (leases.ts), and the
-//    table is the same on every member at the same point of the order.
-// 3. Across a view change the table is rebuilt from the members' syncs, each the sender's allowance
-//    when it sent it (>= any later one: no raise is admitted until every member of the view has
-//    synced), plus the departed members' leases, which stay until a 'release' sent after
-//    DEPARTED_GRACE_MS (+ the key's period for a rate): longer than a cut-off member needs to see
-//    that it lost quorum and stop, and for a rate until its last events have left every window.
-// Rates: `use` of `DEST#msg/PERIOD` is the trailing window's count, so (1) says that the member's
-// last PERIOD holds no more events than its allowance, and (2) that every window of the cluster's
-// events holds no more than the cap.
 
 import type { Logger } from 'pino';
 import type { AllowanceUse, Allowances, LimitKey } from '../../queue/allowances.js';
 import type { LeaseClaim, LeaseEntry } from './leases.js';
 import type { ShapingMessage } from './messages.js';
-import { isDeparted, LeaseRounds, type SyncLeases } from './rounds.js';
+import { LeaseRounds, type SyncLeases } from './rounds.js';
 
 /** At most one claims message per member per this interval. */
 export const CLAIM_INTERVAL_MS = 100;
@@ -124,6 +103,30 @@ export interface AllowanceStats {
   readonly clusterUse: number;
 }
 
+/**
+ * The provider of cluster-wide allowances over the shaping group's leases.
+ *
+ * Why the sum of what the members use never exceeds the cap, at any instant:
+ * 1. Locally, use <= allowance: a raise counts only once this member's claim comes back agreed
+ *    (until then the old lease holds); a lower is taken locally at the moment the claim is sent,
+ *    before the multicast, and only down to max(target, use) with `use` read at that moment. (A
+ *    member that loses quorum or the group gets allowance 0 and must close what it uses; the
+ *    departed grace below covers the time that takes.)
+ * 2. For every member M, at every instant, M's allowance <= M's lease in the table as it will be
+ *    once every claim M has sent so far is ordered: M's sent lowers already bound it, its raises
+ *    only increase its lease, and M raises its allowance only to what the table says after its
+ *    own raise. So sum(allowances) <= sum(leases of that table) <= cap, because a raise is admitted
+ *    in agreed order only up to what the cap leaves free after every lease (leases.ts), and the
+ *    table is the same on every member at the same point of the order.
+ * 3. Across a view change the table is rebuilt from the members' syncs, each the sender's allowance
+ *    when it sent it (>= any later one: no raise is admitted until every member of the view has
+ *    synced), plus the departed members' leases, which stay until a 'release' sent after
+ *    DEPARTED_GRACE_MS (+ the key's period for a rate): longer than a cut-off member needs to see
+ *    that it lost quorum and stop, and for a rate until its last events have left every window.
+ * Rates: `use` of `DEST#msg/PERIOD` is the trailing window's count, so (1) says that the member's
+ * last PERIOD holds no more events than its allowance, and (2) that every window of the cluster's
+ * events holds no more than the cap.
+ */
 export class ClusterAllowances implements Allowances {
   private readonly own = new Map<LimitKey, Own>();
   private readonly rounds = new LeaseRounds();
@@ -508,4 +511,3 @@ export class ClusterAllowances implements Allowances {
   }
 }
 
-export { isDeparted };

@@ -1,11 +1,7 @@
-// The lease table as the shaping group agrees on it across view changes. Between view changes
-// members' claims change it in agreed order (LeaseTable.apply). At every view change the table is
-// rebuilt from what the members of the new view say in their 'sync' (a "round"): each member's own
-// leases exactly as it holds them, and the leases of members that departed ("departed leases",
-// kept under an id `name@epoch` until a 'release' gives them back after a grace). No raise is
-// admitted while a round is open, so a member that joins (its table empty) and the members that
-// were there (their table full) admit the same raises from the same table. Main thread; pure data,
-// no I/O, no clock: every member computes the same from the same agreed messages.
+// The lease table as the shaping group agrees on it across view changes: claims change it in agreed
+// order, and at every view change it is rebuilt from what the members of the new view say in their
+// 'sync' (a round), departed members' leases kept until released. Main thread; pure data, no I/O,
+// no clock: every member computes the same from the same agreed messages.
 
 import { LeaseTable, type LeaseClaim } from './leases.js';
 
@@ -48,6 +44,14 @@ export type Delivered =
   /** The round completed with this sync: the table is the new one. */
   | 'completed';
 
+/**
+ * Between view changes members' claims change the table in agreed order (LeaseTable.apply). At a
+ * view change the table is rebuilt from the new view's syncs: each member's own leases exactly as it
+ * holds them, and the leases of members that departed, kept under an id `name@epoch` until a
+ * 'release' gives them back after a grace. No raise is admitted while a round is open, so a member
+ * that joins (its table empty) and the members that were there (their table full) admit the same
+ * raises from the same table.
+ */
 export class LeaseRounds {
   /** The agreed table: the last completed round, then the claims applied since. */
   table = new LeaseTable();
