@@ -51,6 +51,7 @@ export class ShapingNode extends EventEmitter {
   private readonly link: GroupLink | null;
   private group: CorosyncGroup | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
+  private sendFailing = false;
   private stopped = false;
 
   constructor(private readonly o: ShapingNodeOptions) {
@@ -159,13 +160,17 @@ export class ShapingNode extends EventEmitter {
     this.publishRaw({ type: 'sync', node: this.o.node, now, ...leases, restrictions: this.state.restrictions(now) });
   }
 
+  /** Multicasts; false when corosync does not take it (said once until a send works again: the
+   *  leases send every 100 ms). */
   private publishRaw(m: ShapingMessage): boolean {
     if (this.group === null) return false;
     try {
       this.group.send(encodeShapingMessage(m));
+      this.sendFailing = false;
       return true;
     } catch (err) {
-      this.o.logger.warn({ err }, 'shaping: cannot multicast');
+      if (!this.sendFailing) this.o.logger.warn({ err }, 'shaping: cannot multicast');
+      this.sendFailing = true;
       return false;
     }
   }
