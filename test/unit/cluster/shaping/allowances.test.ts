@@ -207,6 +207,68 @@ describe('ClusterAllowances over the shaping group', () => {
     }
   });
 
+  it('keeps every window of a rate key under the cap while members restart, die, split and merge at random moments', () => {
+    const R = 'bulk.test#msg/10000';
+    for (const seed of [21, 22, 23, 24]) {
+      const rand = random(seed);
+      const g = new OrderedGroup(new Map([[R, 10_000]]));
+      const windows = (): void => {
+        const inWindow = g.members.flatMap((m) => m.user.events.get(R) ?? []).filter((t) => t > g.clock.now - 10_000).length;
+        if (inWindow > 20) throw new Error(`${inWindow} events in the window ending ${g.clock.now} (seed ${seed})`);
+        let sumAllowed = 0;
+        for (const m of g.alive) sumAllowed += m.allowances.allowance(R);
+        if (sumAllowed > 20) throw new Error(`allowances sum to ${sumAllowed} at ${g.clock.now} (seed ${seed})`);
+      };
+      const first = g.join('n1');
+      for (const n of ['n2', 'n3', 'n4']) g.join(n, first);
+      const want = (m: Member): void => {
+        const d = 1 + rand(12);
+        m.user.demand.set(R, d);
+        m.allowances.declare(R, 20, d);
+      };
+      for (const m of g.alive) want(m);
+      let names = 5;
+      let split: Member[] | null = null;
+      for (let step = 0; step < 1500; step++) {
+        const r = rand(100);
+        const anyone = g.alive[rand(g.alive.length)]!;
+        if (r < 40) {
+          if (anyone.deliverOne()) g.adjustAll();
+        } else if (r < 80) {
+          g.clock.runOne();
+          g.adjustAll();
+        } else if (r < 90) {
+          want(anyone);
+        } else if (r < 93 && split === null && g.alive.length > 3) {
+          g.kill(anyone);
+          if (rand(2) === 0) want(g.join(anyone.name, g.alive[0]));
+        } else if (r < 95 && split === null && g.alive.length < 6) {
+          want(g.join(`n${names++}`, g.alive[0]));
+        } else if (r < 97 && split === null) {
+          const side = [g.alive.at(-1)!];
+          split = side;
+          g.split(side);
+          const cut = split;
+          g.clock.setTimeout(() => { if (split === cut) for (const m of cut) m.quorum(false); }, rand(DEPARTED_GRACE_MS / 2));
+        } else if (split !== null) {
+          const back = split;
+          split = null;
+          if (back[0]!.alive) g.merge(g.alive.find((m) => !back.includes(m))!, back[0]!);
+          for (const m of g.alive) m.quorum(true);
+        }
+        windows();
+      }
+      if (split !== null) {
+        const back = split;
+        split = null;
+        if (back[0]!.alive) g.merge(g.alive.find((m) => !back.includes(m))!, back[0]!);
+        for (const m of g.alive) m.quorum(true);
+      }
+      g.run(60_000, windows);
+      for (const m of g.alive.slice(1)) expect(m.allowances.entries()).toEqual(g.alive[0]!.allowances.entries());
+    }
+  });
+
   it('gives a dead member\'s share back only after the grace, and within 2 s of the new view', () => {
     const g = new OrderedGroup();
     const n1 = g.join('n1');
