@@ -1,6 +1,7 @@
 // The shaping console commands: `shaping suspend DOMAIN [--binding NAME] DURATION [REASON]`,
 // `shaping resume DOMAIN [--binding NAME]`, `shaping suspensions` (every restriction in force,
-// cluster-wide: what, on what, until when, where it came from). Parsing and formatting only; the
+// cluster-wide: what, on what, until when, where it came from), `shaping leases` (every cluster-wide
+// limit's key, cap, and each member's lease, demand and use). Parsing and formatting only; the
 // change itself goes through ShapingNode (agreed order, every node). Main thread.
 
 import type { CommandTable } from '../../control/commands.js';
@@ -8,14 +9,16 @@ import { table } from '../../control/table.js';
 import { parseScalar } from '../../config/values.js';
 import { ErrorCode, VipError } from '../../errors.js';
 import { formatAge } from '../console.js';
+import type { LeaseEntry } from './leases.js';
 import type { Restriction } from './messages.js';
+import { isDeparted } from './rounds.js';
 import type { ShapingNode } from './node.js';
 
 const USAGE_SUSPEND = 'shaping suspend DOMAIN [--binding NAME] DURATION [REASON]';
 const USAGE_RESUME = 'shaping resume DOMAIN [--binding NAME]';
 
 export interface ShapingConsoleHost {
-  readonly shaping: Pick<ShapingNode, 'restrict' | 'lift' | 'restrictions'>;
+  readonly shaping: Pick<ShapingNode, 'restrict' | 'lift' | 'restrictions' | 'leaseEntries'>;
   /** The destination key limits count for a domain (the domain itself, or its MX set). */
   destinationOf(domain: string): string;
   /** Whether the binding is configured (an operator's typo must not suspend nothing). */
@@ -91,6 +94,25 @@ export function addShapingCommands(t: CommandTable, h: ShapingConsoleHost): void
     return `resuming ${r.domain} (${scope(r.binding)}): ${r.lifted} restriction(s) lifted on every node\n`;
   });
   t.add('shaping suspensions', 'every suspension, throttle and connection reduction in force, cluster-wide', () => formatRestrictions(h.shaping.restrictions(), h.now()));
+  t.add('shaping leases', 'every cluster-wide limit: its key, cap, and each member\'s lease, demand and use', () => {
+    const l = h.shaping.leaseEntries();
+    return formatLeases(l.status, l.entries);
+  });
+}
+
+/** `shaping leases`: the state in a line, then one row per (key, member); a departed member's
+ *  leases (held until its grace ends) say so. */
+export function formatLeases(status: string, entries: readonly LeaseEntry[]): string {
+  if (entries.length === 0) return `${status}\nno lease held\n`;
+  const rows = [['Key', 'Cap', 'Leased', 'Used', 'Member', 'Lease', 'Demand', 'Use']];
+  for (const e of entries) {
+    const used = e.holders.reduce((a, x) => a + x.use, 0);
+    e.holders.forEach((x, i) => {
+      const member = isDeparted(x.member) ? `${x.member.slice(0, x.member.indexOf('@'))} (departed)` : x.member;
+      rows.push([i === 0 ? e.key : '', i === 0 ? String(e.cap) : '', i === 0 ? String(e.sum) : '', i === 0 ? String(used) : '', member, String(x.lease), String(x.demand), String(x.use)]);
+    });
+  }
+  return `${status}\n${table(rows)}${entries.length} key(s)\n`;
 }
 
 /** "suspend", "throttle 60/60s", "connections 2": what a restriction does. */

@@ -4,6 +4,7 @@
 // untrusted: decode validates everything and returns an error instead of throwing. Pure.
 
 import type { LeaseClaim } from './leases.js';
+import type { DepartedLeases } from './rounds.js';
 
 /** An action in force: a suspension, throttle or connection reduction, cluster-wide. */
 export interface Restriction {
@@ -31,8 +32,15 @@ export type ShapingMessage =
   | { readonly type: 'restrict'; readonly node: string; readonly now: number; readonly restriction: Restriction }
   /** An operator ends a restriction early (`shaping resume`). */
   | { readonly type: 'lift'; readonly node: string; readonly now: number; readonly binding: string | null; readonly destination: string }
-  /** After a view change, each member's whole state: its claims and the restrictions it knows. */
-  | { readonly type: 'sync'; readonly node: string; readonly now: number; readonly claims: readonly LeaseClaim[]; readonly restrictions: readonly Restriction[] };
+  /** After a view change, each member's whole state: the view it is for (memberKeys, sorted; null
+   *  from a member that predates leases), its last completed lease round, its own leases, the
+   *  departed members' leases it knows, and the restrictions it knows. */
+  | {
+    readonly type: 'sync'; readonly node: string; readonly now: number; readonly claims: readonly LeaseClaim[]; readonly restrictions: readonly Restriction[];
+    readonly view: readonly string[] | null; readonly epoch: number; readonly departed: readonly DepartedLeases[];
+  }
+  /** A departed member's leases are given back (their grace ended): each (departed id, key). */
+  | { readonly type: 'release'; readonly node: string; readonly now: number; readonly released: ReadonlyArray<{ readonly id: string; readonly key: string }> };
 
 export const MAX_SHAPING_MESSAGE = 1024 * 1024;
 const MAX_TEXT = 1024;
@@ -43,17 +51,56 @@ export function encodeShapingMessage(m: ShapingMessage): Buffer {
 
 export type DecodedShaping = { readonly ok: true; readonly message: ShapingMessage } | { readonly ok: false; readonly error: string };
 
+const MAX_ITEMS = 100_000;
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT;
+/** A node name as the config allows it (Nodename): the lease table tells departed members' ids
+ *  (`name@epoch`) from names by the "@", so a peer must not send one as its name. */
+const NODE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const DEPARTED_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}@\d{1,15}$/;
+const MEMBER_KEY = /^\d{1,10}:\d{1,10}$/;
 
 function claimsOf(v: unknown): LeaseClaim[] | null {
-  if (!Array.isArray(v) || v.length > 100_000) return null;
+  if (!Array.isArray(v) || v.length > MAX_ITEMS) return null;
   const out: LeaseClaim[] = [];
   for (const c of v) {
     if (typeof c !== 'object' || c === null) return null;
     const x = c as Record<string, unknown>;
-    if (!isText(x.key) || !isCount(x.cap) || !isCount(x.lease) || !isCount(x.demand)) return null;
-    out.push({ key: x.key, cap: x.cap, lease: x.lease, demand: x.demand });
+    if (!isText(x.key) || !isCount(x.cap) || !isCount(x.lease) || !isCount(x.demand) || !isCount(x.use)) return null;
+    out.push({ key: x.key, cap: x.cap, lease: x.lease, demand: x.demand, use: x.use });
+  }
+  return out;
+}
+
+function departedOf(v: unknown): DepartedLeases[] | null {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > MAX_ITEMS) return null;
+  const out: DepartedLeases[] = [];
+  for (const d of v) {
+    if (typeof d !== 'object' || d === null) return null;
+    const x = d as Record<string, unknown>;
+    const claims = claimsOf(x.claims);
+    if (typeof x.id !== 'string' || !DEPARTED_ID.test(x.id) || claims === null) return null;
+    out.push({ id: x.id, claims });
+  }
+  return out;
+}
+
+/** A sync's view: null (absent) from a member that predates leases. */
+function viewOf(v: unknown): string[] | null | undefined {
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || v.length > 10_000 || !v.every((k) => typeof k === 'string' && MEMBER_KEY.test(k))) return undefined;
+  return v as string[];
+}
+
+function releasedOf(v: unknown): Array<{ id: string; key: string }> | null {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ITEMS) return null;
+  const out: Array<{ id: string; key: string }> = [];
+  for (const r of v) {
+    if (typeof r !== 'object' || r === null) return null;
+    const x = r as Record<string, unknown>;
+    if (typeof x.id !== 'string' || !DEPARTED_ID.test(x.id) || !isText(x.key)) return null;
+    out.push({ id: x.id, key: x.key });
   }
   return out;
 }
@@ -101,7 +148,7 @@ export function decodeShapingMessage(buf: Uint8Array): DecodedShaping {
   } catch {
     return { ok: false, error: 'not JSON' };
   }
-  if (!isText(m.node) || !isCount(m.now)) return { ok: false, error: 'no valid "node" and "now"' };
+  if (typeof m.node !== 'string' || !NODE.test(m.node) || !isCount(m.now)) return { ok: false, error: 'no valid "node" and "now"' };
   const node = m.node;
   const now = m.now;
   switch (m.type) {
@@ -119,8 +166,15 @@ export function decodeShapingMessage(buf: Uint8Array): DecodedShaping {
     case 'sync': {
       const claims = claimsOf(m.claims);
       const rs = restrictionsOf(m.restrictions);
-      if (claims === null || rs === null) return { ok: false, error: 'invalid sync' };
-      return { ok: true, message: { type: 'sync', node, now, claims, restrictions: rs } };
+      const view = viewOf(m.view);
+      const departed = departedOf(m.departed);
+      const epoch = m.epoch === undefined ? 0 : m.epoch;
+      if (claims === null || rs === null || view === undefined || departed === null || !isCount(epoch)) return { ok: false, error: 'invalid sync' };
+      return { ok: true, message: { type: 'sync', node, now, claims, restrictions: rs, view, epoch, departed } };
+    }
+    case 'release': {
+      const released = releasedOf(m.released);
+      return released ? { ok: true, message: { type: 'release', node, now, released } } : { ok: false, error: 'invalid release' };
     }
     default:
       return { ok: false, error: `unknown message type ${JSON.stringify(m.type)?.slice(0, 20)}` };

@@ -1,6 +1,6 @@
 // This node's member of the shaping group: the CPG group (its own, "vipmta-shaping", apart from the
 // DuraVIP election's) over which the cluster agrees on restrictions (suspensions, throttles,
-// connection reductions) and, later, on the leases of cluster-wide limits. A restriction is
+// connection reductions) and on the leases of cluster-wide limits (`allowances`, allowances.ts). A restriction is
 // multicast and applied when it comes back in agreed order, the same moment on every member; it
 // is persisted (the spool directory's shaping.json, written whole and renamed) so a restarted node
 // keeps it, and it ends on its own at its `until`. Without corosync (a single node) the same calls
@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import type { CorosyncGroup, CpgConfChange } from '../../native/index.js';
 import { GroupLink } from '../group-link.js';
 import { memberKey } from '../view.js';
+import { ClusterAllowances, type Timers } from './allowances.js';
+import type { LeaseEntry } from './leases.js';
 import { decodeShapingMessage, encodeShapingMessage, restrictionsOf, type Restriction, type ShapingMessage } from './messages.js';
 import { ShapingState, type InForce } from './state.js';
 
@@ -28,8 +30,13 @@ export interface ShapingNodeOptions {
   /** Join the shaping group (a clustered node); false: single node, changes apply at once. */
   readonly clustered: boolean;
   readonly now?: () => number;
+  /** Whether this node's partition is quorate now (the DuraVIP manager's); later changes come
+   *  through `allowances.quorumChanged`. Default: quorate. */
+  readonly quorate?: () => boolean;
   /** Tests inject a fake join. */
   readonly join?: (name: string) => Promise<CorosyncGroup>;
+  /** Tests inject the lease ticks' timers. */
+  readonly timers?: Timers;
 }
 
 /**
@@ -38,21 +45,30 @@ export interface ShapingNodeOptions {
  */
 export class ShapingNode extends EventEmitter {
   readonly state = new ShapingState();
+  /** The cluster-wide limits' allowances (the queue's and listeners' Allowances). */
+  readonly allowances: ClusterAllowances;
   private readonly now: () => number;
   private readonly link: GroupLink | null;
   private group: CorosyncGroup | null = null;
-  /** Member (nodeid:pid) -> node name, learned from what each member sends. */
-  private readonly names = new Map<string, string>();
   private expiryTimer: NodeJS.Timeout | null = null;
+  private sendFailing = false;
   private stopped = false;
 
   constructor(private readonly o: ShapingNodeOptions) {
     super();
     this.now = o.now ?? Date.now;
+    this.allowances = new ClusterAllowances({
+      node: o.node, logger: o.logger, clustered: o.clustered, now: this.now,
+      ...(o.quorate ? { quorate: o.quorate } : {}), ...(o.timers ? { timers: o.timers } : {}),
+    });
     this.link = o.clustered
       ? new GroupLink({
-        name: SHAPING_GROUP, logger: o.logger, prefix: 'shaping: ', without: 'restrictions apply on this node only',
-        joined: (g) => this.joined(g), lost: () => { this.group = null; },
+        name: SHAPING_GROUP, logger: o.logger, prefix: 'shaping: ', without: 'restrictions apply on this node only and cluster-wide limits allow it nothing',
+        joined: (g) => this.joined(g),
+        lost: () => {
+          this.group = null;
+          this.allowances.detach();
+        },
         ...(o.join ? { join: o.join } : {}),
       })
       : null;
@@ -66,11 +82,13 @@ export class ShapingNode extends EventEmitter {
       this.o.logger.info({ restrictions: this.state.restrictions(this.now()).length }, 'shaping: restrictions restored');
     }
     this.scheduleExpiry();
+    this.allowances.start();
     this.link?.start();
   }
 
   stop(): void {
     this.stopped = true;
+    this.allowances.stop();
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     this.link?.stop();
     this.group = null;
@@ -83,6 +101,11 @@ export class ShapingNode extends EventEmitter {
 
   restrictions(): Restriction[] {
     return this.state.restrictions(this.now());
+  }
+
+  /** The lease table of cluster-wide limits (`shaping leases`), and its state in a line. */
+  leaseEntries(): { status: string; entries: LeaseEntry[] } {
+    return { status: this.allowances.status(), entries: this.allowances.entries() };
   }
 
   /** Starts a restriction cluster-wide (a rule fired here, or an operator). */
@@ -113,6 +136,7 @@ export class ShapingNode extends EventEmitter {
 
   private joined(g: CorosyncGroup): void {
     this.group = g;
+    this.allowances.attach((m) => this.publishRaw(m));
     g.on('confchg', (c: CpgConfChange) => this.onConfchg(c));
     g.on('message', (nodeId: number, pid: number, data: Buffer) => {
       const d = decodeShapingMessage(data);
@@ -120,36 +144,34 @@ export class ShapingNode extends EventEmitter {
         this.o.logger.warn({ nodeId, error: d.error }, 'shaping: ignored a message that does not decode');
         return;
       }
-      this.names.set(memberKey(nodeId, pid), d.message.node);
-      this.take(d.message);
+      const m = d.message;
+      if (m.type === 'claims' || m.type === 'sync' || m.type === 'release') this.allowances.deliver(memberKey(nodeId, pid), m);
+      if (m.type !== 'claims' && m.type !== 'release') this.take(m);
     });
     this.o.logger.info({ group: SHAPING_GROUP }, 'shaping: joined the shaping group');
   }
 
-  /** A view change: members that left give their leases back; everyone says what it knows. */
+  /** A view change: everyone says what it knows (its leases, the departed members' it knows, the
+   *  restrictions), so a member that joins learns it and the leases are agreed again. */
   private onConfchg(c: CpgConfChange): void {
-    const present = new Set<string>();
-    for (const m of c.members) {
-      const n = this.names.get(memberKey(m.nodeId, m.pid));
-      if (n !== undefined) present.add(n);
-    }
-    for (const m of c.left) {
-      const k = memberKey(m.nodeId, m.pid);
-      const n = this.names.get(k);
-      this.names.delete(k);
-      if (n !== undefined && !present.has(n)) this.state.leases.remove(n);
-    }
-    if (c.joined.length > 0 && this.group !== null) {
-      const now = this.now();
-      this.publishRaw({ type: 'sync', node: this.o.node, now, claims: [], restrictions: this.state.restrictions(now) });
-    }
+    if (this.group === null) return;
+    const leases = this.allowances.viewChanged(c.members.map((m) => memberKey(m.nodeId, m.pid)));
+    const now = this.now();
+    this.publishRaw({ type: 'sync', node: this.o.node, now, ...leases, restrictions: this.state.restrictions(now) });
   }
 
-  private publishRaw(m: ShapingMessage): void {
+  /** Multicasts; false when corosync does not take it (said once until a send works again: the
+   *  leases send every 100 ms). */
+  private publishRaw(m: ShapingMessage): boolean {
+    if (this.group === null) return false;
     try {
-      this.group?.send(encodeShapingMessage(m));
+      this.group.send(encodeShapingMessage(m));
+      this.sendFailing = false;
+      return true;
     } catch (err) {
-      this.o.logger.warn({ err }, 'shaping: cannot multicast');
+      if (!this.sendFailing) this.o.logger.warn({ err }, 'shaping: cannot multicast');
+      this.sendFailing = true;
+      return false;
     }
   }
 

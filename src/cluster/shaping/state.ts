@@ -1,11 +1,10 @@
-// The cluster's shaping state as every member holds it: the lease table of cluster-wide limits and
-// the restrictions in force (suspensions, throttles, connection reductions), changed only by the
-// shaping group's agreed messages so that every member holds the same. What applies to one
+// The cluster's shaping state as every member holds it: the restrictions in force (suspensions,
+// throttles, connection reductions), changed only by the shaping group's agreed messages so that
+// every member holds the same (the leases of cluster-wide limits are allowances.ts's). What applies to one
 // (binding, destination) is the strictest restriction in force for it. Restrictions end at their
 // origin's `until` (members' clocks are NTP-synchronized; a skew shortens or lengthens them by as
 // much). Main thread; pure data, the caller passes the clock and persists `restrictions()`.
 
-import { LeaseTable } from './leases.js';
 import type { Restriction, ShapingMessage } from './messages.js';
 
 /** What is in force for one (binding, destination) now. */
@@ -22,7 +21,6 @@ const keyOf = (r: Pick<Restriction, 'action' | 'binding' | 'destination'>): stri
 const perMs = (r: Restriction): number => r.rate!.count / r.rate!.periodMs;
 
 export class ShapingState {
-  readonly leases = new LeaseTable();
   private readonly byKey = new Map<string, Restriction>();
 
   /** Applies one agreed message; true when the restrictions in force changed (the caller persists
@@ -31,7 +29,7 @@ export class ShapingState {
     let changed = false;
     switch (m.type) {
       case 'claims':
-        this.leases.apply(m.node, m.claims);
+      case 'release':
         break;
       case 'restrict':
         changed = this.add(m.restriction, now);
@@ -42,7 +40,6 @@ export class ShapingState {
         }
         break;
       case 'sync':
-        this.leases.apply(m.node, m.claims);
         for (const r of m.restrictions) changed = this.add(r, now) || changed;
         break;
     }

@@ -1,12 +1,18 @@
 // The shaping console commands: suspend and resume parse their arguments (a bad one is a clear
 // error, an unknown binding refused), go through the shaping node, and `shaping suspensions` lists
-// what is in force.
+// what is in force; `shaping leases` lists every cluster-wide limit's holders.
 import { describe, expect, it } from 'vitest';
 import { CommandTable } from '../../../../src/control/commands.js';
-import { addShapingCommands, formatRestrictions } from '../../../../src/cluster/shaping/console.js';
+import { addShapingCommands, formatLeases, formatRestrictions } from '../../../../src/cluster/shaping/console.js';
+import type { LeaseEntry } from '../../../../src/cluster/shaping/leases.js';
 import type { Restriction } from '../../../../src/cluster/shaping/messages.js';
 
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
+
+const LEASES: LeaseEntry[] = [{
+  key: 'mx:mx1.webmail.test#conn', cap: 5, sum: 5,
+  holders: [{ member: 'n1', lease: 2, demand: 9, use: 2 }, { member: 'n2', lease: 2, demand: 3, use: 1 }, { member: 'n3@4', lease: 1, demand: 0, use: 1 }],
+}, { key: 'bulk.test#msg/60000', cap: 600, sum: 200, holders: [{ member: 'n2', lease: 200, demand: 600, use: 180 }] }];
 
 function host(): { t: CommandTable; made: Array<Omit<Restriction, 'origin'>>; lifted: Array<[string | null, string]> } {
   const made: Array<Omit<Restriction, 'origin'>> = [];
@@ -17,6 +23,7 @@ function host(): { t: CommandTable; made: Array<Omit<Restriction, 'origin'>>; li
       restrict: (r) => { made.push(r); },
       lift: (b, d) => { lifted.push([b, d]); },
       restrictions: () => made.map((r) => ({ ...r, origin: 'n1' })),
+      leaseEntries: () => ({ status: 'round 5', entries: LEASES }),
     },
     destinationOf: (d) => d,
     hasBinding: (b) => b === 'b1',
@@ -61,5 +68,19 @@ describe('shaping console', () => {
     expect(await t.run(['shaping', 'resume', 'bulk.test'])).toBe('resuming bulk.test (every binding): 2 restriction(s) lifted on every node\n');
     expect(lifted).toEqual([['b1', 'bulk.test'], [null, 'bulk.test']]);
     expect(formatRestrictions([], NOW)).toBe('no restriction in force\n');
+  });
+
+  it('lists every cluster-wide limit with each member\'s lease, demand and use, departed ones marked', async () => {
+    const { t } = host();
+    expect(await t.run(['shaping', 'leases'])).toBe(
+      'round 5\n'
+      + 'Key                       Cap  Leased  Used  Member         Lease  Demand  Use\n'
+      + 'mx:mx1.webmail.test#conn  5    5       4     n1             2      9       2\n'
+      + '                                             n2             2      3       1\n'
+      + '                                             n3 (departed)  1      0       1\n'
+      + 'bulk.test#msg/60000       600  200     180   n2             200    600     180\n'
+      + '2 key(s)\n',
+    );
+    expect(formatLeases('single node: every limit is this node\'s whole', [])).toBe('single node: every limit is this node\'s whole\nno lease held\n');
   });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LeaseTable, waterFill, type LeaseClaim } from '../../../../src/cluster/shaping/leases.js';
 
 const K = 'webmail.test#connections';
-const claim = (lease: number, demand: number, cap = 5, key = K): LeaseClaim => ({ key, cap, lease, demand });
+const claim = (lease: number, demand: number, cap = 5, key = K): LeaseClaim => ({ key, cap, lease, demand, use: 0 });
 
 describe('LeaseTable', () => {
   it('admits a raise only up to what the other leases leave free, and takes a decrease as is', () => {
@@ -70,6 +70,34 @@ describe('LeaseTable', () => {
     }
     expect(['n1', 'n2', 'n3'].map((m) => t.lease(m, K))).toEqual([2, 2, 1]);
     expect(t.sum(K)).toBe(5);
+  });
+});
+
+describe('LeaseTable for view changes', () => {
+  it('sets a member\'s leases as it says them, merges departed ones by the higher, releases one key', () => {
+    const t = new LeaseTable();
+    t.apply('n1', [claim(3, 3), claim(1, 1, 3, 'other')]);
+    t.set('n1', [claim(2, 5)]);
+    expect(t.claimsOf('n1')).toEqual([{ key: K, cap: 5, lease: 2, demand: 5, use: 0 }]);
+    t.merge('n2@1', [claim(1, 0)]);
+    t.merge('n2@1', [claim(2, 0, 6)]);
+    expect(t.lease('n2@1', K)).toBe(2);
+    expect(t.cap(K)).toBe(5);
+    expect(t.free(K)).toBe(1);
+    expect(t.release('n2@1', K)).toBe(true);
+    expect(t.release('n2@1', K)).toBe(false);
+    expect(t.holders()).toEqual(new Set(['n1']));
+  });
+
+  it('cuts a raise when raises are held (a view change being agreed), and aims with a member\'s own demand', () => {
+    const t = new LeaseTable();
+    t.apply('n1', [claim(2, 2)]);
+    expect(t.apply('n1', [claim(4, 4)], false)).toEqual([2]);
+    expect(t.apply('n1', [claim(1, 4)], false)).toEqual([1]);
+    // n2 has not claimed yet: it aims with what it is about to announce.
+    expect(t.target('n2', K)).toBe(0);
+    expect(t.target('n2', K, { cap: 5, demand: 10 })).toBe(2); // the odd unit to n1, first by name
+    expect(t.target('n1', K, { cap: 3, demand: 4 })).toBe(3);
   });
 });
 

@@ -1,6 +1,7 @@
 // The shaping group's member: a restriction made on one node is in force on every node at the same
 // point of the agreed order, a lift ends it everywhere, restrictions survive a restart (persisted),
-// end on their own, a node that joins learns them, and a single node applies them at once. Nodes
+// end on their own, a node that joins learns them, and a single node applies them at once; the
+// leases of cluster-wide limits go through the same group (allowances.test.ts tests them). Nodes
 // share an in-memory bus that delivers every message to every member in one order, as CPG does.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CorosyncGroup, CpgConfChange } from '../../../../src/native/index.js';
 import { ShapingNode } from '../../../../src/cluster/shaping/node.js';
 import type { Restriction } from '../../../../src/cluster/shaping/messages.js';
+import { FakeClock } from './ordered-group.js';
 
 class Bus {
   readonly members: FakeGroup[] = [];
@@ -119,5 +121,35 @@ describe('ShapingNode', () => {
     expect(n.inForce('b2', 'bulk.test').suspended).toBeNull();
     expect(JSON.parse(fs.readFileSync(file, 'utf8')).restrictions).toHaveLength(1);
     n.stop();
+  });
+
+  it('carries the leases: claims agreed on every node, the same table everywhere, a single node whole', async () => {
+    const bus = new Bus();
+    const fake = new FakeClock();
+    const K = 'webmail.test#conn';
+    const mk = (name: string, id: number): ShapingNode => {
+      const n = new ShapingNode({
+        node: name, logger: silent, file: null, clustered: true, now: () => fake.now, timers: fake,
+        join: async () => { const g = new FakeGroup(bus, id, 100 + id); bus.join(g); return g as unknown as CorosyncGroup; },
+      });
+      n.start();
+      return n;
+    };
+    const [a, b] = [mk('n1', 1), mk('n2', 2)];
+    await settle();
+    a.allowances.declare(K, 4, 10);
+    b.allowances.declare(K, 4, 10);
+    expect(a.allowances.allowance(K)).toBe(0);
+    for (let i = 0; i < 30; i++) {
+      fake.runOne();
+      await settle();
+    }
+    expect([a, b].map((n) => n.allowances.allowance(K))).toEqual([2, 2]);
+    expect(a.leaseEntries()).toEqual(b.leaseEntries());
+    expect(a.leaseEntries().entries[0]).toMatchObject({ key: K, cap: 4, sum: 4 });
+    for (const n of [a, b]) n.stop();
+    const single = new ShapingNode({ node: 'n1', logger: silent, file: null, clustered: false });
+    single.allowances.declare(K, 4, 10);
+    expect(single.allowances.allowance(K)).toBe(4);
   });
 });
