@@ -1,7 +1,8 @@
-// The unit of work the queue hands to a delivery worker: plain data that survives structured clone
-// (the worker protocol carries it as it is). Pure types; any thread.
+// The unit of work the queue hands to a delivery worker, and what comes back: plain data that
+// survives structured clone (the worker protocol carries it as it is). Pure types; any thread.
 import type { BindingIdentity } from './deliver.js';
 import type { HostPort } from '../net/address.js';
+import type { MessageResult } from './results.js';
 import type { TlsPolicy } from './session.js';
 
 /** Messages for one (binding, domain) that one worker delivers over one connection at a time.
@@ -11,4 +12,21 @@ export interface DeliveryBatch {
   target: { domain: string; routes: HostPort[]; maxDeliveriesPerConnection: number };
   tls: TlsPolicy;
   messages: { id: string; from: string; rcpt: string[] }[];
+  /** An idle connection of this worker (its id) the batch should use; the engine closes it and
+   *  opens another when it is gone or leads elsewhere. null: open one. The main thread owns the
+   *  idle connections: the engine reuses no other. */
+  conn: number | null;
+  /** New connections the batch may open (connection limits and throttles); beyond them the rest
+   *  of the batch comes back untried ('throttled', marked `cut`: no attempt counted). */
+  mayOpen: number;
+}
+
+/** A batch's results and what it left open. Every connection it closed is closed (the socket's
+ *  'close' seen) before this is sent. */
+export interface BatchOutcome {
+  results: MessageResult[];
+  /** The connection it keeps idle for the main thread to hand on (id, transactions done). */
+  kept: { id: number; deliveries: number } | null;
+  /** Connections it opened. */
+  opened: number;
 }
