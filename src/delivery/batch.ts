@@ -1,9 +1,10 @@
 // The unit of work the queue hands to a delivery worker, and what comes back: plain data that
 // survives structured clone (the worker protocol carries it as it is). Pure types; any thread.
-import type { BindingIdentity } from './deliver.js';
+import type { BatchOutcome, BindingIdentity } from './deliver.js';
 import type { HostPort } from '../net/address.js';
-import type { MessageResult } from './results.js';
 import type { TlsPolicy } from './session.js';
+
+export type { BatchOutcome };
 
 /** Messages for one (binding, domain) that one worker delivers over one connection at a time.
  *  Bodies are not in it: the worker reads each from the spool. */
@@ -21,12 +22,3 @@ export interface DeliveryBatch {
   mayOpen: number;
 }
 
-/** A batch's results and what it left open. Every connection it closed is closed (the socket's
- *  'close' seen) before this is sent. */
-export interface BatchOutcome {
-  results: MessageResult[];
-  /** The connection it keeps idle for the main thread to hand on (id, transactions done). */
-  kept: { id: number; deliveries: number } | null;
-  /** Connections it opened. */
-  opened: number;
-}

@@ -12,7 +12,6 @@ import { resolveDestination, type Candidate, type DnsResolver } from './mx.js';
 import { replyText } from '../smtp/replies.js';
 import { cutFailure, DeliveryFailure, localResult, remoteResult, type MessageResult, type RecipientResult, type Where } from './results.js';
 import { HostRefused, needsUtf8, SmtpSession, type TlsPolicy } from './session.js';
-import type { BatchOutcome } from './batch.js';
 
 export interface DeliveryTarget {
   domain: string;
@@ -69,6 +68,16 @@ export interface DeliveryEngineOptions {
    *  id, called after its socket closed. Not for those closeIdle() closes (it answers for them). */
   onIdleClosed?: (id: number) => void;
   logger: DeliveryLogger;
+}
+
+/** A batch's results and what it left open. Every connection it closed is closed (the socket's
+ *  'close' seen) before this is sent. */
+export interface BatchOutcome {
+  results: MessageResult[];
+  /** The connection it keeps idle for the main thread to hand on (id, transactions done). */
+  kept: { id: number; deliveries: number } | null;
+  /** Connections it opened. */
+  opened: number;
 }
 
 /** Which connection a batch may use: the idle one named (`conn`) and how many it may open. */

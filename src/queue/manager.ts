@@ -534,7 +534,15 @@ export class QueueManager {
     this.doneBatch.push(id);
   }
 
-  private async flushDone(): Promise<void> {
+  /** One flush after another: stop() waits for one already writing, not only for its own. */
+  private flushing: Promise<void> = Promise.resolve();
+
+  private flushDone(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flushNow());
+    return this.flushing;
+  }
+
+  private async flushNow(): Promise<void> {
     if (this.doneBatch.length === 0) return;
     const ids = this.doneBatch.splice(0);
     try {
