@@ -72,6 +72,8 @@ export interface BookOptions {
   closeIdle: (worker: number, ids: number[]) => Promise<number[]>;
   /** Something changed that may let a queue go (the pump looks again). */
   changed: () => void;
+  /** An allowance changed: a queue its cluster window held back looks again now. */
+  wake: (q: BookQueue) => void;
   onError: (err: unknown) => void;
 }
 
@@ -89,7 +91,10 @@ export class ConnectionBook implements AllowanceUse {
   constructor(private readonly o: BookOptions) {
     o.allowances?.setUse(this);
     o.allowances?.onChange(() => {
-      for (const d of this.byKey.values()) this.dirty.add(d);
+      for (const d of this.byKey.values()) {
+        this.dirty.add(d);
+        if (d.msg !== null || d.opens !== null) for (const q of d.queues) o.wake(q);
+      }
       o.changed();
     });
   }

@@ -154,6 +154,11 @@ export class Scheduler {
       closeIdle: o.closeIdle ?? (() => Promise.resolve([])),
       // Queues waiting for a connection stay on the run list: the pump looks at them again.
       changed: () => this.schedulePump(),
+      wake: (q) => {
+        const dq = q as DestQueue;
+        this.held.release(dq);
+        if (dq.ready > 0) this.runnable.add(dq);
+      },
       onError: (err) => o.logger.warn({ err }, 'queue: closing idle delivery connections failed'),
     });
   }

@@ -312,6 +312,18 @@ describe('connection book', () => {
     expect(maxInWindow(low.filter((t) => t >= at + 1000), 1000)).toBeLessThanOrEqual(2);
   });
 
+  it('a queue its cluster window holds at allowance 0 goes as soon as the allowance rises', async () => {
+    const s = sim('Cluster_Outbound_Throttle_Messages = "100/1m"', { duration: 10 });
+    const key = `${DEST}#msg/60000`;
+    s.add(3, 'b1');
+    s.qm.start();
+    await s.run(1000);
+    expect(s.calls).toHaveLength(0);
+    s.a.set(key, 10);
+    await s.run(10);
+    expect(s.qm.size).toBe(0);
+  });
+
   it('Outbound_Throttle_Connections holds new connections, not batches with an idle one', async () => {
     const s = sim('Outbound_Throttle_Connections = "1/10s"\nMax_Outbound_Connections = 3\nMax_Deliveries_Per_Connection = 100', { duration: 10, allowances: false });
     s.add(1, 'b1');
