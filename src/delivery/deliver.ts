@@ -190,7 +190,18 @@ export class DeliveryEngine {
       this.running.delete(run);
     }
     const k = conns.kept;
+    if (k === null && !conns.namedTaken && use !== null && use.conn !== null) {
+      // Never reached a connection (DNS failed, a cut while resolving): the named one is still
+      // idle here, and the main thread counts it again.
+      return { results: out, kept: this.idleConn(use.conn), opened: conns.opened };
+    }
     return { results: out, kept: k === null ? null : { id: this.meta.get(k)!.id, deliveries: k.deliveries }, opened: conns.opened };
+  }
+
+  /** Idle connection `id` (its transactions done so far), or null when it is not idle here. */
+  idleConn(id: number): { id: number; deliveries: number } | null {
+    const e = this.idle.get(id);
+    return e === undefined ? null : { id, deliveries: e.session.deliveries };
   }
 
   private async send(run: Running, conns: CallConns, binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[], out: MessageResult[]): Promise<MessageResult[]> {

@@ -133,7 +133,8 @@ async function deliver(batch: DeliveryBatch): Promise<BatchOutcome> {
     r.results.forEach((m, k) => (out[index[k]!] = m));
     return { results: out, kept: r.kept, opened: r.opened };
   }
-  return { results: out, kept: null, opened: 0 };
+  // No body could be read: the named connection was not used and stays idle, counted again.
+  return { results: out, kept: batch.conn === null ? null : engine.idleConn(batch.conn), opened: 0 };
 }
 // ---- #mmove (issue 6): ECCluster_Listener receivers and the sender's pooled connections ----
 // Without a table from the main thread (tests that start a bare worker) this worker keeps its own.

@@ -144,6 +144,22 @@ describe('connections named by the main thread', () => {
     expect(s.connections).toBe(2);
   });
 
+  it('gives back the named connection it never reached (the destination did not resolve)', async () => {
+    const s = await sink();
+    cleanup.push(() => s.close());
+    const fail = () => Promise.reject(Object.assign(new Error('queryMx ESERVFAIL'), { code: 'ESERVFAIL' }));
+    const e = new DeliveryEngine({
+      connectTimeoutMs: 10_000, commandTimeoutMs: 10_000, maxDeliveriesPerConnection: 100, idleTimeoutMs: 60_000,
+      dns: { resolveMx: fail, resolve4: fail, resolve6: fail }, logger: { debug() {}, warn() {} },
+    });
+    cleanup.push(() => e.close());
+    const a = await run(e, s.port, 1, { conn: null, mayOpen: 1 });
+    const r = await e.run({ name: 'b', bindAddress: null, ehloHostname: 'me.test' }, { domain: 'nowhere.test' }, { mode: 'opportunistic', verify: false }, msgs(1), { conn: a.kept!.id, mayOpen: 1 });
+    expect(r.results[0]!.results[0]!.status).toBe('deferred');
+    expect(r).toMatchObject({ opened: 0, kept: { id: a.kept!.id, deliveries: 1 } });
+    expect(e.hasIdle(a.kept!.id)).toBe(true);
+  });
+
   it('answers only after the connections it closed are closed (QUIT said, its wait over)', async () => {
     // The sink never answers QUIT: the engine waits for it (bounded by the command timeout).
     const s = await sink(false);
