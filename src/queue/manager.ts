@@ -370,6 +370,15 @@ export class QueueManager {
     this.sched.workerGone(worker);
   }
 
+  /** Per queue with connections open: how many (idle ones included) and how many idle (metrics). */
+  connectionsPerQueue(): { bindingGroup: string; binding: string; domain: string; open: number; idle: number }[] {
+    const out: { bindingGroup: string; binding: string; domain: string; open: number; idle: number }[] = [];
+    for (const q of this.sched.queues) {
+      if (q.conns > 0) out.push({ bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, open: q.conns, idle: q.idle.length });
+    }
+    return out;
+  }
+
   /** Delivery connections open now (in use or idle), idle ones, and closeIdle calls made (metrics). */
   get connectionStats(): { open: number; idle: number; closeIdleCalls: number } {
     const b = this.sched.book;

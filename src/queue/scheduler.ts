@@ -459,10 +459,11 @@ export class Scheduler {
     }
     const lo = q.opens;
     const co = d.opens;
+    // Looked at last: a queue whose connections are all open waits without reading its windows.
+    if (c === null && q.conns >= q.maxConnections) return false;
     const opensOk = (lo === null || lo.available(now) > 0) && book.opensAvailable(d, now) > 0;
     let mayOpen = 1;
     if (c === null) {
-      if (q.conns >= q.maxConnections) return false;
       if (book.connRoom(d) <= 0) {
         book.makeRoom(q, d);
         return false;
