@@ -116,7 +116,7 @@ export class ConnectionBook implements AllowanceUse {
   }
 
   /** The cluster-wide limits on `d` as the config sets them now (0 / null: none). */
-  configure(d: DestState, connCap: number, msgRate: Rate | null, opensRate: Rate | null, now: number): void {
+  configure(d: DestState, connCap: number, msgRate: Rate | null, opensRate: Rate | null): void {
     const a = this.o.allowances;
     const connKey = connCap > 0 ? connectionsKey(d.key) : null;
     if (d.connKey !== null && d.connKey !== connKey) this.drop(d.connKey);
@@ -137,7 +137,6 @@ export class ConnectionBook implements AllowanceUse {
     for (const k of [connKey, mk, ok]) if (k !== null) this.byKey.set(k, d);
     d.declared = { conn: -1, msg: -1, opens: -1 };
     if (d.limited) this.dirty.add(d);
-    void now;
   }
 
   private drop(key: LimitKey): void {
