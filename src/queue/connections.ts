@@ -44,6 +44,9 @@ export class DestState {
   readonly queues = new Set<BookQueue>();
   /** Idle connections being closed to give room (closeIdle in progress). */
   closing = 0;
+  /** Queues waiting for room under the cluster limit: a queue of another binding gives its
+   *  connection up at its batch's end rather than keep it (no binding starves the others). */
+  readonly starving = new Set<BookQueue>();
   /** Cluster_Max_Outbound_Connections (0: none) and its limit key. */
   connCap = 0;
   connKey: LimitKey | null = null;
@@ -208,9 +211,20 @@ export class ConnectionBook implements AllowanceUse {
     return c.dest;
   }
 
+  /** Whether `q` should give its idle connection under `d` up: another binding waits for room. */
+  othersWait(q: BookQueue, d: DestState): boolean {
+    if (d.starving.size === 0) return false;
+    for (const w of d.starving) {
+      if (w.ready === 0 || w.dest !== d) d.starving.delete(w);
+      else if (w.binding !== q.binding || w.bindingGroup !== q.bindingGroup) return true;
+    }
+    return false;
+  }
+
   /** A batch of `q` that may open a connection is dispatched: counted from now on. */
   openSlot(q: BookQueue): DestState {
     const d = q.dest!;
+    d.starving.delete(q);
     q.conns++;
     d.open++;
     this.openCount++;
@@ -314,6 +328,7 @@ export class ConnectionBook implements AllowanceUse {
   /** `q` (binding B) waits for a connection under `d` and `d` is full: an idle connection of
    *  another binding (one `q` cannot use) is closed to make room, one at a time. */
   makeRoom(q: BookQueue, d: DestState): void {
+    d.starving.add(q);
     if (d.closing > 0) return;
     for (const c of d.idle) {
       if (c.closing || (c.owner.binding === q.binding && c.owner.bindingGroup === q.bindingGroup)) continue;

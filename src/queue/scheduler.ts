@@ -457,6 +457,15 @@ export class Scheduler {
       book.close([c]);
       return true;
     }
+    if (c !== null && book.othersWait(q, c.dest)) {
+      // The cluster limit is full and another binding waits: its turn (connections, not batches,
+      // are what the limit shares, so a busy binding would otherwise keep its own for ever). To
+      // the end of the run list, so that the room the close makes goes to the one waiting first.
+      book.close([c]);
+      this.runnable.delete(q);
+      this.runnable.add(q);
+      return false;
+    }
     const lo = q.opens;
     const co = d.opens;
     // Looked at last: a queue whose connections are all open waits without reading its windows.

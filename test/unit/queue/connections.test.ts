@@ -233,6 +233,23 @@ describe('connection book', () => {
     expect(s.calls.at(-1)!.binding).toBe('b2');
   });
 
+  it('takes turns under a full cluster limit: a busy binding gives its connection up to a waiting one', async () => {
+    const s = sim('Cluster_Max_Outbound_Connections = 5\nMax_Deliveries_Per_Connection = 1000', { duration: 50 });
+    s.a.set(conn, 1);
+    s.add(150, 'b1');
+    s.qm.start();
+    await s.run(10);
+    s.add(150, 'b2');
+    await s.run(20_000);
+    expect(s.qm.size).toBe(0);
+    expect(s.peak.n).toBe(1);
+    const order = s.calls.map((c) => c.binding);
+    // b2 got its first batch before b1 had sent all of its mail.
+    expect(order.indexOf('b2')).toBeLessThan(order.lastIndexOf('b1'));
+    // And they went on taking turns.
+    expect(order.filter((b, i) => i > 0 && b !== order[i - 1]).length).toBeGreaterThanOrEqual(3);
+  });
+
   it('gives a queue\'s next batch its idle connection, on the worker that holds it', async () => {
     const s = sim('Max_Outbound_Connections = 1', { workers: 4, allowances: false });
     s.add(1, 'b1');
