@@ -205,6 +205,7 @@ export class ConnectionBook implements AllowanceUse {
    *  batch's connection is counted. */
   useIdle(c: IdleConn, q: BookQueue): DestState {
     this.unidle(c);
+    c.dest.starving.delete(q);
     c.owner.conns--;
     q.conns++;
     this.dirty.add(c.dest);
