@@ -373,6 +373,22 @@ export const OPTIONS = {
     type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
     description: 'Most messages sent from one binding to one destination per period, over every sliding window of that period ("300/60s"). Enforced by the node that owns the binding.',
   },
+  Outbound_Throttle_Connections: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most connections opened from one binding to one destination per period, over every sliding window of that period ("5/1s"). A batch that can reuse an idle connection never waits for it; one that must open a connection waits while the window is full. Enforced by the node that owns the binding.',
+  },
+  Cluster_Max_Outbound_Connections: {
+    type: { kind: 'integer', min: 0, max: 1_000_000 }, scopes: FALLBACK, default: '0',
+    description: 'Most connections open to one destination (the domain, or with Mx_Rollup its MX set) from the whole cluster, all bindings of all nodes together, idle ones included; 0: no limit. Each node uses the share its lease gives it, never more at any instant.',
+  },
+  Cluster_Outbound_Throttle_Messages: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most messages sent to one destination per period from the whole cluster, over every sliding window of that period ("600/60s"); each node sends within its lease of it.',
+  },
+  Cluster_Outbound_Throttle_Connections: {
+    type: { kind: 'rate' }, scopes: FALLBACK, default: 'unlimited',
+    description: 'Most connections opened to one destination per period from the whole cluster ("10/1s"); each node opens within its lease of it. Batches that reuse an idle connection do not count.',
+  },
   // --- Shaping_Rule (response-driven shaping: Momentum's Adaptive Delivery) ---
   Mx_Rollup: {
     type: { kind: 'boolean' }, scopes: ['global'], default: 'true',

@@ -1,6 +1,8 @@
 // The delivery engine of one worker: takes a batch of messages for one (binding, destination
-// domain), finds the MX or route, and delivers over a connection from the binding's address,
-// reusing idle connections per (binding, host) across batches. Reports one result per recipient;
+// domain), finds the MX or route, and delivers over a connection from the binding's address.
+// Each connection has an id; an idle one is kept for the connection the main thread names in a
+// later batch (the main thread's book counts it), and closes on its own after the idle timeout,
+// reported through onIdleClosed. Reports one result per recipient;
 // deciding what happens next (retry, bounce, done-mark) is the queue manager's job on the main thread.
 // Runs on a delivery worker; waits on DNS and sockets only.
 import { Resolver } from 'node:dns/promises';
@@ -62,7 +64,26 @@ export interface DeliveryEngineOptions {
   mxPort?: number;
   /** Addresses tried per batch over all MX hosts (Postfix's smtp_mx_address_limit). Default 5. */
   maxAddresses?: number;
+  /** An idle connection closed on its own (idle timeout, peer hangup, abortFrom, close()): its
+   *  id, called after its socket closed. Not for those closeIdle() closes (it answers for them). */
+  onIdleClosed?: (id: number) => void;
   logger: DeliveryLogger;
+}
+
+/** A batch's results and what it left open. Every connection it closed is closed (the socket's
+ *  'close' seen) before this is sent. */
+export interface BatchOutcome {
+  results: MessageResult[];
+  /** The connection it keeps idle for the main thread to hand on (id, transactions done). */
+  kept: { id: number; deliveries: number } | null;
+  /** Connections it opened. */
+  opened: number;
+}
+
+/** Which connection a batch may use: the idle one named (`conn`) and how many it may open. */
+export interface ConnUse {
+  conn: number | null;
+  mayOpen: number;
 }
 
 export type { TlsPolicy } from './session.js';
@@ -78,9 +99,26 @@ export interface DeliveryStats {
 }
 
 interface IdleSession {
+  id: number;
+  key: string;
   session: SmtpSession;
   timer: NodeJS.Timeout;
 }
+
+/** The connections one deliver() call has used (one array per call, never per message). */
+interface CallConns {
+  /** null: the engine's own reuse of any idle connection with the pool key (direct callers). */
+  use: ConnUse | null;
+  /** The named idle connection was looked at already. */
+  namedTaken: boolean;
+  opened: number;
+  /** Every connection it used: each not kept is closed (and its close awaited) before it returns. */
+  used: SmtpSession[];
+  kept: SmtpSession | null;
+}
+
+/** Connection ids: unique in the thread (a replaced engine's connections keep theirs). */
+let nextConnId = 1;
 
 /** One deliver() call in progress: abortFrom finds it by its source address and aborts it. */
 interface Running {
@@ -95,9 +133,10 @@ const NOWHERE: Where = { remoteHost: null, remoteAddress: null };
 
 export class DeliveryEngine {
   private readonly dns: DnsResolver;
-  private readonly idle = new Map<string, IdleSession[]>();
-  /** The pool key of each connection we opened. */
-  private readonly keys = new WeakMap<SmtpSession, string>();
+  /** Idle connections by id. */
+  private readonly idle = new Map<number, IdleSession>();
+  /** The id and pool key of each connection we opened. */
+  private readonly meta = new WeakMap<SmtpSession, { id: number; key: string }>();
   /** Every open connection, idle or in use (for abortFrom). */
   private readonly open = new Set<SmtpSession>();
   /** Every deliver() call in progress (for abortFrom), whatever it is doing. */
@@ -116,9 +155,7 @@ export class DeliveryEngine {
   }
 
   stats(): DeliveryStats {
-    let idle = 0;
-    for (const l of this.idle.values()) idle += l.length;
-    return { ...this.counters, idle };
+    return { ...this.counters, idle: this.idle.size };
   }
 
   /** deliver() calls in progress. */
@@ -130,31 +167,54 @@ export class DeliveryEngine {
    *  time; run several calls at once for parallel connections. Never rejects for a delivery
    *  problem: every recipient gets a result. */
   async deliver(binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[]): Promise<MessageResult[]> {
+    return (await this.run(binding, target, tls, messages, null)).results;
+  }
+
+  /** deliver() for the queue: uses the idle connection `use.conn` names (if still good), opens at
+   *  most `use.mayOpen`, and says which connection it keeps idle. Every other connection it used
+   *  is closed, its socket's close seen, before this resolves. */
+  async run(binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[], use: ConnUse | null): Promise<BatchOutcome> {
     const out: MessageResult[] = messages.map((m) => ({ id: m.id, results: [], localAddress: null }));
+    const conns: CallConns = { use, namedTaken: false, opened: 0, used: [], kept: null };
     if (this.closed) {
       for (let i = 0; i < messages.length; i++) out[i]!.results = messages[i]!.rcpt.map((r) => localResult(r, 'shuttingDown', 'delivery engine shutting down', NOWHERE));
-      return out;
+      // The named connection is this engine's no more (close() closed it and reported it).
+      return { results: out, kept: null, opened: 0 };
     }
     // Registered before the first await: a cut that arrives after this call started reaches it.
     const run: Running = { bindAddress: binding.bindAddress, ctl: new AbortController(), session: null };
     this.running.add(run);
     try {
-      return await this.send(run, binding, target, tls, messages, out);
+      await this.send(run, conns, binding, target, tls, messages, out);
     } finally {
       this.running.delete(run);
     }
+    const k = conns.kept;
+    if (k === null && !conns.namedTaken && use !== null && use.conn !== null) {
+      // Never reached a connection (DNS failed, a cut while resolving): the named one is still
+      // idle here, and the main thread counts it again.
+      return { results: out, kept: this.idleConn(use.conn), opened: conns.opened };
+    }
+    return { results: out, kept: k === null ? null : { id: this.meta.get(k)!.id, deliveries: k.deliveries }, opened: conns.opened };
   }
 
-  private async send(run: Running, binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[], out: MessageResult[]): Promise<MessageResult[]> {
+  /** Idle connection `id` (its transactions done so far), or null when it is not idle here. */
+  idleConn(id: number): { id: number; deliveries: number } | null {
+    const e = this.idle.get(id);
+    return e === undefined ? null : { id, deliveries: e.session.deliveries };
+  }
+
+  private async send(run: Running, conns: CallConns, binding: BindingIdentity, target: DeliveryTarget, tls: TlsPolicy, messages: OutboundMessage[], out: MessageResult[]): Promise<MessageResult[]> {
     const signal = run.ctl.signal;
     const failAll = (from: number, f: (rcpt: string) => RecipientResult) => {
       for (let i = from; i < messages.length; i++) out[i]!.results = messages[i]!.rcpt.map(f);
     };
-    /** abortFrom cut this call: message i's recipients from `start` on (`results` holds the
-     *  earlier ones) and every later message end as 'bindingMoved', untried from here on. */
-    const cutRest = (i: number, start: number, results: Map<string, RecipientResult> | null, where: Where): MessageResult[] => {
-      const reason = signal.reason as DeliveryFailure;
-      const f = (r: string) => localResult(r, 'bindingMoved', reason.detail, where);
+    /** abortFrom cut this call (or `why`: a throttle held its next connection): message i's
+     *  recipients from `start` on (`results` holds the earlier ones) and every later message end
+     *  as 'bindingMoved' ('throttled'), untried from here on. */
+    const cutRest = (i: number, start: number, results: Map<string, RecipientResult> | null, where: Where, why?: DeliveryFailure): MessageResult[] => {
+      const reason = why ?? (signal.reason as DeliveryFailure);
+      const f = (r: string) => localResult(r, reason.failure, reason.detail, where);
       for (let k = i; k < messages.length; k++) {
         const m = messages[k]!;
         if (k === i && results !== null) {
@@ -172,6 +232,7 @@ export class DeliveryEngine {
         family, port: this.o.mxPort ?? 25, limit: this.o.maxAddresses ?? 5,
       }), signal);
     } catch (err) {
+      // The named connection stays idle (the main thread still counts it); none was used.
       if (signal.aborted) return cutRest(0, 0, null, NOWHERE);
       if (!(err instanceof DeliveryFailure)) throw err;
       failAll(0, (r) => localResult(r, err.failure, err.detail, err.where));
@@ -200,10 +261,11 @@ export class DeliveryEngine {
             }
             if (session === null) {
               try {
-                session = await this.acquire(binding, candidates, tls, limit, signal);
+                session = await this.acquire(binding, candidates, tls, limit, signal, conns);
                 run.session = session;
               } catch (err) {
                 if (signal.aborted) return cutRest(i, start, results, NOWHERE);
+                if (err instanceof DeliveryFailure && err.failure === 'throttled') return cutRest(i, start, results, NOWHERE, err);
                 // No host took us: this message's remaining recipients and all later messages wait.
                 const f = this.failureOf(err);
                 for (const r of m.rcpt.slice(start)) results.set(r, f(r));
@@ -257,7 +319,8 @@ export class DeliveryEngine {
       }
       return out;
     } finally {
-      if (session !== null) this.release(session, limit);
+      if (session !== null) conns.kept = this.release(session, limit);
+      await this.shutAll(conns);
     }
   }
 
@@ -295,14 +358,33 @@ export class DeliveryEngine {
   async close(): Promise<void> {
     this.closed = true;
     const all: Promise<void>[] = [];
-    for (const list of this.idle.values()) {
-      for (const { session, timer } of list) {
-        clearTimeout(timer);
-        all.push(session.quit());
-      }
+    // Left in the map: each reports itself closed (onIdleClosed) when its socket is.
+    for (const { session, timer } of this.idle.values()) {
+      clearTimeout(timer);
+      all.push(this.shut(session));
     }
-    this.idle.clear();
     await Promise.all(all);
+  }
+
+  /** Closes these idle connections now (the main thread needs their room); resolves with the ids
+   *  it closed, once their sockets are closed. Ids not idle here (in use, gone) are left out. */
+  async closeIdle(ids: readonly number[]): Promise<number[]> {
+    const done: number[] = [];
+    const all: Promise<void>[] = [];
+    for (const id of ids) {
+      const e = this.idle.get(id);
+      if (e === undefined) continue;
+      this.unidle(e);
+      done.push(id);
+      all.push(this.shut(e.session));
+    }
+    await Promise.all(all);
+    return done;
+  }
+
+  /** Whether `id` is one of this engine's idle connections. */
+  hasIdle(id: number): boolean {
+    return this.idle.has(id);
   }
 
   private failureOf(err: unknown): (rcpt: string) => RecipientResult {
@@ -317,13 +399,17 @@ export class DeliveryEngine {
 
   /** An idle pooled connection to the first candidate that has one, else a new connection to the
    *  first candidate that works. Throws the last candidate's failure. */
-  private async acquire(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number, signal: AbortSignal): Promise<SmtpSession> {
-    for (const c of candidates) {
-      const s = this.take(poolKey(binding, c, tls), limit);
-      if (s !== null) {
-        this.counters.connectionsReused++;
-        return s;
-      }
+  private async acquire(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number, signal: AbortSignal, conns: CallConns): Promise<SmtpSession> {
+    const s = conns.use === null ? this.takeAny(binding, candidates, tls, limit) : this.takeNamed(binding, candidates, tls, limit, conns);
+    if (s !== null) {
+      this.counters.connectionsReused++;
+      conns.used.push(s);
+      return s;
+    }
+    // One connection per call at a time: the last one is closed before another opens.
+    await this.shutAll(conns);
+    if (conns.use !== null && conns.opened >= conns.use.mayOpen) {
+      throw new DeliveryFailure('throttled', 'held by a connection limit or throttle: no new connection allowed for this batch now', NOWHERE);
     }
     let last: unknown = null;
     for (const c of candidates) {
@@ -336,9 +422,12 @@ export class DeliveryEngine {
           dataTimeoutMs: this.o.dataTimeoutMs ?? this.o.commandTimeoutMs, signal,
         });
         this.counters.connectionsOpened++;
-        this.keys.set(s, poolKey(binding, c, tls));
+        conns.opened++;
+        conns.used.push(s);
+        const id = nextConnId++;
+        this.meta.set(s, { id, key: poolKey(binding, c, tls) });
         this.open.add(s);
-        s.onClose(() => this.open.delete(s));
+        s.onClose(() => this.onClosed(s, id));
         this.o.logger.debug({ binding: binding.name, host: c.host, address: c.address, port: c.port, local: s.localAddress, tls: s.secure, pipelining: s.pipelining }, 'delivery connection open');
         return s;
       } catch (err) {
@@ -353,46 +442,74 @@ export class DeliveryEngine {
     throw last;
   }
 
-  private take(key: string, limit: number): SmtpSession | null {
-    const list = this.idle.get(key);
-    while (list !== undefined && list.length > 0) {
-      const { session, timer } = list.pop()!;
-      clearTimeout(timer);
-      if (list.length === 0) this.idle.delete(key);
-      if (session.reusable && session.deliveries < limit) return session;
-      session.destroy();
+  /** Direct callers (no main thread book): any idle connection to a candidate, as a pool. */
+  private takeAny(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number): SmtpSession | null {
+    for (const c of candidates) {
+      const key = poolKey(binding, c, tls);
+      for (const e of this.idle.values()) {
+        if (e.key !== key) continue;
+        this.unidle(e);
+        if (e.session.reusable && e.session.deliveries < limit) return e.session;
+        e.session.destroy();
+      }
     }
     return null;
   }
 
-  private release(session: SmtpSession, limit: number): void {
-    const key = this.keys.get(session);
-    const idleMs = this.o.idleTimeoutMs ?? 5000;
-    if (this.closed || key === undefined || idleMs <= 0 || !session.reusable || session.deliveries >= limit) {
-      void session.quit();
-      return;
+  /** The idle connection the batch names, if it is still good and leads to one of the batch's
+   *  candidates; else it is the batch's to close (acquire closes it before opening another). */
+  private takeNamed(binding: BindingIdentity, candidates: Candidate[], tls: TlsPolicy, limit: number, conns: CallConns): SmtpSession | null {
+    if (conns.namedTaken || conns.use === null || conns.use.conn === null) return null;
+    conns.namedTaken = true;
+    const e = this.idle.get(conns.use.conn);
+    if (e === undefined) return null;
+    this.unidle(e);
+    if (e.session.reusable && e.session.deliveries < limit) {
+      for (const c of candidates) if (poolKey(binding, c, tls) === e.key) return e.session;
     }
-    const entry: IdleSession = {
-      session,
-      timer: setTimeout(() => {
-        this.drop(key, entry);
-        void session.quit();
-      }, idleMs),
-    };
-    entry.timer.unref();
-    // A peer that hangs up on an idle connection (421 on its timeout) takes it out of the pool.
-    session.onClose(() => this.drop(key, entry));
-    const list = this.idle.get(key) ?? [];
-    list.push(entry);
-    this.idle.set(key, list);
+    conns.used.push(e.session);
+    return null;
   }
 
-  private drop(key: string, entry: IdleSession): void {
-    clearTimeout(entry.timer);
-    const list = this.idle.get(key);
-    const k = list?.indexOf(entry) ?? -1;
-    if (k >= 0) list!.splice(k, 1);
-    if (list?.length === 0) this.idle.delete(key);
+  /** Keeps `session` idle for a later batch (the one it returns), or null: it is closed then. */
+  private release(session: SmtpSession, limit: number): SmtpSession | null {
+    const m = this.meta.get(session);
+    const idleMs = this.o.idleTimeoutMs ?? 5000;
+    if (this.closed || m === undefined || idleMs <= 0 || !session.reusable || session.deliveries >= limit) return null;
+    const entry: IdleSession = { id: m.id, key: m.key, session, timer: setTimeout(() => void session.quit(), idleMs) };
+    entry.timer.unref();
+    this.idle.set(m.id, entry);
+    return session;
+  }
+
+  private unidle(e: IdleSession): void {
+    clearTimeout(e.timer);
+    this.idle.delete(e.id);
+  }
+
+  /** A connection's socket closed: if it was idle, it closed on its own (timeout, peer, cut). */
+  private onClosed(s: SmtpSession, id: number): void {
+    this.open.delete(s);
+    const e = this.idle.get(id);
+    if (e === undefined || e.session !== s) return;
+    this.unidle(e);
+    this.o.onIdleClosed?.(id);
+  }
+
+  /** QUIT (its reply waited for briefly), then the socket's close, bounded by the command timeout. */
+  private async shut(s: SmtpSession): Promise<void> {
+    await s.quit();
+    await s.whenClosed(this.o.commandTimeoutMs);
+  }
+
+  /** Closes every connection the call used but keeps (each at most once) and waits for them. */
+  private async shutAll(conns: CallConns): Promise<void> {
+    if (conns.used.length === 0) return;
+    const closing: Promise<void>[] = [];
+    for (const s of conns.used) if (s !== conns.kept) closing.push(this.shut(s));
+    conns.used.length = 0;
+    if (conns.kept !== null) conns.used.push(conns.kept);
+    await Promise.all(closing);
   }
 
   private async finish(session: SmtpSession): Promise<void> {

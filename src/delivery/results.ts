@@ -86,6 +86,9 @@ export const LOCAL_FAILURES = {
   // Cut because this node no longer holds the source address (a handover): 4.4.2, like a lost
   // connection, and the queue sends the mail on from the address's new owner.
   bindingMoved: REPLIES.lostConnection,
+  // The batch needed a new connection its throttle or limit did not allow (its connection was
+  // lost midway): the rest comes back untried, no attempt counted, and waits for its turn.
+  throttled: REPLIES.localError,
 } as const satisfies Record<string, Reply>;
 
 export type LocalFailureName = keyof typeof LOCAL_FAILURES;
@@ -113,6 +116,7 @@ const LOCAL_CAUSES: Readonly<Record<LocalFailureName, Failure['local'] | null>> 
   shuttingDown: 'admin',
   // The cut of issue 12 (the address moved to another node): transient (70), like a lost connection.
   bindingMoved: 'connect',
+  throttled: null, // 451 4.3.0: transient (70)
 };
 
 /** The bounce class of each LOCAL_FAILURES row, computed once. */

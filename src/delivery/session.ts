@@ -199,6 +199,24 @@ export class SmtpSession {
     this.cutHandshake?.(err);
   }
 
+  /** Resolves once the socket has closed (its 'close' seen), or after `boundMs` whatever happens
+   *  (the socket is destroyed then): the engine answers a batch only after its connections are
+   *  gone, so the main thread never counts one closed that the receiver still sees. */
+  whenClosed(boundMs: number): Promise<void> {
+    if (this.socket.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, boundMs);
+      timer.unref();
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   /** Calls `cb` once when the connection closes (for the pool to drop it). */
   onClose(cb: () => void): void {
     if (this.closed !== null) cb();

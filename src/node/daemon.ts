@@ -107,6 +107,7 @@ export class Daemon {
         observe: (binding, domain, r) => this.shaping.observe(binding, domain, r),
         restrictionsFor: (binding, domain) => this.shaping.restrictionsFor(binding, domain),
         destination: (domain, mx) => this.shaping.learn(domain, mx),
+        destinationOf: (domain) => this.shaping.destinationOf(domain),
       },
       logger: this.logger,
     });

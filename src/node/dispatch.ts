@@ -1,5 +1,6 @@
 // Dispatch: which worker runs a delivery batch or a #mmove batch (the one with the fewest batches
-// running), where moves to each node go, and the cuts an ownership change calls for: moves in
+// running, or for a batch that reuses an idle connection the worker that holds it), the worker
+// events the queue's connection book needs (connections closed, workers gone), where moves go, and the cuts an ownership change calls for: moves in
 // flight to a member that left, deliveries from an address this node lost. Main thread; every
 // call is a Promise on a worker call, nothing here blocks.
 import type { Logger } from 'pino';
@@ -9,10 +10,21 @@ import type { BounceRequest } from '../delivery/bounce.js';
 import type { MessageResult } from '../delivery/index.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { DeliveryBatch } from '../delivery/batch.js';
+import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
 import { cutBatch } from '../delivery/results.js';
 
-export type DispatchPool = Pick<WorkerPool, 'status' | 'call' | 'broadcast'>;
+export type DispatchPool = Pick<WorkerPool, 'status' | 'call' | 'broadcast'> & Partial<Pick<WorkerPool, 'on'>>;
+
+/** A batch's outcome and the worker that ran it (-1: none did). */
+export type DispatchedBatch = BatchOutcome & { worker: number };
+
+/** Who hears of connections that closed without a batch (the queue's connection book). */
+export interface ConnectionEvents {
+  /** Idle connections of `worker` closed on their own. */
+  closed(worker: number, ids: readonly number[]): void;
+  /** A worker's thread is gone, with every connection it had. */
+  workerGone(worker: number): void;
+}
 
 export interface DispatchDeps {
   /** The worker pool; null before it is made. */
@@ -28,17 +40,52 @@ export class Dispatcher {
   private readonly batchesPerWorker: number[] = [];
   /** Where we last moved mail to each node: its connections are dropped when it leaves. */
   private readonly movePeers = new Map<string, { host: string; port: number }>();
+  private events: ConnectionEvents | null = null;
+  /** The pool whose events reach `events` (a pool is made after the queue). */
+  private watched: DispatchPool | null = null;
 
   constructor(private readonly d: DispatchDeps) {}
 
-  /** Hands a delivery batch to the worker with the fewest batches running. */
-  deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
+  /** Where connections closed without a batch and workers gone are reported. */
+  onConnections(events: ConnectionEvents): void {
+    this.events = events;
+    const pool = this.d.pool();
+    if (pool !== null) this.watch(pool);
+  }
+
+  private watch(pool: DispatchPool): void {
+    if (this.watched === pool || this.events === null || pool.on === undefined) return;
+    this.watched = pool;
+    const ev = this.events;
+    pool.on('event', (workerId: number, name: string, data: unknown) => {
+      if (name === 'connClosed') ev.closed(workerId, (data as { ids: number[] }).ids);
+    });
+    pool.on('exited', (workerId: number) => ev.workerGone(workerId));
+  }
+
+  /** Hands a delivery batch to `worker` when it names one of its idle connections, else to the
+   *  worker with the fewest batches running (so does a named worker that is not ready: the
+   *  connection died with it). */
+  deliver(batch: DeliveryBatch, worker: number | null = null): Promise<DispatchedBatch> {
     const from = batch.binding.bindAddress;
-    if (from !== null && this.gaveAway(from)) return Promise.resolve(cutBatch(batch.messages, from));
+    if (from !== null && this.gaveAway(from)) return Promise.resolve({ results: cutBatch(batch.messages, from), kept: null, opened: 0, worker: -1 });
+    const pool = this.d.pool();
+    if (pool !== null) this.watch(pool);
     // Each message may wait for a connect, the command replies and the data reply.
     const g = this.d.config().global;
     const timeout = g.Connect_Timeout + batch.messages.length * (4 * g.Command_Timeout + g.Data_Timeout) + 60_000;
-    return this.onLeastBusyWorker((pool, w) => pool.call(w, 'deliver', batch, timeout));
+    if (worker !== null && pool !== null && pool.status()[worker]?.ready === true) {
+      return this.onWorker(pool, worker, (p, w) => p.call(w, 'deliver', batch, timeout).then((r) => ({ ...r, worker: w })));
+    }
+    if (batch.conn !== null) batch = { ...batch, conn: null };
+    return this.onLeastBusyWorker((p, w) => p.call(w, 'deliver', batch, timeout).then((r) => ({ ...r, worker: w })));
+  }
+
+  /** Has `worker` close these idle connections; resolves with those it closed (after they are). */
+  async closeIdle(worker: number, ids: number[]): Promise<number[]> {
+    const pool = this.d.pool();
+    if (pool === null || pool.status()[worker]?.ready !== true) return [];
+    return (await pool.call(worker, 'closeIdle', { ids }, this.d.config().global.Command_Timeout + 10_000)).closed;
   }
 
   /**
@@ -80,11 +127,15 @@ export class Dispatcher {
     if (ready.length === 0) throw Object.assign(new Error('no worker is ready'), { code: 'ERR_WORKER_DIED' });
     let best = ready[0]!.workerId;
     for (const p of ready) if ((this.batchesPerWorker[p.workerId] ?? 0) < (this.batchesPerWorker[best] ?? 0)) best = p.workerId;
-    this.batchesPerWorker[best] = (this.batchesPerWorker[best] ?? 0) + 1;
+    return this.onWorker(pool, best, call);
+  }
+
+  private async onWorker<T>(pool: DispatchPool, w: number, call: (pool: DispatchPool, workerId: number) => Promise<T>): Promise<T> {
+    this.batchesPerWorker[w] = (this.batchesPerWorker[w] ?? 0) + 1;
     try {
-      return await call(pool, best);
+      return await call(pool, w);
     } finally {
-      this.batchesPerWorker[best]!--;
+      this.batchesPerWorker[w]!--;
     }
   }
 

@@ -15,7 +15,7 @@ export interface QueueWiring {
   config: () => Config;
   /** The open spool; the queue calls it only after start-up has opened it. */
   spool: () => Spool;
-  dispatch: Pick<Dispatcher, 'deliver' | 'move' | 'bounce'>;
+  dispatch: Pick<Dispatcher, 'deliver' | 'move' | 'bounce' | 'closeIdle' | 'onConnections'>;
   policy: () => BindingPolicy;
   cluster: () => ClusterManager | null;
   outcome: (status: Outcome, n: number) => void;
@@ -27,18 +27,25 @@ export interface QueueWiring {
     observe: NonNullable<QueueManagerOptions['shaping']>;
     restrictionsFor: NonNullable<QueueManagerOptions['restrictions']>;
     destination: NonNullable<QueueManagerOptions['onDestination']>;
+    /** The destination key of a domain (MX rollup), for the connection book. */
+    destinationOf?: NonNullable<QueueManagerOptions['destinationOf']>;
   };
+  /** The cluster's shares of the Cluster_* limits (the shaping group's leases). */
+  allowances?: NonNullable<QueueManagerOptions['allowances']>;
   logger: Logger;
 }
 
 export function makeQueue(w: QueueWiring): QueueManager {
-  return new QueueManager({
+  const q = new QueueManager({
     config: w.config,
     spool: {
       markDone: (ids) => w.spool().markDone(ids),
       update: (id, state) => w.spool().update(id, state),
     },
-    deliver: (batch) => w.dispatch.deliver(batch),
+    deliver: (batch, worker) => w.dispatch.deliver(batch, worker),
+    closeIdle: (worker, ids) => w.dispatch.closeIdle(worker, ids),
+    ...(w.allowances !== undefined ? { allowances: w.allowances } : {}),
+    ...(w.shaping?.destinationOf !== undefined ? { destinationOf: w.shaping.destinationOf } : {}),
     // A worker reads the original's headers and spools the DSN: the main thread reads no body.
     bounce: (req) => w.dispatch.bounce(req),
     assign: (m) => {
@@ -54,4 +61,7 @@ export function makeQueue(w: QueueWiring): QueueManager {
     move: (node, items) => w.dispatch.move(node, items),
     moveConnections: () => w.config().cluster?.options.Mmove_Connections ?? 4,
   });
+  // Connections that close without a batch (idle timeout, the peer, a dead worker) leave the book.
+  w.dispatch.onConnections({ closed: (worker, ids) => q.connectionsClosed(worker, ids), workerGone: (worker) => q.workerGone(worker) });
+  return q;
 }

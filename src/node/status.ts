@@ -18,6 +18,9 @@ import { VERSION } from '../version.js';
 import type { Dispatcher } from './dispatch.js';
 import { queueSizes } from './metrics.js';
 
+/** What the queue calls on the dispatcher (queue-wiring.ts's `dispatch`). */
+type QueueDispatch = Pick<Dispatcher, 'deliver' | 'move' | 'bounce' | 'closeIdle' | 'onConnections'>;
+
 /** Recent owner changes kept for the page. */
 export const FAILOVER_RING = 200;
 
@@ -200,10 +203,12 @@ export class NodeStatus {
   }
 
   /** A dispatcher whose moves are counted here (what the queue is given). */
-  countMoves<D extends Pick<Dispatcher, 'deliver' | 'move' | 'bounce'>>(d: D): Pick<Dispatcher, 'deliver' | 'move' | 'bounce'> {
+  countMoves(d: QueueDispatch): QueueDispatch {
     return {
-      deliver: (b) => d.deliver(b),
+      deliver: (b, worker) => d.deliver(b, worker),
       bounce: (r) => d.bounce(r),
+      closeIdle: (worker, ids) => d.closeIdle(worker, ids),
+      onConnections: (events) => d.onConnections(events),
       move: async (node, items) => {
         const results = await d.move(node, items);
         this.moved(node, items, results);

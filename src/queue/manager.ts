@@ -59,6 +59,15 @@ export interface QueueUse {
   hold: number;
   /** Batches in flight: connections in use. */
   connections: number;
+  /** Connections open for the queue, idle ones included (what Max_Outbound_Connections counts). */
+  open: number;
+  idle: number;
+  /** Its destination key: the domain, or with MX rollup its MX set ("mx:a.example,b.example"). */
+  destination: string;
+  /** Per cluster-wide limit key of the destination: this node's use, allowance and target. */
+  cluster: { key: string; use: number; allowance: number; target: number }[];
+  /** Outbound_Throttle_Connections: connections opened in its window now, and its limit. */
+  connectionThrottle: { used: number; limit: number } | null;
   maxConnections: number;
   suspended: boolean;
   /** Messages counted against Outbound_Throttle_Messages (or a throttle restriction) now. */
@@ -69,8 +78,14 @@ export interface QueueUse {
 export interface QueueManagerOptions {
   config: () => Config;
   spool: QueueSpool;
-  /** Runs a batch on a worker; resolves with one result per message, in order. */
-  deliver: (batch: DeliveryBatch) => Promise<MessageResult[]>;
+  /** Runs a batch on a worker (SchedulerOptions.deliver: the worker named, or any when null). */
+  deliver: SchedulerOptions['deliver'];
+  /** Has a worker close idle connections (SchedulerOptions.closeIdle). */
+  closeIdle?: SchedulerOptions['closeIdle'];
+  /** The cluster's shares of the Cluster_* limits (SchedulerOptions.allowances). */
+  allowances?: SchedulerOptions['allowances'];
+  /** A domain's destination key (SchedulerOptions.destinationOf). */
+  destinationOf?: SchedulerOptions['destinationOf'];
   /** Builds and spools a DSN (a worker's 'spoolBounce'); resolves with its queue id and size. */
   bounce: (req: BounceRequest) => Promise<{ id: string; size: number }>;
   /** Binding policy for `rebind` and for DSNs (BindingPolicy.assignStored). */
@@ -139,6 +154,9 @@ export class QueueManager {
       dispatchMove: (q) => this.moves.dispatch(q),
       ...(o.moveConnections !== undefined ? { moveConnections: o.moveConnections } : {}),
       ...(o.restrictions !== undefined ? { restrictions: o.restrictions } : {}),
+      ...(o.closeIdle !== undefined ? { closeIdle: o.closeIdle } : {}),
+      ...(o.allowances !== undefined ? { allowances: o.allowances } : {}),
+      ...(o.destinationOf !== undefined ? { destinationOf: o.destinationOf } : {}),
     });
     this.moves = new MmoveQueue({
       sched: this.sched, routes, logger: o.logger, now: this.now, counters: this.counters,
@@ -333,9 +351,38 @@ export class QueueManager {
     return {
       ready: q.ready, inflight: q.inflight, deferred: q.deferred, hold: q.hold,
       connections: q.batches, maxConnections: q.maxConnections, suspended: q.suspended,
+      open: q.conns, idle: q.idle.length,
+      destination: q.dest?.key ?? q.domain,
+      cluster: q.dest === null ? [] : this.sched.book.clusterUse(q.dest),
       throttle: q.throttle === null || q.throttle.limit === Infinity ? null : { used: q.throttle.used(now), limit: q.throttle.limit },
+      connectionThrottle: q.opens === null || q.opens.limit === Infinity ? null : { used: q.opens.used(now), limit: q.opens.limit },
       throttledUntil: q.throttledUntil === 0 ? null : q.throttledUntil,
     };
+  }
+
+  /** Idle delivery connections of `worker` that closed on their own (its connClosed event). */
+  connectionsClosed(worker: number, ids: readonly number[]): void {
+    this.sched.connectionsClosed(worker, ids);
+  }
+
+  /** A worker's thread is gone, and its connections with it. */
+  workerGone(worker: number): void {
+    this.sched.workerGone(worker);
+  }
+
+  /** Per queue with connections open: how many (idle ones included) and how many idle (metrics). */
+  connectionsPerQueue(): { bindingGroup: string; binding: string; domain: string; open: number; idle: number }[] {
+    const out: { bindingGroup: string; binding: string; domain: string; open: number; idle: number }[] = [];
+    for (const q of this.sched.queues) {
+      if (q.conns > 0) out.push({ bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain, open: q.conns, idle: q.idle.length });
+    }
+    return out;
+  }
+
+  /** Delivery connections open now (in use or idle), idle ones, and closeIdle calls made (metrics). */
+  get connectionStats(): { open: number; idle: number; closeIdleCalls: number } {
+    const b = this.sched.book;
+    return { open: b.openCount, idle: b.idleCount, closeIdleCalls: b.closeIdleCalls };
   }
 
   private select(sel: Selector): number[] {
@@ -355,7 +402,10 @@ export class QueueManager {
     const first = slots.length === 0 ? null : sched.queues[st.queue[slots[0]!]!]!;
     const local = first === null || sched.routeOf(first).to === 'local';
     const mx = results[0]?.mx;
-    if (first !== null && mx !== undefined) this.o.onDestination?.(first.domain, mx);
+    if (first !== null && mx !== undefined) {
+      this.o.onDestination?.(first.domain, mx);
+      sched.destinationLearned(first.domain);
+    }
     slots.forEach((s, i) => {
       const q = sched.settings(sched.queues[st.queue[s]!]!);
       const id = st.id[s]!;
@@ -493,7 +543,15 @@ export class QueueManager {
     this.doneBatch.push(id);
   }
 
-  private async flushDone(): Promise<void> {
+  /** One flush after another: stop() waits for one already writing, not only for its own. */
+  private flushing: Promise<void> = Promise.resolve();
+
+  private flushDone(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flushNow());
+    return this.flushing;
+  }
+
+  private async flushNow(): Promise<void> {
     if (this.doneBatch.length === 0) return;
     const ids = this.doneBatch.splice(0);
     try {

@@ -4,23 +4,29 @@
 // batch's results go to the manager (options.onResults). Never blocks; timers and setImmediate.
 //
 // Queues: one per (binding group, binding, domain), each a FIFO of ready parts; deferred parts of
-// all queues wait in one retry heap ordered by next attempt. A queue runs at most
-// Max_Outbound_Connections batches at once; a batch is at most Max_Deliveries_Per_Connection
-// messages delivered over one pooled connection by one worker. A queue with
-// Outbound_Throttle_Messages hands out no more than its window allows (throttle.ts); held back,
-// it waits for the scheduler's one throttle timer. A #mmove queue (binding MMOVE_BINDING, domain =
+// all queues wait in one retry heap ordered by next attempt. A queue holds at most
+// Max_Outbound_Connections connections, its batches in flight and its idle connections together
+// (the book, connections.ts); a batch is at most Max_Deliveries_Per_Connection messages delivered
+// by one worker over one connection at a time, an idle one of the queue when it has one (on that
+// worker), else a new one if the local and cluster-wide limits leave room. A queue with
+// Outbound_Throttle_Messages (_Connections) hands out no more messages (opens no more connections)
+// than its window allows (throttle.ts); held back, it waits for the scheduler's one throttle timer.
+// The cluster-wide limits per destination (Cluster_*) are this node's leases (allowances.ts),
+// read locally: no batch waits on the network. A #mmove queue (binding MMOVE_BINDING, domain =
 // the peer node) holds parts that move to another node (never throttled here: the owner does);
 // its batches are sent by mmove-queue.ts (options.dispatchMove).
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Rate } from '../config/schema.js';
 import type { MessageResult } from '../delivery/results.js';
-import type { DeliveryBatch } from '../delivery/batch.js';
+import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
+import type { Allowances } from './allowances.js';
+import { ConnectionBook, type BookQueue, type DestState, type IdleConn } from './connections.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
 import { HeldQueues, throttleFor, type MessageThrottle } from './throttle.js';
 
-export interface DestQueue {
+export interface DestQueue extends BookQueue {
   readonly idx: number;
   readonly bindingGroup: string;
   readonly binding: string;
@@ -31,8 +37,13 @@ export interface DestQueue {
   inflight: number;
   deferred: number;
   hold: number;
-  /** Batches running now: connections in use. */
+  /** Batches running now: connections in use (conns counts the idle ones too). */
   batches: number;
+  conns: number;
+  idle: IdleConn[];
+  dest: DestState | null;
+  /** Outbound_Throttle_Connections' window; null while the queue never had one. */
+  opens: MessageThrottle | null;
   gen: number;
   suspended: boolean;
   maxConnections: number;
@@ -66,8 +77,16 @@ export interface SchedulerOptions {
   logger: Logger;
   now: () => number;
   routes: RouteTable;
-  /** Runs a batch on a worker; resolves with one result per message, in order. */
-  deliver: (batch: DeliveryBatch) => Promise<MessageResult[]>;
+  /** Runs a batch on a worker (`worker`: the one holding the idle connection it names; null: any)
+   *  and says which worker ran it and what it kept idle; a plain array (a test double): one result
+   *  per message, in order, no connection kept. */
+  deliver: (batch: DeliveryBatch, worker: number | null) => Promise<MessageResult[] | (BatchOutcome & { worker: number })>;
+  /** Has `worker` close these idle connections; resolves with the ids it closed, once closed. */
+  closeIdle?: (worker: number, ids: number[]) => Promise<number[]>;
+  /** The cluster's shares of the Cluster_* limits; without it each limit is this node's alone. */
+  allowances?: Allowances;
+  /** The destination key of a domain (node/shaping.ts: its MX set with Mx_Rollup); default the domain. */
+  destinationOf?: (domain: string) => string;
   /** A delivery batch's results, one per slot, in order (the manager applies them). */
   onResults: (slots: number[], results: MessageResult[]) => void;
   /** Sends one batch of a #mmove queue (mmove-queue.ts). */
@@ -117,6 +136,10 @@ export class Scheduler {
   private idleWaiters: (() => void)[] = [];
   /** Queues their throttle holds back, and the one timer that wakes them. */
   private readonly held: HeldQueues<DestQueue>;
+  /** Every connection open, in use or idle, per queue and destination. */
+  readonly book: ConnectionBook;
+  /** Home queues per domain: a destination learned moves them all. */
+  private readonly byDomain = new Map<string, DestQueue[]>();
 
   constructor(private readonly o: SchedulerOptions) {
     this.held = new HeldQueues(o.now, (q) => {
@@ -125,6 +148,41 @@ export class Scheduler {
         this.schedulePump();
       }
     });
+    this.book = new ConnectionBook({
+      now: o.now,
+      allowances: o.allowances ?? null,
+      closeIdle: o.closeIdle ?? (() => Promise.resolve([])),
+      // Queues waiting for a connection stay on the run list: the pump looks at them again.
+      changed: () => this.schedulePump(),
+      wake: (q) => {
+        const dq = q as DestQueue;
+        this.held.release(dq);
+        if (dq.ready > 0) this.runnable.add(dq);
+      },
+      onError: (err) => o.logger.warn({ err }, 'queue: closing idle delivery connections failed'),
+    });
+  }
+
+  /** Idle connections of `worker` closed on their own (its connClosed event). */
+  connectionsClosed(worker: number, ids: readonly number[]): void {
+    this.book.closed(worker, ids);
+  }
+
+  /** A worker's thread is gone: its connections with it. */
+  workerGone(worker: number): void {
+    this.book.workerGone(worker);
+  }
+
+  /** A batch resolved `domain`'s destination: its queues count under the new key from now on. */
+  destinationLearned(domain: string): void {
+    const f = this.o.destinationOf;
+    if (f === undefined) return;
+    const key = f(domain);
+    for (const q of this.byDomain.get(domain) ?? []) {
+      if (q.dest === null || q.dest.key === key) continue;
+      this.book.place(q, key);
+      q.gen = -1; // the cluster limits of the new key are looked up at its next batch
+    }
   }
 
   /** Batches (delivery and move) running now. */
@@ -180,11 +238,17 @@ export class Scheduler {
     const q: DestQueue = {
       idx: this.queues.length, bindingGroup, binding, domain,
       head: NONE, tail: NONE, ready: 0, inflight: 0, deferred: 0, hold: 0, batches: 0,
+      conns: 0, idle: [], dest: null, opens: null,
       gen: -1, suspended: false, maxConnections: 1, maxPerConnection: 1, retryMs: 0, expireMs: 0,
       moveTo, pausedUntil: 0, throttle: null, throttledUntil: 0,
     };
     this.queues.push(q);
     this.queueIndex.set(key, q.idx);
+    if (moveTo === null) {
+      const l = this.byDomain.get(domain);
+      if (l === undefined) this.byDomain.set(domain, [q]);
+      else l.push(q);
+    }
     return q;
   }
 
@@ -207,7 +271,11 @@ export class Scheduler {
       q.maxPerConnection = cfg.lookup('Max_Deliveries_Per_Connection', ctx);
       q.retryMs = cfg.lookup('Retry_Interval', ctx);
       q.expireMs = cfg.lookup('Message_Expiration', ctx);
-      q.throttle = throttleFor(q.throttle, stricter(cfg.lookup('Outbound_Throttle_Messages', ctx), r?.rate ?? null), this.o.now());
+      const now = this.o.now();
+      q.throttle = throttleFor(q.throttle, stricter(cfg.lookup('Outbound_Throttle_Messages', ctx), r?.rate ?? null), now);
+      q.opens = throttleFor(q.opens, cfg.lookup('Outbound_Throttle_Connections', ctx), now);
+      const d = this.book.place(q, this.o.destinationOf?.(q.domain) ?? q.domain);
+      this.book.configure(d, cfg.lookup('Cluster_Max_Outbound_Connections', ctx), cfg.lookup('Cluster_Outbound_Throttle_Messages', ctx), cfg.lookup('Cluster_Outbound_Throttle_Connections', ctx));
       q.gen = this.gen;
     }
     return q;
@@ -264,6 +332,11 @@ export class Scheduler {
       else st.nextLink[q.tail] = s;
       q.tail = s;
       q.ready++;
+      // Its destination's demand changed (declared to the cluster after the next pump).
+      if (q.dest !== null && q.dest.limited) {
+        this.book.touch(q.dest);
+        this.schedulePump();
+      }
       // A queue its throttle holds back waits for its timer (or a batch's end), not for new mail.
       if (q.throttledUntil === 0 && !this.runnable.has(q)) {
         this.runnable.add(q);
@@ -330,14 +403,14 @@ export class Scheduler {
       this.held.release(q);
       // A home queue runs only while its binding is local; a #mmove queue not while its peer waits.
       const blocked = q.suspended || (q.moveTo === null ? this.routeOf(q).to !== 'local' : q.pausedUntil > now);
-      while (!blocked && q.ready > 0 && q.batches < q.maxConnections) {
-        if (q.moveTo !== null) this.o.dispatchMove(q);
-        else if (!this.dispatch(q, now)) break;
-      }
+      if (q.moveTo !== null) while (!blocked && q.ready > 0 && q.batches < q.maxConnections) this.o.dispatchMove(q);
+      else while (!blocked && q.ready > 0 && this.dispatch(q, now));
       // A blocked or held-back queue leaves the run list; configChanged(), reroute(), the pause's
-      // end, the throttle timer or a batch's end put it back.
+      // end, the throttle timer, a batch's end or a connection closed put it back.
       if (q.ready === 0 || blocked || q.throttledUntil !== 0) this.runnable.delete(q);
     }
+    // Demand declared to the cluster, idle connections beyond this node's share closed.
+    this.book.settle();
   }
 
   /** A batch of `q` starts (delivery or move): it holds one of the queue's connections. */
@@ -355,9 +428,11 @@ export class Scheduler {
     this.schedulePump();
   }
 
-  /** Hands out one batch of `q`; false (and `q` held back) when its throttle allows none now. */
+  /** Hands out one batch of `q`; false when none may go now: its connections are all in use
+   *  (a batch's end or a connection closed looks again), or a window holds it back (held). */
   private dispatch(q: DestQueue, now: number): boolean {
-    const free = q.maxConnections - q.batches;
+    const book = this.book;
+    const d = q.dest!;
     let n = q.ready;
     const t = q.throttle;
     if (t !== null) {
@@ -368,29 +443,90 @@ export class Scheduler {
       }
       if (allowed < n) n = allowed;
     }
-    const per = Math.max(1, Math.min(q.maxPerConnection, MAX_BATCH, Math.ceil(n / free)));
+    const cm = book.msgAvailable(d, now);
+    if (cm === 0) {
+      this.held.hold(q, d.msg!.nextAt(now));
+      return false;
+    }
+    if (cm < n) n = cm;
+    // Its own idle connection first (on the worker that holds it), else with MX rollup one of the
+    // same binding under the same destination, else a new one if every limit leaves room.
+    let c = book.idleFor(q, q.conns < q.maxConnections);
+    if (c !== null && (book.overShare(c.dest) || c.deliveries >= q.maxPerConnection)) {
+      // Above this node's cluster share it gives connections back rather than use them.
+      book.close([c]);
+      return true;
+    }
+    if (c !== null && book.othersWait(q, c.dest)) {
+      // The cluster limit is full and another binding waits: its turn (connections, not batches,
+      // are what the limit shares, so a busy binding would otherwise keep its own for ever). To
+      // the end of the run list, so that the room the close makes goes to the one waiting first.
+      book.close([c]);
+      this.runnable.delete(q);
+      this.runnable.add(q);
+      return false;
+    }
+    const lo = q.opens;
+    const co = d.opens;
+    // Looked at last: a queue whose connections are all open waits without reading its windows.
+    if (c === null && q.conns >= q.maxConnections) return false;
+    const opensOk = (lo === null || lo.available(now) > 0) && book.opensAvailable(d, now) > 0;
+    let mayOpen = 1;
+    if (c === null) {
+      if (book.connRoom(d) <= 0) {
+        book.makeRoom(q, d);
+        return false;
+      }
+      if (!opensOk) {
+        this.held.hold(q, Math.max(lo?.nextAt(now) ?? now, co?.nextAt(now) ?? now));
+        return false;
+      }
+    } else if (!opensOk) mayOpen = 0; // an idle connection never waits for the connection window
+    const free = Math.max(1, q.maxConnections - q.conns + (c !== null && c.owner === q ? 1 : 0));
+    const left = c === null ? q.maxPerConnection : Math.max(1, q.maxPerConnection - c.deliveries);
+    const per = Math.max(1, Math.min(left, MAX_BATCH, Math.ceil(n / free)));
     const slots = this.takeReady(q, per);
+    const dm = d.msg;
     if (t !== null) t.begin(slots.length);
+    if (dm !== null) dm.begin(slots.length);
+    if (lo !== null) lo.begin(mayOpen);
+    if (co !== null) co.begin(mayOpen);
+    const worker = c === null ? null : c.worker;
+    const slotDest = c === null ? book.openSlot(q) : book.useIdle(c, q);
     this.beginBatch(q);
-    const batch = this.batchFor(q, slots);
+    const batch = this.batchFor(q, slots, c === null ? null : c.id, mayOpen);
     const t0 = this.o.now();
+    let ran = -1;
+    let kept: BatchOutcome['kept'] = null;
+    let opened = mayOpen;
     this.o
-      .deliver(batch)
+      .deliver(batch, worker)
       .then(
-        (results) => this.o.onResults(slots, results),
+        (out) => {
+          if (Array.isArray(out)) return this.o.onResults(slots, out);
+          ran = out.worker;
+          kept = out.kept;
+          opened = out.opened;
+          this.o.onResults(slots, out.results);
+        },
         (err: unknown) => this.onLostBatch(q, slots, err),
       )
       .catch((err: unknown) => this.o.logger.error({ err }, 'queue manager: handling delivery results failed'))
       .finally(() => {
-        this.o.logger.trace({ binding: q.binding, domain: q.domain, messages: slots.length, ms: this.o.now() - t0 }, 'delivery batch done');
-        // Counted from now on: the receiver saw these messages before their results came back.
-        if (t !== null) t.end(this.o.now(), slots.length);
+        const end = this.o.now();
+        this.o.logger.trace({ binding: q.binding, domain: q.domain, messages: slots.length, ms: end - t0 }, 'delivery batch done');
+        // Counted from now on: the receiver saw these messages (connections) before the results came back.
+        if (t !== null) t.end(end, slots.length);
+        if (dm !== null) dm.end(end, slots.length);
+        if (lo !== null) lo.end(end, mayOpen, opened);
+        if (co !== null) co.end(end, mayOpen, opened);
+        book.endSlot(q, slotDest, ran, kept);
         this.endBatch(q);
       });
     return true;
   }
 
-  private batchFor(q: DestQueue, slots: number[]): DeliveryBatch {
+  private batchFor(q: DestQueue, slots: number[], conn: number | null, mayOpen: number): DeliveryBatch {
     const cfg = this.o.config();
     const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
     const bc = cfg.bindings.get(q.binding);
@@ -405,6 +541,8 @@ export class Scheduler {
       target: { domain: q.domain, routes: routes.map((r) => ({ host: r.host, port: r.port })), maxDeliveriesPerConnection: q.maxPerConnection },
       tls: { mode: cfg.lookup('Outbound_TLS', ctx), verify: cfg.lookup('Outbound_TLS_Verify', ctx) },
       messages: slots.map((s) => ({ id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n') })),
+      conn,
+      mayOpen,
     };
   }
 

@@ -1,5 +1,7 @@
-// Outbound_Throttle_Messages for the scheduler (main thread): each throttled queue's message
-// window, and the one timer that wakes the queues their windows hold back. Never blocks; at most
+// Outbound_Throttle_Messages and _Connections for the scheduler (main thread): each throttled
+// queue's window of messages sent (or connections opened), the cluster-wide windows per
+// destination (their limit the lease of the moment), and the one timer that wakes the queues
+// their windows hold back. Never blocks; at most
 // one setTimeout per scheduler, whatever the number of throttled queues.
 //
 // A message counts from the moment its batch is handed out (pending) until PERIOD after the
@@ -51,6 +53,15 @@ export class MessageThrottle {
     return this.window.limit;
   }
 
+  /** A cluster-wide window's budget is this node's lease, set each time it is looked at. */
+  set limit(n: number) {
+    this.window.limit = n;
+  }
+
+  get periodMs(): number {
+    return this.window.periodMs;
+  }
+
   /** Messages that may be handed out now. */
   available(now: number): number {
     return this.window.available(now, this.pending);
@@ -67,10 +78,11 @@ export class MessageThrottle {
     this.pending += n;
   }
 
-  /** The batch of `n` messages reported (delivered, deferred or lost: each may have been sent). */
-  end(now: number, n: number): void {
+  /** The batch of `n` messages reported (delivered, deferred or lost: each may have been sent);
+   *  `happened` of them counted (connections: those a batch allowed to open `n` did open). */
+  end(now: number, n: number, happened = n): void {
     this.pending -= n;
-    this.window.take(now, n);
+    if (happened > 0) this.window.take(now, happened);
   }
 }
 

@@ -54,7 +54,8 @@ export interface PoolStatus {
   uptimeMs: number;
 }
 
-/** Emits 'event' (workerId, name, data) for worker events and 'replaced' (workerId) after a restart. */
+/** Emits 'event' (workerId, name, data) for worker events, 'exited' (workerId) when a worker's
+ *  thread is gone, and 'replaced' (workerId) after a restart. */
 export class WorkerPool extends EventEmitter {
   private readonly slots: Slot[] = [];
   private readonly opts: Required<Omit<WorkerPoolOptions, 'onStart'>> & Pick<WorkerPoolOptions, 'onStart'>;
@@ -165,6 +166,8 @@ export class WorkerPool extends EventEmitter {
       p.reject(died);
     }
     slot.pending.clear();
+    // Its connections died with it: the queue's connection book drops them now.
+    this.emit('exited', slot.workerId);
     if (this.stopping) return;
 
     this.deaths++;

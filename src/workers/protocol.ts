@@ -6,7 +6,7 @@
 import type { SerializedError } from '../errors.js';
 import type { MessageResult } from '../delivery/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
-import type { DeliveryBatch } from '../delivery/batch.js';
+import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
 import type { DeliverySettings } from '../delivery/settings.js';
 import type { ListenerSpec } from '../listener/spec.js';
 import type { MmoveClientStats, MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
@@ -44,8 +44,12 @@ export interface WorkerMethods {
   setLogLevel: [{ level: string }, null];
   stats: [Record<string, never>, WorkerStats];
   setDelivery: [DeliverySettings, null];
-  /** Delivers a batch; never rejects for a delivery problem (each recipient gets a result). */
-  deliver: [DeliveryBatch, MessageResult[]];
+  /** Delivers a batch; never rejects for a delivery problem (each recipient gets a result). It
+   *  answers once every connection it closed is closed, and says which one it keeps idle. */
+  deliver: [DeliveryBatch, BatchOutcome];
+  /** Closes these idle connections now (ids from BatchOutcome.kept); answers once they are
+   *  closed, with those it closed (the others were not idle here any more). */
+  closeIdle: [{ ids: number[] }, { closed: number[] }];
   /** Builds a DSN from the spool (the original's headers are read here) and spools it. */
   spoolBounce: [BounceRequest, { id: string; size: number }];
   /** Ends every delivery from an address this node no longer holds (its DuraVIP moved), whatever
@@ -72,6 +76,9 @@ export interface WorkerEvents {
   accepted: AcceptedMessage[];
   /** A listener failed in the worker after it had started (e.g. the socket died). */
   listenerError: { name: string; error: SerializedError };
+  /** Idle delivery connections that closed on their own (idle timeout, the peer, a cut, the engine
+   *  replaced), sent after their sockets closed. */
+  connClosed: { ids: number[] };
 }
 
 /** Data each worker gets at start (Worker's workerData). */

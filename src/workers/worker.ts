@@ -6,7 +6,7 @@ import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { DeliveryEngine, type MessageResult, type OutboundMessage } from '../delivery/index.js';
-import type { DeliveryBatch } from '../delivery/batch.js';
+import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
 import { localResult } from '../delivery/results.js';
 import { spoolBounce } from '../delivery/bounce.js';
 import type { DeliverySettings } from '../delivery/settings.js';
@@ -63,6 +63,7 @@ function setDelivery(d: DeliverySettings): void {
   if (engine !== null && key === engineSettings) return;
   const old = engine;
   engine = new DeliveryEngine({
+    onIdleClosed,
     resolver: { servers: d.resolverServers },
     connectTimeoutMs: d.connectTimeoutMs,
     commandTimeoutMs: d.commandTimeoutMs,
@@ -80,6 +81,25 @@ function setDelivery(d: DeliverySettings): void {
   }
 }
 
+// Idle connections that closed on their own go to the main thread's book in one event per turn.
+let closedIds: number[] = [];
+function onIdleClosed(id: number): void {
+  if (closedIds.length === 0) setImmediate(flushClosed);
+  closedIds.push(id);
+}
+function flushClosed(): void {
+  const ids = closedIds;
+  closedIds = [];
+  if (ids.length > 0) emit('connClosed', { ids });
+}
+
+/** Closes idle connections the main thread names, in whichever engine holds them. */
+async function closeIdle(ids: number[]): Promise<number[]> {
+  const engines = engine === null ? [...retired] : [engine, ...retired];
+  const done = await Promise.all(engines.map((e) => e.closeIdle(ids)));
+  return done.flat();
+}
+
 /** This node no longer holds `localAddress`: every delivery from it ends now (DeliveryEngine.abortFrom). */
 function abortDeliveries(localAddress: string): number {
   let n = engine?.abortFrom(localAddress) ?? 0;
@@ -90,7 +110,7 @@ function abortDeliveries(localAddress: string): number {
   return n;
 }
 
-async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
+async function deliver(batch: DeliveryBatch): Promise<BatchOutcome> {
   if (engine === null) throw Object.assign(new Error('deliver before setDelivery'), { code: 'ERR_INVALID_STATE' });
   if (init.spoolDirectory === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
   spoolForDelivery ??= attachSpoolReader(init.spoolDirectory);
@@ -109,10 +129,12 @@ async function deliver(batch: DeliveryBatch): Promise<MessageResult[]> {
     }
   });
   if (messages.length > 0) {
-    const results = await engine.deliver(batch.binding, batch.target, batch.tls, messages);
-    results.forEach((r, k) => (out[index[k]!] = r));
+    const r = await engine.run(batch.binding, batch.target, batch.tls, messages, { conn: batch.conn, mayOpen: batch.mayOpen });
+    r.results.forEach((m, k) => (out[index[k]!] = m));
+    return { results: out, kept: r.kept, opened: r.opened };
   }
-  return out;
+  // No body could be read: the named connection was not used and stays idle, counted again.
+  return { results: out, kept: batch.conn === null ? null : engine.idleConn(batch.conn), opened: 0 };
 }
 // ---- #mmove (issue 6): ECCluster_Listener receivers and the sender's pooled connections ----
 // Without a table from the main thread (tests that start a bare worker) this worker keeps its own.
@@ -139,6 +161,7 @@ const handlers: Handlers = {
     return null;
   },
   deliver: (batch) => deliver(batch),
+  closeIdle: async ({ ids }) => ({ closed: await closeIdle(ids) }),
   spoolBounce: (req) => {
     if (init.spoolDirectory === null || spoolWriter === null) throw Object.assign(new Error('no spool'), { code: 'ERR_SPOOL_CLOSED' });
     spoolForDelivery ??= attachSpoolReader(init.spoolDirectory);

@@ -55,10 +55,12 @@ describe('a handover cuts the deliveries a worker runs from the address', () => 
       target: { domain: 'd.test', routes: [{ host: '127.0.0.1', port }], maxDeliveriesPerConnection: 10 },
       tls: { mode: 'opportunistic', verify: false },
       messages: ids.map((id) => ({ id, from: 's@src.test', rcpt: ['a@d.test'] })),
+      conn: null,
+      mayOpen: 1,
     };
     let results: MessageResult[] | null = null;
     // A failed call leaves results null: the wait below fails, naming what it waited for.
-    void pool.call(0, 'deliver', batch, 120_000).then((r) => (results = r), () => {});
+    void pool.call(0, 'deliver', batch, 120_000).then((r) => (results = r.results), () => {});
     await waitFor('the connection', () => connections === 1);
     // The engine running the batch is replaced; the cut must still reach it.
     await pool.call(0, 'setDelivery', settings(59_000));

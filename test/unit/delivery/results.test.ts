@@ -24,7 +24,7 @@ describe('bounce classes of delivery results', () => {
       dnsTemporary: 21, noSuchDomain: 21, nullMx: 21, noRoute: 21,
       // 4.4.1 / 4.4.2 would read as "network and routing" (21): they are transient.
       connectFailed: 70, lostConnection: 70, bindingMoved: 70,
-      protocolError: 70, tlsNotOffered: 70, tlsFailed: 70, spoolRead: 70,
+      protocolError: 70, tlsNotOffered: 70, tlsFailed: 70, spoolRead: 70, throttled: 70,
       utf8NotOffered: 40,
       shuttingDown: 25,
     };

@@ -45,6 +45,16 @@ const batch = (n: number): DeliveryBatch => ({
 }) as unknown as DeliveryBatch;
 
 describe('dispatch', () => {
+  it('sends a batch that names an idle connection to the worker holding it, else to the least busy', async () => {
+    const { pool, calls } = scriptedPool(3);
+    const d = new Dispatcher({ pool: () => pool, config: () => cfg, cluster: () => null, logger });
+    void d.deliver(batch(1));
+    void d.deliver({ ...batch(1), conn: 7, mayOpen: 1 }, 0);
+    void d.deliver({ ...batch(1), conn: 9, mayOpen: 1 }, 2);
+    expect(calls.map((c) => c.workerId)).toEqual([0, 0, 2]);
+    expect((calls[1]!.params as DeliveryBatch).conn).toBe(7);
+  });
+
   it('hands each batch to the ready worker with the fewest batches running', async () => {
     const { pool, calls } = scriptedPool(3, [2]);
     const d = new Dispatcher({ pool: () => pool, config: () => cfg, cluster: () => null, logger });
@@ -114,7 +124,7 @@ describe('dispatch', () => {
     const d = new Dispatcher({ pool: () => pool, config: () => cfg, cluster: () => cluster, logger });
     const from = (bindAddress: string | null): DeliveryBatch => ({ ...batch(2), binding: { name: 'b', bindAddress, ehloHostname: 'h' } });
     for (const a of ['192.0.2.10', '192.0.2.11']) {
-      const res = await d.deliver(from(a));
+      const res = (await d.deliver(from(a))).results;
       expect(res.map((r) => [r.id, r.cut, r.results.map((x) => [x.rcpt, x.status, x.origin, x.reply])])).toEqual(['m0', 'm1'].map((id) => [
         id, true, [['a@x.test', 'deferred', 'local', `4.4.2 delivery cut: this node no longer holds ${a}`]],
       ]));

@@ -151,7 +151,8 @@ describe('NodeStatus', () => {
     const { s } = nodeStatus(c, () => 0);
     const item = (id: string, n: number) => ({ id, from: 'a@b.test', rcpt: Array.from({ length: n }, (_, i) => `r${i}@c.test`), binding: 'b', bindingGroup: 'g', arrival: 0, attempts: 0, nextAttempt: 0, hops: 0 });
     const d = s.countMoves({
-      deliver: async () => [], bounce: async () => ({ id: '', size: 0 }),
+      deliver: async () => ({ results: [], kept: null, opened: 0, worker: 0 }), bounce: async () => ({ id: '', size: 0 }),
+      closeIdle: async () => [], onConnections: () => undefined,
       move: async (_node, items) => items.map((it, i) => ({ id: it.id, ok: i < 2, code: i < 2 ? 250 : 451, text: '', duplicate: i === 1 })),
     });
     await d.move('n02', [item('1', 2), item('2', 1), item('3', 5)]);
