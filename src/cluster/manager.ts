@@ -63,7 +63,8 @@ export interface ClusterManagerOptions {
  * Events: 'ownership' (OwnershipChange) for every address whose owner changes in this member's
  * view of the election; 'allocation' (Allocation) after every election; 'memberLeft' (node name)
  * for a member that left the group (died, partitioned away, or stopped); 'released' (address) for
- * every address this node took off the wire, whatever the reason.
+ * every address this node took off the wire, whatever the reason; 'quorum' (boolean) when
+ * `quorate()` may have changed (cluster-wide limits use nothing without quorum).
  */
 export class ClusterManager extends EventEmitter {
   readonly node: string;
@@ -209,6 +210,7 @@ export class ClusterManager extends EventEmitter {
     this.resetView(null);
     this.setAllocation(null);
     this.apply();
+    this.emit('quorum', false);
   }
 
   private resetView(members: readonly CpgMember[] | null): void {
@@ -246,10 +248,17 @@ export class ClusterManager extends EventEmitter {
     // then tell the others.
     this.apply();
     this.announce(true);
+    this.emit('quorum', this.quorate());
   }
 
   private localQuorate(): boolean {
     return this.group !== null && this.group.quorum.quorate;
+  }
+
+  /** Whether this node is in a quorate partition and corosync delivers its messages: what the
+   *  cluster-wide limits ask before this node uses any share (the same test as owning addresses). */
+  quorate(): boolean {
+    return this.localQuorate() && !this.stalled && !this.leaving;
   }
 
   /**
@@ -447,6 +456,7 @@ export class ClusterManager extends EventEmitter {
     else this.logger.info('cluster: corosync delivers our messages again');
     this.apply();
     this.announce(true);
+    this.emit('quorum', this.quorate());
   }
 
   // --- console ----------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ export class Daemon {
     this.status = new NodeStatus({
       config: cfg, queue: { byBinding: () => this.queue.byBinding() }, cluster, restrictions: () => this.shaping.node.restrictions(), startedAt: this.startedAt,
     });
+    this.shaping = new NodeShaping({
+      config: cfg, logger: this.logger, changed: () => this.queue.configChanged(),
+      queueUse: (group, binding, domain) => this.queue.queueUse(group, binding, domain),
+      quorate: () => this.cluster?.quorate() ?? false,
+    });
     this.queue = makeQueue({
       config: cfg,
       spool: () => this.spool!,
@@ -109,17 +114,21 @@ export class Daemon {
         destination: (domain, mx) => this.shaping.learn(domain, mx),
         destinationOf: (domain) => this.shaping.destinationOf(domain),
       },
+      allowances: this.shaping.allowancesFor('queue'),
       logger: this.logger,
-    });
-    this.shaping = new NodeShaping({
-      config: cfg, logger: this.logger, changed: () => this.queue.configChanged(),
-      queueUse: (group, binding, domain) => this.queue.queueUse(group, binding, domain),
     });
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
     this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => ({ fired: this.shaping.fired, restrictions: this.shaping.node.restrictions() }) });
-    this.inbound = new InboundLimits({ config: cfg });
+    const allowances = this.shaping.node.allowances;
+    const inboundAllowances = this.shaping.allowancesFor('inbound');
+    this.inbound = new InboundLimits({
+      config: cfg, allowances: inboundAllowances,
+      shares: (key) => allowances.entries().find((e) => e.key === key)?.holders.map((h) => ({ node: h.member, lease: h.lease, demand: h.demand, use: h.use })) ?? [],
+    });
+    // The listeners' counters answer for the `in:` keys (InboundLimits does not register itself).
+    inboundAllowances.setUse(this.inbound);
     this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
   }
 
@@ -156,7 +165,11 @@ export class Daemon {
     this.listenClaim = assertListenable(cfg);
     // Made before the spool is read: until its first election, mail of bindings on DuraVIPs waits
     // (route 'wait') instead of being tried from an address this node may not own.
-    if (cfg.cluster !== null) this.status.watch(this.cluster = new ClusterManager({ config: cfg, logger: this.logger }));
+    if (cfg.cluster !== null) {
+      this.status.watch(this.cluster = new ClusterManager({ config: cfg, logger: this.logger }));
+      // Cluster-wide limits use no share without quorum: told at once, not at the next tick.
+      this.cluster.on('quorum', (q: boolean) => this.shaping.node.allowances.quorumChanged(q));
+    }
     this.openSpool();
     this.watchSpool();
     const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();

@@ -15,6 +15,8 @@ import { classify } from '../policy/bounce-class.js';
 import { RuleBook } from '../policy/shaping-rules.js';
 import type { QueueUse } from '../queue/manager.js';
 import type { QueueRestrictions } from '../queue/scheduler.js';
+import type { AllowanceUse, Allowances } from '../queue/allowances.js';
+import { InboundLimits } from './inbound-limits.js';
 import { OPTIONS } from '../config/schema.js';
 import { formatValue } from '../config/values.js';
 import { ErrorCode, VipError } from '../errors.js';
@@ -36,6 +38,8 @@ export interface NodeShapingOptions {
   readonly changed: () => void;
   /** One queue as the scheduler runs it now (QueueManager.queueUse), for `shaping show`. */
   readonly queueUse?: (bindingGroup: string, binding: string, domain: string) => QueueUse | null;
+  /** Whether this node may use cluster-wide shares now (ClusterManager.quorate); default: yes. */
+  readonly quorate?: () => boolean;
   readonly now?: () => number;
 }
 
@@ -56,12 +60,39 @@ export class NodeShaping {
       file: path.join(cfg.spool.Directory, 'shaping.json'),
       clustered: cfg.cluster !== null,
       now: this.now,
+      ...(o.quorate !== undefined ? { quorate: o.quorate } : {}),
     });
     this.node.on('changed', () => o.changed());
   }
 
   start(): void {
     this.node.start();
+  }
+
+  /** Who answers the provider's use(key): the queue's connection book, or the listeners' counters
+   *  for `in:` keys (the provider asks one AllowanceUse). */
+  private readonly users: { queue: AllowanceUse | null; inbound: AllowanceUse | null } = { queue: null, inbound: null };
+  private usersSet = false;
+
+  /**
+   * The cluster-wide allowances as one of their two users sees them: the same provider, except
+   * that setUse() registers that user for its own keys (`in:` keys are the listeners', every other
+   * the queue's) instead of replacing the other user.
+   */
+  allowancesFor(user: 'queue' | 'inbound'): Allowances {
+    const a = this.node.allowances;
+    if (!this.usersSet) {
+      this.usersSet = true;
+      a.setUse({ use: (key) => (InboundLimits.owns(key) ? this.users.inbound : this.users.queue)?.use(key) ?? 0 });
+    }
+    return {
+      declare: (key, cap, demand) => a.declare(key, cap, demand),
+      forget: (key) => a.forget(key),
+      allowance: (key) => a.allowance(key),
+      target: (key) => a.target(key),
+      setUse: (use) => { this.users[user] = use; },
+      onChange: (fn) => a.onChange(fn),
+    };
   }
 
   stop(): void {
