@@ -38,6 +38,14 @@ export interface MetricSources {
 export interface ShapingValues {
   readonly fired: ReadonlyMap<string, number>;
   readonly restrictions: ReadonlyArray<{ readonly action: string }>;
+  /** Messages this node multicast on the shaping group since start, by type (claims, release). */
+  readonly groupMessages?: Readonly<Record<string, number>>;
+  /** Every cluster-wide limit key this node has work under: its share and use, the cluster's. */
+  readonly limits?: ReadonlyArray<{ readonly key: string; readonly allowance: number; readonly target: number; readonly use: number; readonly cap: number; readonly clusterUse: number }>;
+  /** Outbound connections open now (idle ones included) and idle, and closeIdle calls since start. */
+  readonly outbound?: { readonly open: number; readonly idle: number; readonly closeIdleCalls: number };
+  /** Inbound connections per Inbound_Cidr: open now, this node's limit, refusals since start. */
+  readonly inbound?: ReadonlyArray<{ readonly cidr: string; readonly open: number; readonly limit: number; readonly refused: number }>;
 }
 
 /** Deadlines enforced and the body-memory budget, as the listeners count them (since start). */
@@ -275,6 +283,71 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
         const n = { suspend: 0, throttle: 0, reduce_connections: 0 } as Record<string, number>;
         for (const r of shaping().restrictions) n[r.action] = (n[r.action] ?? 0) + 1;
         for (const [action, v] of Object.entries(n)) this.set({ action }, v);
+      },
+    });
+    const sentSeen = new Map<string, number>();
+    new Counter({
+      name: 'vipmta_shaping_group_messages_sent_total',
+      help: 'Messages this node multicast on the shaping CPG group (lease claims, releases), by type.',
+      labelNames: ['type'],
+      registers,
+      collect() {
+        for (const [type, now] of Object.entries(shaping().groupMessages ?? {})) {
+          this.inc({ type }, now - (sentSeen.get(type) ?? 0));
+          sentSeen.set(type, now);
+        }
+      },
+    });
+    const limitGauge = (name: string, help: string, pick: (l: NonNullable<ShapingValues['limits']>[number]) => number): void => {
+      new Gauge({
+        name, help, labelNames: ['key'], registers,
+        collect() {
+          this.reset();
+          for (const l of shaping().limits ?? []) this.set({ key: l.key }, pick(l));
+        },
+      });
+    };
+    limitGauge('vipmta_cluster_limit_allowance', 'This node\'s share (lease) of a cluster-wide limit (key: destination#conn, #msg/PERIOD_MS, #open/PERIOD_MS, in:CIDR).', (l) => l.allowance);
+    limitGauge('vipmta_cluster_limit_target', 'This node\'s fair share of a cluster-wide limit (water-filled over the members\' demands).', (l) => l.target);
+    limitGauge('vipmta_cluster_limit_use', 'What this node uses of a cluster-wide limit now (connections open, or its window\'s count).', (l) => l.use);
+    limitGauge('vipmta_cluster_limit_cap', 'The cluster-wide limit in force (the lowest any member announced).', (l) => l.cap);
+    limitGauge('vipmta_cluster_limit_cluster_use', 'What every member uses of a cluster-wide limit, as they last reported it.', (l) => l.clusterUse);
+    new Gauge({
+      name: 'vipmta_outbound_connections',
+      help: 'Outbound delivery connections open now, by state: open (in use or idle, what the limits count) and idle.',
+      labelNames: ['state'], registers,
+      collect() {
+        const o = shaping().outbound;
+        if (o === undefined) return;
+        this.set({ state: 'open' }, o.open);
+        this.set({ state: 'idle' }, o.idle);
+      },
+    });
+    let closeSeen = 0;
+    counter('vipmta_outbound_idle_closed_total', 'Idle outbound connections closed to make room under a limit (closeIdle calls).', function () {
+      const n = shaping().outbound?.closeIdleCalls ?? closeSeen;
+      this.inc(n - closeSeen);
+      closeSeen = n;
+    });
+    new Gauge({
+      name: 'vipmta_inbound_cidr_connections', help: 'Inbound connections open now from an Inbound_Cidr network (this node, every listener).',
+      labelNames: ['cidr'], registers,
+      collect() { for (const i of shaping().inbound ?? []) this.set({ cidr: i.cidr }, i.open); },
+    });
+    new Gauge({
+      name: 'vipmta_inbound_cidr_limit', help: 'This node\'s limit for an Inbound_Cidr network now (its share of Cluster_Max_Inbound_Connections).',
+      labelNames: ['cidr'], registers,
+      collect() { for (const i of shaping().inbound ?? []) this.set({ cidr: i.cidr }, i.limit); },
+    });
+    const refusedSeen = new Map<string, number>();
+    new Counter({
+      name: 'vipmta_inbound_cidr_refused_total', help: 'Connections refused with 421 4.7.0 because their network was at its limit.',
+      labelNames: ['cidr'], registers,
+      collect() {
+        for (const i of shaping().inbound ?? []) {
+          this.inc({ cidr: i.cidr }, Math.max(0, i.refused - (refusedSeen.get(i.cidr) ?? 0)));
+          refusedSeen.set(i.cidr, i.refused);
+        }
       },
     });
   }

@@ -26,7 +26,7 @@ import { Intake } from './intake.js';
 import { NodeMetricSet } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
 import { NodeShaping } from './shaping.js';
-import { InboundLimits } from './inbound-limits.js';
+import { InboundLimits, inboundCounts } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
@@ -120,7 +120,7 @@ export class Daemon {
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
-    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => ({ fired: this.shaping.fired, restrictions: this.shaping.node.restrictions() }) });
+    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => this.shaping.metrics(this.queue.connectionStats, inboundCounts()) });
     const allowances = this.shaping.node.allowances;
     const inboundAllowances = this.shaping.allowancesFor('inbound');
     this.inbound = new InboundLimits({

@@ -5,11 +5,12 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../config/index.js';
+import type { Config, FallbackOption, LookupContext } from '../config/index.js';
 import { addShapingCommands, describeAction, resume, suspend, target, type ShapingConsoleHost } from '../cluster/shaping/console.js';
 import { ShapingNode } from '../cluster/shaping/node.js';
 import type { CommandTable } from '../control/commands.js';
 import type { ShapingApi } from '../control/http.js';
+import type { ShapingValues } from '../control/metrics.js';
 import type { RecipientResult } from '../delivery/results.js';
 import { classify } from '../policy/bounce-class.js';
 import { RuleBook } from '../policy/shaping-rules.js';
@@ -29,7 +30,28 @@ function mxKey(hosts: readonly string[]): string {
   return `mx:${[...new Set(hosts)].sort().join(',')}`;
 }
 /** The limits `shaping show` explains, in this order. */
-const SHOWN = ['Suspend_Delivery', 'Max_Outbound_Connections', 'Max_Deliveries_Per_Connection', 'Outbound_Throttle_Messages', 'Retry_Interval', 'Message_Expiration'] as const;
+const SHOWN = ['Suspend_Delivery', 'Max_Outbound_Connections', 'Max_Deliveries_Per_Connection', 'Outbound_Throttle_Messages', 'Outbound_Throttle_Connections', 'Retry_Interval', 'Message_Expiration'] as const;
+/** The cluster-wide limits of a destination (every binding of every node), in this order. */
+const CLUSTER_SHOWN = ['Cluster_Max_Outbound_Connections', 'Cluster_Outbound_Throttle_Messages', 'Cluster_Outbound_Throttle_Connections'] as const;
+
+/** Option rows "  NAME  VALUE  WHERE FROM", aligned. */
+function optionRows(cfg: Config, names: readonly FallbackOption[], ctx: LookupContext): string[] {
+  const rows = names.map((o) => {
+    const e = cfg.explain(o, ctx);
+    return [o, formatValue(OPTIONS[o].type, e.value), e.from] as const;
+  });
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return rows.map((r) => `  ${r[0].padEnd(w0)}  ${r[1].padEnd(w1)}  ${r[2]}`);
+}
+
+/** What a cluster key limits, for the console: "connections open", "messages per 60s", ... */
+function keyWhat(key: string): string {
+  const m = /#(conn|msg|open)(?:\/(\d+))?$/.exec(key);
+  if (m === null) return key;
+  const per = m[2] === undefined ? '' : ` per ${formatValue({ kind: 'duration' }, Number(m[2]))}`;
+  return m[1] === 'conn' ? 'connections open' : m[1] === 'msg' ? `messages${per}` : `connections opened${per}`;
+}
 
 export interface NodeShapingOptions {
   readonly config: () => Config;
@@ -67,6 +89,20 @@ export class NodeShaping {
 
   start(): void {
     this.node.start();
+  }
+
+  /** What /metrics shows of shaping: rule firings, restrictions, the shaping group's messages,
+   *  every cluster-wide limit's share and use, and the connection counts the host passes. */
+  metrics(outbound: ShapingValues['outbound'], inbound: ShapingValues['inbound']): ShapingValues {
+    const a = this.node.allowances;
+    return {
+      fired: this.fired,
+      restrictions: this.node.restrictions(),
+      groupMessages: { claims: a.stats.claimMessagesSent, release: a.stats.releaseMessagesSent },
+      limits: a.keys(),
+      ...(outbound !== undefined ? { outbound } : {}),
+      ...(inbound !== undefined ? { inbound } : {}),
+    };
   }
 
   /** Who answers the provider's use(key): the queue's connection book, or the listeners' counters
@@ -182,21 +218,27 @@ export class NodeShaping {
       : [...cfg.bindings.keys()].map((n) => [n, use(n)] as const).filter(([, u]) => u !== null));
     if (uses.size === 0) uses.set('default', use('default'));
     const out = [`destination: ${destination} (${destination === domain ? (cfg.global.Mx_Rollup ? 'the domain itself until a delivery has resolved its MX' : 'the domain itself: Mx_Rollup = false') : `MX rollup of ${domain}: every domain with these hosts shares it`})`];
+    // Cluster-wide: this node's share (its lease) and use, and the whole cluster's, per limit.
+    const anyUse = [...uses.values()].find((u) => u !== null) ?? null;
+    const clusterCtx = { binding: [...uses.keys()][0]!, domain };
+    if (CLUSTER_SHOWN.some((o) => cfg.explain(o, clusterCtx).from !== 'the default')) {
+      out.push('cluster-wide (every binding of every node to this destination)');
+      out.push(...optionRows(cfg, CLUSTER_SHOWN, clusterCtx));
+      for (const c of anyUse?.cluster ?? []) {
+        const st = this.node.allowances.stat(c.key);
+        const whole = st === null ? '' : `; cluster: ${st.clusterUse} in use, leases ${st.sum} of ${st.cap}`;
+        out.push(`  ${keyWhat(c.key)}: this node uses ${c.use}, its share ${c.allowance} (fair share ${c.target})${whole}`);
+      }
+    }
     for (const [name, u] of uses) {
       const b = cfg.bindings.get(name)!;
-      const ctx = { binding: name, domain };
       out.push(`binding ${name} (group ${b.group})`);
-      const rows = SHOWN.map((o) => {
-        const e = cfg.explain(o, ctx);
-        return [o, formatValue(OPTIONS[o].type, e.value), e.from];
-      });
-      const w0 = Math.max(...rows.map((r) => r[0]!.length));
-      const w1 = Math.max(...rows.map((r) => r[1]!.length));
-      for (const r of rows) out.push(`  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`);
+      out.push(...optionRows(cfg, SHOWN, { binding: name, domain }));
       if (u === null) out.push('  now: no mail queued for it since start');
       else {
+        const opened = u.connectionThrottle === null ? '' : `, ${u.connectionThrottle.used} of ${u.connectionThrottle.limit} opened in the connection throttle's period`;
         const throttle = u.throttle === null ? '' : `, ${u.throttle.used} of ${u.throttle.limit} messages in the throttle's period${u.throttledUntil === null ? '' : ` (held until ${Number.isFinite(u.throttledUntil) ? new Date(u.throttledUntil).toISOString() : 'a batch ends'})`}`;
-        out.push(`  now: ${u.connections} of ${u.maxConnections} connection(s)${throttle}; ready ${u.ready}, in flight ${u.inflight}, deferred ${u.deferred}, held ${u.hold}${u.suspended ? '; SUSPENDED' : ''}`);
+        out.push(`  now: ${u.open} of ${u.maxConnections} connection(s) open (${u.idle} idle)${opened}${throttle}; ready ${u.ready}, in flight ${u.inflight}, deferred ${u.deferred}, held ${u.hold}${u.suspended ? '; SUSPENDED' : ''}`);
       }
       const f = this.node.inForce(name, destination);
       const rs = [f.suspended, f.throttle, f.connections].filter((r) => r !== null);

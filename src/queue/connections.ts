@@ -60,11 +60,28 @@ export class DestState {
   opensCap = 0;
   /** Demand and caps last declared, to declare only changes. */
   declared = { conn: -1, msg: -1, opens: -1 };
+  /** What each of its queues' config sets (domains under one MX set may differ): the strictest
+   *  that any of them sets is the destination's. */
+  readonly wanted = new Map<BookQueue, ClusterLimits>();
   constructor(readonly key: string) {}
 
   get limited(): boolean {
     return this.connKey !== null || this.msgKey !== null || this.opensKey !== null;
   }
+}
+
+/** The cluster-wide limits one queue's config sets (0 / null: none). */
+export interface ClusterLimits {
+  readonly conn: number;
+  readonly msg: Rate | null;
+  readonly opens: Rate | null;
+}
+
+/** The lower of two rates (per ms); null is none. */
+function lowerRate(a: Rate | null, b: Rate | null): Rate | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return b.count / b.periodMs < a.count / a.periodMs ? b : a;
 }
 
 export interface BookOptions {
@@ -107,7 +124,9 @@ export class ConnectionBook implements AllowanceUse {
   /** Puts `q` under destination `key` (its connections stay counted where they were taken). */
   place(q: BookQueue, key: string): DestState {
     if (q.dest?.key === key) return q.dest;
-    q.dest?.queues.delete(q);
+    const was = q.dest;
+    was?.queues.delete(q);
+    if (was?.wanted.delete(q) === true) this.apply(was);
     let d = this.dests.get(key);
     if (d === undefined) {
       d = new DestState(key);
@@ -118,8 +137,22 @@ export class ConnectionBook implements AllowanceUse {
     return d;
   }
 
-  /** The cluster-wide limits on `d` as the config sets them now (0 / null: none). */
-  configure(d: DestState, connCap: number, msgRate: Rate | null, opensRate: Rate | null): void {
+  /** The cluster-wide limits queue `q` (under `d`) has in its config now. */
+  configure(d: DestState, q: BookQueue, limits: ClusterLimits): void {
+    d.wanted.set(q, limits);
+    this.apply(d);
+  }
+
+  /** Applies the strictest of the limits `d`'s queues want (a change of key gives the old back). */
+  private apply(d: DestState): void {
+    let connCap = 0;
+    let msgRate: Rate | null = null;
+    let opensRate: Rate | null = null;
+    for (const w of d.wanted.values()) {
+      if (w.conn > 0 && (connCap === 0 || w.conn < connCap)) connCap = w.conn;
+      msgRate = lowerRate(msgRate, w.msg);
+      opensRate = lowerRate(opensRate, w.opens);
+    }
     const a = this.o.allowances;
     const connKey = connCap > 0 ? connectionsKey(d.key) : null;
     if (d.connKey !== null && d.connKey !== connKey) this.drop(d.connKey);
@@ -360,9 +393,13 @@ export class ConnectionBook implements AllowanceUse {
       if (!d.limited) continue;
       let ready = 0;
       let conns = 0;
+      /** Connections the ready mail needs opened (a rate's demand is per period, not at once). */
+      let toOpen = 0;
       for (const q of d.queues) {
         ready += q.ready;
-        conns += Math.min(Math.max(q.maxConnections, q.conns), q.conns + Math.ceil(q.ready / Math.max(1, q.maxPerConnection)));
+        const need = Math.ceil(q.ready / Math.max(1, q.maxPerConnection));
+        conns += Math.min(Math.max(q.maxConnections, q.conns), q.conns + need);
+        toOpen += need;
       }
       // Connections open under `d` that a queue no longer under it holds count too.
       let held = 0;
@@ -370,9 +407,12 @@ export class ConnectionBook implements AllowanceUse {
       const connDemand = conns + Math.max(0, d.open - held);
       if (a !== null) {
         if (d.connKey !== null && d.declared.conn !== connDemand) a.declare(d.connKey, d.connCap, (d.declared.conn = connDemand));
-        const msgDemand = Math.min(d.msgCap, ready + (d.msg?.pending ?? 0));
+        // A rate's demand is what this node would send in a period: what its window already counts
+        // (in flight included) and what waits.
+        const now = this.o.now();
+        const msgDemand = Math.min(d.msgCap, ready + (d.msg?.used(now) ?? 0));
         if (d.msgKey !== null && d.declared.msg !== msgDemand) a.declare(d.msgKey, d.msgCap, (d.declared.msg = msgDemand));
-        const opensDemand = Math.min(d.opensCap, connDemand);
+        const opensDemand = Math.min(d.opensCap, toOpen + (d.opens?.used(now) ?? 0));
         if (d.opensKey !== null && d.declared.opens !== opensDemand) a.declare(d.opensKey, d.opensCap, (d.declared.opens = opensDemand));
       }
       if (d.connKey !== null) {

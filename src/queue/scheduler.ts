@@ -275,7 +275,11 @@ export class Scheduler {
       q.throttle = throttleFor(q.throttle, stricter(cfg.lookup('Outbound_Throttle_Messages', ctx), r?.rate ?? null), now);
       q.opens = throttleFor(q.opens, cfg.lookup('Outbound_Throttle_Connections', ctx), now);
       const d = this.book.place(q, this.o.destinationOf?.(q.domain) ?? q.domain);
-      this.book.configure(d, cfg.lookup('Cluster_Max_Outbound_Connections', ctx), cfg.lookup('Cluster_Outbound_Throttle_Messages', ctx), cfg.lookup('Cluster_Outbound_Throttle_Connections', ctx));
+      this.book.configure(d, q, {
+        conn: cfg.lookup('Cluster_Max_Outbound_Connections', ctx),
+        msg: cfg.lookup('Cluster_Outbound_Throttle_Messages', ctx),
+        opens: cfg.lookup('Cluster_Outbound_Throttle_Connections', ctx),
+      });
       q.gen = this.gen;
     }
     return q;

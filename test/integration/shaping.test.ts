@@ -33,7 +33,7 @@ ESMTP_Listener { Listen "127.0.0.1:${smtp}" { } }
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
 Http_Listener { Listen "127.0.0.1:${http}" { } }
-Domain "dest.test" { Routes = ( "127.0.0.1:${sink.port}" ) Max_Outbound_Connections = 3 }
+Domain "dest.test" { Routes = ( "127.0.0.1:${sink.port}" ) Max_Outbound_Connections = 3 Cluster_Max_Outbound_Connections = 4 }
 Domain "also.test" { Routes = ( "127.0.0.1:${sink.port}" ) }
 Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h }
 `;
@@ -58,11 +58,15 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     expect(shown).toMatch(/^destination: mx:127\.0\.0\.1:\d+ \(MX rollup of dest\.test/);
     const also = (await node.console('shaping', 'show', 'also.test')).stdout;
     expect(also).toMatch(/^destination: mx:127\.0\.0\.1:\d+ \(MX rollup of also\.test/);
-    expect(also).toMatch(/^  now: 0 of 20 connection\(s\); ready 1, in flight 0, deferred 0, held 0; SUSPENDED$/m);
+    expect(also).toMatch(/^  now: 0 of 20 connection\(s\) open \(0 idle\); ready 1, in flight 0, deferred 0, held 0; SUSPENDED$/m);
+    expect(also).not.toMatch(/^cluster-wide/m);
     expect(shown).toMatch(/^binding default \(group default\)$/m);
     expect(shown).toMatch(/^  Max_Outbound_Connections\s+3\s+Domain "dest\.test" at \S+:\d+:\d+$/m);
     expect(shown).toMatch(/^  Outbound_Throttle_Messages\s+unlimited\s+the default$/m);
-    expect(shown).toMatch(/^  now: 0 of 3 connection\(s\); ready 1, in flight 0, deferred 1, held 0; SUSPENDED$/m);
+    expect(shown).toMatch(/^  now: 0 of 3 connection\(s\) open \(0 idle\); ready 1, in flight 0, deferred 1, held 0; SUSPENDED$/m);
+    // A single node: its share of a cluster-wide limit is the whole limit.
+    expect(shown).toMatch(/^cluster-wide \(every binding of every node to this destination\)\n  Cluster_Max_Outbound_Connections\s+4\s+Domain "dest\.test" at \S+:\d+:\d+$/m);
+    expect(shown).toMatch(/^  connections open: this node uses 0, its share 4 \(fair share 4\); cluster: 0 in use, leases 4 of 4$/m);
     expect(shown).toMatch(/^  restriction: suspend until \S+ \(binding default; rule tss04 from n1: 421 /m);
     expect((await node.console('shaping', 'show', 'dest.test', '--binding', 'nope')).stderr).toMatch(/no binding "nope" is configured/);
 
@@ -81,6 +85,11 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     const metrics = await (await api('GET', '/metrics')).text();
     expect(metrics).toContain('vipmta_shaping_rule_fired_total{rule="tss04"} 1\n');
     expect(metrics).toContain('vipmta_shaping_restrictions{action="suspend"} 2\n');
+    // The cluster-wide limit on dest.test's destination: a single node's share is all of it.
+    expect(metrics).toContain(`vipmta_cluster_limit_allowance{key="${dest}#conn"} 4\n`);
+    expect(metrics).toContain(`vipmta_cluster_limit_cap{key="${dest}#conn"} 4\n`);
+    expect(metrics).toMatch(/^vipmta_outbound_connections\{state="open"\} \d+$/m);
+    expect(metrics).toMatch(/^vipmta_outbound_idle_closed_total \d+$/m);
     expect((await (await api('POST', '/shaping/resume?domain=other.test')).json())).toMatchObject({ lifted: 1 });
 
     // Restarted, the node still holds dest.test: with Retry_Interval = 1s both messages would have

@@ -173,6 +173,9 @@ export class ClusterAllowances implements Allowances {
       s.declared = true;
     }
     if (this.o.clustered) this.schedule();
+    // A single node's allowance is the cap from this moment: its user looked (saw 0) before it
+    // declared, so it is told, after this call returns (the user may be in the middle of a pass).
+    else if (`${c}/${c}` !== this.own.get(key)!.told) queueMicrotask(() => this.notify());
   }
 
   forget(key: LimitKey): void {

@@ -200,4 +200,36 @@ describe('node metrics', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('shows the cluster-wide limits, the shaping group\'s messages, outbound connections and inbound networks from the host\'s values at scrape time', async () => {
+    let refused = 2;
+    let claims = 5;
+    const m = buildMetrics(sources({
+      shaping: () => ({
+        fired: new Map(), restrictions: [],
+        groupMessages: { claims, release: 1 },
+        limits: [{ key: 'mx:mx.example.net#conn', allowance: 2, target: 3, use: 1, cap: 5, clusterUse: 4 }],
+        outbound: { open: 7, idle: 3, closeIdleCalls: 2 },
+        inbound: [{ cidr: '203.0.113.0/24', open: 4, limit: 6, refused }],
+      }),
+    }));
+    let text = await m.render();
+    expect(sample(text, 'vipmta_cluster_limit_allowance{key="mx:mx.example.net#conn"}')).toBe(2);
+    expect(sample(text, 'vipmta_cluster_limit_target{key="mx:mx.example.net#conn"}')).toBe(3);
+    expect(sample(text, 'vipmta_cluster_limit_use{key="mx:mx.example.net#conn"}')).toBe(1);
+    expect(sample(text, 'vipmta_cluster_limit_cap{key="mx:mx.example.net#conn"}')).toBe(5);
+    expect(sample(text, 'vipmta_cluster_limit_cluster_use{key="mx:mx.example.net#conn"}')).toBe(4);
+    expect(sample(text, 'vipmta_shaping_group_messages_sent_total{type="claims"}')).toBe(5);
+    expect(sample(text, 'vipmta_outbound_connections{state="open"}')).toBe(7);
+    expect(sample(text, 'vipmta_outbound_connections{state="idle"}')).toBe(3);
+    expect(sample(text, 'vipmta_outbound_idle_closed_total')).toBe(2);
+    expect(sample(text, 'vipmta_inbound_cidr_connections{cidr="203.0.113.0/24"}')).toBe(4);
+    expect(sample(text, 'vipmta_inbound_cidr_limit{cidr="203.0.113.0/24"}')).toBe(6);
+    expect(sample(text, 'vipmta_inbound_cidr_refused_total{cidr="203.0.113.0/24"}')).toBe(2);
+    refused = 9;
+    claims = 8;
+    text = await m.render();
+    expect(sample(text, 'vipmta_inbound_cidr_refused_total{cidr="203.0.113.0/24"}')).toBe(9);
+    expect(sample(text, 'vipmta_shaping_group_messages_sent_total{type="claims"}')).toBe(8);
+  });
 });

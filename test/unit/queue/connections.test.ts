@@ -183,6 +183,32 @@ describe('connection book', () => {
     expect(s.a.user!.use(conn)).toBe(s.live.size);
   });
 
+  it('takes the strictest limit any domain under the destination sets (one with none does not lift it)', async () => {
+    // dest.test sets 3; other.test (the same MX set: DEST) sets nothing, and is looked up last.
+    const s = sim('Domain "dest.test" { Cluster_Max_Outbound_Connections = 3 }', { workers: 3 });
+    s.a.set(conn, 3);
+    s.add(10, 'b1', 'dest.test');
+    s.add(10, 'b2', 'other.test');
+    s.add(10, 'b3', 'other.test');
+    s.qm.start();
+    await s.run(30_000);
+    expect(s.qm.size).toBe(0);
+    expect(s.a.declared.get(conn)?.cap).toBe(3);
+    expect(s.peak.n).toBeLessThanOrEqual(3);
+    expect(s.qm.queueUse('default', 'b3', 'other.test')?.cluster.map((c) => c.key)).toEqual([conn]);
+  });
+
+  it('declares a rate\'s demand per period: every connection and message the waiting mail needs, not those open at once', async () => {
+    const s = sim('Cluster_Outbound_Throttle_Connections = "1000/60s"\nCluster_Outbound_Throttle_Messages = "5000/60s"\nMax_Outbound_Connections = 2\nMax_Deliveries_Per_Connection = 1');
+    s.add(50, 'b1');
+    s.qm.start();
+    await s.run(10);
+    // 50 messages at one per connection: 50 opens and 50 messages this period (2 at once would
+    // have given it 2 opens a minute).
+    expect(s.a.declared.get(`${DEST}#open/60000`)?.demand).toBe(50);
+    expect(s.a.declared.get(`${DEST}#msg/60000`)?.demand).toBe(50);
+  });
+
   it('holds everything before a lease is given (allowance 0), and goes once it is', async () => {
     const s = sim('Cluster_Max_Outbound_Connections = 4');
     s.add(5, 'b1');
