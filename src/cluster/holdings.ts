@@ -5,7 +5,7 @@
 // file only carries it out. Main thread; every step is one short netlink request or raw-socket send.
 
 import type { Logger } from 'pino';
-import type { ClusterConfig } from '../config/build.js';
+import type { ClusterConfig } from '../config/types.js';
 import { topologyFor } from '../config/duravip.js';
 import { cidrContains } from '../net/cidr.js';
 import { ArpSchedule, type ArpSettings, type ArpStatus } from './arp-schedule.js';

@@ -19,7 +19,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Config } from '../config/build.js';
+import type { Config } from '../config/types.js';
 import { duravipEntries } from '../config/duravip.js';
 import { ErrorCode, VipError } from '../errors.js';
 import { type CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';

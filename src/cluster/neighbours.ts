@@ -2,7 +2,7 @@
 // table for our announces, and the other members', as their announces carry them (dropped when
 // they leave the view). Main thread; listNeighbours is one short netlink dump per interface.
 
-import type { ClusterConfig } from '../config/build.js';
+import type { ClusterConfig } from '../config/types.js';
 import { listNeighbours } from '../native/index.js';
 import { cidrContains } from '../net/cidr.js';
 import { MAX_SHARED_NEIGHBOURS, type SharedNeighbour } from './messages.js';

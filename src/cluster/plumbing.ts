@@ -6,7 +6,7 @@
 // Main thread; every call is one short synchronous netlink request (microseconds).
 
 import type { Logger } from 'pino';
-import type { TopologyConfig } from '../config/build.js';
+import type { TopologyConfig } from '../config/types.js';
 import { topologyFor } from '../config/duravip.js';
 import { addAddress, deleteAddress, isOurAddress, listInterfaces, type NetInterface } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';

@@ -1,6 +1,6 @@
 // Turns the syntax tree into a typed, validated Config, using only the schema: unknown keywords,
 // misplaced options, bad values, duplicates and a few purely local cross-field rules all become
-// located errors, collected together. Also the fallback lookup and the canonical `show()` text.
+// located errors, collected together. Also the fallback lookup; the canonical `show()` text is show.ts.
 // Pure apart from os.hostname() and path resolution; main thread.
 
 import { hostname as osHostname } from 'node:os';
@@ -13,102 +13,16 @@ import {
   type Endpoint, type FallbackOption, type FallbackValue, type OptionName, type Scope, type ScopeOptions,
   type SetOptions, type StanzaSpec,
 } from './schema.js';
-import { formatValue, parseValue, quote } from './values.js';
+import { parseValue } from './values.js';
 import { isPasswordHash } from './password.js';
+import { showConfig } from './show.js';
 import { isOpenNetwork } from './exposure.js';
 import { canonicalAddress, parseEndpoint } from '../net/address.js';
 import { canonicalCidr, parseCidr } from '../net/cidr.js';
 
-export type GlobalOptions = ScopeOptions<'global'>;
-export type ListenerOptions = ScopeOptions<'listener'>;
-export type EcclusterListenerOptions = ScopeOptions<'eccluster_listener'>;
-export type SpoolOptions = ScopeOptions<'spool'>;
-export type ClusterOptions = ScopeOptions<'cluster'>;
-export type TopologyOptions = ScopeOptions<'topology'>;
-export type ClusterNodeOptions = ScopeOptions<'cluster_node'>;
-export type ShapingRuleOptions = ScopeOptions<'shaping_rule'>;
-export type InboundCidrOptions = ScopeOptions<'inbound_cidr'>;
-export type BindingGroupOptions = SetOptions<'binding_group'>;
-export type BindingOptions = SetOptions<'binding'>;
-export type DomainOptions = SetOptions<'domain'>;
-
-export interface ListenerConfig<O = ListenerOptions> {
-  /** "ip:port" as written. */
-  name: string;
-  host: string;
-  port: number;
-  family: 4 | 6;
-  /** ESMTP_Listener-level options merged under Listen-level ones, defaults applied. */
-  options: O;
-  where: SourceLocation;
-}
-export interface ControlListenerConfig { path: string; where: SourceLocation }
-/** An HTTP admin API address (Http_Listener/Listen); it has no options yet. */
-export interface HttpListenerConfig extends Endpoint { name: string; where: SourceLocation }
-/** A Shaping_Rule, its Match compiled (case-insensitive). */
-export interface ShapingRuleConfig { name: string; options: ShapingRuleOptions; match: RegExp | null; where: SourceLocation }
-/** An Inbound_Cidr of ESMTP_Listener: `cidr` canonical (host bits clear, RFC 5952 address). */
-export interface InboundCidrConfig { cidr: string; limit: number; where: SourceLocation }
-export interface TopologyConfig { cidr: string; options: TopologyOptions; where: SourceLocation }
-/** A Cluster / Node stanza: a member of the cluster (checked by cluster-nodes.ts). */
-export interface ClusterNodeConfig {
-  name: string;
-  options: ClusterNodeOptions;
-  where: SourceLocation;
-  /** Where Cluster_Address and Node_Id are written (the stanza when they are not). */
-  addressWhere: SourceLocation;
-  idWhere: SourceLocation;
-}
-export interface ClusterConfig { options: ClusterOptions; topologies: TopologyConfig[]; nodes: ClusterNodeConfig[]; where: SourceLocation }
-export interface DomainConfig { name: string; options: DomainOptions; where: SourceLocation }
-export interface BindingConfig {
-  name: string;
-  /** The binding group it belongs to ("default" when declared outside any Binding_Group). */
-  group: string;
-  /** Null for the implicit "default" binding. */
-  where: SourceLocation | null;
-  /** Only the options written in this stanza; use Config.lookup for effective values. */
-  options: BindingOptions;
-  domains: ReadonlyMap<string, DomainConfig>;
-}
-export interface BindingGroupConfig {
-  name: string;
-  where: SourceLocation | null;
-  options: BindingGroupOptions;
-  bindings: ReadonlyMap<string, BindingConfig>;
-  domains: ReadonlyMap<string, DomainConfig>;
-}
-export interface LookupContext { bindingGroup?: string; binding?: string; domain?: string }
-
-export interface Config {
-  files: string[];
-  global: GlobalOptions;
-  spool: SpoolOptions;
-  esmtpListeners: ListenerConfig[];
-  /** ESMTP_Listener's Inbound_Cidr networks, in the order written (each applies to every Listen). */
-  inboundCidrs: InboundCidrConfig[];
-  ecclusterListeners: ListenerConfig<EcclusterListenerOptions>[];
-  controlListeners: ControlListenerConfig[];
-  httpListeners: HttpListenerConfig[];
-  bindingGroups: ReadonlyMap<string, BindingGroupConfig>;
-  bindings: ReadonlyMap<string, BindingConfig>;
-  domains: ReadonlyMap<string, DomainConfig>;
-  cluster: ClusterConfig | null;
-  /** Shaping_Rule stanzas, in the order written. */
-  shapingRules: ShapingRuleConfig[];
-  /**
-   * An option's effective value for a binding group / binding / domain, in Momentum's order:
-   * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).
-   * A binding belongs to one group, so `binding` implies its group and `bindingGroup` is then ignored;
-   * names that are not configured simply contribute no level.
-   */
-  lookup<K extends FallbackOption>(option: K, ctx: LookupContext): FallbackValue<K>;
-  /** lookup's value and the level it came from ("Binding \"b1\" Domain \"gmail.com\" at main.conf:12:3",
-   *  "the top level", "the default"), for `shaping show`. */
-  explain<K extends FallbackOption>(option: K, ctx: LookupContext): { value: FallbackValue<K>; from: string };
-  /** Canonical, re-parseable text of the effective configuration (`vipmta console config show`). */
-  show(): string;
-}
+import type {
+  BindingConfig, BindingGroupConfig, BindingGroupOptions, BindingOptions, ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, ClusterOptions, Config, ControlListenerConfig, DomainConfig, DomainOptions, EcclusterListenerOptions, GlobalOptions, HttpListenerConfig, InboundCidrConfig, InboundCidrOptions, ListenerConfig, ListenerOptions, LookupContext, ShapingRuleConfig, ShapingRuleOptions, SpoolOptions, TopologyConfig, TopologyOptions,
+} from './types.js';
 
 // --- defaults, parsed from the schema's own text ------------------------------------------------
 
@@ -510,7 +424,7 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     bindingGroups: groups, bindings, domains, cluster, shapingRules,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     explain: (option, ctx) => explain(config, option, ctx) as never,
-    show: () => show(config),
+    show: () => showConfig(config),
   };
   return config;
 }
@@ -594,92 +508,4 @@ function explain(config: Config, option: string, ctx: LookupContext): { value: u
   const g = (config.global as Record<string, unknown>)[option];
   const def = schemaDefault(FALLBACK_BY_KEY.get(option)!);
   return { value, from: g !== undefined && JSON.stringify(g) !== JSON.stringify(def) ? 'the top level' : 'the default' };
-}
-
-// --- canonical text -----------------------------------------------------------------------------
-
-function show(c: Config): string {
-  const out: string[] = ['# vipmta effective configuration (canonical form; re-parseable)'];
-  const opts = (scope: Scope, values: Record<string, unknown>, indent: string): void => {
-    for (const name of optionsInScope(scope)) {
-      const v = values[name];
-      if (v !== undefined) out.push(`${indent}${name} = ${formatValue(OPTIONS[name].type, v)}`);
-    }
-  };
-  const domainsText = (m: ReadonlyMap<string, DomainConfig>, indent: string): void => {
-    for (const d of m.values()) {
-      out.push(`${indent}Domain ${quote(d.name)} {`);
-      opts('domain', d.options, indent + '  ');
-      out.push(`${indent}}`);
-    }
-  };
-  opts('global', c.global, '');
-  out.push('Spool {');
-  opts('spool', c.spool, '  ');
-  out.push('}');
-  if (c.esmtpListeners.length || c.inboundCidrs.length) {
-    out.push('ESMTP_Listener {');
-    for (const n of c.inboundCidrs) out.push(`  Inbound_Cidr ${quote(n.cidr)} {`, `    Cluster_Max_Inbound_Connections = ${n.limit}`, '  }');
-    for (const l of c.esmtpListeners) {
-      out.push(`  Listen ${quote(l.name)} {`);
-      opts('listener', l.options, '    ');
-      out.push('  }');
-    }
-    out.push('}');
-  }
-  if (c.ecclusterListeners.length) {
-    out.push('ECCluster_Listener {');
-    // #mmove (issue 6): the cluster link's listeners now take Timeout and Max_Message_Size.
-    for (const l of c.ecclusterListeners) {
-      out.push(`  Listen ${quote(l.name)} {`);
-      opts('eccluster_listener', l.options, '    ');
-      out.push('  }');
-    }
-    out.push('}');
-  }
-  if (c.controlListeners.length) {
-    out.push('Control_Listener {');
-    for (const l of c.controlListeners) out.push(`  Listen ${quote(l.path)} {`, '  }');
-    out.push('}');
-  }
-  if (c.httpListeners.length) {
-    out.push('Http_Listener {');
-    for (const l of c.httpListeners) out.push(`  Listen ${quote(l.name)} {`, '  }');
-    out.push('}');
-  }
-  if (c.cluster) {
-    out.push('Cluster {');
-    // Nodename is shown once, at the top level, where it is already effective.
-    opts('cluster', { ...c.cluster.options, Nodename: undefined }, '  ');
-    for (const t of c.cluster.topologies) {
-      out.push(`  Topology ${quote(t.cidr)} {`);
-      opts('topology', t.options, '    ');
-      out.push('  }');
-    }
-    for (const n of c.cluster.nodes) {
-      out.push(`  Node ${quote(n.name)} {`);
-      opts('cluster_node', n.options, '    ');
-      out.push('  }');
-    }
-    out.push('}');
-  }
-  for (const r of c.shapingRules) {
-    out.push(`Shaping_Rule ${quote(r.name)} {`);
-    opts('shaping_rule', r.options, '  ');
-    out.push('}');
-  }
-  for (const g of c.bindingGroups.values()) {
-    out.push(`Binding_Group ${quote(g.name)} {`);
-    opts('binding_group', g.options, '  ');
-    for (const bd of g.bindings.values()) {
-      out.push(`  Binding ${quote(bd.name)} {`);
-      opts('binding', bd.options, '    ');
-      domainsText(bd.domains, '    ');
-      out.push('  }');
-    }
-    domainsText(g.domains, '  ');
-    out.push('}');
-  }
-  domainsText(c.domains, '');
-  return out.join('\n') + '\n';
 }

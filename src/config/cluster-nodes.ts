@@ -4,7 +4,7 @@
 // clusterMembers(). Pure (no I/O); main thread, at load and reload.
 
 import { addressBits, canonicalAddress } from '../net/address.js';
-import type { ClusterConfig, ClusterNodeConfig, Config } from './build.js';
+import type { ClusterConfig, ClusterNodeConfig, Config } from './types.js';
 import { at, type ConfigError } from './errors.js';
 import { OPTIONS } from './schema.js';
 

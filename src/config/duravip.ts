@@ -9,7 +9,7 @@
 
 import { canonicalAddress } from '../net/address.js';
 import { cidrContains, cidrLength } from '../net/cidr.js';
-import type { Config, TopologyConfig } from './build.js';
+import type { Config, TopologyConfig } from './types.js';
 import type { ConfigError, SourceLocation } from './errors.js';
 
 /** The Topology an address is plumbed on: the most specific one containing it, or null. */

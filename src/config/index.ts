@@ -3,7 +3,8 @@
 // beyond reading files: check-config and reload use it before anything is bound or opened.
 
 import path from 'node:path';
-import { buildConfig, type Config } from './build.js';
+import { buildConfig } from './build.js';
+import type { Config } from './types.js';
 import { clusterNodeErrors } from './cluster-nodes.js';
 import { duravipConfigErrors } from './duravip.js';
 import { exposureWarnings } from './exposure.js';
@@ -17,7 +18,7 @@ export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
   BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
   ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig,
-} from './build.js';
+} from './types.js';
 export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, Endpoint, HostPort } from './schema.js';
 export { OPTIONS, STANZAS, SCOPES } from './schema.js';
 export { renderReference } from './docgen.js';

@@ -4,7 +4,7 @@
 // and the `shaping inbound` console view. Main thread; nothing here blocks (Atomics reads, a timer).
 
 import type { Config } from '../config/index.js';
-import type { InboundCidrConfig } from '../config/build.js';
+import type { InboundCidrConfig } from '../config/types.js';
 import type { CommandTable } from '../control/commands.js';
 import { inboundState, newInboundCount, resetInboundSlot, setInboundLimit } from '../listener/inbound-count.js';
 import type { InboundSpec } from '../listener/spec.js';

@@ -4,7 +4,7 @@
 // connections, bounce) until when. Deciding is all this does: the cluster announces and applies a
 // firing, the scheduler obeys it. Pure; the caller passes the clock. Main thread.
 
-import type { ShapingRuleConfig } from '../config/build.js';
+import type { ShapingRuleConfig } from '../config/types.js';
 import type { Rate } from '../config/schema.js';
 import type { BounceClass } from './bounce-class.js';
 import { SlidingWindow } from './window.js';

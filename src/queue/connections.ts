@@ -6,7 +6,7 @@
 // whose answer comes back later.
 import type { Rate } from '../config/schema.js';
 import { connectionsKey, messagesKey, opensKey, type Allowances, type AllowanceUse, type LimitKey } from './allowances.js';
-import { MessageThrottle } from './throttle.js';
+import { MessageThrottle, stricterRate } from './throttle.js';
 
 /** What the book needs of a queue (scheduler.ts's DestQueue). */
 export interface BookQueue {
@@ -77,13 +77,6 @@ export interface ClusterLimits {
   readonly opens: Rate | null;
 }
 
-/** The lower of two rates (per ms); null is none. */
-function lowerRate(a: Rate | null, b: Rate | null): Rate | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return b.count / b.periodMs < a.count / a.periodMs ? b : a;
-}
-
 export interface BookOptions {
   now: () => number;
   /** The cluster's shares of the cluster-wide limits; null: each limit is this node's alone. */
@@ -150,8 +143,8 @@ export class ConnectionBook implements AllowanceUse {
     let opensRate: Rate | null = null;
     for (const w of d.wanted.values()) {
       if (w.conn > 0 && (connCap === 0 || w.conn < connCap)) connCap = w.conn;
-      msgRate = lowerRate(msgRate, w.msg);
-      opensRate = lowerRate(opensRate, w.opens);
+      msgRate = stricterRate(msgRate, w.msg);
+      opensRate = stricterRate(opensRate, w.opens);
     }
     const a = this.o.allowances;
     const connKey = connCap > 0 ? connectionsKey(d.key) : null;

@@ -24,7 +24,7 @@ import type { Allowances } from './allowances.js';
 import { ConnectionBook, type BookQueue, type DestState, type IdleConn } from './connections.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
-import { HeldQueues, throttleFor, type MessageThrottle } from './throttle.js';
+import { HeldQueues, stricterRate, throttleFor, type MessageThrottle } from './throttle.js';
 
 export interface DestQueue extends BookQueue {
   readonly idx: number;
@@ -106,13 +106,6 @@ export interface QueueRestrictions {
   readonly rate: Rate | null;
   /** A connection limit lower than the configured one, or null. */
   readonly connections: number | null;
-}
-
-/** The lower of two rates (messages per ms); null is unlimited. */
-function stricter(a: Rate | null, b: Rate | null): Rate | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return b.count / b.periodMs < a.count / a.periodMs ? b : a;
 }
 
 export class Scheduler {
@@ -272,7 +265,7 @@ export class Scheduler {
       q.retryMs = cfg.lookup('Retry_Interval', ctx);
       q.expireMs = cfg.lookup('Message_Expiration', ctx);
       const now = this.o.now();
-      q.throttle = throttleFor(q.throttle, stricter(cfg.lookup('Outbound_Throttle_Messages', ctx), r?.rate ?? null), now);
+      q.throttle = throttleFor(q.throttle, stricterRate(cfg.lookup('Outbound_Throttle_Messages', ctx), r?.rate ?? null), now);
       q.opens = throttleFor(q.opens, cfg.lookup('Outbound_Throttle_Connections', ctx), now);
       const d = this.book.place(q, this.o.destinationOf?.(q.domain) ?? q.domain);
       this.book.configure(d, q, {

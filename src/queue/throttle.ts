@@ -157,3 +157,10 @@ export class HeldQueues<Q extends Holdable> {
     this.arm(next);
   }
 }
+
+/** The lower of two rates (messages per ms); null is none. */
+export function stricterRate(a: Rate | null, b: Rate | null): Rate | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return b.count / b.periodMs < a.count / a.periodMs ? b : a;
+}

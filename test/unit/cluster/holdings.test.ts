@@ -4,7 +4,7 @@
 // time, and nothing new while taking is not allowed. Pure (injected clock).
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { ClusterConfig } from '../../../src/config/build.js';
+import type { ClusterConfig } from '../../../src/config/types.js';
 import type { HoldPlan } from '../../../src/cluster/holdings.js';
 
 const log: string[] = [];
