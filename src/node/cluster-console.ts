@@ -61,7 +61,10 @@ export class ClusterConsole {
       if (target !== null && target !== me) throw new VipError(ErrorCode.CLUSTER_DISABLED, `this node (${me}) runs without a Cluster stanza: there is no node ${target}`);
       return this.alone(me, argv, '(single node: no Cluster stanza)');
     }
-    if (scope.kind === 'cluster-wide' && target === null) return this.alone(me, argv, `(${scope.note})`);
+    if (scope.kind === 'cluster-wide') {
+      if (target === null || target === me) return this.alone(me, argv, `(${scope.note})`);
+      throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `${words} acts on every node already: run it without --node (${scope.note})`);
+    }
     const gathered = await this.group.request(argv, target, req.timeoutMs);
     return formatGathered(words!, gathered);
   }
