@@ -1,10 +1,8 @@
-// This node's member of the console group ("vipmta-console", a CPG group of its own, kept up by
-// GroupLink, so a console request never waits on the DuraVIP election or the shaping group): it
-// multicasts a request (a console command for every member or one), runs the requests it is
-// delivered through its own command table (`run`, the host's), multicasts each answer in chunks
-// back to the requester, and gathers the answers to its own requests until every member asked has
-// answered or left, or the timeout. Messages are authenticated (console-wire.ts). Main thread;
-// nothing blocks (sends are queued to the addon's IO thread).
+// This node's member of the console group ("vipmta-console", its own CPG group via GroupLink, so a
+// request never waits on the election or the shaping group): multicasts console requests, runs those
+// delivered to it through `run` (the host's command table) and multicasts the answers in chunks,
+// and gathers its own requests' answers until all came, a member left, or the timeout.
+// Main thread; nothing blocks (sends are queued to the addon's IO thread).
 
 import type { Logger } from 'pino';
 import { ErrorCode, VipError } from '../errors.js';
@@ -265,7 +263,7 @@ export class ConsoleGroup {
     if (parts.some((x) => x === undefined)) return;
     p.chunks.delete(m.from);
     const body = decodeReplyBody(Buffer.concat(parts as Buffer[]));
-    p.done.set(m.from, body === null ? { node: p.expected.get(m.from)!, answer: { ok: false, code: 'ERR_CLUSTER_BAD_REPLY', error: 'an answer that does not decode' } } : { node: m.node, answer: body });
+    p.done.set(m.from, body === null ? { node: p.expected.get(m.from)!, answer: { ok: false, code: 'ERR_CONTROL_BAD_RESPONSE', error: 'an answer that does not decode' } } : { node: m.node, answer: body });
     this.maybeFinish(m.id);
   }
 

@@ -1,9 +1,7 @@
-// The console group's messages on the wire (`vipmta console --cluster`, src/cluster/console-group.ts):
-// a hello (who this member is), a request (a console command for every member or one), and the
-// chunks of a reply. Every message is HMAC-SHA256-authenticated with a key derived from
-// Cluster_Secret, and names its sender's CPG member key, which must be the one corosync delivered it
-// from: a process without the secret can neither make others run commands nor forge an answer.
-// Main thread, pure (one HMAC per message). Peers are untrusted: decode validates, never throws.
+// The console group's messages (console-group.ts): hello, request, reply chunks. Each carries an
+// HMAC-SHA256 keyed from Cluster_Secret and its sender's CPG member key, which must be the one
+// corosync delivered it from: without the secret no process makes others run commands or forges an
+// answer. Main thread, pure (one HMAC per message). Peers are untrusted: decode validates, never throws.
 
 import crypto from 'node:crypto';
 import { isNodeName } from './state.js';
