@@ -221,6 +221,18 @@ describe('the console group', () => {
     });
   });
 
+  it('runs a request once even when it is delivered again', async () => {
+    const { nodes } = await cluster(2);
+    const [n1, n2] = nodes as [TestNode, TestNode];
+    const again = encodeConsoleMessage(KEY, { type: 'request', from: '1:101', node: 'n1', id: 50, target: null, argv: ['version'] });
+    n1.fake!.send(again);
+    n1.fake!.send(again);
+    n1.fake!.send(encodeConsoleMessage(KEY, { type: 'request', from: '1:101', node: 'n1', id: 49, target: null, argv: ['status'] }));
+    await settle();
+    expect(n2.ran).toEqual([['version']]);
+    expect(n1.ran).toEqual([['version']]);
+  });
+
   it('ignores requests and answers of a member without the secret', async () => {
     const { bus, timers, nodes } = await cluster(2);
     const [n1, n2] = nodes as [TestNode, TestNode];
