@@ -8,9 +8,11 @@ import { table } from '../control/table.js';
 import type { Gathered, MemberAnswer } from './console-group.js';
 import type { MailqData } from './console-wire.js';
 
-/** Commands each member runs for itself (by their fixed words): reads, and actions on its own queue or config. */
+/** Commands each member runs for itself (by their fixed words): reads, and actions on its own queue or
+ *  config. Not `config show`: it prints Cluster_Secret and password hashes, and answers are
+ *  authenticated, not encrypted (any process corosync lets into the group can read them). */
 export const PER_NODE_COMMANDS: ReadonlySet<string> = new Set([
-  'version', 'status', 'workers', 'config show', 'config reload', 'spool corrupt',
+  'version', 'status', 'workers', 'config reload', 'spool corrupt',
   'mailq', 'message list', 'message show', 'hold', 'release', 'rebind',
   'cluster duravip show', 'cluster membership', 'cluster info', 'cluster arp show',
   'shaping show', 'shaping suspensions', 'shaping leases', 'shaping inbound',
