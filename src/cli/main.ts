@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SHIPPED_RULES, controlSocketPaths, defaultConfig, formatConfigError, formatConfigWarning, loadConfigFile } from '../config/index.js';
-import { sendCommand } from '../control/client.js';
+import { sendRequest } from '../control/client.js';
+import { MAX_CLUSTER_TIMEOUT_MS, type ControlRequest } from '../control/protocol.js';
 import { clusterCommand } from './corosync-conf.js';
 import { Daemon, StartupError } from '../node/daemon.js';
 import { hashPassword } from '../config/password.js';
@@ -15,6 +16,8 @@ const USAGE = `usage:
   vipmta start [-c FILE]                        run a node (without -c: the built-in single-node default)
   vipmta check-config [-c FILE]                 validate a config; binds nothing, opens nothing
   vipmta console [-s SOCKET | -c FILE] COMMAND  run a console command on a running node ("help" lists them)
+  vipmta console [-s SOCKET | -c FILE] (--cluster | --node NAME) [--timeout DURATION] COMMAND
+                                                run it on every member of the cluster, or on one (default timeout 10s)
   vipmta release-addresses [-c FILE]            remove the DuraVIPs a stopped node left plumbed (systemd ExecStopPost)
   vipmta cluster corosync-conf -c FILE [--authkey PATH] [--output FILE] [--ipc-user USER]
                                                 the corosync.conf for the Cluster's Node list (creates the authkey if missing)
@@ -115,10 +118,14 @@ async function releaseAddresses(args: string[]): Promise<number> {
 }
 
 async function consoleCommand(args: string[]): Promise<number> {
-  // Only leading -c/-s belong to us: everything from the first other word on is the command and
-  // its own flags (`mailq -d example.com -b news`), passed through untouched.
+  // Only leading -c/-s (and --cluster, --node, --timeout) belong to us: everything from the first
+  // other word on is the command and its own flags (`mailq -d example.com -b news`), passed through
+  // untouched (the node refuses flags the command does not know).
   let config: string | null = null;
   let socket: string | null = null;
+  let cluster = false;
+  let node: string | null = null;
+  let timeoutMs: number | null = null;
   let i = 0;
   for (; i < args.length; i++) {
     const a = args[i]!;
@@ -126,7 +133,11 @@ async function consoleCommand(args: string[]): Promise<number> {
       i++;
       break;
     }
-    const m = /^(-c|--config|-s|--socket)(?:=(.*))?$/.exec(a);
+    if (a === '--cluster') {
+      cluster = true;
+      continue;
+    }
+    const m = /^(-c|--config|-s|--socket|--node|--timeout)(?:=(.*))?$/.exec(a);
     if (m === null) break;
     const value = m[2] ?? args[++i];
     if (value === undefined) {
@@ -134,7 +145,22 @@ async function consoleCommand(args: string[]): Promise<number> {
       return 2;
     }
     if (m[1] === '-c' || m[1] === '--config') config = value;
-    else socket = value;
+    else if (m[1] === '--node') node = value;
+    else if (m[1] === '--timeout') {
+      timeoutMs = parseTimeout(value);
+      if (timeoutMs === null) {
+        process.stderr.write(`vipmta: --timeout takes a duration like 10s, 500ms or 2m (at most ${MAX_CLUSTER_TIMEOUT_MS / 1000}s), not "${value}"\n`);
+        return 2;
+      }
+    } else socket = value;
+  }
+  if (cluster && node !== null) {
+    process.stderr.write(`vipmta: give --cluster or --node NAME, not both\n${USAGE}`);
+    return 2;
+  }
+  if (timeoutMs !== null && !cluster && node === null) {
+    process.stderr.write(`vipmta: --timeout goes with --cluster or --node\n${USAGE}`);
+    return 2;
   }
   const a = { config, positionals: args.slice(i) };
   if (socket === null) {
@@ -155,13 +181,27 @@ async function consoleCommand(args: string[]): Promise<number> {
       socket = paths[0]!;
     }
   }
+  const req: ControlRequest = { argv: a.positionals.length === 0 ? ['help'] : a.positionals };
+  if (cluster) req.cluster = true;
+  if (node !== null) req.node = node;
+  if (timeoutMs !== null) req.timeoutMs = timeoutMs;
   try {
-    process.stdout.write(await sendCommand(socket, a.positionals.length === 0 ? ['help'] : a.positionals));
-    return 0;
+    // The node waits up to the members' timeout before it answers.
+    const r = await sendRequest(socket, req, 60_000 + (timeoutMs ?? 0));
+    process.stdout.write(r.output);
+    return r.status;
   } catch (err) {
     process.stderr.write(`vipmta: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** "10s", "500ms", "2m", "10" (seconds) as ms; null when it is not one, or out of range. */
+function parseTimeout(v: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
+  if (m === null) return null;
+  const ms = Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000));
+  return ms >= 1 && ms <= MAX_CLUSTER_TIMEOUT_MS ? ms : null;
 }
 
 /**

@@ -7,7 +7,10 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import type { CommandTable } from './commands.js';
-import { MAX_REQUEST_BYTES, type ControlRequest, type ControlResponse } from './protocol.js';
+import { CLUSTER_TIMEOUT_MS, MAX_CLUSTER_TIMEOUT_MS, MAX_REQUEST_BYTES, type ControlRequest, type ControlResponse } from './protocol.js';
+
+/** Runs a request for the cluster (`cluster` or `node` set: src/node/cluster-console.ts). */
+export type ClusterRequestHandler = (req: ControlRequest & { timeoutMs: number }) => Promise<{ output: string; status: number }>;
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -18,6 +21,8 @@ export class ControlServer {
     readonly socketPath: string,
     private readonly commands: CommandTable,
     private readonly logger: Logger,
+    /** `console --cluster` / `--node`; absent: such requests are refused. */
+    private readonly cluster: ClusterRequestHandler | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -76,8 +81,13 @@ export class ControlServer {
         throw new Error('argv must be an array of strings');
       }
       req = parsed as ControlRequest;
+      checkScope(req);
     } catch (err) {
       this.reply(sock, { ok: false, error: `bad request: ${(err as Error).message}`, code: 'ERR_CONTROL_BAD_REQUEST' });
+      return;
+    }
+    if (req.cluster === true || req.node !== undefined) {
+      await this.handleCluster(sock, req);
       return;
     }
     try {
@@ -91,10 +101,36 @@ export class ControlServer {
     }
   }
 
+  private async handleCluster(sock: net.Socket, req: ControlRequest): Promise<void> {
+    const timeoutMs = req.timeoutMs ?? CLUSTER_TIMEOUT_MS;
+    // The answer takes up to the members' timeout: the idle cut-off must not end it first.
+    sock.setTimeout(timeoutMs + REQUEST_TIMEOUT_MS);
+    const scope = req.node !== undefined ? `--node ${req.node}` : '--cluster';
+    try {
+      if (this.cluster === null) throw Object.assign(new Error('this node cannot run console commands across the cluster'), { code: 'ERR_CLUSTER_DISABLED' });
+      const r = await this.cluster({ ...req, timeoutMs });
+      this.logger.info({ command: req.argv.join(' '), scope, status: r.status }, 'console command');
+      this.reply(sock, { ok: true, output: r.output, status: r.status });
+    } catch (err) {
+      const code = errorCode(err) ?? 'ERR_CONTROL_FAILED';
+      this.logger.warn({ command: req.argv.join(' '), scope, code, err: (err as Error).message }, 'console command failed');
+      this.reply(sock, { ok: false, error: (err as Error).message, code });
+    }
+  }
+
   private reply(sock: net.Socket, res: ControlResponse): void {
     if (!sock.writable) return;
     sock.end(JSON.stringify(res) + '\n');
   }
+}
+
+/** The optional cluster fields: --cluster and --node exclude each other; a timeout is whole ms in range. */
+function checkScope(req: ControlRequest): void {
+  if (req.cluster !== undefined && typeof req.cluster !== 'boolean') throw new Error('cluster must be a boolean');
+  if (req.node !== undefined && (typeof req.node !== 'string' || req.node === '')) throw new Error('node must be a node name');
+  if (req.cluster === true && req.node !== undefined) throw new Error('give --cluster or --node, not both');
+  const t = req.timeoutMs;
+  if (t !== undefined && (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > MAX_CLUSTER_TIMEOUT_MS)) throw new Error(`timeoutMs must be 1 to ${MAX_CLUSTER_TIMEOUT_MS}`);
 }
 
 /**

@@ -20,6 +20,7 @@ import { VERSION } from '../version.js';
 import { WorkerPool } from '../workers/pool.js';
 import { DRAIN_GRACE_MS } from '../workers/socket-set.js';
 import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
+import { ClusterConsole } from './cluster-console.js';
 import { mailqReport, nodeCommands } from './console.js';
 import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
@@ -66,6 +67,8 @@ export class Daemon {
   /** #mmove duplicate table shared by every worker (issue 6); sized at start, a reload keeps it. */
   private readonly mmoveDedup: DedupTable;
   private controls: ControlServer[] = [];
+  /** `console --cluster` / `--node` (node/cluster-console.ts). */
+  private clusterConsole: ClusterConsole | null = null;
   private https: AdminHttpServer[] = [];
   private shuttingDown: Promise<void> | null = null;
   /** The listen addresses held from the start-up check until the workers listen (listen-check.ts). */
@@ -206,8 +209,10 @@ export class Daemon {
     this.shaping.addCommands(commands);
     this.inbound.addCommands(commands);
     this.inbound.start();
+    const clusterConsole = this.clusterConsole = new ClusterConsole({ config: () => this.config, logger: this.logger, commands, mailq: (f) => mailqReport(this.queue, f) });
+    clusterConsole.start();
     for (const c of cfg.controlListeners) {
-      const server = new ControlServer(c.path, commands, this.logger);
+      const server = new ControlServer(c.path, commands, this.logger, (req) => clusterConsole.handle(req));
       await server.start();
       this.controls.push(server);
     }
@@ -373,6 +378,7 @@ export class Daemon {
     await stopCluster(this.cluster, this.logger);
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
+    this.clusterConsole?.stop();
     this.shaping.stop();
     this.inbound.stop();
     // Deliveries in flight report first (their workers must still be there to answer); what does

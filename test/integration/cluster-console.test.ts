@@ -38,6 +38,9 @@ describe('cluster console without corosync', () => {
     expect(move.stderr).toMatch(/ERR_CLUSTER_REFUSED|no election has run yet/);
     const bad = await node.console('cluster', 'duravip', 'move', '192.0.2.1', 'solo');
     expect(bad.stderr).toMatch(/usage: cluster duravip move IP to NODE/);
+    const all = await node.console('--cluster', 'version');
+    expect(all.status).toBe(1);
+    expect(all.stderr).toMatch(/ERR_CLUSTER_REFUSED|not in the console group \(corosync: ERR_COROSYNC_NOT_RUNNING/);
   });
 
   it('answers the cluster commands with ERR_CLUSTER_DISABLED without a Cluster stanza', async () => {
@@ -46,5 +49,22 @@ describe('cluster console without corosync', () => {
     const r = await node.console('cluster', 'membership');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/without a Cluster stanza/);
+  });
+
+  it('runs console --cluster here on a node without a Cluster stanza, and says it is a single node', async () => {
+    const node = startVipmta(config(await freePort(), ''));
+    await node.waitStarted();
+    const r = await node.console('--cluster', 'version');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^=== solo \(single node: no Cluster stanza\) ===\nvipmta /);
+    const other = await node.console('--node', 'n2', 'version');
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/runs without a Cluster stanza: there is no node n2/);
+    const bad = await node.console('--cluster', '--timeout', 'soon', 'version');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--timeout takes a duration like 10s/);
+    const flag = await node.console('config', 'reload', '--cluster');
+    expect(flag.status).toBe(1);
+    expect(flag.stderr).toMatch(/unknown option --cluster for config reload/);
   });
 });
