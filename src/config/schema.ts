@@ -241,7 +241,7 @@ export const OPTIONS = {
   // --- cluster ---
   Cluster_Secret: {
     type: { kind: 'string' }, scopes: ['cluster'],
-    description: 'Shared secret that authenticates cluster links (#mmove).',
+    description: 'Shared secret that authenticates the cluster links (#mmove) and the console across the cluster (console --cluster / --node); the same on every node.',
   },
   // #mmove (issue 6): the cluster link's message moves (src/mmove/, docs/mmove.md).
   Mmove_Connections: {
