@@ -12,7 +12,8 @@ import type { ClusterManager, ClusterSnapshot } from './manager.js';
 /** The members of the view that are drained (their announce, or an agreed drain of this view). */
 export function drainedNodes(s: ClusterSnapshot): Set<string> {
   const out = new Set<string>();
-  for (const m of s.members) if (m.state !== null && isDrained(m.state, s.drains)) out.add(m.state.node);
+  // Partial snapshots (tests, older callers) may lack the view's members.
+  for (const m of (s.members as ClusterSnapshot['members'] | undefined) ?? []) if (m.state !== null && isDrained(m.state, s.drains)) out.add(m.state.node);
   return out;
 }
 
@@ -75,9 +76,9 @@ export function formatMembership(s: ClusterSnapshot): string {
 
 /** This node's drain and its progress: what is still queued here (held and deferred included). */
 export function drainLine(s: ClusterSnapshot, now = Date.now()): string {
-  if (!s.drained) return '';
-  const since = s.drainedSince > 0 ? ` for ${formatAge(now - s.drainedSince)}` : '';
-  const left = s.queueLeft === null ? 'queue unknown'
+  if (s.drained !== true) return '';
+  const since = s.drainedSince !== undefined && s.drainedSince > 0 ? ` for ${formatAge(now - s.drainedSince)}` : '';
+  const left = s.queueLeft === null || s.queueLeft === undefined ? 'queue unknown'
     : s.queueLeft === 0 ? 'no mail left here: it may be stopped'
       : `${s.queueLeft} queued part(s) left to move`;
   return `this node is DRAINED${since}: ${left}\n`;
@@ -95,7 +96,7 @@ export function formatInfo(s: ClusterSnapshot, now = Date.now()): string {
     `holds: ${s.holds.join(', ') || 'none'}${s.releasing.length > 0 ? `; handing over: ${s.releasing.join(', ')}` : ''}`,
     `address lifetime: ${s.lifetimeSec}s, renewed every check`,
     `leaving: ${s.leaving ? 'yes' : 'no'}`,
-    `drained: ${s.drained ? 'yes' : 'no'}`,
+    `drained: ${s.drained === true ? 'yes' : 'no'}`,
   ];
   for (const [a, e] of s.plumbErrors) lines.push(`plumbing error: ${a}: ${e}`);
   return lines.join('\n') + '\n';

@@ -142,7 +142,7 @@ export interface ElectionInput {
 
 /** Whether a member counts as drained in an election with these agreed drain messages. */
 export function isDrained(m: MemberState, drains?: ReadonlyMap<string, boolean>): boolean {
-  return drains?.get(m.node) ?? m.drained;
+  return drains?.get(m.node) ?? m.drained === true;
 }
 
 interface NodeConf {

@@ -628,13 +628,14 @@ export interface ClusterSnapshot extends HoldingsSnapshot {
   readonly quorate: boolean;
   readonly stalled: boolean;
   readonly leaving: boolean;
+  // The drain's fields are optional so that snapshots made elsewhere (tests, benches) stay valid.
   /** This node is drained, since when (ms; 0 unknown). */
-  readonly drained: boolean;
-  readonly drainedSince: number;
+  readonly drained?: boolean;
+  readonly drainedSince?: number;
   /** Parts still queued on this node (a drain's progress), null when unknown. */
-  readonly queueLeft: number | null;
+  readonly queueLeft?: number | null;
   /** Agreed drain messages of this view (node -> drained): they override the members' announces. */
-  readonly drains: ReadonlyMap<string, boolean>;
+  readonly drains?: ReadonlyMap<string, boolean>;
   readonly viewId: number | null;
   readonly viewArrivedAt: number | null;
   readonly viewStableSince: number | null;

@@ -49,8 +49,9 @@ export interface MemberState {
   /** Planned shutdown under way: owns nothing, so its addresses go to their new owners before it leaves. */
   readonly leaving: boolean;
   /** `cluster drain`: owns nothing and takes no mail until `cluster undrain`; persisted by the node
-   *  (drain.ts), announced so members that join later know it. Optional on the wire (false). */
-  readonly drained: boolean;
+   *  (drain.ts), announced so members that join later know it. Optional on the wire and here
+   *  (absent: not drained); createMemberState and decodeMemberState always set it. */
+  readonly drained?: boolean;
   /**
    * The agreed viewStableSince of the view in which this process joined the group (ms). When two
    * members both claim an address, the longer-standing one keeps it, so a rejoiner never steals.
@@ -181,7 +182,7 @@ export function encodeMemberState(s: MemberState): Buffer {
     addresses: s.addresses.map((e) => ({ address: e.address, services: e.services, binding: e.binding, preference: e.preference, follow: e.follow })),
     holds: s.holds, load: s.load, mmove: s.mmove,
     // Only when set: a member that never drains announces what older members understand.
-    ...(s.drained ? { drained: true } : {}),
+    ...(s.drained === true ? { drained: true } : {}),
   };
   const buf = Buffer.from(JSON.stringify(wire), 'utf8');
   if (buf.length > MAX_ANNOUNCE_BYTES) throw new RangeError(`member state is ${buf.length} bytes, more than ${MAX_ANNOUNCE_BYTES}`);
