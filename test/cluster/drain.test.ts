@@ -167,6 +167,15 @@ describe('cluster drain on three nodes', () => {
     expect(await consoleCmd(n1, 'cluster', 'membership')).toMatch(/\bn2\b.*\bDRAINED\b/);
     expect(await consoleCmd(n1, 'cluster', 'duravip', 'show')).toMatch(/^drained \(own nothing\): n2$/m);
 
+    // The deferred and held mail left n2 by #mmove: the deferred to .201's new owner (b201), the
+    // held (default binding, no Bind_Address) to n1, the first member in name order not drained.
+    const moves = n2.proc.lines.filter((l) => l.includes('"event":"mmove"')).map((l) => JSON.parse(l) as { node: string; rcpt: string[] });
+    const movedTo = (tag: string): Set<string> => new Set(moves.filter((m) => m.rcpt.some((r) => r.includes(tag))).map((m) => m.node));
+    expect(moves.filter((m) => m.rcpt.some((r) => r.includes('defer'))).length).toBe(40);
+    expect(moves.filter((m) => m.rcpt.some((r) => r.includes('held'))).length).toBe(30);
+    expect(movedTo('defer')).toEqual(new Set([after[V201]]));
+    expect(movedTo('held')).toEqual(new Set(['n1']));
+
     // Held mail is held on the others, all of it.
     const heldElsewhere = await waitFor('30 held on n1 and n3', async () => {
       const [a, b] = await Promise.all([mailqOf(n1, 'held.example'), mailqOf(node('n3'), 'held.example')]);
