@@ -26,8 +26,8 @@ import { ErrorCode, VipError } from '../errors.js';
 import { type CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
 import type { Route } from '../queue/routes.js';
-import { DRAIN_FILE, loadDrain, saveDrain } from './drain.js';
-import { checkMove, elect, isDrained, ownerOf, planFor, type Allocation } from './election.js';
+import { checkDrain, DRAIN_FILE, drainTarget, NodeDrain } from './drain.js';
+import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
 import { Holdings, type HoldingsSnapshot } from './holdings.js';
 import { GroupLink } from './group-link.js';
 import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js';
@@ -103,12 +103,8 @@ export class ClusterManager extends EventEmitter {
   private lastAnnounced = '';
   private readonly sharedNeighbours = new SharedNeighbours();
   private readonly stallLimitMs: number;
-  private readonly drainFile: string | null;
-  /** This node is drained (`cluster drain`): owns nothing, takes no mail, moves its queue away. */
-  private drainedSelf: boolean;
-  private drainedSince: number;
-  /** Parts still queued on this node (the queue's count), for a drain's progress; null: unknown. */
-  private queueLeft: (() => number) | null = null;
+  /** This node's drain (`cluster drain`): owns nothing, takes no mail, moves its queue away. */
+  private readonly drainState: NodeDrain;
 
   constructor(opts: ClusterManagerOptions) {
     super();
@@ -128,21 +124,17 @@ export class ClusterManager extends EventEmitter {
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
-    this.drainFile = opts.drainFile === undefined ? path.join(opts.config.spool.Directory, DRAIN_FILE) : opts.drainFile;
-    const d = loadDrain(this.drainFile, this.logger);
-    this.drainedSelf = d.drained;
-    this.drainedSince = d.since;
-    if (d.drained) this.logger.warn('cluster: this node is drained (drain.json): it owns no DuraVIP and takes no mail until `cluster undrain`');
+    this.drainState = new NodeDrain(opts.drainFile === undefined ? path.join(opts.config.spool.Directory, DRAIN_FILE) : opts.drainFile, this.logger);
   }
 
   /** The queue's count of parts still here, shown as a drain's progress (node/drain.ts). */
   trackQueue(left: () => number): void {
-    this.queueLeft = left;
+    this.drainState.track(left);
   }
 
   /** This node is drained: its listeners refuse new sessions, its queue moves to the others. */
   get drained(): boolean {
-    return this.drainedSelf;
+    return this.drainState.drained;
   }
 
   /** Removes leftovers of a crashed run, starts the guardian, then joins (retrying while corosync is not there). */
@@ -178,29 +170,15 @@ export class ClusterManager extends EventEmitter {
    */
   routeFor(address: string | null): Route {
     const a = address === null ? null : this.managed.has(address) ? address : canonicalAddress(address);
-    if (a === null || !this.managed.has(a)) return this.drainedSelf ? this.drainTarget() : { to: 'local' };
+    if (a === null || !this.managed.has(a)) {
+      if (!this.drainState.drained) return { to: 'local' };
+      const v = this.view;
+      return v === null || !v.complete || this.stalled ? { to: 'wait' } : drainTarget([...v.announces.values()].map((x) => x.state), v.drains, this.node);
+    }
     if (this.alloc === null || this.stalled) return { to: 'wait' };
     const owner = ownerOf(this.alloc, a);
     if (owner === null) return { to: 'wait' };
     return owner === this.node ? { to: 'local' } : { to: 'node', node: owner };
-  }
-
-  /**
-   * Where a drained node sends the mail of bindings that are not DuraVIPs (its own addresses, or no
-   * Bind_Address): the first member in node-name order that can own addresses (quorate, not
-   * leaving, not drained) and announces a #mmove address; 'wait' while there is none. Every member
-   * sees the same states, so the choice does not depend on who computes it.
-   */
-  private drainTarget(): Route {
-    const v = this.view;
-    if (v === null || !v.complete || this.stalled) return { to: 'wait' };
-    let best: string | null = null;
-    for (const a of v.announces.values()) {
-      const m = a.state;
-      if (m.node === this.node || !m.quorate || m.leaving || m.mmove === null || isDrained(m, v.drains)) continue;
-      if (best === null || m.node < best) best = m.node;
-    }
-    return best === null ? { to: 'wait' } : { to: 'node', node: best };
   }
 
   /** A member's ECCluster_Listener as it announced it (#mmove's peer), or null. */
@@ -330,7 +308,7 @@ export class ClusterManager extends EventEmitter {
       seq: ++this.seq,
       quorate: this.localQuorate() && !this.stalled,
       leaving: this.leaving,
-      drained: this.drainedSelf,
+      drained: this.drainState.drained,
       memberSince: this.memberSince ?? Date.now(),
       configSince: this.configSince,
       addresses: this.entries,
@@ -343,7 +321,7 @@ export class ClusterManager extends EventEmitter {
   private announce(force: boolean): void {
     const g = this.group;
     if (g === null || g.closed) return;
-    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, this.drainedSelf, this.holdings.held().sort(), this.entries, this.configSince]);
+    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, this.drainState.drained, this.holdings.held().sort(), this.entries, this.configSince]);
     if (!force && digest === this.lastAnnounced) return;
     this.lastAnnounced = digest;
     this.send({ type: 'announce', now: Date.now(), state: this.myState(), neighbours: localNeighbours(this.config.cluster) });
@@ -389,7 +367,7 @@ export class ClusterManager extends EventEmitter {
       if (v.complete) this.runElection(m.now);
     } else if (m.type === 'drain') {
       v.drains.set(m.node, m.drained);
-      if (m.node === this.node) this.setDrained(m.drained);
+      if (m.node === this.node && this.drainState.set(m.drained)) this.emit('drained', m.drained);
       if (v.complete) this.runElection(m.now);
     } else if (m.type === 'tick' && v.complete) {
       this.runElection(m.now);
@@ -455,7 +433,7 @@ export class ClusterManager extends EventEmitter {
 
   /** What this node should hold now. */
   private wanted(): Set<string> {
-    if (this.alloc === null || this.leaving || this.drainedSelf || this.stalled || !this.localQuorate()) return new Set();
+    if (this.alloc === null || this.leaving || this.drainState.drained || this.stalled || !this.localQuorate()) return new Set();
     return new Set(planFor(this.alloc, this.node));
   }
 
@@ -530,25 +508,10 @@ export class ClusterManager extends EventEmitter {
   drain(node: string, drained: boolean): string {
     const v = this.view;
     if (this.group === null || v === null || !v.complete) throw new VipError(ErrorCode.CLUSTER_REFUSED, 'no complete view yet (is corosync up?)');
-    const states = [...v.announces.values()].map((a) => a.state);
-    const target = states.find((m) => m.node === node);
-    if (target === undefined) throw new VipError(ErrorCode.CLUSTER_REFUSED, `${node} is not a member of this view (members: ${states.map((m) => m.node).sort().join(', ')})`);
-    if (isDrained(target, v.drains) === drained) return `${node} is ${drained ? 'already drained' : 'not drained'}\n`;
-    if (drained && !states.some((m) => m.node !== node && m.quorate && !m.leaving && !isDrained(m, v.drains))) {
-      throw new VipError(ErrorCode.CLUSTER_REFUSED, `${node} is the last member that is not drained: nobody would take its addresses and mail`);
-    }
-    this.send({ type: 'drain', now: Date.now(), node, drained });
-    return drained ? `draining ${node}: its DuraVIPs go to the others, its listeners answer 421, its queue moves\n` : `undraining ${node}\n`;
-  }
-
-  /** This node was drained or undrained by an agreed message: persisted, announced, reported. */
-  private setDrained(drained: boolean): void {
-    if (drained === this.drainedSelf) return;
-    this.drainedSelf = drained;
-    this.drainedSince = drained ? Date.now() : 0;
-    saveDrain(this.drainFile, { drained, since: this.drainedSince }, this.logger);
-    this.logger.warn(drained ? 'cluster: this node is drained: handing over its DuraVIPs and moving its queue to the others' : 'cluster: this node is undrained: it takes addresses and mail again');
-    this.emit('drained', drained);
+    const check = checkDrain([...v.announces.values()].map((a) => a.state), v.drains, node, drained);
+    if (check.refused !== undefined) throw new VipError(ErrorCode.CLUSTER_REFUSED, check.refused);
+    if (check.send) this.send({ type: 'drain', now: Date.now(), node, drained });
+    return check.answer;
   }
 
   /** `cluster duravip announce view`: announce our state again, so every member elects again. */
@@ -570,9 +533,7 @@ export class ClusterManager extends EventEmitter {
       quorate: this.localQuorate(),
       stalled: this.stalled,
       leaving: this.leaving,
-      drained: this.drainedSelf,
-      drainedSince: this.drainedSince,
-      queueLeft: this.queueLeft === null ? null : this.queueLeft(),
+      ...this.drainState.snapshot(),
       drains: v === null ? new Map() : new Map(v.drains),
       viewId: v?.id ?? null,
       viewArrivedAt: v?.arrivedAt ?? null,

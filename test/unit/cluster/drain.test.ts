@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadDrain, saveDrain } from '../../../src/cluster/drain.js';
+import { checkDrain, drainTarget, loadDrain, NodeDrain, saveDrain } from '../../../src/cluster/drain.js';
 import { elect, isDrained, ownerOf, planFor, type Allocation, type ElectionInput } from '../../../src/cluster/election.js';
 import { decodeMessage, encodeMessage, type ClusterMessage } from '../../../src/cluster/messages.js';
 import { createMemberState, decodeMemberState, encodeMemberState, type DuravipEntry, type MemberState } from '../../../src/cluster/state.js';
@@ -102,6 +102,33 @@ describe('election with drained members', () => {
   });
 });
 
+describe('where a drained node sends the mail of its own bindings, and the console check', () => {
+  const withMmove = (node: string, o: { drained?: boolean; quorate?: boolean } = {}): MemberState =>
+    createMemberState({ ...member(node, { drained: o.drained ?? false }), quorate: o.quorate ?? true, mmove: { host: `192.0.2.${NODES.indexOf(node) + 1}`, port: 4802 } });
+
+  it('the first member in name order that may own addresses and has a #mmove address, never itself', () => {
+    const ms = [withMmove('n3'), withMmove('n2'), withMmove('n1')];
+    expect(drainTarget(ms, new Map(), 'n2')).toEqual({ to: 'node', node: 'n1' });
+    expect(drainTarget(ms, new Map(), 'n1')).toEqual({ to: 'node', node: 'n2' });
+    // n1 drained (agreed message), or not quorate, or without #mmove: the next one.
+    expect(drainTarget(ms, new Map([['n1', true]]), 'n2')).toEqual({ to: 'node', node: 'n3' });
+    expect(drainTarget([withMmove('n1', { quorate: false }), withMmove('n2'), withMmove('n3')], new Map(), 'n2')).toEqual({ to: 'node', node: 'n3' });
+    expect(drainTarget([member('n1'), withMmove('n2'), withMmove('n3')], new Map(), 'n2')).toEqual({ to: 'node', node: 'n3' });
+    // Nobody left: the mail waits.
+    expect(drainTarget([withMmove('n2'), withMmove('n3', { drained: true })], new Map(), 'n2')).toEqual({ to: 'wait' });
+  });
+
+  it('refuses a node outside the view and the last member not drained; a repeat sends nothing', () => {
+    const ms = NODES.map((n) => member(n));
+    expect(checkDrain(ms, new Map(), 'n9', true).refused).toMatch(/n9 is not a member of this view \(members: n1, n2, n3\)/);
+    expect(checkDrain(ms, new Map(), 'n2', true)).toMatchObject({ send: true, answer: expect.stringMatching(/^draining n2/) });
+    expect(checkDrain(ms, new Map([['n2', true]]), 'n2', true)).toEqual({ send: false, answer: 'n2 is already drained\n' });
+    expect(checkDrain(ms, new Map(), 'n2', false)).toEqual({ send: false, answer: 'n2 is not drained\n' });
+    expect(checkDrain(ms, new Map([['n1', true], ['n3', true]]), 'n2', true).refused).toMatch(/last member that is not drained/);
+    expect(checkDrain(ms, new Map([['n2', true]]), 'n2', false)).toMatchObject({ send: true, answer: 'undraining n2\n' });
+  });
+});
+
 describe('drain message and announce', () => {
   it('round-trips drain and undrain', () => {
     const msgs: ClusterMessage[] = [
@@ -163,6 +190,21 @@ describe('drain persistence', () => {
     expect(loadDrain(file, logger).drained).toBe(true);
     fs.writeFileSync(file, '{"version":2,"drained":false}');
     expect(loadDrain(file, logger).drained).toBe(true);
+  });
+
+  it('NodeDrain: persisted on change only, read back by the next run', () => {
+    const file = path.join(tmp(), 'drain.json');
+    const a = new NodeDrain(file, logger);
+    expect(a.snapshot()).toEqual({ drained: false, drainedSince: 0, queueLeft: null });
+    expect(a.set(false)).toBe(false);
+    expect(fs.existsSync(file)).toBe(false);
+    a.track(() => 12);
+    expect(a.set(true)).toBe(true);
+    expect(a.snapshot()).toMatchObject({ drained: true, queueLeft: 12 });
+    expect(new NodeDrain(file, logger).drained).toBe(true); // a restart
+    expect(a.set(true)).toBe(false);
+    expect(a.set(false)).toBe(true);
+    expect(new NodeDrain(file, logger).drained).toBe(false);
   });
 
   it('a failed write says so and leaves the old state', () => {
