@@ -1,11 +1,21 @@
 // The cluster console commands (Momentum's names): `cluster duravip show`, `cluster membership`,
 // `cluster info`, `cluster arp show`, `cluster duravip move IP to NODE`, `cluster duravip announce
-// view`. Formatting only: the data comes from ClusterManager.snapshot(). Main thread.
+// view`, `cluster drain NODE`, `cluster undrain NODE`. Formatting only: the data comes from
+// ClusterManager.snapshot(). Main thread.
 
 import type { CommandTable } from '../control/commands.js';
 import { table } from '../control/table.js';
 import { ErrorCode, VipError } from '../errors.js';
+import { isDrained } from './election.js';
 import type { ClusterManager, ClusterSnapshot } from './manager.js';
+
+/** The members of the view that are drained (their announce, or an agreed drain of this view). */
+export function drainedNodes(s: ClusterSnapshot): Set<string> {
+  const out = new Set<string>();
+  // Partial snapshots (tests, older callers) may lack the view's members.
+  for (const m of (s.members as ClusterSnapshot['members'] | undefined) ?? []) if (m.state !== null && isDrained(m.state, s.drains)) out.add(m.state.node);
+  return out;
+}
 
 /** "12.3s", "4m05s", "2h03m": how long something has been stable. */
 export function formatAge(ms: number): string {
@@ -31,13 +41,15 @@ export function formatDuravipShow(s: ClusterSnapshot, now = Date.now()): string 
       `configuration stable for ${cfgAge}${a.configConsistent ? '' : ' (members differ)'}`,
   );
   for (const p of a.problems) out.push(`problem: ${p}`);
+  const drained = drainedNodes(s);
+  if (drained.size > 0) out.push(`drained (own nothing): ${[...drained].sort().join(', ')}`);
   if (a.addresses.length === 0) out.push('no DuraVIP is configured on any member');
   for (const x of a.addresses) {
     const svc = x.services.map((v) => (v === 'esmtp_listener' ? 'listener' : v)).join('+');
     const what = x.binding !== null ? `binding ${x.binding} (${svc})` : x.services.includes('binding') ? `several bindings (${svc})` : svc;
     out.push(`${x.address}  ${what}  owner ${x.owner ?? '-'}  ${x.tags.join(', ')}`);
     for (const n of x.configuredBy) {
-      const marks = [n === x.preference ? 'preferred' : '', x.eligible.includes(n) ? '' : 'not eligible'].filter(Boolean).join(', ');
+      const marks = [n === x.preference ? 'preferred' : '', x.eligible.includes(n) ? '' : 'not eligible', drained.has(n) ? 'drained' : ''].filter(Boolean).join(', ');
       out.push(`  ${n === x.owner ? '*' : ' '} ${n}${marks === '' ? '' : ` (${marks})`}`);
     }
     out.push(`    ${x.reason}`);
@@ -48,16 +60,28 @@ export function formatDuravipShow(s: ClusterSnapshot, now = Date.now()): string 
 /** `cluster membership`. */
 export function formatMembership(s: ClusterSnapshot): string {
   if (s.viewId === null) return `not a member of any view (corosync: ${s.corosync})\n`;
-  const rows = [['', 'Nodeid', 'Pid', 'Node', 'Quorate', 'Leaving', 'Load', 'Holds']];
+  const rows = [['', 'Nodeid', 'Pid', 'Node', 'Quorate', 'Leaving', 'Drained', 'Load', 'Holds']];
+  const drained = drainedNodes(s);
   for (const m of s.members) {
     const me = m.nodeId === s.nodeId && m.state?.node === s.node;
     rows.push([
       me ? '*' : ' ', String(m.nodeId), String(m.pid), m.state?.node ?? '(no state yet)',
       m.state === null ? '-' : m.state.quorate ? 'yes' : 'no', m.state === null ? '-' : m.state.leaving ? 'yes' : 'no',
+      m.state === null ? '-' : drained.has(m.state.node) ? 'DRAINED' : 'no',
       String(m.state?.load ?? '-'), m.state?.holds.join(', ') ?? '-',
     ]);
   }
-  return `view ${s.viewId}: ${s.members.length} member(s); this node ${s.quorate ? 'is quorate' : 'is NOT quorate'}\n` + table(rows);
+  return `view ${s.viewId}: ${s.members.length} member(s); this node ${s.quorate ? 'is quorate' : 'is NOT quorate'}\n` + table(rows) + drainLine(s);
+}
+
+/** This node's drain and its progress: what is still queued here (held and deferred included). */
+export function drainLine(s: ClusterSnapshot, now = Date.now()): string {
+  if (s.drained !== true) return '';
+  const since = s.drainedSince !== undefined && s.drainedSince > 0 ? ` for ${formatAge(now - s.drainedSince)}` : '';
+  const left = s.queueLeft === null || s.queueLeft === undefined ? 'queue unknown'
+    : s.queueLeft === 0 ? 'no mail left here: it may be stopped'
+      : `${s.queueLeft} queued part(s) left to move`;
+  return `this node is DRAINED${since}: ${left}\n`;
 }
 
 /** `cluster info`. */
@@ -72,6 +96,7 @@ export function formatInfo(s: ClusterSnapshot, now = Date.now()): string {
     `holds: ${s.holds.join(', ') || 'none'}${s.releasing.length > 0 ? `; handing over: ${s.releasing.join(', ')}` : ''}`,
     `address lifetime: ${s.lifetimeSec}s, renewed every check`,
     `leaving: ${s.leaving ? 'yes' : 'no'}`,
+    `drained: ${s.drained === true ? 'yes' : 'no'}`,
   ];
   for (const [a, e] of s.plumbErrors) lines.push(`plumbing error: ${a}: ${e}`);
   return lines.join('\n') + '\n';
@@ -109,5 +134,11 @@ export function registerClusterCommands(t: CommandTable, manager: () => ClusterM
     }
     return get().move(args[0]!, args[2]!);
   });
+  const node = (cmd: string, args: readonly string[]): string => {
+    if (args.length !== 1) throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `usage: ${cmd} NODE`);
+    return args[0]!;
+  };
+  t.add('cluster drain NODE', 'NODE gives its DuraVIPs to the others, answers new sessions 421 4.3.2 and moves its whole queue (held and deferred mail too) to them; it stays drained across restarts', (args) => get().drain(node('cluster drain', args), true));
+  t.add('cluster undrain NODE', 'NODE takes addresses (its preferred ones come back) and mail again', (args) => get().drain(node('cluster undrain', args), false));
   t.add('cluster duravip announce view', 'announce this node\'s state again so every member elects again', () => get().announceView());
 }

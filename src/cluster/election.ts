@@ -13,7 +13,11 @@
 // - The result does not depend on the order of `members` (only `plan` and `members` echo that order).
 // - Two members announcing one node name: neither takes part (owns, counts as configuring) until fixed.
 // - A member owns nothing if it announced quorate=false or leaving=true (planned shutdown: its
-//   addresses go to their new owners at once, before it leaves).
+//   addresses go to their new owners at once, before it leaves), or if it is drained (`cluster
+//   drain`): announced drained=true, or named by an agreed drain message of this view (`drains`,
+//   which overrides its announce, so every member treats it as drained from that same message).
+//   Its addresses go to the others as orphans do (5), or to their preferred node; `undrain` makes
+//   it eligible again, and its preferred addresses come back under 3.
 // - `previous` is used only if it was computed in this same view (same viewStableSince and the same
 //   node/nodeid set). Across a view change it is ignored and current owners come from the announced
 //   holds alone: a member that just joined has no previous, so anything else could not agree.
@@ -131,6 +135,14 @@ export interface ElectionInput {
   readonly viewMatureMs: number;
   /** address -> node, from agreed `cluster duravip move` messages of this view. */
   readonly manualMoves?: ReadonlyMap<string, string>;
+  /** node -> drained, from agreed `cluster drain`/`undrain` messages of this view (the last one
+   *  per node); a node not in it is drained when its announce says so. */
+  readonly drains?: ReadonlyMap<string, boolean>;
+}
+
+/** Whether a member counts as drained in an election with these agreed drain messages. */
+export function isDrained(m: MemberState, drains?: ReadonlyMap<string, boolean>): boolean {
+  return drains?.get(m.node) ?? m.drained === true;
 }
 
 interface NodeConf {
@@ -193,7 +205,7 @@ export function elect(input: ElectionInput): Allocation {
   const activeNames = sorted(active.keys());
   const canOwn = (n: string): boolean => {
     const m = active.get(n);
-    return m !== undefined && m.quorate && !m.leaving;
+    return m !== undefined && m.quorate && !m.leaving && !isDrained(m, input.drains);
   };
   const owners = activeNames.filter(canOwn);
 
@@ -384,6 +396,7 @@ export function elect(input: ElectionInput): Allocation {
     if (m === undefined) return byName.has(node) ? 'its name is not unique' : 'not a member of this view';
     if (!info.perNode.has(node)) return 'it does not configure this address';
     if (m.leaving) return 'it is leaving';
+    if (isDrained(m, input.drains)) return 'it is drained';
     return 'it is not quorate';
   }
 

@@ -18,6 +18,7 @@
 // waits DEPARTED_GUARD_MS (holdings.ts) after the view change before plumbing what it held.
 
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { duravipEntries } from '../config/duravip.js';
@@ -25,6 +26,7 @@ import { ErrorCode, VipError } from '../errors.js';
 import { type CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
 import type { Route } from '../queue/routes.js';
+import { checkDrain, DRAIN_FILE, drainTarget, NodeDrain } from './drain.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
 import { Holdings, type HoldingsSnapshot } from './holdings.js';
 import { GroupLink } from './group-link.js';
@@ -57,6 +59,8 @@ export interface ClusterManagerOptions {
   readonly logger: Logger;
   /** CPG group name; tests may isolate clusters with their own. */
   readonly group?: string;
+  /** Where the drain state persists; default the spool directory's drain.json; null: not persisted. */
+  readonly drainFile?: string | null;
 }
 
 /**
@@ -64,7 +68,9 @@ export interface ClusterManagerOptions {
  * view of the election; 'allocation' (Allocation) after every election; 'memberLeft' (node name)
  * for a member that left the group (died, partitioned away, or stopped); 'released' (address) for
  * every address this node took off the wire, whatever the reason; 'quorum' (boolean) when
- * `quorate()` may have changed (cluster-wide limits use nothing without quorum).
+ * `quorate()` may have changed (cluster-wide limits use nothing without quorum); 'drained'
+ * (boolean) when this node is drained or undrained (agreed `cluster drain`, or the persisted state
+ * at construction: read `drained`).
  */
 export class ClusterManager extends EventEmitter {
   readonly node: string;
@@ -97,6 +103,8 @@ export class ClusterManager extends EventEmitter {
   private lastAnnounced = '';
   private readonly sharedNeighbours = new SharedNeighbours();
   private readonly stallLimitMs: number;
+  /** This node's drain (`cluster drain`): owns nothing, takes no mail, moves its queue away. */
+  private readonly drainState: NodeDrain;
 
   constructor(opts: ClusterManagerOptions) {
     super();
@@ -116,6 +124,17 @@ export class ClusterManager extends EventEmitter {
     // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
     // enough to release before the others (who stop hearing us after the token timeout) take over.
     this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
+    this.drainState = new NodeDrain(opts.drainFile === undefined ? path.join(opts.config.spool.Directory, DRAIN_FILE) : opts.drainFile, this.logger);
+  }
+
+  /** The queue's count of parts still here, shown as a drain's progress (node/drain.ts). */
+  trackQueue(left: () => number): void {
+    this.drainState.track(left);
+  }
+
+  /** This node is drained: its listeners refuse new sessions, its queue moves to the others. */
+  get drained(): boolean {
+    return this.drainState.drained;
   }
 
   /** Removes leftovers of a crashed run, starts the guardian, then joins (retrying while corosync is not there). */
@@ -149,9 +168,13 @@ export class ClusterManager extends EventEmitter {
    * DuraVIP or this node is its elected owner, the owner when that is another node, 'wait' while
    * nobody owns it (before the first election, without quorum, BROKEN).
    */
-  routeFor(address: string): Route {
-    const a = this.managed.has(address) ? address : canonicalAddress(address);
-    if (a === null || !this.managed.has(a)) return { to: 'local' };
+  routeFor(address: string | null): Route {
+    const a = address === null ? null : this.managed.has(address) ? address : canonicalAddress(address);
+    if (a === null || !this.managed.has(a)) {
+      if (!this.drainState.drained) return { to: 'local' };
+      const v = this.view;
+      return v === null || !v.complete || this.stalled ? { to: 'wait' } : drainTarget([...v.announces.values()].map((x) => x.state), v.drains, this.node);
+    }
     if (this.alloc === null || this.stalled) return { to: 'wait' };
     const owner = ownerOf(this.alloc, a);
     if (owner === null) return { to: 'wait' };
@@ -214,6 +237,7 @@ export class ClusterManager extends EventEmitter {
   }
 
   private resetView(members: readonly CpgMember[] | null): void {
+    // Agreed drains of the old view now travel in the members' announces (drained).
     if (this.tickTimer !== null) { clearTimeout(this.tickTimer); this.tickTimer = null; }
     this.view = members === null ? null : new View(++this.viewCounter, members, Date.now());
   }
@@ -284,6 +308,7 @@ export class ClusterManager extends EventEmitter {
       seq: ++this.seq,
       quorate: this.localQuorate() && !this.stalled,
       leaving: this.leaving,
+      drained: this.drainState.drained,
       memberSince: this.memberSince ?? Date.now(),
       configSince: this.configSince,
       addresses: this.entries,
@@ -296,7 +321,7 @@ export class ClusterManager extends EventEmitter {
   private announce(force: boolean): void {
     const g = this.group;
     if (g === null || g.closed) return;
-    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, this.holdings.held().sort(), this.entries, this.configSince]);
+    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, this.drainState.drained, this.holdings.held().sort(), this.entries, this.configSince]);
     if (!force && digest === this.lastAnnounced) return;
     this.lastAnnounced = digest;
     this.send({ type: 'announce', now: Date.now(), state: this.myState(), neighbours: localNeighbours(this.config.cluster) });
@@ -340,6 +365,10 @@ export class ClusterManager extends EventEmitter {
     } else if (m.type === 'move') {
       v.moves.set(m.address, m.node);
       if (v.complete) this.runElection(m.now);
+    } else if (m.type === 'drain') {
+      v.drains.set(m.node, m.drained);
+      if (m.node === this.node && this.drainState.set(m.drained)) this.emit('drained', m.drained);
+      if (v.complete) this.runElection(m.now);
     } else if (m.type === 'tick' && v.complete) {
       this.runElection(m.now);
     }
@@ -359,6 +388,7 @@ export class ClusterManager extends EventEmitter {
       viewStableSince: v.stableSince!,
       viewMatureMs: this.config.cluster!.options.View_Mature_Time,
       manualMoves: v.moves,
+      drains: v.drains,
     });
     for (const p of alloc.problems) this.logger.warn({ problem: p }, 'DuraVIP election');
     this.setAllocation(alloc);
@@ -403,7 +433,7 @@ export class ClusterManager extends EventEmitter {
 
   /** What this node should hold now. */
   private wanted(): Set<string> {
-    if (this.alloc === null || this.leaving || this.stalled || !this.localQuorate()) return new Set();
+    if (this.alloc === null || this.leaving || this.drainState.drained || this.stalled || !this.localQuorate()) return new Set();
     return new Set(planFor(this.alloc, this.node));
   }
 
@@ -471,6 +501,19 @@ export class ClusterManager extends EventEmitter {
     return `moving ${a} to ${node}\n`;
   }
 
+  /**
+   * `cluster drain NODE` / `cluster undrain NODE`: checked here, then multicast so every member
+   * treats NODE as drained (or not) from the same point of the agreed order.
+   */
+  drain(node: string, drained: boolean): string {
+    const v = this.view;
+    if (this.group === null || v === null || !v.complete) throw new VipError(ErrorCode.CLUSTER_REFUSED, 'no complete view yet (is corosync up?)');
+    const check = checkDrain([...v.announces.values()].map((a) => a.state), v.drains, node, drained);
+    if (check.refused !== undefined) throw new VipError(ErrorCode.CLUSTER_REFUSED, check.refused);
+    if (check.send) this.send({ type: 'drain', now: Date.now(), node, drained });
+    return check.answer;
+  }
+
   /** `cluster duravip announce view`: announce our state again, so every member elects again. */
   announceView(): string {
     if (this.group === null) throw new VipError(ErrorCode.CLUSTER_REFUSED, `not connected to corosync (${this.link.joinError ?? 'unknown'})`);
@@ -490,6 +533,8 @@ export class ClusterManager extends EventEmitter {
       quorate: this.localQuorate(),
       stalled: this.stalled,
       leaving: this.leaving,
+      ...this.drainState.snapshot(),
+      drains: v === null ? new Map() : new Map(v.drains),
       viewId: v?.id ?? null,
       viewArrivedAt: v?.arrivedAt ?? null,
       viewStableSince: v?.stableSince ?? null,
@@ -544,6 +589,14 @@ export interface ClusterSnapshot extends HoldingsSnapshot {
   readonly quorate: boolean;
   readonly stalled: boolean;
   readonly leaving: boolean;
+  // The drain's fields are optional so that snapshots made elsewhere (tests, benches) stay valid.
+  /** This node is drained, since when (ms; 0 unknown). */
+  readonly drained?: boolean;
+  readonly drainedSince?: number;
+  /** Parts still queued on this node (a drain's progress), null when unknown. */
+  readonly queueLeft?: number | null;
+  /** Agreed drain messages of this view (node -> drained): they override the members' announces. */
+  readonly drains?: ReadonlyMap<string, boolean>;
   readonly viewId: number | null;
   readonly viewArrivedAt: number | null;
   readonly viewStableSince: number | null;

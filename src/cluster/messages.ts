@@ -17,6 +17,11 @@ export type ClusterMessage =
   | { readonly type: 'announce'; readonly now: number; readonly state: MemberState; readonly neighbours: readonly SharedNeighbour[] }
   /** `cluster duravip move IP to NODE`, agreed so that every member applies it at the same point. */
   | { readonly type: 'move'; readonly now: number; readonly address: string; readonly node: string }
+  /**
+   * `cluster drain NODE` (drained true) or `cluster undrain NODE` (false), agreed so every member
+   * treats NODE as drained from the same point; NODE persists it and announces it in its state.
+   */
+  | { readonly type: 'drain'; readonly now: number; readonly node: string; readonly drained: boolean }
   /** The view has been stable for View_Mature_Time: run the election again with this agreed time. */
   | { readonly type: 'tick'; readonly now: number }
   /**
@@ -35,6 +40,8 @@ export function encodeMessage(m: ClusterMessage): Buffer {
     }
     case 'move':
       return Buffer.from(`${JSON.stringify({ t: 'M', now: m.now, address: m.address, node: m.node })}\n`);
+    case 'drain':
+      return Buffer.from(`${JSON.stringify({ t: 'D', now: m.now, node: m.node, drained: m.drained })}\n`);
     case 'tick':
       return Buffer.from(`${JSON.stringify({ t: 'T', now: m.now })}\n`);
     case 'ping':
@@ -79,6 +86,9 @@ export function decodeMessage(buf: Uint8Array): DecodedMessage {
       if (address === null || !isNodeName(head.node)) return { ok: false, error: 'move needs an address and a node name' };
       return { ok: true, message: { type: 'move', now: head.now, address, node: head.node } };
     }
+    case 'D':
+      if (!isNodeName(head.node) || typeof head.drained !== 'boolean') return { ok: false, error: 'drain needs a node name and drained true or false' };
+      return { ok: true, message: { type: 'drain', now: head.now, node: head.node, drained: head.drained } };
     case 'T':
       return { ok: true, message: { type: 'tick', now: head.now } };
     case 'P':

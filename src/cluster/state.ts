@@ -48,6 +48,10 @@ export interface MemberState {
   readonly quorate: boolean;
   /** Planned shutdown under way: owns nothing, so its addresses go to their new owners before it leaves. */
   readonly leaving: boolean;
+  /** `cluster drain`: owns nothing and takes no mail until `cluster undrain`; persisted by the node
+   *  (drain.ts), announced so members that join later know it. Optional on the wire and here
+   *  (absent: not drained); createMemberState and decodeMemberState always set it. */
+  readonly drained?: boolean;
   /**
    * The agreed viewStableSince of the view in which this process joined the group (ms). When two
    * members both claim an address, the longer-standing one keeps it, so a rejoiner never steals.
@@ -140,6 +144,7 @@ export interface MemberStateFields {
   seq: number;
   quorate: boolean;
   leaving?: boolean;
+  drained?: boolean;
   memberSince: number;
   configDigest?: string;
   configSince: number;
@@ -153,7 +158,7 @@ export function createMemberState(f: MemberStateFields): MemberState {
   const addresses = normalizeEntries(f.addresses);
   const holds = normalizeHolds(f.holds);
   const state: MemberState = {
-    node: f.node, nodeid: f.nodeid, seq: f.seq, quorate: f.quorate, leaving: f.leaving ?? false,
+    node: f.node, nodeid: f.nodeid, seq: f.seq, quorate: f.quorate, leaving: f.leaving ?? false, drained: f.drained ?? false,
     memberSince: f.memberSince, configDigest: f.configDigest ?? duravipConfigDigest(addresses),
     configSince: f.configSince, addresses, holds, load: holds.length, mmove: f.mmove ?? null,
   };
@@ -164,7 +169,7 @@ export function createMemberState(f: MemberStateFields): MemberState {
 
 const STATE_KEYS = ['v', 'node', 'nodeid', 'seq', 'quorate', 'leaving', 'memberSince', 'configDigest', 'configSince', 'addresses', 'holds', 'load'];
 /** Fields added after version 1 shipped: accepted when missing. */
-const OPTIONAL_STATE_KEYS = ['mmove'];
+const OPTIONAL_STATE_KEYS = ['mmove', 'drained'];
 const ENTRY_KEYS = ['address', 'services', 'binding', 'preference', 'follow'];
 
 /** Encodes an announce: JSON with a version field. Throws if over MAX_ANNOUNCE_BYTES (a bug or absurd config). */
@@ -176,6 +181,8 @@ export function encodeMemberState(s: MemberState): Buffer {
     memberSince: s.memberSince, configDigest: s.configDigest, configSince: s.configSince,
     addresses: s.addresses.map((e) => ({ address: e.address, services: e.services, binding: e.binding, preference: e.preference, follow: e.follow })),
     holds: s.holds, load: s.load, mmove: s.mmove,
+    // Only when set: a member that never drains announces what older members understand.
+    ...(s.drained === true ? { drained: true } : {}),
   };
   const buf = Buffer.from(JSON.stringify(wire), 'utf8');
   if (buf.length > MAX_ANNOUNCE_BYTES) throw new RangeError(`member state is ${buf.length} bytes, more than ${MAX_ANNOUNCE_BYTES}`);
@@ -219,6 +226,7 @@ function checkState(s: Record<string, unknown> | MemberState): string | null {
   if (!isCount(o.seq)) return 'seq is not a non-negative integer';
   if (typeof o.quorate !== 'boolean') return 'quorate is not a boolean';
   if (typeof o.leaving !== 'boolean') return 'leaving is not a boolean';
+  if (o.drained !== undefined && typeof o.drained !== 'boolean') return 'drained is not a boolean';
   if (!isCount(o.memberSince)) return 'memberSince is not a non-negative integer';
   if (typeof o.configDigest !== 'string' || !DIGEST_RE.test(o.configDigest)) return 'configDigest is not a hex digest';
   if (!isCount(o.configSince)) return 'configSince is not a non-negative integer';
@@ -265,7 +273,7 @@ export function decodeMemberState(buf: Uint8Array): DecodeResult {
   return {
     ok: true,
     state: {
-      node: p.node, nodeid: p.nodeid, seq: p.seq, quorate: p.quorate, leaving: p.leaving, memberSince: p.memberSince,
+      node: p.node, nodeid: p.nodeid, seq: p.seq, quorate: p.quorate, leaving: p.leaving, drained: p.drained === true, memberSince: p.memberSince,
       configDigest: p.configDigest, configSince: p.configSince, addresses, holds, load: holds.length,
       mmove: p.mmove === undefined || p.mmove === null ? null : { host: p.mmove.host, port: p.mmove.port },
     },

@@ -17,6 +17,8 @@ export class View {
   /** Announces delivered in this view, by memberKey. */
   readonly announces = new Map<string, Announced>();
   readonly moves = new Map<string, string>();
+  /** Agreed `cluster drain`/`undrain` messages of this view: node -> drained (the last one wins). */
+  readonly drains = new Map<string, boolean>();
   /** Every member has announced in this view. */
   complete = false;
 

@@ -33,6 +33,8 @@ export interface MetricSources {
   /** Response-driven shaping: rule firings on this node since start, and the restrictions in
    *  force in the cluster (as this node holds them); absent: no series. */
   shaping?(): ShapingValues;
+  /** This node is drained (`cluster drain`); absent: no series. */
+  drained?(): boolean;
 }
 
 export interface ShapingValues {
@@ -194,6 +196,12 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
   gauge('vipmta_spool_full', '1 while the spool refuses commits for lack of space (new mail gets 452 4.3.1), else 0.', function () {
     this.set(sources.spoolFull() ? 1 : 0);
   });
+  if (sources.drained !== undefined) {
+    const drained = sources.drained;
+    gauge('vipmta_node_drained', '1 while this node is drained (cluster drain): it owns no DuraVIP, refuses new sessions (421 4.3.2) and moves its queue to the others, else 0.', function () {
+      this.set(drained() ? 1 : 0);
+    });
+  }
   let fullErrorsSeen = 0;
   counter('vipmta_spool_full_errors_total', 'Commits the spool refused for lack of space (ENOSPC, EDQUOT): a 452 4.3.1, a DSN or a #mmove receipt not written.', function () {
     const s = sources.spool();

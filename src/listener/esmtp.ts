@@ -16,6 +16,7 @@ import { encodeEnvelope, type SpoolEnvelope } from '../message/envelope.js';
 import { Authenticator } from './auth.js';
 import { AuthFailures, authFailureDelay, ConnectionsPerClient } from './client-limits.js';
 import { SessionCount } from './session-count.js';
+import { DrainFlag } from './drain-flag.js';
 import { InboundCount } from './inbound-count.js';
 import { CidrTable } from '../net/cidr.js';
 import { BodyMemory, FREE_BYTES, type BodyLease } from './body-memory.js';
@@ -114,6 +115,8 @@ export class EsmtpListener {
   private readonly perClient = new ConnectionsPerClient();
   /** Open sessions on this listener across workers (Concurrency), when the host shares a count. */
   private readonly sessions: SessionCount | null;
+  /** The node is drained (`cluster drain`): new sessions are refused, sessions open finish. */
+  private readonly drainFlag: DrainFlag | null;
   /** Inbound_Cidr networks (most specific wins) and their counters across workers; null: none. */
   private readonly networks: CidrTable | null;
   private readonly inbound: InboundCount[];
@@ -141,6 +144,7 @@ export class EsmtpListener {
     this.relay = new RelayPolicy(o.Relay_Hosts ?? []);
     this.auth = new Authenticator(o.Auth_Users ?? {});
     this.sessions = opts.spec.sessions !== undefined ? new SessionCount(opts.spec.sessions, opts.workerSlot ?? 0) : null;
+    this.drainFlag = opts.spec.drained !== undefined ? new DrainFlag(opts.spec.drained) : null;
     const inbound = opts.spec.inbound ?? [];
     this.networks = inbound.length > 0 ? new CidrTable(inbound.map((n) => n.cidr)) : null;
     this.inbound = inbound.map((n) => new InboundCount(n.count, opts.workerSlot ?? 0));
@@ -317,6 +321,13 @@ export class EsmtpListener {
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.closing) {
       cb(replyError('shuttingDown'));
+      return;
+    }
+    if (this.drainFlag?.drained === true) {
+      // RFC 5321 3.8 (421 closes the channel) / RFC 3463 X.3.2: system not accepting messages.
+      const err = new Error(`4.3.2 ${this.name} draining, try another server`) as Error & { responseCode: number };
+      err.responseCode = 421;
+      cb(err);
       return;
     }
     // Cluster_Max_Inbound_Connections: the client's most specific Inbound_Cidr, whoever it is

@@ -21,6 +21,9 @@ export interface ListenerSpec {
   /** ESMTP_Listener's Inbound_Cidr networks, each with its connection counter across workers and
    *  Listen addresses (inbound-count.ts); the same buffers on every Listen and across reloads. */
   inbound?: readonly InboundSpec[];
+  /** The node's drained word (drain-flag.ts): while set, new sessions get 421 4.3.2. One buffer
+   *  for the process; without it the listener never refuses for a drain (tests). */
+  drained?: SharedArrayBuffer;
 }
 
 /** One client network whose connections this node limits (Cluster_Max_Inbound_Connections). */

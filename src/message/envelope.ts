@@ -20,6 +20,8 @@ export interface MoveMeta {
   nextAttempt: number;
   /** Moves the message made, including the one that brought it here. */
   hops: number;
+  /** Held by the operator on the sending node (a drained node's held mail): held here too. */
+  held?: boolean;
 }
 
 /** Version 1 of the envelope record (JSON in the spool's envelope field). */

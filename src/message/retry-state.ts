@@ -51,7 +51,8 @@ export function decodeState(buf: Buffer | null): PersistedState | null {
  * was assigned, with the attempts and next attempt it had. Null when it had made no attempt (it
  * then starts as new mail does).
  */
-export function stateOfMove(meta: Pick<MoveMeta, 'attempts' | 'nextAttempt'>, rcpt: string[], binding: { bindingGroup: string; binding: string }): PersistedState | null {
-  if (meta.attempts <= 0 && meta.nextAttempt <= 0) return null;
-  return { v: 1, p: splitByDomain(rcpt).map((r) => ({ g: binding.bindingGroup, b: binding.binding, r, a: meta.attempts, n: meta.nextAttempt })) };
+export function stateOfMove(meta: Pick<MoveMeta, 'attempts' | 'nextAttempt' | 'held'>, rcpt: string[], binding: { bindingGroup: string; binding: string }): PersistedState | null {
+  const held = meta.held === true;
+  if (meta.attempts <= 0 && meta.nextAttempt <= 0 && !held) return null;
+  return { v: 1, p: splitByDomain(rcpt).map((r) => ({ g: binding.bindingGroup, b: binding.binding, r, a: meta.attempts, n: meta.nextAttempt, ...(held ? { h: 1 as const } : {}) })) };
 }

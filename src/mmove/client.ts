@@ -43,6 +43,8 @@ export interface MmoveItem {
   hops: number;
   /** The node that first accepted it; this node when omitted. */
   originNode?: string;
+  /** Held by the operator: it stays held on the receiver (a drained node moves its held mail). */
+  held?: boolean;
 }
 
 export interface MmoveResult {
@@ -367,6 +369,7 @@ class Connection {
           attempts: it.attempts,
           nextAttempt: it.nextAttempt,
           hops: it.hops,
+          ...(it.held === true ? { held: true } : {}),
         };
         let head = mailCommand(it.from, length, meta) + '\r\n';
         for (const r of it.rcpt) head += `RCPT TO:<${r}>\r\n`;

@@ -50,6 +50,8 @@ export interface SessionOptions {
   dedup: DedupTable;
   logger: Logger;
   onMessage: (m: AcceptedMessage) => void;
+  /** The node is drained (`cluster drain`): MAIL is refused with 451 4.3.2. */
+  drained?: () => boolean;
 }
 
 /** The listener's counters a session adds to (MmoveReceiverStats adds connections and active). */
@@ -356,6 +358,12 @@ export class ReceiverSession {
       return this.reply(REPLIES.tooManyHops);
     }
     if (p.size !== null && p.size > o.maxMessageSize) return this.reply(REPLIES.messageTooBig);
+    if (o.drained?.() === true) {
+      // A transient refusal: the sender keeps the message and moves it where its route points
+      // once the election has given this node's addresses away (queue/mmove-queue.ts).
+      o.logger.debug({ listener: o.name, node: this.peer }, 'mmove: MAIL refused, this node is drained');
+      return this.line(`451 4.3.2 ${o.hostname} draining, try another server`);
+    }
     this.tx = { from: p.from, meta: p.meta, rcpts: [], refused: false, msg: null, size: p.size, bytes: 0, tooBig: false };
     this.line('250 2.1.0 Ok');
   }

@@ -29,6 +29,9 @@ export interface MmoveSettings {
   connectionsPerPeer: number;
   /** Mmove_TLS: every #mmove connection (both directions) is TLS-PSK keyed by the secret. */
   tls: boolean;
+  /** The node's drained word (listener/drain-flag.ts, set by the main thread): while set, MAIL
+   *  is answered 451 4.3.2 so the sender keeps the message until its route changes. */
+  drained?: SharedArrayBuffer;
 }
 
 export function mmoveSettings(cfg: Config): MmoveSettings {

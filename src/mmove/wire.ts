@@ -110,13 +110,17 @@ const P = {
   hops: 'XMM-HOPS',
 } as const;
 const REQUIRED = Object.values(P);
+/** Optional: XMM-HOLD=1, the message is held by the operator (a drained node's held mail). A
+ *  receiver that does not know it refuses the MAIL (555 5.5.4), so the sender keeps the message. */
+const HOLD_PARAM = 'XMM-HOLD';
 
 /** RFC 5321 4.1.2 Mailbox in angle brackets; the null sender is `<>`. */
 export function mailCommand(from: string, size: number, meta: MoveMeta): string {
   return (
     `MAIL FROM:<${from}> SIZE=${size} ${P.id}=${xtextEncode(meta.originalId)} ${P.origin}=${xtextEncode(meta.originNode)}` +
     ` ${P.binding}=${xtextEncode(meta.binding)} ${P.group}=${xtextEncode(meta.bindingGroup)}` +
-    ` ${P.arrival}=${int(meta.arrival)} ${P.attempts}=${int(meta.attempts)} ${P.next}=${int(meta.nextAttempt)} ${P.hops}=${int(meta.hops)}`
+    ` ${P.arrival}=${int(meta.arrival)} ${P.attempts}=${int(meta.attempts)} ${P.next}=${int(meta.nextAttempt)} ${P.hops}=${int(meta.hops)}` +
+    (meta.held === true ? ` ${HOLD_PARAM}=1` : '')
   );
 }
 
@@ -143,7 +147,7 @@ export function parseMail(args: string): MailParse {
     values.set(key, value);
   }
   for (const k of values.keys()) {
-    if (k !== 'SIZE' && k !== 'BODY' && !(REQUIRED as string[]).includes(k)) return { ok: false, reason: 'unknown-parameter', detail: k };
+    if (k !== 'SIZE' && k !== 'BODY' && k !== HOLD_PARAM && !(REQUIRED as string[]).includes(k)) return { ok: false, reason: 'unknown-parameter', detail: k };
   }
   for (const k of REQUIRED) if (!values.has(k)) return { ok: false, reason: 'missing-parameter', detail: k };
   const num = (k: string): number | null => {
@@ -167,7 +171,10 @@ export function parseMail(args: string): MailParse {
     size = num('SIZE');
     if (size === null) return { ok: false, reason: 'syntax', detail: 'malformed SIZE' };
   }
-  return { ok: true, from: m[1]!, size, meta: { originalId, originNode, binding, bindingGroup, arrival, attempts, nextAttempt, hops } };
+  const hold = values.get(HOLD_PARAM);
+  if (hold !== undefined && hold !== '1') return { ok: false, reason: 'syntax', detail: `${HOLD_PARAM} must be 1` };
+  const meta: MoveMeta = { originalId, originNode, binding, bindingGroup, arrival, attempts, nextAttempt, hops, ...(hold === '1' ? { held: true } : {}) };
+  return { ok: true, from: m[1]!, size, meta };
 }
 
 /** Parses `TO:<addr>` (no parameters are defined for mmove). */

@@ -13,8 +13,9 @@ import type { Dispatcher } from './dispatch.js';
 /** Where a binding's mail goes: local unless its Bind_Address is a DuraVIP another node owns. */
 export function routeOfBinding(cluster: ClusterManager | null, config: Config, binding: string): Route {
   const addr = config.bindings.get(binding)?.options.Bind_Address;
-  if (cluster === null || addr === undefined) return LOCAL_ROUTE;
-  return cluster.routeFor(addr);
+  if (cluster === null) return LOCAL_ROUTE;
+  // No Bind_Address: local, unless this node is drained (then another node takes it).
+  return cluster.routeFor(addr ?? null);
 }
 
 /** Binding groups prefer members whose address this node sends from (not a DuraVIP, or owned here). */

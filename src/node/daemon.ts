@@ -21,6 +21,7 @@ import { WorkerPool } from '../workers/pool.js';
 import { DRAIN_GRACE_MS } from '../workers/socket-set.js';
 import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
 import { ClusterConsole } from './cluster-console.js';
+import { watchDrain } from './drain.js';
 import { mailqReport, nodeCommands } from './console.js';
 import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
@@ -172,6 +173,7 @@ export class Daemon {
       this.status.watch(this.cluster = new ClusterManager({ config: cfg, logger: this.logger }));
       // Cluster-wide limits use no share without quorum: told at once, not at the next tick.
       this.cluster.on('quorum', (q: boolean) => this.shaping.node.allowances.quorumChanged(q));
+      watchDrain(this.cluster, () => this.queue, this.logger);
     }
     this.openSpool();
     this.watchSpool();

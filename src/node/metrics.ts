@@ -9,6 +9,7 @@ import type { DedupTable } from '../mmove/dedup.js';
 import type { QueueManager } from '../queue/manager.js';
 import type { Spool } from '../spool/index.js';
 import { listenerAbuse } from './worker-settings.js';
+import { nodeDrained } from './drain.js';
 
 export type Outcome = 'delivered' | 'deferred' | 'bounced' | 'moved';
 
@@ -41,6 +42,7 @@ export class NodeMetricSet {
       mmoveDuplicates: () => s.dedup.stats().duplicates,
       spoolFull: s.spoolFull,
       listeners: listenerAbuse,
+      drained: nodeDrained,
       ...(s.shaping !== undefined ? { shaping: s.shaping } : {}),
     });
     this.received = (n) => m.received.inc(n);

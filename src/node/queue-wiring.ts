@@ -59,6 +59,7 @@ export function makeQueue(w: QueueWiring): QueueManager {
     ...(w.shaping !== undefined ? { shaping: w.shaping.observe, restrictions: w.shaping.restrictionsFor, onDestination: w.shaping.destination } : {}),
     route: (_group, binding) => routeOfBinding(w.cluster(), w.config(), binding),
     move: (node, items) => w.dispatch.move(node, items),
+    drained: () => w.cluster()?.drained ?? false,
     moveConnections: () => w.config().cluster?.options.Mmove_Connections ?? 4,
   });
   // Connections that close without a batch (idle timeout, the peer, a dead worker) leave the book.

@@ -12,6 +12,7 @@ import { bodyMemoryStats, newBodyMemory, resetBodyMemorySlot, setBodyMemoryLimit
 import type { WorkerInit } from '../workers/protocol.js';
 import { duravipAddresses, isDuravip } from './listen-check.js';
 import { inboundSpecs, resetInboundSlots } from './inbound-limits.js';
+import { drainFlagBuffer } from './drain.js';
 
 export { mmoveSettings };
 
@@ -52,14 +53,14 @@ export function listenerSpecs(cfg: Config): ListenerSpec[] {
   const bodies = bodyMemoryBuffer(cfg);
   const dv = duravipAddresses(cfg);
   const inbound = inboundSpecs(cfg);
-  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, freeBind: isDuravip(dv, l.host), options: { ...l.options }, sessions: sessionCount(l.name), bodies, inbound }));
+  return cfg.esmtpListeners.map((l) => ({ name: l.name, host: l.host, port: l.port, freeBind: isDuravip(dv, l.host), options: { ...l.options }, sessions: sessionCount(l.name), bodies, inbound, drained: drainFlagBuffer() }));
 }
 
 /** mmoveSettings, with IP_FREEBIND on the ECCluster_Listener addresses that are DuraVIPs. */
 function mmoveListening(cfg: Config): MmoveSettings {
   const s = mmoveSettings(cfg);
   const dv = duravipAddresses(cfg);
-  return { ...s, listeners: s.listeners.map((l) => ({ ...l, freeBind: isDuravip(dv, l.host) })) };
+  return { ...s, listeners: s.listeners.map((l) => ({ ...l, freeBind: isDuravip(dv, l.host) })), drained: drainFlagBuffer() };
 }
 
 /** workerData of the worker in slot `workerId` (first start and every replacement). */

@@ -108,6 +108,8 @@ export interface QueueManagerOptions {
   route?: (bindingGroup: string, binding: string) => Route;
   /** Moves messages to a node (#mmove); one result per item, in order; ok only after its 250. */
   move?: (node: string, items: MmoveItem[]) => Promise<MmoveResult[]>;
+  /** This node is drained (`cluster drain`): its held mail moves too (SchedulerOptions.moveHeld). */
+  drained?: () => boolean;
   /** Mmove_Connections: how many move batches may run per peer (twice this). */
   moveConnections?: () => number;
   /** Clock, ms since the epoch (tests). */
@@ -152,6 +154,7 @@ export class QueueManager {
       config: o.config, logger: o.logger, now: this.now, routes, deliver: o.deliver,
       onResults: (slots, results) => this.onResults(slots, results),
       dispatchMove: (q) => this.moves.dispatch(q),
+      ...(o.drained !== undefined ? { moveHeld: o.drained } : {}),
       ...(o.moveConnections !== undefined ? { moveConnections: o.moveConnections } : {}),
       ...(o.restrictions !== undefined ? { restrictions: o.restrictions } : {}),
       ...(o.closeIdle !== undefined ? { closeIdle: o.closeIdle } : {}),
@@ -284,7 +287,7 @@ export class QueueManager {
     let n = 0;
     for (const s of this.select(sel)) {
       const state = sched.store.state[s]!;
-      if (state !== READY && state !== DEFERRED) continue;
+      if ((state !== READY && state !== DEFERRED) || sched.isHeld(s)) continue;
       sched.leave(s);
       sched.enter(s, HOLD);
       touched.add(sched.store.id[s]!);
@@ -300,7 +303,7 @@ export class QueueManager {
     const touched = new Set<string>();
     let n = 0;
     for (const s of this.select(sel)) {
-      if (sched.store.state[s] !== HOLD) continue;
+      if (!sched.isHeld(s)) continue;
       sched.leave(s);
       sched.store.next[s] = 0;
       sched.settle(s, false);
@@ -323,7 +326,7 @@ export class QueueManager {
       const q = sched.queues[st.home[s]!]!;
       const a = this.o.assign({ xBinding: sched.names.name(st.xBinding[s]!), listener: sched.names.name(st.listener[s]!), from: st.from[s]! });
       if (a.bindingGroup === q.bindingGroup && a.binding === q.binding) continue;
-      const held = st.state[s] === HOLD;
+      const held = sched.isHeld(s);
       sched.leave(s);
       st.home[s] = sched.queueFor(a.bindingGroup, a.binding, q.domain).idx;
       sched.settle(s, held);
@@ -339,6 +342,18 @@ export class QueueManager {
    *  (mmove-queue.ts). Returns how many parts moved between queues. */
   reroute(): number {
     return this.moves.reroute();
+  }
+
+  /** This node was drained or undrained (`cluster drain`): every binding's route is looked up
+   *  again, and held parts bound for another node start (or stop) moving with their hold. */
+  drainChanged(): void {
+    this.moves.reroute();
+    this.moves.resettleHeld();
+  }
+
+  /** Parts still queued here (not yet moved or delivered), for a drain's progress. */
+  get parts(): number {
+    return this.sched.store.count;
   }
 
   /** One queue (binding, domain) as the scheduler runs it now, for `shaping show`; null when it
@@ -516,6 +531,7 @@ export class QueueManager {
     const st = sched.store;
     const id = st.id[s]!;
     sched.leave(s);
+    sched.movingHeld.delete(s);
     const other = st.unlink(s);
     const size = st.size[s]!;
     st.free(s);
@@ -573,7 +589,7 @@ export class QueueManager {
     const p: PersistedPart[] = ring.map((s) => {
       const q = sched.queues[st.home[s]!]!;
       const part: PersistedPart = { g: q.bindingGroup, b: q.binding, r: st.rcpts[s]!.split('\n'), a: st.attempts[s]!, n: st.next[s]! };
-      if (st.state[s] === HOLD) part.h = 1;
+      if (sched.isHeld(s)) part.h = 1;
       return part;
     });
     for (const s of ring) st.persisted[s] = 1;

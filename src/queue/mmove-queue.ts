@@ -53,8 +53,9 @@ export class MmoveQueue {
       if (homes[st.home[s]!] !== true || (state !== READY && state !== DEFERRED && state !== HOLD)) continue;
       const target = sched.place(sched.queues[st.home[s]!]!);
       if (target.idx === st.queue[s]) continue;
+      const held = sched.isHeld(s);
       sched.leave(s);
-      sched.settle(s, state === HOLD);
+      sched.settle(s, held);
       moved++;
     }
     // Parts that stayed (wait -> local) are ready in a queue the pump had put aside; parts that
@@ -63,6 +64,29 @@ export class MmoveQueue {
     sched.schedulePump();
     this.o.logger.info({ routes: this.o.routes.describe(changed), parts: moved }, 'queue: bindings changed owner; their queued mail re-placed');
     return moved;
+  }
+
+  /**
+   * Held parts are placed again: on a drained node those bound for another node become ready to
+   * move with their hold (scheduler.settle); undrained, they wait held again. Parts in flight are
+   * placed when their result comes back. Returns how many changed state.
+   */
+  resettleHeld(): number {
+    const sched = this.o.sched;
+    const st = sched.store;
+    let n = 0;
+    for (const s of st.slots()) {
+      const state = st.state[s]!;
+      if (state !== HOLD && !(state === READY && sched.movingHeld.has(s))) continue;
+      sched.leave(s);
+      sched.settle(s, true);
+      if (st.state[s] !== state) n++;
+    }
+    if (n > 0) {
+      sched.schedulePump();
+      this.o.logger.info({ parts: n }, 'queue: held mail re-placed (drain changed)');
+    }
+    return n;
   }
 
   /** One #mmove batch to the queue's node. Parts of one message with the same binding and retry
@@ -76,7 +100,8 @@ export class MmoveQueue {
     const byKey = new Map<string, number>();
     for (const s of slots) {
       const home = sched.queues[st.home[s]!]!;
-      const key = `${st.id[s]!}\0${home.bindingGroup}\0${home.binding}\0${st.attempts[s]!}\0${st.next[s]!}`;
+      const held = sched.movingHeld.size > 0 && sched.movingHeld.has(s);
+      const key = `${st.id[s]!}\0${home.bindingGroup}\0${home.binding}\0${st.attempts[s]!}\0${st.next[s]!}\0${held ? 1 : 0}`;
       const i = byKey.get(key);
       if (i !== undefined) {
         groups[i]!.push(s);
@@ -90,6 +115,7 @@ export class MmoveQueue {
         id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n'), binding: home.binding, bindingGroup: home.bindingGroup,
         arrival: st.arrival[s]!, attempts: st.attempts[s]!, nextAttempt: st.next[s]!, hops: st.hops[s]!,
         ...(origin !== null ? { originNode: origin } : {}),
+        ...(held ? { held: true } : {}),
       });
     }
     sched.beginBatch(q);
@@ -147,7 +173,7 @@ export class MmoveQueue {
       why = `${r.code} ${r.text}`;
       for (const s of slots) {
         sched.leave(s);
-        sched.settle(s, false);
+        sched.settle(s, it.held === true);
       }
     });
     if (failed > 0) {

@@ -74,6 +74,9 @@ export const MAX_MOVE_BATCH = 256;
 
 export interface SchedulerOptions {
   config: () => Config;
+  /** This node is drained (`cluster drain`): held parts bound for another node move too, and
+   *  stay held there (movingHeld). Default: never. */
+  moveHeld?: () => boolean;
   logger: Logger;
   now: () => number;
   routes: RouteTable;
@@ -114,6 +117,9 @@ export class Scheduler {
   readonly names = new Interner();
   /** Queue id -> the first slot of the message's ring of parts. */
   readonly byId = new Map<string, number>();
+  /** Held parts that are READY in a #mmove queue because this node is drained (settle): they move
+   *  with their hold. Empty unless drained. */
+  readonly movingHeld = new Set<number>();
   readonly queues: DestQueue[] = [];
   private readonly queueIndex = new Map<string, number>();
   /** Queues with ready parts the pump looks at. */
@@ -296,10 +302,23 @@ export class Scheduler {
     const st = this.store;
     const q = this.place(this.queues[st.home[s]!]!);
     st.queue[s] = q.idx;
+    if (hold && q.moveTo !== null && this.o.moveHeld?.() === true) {
+      // A drained node moves its held mail as well; the hold travels with it (mmove-queue.ts).
+      this.movingHeld.add(s);
+      this.enter(s, READY);
+      return;
+    }
+    if (this.movingHeld.size > 0) this.movingHeld.delete(s);
     if (hold) this.enter(s, HOLD);
     else if (q.moveTo === null && st.next[s]! > this.o.now()) this.enter(s, DEFERRED);
     else this.enter(s, READY);
   }
+
+  /** Held by the operator: in HOLD, or ready to move with its hold (a drained node's). */
+  isHeld(s: number): boolean {
+    return this.store.state[s] === HOLD || (this.movingHeld.size > 0 && this.movingHeld.has(s));
+  }
+
 
   /** Queued (not in-flight) parts of the queues `match` accepts: one pass over the slots, however
    *  many queues match. A list, so callers may move parts between queues while they walk it. */

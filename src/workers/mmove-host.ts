@@ -9,6 +9,7 @@ import { MmoveClient, type MmoveItem, type MmovePeer, type MmoveResult } from '.
 import type { DedupTable } from '../mmove/dedup.js';
 import { MmoveReceiver, type MmoveReceiverStats, type ReceiverSink } from '../mmove/receiver.js';
 import type { MmoveListenerSpec, MmoveSettings } from '../mmove/settings.js';
+import { DrainFlag } from '../listener/drain-flag.js';
 import type { MmoveWorkerStats } from './protocol.js';
 import { SocketSet } from './socket-set.js';
 
@@ -31,6 +32,8 @@ export class MmoveHost {
   private client: MmoveClient | null = null;
   private clientKey = '';
   private draining = false;
+  /** The node's drained word, from the settings (the same buffer every time). */
+  private drainFlag: DrainFlag | null = null;
 
   constructor(private readonly o: MmoveHostOptions) {
     this.receivers = new SocketSet<ReceiverSpec, MmoveReceiver>({
@@ -45,6 +48,7 @@ export class MmoveHost {
   async set(settings: MmoveSettings): Promise<string[]> {
     if (this.draining) return [];
     const { secret, maxHops, tls } = settings;
+    if (settings.drained !== undefined && this.drainFlag === null) this.drainFlag = new DrainFlag(settings.drained);
     const listening = await this.receivers.set(settings.listeners.map((l) => ({ ...l, secret, maxHops, tls })));
     this.settings = settings;
     const ck = JSON.stringify([settings.secret, settings.connectionsPerPeer, settings.tls]);
@@ -99,6 +103,7 @@ export class MmoveHost {
       dedup: this.o.dedup,
       logger: this.o.logger,
       onMessage: this.o.onMessage,
+      drained: () => this.drainFlag?.drained === true,
       tls: s.tls,
     });
   }

@@ -32,13 +32,15 @@ export interface StartListener {
   bodies?: SharedArrayBuffer;
   /** Set on the spec (Inbound_Cidr networks and their shared counters). */
   inbound?: InboundSpec[];
+  /** Set on the spec (the node's drained word). */
+  drained?: SharedArrayBuffer;
 }
 
 /** Starts a listener on 127.0.0.1 with a port of the kernel's choosing; closed after the test. */
 export async function startListener(o: StartListener = {}): Promise<{ l: EsmtpListener; port: number }> {
   const options = { ...BASE_OPTIONS, ...o.options };
   const l = new EsmtpListener({
-    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...(o.bodies !== undefined ? { bodies: o.bodies } : {}), ...(o.inbound !== undefined ? { inbound: o.inbound } : {}) },
+    spec: { name: 'test', host: '127.0.0.1', port: 0, options, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...(o.bodies !== undefined ? { bodies: o.bodies } : {}), ...(o.inbound !== undefined ? { inbound: o.inbound } : {}), ...(o.drained !== undefined ? { drained: o.drained } : {}) },
     hostname: 'mx.test',
     logger: pino({ level: 'silent' }),
     sink: o.sink ?? NO_MESSAGES,
