@@ -1,5 +1,5 @@
 // The HTTP admin API on uWebSockets.js: GET /health, GET /metrics (Prometheus), GET
-// /stats/queues/mailq (JSON), and shaping: GET /shaping/suspensions, POST /shaping/suspend and
+// /stats/queues/mailq (JSON), and shaping: GET /shaping/suspensions, GET /shaping/leases, POST /shaping/suspend and
 // POST /shaping/resume (arguments in the query string, as the console's); the status page (GET /),
 // its document GET /api/cluster/v1/state and its event stream (status-stream.ts). Main thread;
 // every answer is computed from in-memory state (the queue index, spool counters): synchronously,
@@ -49,6 +49,8 @@ export interface ShapingApi {
   restrictions(): unknown[];
   suspend(q: { domain: string; binding: string | null; duration: string; reason?: string }): unknown;
   resume(q: { domain: string; binding: string | null }): unknown;
+  /** The cluster-wide limits' lease table (GET /shaping/leases); absent: no route. */
+  leases?(): unknown;
 }
 
 /** One response, ready to write. */
@@ -61,7 +63,7 @@ interface Answer {
 
 const ROUTES = new Set(['/health', '/metrics', '/stats/queues/mailq']);
 /** The shaping routes and the method each takes. */
-const SHAPING_ROUTES = new Map([['/shaping/suspensions', 'get'], ['/shaping/suspend', 'post'], ['/shaping/resume', 'post']]);
+const SHAPING_ROUTES = new Map([['/shaping/suspensions', 'get'], ['/shaping/leases', 'get'], ['/shaping/suspend', 'post'], ['/shaping/resume', 'post']]);
 const JSON_TYPE = 'application/json';
 const STATE_URL = '/api/cluster/v1/state';
 const STREAM_URL = '/api/cluster/v1/stream';
@@ -158,13 +160,14 @@ export class AdminHttpServer {
     }
     const shaping = this.opts.shaping;
     const shapingMethod = SHAPING_ROUTES.get(url);
-    if (shaping !== undefined && shapingMethod !== undefined) {
+    if (shaping !== undefined && shapingMethod !== undefined && (url !== '/shaping/leases' || shaping.leases !== undefined)) {
       if (method !== shapingMethod) return { status: '405 Method Not Allowed', type: JSON_TYPE, body: JSON.stringify({ error: 'method not allowed' }), extra: [['Allow', shapingMethod.toUpperCase()]] };
       const p = new URLSearchParams(query);
       const binding = p.get('binding');
       const target = { domain: p.get('domain') ?? '', binding: binding === null || binding === '' ? null : binding };
       try {
         const body = url === '/shaping/suspensions' ? { restrictions: shaping.restrictions() }
+          : url === '/shaping/leases' ? shaping.leases!()
           : url === '/shaping/suspend' ? shaping.suspend({ ...target, duration: p.get('duration') ?? '', reason: p.get('reason') ?? '' })
           : shaping.resume(target);
         return { status: '200 OK', type: JSON_TYPE, body: JSON.stringify(body) };

@@ -257,6 +257,7 @@ export class NodeShaping {
       restrictions: () => this.node.restrictions(),
       suspend: (q) => suspend(h, q),
       resume: (q) => resume(h, q),
+      leases: () => ({ status: this.node.allowances.status(), keys: this.node.allowances.keys(), table: this.node.allowances.entries() }),
     };
   }
 }

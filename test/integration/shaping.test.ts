@@ -82,6 +82,9 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     expect(((await bad.json()) as { error: string }).error).toMatch(/^DURATION must be like/);
     expect((await api('GET', '/shaping/suspend')).status).toBe(405);
     await waitFor('the API\'s suspension in force', async () => (await node.console('shaping', 'suspensions')).stdout.includes('other.test'));
+    const leases = (await (await api('GET', '/shaping/leases')).json()) as { status: string; keys: Array<{ key: string; allowance: number; cap: number }> };
+    expect(leases.status).toMatch(/^single node/);
+    expect(leases.keys).toContainEqual(expect.objectContaining({ key: `${dest}#conn`, allowance: 4, cap: 4 }));
     const metrics = await (await api('GET', '/metrics')).text();
     expect(metrics).toContain('vipmta_shaping_rule_fired_total{rule="tss04"} 1\n');
     expect(metrics).toContain('vipmta_shaping_restrictions{action="suspend"} 2\n');
