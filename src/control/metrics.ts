@@ -35,7 +35,41 @@ export interface MetricSources {
   shaping?(): ShapingValues;
   /** This node is drained (`cluster drain`); absent: no series. */
   drained?(): boolean;
+  /** The cluster as this node sees it (null until the manager is there); absent (no Cluster
+   *  stanza): no vipmta_cluster_, vipmta_duravip_ or per-peer #mmove series. */
+  cluster?(): ClusterValues | null;
 }
+
+/** A DuraVIP's state as one label value: the worst that applies, in this order. */
+export type DuravipState = 'broken' | 'orphan' | 'conflict' | 'unsafe' | 'owned';
+
+/** What the cluster series show, read at scrape time (node/metrics.ts maps the manager's snapshot and events). */
+export interface ClusterValues {
+  /** This node's view counter: changes at every CPG view change; 0 while it has no view. */
+  readonly viewId: number;
+  /** The members of the view: node names (nodeid:pid until a member has announced). */
+  readonly members: readonly string[];
+  /** corosync's quorum as this node last heard it. */
+  readonly quorate: boolean;
+  /** Connected to corosync and it delivers this node's messages (not stalled). */
+  readonly corosyncUp: boolean;
+  /** Addresses the last election gives each member of that election (0 included). */
+  readonly held: ReadonlyArray<{ readonly node: string; readonly addresses: number }>;
+  /** Each address of the last election and its state; the same array as long as the election is
+   *  the same (the series are rebuilt only when it changes). */
+  readonly addresses: ReadonlyArray<{ readonly address: string; readonly state: DuravipState }>;
+  /** Totals since start: elections this node ran, owner changes after its first, failovers. */
+  readonly elections: number;
+  readonly moves: number;
+  /** Failover durations: observations per FAILOVER_BOUNDS_S bucket (not cumulative, +Inf last), sum in seconds. */
+  readonly failovers: { readonly counts: readonly number[]; readonly sum: number };
+  /** #mmove totals per peer since start (bytes are known only for what this node received). */
+  readonly mmove: ReadonlyArray<{ readonly peer: string; readonly sentMessages: number; readonly receivedMessages: number; readonly receivedBytes: number }>;
+}
+
+/** vipmta_duravip_failover_seconds' buckets: an announce round takes milliseconds, an orphan
+ *  without an eligible member waits for one (minutes). */
+export const FAILOVER_BOUNDS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 export interface ShapingValues {
   readonly fired: ReadonlyMap<string, number>;
@@ -359,5 +393,100 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
       },
     });
   }
+  if (sources.cluster !== undefined) clusterSeries(sources.cluster, registers);
   return { received, delivered, transientFailures, permanentFailures, failures, mmoveMoved, render: () => r.metrics() };
+}
+
+/** A counter that follows a total the host keeps (it never goes down here). */
+function followCounter(name: string, help: string, registers: Registry[], total: () => number | undefined): void {
+  let seen = 0;
+  new Counter({
+    name, help, registers,
+    collect() {
+      const n = total();
+      if (n !== undefined && n > seen) {
+        this.inc(n - seen);
+        seen = n;
+      }
+    },
+  });
+}
+
+/** The cluster's series (a node with a Cluster stanza), every value read from `cluster()` at scrape time. */
+function clusterSeries(cluster: () => ClusterValues | null, registers: Registry[]): void {
+  const gauge = (name: string, help: string, value: (c: ClusterValues) => number): void => {
+    new Gauge({
+      name, help, registers,
+      collect() {
+        const c = cluster();
+        if (c !== null) this.set(value(c));
+      },
+    });
+  };
+  gauge('vipmta_cluster_view_id', 'This node\'s CPG view counter: a new value at every view change (members joined or left); 0 while it has no view.', (c) => c.viewId);
+  gauge('vipmta_cluster_members', 'Members of the CPG view (vipmta processes in the group).', (c) => c.members.length);
+  new Gauge({
+    name: 'vipmta_cluster_member', help: 'Always 1, one series per member of the view, by node name (nodeid:pid until it has announced).',
+    labelNames: ['node'], registers,
+    collect() {
+      const c = cluster();
+      if (c === null) return;
+      this.reset();
+      for (const node of c.members) this.set({ node }, 1);
+    },
+  });
+  gauge('vipmta_cluster_quorate', '1 while corosync says this node\'s partition is quorate, else 0 (without quorum a node owns no DuraVIP).', (c) => (c.quorate ? 1 : 0));
+  gauge('vipmta_cluster_corosync_up', '1 while this node is connected to corosync and corosync delivers its messages, else 0 (not connected, or STALLED: it then owns no DuraVIP).', (c) => (c.corosyncUp ? 1 : 0));
+  new Gauge({
+    name: 'vipmta_duravip_addresses_held', help: 'DuraVIPs the last election gives each of its members (as this node computed it; the same on every member).',
+    labelNames: ['node'], registers,
+    collect() {
+      const c = cluster();
+      if (c === null) return;
+      this.reset();
+      for (const h of c.held) this.set({ node: h.node }, h.addresses);
+    },
+  });
+  // One series per address (its current state only): 10,000 DuraVIPs are 10,000 series, which
+  // Prometheus takes well; rebuilt only when the election changed since the last scrape.
+  let shown: ClusterValues['addresses'] | null = null;
+  new Gauge({
+    name: 'vipmta_duravip_address_state',
+    help: 'Always 1, one series per DuraVIP of the last election, labelled with its state, the first that applies: broken (BROKEN, not managed), orphan (no owner), conflict (preferences in conflict), unsafe (UNSAFE: services differ), owned.',
+    labelNames: ['address', 'state'], registers,
+    collect() {
+      const c = cluster();
+      if (c === null || c.addresses === shown) return;
+      this.reset();
+      for (const a of c.addresses) this.set({ address: a.address, state: a.state }, 1);
+      shown = c.addresses;
+    },
+  });
+  followCounter('vipmta_cluster_elections_total', 'DuraVIP elections this node ran (one per agreed announce, move or tick once a view\'s announce round is complete).', registers, () => cluster()?.elections);
+  followCounter('vipmta_duravip_moves_total', 'DuraVIP owner changes in this node\'s elections after its first (the status page\'s failover list): failovers, rebalancing, cluster duravip move, and addresses left without an owner.', registers, () => cluster()?.moves);
+  const failoverHelp = 'the view change in which the owner left the group (died, partitioned away, stopped), as this node saw it, to this node\'s election giving the address to another member (past any time it spent without an owner). corosync\'s failure detection (token timeout) comes before the view change and is not included.';
+  followCounter('vipmta_duravip_failovers_total', `DuraVIPs given to another member after their owner left the group (see vipmta_duravip_failover_seconds): from ${failoverHelp}`, registers, () => {
+    const c = cluster();
+    return c === null ? undefined : c.failovers.counts.reduce((a, b) => a + b, 0);
+  });
+  const failover = new LoadedHistogram('vipmta_duravip_failover_seconds', `Time a failed-over DuraVIP took: from ${failoverHelp}`, FAILOVER_BOUNDS_S, () => cluster()?.failovers ?? null);
+  registers[0]!.registerMetric(failover as unknown as Metric);
+  const mmoveCounter = (name: string, help: string, values: (p: ClusterValues['mmove'][number]) => ReadonlyArray<readonly [string, number]>): void => {
+    const seen = new Map<string, number>();
+    new Counter({
+      name, help, labelNames: ['peer', 'direction'], registers,
+      collect() {
+        for (const p of cluster()?.mmove ?? []) {
+          for (const [direction, now] of values(p)) {
+            const key = `${direction}\0${p.peer}`;
+            const d = now - (seen.get(key) ?? 0);
+            if (d > 0 || !seen.has(key)) this.inc({ peer: p.peer, direction }, Math.max(0, d));
+            seen.set(key, Math.max(now, seen.get(key) ?? 0));
+          }
+        }
+      },
+    });
+  };
+  mmoveCounter('vipmta_mmove_messages_total', 'Messages over #mmove per peer: direction="sent" (the peer took it, its 250), "received" (this node spooled it from the peer; a peer that announces no ECCluster_Listener is named by its address).', (p) => [['sent', p.sentMessages], ['received', p.receivedMessages]]);
+  mmoveCounter('vipmta_mmove_bytes_total', 'Message bytes this node received over #mmove and spooled, per peer (direction="received" only: the size of what this node sends is not counted).', (p) => [['received', p.receivedBytes]]);
 }

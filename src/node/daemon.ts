@@ -171,6 +171,7 @@ export class Daemon {
     // (route 'wait') instead of being tried from an address this node may not own.
     if (cfg.cluster !== null) {
       this.status.watch(this.cluster = new ClusterManager({ config: cfg, logger: this.logger }));
+      this.metrics.watchCluster(this.cluster, this.status);
       // Cluster-wide limits use no share without quorum: told at once, not at the next tick.
       this.cluster.on('quorum', (q: boolean) => this.shaping.node.allowances.quorumChanged(q));
       watchDrain(this.cluster, () => this.queue, this.logger);

@@ -183,6 +183,16 @@ export class NodeStatus {
     if (this.ring.length > FAILOVER_RING) this.ring.splice(0, this.ring.length - FAILOVER_RING);
   }
 
+  /** Owner changes recorded since start (the ring keeps the last FAILOVER_RING): /metrics' moves. */
+  get ownerChanges(): number {
+    return this.nextId - 1;
+  }
+
+  /** The #mmove counts per peer since start, live (not copies): read them, never change them. */
+  peerCounts(): Iterable<Readonly<StatusPeer>> {
+    return this.peers.values();
+  }
+
   private peer(name: string): StatusPeer {
     let p = this.peers.get(name);
     if (p === undefined) this.peers.set(name, (p = { peer: name, sent: { messages: 0, recipients: 0, duplicates: 0, failed: 0 }, received: { messages: 0, bytes: 0 } }));

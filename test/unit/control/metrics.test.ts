@@ -3,7 +3,7 @@
 // the spool latency histogram's buckets match the native spool's.
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { buildMetrics, EXPOSITION_CONTENT_TYPE, SPOOL_LATENCY_BOUNDS_S, type MetricSources } from '../../../src/control/metrics.js';
+import { buildMetrics, EXPOSITION_CONTENT_TYPE, FAILOVER_BOUNDS_S, SPOOL_LATENCY_BOUNDS_S, type ClusterValues, type MetricSources } from '../../../src/control/metrics.js';
 import { Spool } from '../../../src/spool/index.js';
 import { VERSION } from '../../../src/version.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -231,5 +231,109 @@ describe('node metrics', () => {
     text = await m.render();
     expect(sample(text, 'vipmta_inbound_cidr_refused_total{cidr="203.0.113.0/24"}')).toBe(9);
     expect(sample(text, 'vipmta_shaping_group_messages_sent_total{type="claims"}')).toBe(8);
+  });
+
+  it('has no cluster series without a cluster source, and only HELP and TYPE before the manager is there', async () => {
+    const text = await buildMetrics(sources()).render();
+    expect(text).not.toMatch(/vipmta_cluster_view_id|vipmta_duravip_|vipmta_mmove_messages_total/);
+    const early = await buildMetrics(sources({ cluster: () => null })).render();
+    expect(early).toContain('# TYPE vipmta_duravip_address_state gauge');
+    expect(early).not.toContain('vipmta_duravip_address_state{');
+    expect(early).not.toContain('vipmta_duravip_failover_seconds_count');
+  });
+
+  it('shows the cluster from the host\'s values at scrape time: view, members, quorum, addresses held and their states, elections, moves, failovers, #mmove per peer', async () => {
+    const counts = FAILOVER_BOUNDS_S.map(() => 0).concat(0);
+    counts[2] = 1; // one failover of 0.03 s
+    counts[6] = 1; // one of 0.7 s
+    let v: ClusterValues = {
+      viewId: 4, members: ['n01', 'n02', '3:1002'], quorate: true, corosyncUp: true,
+      held: [{ node: 'n01', addresses: 2 }, { node: 'n02', addresses: 1 }],
+      addresses: [{ address: '10.0.0.1', state: 'owned' }, { address: '10.0.0.2', state: 'unsafe' }, { address: '10.0.0.3', state: 'orphan' }],
+      elections: 7, moves: 3, failovers: { counts, sum: 0.73 },
+      mmove: [{ peer: 'n02', sentMessages: 5, receivedMessages: 2, receivedBytes: 3000 }],
+    };
+    const m = buildMetrics(sources({ cluster: () => v }));
+    const text = await m.render();
+    const block = (name: string) => text.slice(text.indexOf(`# HELP ${name} `)).split('\n\n')[0]!.trimEnd();
+    expect(block('vipmta_cluster_view_id')).toBe([
+      "# HELP vipmta_cluster_view_id This node's CPG view counter: a new value at every view change (members joined or left); 0 while it has no view.",
+      '# TYPE vipmta_cluster_view_id gauge',
+      'vipmta_cluster_view_id 4',
+    ].join('\n'));
+    expect(block('vipmta_cluster_member')).toBe([
+      '# HELP vipmta_cluster_member Always 1, one series per member of the view, by node name (nodeid:pid until it has announced).',
+      '# TYPE vipmta_cluster_member gauge',
+      'vipmta_cluster_member{node="n01"} 1',
+      'vipmta_cluster_member{node="n02"} 1',
+      'vipmta_cluster_member{node="3:1002"} 1',
+    ].join('\n'));
+    expect(block('vipmta_duravip_address_state')).toBe([
+      '# HELP vipmta_duravip_address_state Always 1, one series per DuraVIP of the last election, labelled with its state, the first that applies: broken (BROKEN, not managed), orphan (no owner), conflict (preferences in conflict), unsafe (UNSAFE: services differ), owned.',
+      '# TYPE vipmta_duravip_address_state gauge',
+      'vipmta_duravip_address_state{address="10.0.0.1",state="owned"} 1',
+      'vipmta_duravip_address_state{address="10.0.0.2",state="unsafe"} 1',
+      'vipmta_duravip_address_state{address="10.0.0.3",state="orphan"} 1',
+    ].join('\n'));
+    expect(block('vipmta_duravip_failover_seconds').split('\n').slice(1)).toEqual([
+      '# TYPE vipmta_duravip_failover_seconds histogram',
+      'vipmta_duravip_failover_seconds_bucket{le="0.01"} 0',
+      'vipmta_duravip_failover_seconds_bucket{le="0.025"} 0',
+      'vipmta_duravip_failover_seconds_bucket{le="0.05"} 1',
+      'vipmta_duravip_failover_seconds_bucket{le="0.1"} 1',
+      'vipmta_duravip_failover_seconds_bucket{le="0.25"} 1',
+      'vipmta_duravip_failover_seconds_bucket{le="0.5"} 1',
+      'vipmta_duravip_failover_seconds_bucket{le="1"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="2.5"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="5"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="10"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="30"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="60"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="300"} 2',
+      'vipmta_duravip_failover_seconds_bucket{le="+Inf"} 2',
+      'vipmta_duravip_failover_seconds_sum 0.73',
+      'vipmta_duravip_failover_seconds_count 2',
+    ]);
+    expect(block('vipmta_mmove_bytes_total')).toBe([
+      '# HELP vipmta_mmove_bytes_total Message bytes this node received over #mmove and spooled, per peer (direction="received" only: the size of what this node sends is not counted).',
+      '# TYPE vipmta_mmove_bytes_total counter',
+      'vipmta_mmove_bytes_total{peer="n02",direction="received"} 3000',
+    ].join('\n'));
+    expect(sample(text, 'vipmta_cluster_members')).toBe(3);
+    expect(sample(text, 'vipmta_cluster_quorate')).toBe(1);
+    expect(sample(text, 'vipmta_cluster_corosync_up')).toBe(1);
+    expect(sample(text, 'vipmta_duravip_addresses_held{node="n01"}')).toBe(2);
+    expect(sample(text, 'vipmta_duravip_addresses_held{node="n02"}')).toBe(1);
+    expect(sample(text, 'vipmta_cluster_elections_total')).toBe(7);
+    expect(sample(text, 'vipmta_duravip_moves_total')).toBe(3);
+    expect(sample(text, 'vipmta_duravip_failovers_total')).toBe(2);
+    expect(sample(text, 'vipmta_mmove_messages_total{peer="n02",direction="sent"}')).toBe(5);
+    expect(sample(text, 'vipmta_mmove_messages_total{peer="n02",direction="received"}')).toBe(2);
+    expect(text).toContain('# TYPE vipmta_cluster_elections_total counter');
+
+    // The next view: n02 left, its address moved; a new peer; the states and members follow, the totals only go up.
+    v = {
+      ...v, viewId: 5, members: ['n01'], quorate: false, corosyncUp: false,
+      held: [{ node: 'n01', addresses: 3 }],
+      addresses: [{ address: '10.0.0.1', state: 'owned' }, { address: '10.0.0.2', state: 'broken' }, { address: '10.0.0.3', state: 'owned' }],
+      elections: 9, moves: 4,
+      mmove: [{ peer: 'n02', sentMessages: 5, receivedMessages: 2, receivedBytes: 3000 }, { peer: 'n03', sentMessages: 0, receivedMessages: 1, receivedBytes: 10 }],
+    };
+    const after = await m.render();
+    expect(sample(after, 'vipmta_cluster_view_id')).toBe(5);
+    expect(after).not.toContain('vipmta_cluster_member{node="n02"}');
+    expect(after).not.toContain('vipmta_duravip_addresses_held{node="n02"}');
+    expect(sample(after, 'vipmta_cluster_quorate')).toBe(0);
+    expect(sample(after, 'vipmta_cluster_corosync_up')).toBe(0);
+    expect(after.split('\n').filter((l) => l.startsWith('vipmta_duravip_address_state{'))).toEqual([
+      'vipmta_duravip_address_state{address="10.0.0.1",state="owned"} 1',
+      'vipmta_duravip_address_state{address="10.0.0.2",state="broken"} 1',
+      'vipmta_duravip_address_state{address="10.0.0.3",state="owned"} 1',
+    ]);
+    expect(sample(after, 'vipmta_cluster_elections_total')).toBe(9);
+    expect(sample(after, 'vipmta_duravip_moves_total')).toBe(4);
+    expect(sample(after, 'vipmta_mmove_messages_total{peer="n03",direction="sent"}')).toBe(0);
+    expect(sample(after, 'vipmta_mmove_messages_total{peer="n03",direction="received"}')).toBe(1);
+    expect(sample(after, 'vipmta_mmove_bytes_total{peer="n02",direction="received"}')).toBe(3000);
   });
 });
