@@ -51,7 +51,7 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
   <h2>Cluster</h2>
   <dl class="kv" id="cluster"></dl>
   <div id="problems"></div>
-  <table id="members"><thead><tr><th>member</th><th class="n">nodeid</th><th class="n">pid</th><th>quorate</th><th>leaving</th><th class="n">addresses held</th><th>#mmove at</th></tr></thead><tbody></tbody></table>
+  <table id="members"><thead><tr><th>member</th><th class="n">nodeid</th><th class="n">pid</th><th>quorate</th><th>leaving</th><th>drained</th><th class="n">addresses held</th><th>#mmove at</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="s-addresses">
   <h2>DuraVIPs <span class="note" id="acount"></span></h2>
@@ -140,6 +140,7 @@ function renderCluster() {
   var n = c.counts;
   kv('addresses', n.addresses + ': ' + n.owned + ' owned, ' + n.orphan + ' orphan, ' + n.broken + ' BROKEN, ' + n.unsafe + ' UNSAFE, ' + n.conflict + ' in conflict', n.orphan + n.broken + n.unsafe + n.conflict > 0 ? 'warn' : '');
   if (c.leaving) kv('this node', 'leaving (planned shutdown)', 'warn');
+  if (c.drained) kv('this node', 'DRAINED: ' + (c.queueLeft === null ? 'its queue moves to the others' : c.queueLeft === 0 ? 'no mail left here, it may be stopped' : c.queueLeft + ' queued part(s) left to move'), 'warn');
   dl.replaceChildren(f);
   var p = $('problems');
   p.replaceChildren();
@@ -153,6 +154,7 @@ function renderMembers() {
     cell(tr, (m.node === null ? '(not announced)' : m.node) + (m.self ? ' (this node)' : ''));
     cell(tr, m.nodeId, 'n'); cell(tr, m.pid, 'n');
     cell(tr, yes(m.quorate), m.quorate === false ? 'bad' : ''); cell(tr, yes(m.leaving), m.leaving ? 'warn' : '');
+    cell(tr, yes(m.drained), m.drained ? 'warn' : '');
     cell(tr, m.load, 'n'); cell(tr, m.mmove);
     return tr;
   });

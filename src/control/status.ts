@@ -23,6 +23,9 @@ export interface StatusCluster {
   /** corosync does not deliver our messages: this node holds nothing until it does. */
   stalled: boolean;
   leaving: boolean;
+  /** This node is drained (`cluster drain`), and the parts it still has to move (null: unknown). */
+  drained: boolean;
+  queueLeft: number | null;
   viewId: number | null;
   viewArrivedAt: number | null;
   viewStableSince: number | null;
@@ -46,6 +49,8 @@ export interface StatusMember {
   self: boolean;
   quorate: boolean | null;
   leaving: boolean | null;
+  /** Drained (`cluster drain`): it owns no address and takes no mail. Null until it announced. */
+  drained: boolean | null;
   /** Addresses it announces holding. */
   load: number | null;
   /** Its ECCluster_Listener ("host:port"), or null. */

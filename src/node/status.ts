@@ -2,7 +2,7 @@
 // pure builder from the cluster manager's snapshot, the queue sizes, the #mmove counts and the
 // failover ring; and NodeStatus, which keeps the counts and the ring from the node's events.
 // Main thread; nothing blocks. A document is built only while the page or the API asks for it.
-import type { Allocation } from '../cluster/election.js';
+import { isDrained, type Allocation } from '../cluster/election.js';
 import type { ClusterManager, ClusterSnapshot, OwnershipChange } from '../cluster/manager.js';
 import type { Restriction } from '../cluster/shaping/messages.js';
 import type { Config } from '../config/index.js';
@@ -75,6 +75,7 @@ function clusterPart(c: ClusterSnapshot, addresses: readonly StatusAddress[]): S
   const al = c.allocation;
   return {
     group: c.group, corosync: c.corosync, nodeId: c.nodeId, quorate: c.quorate, stalled: c.stalled, leaving: c.leaving,
+    drained: c.drained ?? false, queueLeft: c.queueLeft ?? null,
     viewId: c.viewId, viewArrivedAt: c.viewArrivedAt, viewStableSince: c.viewStableSince, viewComplete: c.viewComplete,
     mature: al?.mature ?? null, configConsistent: al?.configConsistent ?? null, problems: [...(al?.problems ?? [])], counts,
   };
@@ -89,6 +90,7 @@ function memberRows(c: ClusterSnapshot): StatusMember[] {
     self: m.nodeId === c.nodeId && m.pid === process.pid,
     quorate: m.state?.quorate ?? null,
     leaving: m.state?.leaving ?? null,
+    drained: m.state == null ? null : isDrained(m.state, c.drains),
     load: m.state?.load ?? null,
     mmove: m.state?.mmove == null ? null : `${m.state.mmove.host.includes(':') ? `[${m.state.mmove.host}]` : m.state.mmove.host}:${m.state.mmove.port}`,
   }));

@@ -38,6 +38,14 @@ describe('status builder', () => {
     expect(s.cluster).toMatchObject({ quorate: true, viewId: 1, mature: true, configConsistent: true, corosync: 'connected' });
   });
 
+  it('shows a drained member (agreed drains override its announce) and this node\'s drain with what it has left to move', () => {
+    const c = syntheticCluster({ nodes: 3, addresses: 6, now: 0 });
+    const s = buildStatus({ ...input, cluster: { ...c, drained: true, queueLeft: 12, drains: new Map([['n01', true], ['n03', false]]) } });
+    expect(s.members.map((m) => [m.node, m.drained])).toEqual([['n01', true], ['n02', false], ['n03', false]]);
+    expect(s.cluster).toMatchObject({ drained: true, queueLeft: 12 });
+    expect(buildStatus({ ...input, cluster: c }).cluster).toMatchObject({ drained: false, queueLeft: null });
+  });
+
   it('marks releasing addresses and plumbing errors, and has no cluster part on a single node', () => {
     const c = syntheticCluster({ nodes: 2, addresses: 4, now: 0 });
     const rows = addressRows({ ...c, holds: [], releasing: ['10.0.0.1'], plumbErrors: new Map([['10.0.0.2', 'EPERM']]) });
