@@ -34,6 +34,7 @@ import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js
 import { localNeighbours, SharedNeighbours } from './neighbours.js';
 import { createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
 import { memberKey as key, View } from './view.js';
+import { expireReloadRound, memberReloaded, openReloadRound, RELOAD_WAIT_MS } from './reload-round.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
@@ -369,13 +370,48 @@ export class ClusterManager extends EventEmitter {
       v.drains.set(m.node, m.drained);
       if (m.node === this.node && this.drainState.set(m.drained)) this.emit('drained', m.drained);
       if (v.complete) this.runElection(m.now);
-    } else if (m.type === 'tick' && v.complete) {
-      this.runElection(m.now);
+    } else if (m.type === 'reload') {
+      openReloadRound(v, m.node, m.now);
+      this.logger.info({ by: m.node }, 'cluster: reload round: elections wait for every member\'s new configuration');
+      this.scheduleReloadTick(v);
+    } else if (m.type === 'reloaded') {
+      if (memberReloaded(v, nodeId, pid)) {
+        this.logger.info('cluster: reload round complete: electing with every member\'s new configuration');
+        if (v.complete) this.runElection(m.now);
+      }
+    } else if (m.type === 'tick') {
+      const missed = expireReloadRound(v, m.now);
+      if (missed !== null) this.logger.warn({ members: missed }, 'cluster: reload round ended without every member\'s reload; electing now');
+      if (v.complete) this.runElection(m.now);
     }
+  }
+
+  /** The first member of the view ends a reload round that waits too long (one tick, agreed). */
+  private scheduleReloadTick(v: View): void {
+    const g = this.group;
+    const first = v.first();
+    if (g === null || first === undefined || first.nodeId !== g.localNodeId || first.pid !== process.pid) return;
+    setTimeout(() => {
+      if (this.view === v && v.reload !== null) this.send({ type: 'tick', now: Date.now() });
+    }, RELOAD_WAIT_MS + 100).unref();
+  }
+
+  /** `console --cluster config reload` asks: open a reload round on every member, before the
+   *  console group tells each to reload. */
+  openReloadRound(): void {
+    if (this.group !== null) this.send({ type: 'reload', now: Date.now(), node: this.node });
+  }
+
+  /** This node's reload of the round is over (its new configuration, if any, announced first):
+   *  the others stop waiting for it. */
+  reloadRoundDone(): void {
+    if (this.group !== null) this.send({ type: 'reloaded', now: Date.now(), node: this.node });
   }
 
   private runElection(now: number): void {
     const v = this.view!;
+    // A reload round is open: the election runs once it closes, with every new configuration.
+    if (v.reload !== null) return;
     const members = v.states();
     const prev = this.alloc;
     const alloc = elect({
@@ -390,6 +426,7 @@ export class ClusterManager extends EventEmitter {
       manualMoves: v.moves,
       drains: v.drains,
     });
+    this.logger.debug({ view: v.id, now, members: members.length }, 'cluster: election');
     for (const p of alloc.problems) this.logger.warn({ problem: p }, 'DuraVIP election');
     this.setAllocation(alloc);
     this.apply();

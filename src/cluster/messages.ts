@@ -22,7 +22,16 @@ export type ClusterMessage =
    * treats NODE as drained from the same point; NODE persists it and announces it in its state.
    */
   | { readonly type: 'drain'; readonly now: number; readonly node: string; readonly drained: boolean }
-  /** The view has been stable for View_Mature_Time: run the election again with this agreed time. */
+  /**
+   * `console --cluster config reload`: every member reloads now (the console group tells each), so
+   * elections wait until each member of the view has said 'reloaded' (after announcing its new
+   * configuration), or a tick RELOAD_WAIT_MS later: the cluster elects once, with every new config.
+   */
+  | { readonly type: 'reload'; readonly now: number; readonly node: string }
+  /** This member's reload of the round is over (applied, or refused and the old config kept). */
+  | { readonly type: 'reloaded'; readonly now: number; readonly node: string }
+  /** The view has been stable for View_Mature_Time (or a reload round waited too long): run the
+   *  election again with this agreed time. */
   | { readonly type: 'tick'; readonly now: number }
   /**
    * Sent every If_Check_Interval and ignored by receivers: a corosync that is stopped shows as a
@@ -42,6 +51,10 @@ export function encodeMessage(m: ClusterMessage): Buffer {
       return Buffer.from(`${JSON.stringify({ t: 'M', now: m.now, address: m.address, node: m.node })}\n`);
     case 'drain':
       return Buffer.from(`${JSON.stringify({ t: 'D', now: m.now, node: m.node, drained: m.drained })}\n`);
+    case 'reload':
+      return Buffer.from(`${JSON.stringify({ t: 'R', now: m.now, node: m.node })}\n`);
+    case 'reloaded':
+      return Buffer.from(`${JSON.stringify({ t: 'r', now: m.now, node: m.node })}\n`);
     case 'tick':
       return Buffer.from(`${JSON.stringify({ t: 'T', now: m.now })}\n`);
     case 'ping':
@@ -89,6 +102,10 @@ export function decodeMessage(buf: Uint8Array): DecodedMessage {
     case 'D':
       if (!isNodeName(head.node) || typeof head.drained !== 'boolean') return { ok: false, error: 'drain needs a node name and drained true or false' };
       return { ok: true, message: { type: 'drain', now: head.now, node: head.node, drained: head.drained } };
+    case 'R':
+    case 'r':
+      if (!isNodeName(head.node)) return { ok: false, error: 'reload needs a node name' };
+      return { ok: true, message: { type: head.t === 'R' ? 'reload' : 'reloaded', now: head.now, node: head.node } };
     case 'T':
       return { ok: true, message: { type: 'tick', now: head.now } };
     case 'P':

@@ -21,6 +21,9 @@ export class View {
   readonly drains = new Map<string, boolean>();
   /** Every member has announced in this view. */
   complete = false;
+  /** An open reload round (`console --cluster config reload`): its agreed start, and the members
+   *  (memberKey) that have not said 'reloaded' yet. Elections wait while it is open. */
+  reload: { readonly at: number; readonly by: string; readonly waiting: Set<string> } | null = null;
 
   constructor(
     /** Local counter, for logs and the console. */

@@ -23,6 +23,10 @@ export interface ClusterConsoleOptions {
   mailq(filter: { domain?: string; binding?: string }): MailqReport;
   /** Tests inject a fake join. */
   readonly join?: (name: string) => Promise<CorosyncGroup>;
+  /** The DuraVIP manager's reload round (cluster/reload-round.ts): opened by the node that asks
+   *  `--cluster config reload`, and each member says when its reload is over, so that the cluster
+   *  elects once with every new configuration. Absent: each member's announce elects. */
+  readonly reloadRound?: () => { open(): void; done(): void } | null;
 }
 
 export class ClusterConsole {
@@ -65,6 +69,9 @@ export class ClusterConsole {
       if (target === null || target === me) return this.alone(me, argv, `(${scope.note})`);
       throw new VipError(ErrorCode.CONTROL_BAD_REQUEST, `${words} acts on every node already: run it without --node (${scope.note})`);
     }
+    // Before the request: the round opens on the DuraVIP group ahead of every member's reload (the
+    // request is sent after it, and corosync orders both groups' messages in one total order).
+    if (words === 'config reload' && target === null) this.o.reloadRound?.()?.open();
     const gathered = await this.group.request(argv, target, req.timeoutMs);
     return formatGathered(words!, gathered);
   }
@@ -90,6 +97,10 @@ export class ClusterConsole {
       return data === undefined ? { ok: true, output } : { ok: true, output, mailq: { rows: data.rows, totals: data.totals } };
     } catch (err) {
       return { ok: false, code: errorCode(err) ?? 'ERR_CONTROL_FAILED', error: (err as Error).message };
+    } finally {
+      // Applied or refused, this member's part of a reload round is over (its new configuration,
+      // if any, was announced during the reload).
+      if (asked && words === 'config reload') this.o.reloadRound?.()?.done();
     }
   }
 

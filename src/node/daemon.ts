@@ -212,7 +212,13 @@ export class Daemon {
     this.shaping.addCommands(commands);
     this.inbound.addCommands(commands);
     this.inbound.start();
-    const clusterConsole = this.clusterConsole = new ClusterConsole({ config: () => this.config, logger: this.logger, commands, mailq: (f) => mailqReport(this.queue, f) });
+    const clusterConsole = this.clusterConsole = new ClusterConsole({
+      config: () => this.config, logger: this.logger, commands, mailq: (f) => mailqReport(this.queue, f),
+      reloadRound: () => {
+        const c = this.cluster;
+        return c === null ? null : { open: () => c.openReloadRound(), done: () => c.reloadRoundDone() };
+      },
+    });
     clusterConsole.start();
     for (const c of cfg.controlListeners) {
       const server = new ControlServer(c.path, commands, this.logger, (req) => clusterConsole.handle(req));

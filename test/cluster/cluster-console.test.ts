@@ -61,7 +61,7 @@ async function ownerOn(n: NodeRun): Promise<string | null> {
 beforeAll(async () => {
   requireCommand('smtp-source');
   lab = await ClusterLab.create({ nodes: 3, corosync: true });
-  for (const h of lab.hosts) nodes.set(h.name, startNode(lab, h, body(h, 'n1')));
+  for (const h of lab.hosts) nodes.set(h.name, startNode(lab, h, body(h, 'n1'), { logLevel: 'debug' }));
   await Promise.all([...nodes.values()].map(waitStarted));
   for (const n of nodes.values()) await n.proc.waitLine((l) => l.includes('"msg":"cluster console: joined the console group"'), { timeoutMs: 20_000 });
   // Every member knows every other's name (hellos) before the tests ask.
@@ -107,9 +107,9 @@ describe('console across the cluster', () => {
     expect(bad.stderr).toMatch(/unknown option --cluster for config reload/);
   }, 90_000);
 
-  it('reloads every node once on `--cluster config reload`, and the changed DuraVIP moves once', async () => {
+  it('reloads every node once on `--cluster config reload`, elects once with every new configuration, and the changed DuraVIP moves once', async () => {
     const marks = new Map([...nodes].map(([name, n]) => [name, n.proc.lines.length]));
-    for (const n of nodes.values()) writeNodeConfig(n.host, body(n.host, 'n3'));
+    for (const n of nodes.values()) writeNodeConfig(n.host, body(n.host, 'n3'), { logLevel: 'debug' });
     const r = await cli(node('n2'), '--cluster', 'config', 'reload');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -123,6 +123,16 @@ describe('console across the cluster', () => {
       // conflict and the owner stays; it moves once every member has the same one.
       const changes = records(n, 'DuraVIP owner', from).filter((x) => x.address === VIP);
       expect(changes.map((x) => [x.previous, x.owner]), `${name}'s owner changes`).toEqual([['n1', 'n3']]);
+      // One reload round: no election ran while members had different configurations (each such
+      // election warned that the preferences are in conflict), and the round closed by itself.
+      const lines = n.proc.lines.slice(from);
+      const opened = lines.findIndex((l) => l.includes('"msg":"cluster: reload round: elections wait'));
+      const closed = lines.findIndex((l) => l.includes('"msg":"cluster: reload round complete'));
+      expect([opened >= 0, closed > opened], `${name}'s round opened and closed`).toEqual([true, true]);
+      const elections = lines.map((l, i) => (l.includes('"msg":"cluster: election"') ? i : -1)).filter((i) => i >= 0);
+      expect(elections.filter((i) => i > opened && i < closed), `${name}'s elections during the round`).toEqual([]);
+      expect(elections.filter((i) => i > closed).length, `${name} elected after the round`).toBeGreaterThan(0);
+      expect(records(n, 'cluster: reload round ended without every member\'s reload; electing now', from)).toEqual([]);
     }
   }, 60_000);
 

@@ -16,8 +16,17 @@ describe('cluster messages', () => {
       { type: 'announce', now: 1234, state, neighbours: [['198.51.100.100', '02:00:00:00:00:01']] },
       { type: 'move', now: 5, address: '198.51.100.201', node: 'n2' },
       { type: 'tick', now: 99 },
+      { type: 'reload', now: 7, node: 'n2' },
+      { type: 'reloaded', now: 8, node: 'n3' },
     ];
     for (const m of msgs) expect(decodeMessage(encodeMessage(m))).toEqual({ ok: true, message: m });
+  });
+
+  it('refuses a reload round message without a valid node name', () => {
+    for (const t of ['R', 'r']) {
+      expect(decodeMessage(Buffer.from(`{"t":"${t}","now":1}\n`))).toEqual({ ok: false, error: 'reload needs a node name' });
+      expect(decodeMessage(Buffer.from(`{"t":"${t}","now":1,"node":"a b"}\n`)).ok).toBe(false);
+    }
   });
 
   it('drops malformed shared neighbours but keeps the announce', () => {
