@@ -210,7 +210,12 @@ describe('cluster-wide outbound limits on three nodes, six bindings', () => {
     const viewAt = Date.parse(String((JSON.parse(view.line) as { time?: unknown }).time));
     // The survivors take n3's share: 5 open again after the view.
     const back = await waitFor('5 connections open again after the view', () => since().find((e) => e.t > viewAt && e.ev === 'open' && e.n === 5) ?? null,
-      { timeoutMs: 30_000, intervalMs: 100 });
+      { timeoutMs: 30_000, intervalMs: 100 }).catch(async (err: unknown) => {
+      // What the survivors hold, for the failure's message.
+      const leases = await Promise.all([n1!, n2!].map(async (n) => `${n.host.name}:\n${await consoleCmd(n, 'shaping', 'leases').catch((e: unknown) => String(e))}`));
+      const last = since().filter((e) => e.ev === 'open' || e.ev === 'close').slice(-5).map((e) => `${e.ev} ${e.t - viewAt} ms n=${e.n}`);
+      throw new Error(`${(err as Error).message}\n${leases.join('\n')}\nlast sink events: ${last.join(', ')}`);
+    });
     // Everything n1 and n2 queued goes (n3's waits on its disk for its restart).
     await waitFor('n1 and n2 empty', async () => {
       for (const n of [n1!, n2!]) if (!(await consoleCmd(n, 'mailq')).includes('Total: 0 message(s)')) return false;

@@ -363,7 +363,16 @@ export class ClusterAllowances implements Allowances {
       const s = this.own.get(c.key);
       if (s === undefined) continue;
       s.pending.shift();
-      if (!applied) continue;
+      if (!applied) {
+        // Ignored (a view change's round was open): nothing changed in the table, so what this
+        // member last asked for is its lease again, and the next tick claims anew. Without this a
+        // raise ignored at a view change was never asked for again (the claim looked unchanged).
+        if (s.pending.length === 0) {
+          s.asked = s.held;
+          if (s.sent !== null) s.sent.lease = s.held;
+        }
+        continue;
+      }
       // A raise counts now; never above a lower sent since (still in flight).
       const lease = this.rounds.table.lease(this.o.node, c.key);
       s.held = Math.min(lease, ...s.pending);
