@@ -80,7 +80,7 @@ Domain "sender.test" { Routes = ( "127.0.0.1:${senders.port}" ) }`));
   });
 
   it('logs the 421 a receiver answers to a pipelined RCPT before closing as its own reply, with class 70', async () => {
-    const TSS04 = '421 4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - see https://postmaster.yahooinc.com/error-codes';
+    const TSS04 = '421 4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - see https://postmaster.example.net/error-codes';
     // A receiver that takes MAIL, answers the first RCPT with TSS04 and closes the connection.
     const sockets = new Set<net.Socket>();
     const server = net.createServer((c) => {

@@ -201,7 +201,7 @@ describe('SMTP session', () => {
   });
 
   describe('the receiver\'s real reply when it closes after answering', () => {
-    const TSS04 = '421 4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - see https://postmaster.yahooinc.com/error-codes';
+    const TSS04 = '421 4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - see https://postmaster.example.net/error-codes';
 
     it('gives a 421 to the first pipelined RCPT, followed by the close, to every recipient (origin remote, class 70)', async () => {
       let rcpts = 0;

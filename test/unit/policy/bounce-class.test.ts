@@ -12,14 +12,14 @@ describe('bounce classification', () => {
   const cases: Array<[string, number]> = [
     // Gmail
     ["550 5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos", 10],
-    ['452 4.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaTemp', 22],
+    ['452 4.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.example.net/mail/?p=OverQuotaTemp', 22],
     ['421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.', 70],
     ['550 5.7.1 Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked.', 52],
     ['550 5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM.', 50],
     // Yahoo
-    ['421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes', 70],
-    ['554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.yahooinc.com/error-codes', 50],
-    ['553 5.7.2 [TSS09] All messages from 198.51.100.7 will be permanently deferred; Retrying will NOT succeed. See https://postmaster.yahooinc.com/error-codes', 50],
+    ['421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.example.net/error-codes', 70],
+    ['554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.example.net/error-codes', 50],
+    ['553 5.7.2 [TSS09] All messages from 198.51.100.7 will be permanently deferred; Retrying will NOT succeed. See https://postmaster.example.net/error-codes', 50],
     // Microsoft
     ["550 5.7.1 Unfortunately, messages from [198.51.100.7] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).", 51],
     ['451 4.7.650 The mail server [198.51.100.7] has been temporarily rate limited due to IP reputation.', 70],

@@ -11,7 +11,7 @@ function rules(text: string): Config['shapingRules'] {
   return r.config.shapingRules;
 }
 
-const TSS04 = '421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes';
+const TSS04 = '421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.example.net/error-codes';
 
 function ev(reply: string | null, over: Partial<ReplyEvent> = {}): ReplyEvent {
   const code = reply === null ? null : Number(reply.slice(0, 3));
@@ -56,7 +56,7 @@ describe('RuleBook', () => {
 
   it('bounces every matching failure (no duration to wait out)', () => {
     const b = book();
-    const r = '554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.yahooinc.com/error-codes';
+    const r = '554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.example.net/error-codes';
     expect(b.observe(ev(r), 5)).toMatchObject([{ action: 'bounce', until: 5 }]);
     expect(b.observe(ev(r), 6)).toMatchObject([{ action: 'bounce', until: 6 }]);
   });

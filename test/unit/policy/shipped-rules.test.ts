@@ -9,13 +9,15 @@ import { LOCAL_FAILURES } from '../../../src/delivery/results.js';
 
 const rules = defaultConfig({ cwd: '/' }).shapingRules;
 
-const DOCUMENTED: Array<[rule: string, mx: string, reply: string]> = [
-  ['yahoo-tss04', 'mta5.am0.yahoodns.net', '421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes'],
-  ['yahoo-ts0x', 'mta6.am0.yahoodns.net', '421 4.7.1 [TS03] All messages from 198.51.100.7 will be permanently deferred; Retrying will NOT succeed. See https://postmaster.yahooinc.com/error-codes'],
-  ['gmail-rate-limited', 'gmail-smtp-in.l.google.com', '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.'],
-  ['outlook-4.7.650', 'outlook-com.olc.protection.outlook.com', '451 4.7.650 The mail server [198.51.100.7] has been temporarily rate limited due to IP reputation.'],
-  ['outlook-blocklist', 'outlook-com.olc.protection.outlook.com', "550 5.7.1 Unfortunately, messages from [198.51.100.7] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)."],
-  ['orange-too-many-connections', 'smtp-in.orange.fr', '421 mwinf5c10 ME Trop de connexions, veuillez verifier votre configuration. Too many connections, slow down. OFR005_104 [104]'],
+/** The replies each provider documents (their links left out); the MX is null where it comes from
+ *  the rule's own `Mx` (its first glob with a label for the `*`), so this file names no real host. */
+const DOCUMENTED: Array<[rule: string, mx: string | null, reply: string]> = [
+  ['yahoo-tss04', null, '421 4.7.0 [TSS04] Messages from 198.51.100.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1'],
+  ['yahoo-ts0x', null, '421 4.7.1 [TS03] All messages from 198.51.100.7 will be permanently deferred; Retrying will NOT succeed.'],
+  ['gmail-rate-limited', null, '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.'],
+  ['outlook-4.7.650', null, '451 4.7.650 The mail server [198.51.100.7] has been temporarily rate limited due to IP reputation.'],
+  ['outlook-blocklist', null, "550 5.7.1 Unfortunately, messages from [198.51.100.7] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)."],
+  ['orange-too-many-connections', null, '421 mwinf5c10 ME Trop de connexions, veuillez verifier votre configuration. Too many connections, slow down. OFR005_104 [104]'],
   ['too-many-connections', 'mx.example.net', '421 4.7.0 mx.example.net Error: too many connections from 198.51.100.7'],
 ];
 
@@ -28,8 +30,10 @@ describe('the shipped shaping rules', () => {
     expect(rules.map((r) => r.name).sort()).toEqual(DOCUMENTED.map(([r]) => r).sort());
   });
 
-  for (const [name, mx, reply] of DOCUMENTED) {
+  for (const [name, documentedMx, reply] of DOCUMENTED) {
     it(`${name} fires on its provider's documented reply`, () => {
+      const glob = rules.find((r) => r.name === name)?.options.Mx?.[0];
+      const mx = documentedMx ?? glob!.replace('*', 'mx1');
       const book = new RuleBook(rules);
       const fired: string[] = [];
       // Up to its threshold's count of matches within a minute.
