@@ -16,7 +16,7 @@ import { classify } from '../policy/bounce-class.js';
 import { RuleBook } from '../policy/shaping-rules.js';
 import type { QueueUse } from '../queue/manager.js';
 import type { QueueRestrictions } from '../queue/scheduler.js';
-import type { AllowanceUse, Allowances } from '../queue/allowances.js';
+import { parseLimitKey, type AllowanceUse, type Allowances } from '../queue/allowances.js';
 import { InboundLimits } from './inbound-limits.js';
 import { OPTIONS } from '../config/schema.js';
 import { formatValue } from '../config/values.js';
@@ -45,12 +45,12 @@ function optionRows(cfg: Config, names: readonly FallbackOption[], ctx: LookupCo
   return rows.map((r) => `  ${r[0].padEnd(w0)}  ${r[1].padEnd(w1)}  ${r[2]}`);
 }
 
-/** What a cluster key limits, for the console: "connections open", "messages per 60s", ... */
+/** What a cluster key limits, for the console: "connections open", "messages per 1m", ... */
 function keyWhat(key: string): string {
-  const m = /#(conn|msg|open)(?:\/(\d+))?$/.exec(key);
-  if (m === null) return key;
-  const per = m[2] === undefined ? '' : ` per ${formatValue({ kind: 'duration' }, Number(m[2]))}`;
-  return m[1] === 'conn' ? 'connections open' : m[1] === 'msg' ? `messages${per}` : `connections opened${per}`;
+  const k = parseLimitKey(key);
+  if (k === null) return key;
+  const per = k.periodMs === 0 ? '' : ` per ${formatValue({ kind: 'duration' }, k.periodMs)}`;
+  return k.what === 'conn' ? 'connections open' : k.what === 'msg' ? `messages${per}` : k.what === 'open' ? `connections opened${per}` : 'inbound connections';
 }
 
 export interface NodeShapingOptions {

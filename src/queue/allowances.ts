@@ -54,3 +54,11 @@ export function opensKey(dest: string, periodMs: number): LimitKey {
 export function inboundKey(cidr: string): LimitKey {
   return `in:${cidr}`;
 }
+
+/** What a limit key names (the inverse of the four functions above); null for a key of no known form. */
+export function parseLimitKey(key: LimitKey): { readonly what: 'conn' | 'msg' | 'open' | 'in'; readonly dest: string; readonly periodMs: number } | null {
+  if (key.startsWith('in:')) return { what: 'in', dest: key.slice(3), periodMs: 0 };
+  const m = /^(.*)#(conn|msg|open)(?:\/(\d{1,12}))?$/.exec(key);
+  if (m === null || (m[2] === 'conn') !== (m[3] === undefined)) return null;
+  return { what: m[2] as 'conn' | 'msg' | 'open', dest: m[1]!, periodMs: m[3] === undefined ? 0 : Number(m[3]) };
+}

@@ -5,7 +5,7 @@
 // clustered) may use the whole cap at once. Main thread; nothing blocks, no I/O but the multicast.
 
 import type { Logger } from 'pino';
-import type { AllowanceUse, Allowances, LimitKey } from '../../queue/allowances.js';
+import { parseLimitKey, type AllowanceUse, type Allowances, type LimitKey } from '../../queue/allowances.js';
 import type { LeaseClaim, LeaseEntry } from './leases.js';
 import type { ShapingMessage } from './messages.js';
 import { LeaseRounds, type SyncLeases } from './rounds.js';
@@ -63,10 +63,9 @@ export interface ClusterAllowancesOptions {
   readonly idleMs?: number;
 }
 
-/** The period of a rate key (`...#msg/60000`), 0 for a count (connections). */
+/** The period of a rate key (`...#msg/60000`), 0 for a count (connections, inbound). */
 export function periodOf(key: string): number {
-  const m = /\/(\d{1,12})$/.exec(key);
-  return m === null ? 0 : Number(m[1]);
+  return parseLimitKey(key)?.periodMs ?? 0;
 }
 
 interface Own {

@@ -420,6 +420,15 @@ describe('ClusterAllowances over the shaping group', () => {
     expect(allowances([n1, n2])).toEqual([5, 5]);
   });
 
+  it('reads a key\'s period from its form: a rate has one, a count and an inbound network (whose CIDR has a slash) none', () => {
+    expect(periodOf('mx:mx1.bulk.test#msg/60000')).toBe(60_000);
+    expect(periodOf('mx:mx1.bulk.test#open/1000')).toBe(1000);
+    expect(periodOf('mx:mx1.bulk.test#conn')).toBe(0);
+    // A prefix length is not a period (it once read 24 ms here).
+    expect(periodOf('in:203.0.113.0/24')).toBe(0);
+    expect(periodOf('in:2001:db8::/32')).toBe(0);
+  });
+
   it('keeps every window of a rate key under the cap across the cluster, a member\'s death included', () => {
     const R = 'mx:mx1.bulk.test#msg/60000';
     expect(periodOf(R)).toBe(60_000);
