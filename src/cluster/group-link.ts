@@ -1,8 +1,9 @@
 // One process's membership of one CPG group, kept up: joins without ever blocking (the join's IPC
 // runs on the addon's IO thread, so a corosync that is down or stopped delays only the group, never
-// start-up or SMTP), says once when corosync takes the connection and does not answer, says once
-// per distinct reason it cannot join, retries every REJOIN_MS, and joins again after losing the
-// group. The DuraVIP manager and the shaping group each hold one. Main thread.
+// start-up or SMTP), says once when corosync takes the connection and does not answer, warns once
+// per distinct reason it cannot join and says ERROR once the joins have failed for JOIN_ERROR_MS
+// (corosync starting beside us, or too busy to take a connection for a moment, is not an error),
+// retries every REJOIN_MS, and joins again after losing the group. The DuraVIP manager and the shaping group each hold one. Main thread.
 
 import type { Logger } from 'pino';
 import { CorosyncGroup } from '../native/index.js';
@@ -11,6 +12,8 @@ import { CorosyncGroup } from '../native/index.js';
 export const REJOIN_MS = 1000;
 /** A join corosync has not answered after this long is said once (stopped? wedged?). */
 export const JOIN_SLOW_MS = 5000;
+/** Joins failing for this long are an ERROR (before: warnings, one per distinct reason). */
+export const JOIN_ERROR_MS = 10_000;
 
 export interface GroupLinkOptions {
   readonly name: string;
@@ -34,6 +37,9 @@ export class GroupLink {
   /** While a join waits for corosync's answer: the timer that says so when it takes long. */
   private joining: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** When the joins started failing (null while joined or before the first try), and whether the ERROR was said. */
+  private failingSince: number | null = null;
+  private errorSaid = false;
 
   constructor(private readonly o: GroupLinkOptions) {}
 
@@ -82,7 +88,12 @@ export class GroupLink {
         return;
       }
       this.current = g;
+      if (this.failingSince !== null) {
+        this.o.logger.info({ group: this.o.name, failedMs: Date.now() - this.failingSince }, `${this.o.prefix}joined corosync after failed joins (${this.error ?? 'unknown'})`);
+      }
       this.error = null;
+      this.failingSince = null;
+      this.errorSaid = false;
       g.on('error', (err: Error) => this.onLost(err));
       this.o.joined(g);
     }, (err: unknown) => {
@@ -91,8 +102,17 @@ export class GroupLink {
       if (this.stopped) return;
       const e = err as Error & { code?: string };
       const text = `${e.code ?? 'error'}: ${e.message}`;
-      // Said once per distinct reason, not every retry.
-      if (text !== this.error) this.o.logger.error({ code: e.code, group: this.o.name }, `${this.o.prefix}cannot join corosync (${e.message}); ${this.o.without} until it can, retrying every ${REJOIN_MS} ms`);
+      const now = Date.now();
+      this.failingSince ??= now;
+      const line = `${this.o.prefix}cannot join corosync (${e.message}); ${this.o.without} until it can, retrying every ${REJOIN_MS} ms`;
+      const fields = { code: e.code, group: this.o.name, failingMs: now - this.failingSince };
+      if (!this.errorSaid && now - this.failingSince >= JOIN_ERROR_MS) {
+        this.errorSaid = true;
+        this.o.logger.error(fields, line);
+      } else if (text !== this.error) {
+        // Once per distinct reason, not every retry.
+        this.o.logger.warn(fields, line);
+      }
       this.error = text;
       this.scheduleRejoin();
     });
@@ -100,6 +120,7 @@ export class GroupLink {
 
   private onLost(err: Error): void {
     this.current = null;
+    this.failingSince = Date.now();
     this.error = `${(err as Error & { code?: string }).code ?? 'error'}: ${err.message}`;
     this.scheduleRejoin();
     this.o.lost(err);

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CorosyncGroup } from '../../../src/native/index.js';
-import { GroupLink, JOIN_SLOW_MS, REJOIN_MS } from '../../../src/cluster/group-link.js';
+import { GroupLink, JOIN_ERROR_MS, JOIN_SLOW_MS, REJOIN_MS } from '../../../src/cluster/group-link.js';
 
 class FakeGroup extends EventEmitter {
   closed = false;
@@ -72,5 +72,30 @@ describe('GroupLink', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(late.closed).toBe(true);
     expect(link.group).toBeNull();
+  });
+
+  it('warns while joins fail for a moment, says ERROR once they have failed for JOIN_ERROR_MS, and says when it joined', async () => {
+    const said: Array<[string, string]> = [];
+    const at = (level: string) => (_o: unknown, m?: string): void => { said.push([level, typeof _o === 'string' ? _o : m ?? '']); };
+    const l = { warn: at('warn'), error: at('error'), info: at('info') } as never;
+    let failures = JOIN_ERROR_MS / REJOIN_MS + 3;
+    const link = new GroupLink({
+      name: 'g', logger: l, prefix: 'test: ', without: 'nothing works', joined: () => {}, lost: () => {},
+      join: () => (failures-- > 0
+        ? Promise.reject(Object.assign(new Error('no corosync'), { code: 'ERR_COROSYNC_NOT_RUNNING' }))
+        : Promise.resolve(new FakeGroup() as unknown as CorosyncGroup)),
+    });
+    link.start();
+    await vi.advanceTimersByTimeAsync(JOIN_ERROR_MS - REJOIN_MS);
+    // A corosync that refuses for a few seconds (starting, busy) is a warning, said once.
+    expect(said.map(([lv]) => lv)).toEqual(['warn']);
+    await vi.advanceTimersByTimeAsync(2 * REJOIN_MS);
+    expect(said.map(([lv]) => lv)).toEqual(['warn', 'error']);
+    expect(said[1]![1]).toMatch(/^test: cannot join corosync \(no corosync\); nothing works until it can/);
+    await vi.advanceTimersByTimeAsync(3 * REJOIN_MS);
+    expect(link.group).not.toBeNull();
+    expect(said.map(([lv]) => lv)).toEqual(['warn', 'error', 'info']);
+    expect(said[2]![1]).toMatch(/joined corosync after failed joins/);
+    link.stop();
   });
 });
