@@ -10,7 +10,7 @@
 // suffix so parallel runs cannot collide.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -515,6 +515,11 @@ logging {
       }
     }
     removeQbShm(this.deadCorosyncPids);
+    // VIPMTA_LAB_KEEP=DIR keeps a copy of the lab's files (corosync.conf and corosync.log per host) for a post-mortem.
+    const keep = process.env.VIPMTA_LAB_KEEP;
+    if (keep !== undefined) {
+      cpSync(this.dir, path.join(keep, this.id), { recursive: true, filter: (f) => { try { return !lstatSync(f).isSocket(); } catch { return false; } } });
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 
