@@ -498,7 +498,12 @@ export class Scheduler {
         return false;
       }
     } else if (!opensOk) mayOpen = 0; // an idle connection never waits for the connection window
-    const free = Math.max(1, q.maxConnections - q.conns + (c !== null && c.owner === q ? 1 : 0));
+    let free = Math.max(1, q.maxConnections - q.conns + (c !== null && c.owner === q ? 1 : 0));
+    // Under a cluster connection limit the connections this batch can run beside are what this
+    // node's share leaves, not the local limit: split the ready mail over those, or each batch
+    // carries a sliver and every turn between bindings costs a new connection.
+    const room = book.connRoom(d);
+    if (room !== Infinity) free = Math.max(1, Math.min(free, room + (c !== null ? 1 : 0)));
     const left = c === null ? q.maxPerConnection : Math.max(1, q.maxPerConnection - c.deliveries);
     const per = Math.max(1, Math.min(left, MAX_BATCH, Math.ceil(n / free)));
     const slots = this.takeReady(q, per);
