@@ -67,7 +67,7 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
 </section>
 <section id="s-cqueues">
   <h2>Queues across the cluster</h2>
-  <p class="note">Parts queued (active + deferred + held) per binding and node, from each member's summary (sent when its queue changes, at most every 2 s; its 100 fullest bindings, the rest as "other bindings"). Hover a cell for active / deferred / held. Per domain: <code>console --cluster mailq</code>.</p>
+  <p class="note">Parts queued (active + deferred + held) per binding and node, from each member's summary (sent when its queue changes, at most every 2 s; its 100 fullest bindings, the rest as "other bindings"); the 100 fullest bindings of the cluster, the others in "other bindings"; redrawn at most every second. Hover a cell for active / deferred / held. Per domain: <code>console --cluster mailq</code>.</p>
   <table id="cqueues"><thead><tr><th>binding group</th><th>binding</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="s-queues">
@@ -95,12 +95,15 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
 'use strict';
 var LIMIT = 500;
 var QLIMIT = 200;
+var CQLIMIT = 100;        // rows of the table of bindings by node (32 members: 3,200 cells)
+var CQ_EVERY = 1000;      // that table is redrawn at most this often (members' summaries come every 2 s each)
 var S = null;
 var A = new Map();        // address -> row
 var order = [];           // addresses in the document's order
 var trs = new Map();      // address -> its <tr>, for the rows on screen
 var pending = false;
-var timings = window.statusTimings = { full: 0, delta: 0, rows: 0 };
+var timings = window.statusTimings = { full: 0, delta: 0, rows: 0, cqueues: 0 };
+var cqTimer = null, cqLast = 0;
 var KEYS = {
   members: function (r) { return r.key; },
   addresses: function (r) { return r.address; },
@@ -242,6 +245,9 @@ function renderQueues() {
 }
 /** Bindings by node: a row per binding any member names, a column per member, and the totals. */
 function renderClusterQueues() {
+  var t0 = performance.now();
+  cqLast = Date.now();
+  if (cqTimer !== null) { clearTimeout(cqTimer); cqTimer = null; }
   var t = $('cqueues'), nodes = S.nodes.slice().sort(function (a, b) { return a.node < b.node ? -1 : a.node > b.node ? 1 : 0; });
   var head = document.createElement('tr');
   ['binding group', 'binding'].forEach(function (h) { var th = document.createElement('th'); th.textContent = h; head.appendChild(th); });
@@ -261,7 +267,7 @@ function renderClusterQueues() {
     });
   });
   var sorted = Array.from(rows.values()).sort(function (a, b) { return b.sum - a.sum || (a.key < b.key ? -1 : 1); });
-  var list = sorted.slice(0, QLIMIT), rest = sorted.slice(QLIMIT);
+  var list = sorted.slice(0, CQLIMIT), rest = sorted.slice(CQLIMIT);
   // "other bindings": each member's own aggregate, plus the rows this table leaves out (the emptiest).
   var other = { key: '(other)', bindingGroup: rest.length > 0 ? 'other bindings (' + rest.length + ' not shown here)' : 'other bindings', binding: '', cells: [], sum: 0 };
   nodes.forEach(function (n, i) {
@@ -285,6 +291,12 @@ function renderClusterQueues() {
     cell(tr, r.sum, 'n');
     return tr;
   });
+  timings.cqueues = performance.now() - t0;
+}
+/** A delta's new summaries: the table at most every CQ_EVERY ms (the members' rows at once). */
+function laterClusterQueues() {
+  if (cqTimer !== null) return;
+  cqTimer = setTimeout(renderClusterQueues, Math.max(0, cqLast + CQ_EVERY - Date.now()));
 }
 function renderMmove() {
   fill('mmove', S.mmove, function (p) {
@@ -309,7 +321,7 @@ function renderShaping() {
     return tr;
   }, 'none');
 }
-var RENDER = { members: renderMembers, nodes: function () { renderClusterQueues(); renderMembers(); }, queues: renderQueues, mmove: renderMmove, failovers: renderFailovers, shaping: renderShaping };
+var RENDER = { members: renderMembers, nodes: function () { laterClusterQueues(); renderMembers(); }, queues: renderQueues, mmove: renderMmove, failovers: renderFailovers, shaping: renderShaping };
 
 function onState(s) {
   var t0 = performance.now();
@@ -318,6 +330,7 @@ function onState(s) {
   s.addresses.forEach(function (a) { A.set(a.address, a); order.push(a.address); });
   renderHead(); renderCluster();
   Object.keys(RENDER).forEach(function (k) { RENDER[k](); });
+  renderClusterQueues();
   renderAddresses();
   timings.full = performance.now() - t0;
 }
