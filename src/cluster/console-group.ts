@@ -103,7 +103,7 @@ export class ConsoleGroup {
     });
     const build = o.summary;
     this.pacer = build === undefined ? null : new SummaryPacer({
-      build, send: (s) => this.sendSummary(s),
+      build, send: (s) => this.sendSummary(s), ready: () => this.group !== null && this.o.key() !== null,
       ...(o.now ? { now: o.now } : {}), ...(o.every ? { every: o.every } : {}),
     });
   }

@@ -157,6 +157,8 @@ export interface SummaryPacerOptions {
   build: () => QueueSummary;
   /** Multicasts it; false when it could not (not in the group): it is tried again at the next turn. */
   send: (s: QueueSummary) => boolean;
+  /** Whether a send can succeed now (in the group, with a secret): no summary is built otherwise. */
+  ready?: () => boolean;
   now?: () => number;
   /** Tests: a repeating timer; returns its cancel. */
   every?: (fn: () => void, ms: number) => () => void;
@@ -196,7 +198,7 @@ export class SummaryPacer {
 
   /** The timer's turn: sends when the summary changed and the last send is paceMs old. */
   tick(): void {
-    if (this.now() - this.lastAt < this.pace) return;
+    if (this.now() - this.lastAt < this.pace || this.o.ready?.() === false) return;
     const s = this.o.build();
     if (this.last !== null && sameSummary(this.last, s)) return;
     this.send(s);
@@ -204,6 +206,7 @@ export class SummaryPacer {
 
   /** A view change: send now, whatever was sent before. */
   viewChanged(): void {
+    if (this.o.ready?.() === false) return;
     this.send(this.o.build());
   }
 

@@ -101,15 +101,17 @@ describe('the pacer', () => {
     let every = 0;
     const sent: QueueSummary[] = [];
     let up = true;
+    let built = 0;
     const p = new SummaryPacer({
-      build: () => buildQueueSummary('n1', t, false, sizes()),
+      build: () => { built++; return buildQueueSummary('n1', t, false, sizes()); },
+      ready: () => up,
       send: (s) => { if (up) sent.push(s); return up; },
       now: () => t,
       every: (fn, ms) => { fire = fn; every = ms; return () => { fire = null; }; },
     });
     p.start();
     return {
-      p, sent, every: () => every,
+      p, sent, every: () => every, built: () => built,
       /** Time passes by `ms` and the repeating timer fires. */
       advance: (ms: number) => { t += ms; fire?.(); },
       setUp: (v: boolean) => { up = v; },
@@ -154,6 +156,8 @@ describe('the pacer', () => {
     sizes = [row('a', 2)];
     x.advance(SUMMARY_PACE_MS);
     expect(x.sent).toHaveLength(0);
+    // Not even built while it cannot be sent (no group, no secret).
+    expect(x.built()).toBe(0);
     x.setUp(true);
     x.advance(SUMMARY_PACE_MS);
     expect(x.sent.map((s) => s.active)).toEqual([2]);
