@@ -1,7 +1,9 @@
 // This node's member of the console group ("vipmta-console", its own CPG group via GroupLink, so a
 // request never waits on the election or the shaping group): multicasts console requests, runs those
 // delivered to it through `run` (the host's command table) and multicasts the answers in chunks,
-// and gathers its own requests' answers until all came, a member left, or the timeout.
+// and gathers its own requests' answers until all came, a member left, or the timeout. It also
+// carries every member's queue summary (queue-summary.ts): sent when it changed, paced, and after
+// each view change; the latest of each member is kept.
 // Main thread; nothing blocks (sends are queued to the addon's IO thread).
 
 import type { Logger } from 'pino';
@@ -9,6 +11,7 @@ import { ErrorCode, VipError } from '../errors.js';
 import type { CorosyncGroup, CpgConfChange, CpgMember } from '../native/index.js';
 import { decodeConsoleMessage, decodeReplyBody, encodeConsoleMessage, replyChunks, type ConsoleMessage, type ReplyBody } from './console-wire.js';
 import { GroupLink } from './group-link.js';
+import { QueueSummaryStore, SummaryPacer, type QueueSummary } from './queue-summary.js';
 import { memberKey } from './view.js';
 
 export const CONSOLE_GROUP = 'vipmta-console';
@@ -29,6 +32,11 @@ export interface ConsoleGroupOptions {
   readonly join?: (name: string) => Promise<CorosyncGroup>;
   readonly pid?: number;
   readonly setTimer?: (fn: () => void, ms: number) => () => void;
+  /** This node's queue summary now; absent: this member sends none (it still keeps the others'). */
+  readonly summary?: () => QueueSummary;
+  /** Tests: the summary pacer's clock and repeating timer. */
+  readonly now?: () => number;
+  readonly every?: (fn: () => void, ms: number) => () => void;
 }
 
 /** One member asked: its answer, or why there is none. */
@@ -81,6 +89,9 @@ export class ConsoleGroup {
   private readonly setTimer: (fn: () => void, ms: number) => () => void;
   /** Messages that did not authenticate: logged once per sender and reason, not per message. */
   private readonly refused = new Set<string>();
+  /** The other members' latest queue summaries. */
+  private readonly summaries = new QueueSummaryStore();
+  private readonly pacer: SummaryPacer | null;
 
   constructor(private readonly o: ConsoleGroupOptions) {
     this.pid = o.pid ?? process.pid;
@@ -90,15 +101,23 @@ export class ConsoleGroup {
       joined: (g) => this.joined(g), lost: () => this.lost(),
       ...(o.join ? { join: o.join } : {}),
     });
+    const build = o.summary;
+    this.pacer = build === undefined ? null : new SummaryPacer({
+      build, send: (s) => this.sendSummary(s), ready: () => this.group !== null && this.o.key() !== null,
+      ...(o.now ? { now: o.now } : {}), ...(o.every ? { every: o.every } : {}),
+    });
   }
 
   start(): void {
     this.link.start();
+    this.pacer?.start();
   }
 
   stop(): void {
     this.link.stop();
+    this.pacer?.stop();
     this.group = null;
+    this.summaries.clear();
     this.finishAll('this node left the console group');
   }
 
@@ -111,6 +130,11 @@ export class ConsoleGroup {
   /** The members of the current view, by node name where known, in name order. */
   memberNames(): string[] {
     return this.members.map((m) => this.label(memberKey(m.nodeId, m.pid))).sort();
+  }
+
+  /** The latest queue summary of every other member of the view, in node-name order. */
+  queueSummaries(): QueueSummary[] {
+    return this.summaries.list();
   }
 
   /** Configured or earlier members not in the current view. */
@@ -171,6 +195,7 @@ export class ConsoleGroup {
   private lost(): void {
     this.group = null;
     this.members = [];
+    this.summaries.clear();
     this.finishAll('this node lost corosync before it answered');
   }
 
@@ -196,6 +221,24 @@ export class ConsoleGroup {
       }
     }
     this.hello(g);
+    // A member gone takes its queue with it (from here); a joiner learns everyone's from the sends
+    // that follow this change on every member.
+    this.summaries.retain(now);
+    this.pacer?.viewChanged();
+  }
+
+  /** Multicasts this node's summary; false when it cannot (no group, no secret, corosync refused). */
+  private sendSummary(s: QueueSummary): boolean {
+    const g = this.group;
+    const key = this.o.key();
+    if (g === null || key === null) return false;
+    try {
+      g.send(encodeConsoleMessage(key, { type: 'queues', from: memberKey(g.localNodeId, this.pid), node: this.o.node, summary: s }));
+      return true;
+    } catch (err) {
+      this.o.logger.warn({ err }, 'cluster console: cannot multicast the queue summary');
+      return false;
+    }
   }
 
   private hello(g: CorosyncGroup): void {
@@ -226,6 +269,7 @@ export class ConsoleGroup {
     this.gone.delete(m.node);
     if (m.type === 'request') this.onRequest(g, key, m);
     else if (m.type === 'reply') this.onReply(g, m);
+    else if (m.type === 'queues' && from !== memberKey(g.localNodeId, this.pid) && this.members.some((x) => memberKey(x.nodeId, x.pid) === from)) this.summaries.set(from, m.summary);
   }
 
   private onRequest(g: CorosyncGroup, key: Buffer, m: Extract<ConsoleMessage, { type: 'request' }>): void {

@@ -1,9 +1,10 @@
-// The console group's messages (console-group.ts): hello, request, reply chunks. Each carries an
+// The console group's messages (console-group.ts): hello, request, reply chunks, queue summaries. Each carries an
 // HMAC-SHA256 keyed from Cluster_Secret and its sender's CPG member key, which must be the one
 // corosync delivered it from: without the secret no process makes others run commands or forges an
 // answer. Main thread, pure (one HMAC per message). Peers are untrusted: decode validates, never throws.
 
 import crypto from 'node:crypto';
+import { decodeQueueSummary, type QueueSummary } from './queue-summary.js';
 import { isNodeName } from './state.js';
 
 /** HKDF inputs: the console's key is not #mmove's (src/mmove/tls.ts), though both come from the secret. */
@@ -19,6 +20,8 @@ export const CHUNK_BYTES = 256 * 1024;
 /** A whole reply; a longer output is cut (and says so). */
 export const MAX_REPLY_BYTES = 8 * 1024 * 1024;
 export const MAX_CHUNKS = Math.ceil(MAX_REPLY_BYTES / CHUNK_BYTES);
+/** A queue summary's body (SUMMARY_ROWS rows of short names: some 10 KiB in practice). */
+export const MAX_SUMMARY_BYTES = 128 * 1024;
 /** Rows of a structured mailq answer (its text is cut to the reply size anyway). */
 export const MAX_MAILQ_ROWS = 100_000;
 
@@ -44,7 +47,9 @@ export type ConsoleMessage =
   /** A console command, for every member (target null) or one named member. */
   | { readonly type: 'request'; readonly from: string; readonly node: string; readonly id: number; readonly target: string | null; readonly argv: readonly string[] }
   /** Chunk `seq` of `of` of the reply to request `id` of member `to`. */
-  | { readonly type: 'reply'; readonly from: string; readonly node: string; readonly to: string; readonly id: number; readonly seq: number; readonly of: number; readonly body: Buffer };
+  | { readonly type: 'reply'; readonly from: string; readonly node: string; readonly to: string; readonly id: number; readonly seq: number; readonly of: number; readonly body: Buffer }
+  /** The sender's queue summary (queue-summary.ts): when it changed, and after every view change. */
+  | { readonly type: 'queues'; readonly from: string; readonly node: string; readonly summary: QueueSummary };
 
 const KEY_RE = /^\d{1,10}:\d{1,10}$/;
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -66,6 +71,10 @@ export function encodeConsoleMessage(key: Buffer, m: ConsoleMessage): Buffer {
     case 'reply':
       head = { t: 'R', from: m.from, node: m.node, to: m.to, id: m.id, seq: m.seq, of: m.of };
       body = m.body;
+      break;
+    case 'queues':
+      head = { t: 'S', from: m.from, node: m.node };
+      body = Buffer.from(JSON.stringify(m.summary), 'utf8');
       break;
   }
   const rest = Buffer.concat([Buffer.from(`${JSON.stringify(head)}\n`, 'utf8'), body ?? Buffer.alloc(0)]);
@@ -112,6 +121,19 @@ export function decodeConsoleMessage(key: Buffer, buf: Uint8Array, sender: strin
       if (h.of < 1 || h.of > MAX_CHUNKS || h.seq >= h.of) return { ok: false, error: `reply chunk ${h.seq} of ${h.of} is out of range` };
       if (body.length > CHUNK_BYTES) return { ok: false, error: 'reply chunk too large' };
       return { ok: true, message: { type: 'reply', from: h.from, node: h.node, to: h.to, id: h.id, seq: h.seq, of: h.of, body: Buffer.from(body) } };
+    }
+    case 'S': {
+      if (body.length > MAX_SUMMARY_BYTES) return { ok: false, error: 'queue summary too large' };
+      let v: unknown;
+      try {
+        v = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8'));
+      } catch {
+        return { ok: false, error: 'queue summary is not JSON' };
+      }
+      const summary = decodeQueueSummary(v);
+      if (summary === null) return { ok: false, error: 'queue summary is malformed' };
+      if (summary.node !== h.node) return { ok: false, error: 'queue summary names another node than its sender' };
+      return { ok: true, message: { type: 'queues', from: h.from, node: h.node, summary } };
     }
     default:
       return { ok: false, error: `unknown message type ${JSON.stringify(h.t)?.slice(0, 20)}` };

@@ -1,13 +1,14 @@
 // The cluster console commands (Momentum's names): `cluster duravip show`, `cluster membership`,
 // `cluster info`, `cluster arp show`, `cluster duravip move IP to NODE`, `cluster duravip announce
 // view`, `cluster drain NODE`, `cluster undrain NODE`. Formatting only: the data comes from
-// ClusterManager.snapshot(). Main thread.
+// ClusterManager.snapshot() and the members' queue summaries (queue-summary.ts). Main thread.
 
 import type { CommandTable } from '../control/commands.js';
 import { table } from '../control/table.js';
 import { ErrorCode, VipError } from '../errors.js';
 import { isDrained } from './election.js';
 import type { ClusterManager, ClusterSnapshot } from './manager.js';
+import type { QueueSummary } from './queue-summary.js';
 
 /** The members of the view that are drained (their announce, or an agreed drain of this view). */
 export function drainedNodes(s: ClusterSnapshot): Set<string> {
@@ -57,21 +58,38 @@ export function formatDuravipShow(s: ClusterSnapshot, now = Date.now()): string 
   return out.join('\n') + '\n';
 }
 
-/** `cluster membership`. */
-export function formatMembership(s: ClusterSnapshot): string {
+/**
+ * `cluster membership`; `queues`: the members' queue summaries (this node's included), for the
+ * Queued column (parts queued, held and deferred included) and each other drained member's progress.
+ */
+export function formatMembership(s: ClusterSnapshot, queues: readonly QueueSummary[] = [], now = Date.now()): string {
   if (s.viewId === null) return `not a member of any view (corosync: ${s.corosync})\n`;
-  const rows = [['', 'Nodeid', 'Pid', 'Node', 'Quorate', 'Leaving', 'Drained', 'Load', 'Holds']];
+  const rows = [['', 'Nodeid', 'Pid', 'Node', 'Quorate', 'Leaving', 'Drained', 'Queued', 'Load', 'Holds']];
   const drained = drainedNodes(s);
+  const queued = new Map(queues.map((q) => [q.node, q]));
+  const progress: string[] = [];
   for (const m of s.members) {
     const me = m.nodeId === s.nodeId && m.state?.node === s.node;
+    const q = m.state === null ? undefined : queued.get(m.state.node);
     rows.push([
       me ? '*' : ' ', String(m.nodeId), String(m.pid), m.state?.node ?? '(no state yet)',
       m.state === null ? '-' : m.state.quorate ? 'yes' : 'no', m.state === null ? '-' : m.state.leaving ? 'yes' : 'no',
       m.state === null ? '-' : drained.has(m.state.node) ? 'DRAINED' : 'no',
+      q === undefined ? '-' : String(q.active + q.deferred + q.hold),
       String(m.state?.load ?? '-'), m.state?.holds.join(', ') ?? '-',
     ]);
+    // This node's own progress is drainLine's (from its live queue).
+    if (!me && m.state !== null && drained.has(m.state.node)) progress.push(memberDrainLine(m.state.node, q, now));
   }
-  return `view ${s.viewId}: ${s.members.length} member(s); this node ${s.quorate ? 'is quorate' : 'is NOT quorate'}\n` + table(rows) + drainLine(s);
+  return `view ${s.viewId}: ${s.members.length} member(s); this node ${s.quorate ? 'is quorate' : 'is NOT quorate'}\n` + table(rows) + drainLine(s) + progress.join('');
+}
+
+/** Another member's drain progress, from its last queue summary. */
+function memberDrainLine(node: string, q: QueueSummary | undefined, now: number): string {
+  if (q === undefined) return `${node} is DRAINED: its queue is not known here yet\n`;
+  const n = q.active + q.deferred + q.hold;
+  const as = `(as of ${formatAge(now - q.at)} ago)`;
+  return `${node} is DRAINED: ${n === 0 ? `no mail left there: it may be stopped ${as}` : `${n} queued part(s) left to move ${as}`}\n`;
 }
 
 /** This node's drain and its progress: what is still queued here (held and deferred included). */
@@ -118,14 +136,14 @@ export function formatArp(s: ClusterSnapshot, now = Date.now()): string {
 }
 
 /** Registers the cluster commands; `manager()` is null on a node without a Cluster stanza. */
-export function registerClusterCommands(t: CommandTable, manager: () => ClusterManager | null): void {
+export function registerClusterCommands(t: CommandTable, manager: () => ClusterManager | null, queues: () => readonly QueueSummary[] = () => []): void {
   const get = (): ClusterManager => {
     const m = manager();
     if (m === null) throw new VipError(ErrorCode.CLUSTER_DISABLED, 'this node runs without a Cluster stanza: no cluster membership, no DuraVIP');
     return m;
   };
   t.add('cluster duravip show', 'each DuraVIP: binding or listener, owner, state (owned, safe, UNSAFE, BROKEN, in conflict), one line per node (* = owner)', () => formatDuravipShow(get().snapshot()));
-  t.add('cluster membership', 'the members of the current view and what each holds', () => formatMembership(get().snapshot()));
+  t.add('cluster membership', 'the members of the current view, what each holds and has queued (a drained member: what it has left to move)', () => formatMembership(get().snapshot(), queues()));
   t.add('cluster info', 'this node\'s corosync connection, quorum, view and DuraVIPs', () => formatInfo(get().snapshot()));
   t.add('cluster arp show', 'gratuitous ARP sent for the DuraVIPs this node holds, and the hosts it unicasts to', () => formatArp(get().snapshot()));
   t.add('cluster duravip move IP to NODE', 'give a DuraVIP to NODE for the rest of this view', (args) => {

@@ -1,7 +1,8 @@
 // The live status page (GET / on the admin listener): one self-contained HTML document, inline CSS
 // and script, no external asset. The script reads /api/cluster/v1/stream (server-sent events): a
 // whole document, then deltas it applies row by row; the address table shows at most 500 rows of
-// its filter and updates only the rows that changed. A constant; the browser runs the script.
+// its filter and updates only the rows that changed; the cluster's queues are a table of bindings
+// by node (each member's summary). A constant; the browser runs the script.
 // (The page is a String.raw literal: the script uses no backquote and no dollar-brace.)
 
 export const STATUS_PAGE = String.raw`<!doctype html>
@@ -64,9 +65,14 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
   </div>
   <table id="addresses"><thead><tr><th>address</th><th>binding</th><th>owner</th><th>state</th><th>this node</th><th>preference</th><th>reason</th></tr></thead><tbody></tbody></table>
 </section>
+<section id="s-cqueues">
+  <h2>Queues across the cluster</h2>
+  <p class="note">Parts queued (active + deferred + held) per binding and node, from each member's summary (sent when its queue changes, at most every 2 s; its 100 fullest bindings, the rest as "other bindings"); the 100 fullest bindings of the cluster, the others in "other bindings"; redrawn at most every second. Hover a cell for active / deferred / held. Per domain: <code>console --cluster mailq</code>.</p>
+  <table id="cqueues"><thead><tr><th>binding group</th><th>binding</th></tr></thead><tbody></tbody></table>
+</section>
 <section id="s-queues">
   <h2>Queues of this node</h2>
-  <p class="note">Bindings with mail on this node only, the fullest first; the cluster-wide queues come with the cluster console (<code>console --cluster mailq</code>).</p>
+  <p class="note">Bindings with mail on this node (all of them, not only the 100 of its summary), the fullest 200 first.</p>
   <table id="queues"><thead><tr><th>binding group</th><th>binding</th><th class="n">active</th><th class="n">deferred</th><th class="n">held</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="s-mmove">
@@ -89,16 +95,20 @@ tr.problem td:first-child { border-left: 3px solid var(--bad); }
 'use strict';
 var LIMIT = 500;
 var QLIMIT = 200;
+var CQLIMIT = 100;        // rows of the table of bindings by node (32 members: 3,200 cells)
+var CQ_EVERY = 1000;      // that table is redrawn at most this often (members' summaries come every 2 s each)
 var S = null;
 var A = new Map();        // address -> row
 var order = [];           // addresses in the document's order
 var trs = new Map();      // address -> its <tr>, for the rows on screen
 var pending = false;
-var timings = window.statusTimings = { full: 0, delta: 0, rows: 0 };
+var timings = window.statusTimings = { full: 0, delta: 0, rows: 0, cqueues: 0 };
+var cqTimer = null, cqLast = 0;
 var KEYS = {
   members: function (r) { return r.key; },
   addresses: function (r) { return r.address; },
   queues: function (r) { return r.bindingGroup + '/' + r.binding; },
+  nodes: function (r) { return r.node; },
   mmove: function (r) { return r.peer; },
   failovers: function (r) { return String(r.id); },
   shaping: function (r) { return r.key; }
@@ -130,7 +140,7 @@ function renderHead() {
 function renderCluster() {
   var c = S.cluster, dl = $('cluster'), f = document.createDocumentFragment();
   // A single node has no members or DuraVIPs to show.
-  $('members').hidden = c === null; $('s-addresses').hidden = c === null;
+  $('members').hidden = c === null; $('s-addresses').hidden = c === null; $('s-cqueues').hidden = c === null;
   function kv(k, v, cls) { var dt = document.createElement('dt'); dt.textContent = k; var dd = document.createElement('dd'); dd.textContent = v; if (cls) dd.className = cls; f.appendChild(dt); f.appendChild(dd); }
   if (c === null) { kv('cluster', 'no Cluster stanza: a single node'); dl.replaceChildren(f); $('problems').replaceChildren(); fill('members', [], null); return; }
   kv('corosync', c.corosync + (c.stalled ? ' (stalled: holding nothing)' : ''), c.corosync === 'connected' && !c.stalled ? 'ok' : 'bad');
@@ -147,6 +157,16 @@ function renderCluster() {
   c.problems.forEach(function (t) { var d = document.createElement('div'); d.className = 'warn'; d.textContent = t; p.appendChild(d); });
 }
 
+function queued(n) { return n.active + n.deferred + n.hold; }
+function nodeQueue(name) { for (var i = 0; i < S.nodes.length; i++) if (S.nodes[i].node === name) return S.nodes[i]; return null; }
+/** A drained member's progress, from its queue summary. */
+function drainText(m) {
+  if (!m.drained) return yes(m.drained);
+  var q = m.node === null ? null : nodeQueue(m.node);
+  if (q === null) return 'drained: queue not known yet';
+  var n = queued(q);
+  return n === 0 ? 'drained: empty, may be stopped' : 'drained: ' + n + ' left to move';
+}
 function renderMembers() {
   fill('members', S.members, function (m) {
     var tr = document.createElement('tr');
@@ -154,7 +174,7 @@ function renderMembers() {
     cell(tr, (m.node === null ? '(not announced)' : m.node) + (m.self ? ' (this node)' : ''));
     cell(tr, m.nodeId, 'n'); cell(tr, m.pid, 'n');
     cell(tr, yes(m.quorate), m.quorate === false ? 'bad' : ''); cell(tr, yes(m.leaving), m.leaving ? 'warn' : '');
-    cell(tr, yes(m.drained), m.drained ? 'warn' : '');
+    cell(tr, drainText(m), m.drained ? 'warn drain' : 'drain');
     cell(tr, m.load, 'n'); cell(tr, m.mmove);
     return tr;
   });
@@ -223,6 +243,61 @@ function renderQueues() {
     return tr;
   });
 }
+/** Bindings by node: a row per binding any member names, a column per member, and the totals. */
+function renderClusterQueues() {
+  var t0 = performance.now();
+  cqLast = Date.now();
+  if (cqTimer !== null) { clearTimeout(cqTimer); cqTimer = null; }
+  var t = $('cqueues'), nodes = S.nodes.slice().sort(function (a, b) { return a.node < b.node ? -1 : a.node > b.node ? 1 : 0; });
+  var head = document.createElement('tr');
+  ['binding group', 'binding'].forEach(function (h) { var th = document.createElement('th'); th.textContent = h; head.appendChild(th); });
+  nodes.forEach(function (n) {
+    var th = document.createElement('th'); th.className = 'n' + (n.drained ? ' warn' : '');
+    th.textContent = n.node + (n.self ? ' (this node)' : '') + (n.drained ? ' (drained)' : ''); th.title = 'as of ' + time(n.at);
+    head.appendChild(th);
+  });
+  var th = document.createElement('th'); th.className = 'n'; th.textContent = 'total'; head.appendChild(th);
+  t.tHead.replaceChildren(head);
+  var rows = new Map();
+  nodes.forEach(function (n, i) {
+    n.bindings.forEach(function (b) {
+      var k = b.bindingGroup + '/' + b.binding, r = rows.get(k);
+      if (r === undefined) rows.set(k, r = { key: k, bindingGroup: b.bindingGroup, binding: b.binding, cells: [], sum: 0 });
+      r.cells[i] = b; r.sum += queued(b);
+    });
+  });
+  var sorted = Array.from(rows.values()).sort(function (a, b) { return b.sum - a.sum || (a.key < b.key ? -1 : 1); });
+  var list = sorted.slice(0, CQLIMIT), rest = sorted.slice(CQLIMIT);
+  // "other bindings": each member's own aggregate, plus the rows this table leaves out (the emptiest).
+  var other = { key: '(other)', bindingGroup: rest.length > 0 ? 'other bindings (' + rest.length + ' not shown here)' : 'other bindings', binding: '', cells: [], sum: 0 };
+  nodes.forEach(function (n, i) {
+    var c = { active: n.other.active, deferred: n.other.deferred, hold: n.other.hold };
+    rest.forEach(function (r) { var x = r.cells[i]; if (x) { c.active += x.active; c.deferred += x.deferred; c.hold += x.hold; } });
+    other.cells[i] = c; other.sum += queued(c);
+  });
+  if (other.sum > 0) list.push(other);
+  var totals = { key: '(total)', bindingGroup: nodes.length === 0 ? 'no member has told its queue yet' : 'total', binding: '', cells: nodes, sum: 0, total: true };
+  nodes.forEach(function (n) { totals.sum += queued(n); });
+  list.push(totals);
+  fill('cqueues', list, function (r) {
+    var tr = document.createElement('tr'); tr.dataset.key = r.key;
+    if (r.total) tr.className = 'self';
+    cell(tr, r.bindingGroup); cell(tr, r.binding);
+    nodes.forEach(function (n, i) {
+      var c = r.cells[i], td = cell(tr, c ? queued(c) : '', 'n');
+      td.dataset.node = n.node;
+      if (c) td.title = n.node + ': active ' + c.active + ', deferred ' + c.deferred + ', held ' + c.hold;
+    });
+    cell(tr, r.sum, 'n');
+    return tr;
+  });
+  timings.cqueues = performance.now() - t0;
+}
+/** A delta's new summaries: the table at most every CQ_EVERY ms (the members' rows at once). */
+function laterClusterQueues() {
+  if (cqTimer !== null) return;
+  cqTimer = setTimeout(renderClusterQueues, Math.max(0, cqLast + CQ_EVERY - Date.now()));
+}
 function renderMmove() {
   fill('mmove', S.mmove, function (p) {
     var tr = document.createElement('tr');
@@ -246,7 +321,7 @@ function renderShaping() {
     return tr;
   }, 'none');
 }
-var RENDER = { members: renderMembers, queues: renderQueues, mmove: renderMmove, failovers: renderFailovers, shaping: renderShaping };
+var RENDER = { members: renderMembers, nodes: function () { laterClusterQueues(); renderMembers(); }, queues: renderQueues, mmove: renderMmove, failovers: renderFailovers, shaping: renderShaping };
 
 function onState(s) {
   var t0 = performance.now();
@@ -255,6 +330,7 @@ function onState(s) {
   s.addresses.forEach(function (a) { A.set(a.address, a); order.push(a.address); });
   renderHead(); renderCluster();
   Object.keys(RENDER).forEach(function (k) { RENDER[k](); });
+  renderClusterQueues();
   renderAddresses();
   timings.full = performance.now() - t0;
 }

@@ -75,14 +75,36 @@ export interface StatusAddress {
   error?: string;
 }
 
-/** This node's queue of one binding that has mail (idle bindings are left out); cluster-wide
- *  queues come with the cluster console. */
+/** This node's queue of one binding that has mail (idle bindings are left out); every member's,
+ *  capped, is in `nodes`. */
 export interface StatusQueue {
   bindingGroup: string;
   binding: string;
   active: number;
   deferred: number;
   hold: number;
+}
+
+/** Queue counts (parts: a message has one per binding/domain it goes to). */
+export interface StatusCounts {
+  active: number;
+  deferred: number;
+  hold: number;
+}
+
+/** One node's queue as the members multicast it (src/cluster/queue-summary.ts): this node's from
+ *  its live sizes, the others' latest summary as received. Only members of this node's view. */
+export interface StatusNodeQueues extends StatusCounts {
+  node: string;
+  self: boolean;
+  /** When the node read these sizes (its clock); this node's: since when they are as they are. */
+  at: number;
+  /** Drained (`cluster drain`): its whole queue is what it still has to move. */
+  drained: boolean;
+  /** Its largest bindings with mail (at most 100), in bindingGroup/binding order. */
+  bindings: (StatusCounts & { bindingGroup: string; binding: string })[];
+  /** Its other bindings with mail: how many, and their sum. */
+  other: StatusCounts & { bindings: number };
 }
 
 /** #mmove traffic with one peer since this node started. */
@@ -131,6 +153,8 @@ export interface StatusState {
   members: StatusMember[];
   addresses: StatusAddress[];
   queues: StatusQueue[];
+  /** Every member's queue (this node's included), in node-name order. */
+  nodes: StatusNodeQueues[];
   mmove: StatusPeer[];
   failovers: StatusFailover[];
   shaping: StatusRestriction[];
@@ -141,6 +165,7 @@ export const KEYED_SECTIONS = {
   members: (r: StatusMember) => r.key,
   addresses: (r: StatusAddress) => r.address,
   queues: (r: StatusQueue) => `${r.bindingGroup}/${r.binding}`,
+  nodes: (r: StatusNodeQueues) => r.node,
   mmove: (r: StatusPeer) => r.peer,
   failovers: (r: StatusFailover) => String(r.id),
   shaping: (r: StatusRestriction) => r.key,

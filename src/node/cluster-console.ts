@@ -2,14 +2,18 @@
 // socket hands such a request here; a command each node runs for itself goes to the console group
 // (src/cluster/console-group.ts) in agreed order and every member asked runs it through this
 // node's own command table (the same code as the local console), mailq with its rows as data for
-// the summed table; a cluster-wide command runs once, here. Main thread; awaits the answers.
+// the summed table; a cluster-wide command runs once, here. The same group carries each node's queue
+// summary (cluster/queue-summary.ts) for the status page and `cluster membership`. Main thread;
+// awaits the answers.
 
 import type { Logger } from 'pino';
 import { ConsoleGroup, type Gathered } from '../cluster/console-group.js';
 import { commandScope, formatGathered, PER_NODE_COMMANDS, type ClusterAnswer } from '../cluster/console-report.js';
 import { consoleKey, type ReplyBody } from '../cluster/console-wire.js';
+import { buildQueueSummary, type QueueSummary } from '../cluster/queue-summary.js';
 import type { Config } from '../config/index.js';
 import type { CommandTable } from '../control/commands.js';
+import type { BindingQueueSizes } from '../control/metrics.js';
 import type { MailqReport } from '../control/http.js';
 import type { ControlRequest } from '../control/protocol.js';
 import { errorCode, ErrorCode, VipError } from '../errors.js';
@@ -27,6 +31,13 @@ export interface ClusterConsoleOptions {
    *  `--cluster config reload`, and each member says when its reload is over, so that the cluster
    *  elects once with every new configuration. Absent: each member's announce elects. */
   readonly reloadRound?: () => { open(): void; done(): void } | null;
+  /** This node's queue sizes per binding (node/metrics.ts queueSizes) and whether it is drained:
+   *  its queue summary for the other members. Absent: it sends none. */
+  readonly queueSizes?: () => readonly BindingQueueSizes[];
+  readonly drained?: () => boolean;
+  /** Tests: the summary pacer's clock and timer. */
+  readonly now?: () => number;
+  readonly every?: (fn: () => void, ms: number) => () => void;
 }
 
 export class ClusterConsole {
@@ -41,7 +52,25 @@ export class ClusterConsole {
       key: () => this.key(), run: (argv) => this.runHere(argv, true),
       configured: () => this.o.config().cluster?.nodes.map((n) => n.name) ?? [],
       ...(o.join ? { join: o.join } : {}),
+      ...(o.queueSizes ? { summary: () => this.summary() } : {}),
+      ...(o.now ? { now: o.now } : {}), ...(o.every ? { every: o.every } : {}),
     });
+  }
+
+  /** This node's queue summary now (also what the status page shows for this node). */
+  summary(): QueueSummary {
+    return buildQueueSummary(this.o.config().global.Nodename, (this.o.now ?? Date.now)(), this.o.drained?.() ?? false, this.o.queueSizes?.() ?? []);
+  }
+
+  /** The other members' latest queue summaries (empty without a Cluster stanza). */
+  queueSummaries(): QueueSummary[] {
+    return this.group?.queueSummaries() ?? [];
+  }
+
+  /** This node's summary now and the other members' latest, in node-name order. */
+  queues(): QueueSummary[] {
+    const me = this.o.config().global.Nodename;
+    return [this.summary(), ...this.queueSummaries().filter((q) => q.node !== me)].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   }
 
   start(): void {

@@ -3,6 +3,7 @@
 // in src/cluster/console.ts. Main thread; handlers await worker calls at most, never block.
 import type { ClusterManager } from '../cluster/manager.js';
 import { registerClusterCommands } from '../cluster/console.js';
+import type { QueueSummary } from '../cluster/queue-summary.js';
 import type { Config } from '../config/index.js';
 import { CommandTable } from '../control/commands.js';
 import type { MailqReport } from '../control/http.js';
@@ -35,6 +36,8 @@ export interface ConsoleHost {
   spoolCorrupt(): Promise<CorruptEntry[]>;
   /** Whether the spool refuses commits for lack of space (SpoolFullWatch). */
   spoolFull(): SpoolFullState;
+  /** Every member's queue summary (node/cluster-console.ts), for `cluster membership`. */
+  queueSummaries?(): readonly QueueSummary[];
 }
 
 /** The node's command table: its own commands, then the cluster's. */
@@ -118,7 +121,7 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
     return lines.join('\n') + '\n';
   });
   t.add('spool corrupt', 'what recovery moved to the spool\'s corrupt/ directory, with the reason', async () => formatCorrupt(await h.spoolCorrupt()));
-  registerClusterCommands(t, () => h.cluster());
+  registerClusterCommands(t, () => h.cluster(), () => h.queueSummaries?.() ?? []);
   return t;
 }
 

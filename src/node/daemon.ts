@@ -25,7 +25,7 @@ import { watchDrain } from './drain.js';
 import { mailqReport, nodeCommands } from './console.js';
 import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
-import { NodeMetricSet } from './metrics.js';
+import { NodeMetricSet, queueSizes } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
 import { NodeShaping } from './shaping.js';
 import { InboundLimits, inboundCounts } from './inbound-limits.js';
@@ -98,6 +98,7 @@ export class Daemon {
     this.dispatch = new Dispatcher({ pool: () => this.pool, config: cfg, cluster, logger: this.logger });
     this.status = new NodeStatus({
       config: cfg, queue: { byBinding: () => this.queue.byBinding() }, cluster, restrictions: () => this.shaping.node.restrictions(), startedAt: this.startedAt,
+      queueSummaries: () => this.clusterConsole?.queueSummaries() ?? [],
     });
     this.shaping = new NodeShaping({
       config: cfg, logger: this.logger, changed: () => this.queue.configChanged(),
@@ -208,12 +209,14 @@ export class Daemon {
       lastReload: () => this.lastReload,
       spoolCorrupt: () => listCorrupt(this.spool!.directory),
       spoolFull: () => this.spoolFull.state(),
+      queueSummaries: () => this.clusterConsole?.queues() ?? [],
     });
     this.shaping.addCommands(commands);
     this.inbound.addCommands(commands);
     this.inbound.start();
     const clusterConsole = this.clusterConsole = new ClusterConsole({
       config: () => this.config, logger: this.logger, commands, mailq: (f) => mailqReport(this.queue, f),
+      queueSizes: () => queueSizes(this.config, this.queue), drained: () => this.cluster?.drained ?? false,
       reloadRound: () => {
         const c = this.cluster;
         return c === null ? null : { open: () => c.openReloadRound(), done: () => c.reloadRoundDone() };

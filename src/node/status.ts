@@ -4,12 +4,13 @@
 // Main thread; nothing blocks. A document is built only while the page or the API asks for it.
 import { isDrained, type Allocation } from '../cluster/election.js';
 import type { ClusterManager, ClusterSnapshot, OwnershipChange } from '../cluster/manager.js';
+import { buildQueueSummary, sameSummary, type QueueSummary } from '../cluster/queue-summary.js';
 import type { Restriction } from '../cluster/shaping/messages.js';
 import type { Config } from '../config/index.js';
 import type { BindingQueueSizes } from '../control/metrics.js';
 import {
   STATUS_VERSION, type StatusAddress, type StatusCluster, type StatusFailover, type StatusMember, type StatusNode,
-  type StatusPeer, type StatusRestriction, type StatusState,
+  type StatusNodeQueues, type StatusPeer, type StatusRestriction, type StatusState,
 } from '../control/status.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
@@ -34,6 +35,10 @@ export interface StatusInput {
   restrictions: readonly Restriction[];
   /** The address rows of the same allocation and holds, when the caller kept them (addressRows is the costly part). */
   addresses?: StatusAddress[];
+  /** The other members' latest queue summaries (the console group's). */
+  summaries?: readonly QueueSummary[];
+  /** This node's summary, when the caller kept it (its `at` says since when it is so); else made from `queues`. */
+  own?: QueueSummary;
 }
 
 /** The document, from its inputs alone. */
@@ -52,10 +57,35 @@ export function buildStatus(i: StatusInput): StatusState {
     queues: i.queues.filter((q) => q.active + q.deferred + q.hold > 0)
       .map((q) => ({ bindingGroup: q.bindingGroup, binding: q.binding, active: q.active, deferred: q.deferred, hold: q.hold }))
       .sort((x, y) => cmp(x.bindingGroup, y.bindingGroup) || cmp(x.binding, y.binding)),
+    nodes: nodeQueues(i),
     mmove: i.mmove.map((p) => ({ peer: p.peer, sent: { ...p.sent }, received: { ...p.received } })),
     failovers: [...i.failovers],
     shaping: i.restrictions.map(restrictionRow),
   };
+}
+
+/** This node's queue and the other members' (the console group keeps those of its view's members only). */
+function nodeQueues(i: StatusInput): StatusNodeQueues[] {
+  const me = i.node.name;
+  const own = i.own ?? buildQueueSummary(me, i.now, i.cluster?.drained ?? false, i.queues);
+  const out: StatusNodeQueues[] = [nodeRow(own, true)];
+  for (const s of i.summaries ?? []) if (s.node !== me) out.push(nodeRow(s, false));
+  return out.sort((a, b) => cmp(a.node, b.node));
+}
+
+/** The row of each summary object, made once: the next document shares it (its diff is one identity test). */
+const nodeRows = new WeakMap<QueueSummary, StatusNodeQueues>();
+
+function nodeRow(s: QueueSummary, self: boolean): StatusNodeQueues {
+  const had = nodeRows.get(s);
+  if (had !== undefined && had.self === self) return had;
+  const row: StatusNodeQueues = {
+    node: s.node, self, at: s.at, drained: s.drained, active: s.active, deferred: s.deferred, hold: s.hold,
+    bindings: s.bindings.map((b) => ({ bindingGroup: b.bindingGroup, binding: b.binding, active: b.active, deferred: b.deferred, hold: b.hold })),
+    other: { ...s.other },
+  };
+  nodeRows.set(s, row);
+  return row;
 }
 
 /** Code-unit order: the same on every machine, whatever the locale. */
@@ -137,6 +167,8 @@ export interface NodeStatusSources {
   restrictions: () => readonly Restriction[];
   startedAt: number;
   now?: () => number;
+  /** The other members' latest queue summaries (node/cluster-console.ts); absent: none. */
+  queueSummaries?: () => readonly QueueSummary[];
 }
 
 /** The node's status: the counts and the failover ring it keeps, and the document on request. */
@@ -153,6 +185,8 @@ export class NodeStatus {
   /** The last address rows and what they were made of. */
   private rowsKey: { alloc: Allocation | null; holds: string; releasing: string; errors: string } | null = null;
   private rows: StatusAddress[] = [];
+  /** This node's last queue summary: kept while the sizes stay the same (its time with them). */
+  private own: QueueSummary | null = null;
 
   constructor(private readonly s: NodeStatusSources) {
     this.now = s.now ?? Date.now;
@@ -263,11 +297,18 @@ export class NodeStatus {
       }
       addresses = this.rows;
     }
+    const now = this.now();
+    const name = this.s.config().global.Nodename;
+    const queues = queueSizes(this.s.config(), this.s.queue);
+    const own = buildQueueSummary(name, now, c?.drained ?? false, queues);
+    if (this.own === null || !sameSummary(this.own, own)) this.own = own;
     return buildStatus({
-      now: this.now(),
-      node: { name: this.s.config().global.Nodename, version: VERSION, startedAt: this.s.startedAt, pid: process.pid },
+      now,
+      node: { name, version: VERSION, startedAt: this.s.startedAt, pid: process.pid },
       cluster: c,
-      queues: queueSizes(this.s.config(), this.s.queue),
+      queues,
+      own: this.own,
+      summaries: this.s.queueSummaries?.() ?? [],
       mmove: [...this.peers.values()],
       failovers: this.ring,
       restrictions: this.s.restrictions(),

@@ -165,6 +165,8 @@ describe('cluster drain on three nodes', () => {
     await waitFor('n2\'s queue empty', async () => (await consoleCmd(n2, 'mailq')).includes('Total: 0 message(s)'), { timeoutMs: 90_000, intervalMs: 250 });
     expect(await consoleCmd(n2, 'cluster', 'membership')).toMatch(/this node is DRAINED .*no mail left here/);
     expect(await consoleCmd(n1, 'cluster', 'membership')).toMatch(/\bn2\b.*\bDRAINED\b/);
+    // And n1 sees that from n2's queue summary (sent within 2 s of n2's queue changing).
+    await waitFor('n1 sees n2\'s queue empty', async () => /^n2 is DRAINED: no mail left there: it may be stopped/m.test(await consoleCmd(n1, 'cluster', 'membership')), { timeoutMs: 10_000, intervalMs: 200 });
     expect(await consoleCmd(n1, 'cluster', 'duravip', 'show')).toMatch(/^drained \(own nothing\): n2$/m);
 
     // The deferred and held mail left n2 by #mmove: the deferred to .201's new owner (b201), the

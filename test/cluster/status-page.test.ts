@@ -2,27 +2,39 @@
 // six DuraVIPs; headless Chromium (Debian's `chromium`, driven by puppeteer-core over a pipe) runs
 // inside n1's namespace and opens n1's admin listener on its loopback. The whole of another node
 // (its vipmta and its corosync) is killed, and the page must show the new owner of that node's
-// addresses without a reload; the delay from the kill is printed (no timing assertion). A
-// screenshot goes to the lab's directory and to test-artifacts/status-page.png for CI.
+// addresses without a reload; the delay from the kill is printed (no timing assertion). Mail
+// queued on n2 (deferred: its server is down) shows in n1's page, in the table of bindings by
+// node under n2's column (n2's queue summary over the console group); then n2 is drained, and
+// with no #mmove listener anywhere its mail cannot leave: n1's page and `cluster membership` say
+// what it has left to move. A screenshot goes to the lab's directory and to
+// test-artifacts/status-page.png for CI.
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/node-process.js';
 import { requireCommand } from '../helpers/preconditions.js';
-import { ClusterLab } from './harness.js';
-import { owners, startNode, waitStarted, type NodeRun } from './vipmta-node.js';
+import { ClusterLab, waitFor, type LabHost } from './harness.js';
+import { consoleCmd, owners, startNode, waitStarted, type NodeRun } from './vipmta-node.js';
 
 const VIPS = [201, 202, 203, 204, 205, 206].map((i) => `198.51.100.${i}`);
 const HTTP_PORT = 8080;
 
-function body(): string {
-  return `ESMTP_Listener {
+function body(h: LabHost): string {
+  return `Resolver_Servers = ( "127.0.0.1:9" )
+Retry_Interval = 1h
+Connect_Timeout = 3s
+# Nothing listens there: its mail is deferred.
+Domain "dest.test" { Routes = ( "198.51.100.100:2599" ) }
+ESMTP_Listener {
+  Relay_Hosts = ( "198.51.100.0/24" )
 ${VIPS.map((a) => `  Listen "${a}:25" { }`).join('\n')}
+  Listen "${h.address}:25" { }
 }
 ${VIPS.map((a) => `Binding "b${a.split('.')[3]}" { Bind_Address = ${a} Enable_Duravip = true }`).join('\n')}
 Http_Listener { Listen "127.0.0.1:${HTTP_PORT}" { } }
 Cluster {
+  Cluster_Secret = "status page secret"
   View_Mature_Time = 1s
   If_Check_Interval = 2s
   Topology "198.51.100.0/24" { Interface = "eth1" Cidrmask = 32 }
@@ -36,6 +48,7 @@ const nodes = new Map<string, NodeRun>();
 
 beforeAll(async () => {
   requireCommand('chromium');
+  requireCommand('smtp-source');
   lab = await ClusterLab.create({ nodes: 3, corosync: true });
 }, 60_000);
 
@@ -51,7 +64,7 @@ function pageOwner(page: Page, address: string): Promise<string | null> {
 
 describe('status page in a browser', () => {
   it('shows the members and every DuraVIP, and the new owner after a node is killed', async () => {
-    for (const h of lab.hosts) nodes.set(h.name, startNode(lab, h, body()));
+    for (const h of lab.hosts) nodes.set(h.name, startNode(lab, h, body(h)));
     await Promise.all([...nodes.values()].map(waitStarted));
     const n1 = nodes.get('n1')!;
     // Every address owned, the same on every node (an election after all three joined).
@@ -104,6 +117,24 @@ describe('status page in a browser', () => {
     for (const a of lost) expect(await pageOwner(page, a)).toBe(after.get(a)!.owner);
     await page.waitForFunction(`document.querySelector('#failovers tbody')?.textContent.includes('${lost[0]}')`, { timeout: 5000 });
     expect(await page.$eval('#failovers tbody', (e) => e.textContent)).toContain('n3');
+
+    // Mail queued on n2 shows on n1's page, under n2's column, from n2's queue summary.
+    const n2 = nodes.get('n2')!;
+    const sent = await lab.execAsync(lab.client, ['smtp-source', '-s', '1', '-m', '5', '-l', '256', '-f', 'sender@lab.example', '-t', 'rcpt@dest.test', `${n2.host.address}:25`]);
+    expect(sent.code).toBe(0);
+    const cellOf = (key: string, node: string): string => `document.querySelector('#cqueues tr[data-key="${key}"] td[data-node="${node}"]')?.textContent`;
+    await page.waitForFunction(`${cellOf('(total)', 'n2')} === '5'`, { polling: 'mutation', timeout: 20_000 });
+    const n2Rows = await page.$$eval('#cqueues tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-key'), tr.querySelector('td[data-node="n2"]')?.textContent, tr.querySelector('td[data-node="n1"]')?.textContent]));
+    expect(n2Rows).toContainEqual(['default/default', '5', '']);
+    expect(n2Rows.at(-1)).toEqual(['(total)', '5', '0']);
+    expect(await page.$eval('#cqueues thead', (e) => e.textContent)).toMatch(/n1 \(this node\)n2total/);
+
+    // n2 drained: no member has a #mmove listener, so its mail stays, and n1 says how much.
+    expect(await consoleCmd(n1, 'cluster', 'drain', 'n2')).toMatch(/draining n2/);
+    const drainCell = `Array.from(document.querySelectorAll('#members tbody tr')).find((tr) => tr.cells[0].textContent === 'n2')?.querySelector('td.drain')?.textContent`;
+    await page.waitForFunction(`${drainCell} === 'drained: 5 left to move'`, { polling: 'mutation', timeout: 20_000 });
+    await waitFor('n1\'s membership shows n2\'s drain progress', async () => /^n2 is DRAINED: 5 queued part\(s\) left to move/m.test(await consoleCmd(n1, 'cluster', 'membership')), { timeoutMs: 10_000, intervalMs: 200 });
+    await page.waitForFunction(`document.querySelector('#cqueues thead').textContent.includes('n2 (drained)')`, { polling: 'mutation', timeout: 10_000 });
 
     expect(scriptErrors).toEqual([]);
 

@@ -9,6 +9,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConsoleGroup } from '../../../src/cluster/console-group.js';
 import { commandScope, formatGathered, sumMailq } from '../../../src/cluster/console-report.js';
+import { buildQueueSummary, SUMMARY_PACE_MS } from '../../../src/cluster/queue-summary.js';
 import { consoleKey, decodeConsoleMessage, decodeReplyBody, encodeConsoleMessage, replyChunks, type ReplyBody } from '../../../src/cluster/console-wire.js';
 import type { CorosyncGroup, CpgConfChange } from '../../../src/native/index.js';
 
@@ -143,11 +144,20 @@ class Timers {
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 async function settle(): Promise<void> { for (let i = 0; i < 20; i++) await tick(); }
 
-interface TestNode { name: string; group: ConsoleGroup; fake: FakeGroup | null; ran: string[][]; silent: boolean }
+interface TestNode {
+  name: string; group: ConsoleGroup; fake: FakeGroup | null; ran: string[][]; silent: boolean;
+  /** Its queue sizes (its summary), and its summary pacer's timer turn. */
+  sizes: { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }[];
+  turn: () => void;
+}
 
 function makeNode(bus: Bus, timers: Timers, name: string, id: number, key = KEY): TestNode {
-  const n: TestNode = { name, fake: null, ran: [], silent: false, group: null as unknown as ConsoleGroup };
+  let clock = 0;
+  const n: TestNode = { name, fake: null, ran: [], silent: false, group: null as unknown as ConsoleGroup, sizes: [], turn: () => undefined };
   n.group = new ConsoleGroup({
+    summary: () => buildQueueSummary(name, clock, false, n.sizes),
+    now: () => clock,
+    every: (fn) => { n.turn = () => { clock += SUMMARY_PACE_MS; fn(); }; return () => { n.turn = () => undefined; }; },
     node: name, logger: silent, key: () => key, pid: 100 + id, setTimer: timers.set, configured: () => ['n1', 'n2', 'n3', 'n4'],
     run: (argv) => {
       n.ran.push(argv);
@@ -260,5 +270,56 @@ describe('the console group', () => {
     expect(() => n.request(['version'], null, 1000)).toThrow(/not in the console group/);
     void bus;
     n.stop();
+  });
+});
+
+describe('queue summaries on the console group', () => {
+  const q = (binding: string, hold: number) => ({ bindingGroup: 'default', binding, active: 0, deferred: 0, hold });
+
+  it('round-trips on the wire and refuses a summary that is malformed or names another node', () => {
+    const summary = buildQueueSummary('n2', 5, true, [q('b1', 3)]);
+    const m = encodeConsoleMessage(KEY, { type: 'queues', from: '2:200', node: 'n2', summary });
+    expect(decodeConsoleMessage(KEY, m, '2:200')).toEqual({ ok: true, message: { type: 'queues', from: '2:200', node: 'n2', summary } });
+    const other = encodeConsoleMessage(KEY, { type: 'queues', from: '2:200', node: 'n2', summary: { ...summary, node: 'n3' } });
+    expect(decodeConsoleMessage(KEY, other, '2:200')).toMatchObject({ ok: false, error: expect.stringMatching(/another node/) });
+    const lying = encodeConsoleMessage(KEY, { type: 'queues', from: '2:200', node: 'n2', summary: { ...summary, hold: 1 } });
+    expect(decodeConsoleMessage(KEY, lying, '2:200')).toMatchObject({ ok: false, error: 'queue summary is malformed' });
+    // Not JSON: made by hand, with a valid HMAC.
+    const rest = Buffer.from('{"t":"S","from":"2:200","node":"n2"}\n{not json', 'utf8');
+    const raw = Buffer.concat([crypto.createHmac('sha256', KEY).update(rest).digest(), rest]);
+    expect(decodeConsoleMessage(KEY, raw, '2:200')).toMatchObject({ ok: false, error: 'queue summary is not JSON' });
+    expect(decodeConsoleMessage(consoleKey('a guess'), m, '2:200')).toMatchObject({ ok: false, error: expect.stringMatching(/HMAC/) });
+  });
+
+  it('gives every member the others\' queues: at each view change (a joiner learns them), on a change, and drops a member that left', async () => {
+    const { bus, timers, nodes } = await cluster(2);
+    const [n1, n2] = nodes as [TestNode, TestNode];
+    n2.sizes = [q('b2', 5)];
+    n2.turn();
+    await settle();
+    expect(n1.group.queueSummaries().map((s) => [s.node, s.hold])).toEqual([['n2', 5]]);
+    // A member never keeps its own (the host shows its live queue).
+    expect(n2.group.queueSummaries().map((s) => s.node)).toEqual(['n1']);
+    // A joiner learns both at once, without any change of their queues.
+    const n3 = makeNode(bus, timers, 'n3', 3);
+    await settle();
+    expect(n3.group.queueSummaries().map((s) => [s.node, s.hold])).toEqual([['n1', 0], ['n2', 5]]);
+    expect(n1.group.queueSummaries().map((s) => s.node)).toEqual(['n2', 'n3']);
+    // n2 leaves: every member forgets its queue.
+    n2.fake!.close();
+    bus.change(null, n2.fake);
+    await settle();
+    expect(n1.group.queueSummaries().map((s) => s.node)).toEqual(['n3']);
+    expect(n3.group.queueSummaries().map((s) => s.node)).toEqual(['n1']);
+  });
+
+  it('keeps nothing a member without the secret sends', async () => {
+    const { bus, timers, nodes } = await cluster(1);
+    const [n1] = nodes as [TestNode];
+    const intruder = makeNode(bus, timers, 'n9', 9, consoleKey('a guess'));
+    intruder.sizes = [q('b', 1)];
+    intruder.turn();
+    await settle();
+    expect(n1.group.queueSummaries()).toEqual([]);
   });
 });

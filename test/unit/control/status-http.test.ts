@@ -17,7 +17,7 @@ function doc(queues: number): StatusState {
   return {
     version: STATUS_VERSION, seq: 0, generatedAt: 1, node: { name: 'n1', version: '1', startedAt: 0, pid: 1 }, cluster: null, members: [], addresses: [],
     queues: Array.from({ length: queues }, (_, i) => ({ bindingGroup: 'default', binding: `b${i}`, active: 1, deferred: 0, hold: 0 })),
-    mmove: [], failovers: [], shaping: [],
+    nodes: [], mmove: [], failovers: [], shaping: [],
   };
 }
 

@@ -28,7 +28,7 @@ class FakeRes {
 function doc(active: number): StatusState {
   return {
     version: STATUS_VERSION, seq: 0, generatedAt: 0, node: { name: 'n1', version: '1', startedAt: 0, pid: 1 }, cluster: null,
-    members: [], addresses: [], queues: [{ bindingGroup: 'default', binding: 'default', active, deferred: 0, hold: 0 }], mmove: [], failovers: [], shaping: [],
+    members: [], addresses: [], queues: [{ bindingGroup: 'default', binding: 'default', active, deferred: 0, hold: 0 }], nodes: [], mmove: [], failovers: [], shaping: [],
   };
 }
 

@@ -80,3 +80,31 @@ describe('the cluster console host', () => {
     await expect(solo.console.handle({ argv: ['mailq'], node: 'n2', timeoutMs: 5000 })).rejects.toMatchObject({ code: 'ERR_CLUSTER_DISABLED', message: 'this node (solo) runs without a Cluster stanza: there is no node n2' });
   });
 });
+
+describe('queue summaries', () => {
+  function summarising(name: string, bus: Bus, id: number, sizes: () => { bindingGroup: string; binding: string; active: number; deferred: number; hold: number }[], drained: () => boolean): ClusterConsole {
+    const cfg = config(`Nodename = "${name}"\nCluster { Cluster_Secret = "s3cret" }\n`);
+    const c = new ClusterConsole({
+      config: () => cfg, logger: pino({ level: 'silent' }), commands: new CommandTable(), mailq: () => ({ rows: [], totals: { messages: 0, active: 0, deferred: 0, hold: 0 } }),
+      queueSizes: sizes, drained, now: () => 1000, every: () => () => undefined,
+      join: async () => { const g = new FakeGroup(bus, id, process.pid); bus.join(g); return g as unknown as CorosyncGroup; },
+    });
+    c.start();
+    return c;
+  }
+
+  it('has this node\'s live queue and each member\'s last summary, drained flag included', async () => {
+    const bus = new Bus();
+    let n1Held = 1;
+    const a = summarising('n1', bus, 1, () => [{ bindingGroup: 'default', binding: 'b', active: 0, deferred: 0, hold: n1Held }], () => false);
+    const b = summarising('n2', bus, 2, () => [{ bindingGroup: 'default', binding: 'b', active: 2, deferred: 3, hold: 0 }, { bindingGroup: 'default', binding: 'idle', active: 0, deferred: 0, hold: 0 }], () => true);
+    await settle();
+    expect(a.queues().map((q) => [q.node, q.drained, q.active, q.deferred, q.hold, q.bindings.length])).toEqual([['n1', false, 0, 0, 1, 1], ['n2', true, 2, 3, 0, 1]]);
+    expect(b.queueSummaries().map((q) => [q.node, q.hold])).toEqual([['n1', 1]]);
+    // This node's own entry is live, not its last summary.
+    n1Held = 7;
+    expect(a.queues()[0]!.hold).toBe(7);
+    a.stop();
+    b.stop();
+  });
+});

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { afterDeath, addressOf, syntheticCluster } from '../../../bench/lib/status-state.js';
 import type { Allocation } from '../../../src/cluster/election.js';
 import type { ClusterManager } from '../../../src/cluster/manager.js';
+import { buildQueueSummary } from '../../../src/cluster/queue-summary.js';
 import type { Restriction } from '../../../src/cluster/shaping/messages.js';
 import type { Config } from '../../../src/config/index.js';
 import { applyStatusDelta, diffStatus, same } from '../../../src/control/status.js';
@@ -13,7 +14,8 @@ import type { AcceptedMessage } from '../../../src/message/accepted.js';
 import { addressRows, buildStatus, FAILOVER_RING, NodeStatus } from '../../../src/node/status.js';
 
 const node = { name: 'n01', version: '0.0.0', startedAt: 1, pid: 1 };
-const input = { now: 1000, node, queues: [], mmove: [], failovers: [], restrictions: [] };
+// This node's queue summary as NodeStatus keeps it (its time is since when the sizes are so).
+const input = { now: 1000, node, queues: [], mmove: [], failovers: [], restrictions: [], own: buildQueueSummary('n01', 500, false, []) };
 
 describe('status builder', () => {
   it('makes one row per address with its owner, state, tags and this node\'s hold, and counts them', () => {
@@ -101,6 +103,7 @@ describe('status delta', () => {
     const d = diffStatus(a, b)!;
     expect(d.remove).toEqual({ queues: ['g/x'] });
     expect(d.upsert).toEqual({ queues: b.queues });
+    expect(b.nodes).toEqual([expect.objectContaining({ node: 'n01', self: true })]);
     expect(applyStatusDelta(a, d).queues).toEqual(b.queues);
   });
 });
@@ -181,5 +184,44 @@ describe('NodeStatus', () => {
     const b = s.state();
     expect(b.addresses).toBe(a.addresses);
     expect(diffStatus(a, b)).toBeNull();
+  });
+});
+
+describe('queues of every node', () => {
+  it('has this node\'s queue from its live sizes and the other members\' summaries, in node order', () => {
+    const n03 = buildQueueSummary('n03', 700, true, [{ bindingGroup: 'g', binding: 'b1', active: 0, deferred: 4, hold: 2 }]);
+    const n02 = buildQueueSummary('n02', 800, false, []);
+    // A stale summary under this node's own name (another process of the same name) does not replace its live one.
+    const stale = buildQueueSummary('n01', 1, false, [{ bindingGroup: 'g', binding: 'old', active: 9, deferred: 0, hold: 0 }]);
+    const s = buildStatus({
+      ...input, own: undefined, cluster: null, summaries: [n03, stale, n02],
+      queues: [{ bindingGroup: 'g', binding: 'b1', active: 1, deferred: 0, hold: 3 }, { bindingGroup: 'g', binding: 'idle', active: 0, deferred: 0, hold: 0 }],
+    });
+    expect(s.nodes.map((n) => [n.node, n.self, n.drained, n.active + n.deferred + n.hold])).toEqual([['n01', true, false, 4], ['n02', false, false, 0], ['n03', false, true, 6]]);
+    expect(s.nodes[0]!.bindings).toEqual([{ bindingGroup: 'g', binding: 'b1', active: 1, deferred: 0, hold: 3 }]);
+    expect(s.nodes[0]!.at).toBe(input.now);
+    expect(s.nodes[2]).toMatchObject({ at: 700, bindings: [{ binding: 'b1', deferred: 4, hold: 2 }], other: { bindings: 0, active: 0, deferred: 0, hold: 0 } });
+  });
+
+  it('keeps this node\'s entry (and its time) while the sizes stay, and follows the members\' summaries', () => {
+    const c = new FakeCluster();
+    let t = 100;
+    let sizes = [{ bindingGroup: 'g', binding: 'b', active: 0, deferred: 1, hold: 0 }];
+    let others = [buildQueueSummary('n02', 50, true, [{ bindingGroup: 'g', binding: 'b', active: 0, deferred: 0, hold: 412 }])];
+    const config = { global: { Nodename: 'n01' }, bindings: new Map() } as unknown as Config;
+    const s = new NodeStatus({
+      config: () => config, queue: { byBinding: () => sizes }, cluster: () => c as unknown as ClusterManager,
+      restrictions: () => [], startedAt: 0, now: () => t, queueSummaries: () => others,
+    });
+    const a = s.state();
+    expect(a.nodes.map((n) => [n.node, n.at, n.hold + n.deferred + n.active])).toEqual([['n01', 100, 1], ['n02', 50, 412]]);
+    t = 200;
+    const b = s.state();
+    expect(b.nodes[0]!.at).toBe(100);
+    expect(diffStatus(a, b)).toBeNull();
+    sizes = [{ bindingGroup: 'g', binding: 'b', active: 0, deferred: 0, hold: 0 }];
+    others = [buildQueueSummary('n02', 300, true, [])];
+    const d = diffStatus(b, s.state())!;
+    expect(d.upsert!.nodes!.map((n) => [n.node, n.at, n.bindings.length])).toEqual([['n01', 200, 0], ['n02', 300, 0]]);
   });
 });
