@@ -5,12 +5,13 @@
 // `vipmta cluster corosync-conf --ipc-user`; and once per capability without it, which must fail loudly.
 // Test main thread; waits on systemd-analyze, setpriv'd vipmta, corosync and CLI child processes.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPath, repoRoot, runCli } from '../helpers/node-process.js';
 import { hasCommand } from '../helpers/preconditions.js';
+import { tempDir } from '../helpers/tmp.js';
 import { ClusterLab, descendantPids, waitFor, type LabHost, type LabProcess } from './harness.js';
 
 const UNIT = path.join(repoRoot, 'packaging', 'vipmta.service');
@@ -18,6 +19,7 @@ const UNIT = path.join(repoRoot, 'packaging', 'vipmta.service');
 const UID = 65534;
 const GID = 65534;
 const VIP = '198.51.100.211';
+const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The [Service] section's settings, every value of a repeated key in order (comments and blank lines dropped). */
 function serviceSettings(text: string): Map<string, string[]> {
@@ -64,7 +66,7 @@ describe('packaging/vipmta.service', () => {
   it('passes systemd-analyze verify with its commands pointing at this checkout', () => {
     requireTool('systemd-analyze', 'systemd', 'checks the unit with systemd-analyze verify');
     // A directory of its own: verify loads every unit beside the one it checks.
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'vipmta-unit-'));
+    const dir = tempDir('vipmta-unit-');
     const unit = path.join(dir, 'vipmta.service');
     const text = readFileSync(UNIT, 'utf8');
     expect(text).toMatch(/^ExecStart=\/usr\/bin\/vipmta /m);
@@ -99,7 +101,21 @@ let conf: string;
 let caps: string[];
 let noNewPrivs: boolean;
 let sandbox: string[];
+/** The seccomp helper that applies RestrictAddressFamilies= (fixtures/restrict-address-families.c), and its list. */
+let restrictAf: string;
+let families: string;
 const runs: LabProcess[] = [];
+
+/** RestrictAddressFamilies= as the helper takes it: "1,2,10,..." (numbers from linux/socket.h). */
+function afNumbers(value: string): string {
+  const NUMBERS: Record<string, number> = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16, AF_PACKET: 17 };
+  if (value.startsWith('~')) throw new Error('RestrictAddressFamilies= as a deny list is not emulated by this test');
+  return value.split(/\s+/).map((f) => {
+    const n = NUMBERS[f];
+    if (n === undefined) throw new Error(`RestrictAddressFamilies= names ${f}: add its number (linux/socket.h) to this test`);
+    return String(n);
+  }).join(',');
+}
 
 /** The mounts for the unit's ProtectSystem/ProtectHome, as shell commands (run in a private mount namespace). */
 function sandboxMounts(settings: Map<string, string[]>): string[] {
@@ -128,9 +144,25 @@ interface Run {
   readonly proc: LabProcess;
   readonly socket: string;
   readonly state: string;
+  readonly conf: string;
 }
 
-/** Starts vipmta in n1's namespace as nobody with `withCaps` (ambient, inheritable, bounding), from the config `conf`. */
+/** Runs `vipmta ARGS` in n1's namespace as the unit would: nobody, `withCaps` (ambient, inheritable, bounding), its sandbox. */
+function unprivileged(state: string, withCaps: readonly string[], args: readonly string[]): LabProcess {
+  const list = ['-all', ...withCaps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
+  const setpriv = ['setpriv', `--reuid=${UID}`, `--regid=${GID}`, '--clear-groups',
+    `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`, ...(noNewPrivs ? ['--no-new-privs'] : []),
+    restrictAf, families,
+    // WorkingDirectory=: the state directory. `env -C` and sh's exec keep the PID the lab tracks.
+    'env', '-C', state, 'HOME=/nonexistent', 'USER=nobody', 'LOGNAME=nobody',
+    process.execPath, cliPath, ...args];
+  const quoted = setpriv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const proc = lab!.spawn(host, ['unshare', '-m', '--propagation', 'private', 'sh', '-c', [...sandbox, `exec ${quoted}`].join(' && ')]);
+  runs.push(proc);
+  return proc;
+}
+
+/** Starts vipmta (ExecStart) with its own state and runtime directories, from the config `conf`. */
 function startUnprivileged(label: string, withCaps: readonly string[]): Run {
   const state = userDir(path.join(host.dir, `state-${label}`));
   const runtime = userDir(path.join(host.dir, `run-${label}`));
@@ -138,16 +170,7 @@ function startUnprivileged(label: string, withCaps: readonly string[]): Run {
   const text = readFileSync(conf, 'utf8').replaceAll('@STATE@', state).replaceAll('@RUNTIME@', runtime);
   const myConf = path.join(path.dirname(conf), `vipmta-${label}.conf`);
   writeFileSync(myConf, text, { mode: 0o644 });
-  const list = ['-all', ...withCaps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
-  const setpriv = ['setpriv', `--reuid=${UID}`, `--regid=${GID}`, '--clear-groups',
-    `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`, ...(noNewPrivs ? ['--no-new-privs'] : []),
-    // WorkingDirectory=: the state directory. `env -C` and sh's exec keep the PID the lab tracks.
-    'env', '-C', state, 'HOME=/nonexistent', 'USER=nobody', 'LOGNAME=nobody',
-    process.execPath, cliPath, 'start', '-c', myConf];
-  const quoted = setpriv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const proc = lab!.spawn(host, ['unshare', '-m', '--propagation', 'private', 'sh', '-c', [...sandbox, `exec ${quoted}`].join(' && ')]);
-  runs.push(proc);
-  return { proc, socket, state };
+  return { proc: unprivileged(state, withCaps, ['start', '-c', myConf]), socket, state, conf: myConf };
 }
 
 /** "Uid:\t65534\t..." etc. of /proc/PID/status. */
@@ -207,6 +230,7 @@ async function fullRun(r: Run): Promise<void> {
   expect(st.get('Groups')).toBe('');
   for (const k of ['CapPrm', 'CapEff', 'CapAmb', 'CapBnd']) expect([k, st.get(k)]).toEqual([k, mask]);
   expect(st.get('NoNewPrivs')).toBe(noNewPrivs ? '1' : '0');
+  expect(st.get('Seccomp')).toBe('2'); // the RestrictAddressFamilies= filter is in place
 
   await r.proc.waitLine((l) => l.includes('cluster: joined the corosync group'), { timeoutMs: 20_000 });
   await waitFor(`${VIP} plumbed on ${host.name} (ip -n ${host.ns} addr)`, () => plumbedVip(), { timeoutMs: 20_000, intervalMs: 100 });
@@ -249,12 +273,17 @@ describe('vipmta as packaging/vipmta.service runs it (unprivileged, exactly the 
   beforeAll(async () => {
     requireTool('setpriv', 'util-linux', 'runs vipmta with the unit\'s user and capabilities through setpriv');
     requireTool('env', 'coreutils', 'starts vipmta in its working directory with env -C');
+    requireTool('cc', 'gcc', 'builds the seccomp helper that applies RestrictAddressFamilies=');
     const settings = serviceSettings(readFileSync(UNIT, 'utf8'));
     caps = one(settings, 'AmbientCapabilities')!.split(/\s+/);
     noNewPrivs = one(settings, 'NoNewPrivileges') === 'yes';
     sandbox = sandboxMounts(settings);
+    families = afNumbers(one(settings, 'RestrictAddressFamilies')!);
     lab = await ClusterLab.create({ nodes: 1 });
     host = lab.hosts[0]!;
+    // Beside the lab's files (0755 directories: the unit's user must be able to run it).
+    restrictAf = path.join(host.dir, 'restrict-address-families');
+    execFileSync('cc', ['-O2', '-o', restrictAf, path.join(here, 'fixtures', 'restrict-address-families.c')], { stdio: 'pipe' });
     // Gratuitous ARP creates neighbour entries on the client (else only updates them): its
     // neighbour table then proves the frame went out, before the client ever asks for the VIP.
     lab.exec(lab.client, ['sh', '-c', `echo 1 > /proc/sys/net/ipv4/conf/${lab.client.ifname}/arp_accept`]);
@@ -281,7 +310,9 @@ Cluster {
   Corosync_Token = 500ms
   Node "${host.name}" { Cluster_Address = ${host.address} }
   View_Mature_Time = 1s
-  If_Check_Interval = 2s
+  # Addresses live 3 checks (60 s): the ExecStopPost test must see release-addresses remove the
+  # VIP, not the kernel expire it.
+  If_Check_Interval = 20s
   Arp_Count = 3
   Arp_Interval = 100ms
   Topology "198.51.100.0/24" { Interface = "${host.ifname}" Cidrmask = 32 }
@@ -321,6 +352,23 @@ logging {
       await stop(r);
     }
   }, 90_000);
+
+  it('ExecStopPost (release-addresses) with the unit\'s user and capabilities removes the VIP of a SIGKILLed vipmta and guardian', async () => {
+    const r = startUnprivileged('killed', caps);
+    try {
+      await r.proc.waitLine((l) => l.includes('"msg":"vipmta started"'), { timeoutMs: 30_000 });
+      await waitFor(`${VIP} plumbed on ${host.name}`, () => plumbedVip(), { timeoutMs: 20_000, intervalMs: 100 });
+      // systemctl kill -s KILL: vipmta and its guardian at once (children first), nobody left to release it.
+      await r.proc.killTree('SIGKILL');
+      expect(plumbedVip()).toBe(true);
+      const post = unprivileged(r.state, caps, ['release-addresses', '-c', r.conf]);
+      await post.exited;
+      expect([post.exitCode, post.stderrLines.join('\n')]).toEqual([0, '']);
+      expect(plumbedVip()).toBe(false);
+    } finally {
+      await stop(r);
+    }
+  }, 60_000);
 
   // One run per capability of the unit, without it: the claim "and nothing more" is tested by the
   // run above, "each is needed" here, and a missing one must be named in an ERROR, not guessed at.
