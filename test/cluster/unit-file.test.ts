@@ -1,8 +1,10 @@
 // packaging/vipmta.service checked for real without systemd as PID 1: Debian's `systemd-analyze
-// verify` on a copy whose commands point at this checkout, then vipmta run the way the unit runs it
-// (uid/gid nobody, no groups, exactly the unit's capabilities as ambient+bounding set, its
-// NoNewPrivileges, /usr and /etc read-only, homes hidden) in a one-node lab with corosync from
-// `vipmta cluster corosync-conf --ipc-user`; and once per capability without it, which must fail loudly.
+// verify` on a copy whose commands point at this checkout, then vipmta run the way the unit runs it,
+// settings read from the unit (uid/gid nobody, no groups, exactly its capabilities as ambient and
+// bounding set, NoNewPrivileges, RestrictAddressFamilies as a seccomp filter, ProtectSystem and
+// ProtectHome as mounts) in a one-node lab with corosync from `vipmta cluster corosync-conf
+// --ipc-user`, with an IPv4 and an IPv6 DuraVIP; its ExecStopPost after a SIGKILL; and once per
+// capability without it, which must fail with an ERROR naming it.
 // Test main thread; waits on systemd-analyze, setpriv'd vipmta, corosync and CLI child processes.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,13 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPath, repoRoot, runCli } from '../helpers/node-process.js';
 import { hasCommand } from '../helpers/preconditions.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ClusterLab, descendantPids, waitFor, type LabHost, type LabProcess } from './harness.js';
+import { ClusterLab, descendantPids, SUBNET6_PREFIX, waitFor, type LabHost, type LabProcess } from './harness.js';
 
 const UNIT = path.join(repoRoot, 'packaging', 'vipmta.service');
 /** nobody/nogroup: stands in for the unit's `vipmta` system user, which this machine does not have. */
 const UID = 65534;
 const GID = 65534;
 const VIP = '198.51.100.211';
+/** An IPv6 DuraVIP too: its announcements (Neighbour Advertisements) use raw AF_INET6 sockets. */
+const VIP6 = `${SUBNET6_PREFIX}211`;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The [Service] section's settings, every value of a repeated key in order (comments and blank lines dropped). */
@@ -210,13 +214,15 @@ async function sendMail(address: string): Promise<string[]> {
   return JSON.parse(r.stdout.trim() || '[]') as string[];
 }
 
-function plumbedVip(): boolean {
-  return lab!.exec(host, ['ip', '-4', 'addr', 'show', 'dev', host.ifname]).includes(` ${VIP}/32 `);
+/** Which of the two DuraVIPs are on n1's interface (`ip -n NS addr`). */
+function plumbedVips(): string[] {
+  const out = lab!.exec(host, ['ip', 'addr', 'show', 'dev', host.ifname]);
+  return [VIP, VIP6].filter((a) => out.includes(` ${a}/${a.includes(':') ? 128 : 32} `));
 }
 
 async function stop(r: Run): Promise<void> {
   await r.proc.kill('SIGTERM').catch(() => undefined);
-  await waitFor(`${VIP} gone from ${host.name} after the stop`, () => !plumbedVip(), { timeoutMs: 15_000, intervalMs: 100 });
+  await waitFor(`the DuraVIPs gone from ${host.name} after the stop`, () => plumbedVips().length === 0, { timeoutMs: 15_000, intervalMs: 100 });
 }
 
 /** The run with the unit's whole set: everything the unit promises works. */
@@ -233,7 +239,7 @@ async function fullRun(r: Run): Promise<void> {
   expect(st.get('Seccomp')).toBe('2'); // the RestrictAddressFamilies= filter is in place
 
   await r.proc.waitLine((l) => l.includes('cluster: joined the corosync group'), { timeoutMs: 20_000 });
-  await waitFor(`${VIP} plumbed on ${host.name} (ip -n ${host.ns} addr)`, () => plumbedVip(), { timeoutMs: 20_000, intervalMs: 100 });
+  await waitFor(`${VIP} and ${VIP6} plumbed on ${host.name} (ip -n ${host.ns} addr)`, () => plumbedVips().length === 2, { timeoutMs: 20_000, intervalMs: 100 });
   // The guardian it started (it removes the VIP if vipmta dies) has the same user and set.
   const kids = descendantPids(r.proc.pid);
   expect(kids.length).toBeGreaterThan(0);
@@ -249,22 +255,26 @@ async function fullRun(r: Run): Promise<void> {
   }, { timeoutMs: 10_000, intervalMs: 100 });
   const arp = await runCli([cliPath, 'console', '-s', r.socket, 'cluster', 'arp', 'show'], host.dir);
   expect(arp.status, arp.stderr).toBe(0);
-  // "ADDRESS  eth1  BROADCASTS  UNICASTS  LAST SENT  NOTE": sent, and no error noted.
-  const row = /^(\S+)\s+(\S+)\s+(\d+)\s+\d+\s+(.*)$/.exec(arp.stdout.split('\n').find((l) => l.startsWith(`${VIP} `)) ?? '');
-  expect(row?.slice(1, 3), arp.stdout).toEqual([VIP, host.ifname]);
-  expect(Number(row![3]), arp.stdout).toBeGreaterThanOrEqual(1);
-  expect(row![4], arp.stdout).toMatch(/ ago\s*$/);
+  // "ADDRESS  eth1  BROADCASTS  UNICASTS  LAST SENT  NOTE": sent (ARP; NA for IPv6), and no error noted.
+  for (const a of [VIP, VIP6]) {
+    const row = /^(\S+)\s+(\S+)\s+(\d+)\s+\d+\s+(.*)$/.exec(arp.stdout.split('\n').find((l) => l.startsWith(`${a} `)) ?? '');
+    expect(row?.slice(1, 3), arp.stdout).toEqual([a, host.ifname]);
+    expect(Number(row![3]), arp.stdout).toBeGreaterThanOrEqual(1);
+    expect(row![4], arp.stdout).toMatch(/ ago\s*$/);
+  }
 
   // Port 25 on the host's own address and on the VIP, and a message accepted on the VIP.
   expect(await sendMail(host.address)).toEqual(expect.arrayContaining([expect.stringMatching(/^250 /)]));
-  const replies = await sendMail(VIP);
-  expect(replies[0], JSON.stringify(replies)).toMatch(/^220 n1\.lab\.example /);
-  expect(replies.slice(1, 5).map((x) => x.slice(0, 3)), JSON.stringify(replies)).toEqual(['250', '250', '250', '354']);
-  expect(replies[5], JSON.stringify(replies)).toMatch(/^250 /);
+  for (const a of [VIP, VIP6]) {
+    const replies = await sendMail(a);
+    expect(replies[0], JSON.stringify(replies)).toMatch(/^220 n1\.lab\.example /);
+    expect(replies.slice(1, 5).map((x) => x.slice(0, 3)), JSON.stringify(replies)).toEqual(['250', '250', '250', '354']);
+    expect(replies[5], JSON.stringify(replies)).toMatch(/^250 /);
+  }
 
   const info = await runCli([cliPath, 'console', '-s', r.socket, 'cluster', 'info'], host.dir);
   expect(info.status, info.stderr).toBe(0);
-  expect(info.stdout).toMatch(new RegExp(`^holds: ${VIP.replaceAll('.', '\\.')}$`, 'm'));
+  expect(/^holds: (.*)$/m.exec(info.stdout)?.[1]?.split(', ').sort(), info.stdout).toEqual([VIP, VIP6].sort());
   expect(info.stdout).not.toMatch(/plumbing error/);
   expect(failures(r)).toEqual([]);
 }
@@ -279,11 +289,19 @@ describe('vipmta as packaging/vipmta.service runs it (unprivileged, exactly the 
     noNewPrivs = one(settings, 'NoNewPrivileges') === 'yes';
     sandbox = sandboxMounts(settings);
     families = afNumbers(one(settings, 'RestrictAddressFamilies')!);
-    lab = await ClusterLab.create({ nodes: 1 });
+    lab = await ClusterLab.create({ nodes: 1, ipv6: true });
     host = lab.hosts[0]!;
     // Beside the lab's files (0755 directories: the unit's user must be able to run it).
     restrictAf = path.join(host.dir, 'restrict-address-families');
     execFileSync('cc', ['-O2', '-o', restrictAf, path.join(here, 'fixtures', 'restrict-address-families.c')], { stdio: 'pipe' });
+    for (const d of [path.dirname(host.dir), host.dir]) chmodSync(d, 0o755); // whatever the umask
+    // The unit's user must be able to read this checkout (a 0700 home or ProtectHome hides it).
+    const probe = unprivileged(userDir(path.join(host.dir, 'state-probe')), caps, ['--version']);
+    await probe.exited;
+    if (probe.exitCode !== 0) {
+      throw new Error(`precondition: uid ${UID} in the unit's sandbox cannot run ${cliPath} (exit ${probe.exitCode}: ` +
+        `${probe.stderrLines.join(' ')}): put the checkout where any user may read it, outside /home and /root`);
+    }
     // Gratuitous ARP creates neighbour entries on the client (else only updates them): its
     // neighbour table then proves the frame went out, before the client ever asks for the VIP.
     lab.exec(lab.client, ['sh', '-c', `echo 1 > /proc/sys/net/ipv4/conf/${lab.client.ifname}/arp_accept`]);
@@ -300,11 +318,13 @@ Control_Listener { Listen "@RUNTIME@/vipmta.sock" { } }
 Resolver_Servers = ( "127.0.0.1:9" )
 Domain "dest.example" { Routes = ( "127.0.0.1:9" ) }
 ESMTP_Listener {
-  Relay_Hosts = ( "198.51.100.0/24" )
+  Relay_Hosts = ( "198.51.100.0/24" "${SUBNET6_PREFIX}/64" )
   Listen "${host.address}:25" { }
   Listen "${VIP}:25" { }
+  Listen "[${VIP6}]:25" { }
 }
 Binding "b211" { Bind_Address = ${VIP} Enable_Duravip = true }
+Binding "b6" { Bind_Address = "${VIP6}" Enable_Duravip = true }
 Cluster {
   Cluster_Name = "lab-${lab.id}"
   Corosync_Token = 500ms
@@ -316,6 +336,7 @@ Cluster {
   Arp_Count = 3
   Arp_Interval = 100ms
   Topology "198.51.100.0/24" { Interface = "${host.ifname}" Cidrmask = 32 }
+  Topology "${SUBNET6_PREFIX}/64" { Interface = "${host.ifname}" Cidrmask = 128 }
 }
 `, { mode: 0o644 });
     // corosync.conf as an operator makes it, with the IPC user the unit runs as.
@@ -357,14 +378,14 @@ logging {
     const r = startUnprivileged('killed', caps);
     try {
       await r.proc.waitLine((l) => l.includes('"msg":"vipmta started"'), { timeoutMs: 30_000 });
-      await waitFor(`${VIP} plumbed on ${host.name}`, () => plumbedVip(), { timeoutMs: 20_000, intervalMs: 100 });
+      await waitFor(`${VIP} and ${VIP6} plumbed on ${host.name}`, () => plumbedVips().length === 2, { timeoutMs: 20_000, intervalMs: 100 });
       // systemctl kill -s KILL: vipmta and its guardian at once (children first), nobody left to release it.
       await r.proc.killTree('SIGKILL');
-      expect(plumbedVip()).toBe(true);
+      expect(plumbedVips()).toEqual([VIP, VIP6]);
       const post = unprivileged(r.state, caps, ['release-addresses', '-c', r.conf]);
       await post.exited;
       expect([post.exitCode, post.stderrLines.join('\n')]).toEqual([0, '']);
-      expect(plumbedVip()).toBe(false);
+      expect(plumbedVips()).toEqual([]);
     } finally {
       await stop(r);
     }
