@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # smtp-sink as real SMTP peers), corosync (cluster tests; the addon loads its libraries at run time)
 # with its client headers (not needed to build: the addon's build checks its own declarations of
 # corosync's ABI against them when they are there, native/corosync_dl.cc), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp),
-# chromium (the status page's browser test and bench, driven by puppeteer-core).
+# chromium (the status page's browser test and bench, driven by puppeteer-core), systemd
+# (systemd-analyze verify on packaging/vipmta.service) and util-linux (setpriv: vipmta run as the
+# unit runs it, test/cluster/unit-file.test.ts).
 packages=(iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
-          keepalived iperf3 g++ make python3 chromium)
+          keepalived iperf3 g++ make python3 chromium systemd util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -134,8 +134,9 @@ export class ArpSchedule {
     } catch (err) {
       // EADDRNOTAVAIL for IPv6: the address is gone, or tentative or dadfailed (not usable).
       const e = err as Error & { code?: string };
-      const note = `${e.code ?? 'error'}: ${e.message}`;
-      if (st.note !== note) this.logger.error({ address: st.address, ifname: st.ifname, err }, v6 ? 'DuraVIP: unsolicited Neighbour Advertisement failed' : 'DuraVIP: gratuitous ARP failed');
+      // EPERM: the process lacks CAP_NET_RAW (packaging/vipmta.service grants it); say so.
+      const note = `${e.code ?? 'error'}: ${e.message}${e.code === 'EPERM' ? ' (raw sockets need CAP_NET_RAW)' : ''}`;
+      if (st.note !== note) this.logger.error({ address: st.address, ifname: st.ifname, error: note, err }, v6 ? 'DuraVIP: unsolicited Neighbour Advertisement failed' : 'DuraVIP: gratuitous ARP failed');
       st.note = note;
       return;
     }

@@ -60,7 +60,8 @@ export class Plumbing {
       return true;
     } catch (err) {
       const e = err as Error & { code?: string };
-      return this.fail(address, `${e.code ?? 'error'}: ${e.message}`);
+      // EPERM: the process lacks CAP_NET_ADMIN (packaging/vipmta.service grants it); say so.
+      return this.fail(address, `${e.code ?? 'error'}: ${e.message}${e.code === 'EPERM' ? ' (adding an address needs CAP_NET_ADMIN)' : ''}`);
     }
   }
 
@@ -87,7 +88,8 @@ export class Plumbing {
       this.guardian?.forget(address);
       return removed;
     } catch (err) {
-      this.logger.error({ address, err }, 'DuraVIP: cannot remove the address');
+      const need = (err as { code?: string }).code === 'EPERM' ? { missing: 'CAP_NET_ADMIN (removing an address needs it)' } : {};
+      this.logger.error({ address, err, ...need }, 'DuraVIP: cannot remove the address');
       return false;
     }
   }
