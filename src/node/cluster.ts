@@ -47,19 +47,20 @@ export function startCluster(c: ClusterManager, w: ClusterWiring): void {
   if (w.config.ecclusterListeners.length > 0 && mmoveAddress(w.config) === null) {
     w.logger.warn('ECCluster_Listener listens only on a wildcard address: peers cannot move mail here (give it this node\'s cluster link address)');
   }
-  // Owners change in elections: re-place queued mail of the bindings that moved (once per turn
-  // of the event loop, however many addresses changed).
+  // Owners change in elections: re-place queued mail of the bindings that moved. An election
+  // (one 'allocation' after its owner changes) does it at once, so that mail a worker hands over
+  // after the election's record is routed by it, never by the route the election replaced; owner
+  // changes without an allocation (corosync lost) do it once per turn of the event loop.
   let queued = false;
-  const reroute = (): void => {
+  c.on('allocation', () => w.reroute());
+  c.on('ownership', () => {
     if (queued) return;
     queued = true;
     setImmediate(() => {
       queued = false;
       w.reroute();
     });
-  };
-  c.on('allocation', reroute);
-  c.on('ownership', reroute);
+  });
   c.on('memberLeft', (node: string) => w.dispatch.dropMovesTo(node));
   // Taken off the wire for whatever reason (an election, a stalled corosync, lost quorum): what is
   // being sent from it ends now, whatever state its connection is in.
