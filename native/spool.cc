@@ -18,6 +18,7 @@
 #include "spool_core.h"
 #include "spool_format.h"
 #include "spool_crc.h"
+#include "spool_file.h"
 
 namespace vipmta {
 namespace {
@@ -31,7 +32,7 @@ int64_t MonoNs() {
       .count();
 }
 
-enum class Kind { kCommit, kVoid };
+enum class Kind { kCommit, kVoid, kCount };
 
 // Per JS thread (per Node-API env): the pending promises of this thread and the thread-safe
 // function the commit thread uses to wake it. `queue`/`alive`/`scheduled` are shared with the
@@ -104,6 +105,8 @@ void CallJs(napi_env raw, napi_value, void* context, void*) {
     s->pending.erase(it);
     if (c.err != 0) {
       napi_reject_deferred(raw, p.deferred, CompletionError(env, c).Value());
+    } else if (p.kind == Kind::kCount) {
+      napi_resolve_deferred(raw, p.deferred, Napi::Number::New(env, static_cast<double>(c.size)));
     } else if (p.kind == Kind::kCommit) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("id", Napi::String::New(env, c.id));
@@ -199,6 +202,18 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   if (v.IsNumber()) opt.copy_forward_ms = v.As<Napi::Number>().Int64Value();
   v = o.Get("journalLimit");
   if (v.IsNumber()) opt.journal_limit = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventSegmentSize");
+  if (v.IsNumber()) opt.events.segment_size = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventMaxSize");
+  if (v.IsNumber()) opt.events.max_size = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventRetention");
+  if (v.IsNumber()) opt.events.retention = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventAlarmPercent");
+  if (v.IsNumber()) opt.events.alarm_percent = static_cast<uint32_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventAtCap");
+  if (v.IsString() && v.As<Napi::String>().Utf8Value() == "drop_oldest") opt.events.at_cap = spool::AtCap::kDropOldest;
+  v = o.Get("eventSyncOverlap");
+  if (v.IsBoolean()) opt.events.overlap_sync = v.As<Napi::Boolean>().Value();
   v = o.Get("preallocate");
   if (v.IsString()) {
     std::string p = v.As<Napi::String>().Utf8Value();
@@ -281,7 +296,53 @@ Napi::Value Abort(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// spoolCommit(handle, message, envelope) -> Promise<{ id, size }>, settled after the record is
+// One event payload (a Buffer, at most 1 MiB) into *out, stamped with the wall clock now.
+bool TakeEvent(Napi::Env env, Napi::Value data, std::string id, std::vector<spool::EventIn>* out, const char* fn) {
+  if (!data.IsBuffer()) {
+    ThrowType(env, std::string(fn) + ": an event's data must be a Buffer");
+    return false;
+  }
+  auto b = data.As<Napi::Buffer<uint8_t>>();
+  if (b.Length() > spool::kMaxEventPayload) {
+    ThrowCode(env, "ERR_OUT_OF_RANGE", std::string(fn) + ": event larger than 1 MiB");
+    return false;
+  }
+  if (id.size() > spool::kMaxEventId) {
+    ThrowCode(env, "ERR_OUT_OF_RANGE", std::string(fn) + ": event id longer than 64 bytes");
+    return false;
+  }
+  out->push_back({std::move(id), std::string(reinterpret_cast<const char*>(b.Data()), b.Length()), spool::WallMs()});
+  return true;
+}
+
+// [{ id?: string, data: Buffer }] (undefined: none) into *out. False with a pending exception.
+bool TakeEvents(Napi::Env env, Napi::Value v, std::vector<spool::EventIn>* out, const char* fn) {
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsArray()) {
+    ThrowType(env, std::string(fn) + ": events must be an array of { id?, data }");
+    return false;
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  out->reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value e = a[i];
+    if (!e.IsObject()) {
+      ThrowType(env, std::string(fn) + ": events must be an array of { id?, data }");
+      return false;
+    }
+    Napi::Object o = e.As<Napi::Object>();
+    Napi::Value id = o.Get("id");
+    if (!id.IsUndefined() && !id.IsString()) {
+      ThrowType(env, std::string(fn) + ": an event's id must be a string");
+      return false;
+    }
+    if (!TakeEvent(env, o.Get("data"), id.IsString() ? id.As<Napi::String>().Utf8Value() : std::string(), out, fn))
+      return false;
+  }
+  return true;
+}
+
+// spoolCommit(handle, message, envelope, event?) -> Promise<{ id, size }>, settled after the record is
 // synced. The envelope is copied; size is the body's size in wire form.
 // Hot path: CRC32C over the message on this thread (spreads CRC work over the workers), then a
 // queue push. The message buffer now belongs to the commit thread.
@@ -295,6 +356,9 @@ Napi::Value Commit(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[2].IsBuffer()) return ThrowType(env, "spoolCommit: envelope must be a Buffer");
   auto eb = info[2].As<Napi::Buffer<uint8_t>>();
   if (eb.Length() > spool::kMaxEnvelope) return ThrowCode(env, "ERR_OUT_OF_RANGE", "envelope larger than 16 MiB");
+  std::vector<spool::EventIn> events;  // empty unless an event is given: no allocation
+  if (info.Length() > 3 && !info[3].IsUndefined() && !TakeEvent(env, info[3], std::string(), &events, "spoolCommit"))
+    return env.Undefined();
   std::unique_ptr<Message> own = std::move(info[1].As<Napi::External<MsgRef>>().Data()->msg);
   if (!own->Finish() || !own->AddEnvelope(eb.Data(), eb.Length()))
     return Rejected(env, ErrnoError(env, ENOMEM, "realloc"));
@@ -304,7 +368,7 @@ Napi::Value Commit(const Napi::CallbackInfo& info) {
   napi_value promise;
   napi_create_promise(env, &raw_d, &promise);
   uint64_t t = s->Add(raw_d, Kind::kCommit, env);
-  if (!c->SubmitMessage(std::move(own), s->shared_from_this(), t)) {
+  if (!c->SubmitMessage(std::move(own), s->shared_from_this(), t, std::move(events))) {
     s->pending.erase(t);
     s->MaybeUnref(env);
     napi_reject_deferred(env, raw_d, ClosedError(env, c).Value());
@@ -327,11 +391,13 @@ Napi::Value MarkDone(const Napi::CallbackInfo& info) {
     if (!v.IsString()) return ThrowType(env, "spoolMarkDone: ids must be strings");
     ids.push_back(v.As<Napi::String>().Utf8Value());
   }
+  std::vector<spool::EventIn> events;
+  if (info.Length() > 2 && !TakeEvents(env, info[2], &events, "spoolMarkDone")) return env.Undefined();
   napi_deferred d;
   napi_value promise;
   napi_create_promise(env, &d, &promise);
   uint64_t t = s->Add(d, Kind::kVoid, env);
-  if (!c->SubmitDone(std::move(ids), s->shared_from_this(), t)) {
+  if (!c->SubmitDone(std::move(ids), s->shared_from_this(), t, std::move(events))) {
     s->pending.erase(t);
     s->MaybeUnref(env);
     napi_reject_deferred(env, d, ClosedError(env, c).Value());
@@ -349,12 +415,16 @@ Napi::Value Update(const Napi::CallbackInfo& info) {
     return ThrowType(env, "spoolUpdate: expected (id: string, state: Buffer)");
   auto b = info[2].As<Napi::Buffer<uint8_t>>();
   if (b.Length() > spool::kMaxState) return ThrowCode(env, "ERR_OUT_OF_RANGE", "state larger than 1 MiB");
+  std::vector<spool::EventIn> events;  // an event without an id gets the updated id
+  if (info.Length() > 3 && !info[3].IsUndefined() && !TakeEvent(env, info[3], std::string(), &events, "spoolUpdate"))
+    return env.Undefined();
   napi_deferred d;
   napi_value promise;
   napi_create_promise(env, &d, &promise);
   uint64_t t = s->Add(d, Kind::kVoid, env);
   std::string state(reinterpret_cast<const char*>(b.Data()), b.Length());
-  if (!c->SubmitUpdate(info[1].As<Napi::String>().Utf8Value(), std::move(state), s->shared_from_this(), t)) {
+  if (!c->SubmitUpdate(info[1].As<Napi::String>().Utf8Value(), std::move(state), s->shared_from_this(), t,
+                       std::move(events))) {
     s->pending.erase(t);
     s->MaybeUnref(env);
     napi_reject_deferred(env, d, ClosedError(env, c).Value());
@@ -493,6 +563,121 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// spoolAppendEvents(handle, [{ id?, data }]) -> Promise<void>, settled after the events are
+// synced, group-committed with whatever else is in the batch. Any thread that has a handle.
+Napi::Value AppendEvents(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvSink* s = SinkOf(info);
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  std::vector<spool::EventIn> events;
+  if (info.Length() < 2 || !info[1].IsArray()) return ThrowType(env, "spoolAppendEvents: events must be an array");
+  if (!TakeEvents(env, info[1], &events, "spoolAppendEvents")) return env.Undefined();
+  napi_deferred d;
+  napi_value promise;
+  napi_create_promise(env, &d, &promise);
+  if (events.empty()) {
+    napi_resolve_deferred(env, d, env.Undefined());
+    return Napi::Value(env, promise);
+  }
+  uint64_t t = s->Add(d, Kind::kVoid, env);
+  if (!c->SubmitEvents(std::move(events), s->shared_from_this(), t)) {
+    s->pending.erase(t);
+    s->MaybeUnref(env);
+    napi_reject_deferred(env, d, ClosedError(env, c).Value());
+  }
+  return Napi::Value(env, promise);
+}
+
+// spoolEventsTrim(handle) -> Promise<number>: removes the event segments every subscriber has
+// passed (beyond the retention), on the commit thread; resolves with how many.
+Napi::Value EventsTrim(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvSink* s = SinkOf(info);
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  napi_deferred d;
+  napi_value promise;
+  napi_create_promise(env, &d, &promise);
+  uint64_t t = s->Add(d, Kind::kCount, env);
+  if (!c->SubmitEventsTrim(s->shared_from_this(), t)) {
+    s->pending.erase(t);
+    s->MaybeUnref(env);
+    napi_reject_deferred(env, d, ClosedError(env, c).Value());
+  }
+  return Napi::Value(env, promise);
+}
+
+// spoolEventsStats(handle) -> the event journal's counters and segment list. Any thread.
+Napi::Value EventsStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  spool::EventStats s = c->GetEventStats();
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](Napi::Object& x, const char* k, uint64_t v) { x.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+  num(o, "segments", s.segments);
+  num(o, "bytes", s.bytes);
+  num(o, "firstSeq", s.first_seq);
+  num(o, "lastSeq", s.last_seq);
+  num(o, "appended", s.appended);
+  num(o, "refused", s.refused);
+  num(o, "writeErrors", s.write_errors);
+  num(o, "damaged", s.damaged);
+  num(o, "tornTails", s.torn);
+  num(o, "droppedRecords", s.dropped_records);
+  num(o, "droppedSegments", s.dropped_segments);
+  num(o, "trimmedSegments", s.trimmed_segments);
+  num(o, "cap", s.cap);
+  num(o, "alarmBytes", s.alarm_bytes);
+  num(o, "retention", s.retention);
+  o.Set("atCap", s.at_cap_refuse ? "refuse" : "drop_oldest");
+  Napi::Array drops = Napi::Array::New(env, s.drops.size());
+  for (size_t i = 0; i < s.drops.size(); i++) {
+    Napi::Object x = Napi::Object::New(env);
+    num(x, "fromSeq", s.drops[i].from_seq);
+    num(x, "toSeq", s.drops[i].to_seq);
+    num(x, "at", static_cast<uint64_t>(s.drops[i].at_ms));
+    Napi::Array subs = Napi::Array::New(env, s.drops[i].subscribers.size());
+    for (size_t k = 0; k < s.drops[i].subscribers.size(); k++) subs[k] = Napi::String::New(env, s.drops[i].subscribers[k]);
+    x.Set("subscribers", subs);
+    drops[i] = x;
+  }
+  o.Set("drops", drops);
+  Napi::Array segs = Napi::Array::New(env, s.segment_list.size());
+  for (size_t i = 0; i < s.segment_list.size(); i++) {
+    Napi::Object x = Napi::Object::New(env);
+    num(x, "no", s.segment_list[i].no);
+    num(x, "firstSeq", s.segment_list[i].first_seq);
+    num(x, "lastSeq", s.segment_list[i].last_seq);
+    num(x, "bytes", s.segment_list[i].bytes);
+    segs[i] = x;
+  }
+  o.Set("segmentList", segs);
+  return o;
+}
+
+// spoolEventsHead(handle) -> the last durable event sequence number (0: none). Any thread.
+Napi::Value EventsHead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(c->EventHead()));
+}
+
+// spoolCrc32c(buffer, start, end, crc?) -> number: CRC32C of buffer[start, end), chained from crc.
+// For the event journal's reader. Any thread; pure computation.
+Napi::Value Crc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber())
+    return ThrowType(env, "spoolCrc32c: expected (buffer, start, end, crc?)");
+  auto b = info[0].As<Napi::Buffer<uint8_t>>();
+  int64_t start = info[1].As<Napi::Number>().Int64Value(), end = info[2].As<Napi::Number>().Int64Value();
+  if (start < 0 || end < start || static_cast<uint64_t>(end) > b.Length()) return ThrowCode(env, "ERR_OUT_OF_RANGE", "spoolCrc32c: bad range");
+  uint32_t crc = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Number::New(env, spool::Crc32c(crc, b.Data() + start, static_cast<size_t>(end - start)));
+}
+
 // spoolClose(handle) -> Promise<void>: drains queued work, closes files, releases the lock.
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -537,7 +722,8 @@ void InitSpool(Napi::Env env, Napi::Object exports) {
       {"spoolAppend", Append},   {"spoolAbort", Abort},       {"spoolCommit", Commit},
       {"spoolMarkDone", MarkDone}, {"spoolUpdate", Update},   {"spoolRead", Read}, {"spoolReadInto", ReadInto},
       {"spoolBodyLocation", BodyLocation}, {"spoolRecover", Recover}, {"spoolStats", Stats},
-      {"spoolClose", Close},
+      {"spoolClose", Close}, {"spoolAppendEvents", AppendEvents}, {"spoolEventsTrim", EventsTrim},
+      {"spoolEventsStats", EventsStats}, {"spoolEventsHead", EventsHead}, {"spoolCrc32c", Crc},
   };
   for (const Fn& f : fns) exports.Set(f.name, Napi::Function::New(env, f.cb, f.name, s));
 }
