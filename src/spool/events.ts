@@ -77,6 +77,7 @@ const FRAME_HDR = 32;
 const MAX_PAYLOAD = 1 << 20;
 const MAX_ID = 64;
 const CHUNK = 256 * 1024;
+const CHECKPOINT_BYTES = 128;
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
 interface SegmentFile {
@@ -332,17 +333,34 @@ export class EventJournal {
   }
 
   // temp + fsync + rename + directory fsync: the checkpoint is the old or the new one, never torn.
+  // On a full file system (the journal fills it, and only acks let it be trimmed) the existing file
+  // is overwritten in place instead: the text is padded to CHECKPOINT_BYTES, so that write needs
+  // no new block and stays within one sector.
   private writeCheckpoint(name: string, seq: number): void {
     const file = this.ckFile(name);
     const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o640);
+    const text = Buffer.from(JSON.stringify({ name, seq, updated: Date.now() }).padEnd(CHECKPOINT_BYTES - 1) + '\n');
     try {
-      fs.writeSync(fd, JSON.stringify({ name, seq, updated: Date.now() }) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      const fd = fs.openSync(tmp, 'w', 0o640);
+      try {
+        fs.writeSync(fd, text);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !fs.existsSync(file)) throw err;
+      const fd = fs.openSync(file, 'r+');
+      try {
+        fs.writeSync(fd, text, 0, text.length, 0);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
     }
-    fs.renameSync(tmp, file);
     this.syncDir();
   }
 
