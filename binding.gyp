@@ -21,6 +21,7 @@
         "native/spool_events.cc",
         "native/spool_events_recovery.cc",
         "native/spool_commit_events.cc",
+        "native/spool_events_js.cc",
         "native/arp.cc",
         "native/ndisc.cc",
         "native/corosync.cc",

@@ -339,7 +339,7 @@ EventStats EventLog::Stats() {
   EventStats s = st_;
   s.segments = segs_.size();
   s.bytes = UsedLocked();
-  s.first_seq = segs_.empty() ? next_seq_ : segs_.begin()->second.first_seq;
+  s.first_seq = segs_.empty() ? st_.last_seq + 1 : segs_.begin()->second.first_seq;
   s.cap = o_.max_size;
   s.alarm_bytes = o_.max_size / 100 * o_.alarm_percent;
   s.retention = o_.retention;
