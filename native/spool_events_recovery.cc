@@ -68,6 +68,15 @@ bool EventLog::Open(const std::string& spool_dir, const std::string& node, const
     *e = {errno, "open", nullptr, dir_};
     return false;
   }
+  // events/ and events/subscribers/ must outlive a crash before the first frame is acknowledged.
+  if (sync_) {
+    (void)fsync(dir_fd_);
+    int sd = open(spool_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sd >= 0) {
+      (void)fsync(sd);
+      close(sd);
+    }
+  }
   DIR* d = opendir(dir_.c_str());
   if (d == nullptr) {
     *e = {errno, "opendir", nullptr, dir_};

@@ -424,9 +424,13 @@ export class EventJournal {
   }
 
   /** Moves `name`'s checkpoint to `seq` (durable when it resolves; never backwards), then trims
-   *  what every subscriber has passed when the spool is open in this process. */
+   *  what every subscriber has passed when the spool is open in this process. Rejects RangeError
+   *  for a seq past the last record. */
   async ack(name: string, seq: number): Promise<void> {
     const cur = this.checkpoint(name);
+    // Past the end would make the journal skip numbers at its next open (it never reuses one a
+    // checkpoint names): a caller's bug, refused.
+    if (!Number.isSafeInteger(seq) || seq > this.lastSeq()) throw new RangeError(`event journal: ack ${seq} past the last record`);
     if (seq > cur) this.writeCheckpoint(name, seq);
     await this.trim();
   }

@@ -313,3 +313,41 @@ describe('event journal: worker threads', () => {
     expect(s.eventStats().appended).toBe(51);
   });
 });
+
+describe('event journal: acks', () => {
+  it('refuses an ack past the last record, and never moves a checkpoint backwards', async () => {
+    const d = dir();
+    const s = openSpool({ directory: d });
+    await s.appendEvents([{ data: ev('1') }, { data: ev('2') }]);
+    const j = new EventJournal({ directory: d });
+    j.subscribe('x', { from: 'start' });
+    await expect(j.ack('x', 3)).rejects.toThrow(RangeError);
+    await j.ack('x', 2);
+    await j.ack('x', 1);
+    expect(j.checkpoint('x')).toBe(2);
+  });
+});
+
+describe('event journal: without the spool open in this process', () => {
+  it('reads, subscribes and reports from the files alone; trim is left to the process that has the spool', async () => {
+    const d = dir();
+    const s = openSpool({ directory: d, eventSegmentSize: 4096, eventRetention: 1 << 30 });
+    for (let i = 1; i <= 100; i++) await s.appendEvents([{ data: ev(`e${i}`.padEnd(60, '-')) }]);
+    await closeSpool(s);
+    const j = new EventJournal({ directory: d });
+    expect(j.lastSeq()).toBe(100);
+    expect(j.subscribe('late')).toBe(100);
+    expect(j.subscribe('all', { from: 'start' })).toBe(0);
+    const r = j.readFor('all', 1000);
+    expect(r.records.map((x) => x.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    await j.ack('all', 40);
+    expect(await j.trim()).toBe(0);
+    const st = j.stats();
+    expect(st.native).toBeNull();
+    expect(st.lastSeq).toBe(100);
+    expect(st.segments).toBe(eventFiles(d).length);
+    expect(st.subscribers.find((x) => x.name === 'all')).toMatchObject({ checkpoint: 40, lagRecords: 60 });
+    expect(st.subscribers.find((x) => x.name === 'all')!.lagBytes).toBeGreaterThan(0);
+    expect(st.subscribers.find((x) => x.name === 'late')).toMatchObject({ lagRecords: 0, lagBytes: 0 });
+  });
+});
