@@ -103,7 +103,10 @@ bool EventLog::Admit(uint64_t bytes, int64_t now_ms) {
       return true;
     }
   }
-  Trim();  // subscribers may have read more since the last roll
+  if (now_ms != last_admit_trim_ms_) {  // at most once per batch (its ops share now_ms)
+    last_admit_trim_ms_ = now_ms;
+    Trim();  // subscribers may have read more since the last roll
+  }
   std::map<std::string, uint64_t> ck;
   bool have_ck = false;
   std::vector<std::string> unlink_paths;

@@ -168,6 +168,7 @@ class EventLog {
   uint64_t batch_off_ = 0;     // where this batch's frames start in the active segment
   bool rolled_ = false;
   bool started_ = false;      // this batch's frames were (or were being) written
+  int64_t last_admit_trim_ms_ = 0;
   uint64_t admitted_ = 0;     // bytes Admit() let into the batch being built (frames not yet added)
 
   // Shared with Stats()/Head(), guarded by mu_.
