@@ -93,6 +93,7 @@ export class EventJournal {
   private readonly headers = new Map<number, number>(); // segment no -> first seq (immutable)
   private cursor: { no: number; off: number; seq: number } | null = null;
   private damagedSkipped = 0;
+  private reportedDropTo = 0;
   private readonly reported = new Set<string>();
 
   constructor(opts: EventJournalOptions) {
@@ -447,6 +448,25 @@ export class EventJournal {
       if ((err as { code?: string }).code === 'ERR_SPOOL_CLOSED') return 0;
       throw err;
     }
+  }
+
+  /**
+   * Drops at the cap (drop_oldest) this journal object has not reported yet, each logged at ERROR
+   * with the subscribers that lost records and the range; for a periodic caller (health tick), in
+   * addition to readFor's own report. Empty when the spool is not open in this process.
+   */
+  logNewDrops(): NativeEventDrop[] {
+    const h = this.handle();
+    if (h === null) return [];
+    const fresh = spoolEventsStats(h).drops.filter((d) => d.toSeq > this.reportedDropTo);
+    for (const d of fresh) {
+      this.reportedDropTo = Math.max(this.reportedDropTo, d.toSeq);
+      this.logger?.error(
+        { subscribers: d.subscribers, fromSeq: d.fromSeq, toSeq: d.toSeq },
+        'event journal: records dropped at the cap (Event_Journal_At_Cap drop_oldest) before these subscribers read them',
+      );
+    }
+    return fresh;
   }
 
   stats(): EventJournalStats {

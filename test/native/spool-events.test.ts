@@ -281,6 +281,10 @@ describe('event journal: the cap', () => {
     expect(log.lines).toContainEqual(
       expect.objectContaining({ level: 'error', obj: { subscriber: 'laggard', fromSeq: 1, toSeq: st.firstSeq - 1 } }),
     );
+    const fresh = j.logNewDrops();
+    expect(fresh.length).toBe(st.drops.length);
+    expect(log.lines.filter((l) => /dropped at the cap/.test(l.msg)).map((l) => l.obj['subscribers'])).toEqual(fresh.map(() => ['laggard']));
+    expect(j.logNewDrops()).toEqual([]);
   });
 });
 
