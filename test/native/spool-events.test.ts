@@ -90,7 +90,7 @@ describe('event journal: writing with the spool', () => {
     expect(s.live()).toEqual([]);
   });
 
-  it('reads in pages from any sequence number, and bounds reads by the durable head', async () => {
+  it('reads in pages from any sequence number, across segments', async () => {
     const d = dir();
     const s = openSpool({ directory: d, eventSegmentSize: 4096, eventRetention: 1 << 30 });
     for (let i = 1; i <= 300; i++) await s.appendEvents([{ data: ev(`event ${i} `.padEnd(40, '.')) }]);
@@ -168,6 +168,46 @@ describe('event journal: recovery at open', () => {
     ]);
     expect(rlog.lines).toEqual([expect.objectContaining({ level: 'error', obj: expect.objectContaining({ offset: frameStart }) })]);
     expect(j.stats().damagedSkipped).toBe(1);
+  });
+});
+
+describe('event journal: recovery at open (segments and numbering)', () => {
+  it('moves a segment whose header is unreadable to corrupt/ and reads on past it', async () => {
+    const d = dir();
+    let s = openSpool({ directory: d, eventSegmentSize: 4096, eventRetention: 1 << 30 });
+    for (let i = 1; i <= 100; i++) await s.appendEvents([{ data: ev(`e${i}`.padEnd(60, '-')) }]);
+    await closeSpool(s);
+    const files = eventFiles(d);
+    const victim = path.join(d, 'events', files[1]!);
+    const b = fs.readFileSync(victim);
+    b[20] ^= 0xff; // inside the header: its checksum no longer holds
+    fs.writeFileSync(victim, b);
+    s = openSpool({ directory: d, eventSegmentSize: 4096 });
+    expect(s.recoveryEvents).toEqual([
+      expect.objectContaining({ kind: 'corrupt', file: `events/${files[1]}`, savedAs: `corrupt/events-${files[1]}.bad` }),
+    ]);
+    expect(fs.existsSync(path.join(d, 'corrupt', `events-${files[1]}.bad`))).toBe(true);
+    expect(eventFiles(d)).toEqual([files[0], ...files.slice(2)]);
+    const j = new EventJournal({ directory: d });
+    const first = j.read(1, 1000);
+    const gapStart = first.records.findIndex((x, k) => k > 0 && x.seq !== first.records[k - 1]!.seq + 1);
+    expect(gapStart).toBeGreaterThan(0);
+    expect(first.records.at(-1)!.seq).toBe(100);
+  });
+
+  it('never gives a record a number a subscriber checkpoint already names', async () => {
+    const d = dir();
+    let s = openSpool({ directory: d });
+    await s.appendEvents([{ data: ev('one') }]);
+    await closeSpool(s);
+    // As if a reader in another process had seen (and acknowledged) records a failed batch undid.
+    fs.writeFileSync(path.join(d, 'events', 'subscribers', 'other.json'), JSON.stringify({ name: 'other', seq: 50 }));
+    s = openSpool({ directory: d });
+    await s.appendEvents([{ data: ev('next') }]);
+    expect(new EventJournal({ directory: d }).read(1, 10).records.map((x) => [x.seq, x.data.toString()])).toEqual([
+      [1, 'one'],
+      [51, 'next'],
+    ]);
   });
 });
 
