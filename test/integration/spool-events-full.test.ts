@@ -35,6 +35,32 @@ async function commit(s: Spool, i: number): Promise<string> {
 }
 
 describe('event journal on a full file system', () => {
+  it('keeps no event of a commit whose message record could not be written (one file system for both)', async () => {
+    const sdir = path.join(events, 'spool-on-tmpfs'); // the whole spool, events/ included, on the small tmpfs
+    const spool = Spool.open({ directory: sdir, nodeId: 'evfull2', segmentSize: 64 * 1024, eventSegmentSize: 16 * 1024 });
+    const acked: string[] = [];
+    let full: unknown = null;
+    try {
+      for (let i = 0; i < 400 && full === null; i++) {
+        const m = spool.writer().begin();
+        m.append(wireBody(8 * 1024, i + 1));
+        try {
+          acked.push((await m.commit(Buffer.from('{}'), Buffer.from(`received ${i}`))).id);
+        } catch (err) {
+          full = err;
+        }
+      }
+      // The segment's write failed (the event file had room): the batch's events were undone.
+      expect(full).toMatchObject({ code: 'ERR_SPOOL_FULL', syscall: 'pwritev' });
+      expect(acked.length).toBeGreaterThan(5);
+      expect(new EventJournal({ directory: sdir }).read(1, 10_000).records.map((r) => r.id)).toEqual(acked);
+      expect(spool.live().map((m) => m.id)).toEqual(acked);
+    } finally {
+      await spool.close();
+      fs.rmSync(sdir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses the commit whose event cannot be written, keeps nothing of it, and accepts again once space returns', async () => {
     let spool = Spool.open({ directory: dir, nodeId: 'evfull', eventSegmentSize: 64 * 1024, eventRetention: 0 });
     const acked: string[] = [];

@@ -282,6 +282,7 @@ describe('event journal: the cap', () => {
     const s = openSpool({ directory: d, eventSegmentSize: 4096, eventMaxSize: 16 * 1024, eventRetention: 0 });
     const j = new EventJournal({ directory: d });
     j.subscribe('reader', { from: 'start' });
+    const queued = await commit(s, wireBody(100, 9));
     let refused: unknown = null;
     for (let i = 0; i < 400 && refused === null; i++) {
       await s.appendEvents([{ data: Buffer.alloc(200, 120) }]).catch((e: unknown) => (refused = e));
@@ -290,7 +291,8 @@ describe('event journal: the cap', () => {
     const live = s.live().length;
     await expect(commit(s, wireBody(100, 1), Buffer.alloc(200, 1))).rejects.toMatchObject({ code: 'ERR_SPOOL_FULL' });
     expect(s.live().length).toBe(live);
-    await expect(s.markDone(['x'], [{ data: Buffer.alloc(200, 1) }])).rejects.toMatchObject({ code: 'ERR_SPOOL_FULL' });
+    await expect(s.markDone([queued], [{ id: queued, data: Buffer.alloc(200, 1) }])).rejects.toMatchObject({ code: 'ERR_SPOOL_FULL' });
+    expect(s.live().map((m) => m.id)).toContain(queued); // the done-mark was not kept either
     const plain = await commit(s, wireBody(100, 2)); // a commit without an event still works
     expect(s.live().map((m) => m.id)).toContain(plain);
     const st = j.stats();
