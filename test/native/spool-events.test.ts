@@ -150,7 +150,7 @@ describe('event journal: recovery at open', () => {
     const bytes = fs.readFileSync(file);
     const second = bytes.indexOf('second-payload');
     const frameStart = 64 + 32 + 'first'.length;
-    bytes[second + 3] ^= 0xff;
+    bytes[second + 3] = bytes[second + 3]! ^ 0xff;
     fs.writeFileSync(file, bytes);
     const log = logger();
     s = openSpool({ directory: d, preallocate: 'none', logger: log });
@@ -180,7 +180,7 @@ describe('event journal: recovery at open (segments and numbering)', () => {
     const files = eventFiles(d);
     const victim = path.join(d, 'events', files[1]!);
     const b = fs.readFileSync(victim);
-    b[20] ^= 0xff; // inside the header: its checksum no longer holds
+    b[20] = b[20]! ^ 0xff; // inside the header: its checksum no longer holds
     fs.writeFileSync(victim, b);
     s = openSpool({ directory: d, eventSegmentSize: 4096 });
     expect(s.recoveryEvents).toEqual([
