@@ -18,6 +18,8 @@
 #include "spool_core.h"
 #include "spool_format.h"
 #include "spool_crc.h"
+#include "spool_file.h"
+#include "spool_js.h"
 
 namespace vipmta {
 namespace {
@@ -31,59 +33,20 @@ int64_t MonoNs() {
       .count();
 }
 
-enum class Kind { kCommit, kVoid };
+using spool_js::EnvSink;
+using spool_js::Kind;
+using spool_js::SinkOf;
+using spool_js::TakeEvent;
+using spool_js::TakeEvents;
 
-// Per JS thread (per Node-API env): the pending promises of this thread and the thread-safe
-// function the commit thread uses to wake it. `queue`/`alive`/`scheduled` are shared with the
-// commit thread under mu; everything else is touched on the JS thread only.
-class EnvSink : public spool::Notifier, public std::enable_shared_from_this<EnvSink> {
- public:
-  std::mutex mu;
-  bool alive = true;
-  bool scheduled = false;
-  std::vector<Completion> queue;
-  napi_threadsafe_function tsfn = nullptr;
+}  // namespace
 
-  uint64_t next_token = 1;
-  struct Pending {
-    napi_deferred deferred;
-    Kind kind;
-  };
-  std::unordered_map<uint64_t, Pending> pending;
-  bool refd = false;
-  std::vector<std::weak_ptr<Core>> opened;  // spools this thread opened: closed if it goes away
-
-  // Commit thread. Must not block: one mutex, one non-blocking queue push per batch.
-  void Deliver(std::vector<Completion>&& done) override {
-    std::lock_guard<std::mutex> g(mu);
-    if (!alive) return;  // the thread is gone (worker terminated): nobody to tell
-    for (auto& c : done) queue.push_back(std::move(c));
-    if (!scheduled) {
-      scheduled = true;
-      napi_call_threadsafe_function(tsfn, nullptr, napi_tsfn_nonblocking);
-    }
-  }
-
-  uint64_t Add(napi_deferred d, Kind k, napi_env env) {
-    uint64_t t = next_token++;
-    pending.emplace(t, Pending{d, k});
-    if (!refd) {
-      napi_ref_threadsafe_function(env, tsfn);  // keep the loop alive while promises are pending
-      refd = true;
-    }
-    return t;
-  }
-  void MaybeUnref(napi_env env) {
-    if (pending.empty() && refd) {
-      napi_unref_threadsafe_function(env, tsfn);
-      refd = false;
-    }
-  }
-};
-
-Napi::Error CompletionError(Napi::Env env, const Completion& c) {
+Napi::Error spool_js::CompletionError(Napi::Env env, const Completion& c) {
   return ErrnoError(env, c.err, c.syscall ? c.syscall : "spool", c.detail, c.code);
 }
+
+namespace {
+using spool_js::CompletionError;
 
 // JS thread: settles the promises whose work the commit thread finished.
 void CallJs(napi_env raw, napi_value, void* context, void*) {
@@ -104,6 +67,8 @@ void CallJs(napi_env raw, napi_value, void* context, void*) {
     s->pending.erase(it);
     if (c.err != 0) {
       napi_reject_deferred(raw, p.deferred, CompletionError(env, c).Value());
+    } else if (p.kind == Kind::kCount) {
+      napi_resolve_deferred(raw, p.deferred, Napi::Number::New(env, static_cast<double>(c.size)));
     } else if (p.kind == Kind::kCommit) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("id", Napi::String::New(env, c.id));
@@ -145,7 +110,6 @@ void EnvCleanup(void* arg) {
   delete h;  // the commit thread may still hold the sink; it checks `alive`
 }
 
-EnvSink* SinkOf(const Napi::CallbackInfo& info) { return static_cast<EnvSink*>(info.Data()); }
 
 struct CoreRef {
   std::shared_ptr<Core> core;
@@ -159,7 +123,9 @@ Napi::Value WrapCore(Napi::Env env, std::shared_ptr<Core> c) {
                                       [](Napi::Env, CoreRef* r) { delete r; });
 }
 
-Core* UnwrapCore(const Napi::CallbackInfo& info, size_t i) {
+}  // namespace
+
+Core* spool_js::UnwrapCore(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsExternal()) {
     ThrowType(info.Env(), "expected a spool handle");
     return nullptr;
@@ -167,15 +133,20 @@ Core* UnwrapCore(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::External<CoreRef>>().Data()->core.get();
 }
 
+Napi::Error spool_js::ClosedError(Napi::Env env, Core* c) {
+  return CodeError(env, "ERR_SPOOL_CLOSED", "the spool " + c->Directory() + " is closed");
+}
+
+namespace {
+using spool_js::ClosedError;
+using spool_js::UnwrapCore;
+
 Napi::Value Rejected(Napi::Env env, Napi::Error e) {
   auto d = Napi::Promise::Deferred::New(env);
   d.Reject(e.Value());
   return d.Promise();
 }
 
-Napi::Error ClosedError(Napi::Env env, Core* c) {
-  return CodeError(env, "ERR_SPOOL_CLOSED", "the spool " + c->Directory() + " is closed");
-}
 
 // spoolOpen({ directory, nodeId, sync, commitDelayMs, segmentSize, copyForwardAfterMs,
 //            preallocate, journalLimit }) -> { handle, directory, nodeId, events[] }
@@ -199,6 +170,18 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   if (v.IsNumber()) opt.copy_forward_ms = v.As<Napi::Number>().Int64Value();
   v = o.Get("journalLimit");
   if (v.IsNumber()) opt.journal_limit = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventSegmentSize");
+  if (v.IsNumber()) opt.events.segment_size = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventMaxSize");
+  if (v.IsNumber()) opt.events.max_size = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventRetention");
+  if (v.IsNumber()) opt.events.retention = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventAlarmPercent");
+  if (v.IsNumber()) opt.events.alarm_percent = static_cast<uint32_t>(v.As<Napi::Number>().Int64Value());
+  v = o.Get("eventAtCap");
+  if (v.IsString() && v.As<Napi::String>().Utf8Value() == "drop_oldest") opt.events.at_cap = spool::AtCap::kDropOldest;
+  v = o.Get("eventSyncOverlap");
+  if (v.IsBoolean()) opt.events.overlap_sync = v.As<Napi::Boolean>().Value();
   v = o.Get("preallocate");
   if (v.IsString()) {
     std::string p = v.As<Napi::String>().Utf8Value();
@@ -281,7 +264,7 @@ Napi::Value Abort(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// spoolCommit(handle, message, envelope) -> Promise<{ id, size }>, settled after the record is
+// spoolCommit(handle, message, envelope, event?) -> Promise<{ id, size }>, settled after the record is
 // synced. The envelope is copied; size is the body's size in wire form.
 // Hot path: CRC32C over the message on this thread (spreads CRC work over the workers), then a
 // queue push. The message buffer now belongs to the commit thread.
@@ -295,6 +278,9 @@ Napi::Value Commit(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[2].IsBuffer()) return ThrowType(env, "spoolCommit: envelope must be a Buffer");
   auto eb = info[2].As<Napi::Buffer<uint8_t>>();
   if (eb.Length() > spool::kMaxEnvelope) return ThrowCode(env, "ERR_OUT_OF_RANGE", "envelope larger than 16 MiB");
+  std::vector<spool::EventIn> events;  // empty unless an event is given: no allocation
+  if (info.Length() > 3 && !info[3].IsUndefined() && !TakeEvent(env, info[3], std::string(), &events, "spoolCommit"))
+    return env.Undefined();
   std::unique_ptr<Message> own = std::move(info[1].As<Napi::External<MsgRef>>().Data()->msg);
   if (!own->Finish() || !own->AddEnvelope(eb.Data(), eb.Length()))
     return Rejected(env, ErrnoError(env, ENOMEM, "realloc"));
@@ -304,7 +290,7 @@ Napi::Value Commit(const Napi::CallbackInfo& info) {
   napi_value promise;
   napi_create_promise(env, &raw_d, &promise);
   uint64_t t = s->Add(raw_d, Kind::kCommit, env);
-  if (!c->SubmitMessage(std::move(own), s->shared_from_this(), t)) {
+  if (!c->SubmitMessage(std::move(own), s->shared_from_this(), t, std::move(events))) {
     s->pending.erase(t);
     s->MaybeUnref(env);
     napi_reject_deferred(env, raw_d, ClosedError(env, c).Value());
@@ -327,11 +313,13 @@ Napi::Value MarkDone(const Napi::CallbackInfo& info) {
     if (!v.IsString()) return ThrowType(env, "spoolMarkDone: ids must be strings");
     ids.push_back(v.As<Napi::String>().Utf8Value());
   }
+  std::vector<spool::EventIn> events;
+  if (info.Length() > 2 && !TakeEvents(env, info[2], &events, "spoolMarkDone")) return env.Undefined();
   napi_deferred d;
   napi_value promise;
   napi_create_promise(env, &d, &promise);
   uint64_t t = s->Add(d, Kind::kVoid, env);
-  if (!c->SubmitDone(std::move(ids), s->shared_from_this(), t)) {
+  if (!c->SubmitDone(std::move(ids), s->shared_from_this(), t, std::move(events))) {
     s->pending.erase(t);
     s->MaybeUnref(env);
     napi_reject_deferred(env, d, ClosedError(env, c).Value());
@@ -349,12 +337,16 @@ Napi::Value Update(const Napi::CallbackInfo& info) {
     return ThrowType(env, "spoolUpdate: expected (id: string, state: Buffer)");
   auto b = info[2].As<Napi::Buffer<uint8_t>>();
   if (b.Length() > spool::kMaxState) return ThrowCode(env, "ERR_OUT_OF_RANGE", "state larger than 1 MiB");
+  std::vector<spool::EventIn> events;  // an event without an id gets the updated id
+  if (info.Length() > 3 && !info[3].IsUndefined() && !TakeEvent(env, info[3], std::string(), &events, "spoolUpdate"))
+    return env.Undefined();
   napi_deferred d;
   napi_value promise;
   napi_create_promise(env, &d, &promise);
   uint64_t t = s->Add(d, Kind::kVoid, env);
   std::string state(reinterpret_cast<const char*>(b.Data()), b.Length());
-  if (!c->SubmitUpdate(info[1].As<Napi::String>().Utf8Value(), std::move(state), s->shared_from_this(), t)) {
+  if (!c->SubmitUpdate(info[1].As<Napi::String>().Utf8Value(), std::move(state), s->shared_from_this(), t,
+                       std::move(events))) {
     s->pending.erase(t);
     s->MaybeUnref(env);
     napi_reject_deferred(env, d, ClosedError(env, c).Value());
@@ -540,6 +532,7 @@ void InitSpool(Napi::Env env, Napi::Object exports) {
       {"spoolClose", Close},
   };
   for (const Fn& f : fns) exports.Set(f.name, Napi::Function::New(env, f.cb, f.name, s));
+  spool_js::InitSpoolEvents(env, exports, s);
 }
 
 }  // namespace vipmta

@@ -44,6 +44,15 @@ struct Core::Batch {
   int jerr = 0;                // the journal write failed: no done-mark or update of this batch holds
   const char* jsc = nullptr;
   bool closing = false;        // a close is among the ops: no copy-forward
+  uint64_t jrn_start = 0;      // where this batch's journal entries begin (undone if the events fail)
+  // The event part. refused[i]: op i's events did not fit under the cap (refuse): the op fails
+  // and nothing of it is written. everr: the batch had events and some write or sync of it failed,
+  // so all of it was undone and every completion fails with everr.
+  std::vector<uint8_t> refused;
+  bool events = false;
+  int everr = 0;
+  const char* evsc = nullptr;
+  uint64_t trimmed = 0;
 };
 
 }  // namespace vipmta::spool

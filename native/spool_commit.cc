@@ -63,16 +63,22 @@ void Core::Run() {
 
 // One group commit over everything submitted since the last one: each new message and each
 // copy-forward is written with one pwritev and one fdatasync per segment touched (normally one),
-// done-marks and updates with one pwrite and one fdatasync of the journal. Then the index is
+// done-marks and updates with one pwrite and one fdatasync of the journal, the events that came
+// with any of them with one pwrite and one fdatasync of the event journal (overlapped with the
+// others, spool_commit_events.cc). Then the index is
 // updated and every caller settled, one wake-up per JS thread. The steps, in order:
 void Core::ProcessBatch(std::vector<Op>& ops) {
   Batch b;
   b.now = WallMs();
+  b.op_err.assign(ops.size(), 0);
+  AdmitEvents(ops, &b);            // 0. events under the event journal's cap (else the op fails)
   CollectJournalEntries(ops, &b);  // 1. done-marks and updates, checked against the index
   CollectRecords(ops, &b);         // 2. new messages, then copies of long-lived ones
   PlaceRecords(&b);                // 3. ids, record headers, segment roll-over
+  StartEvents(ops, &b);            //    event frames (with the ids): pwrite, fdatasync started
   WriteSegments(&b);               // 4. pwritev + fdatasync per segment
   WriteJournal(&b);                //    pwrite + fdatasync of the journal
+  FinishEvents(ops, &b);           //    the event sync's end; any failure undoes the whole batch
   RollBackFailedWrites(&b);        // 5. cut failed segment writes off
   Publish(ops, &b);                // 6. index and counters
   Reclaim();
@@ -82,7 +88,7 @@ void Core::ProcessBatch(std::vector<Op>& ops) {
 
 void Core::CollectRecords(std::vector<Op>& ops, Batch* b) {
   for (size_t i = 0; i < ops.size(); i++) {
-    if (ops[i].kind != Op::kMessage) continue;
+    if (ops[i].kind != Op::kMessage || b->refused[i]) continue;
     Batch::Rec r;
     r.op = &ops[i];
     b->recs.push_back(std::move(r));
@@ -303,15 +309,22 @@ void Core::Complete(std::vector<Op>& ops, Batch* b) {
   }
   for (size_t i = 0; i < ops.size(); i++) {
     Op& op = ops[i];
-    if ((op.kind != Op::kDone && op.kind != Op::kUpdate) || !op.sink) continue;
+    if (op.kind == Op::kClose || !op.sink) continue;
+    if (op.kind == Op::kMessage && !b->refused[i]) continue;  // settled above, from its record
     Completion c;
     c.token = op.token;
-    if (b->op_err[i] != 0) {
+    c.size = op.kind == Op::kEventsTrim ? b->trimmed : 0;
+    if (b->refused[i]) {
+      Fail(&c, ENOSPC, "events");
+      c.detail = "the event journal is at its size cap (Event_Journal_Max_Size): an event that cannot be recorded is not acknowledged";
+    } else if (b->op_err[i] != 0) {
       c.err = b->op_err[i];
       c.syscall = "update";
       c.detail = "no queued message " + op.id;
-    } else if (b->jerr != 0) {
+    } else if (b->jerr != 0 && (op.kind == Op::kDone || op.kind == Op::kUpdate)) {
       Fail(&c, b->jerr, b->jsc);
+    } else if (b->everr != 0 && op.kind != Op::kEventsTrim) {
+      Fail(&c, b->everr, b->evsc);
     }
     sink_of(op.sink).push_back(std::move(c));
   }

@@ -102,6 +102,7 @@ std::shared_ptr<Core> Core::Open(const Options& o, Error* e, std::vector<Recover
     return nullptr;
   }
   if (!c->Recover(e, events)) return nullptr;
+  if (!c->ev_.Open(c->dir_, o.node_id, o.events, o.sync, o.prealloc != Prealloc::kNone, e, events)) return nullptr;
   std::shared_ptr<Core> self = c;
   std::thread([self] { self->Run(); }).detach();
   if (o.prealloc == Prealloc::kZero) {
@@ -124,29 +125,52 @@ bool Core::Submit(Op&& op) {
   return true;
 }
 
-bool Core::SubmitMessage(std::unique_ptr<Message> m, std::shared_ptr<Notifier> n, uint64_t token) {
+bool Core::SubmitMessage(std::unique_ptr<Message> m, std::shared_ptr<Notifier> n, uint64_t token,
+                         std::vector<EventIn> events) {
   Op op;
   op.kind = Op::kMessage;
   op.msg = std::move(m);
+  op.events = std::move(events);
   op.sink = std::move(n);
   op.token = token;
   return Submit(std::move(op));
 }
 
-bool Core::SubmitDone(std::vector<std::string> ids, std::shared_ptr<Notifier> n, uint64_t token) {
+bool Core::SubmitDone(std::vector<std::string> ids, std::shared_ptr<Notifier> n, uint64_t token,
+                      std::vector<EventIn> events) {
   Op op;
   op.kind = Op::kDone;
   op.ids = std::move(ids);
+  op.events = std::move(events);
   op.sink = std::move(n);
   op.token = token;
   return Submit(std::move(op));
 }
 
-bool Core::SubmitUpdate(std::string id, std::string state, std::shared_ptr<Notifier> n, uint64_t token) {
+bool Core::SubmitUpdate(std::string id, std::string state, std::shared_ptr<Notifier> n, uint64_t token,
+                        std::vector<EventIn> events) {
   Op op;
   op.kind = Op::kUpdate;
   op.id = std::move(id);
+  op.events = std::move(events);
   op.data = std::move(state);
+  op.sink = std::move(n);
+  op.token = token;
+  return Submit(std::move(op));
+}
+
+bool Core::SubmitEvents(std::vector<EventIn> events, std::shared_ptr<Notifier> n, uint64_t token) {
+  Op op;
+  op.kind = Op::kEvents;
+  op.events = std::move(events);
+  op.sink = std::move(n);
+  op.token = token;
+  return Submit(std::move(op));
+}
+
+bool Core::SubmitEventsTrim(std::shared_ptr<Notifier> n, uint64_t token) {
+  Op op;
+  op.kind = Op::kEventsTrim;
   op.sink = std::move(n);
   op.token = token;
   return Submit(std::move(op));
@@ -253,6 +277,7 @@ void Core::Finish() {
   }
   if (jrn_fd_ >= 0) close(jrn_fd_);
   jrn_fd_ = -1;
+  ev_.Close();
   cur_.reset();
   {
     std::unique_lock<std::shared_mutex> g(idx_mu_);

@@ -2,7 +2,8 @@
 // journal, the id -> location index, recovery, group commit. No Node-API. JS threads call
 // Submit*/Lookup/Stats (short critical sections, no I/O under a lock); the commit thread blocks on
 // pwritev/fdatasync, the preparer thread zero-fills the next segment. Files: spool_core.cc (open,
-// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _format, _file.
+// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _format, _file,
+// _events (the event journal written in the same batch, spool_events.h).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -16,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "spool_events.h"
 #include "spool_wire.h"
 
 namespace vipmta::spool {
@@ -50,6 +52,7 @@ struct Options {
   int64_t copy_forward_ms = 3600 * 1000;  // 0 disables
   uint64_t journal_limit = 64ull << 20;    // compact the journal beyond this many bytes
   Prealloc prealloc = Prealloc::kFallocate;
+  EventOptions events;
 };
 
 struct Error {
@@ -119,13 +122,16 @@ struct Entry {
 
 // One unit of submitted work.
 struct Op {
-  enum Kind { kMessage, kDone, kUpdate, kClose } kind = kMessage;
+  enum Kind { kMessage, kDone, kUpdate, kClose, kEvents, kEventsTrim } kind = kMessage;
   std::shared_ptr<Notifier> sink;
   uint64_t token = 0;
   std::unique_ptr<Message> msg;
   std::vector<std::string> ids;
   std::string id;
   std::string data;
+  // Events recorded in the same batch; a kMessage's get the queue id the commit assigns. Empty
+  // (no allocation) when the caller gave none.
+  std::vector<EventIn> events;
 };
 
 struct BodyRef {
@@ -144,9 +150,16 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // Queue work for the next group commit. Return false (and keep nothing) once closing.
   // Any JS thread; takes one mutex briefly.
-  bool SubmitMessage(std::unique_ptr<Message> m, std::shared_ptr<Notifier> n, uint64_t token);
-  bool SubmitDone(std::vector<std::string> ids, std::shared_ptr<Notifier> n, uint64_t token);
-  bool SubmitUpdate(std::string id, std::string state, std::shared_ptr<Notifier> n, uint64_t token);
+  bool SubmitMessage(std::unique_ptr<Message> m, std::shared_ptr<Notifier> n, uint64_t token,
+                     std::vector<EventIn> events = {});
+  bool SubmitDone(std::vector<std::string> ids, std::shared_ptr<Notifier> n, uint64_t token,
+                  std::vector<EventIn> events = {});
+  bool SubmitUpdate(std::string id, std::string state, std::shared_ptr<Notifier> n, uint64_t token,
+                    std::vector<EventIn> events = {});
+  // Events alone (group-committed with whatever else is in the batch), and a trim of the event
+  // journal (completion size: segments removed).
+  bool SubmitEvents(std::vector<EventIn> events, std::shared_ptr<Notifier> n, uint64_t token);
+  bool SubmitEventsTrim(std::shared_ptr<Notifier> n, uint64_t token);
   // Drains everything queued before it, closes files, releases the lock; completes token last.
   bool SubmitClose(std::shared_ptr<Notifier> n, uint64_t token);
   // SubmitClose and wait until the commit thread has finished (env cleanup hooks).
@@ -157,6 +170,8 @@ class Core : public std::enable_shared_from_this<Core> {
   // committed since open (the main thread reconciles with this after a worker died unreported).
   std::vector<Recovered> RecoveredMessages(Error* e, bool all = false);
   Stats GetStats();
+  EventStats GetEventStats() { return ev_.Stats(); }
+  uint64_t EventHead() { return ev_.Head(); }
   const std::string& Directory() const { return dir_; }
   bool Closing();
 
@@ -184,6 +199,9 @@ class Core : public std::enable_shared_from_this<Core> {
   void PlaceRecords(Batch* b);
   void WriteSegments(Batch* b);
   void WriteJournal(Batch* b);  // spool_journal.cc
+  void AdmitEvents(std::vector<Op>& ops, Batch* b);  // spool_commit_events.cc
+  void StartEvents(std::vector<Op>& ops, Batch* b);
+  void FinishEvents(std::vector<Op>& ops, Batch* b);
   void RollBackFailedWrites(Batch* b);
   void Publish(std::vector<Op>& ops, Batch* b);
   void Complete(std::vector<Op>& ops, Batch* b);
@@ -236,6 +254,7 @@ class Core : public std::enable_shared_from_this<Core> {
   int64_t compact_retry_ms_ = 0;
   int64_t last_cf_ms_ = 0;
   std::vector<uint8_t> jbuf_;
+  EventLog ev_;  // the event journal (its own locks; see spool_events.h)
 
   // Preparer thread handshake, guarded by prep_mu_.
   std::mutex prep_mu_;

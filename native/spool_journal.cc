@@ -100,11 +100,11 @@ void Core::RetryCompaction(Batch* b) {
 // for an unknown or already done id is dropped (harmless), an update of one fails with ENOENT.
 void Core::CollectJournalEntries(std::vector<Op>& ops, Batch* b) {
   jbuf_.clear();
-  b->op_err.assign(ops.size(), 0);
   std::unordered_set<std::string> seen;
   std::shared_lock<std::shared_mutex> g(idx_mu_);
   for (size_t i = 0; i < ops.size(); i++) {
     Op& op = ops[i];
+    if (b->refused[i]) continue;
     if (op.kind == Op::kDone) {
       for (auto& id : op.ids) {
         auto it = index_.find(id);
@@ -136,6 +136,7 @@ void Core::WriteJournal(Batch* b) {
     b->jerr = CompactJournal(&b->jsc);
     if (b->jerr != 0) return;
   }
+  b->jrn_start = jrn_off_;
   b->jerr = PwriteAll(jrn_fd_, jbuf_.data(), jbuf_.size(), jrn_off_);
   b->jsc = "pwrite";
   if (b->jerr == 0 && o_.sync) {

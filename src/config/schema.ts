@@ -131,6 +131,18 @@ export const OPTIONS = {
     type: { kind: 'duration' }, scopes: ['spool'], default: '1h',
     description: 'Age after which deferred messages are copied forward so old segments can be reclaimed.',
   },
+  Event_Journal_Max_Size: {
+    type: { kind: 'size' }, scopes: ['spool'], default: '1G',
+    description: 'The most disk the event journal (the events/ directory in the spool Directory, see docs/events.md) may use. At 80% of it the journal reports its alarm; what happens at the cap is Event_Journal_At_Cap.',
+  },
+  Event_Journal_At_Cap: {
+    type: { kind: 'enum', values: ['refuse', 'drop_oldest'] }, scopes: ['spool'], default: 'refuse',
+    description: 'What happens when an event does not fit under Event_Journal_Max_Size. "refuse": the operation it came with fails like a full spool (a message gets 452 4.3.1), so nothing acknowledged lacks its record, until subscribers catch up and their segments are removed. "drop_oldest": the oldest segment is removed even if a subscriber has not read it, and the loss is logged at ERROR with the subscriber and the records it lost.',
+  },
+  Event_Journal_Retention: {
+    type: { kind: 'size' }, scopes: ['spool'], default: '128M',
+    description: 'Event history kept even when every subscriber has read it (with no subscriber: the most recent this much). Segments beyond it are removed once every subscriber has passed them.',
+  },
 
   // --- listener (ESMTP_Listener and Listen) ---
   Max_Message_Size: {

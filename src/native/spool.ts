@@ -32,6 +32,64 @@ export interface NativeSpoolOpenOptions {
   preallocate?: 'zero' | 'fallocate' | 'none';
   /** Compact the journal once it grows beyond this many bytes (default 64 MiB). */
   journalLimit?: number;
+  /** The event journal (`<directory>/events/`, docs/events.md): size at which a segment is sealed
+   *  and the next started (default 16 MiB). */
+  eventSegmentSize?: number;
+  /** Event_Journal_Max_Size: the most disk the event journal may use (default 1 GiB). */
+  eventMaxSize?: number;
+  /** Event_Journal_At_Cap: 'refuse' (default): events that do not fit fail their operation
+   *  (ERR_SPOOL_FULL, syscall "events"): a commit is not acknowledged without its event.
+   *  'drop_oldest': the oldest sealed segments are removed, read by every subscriber or not. */
+  eventAtCap?: 'refuse' | 'drop_oldest';
+  /** Event_Journal_Retention: history kept even when every subscriber has read it (and all of it
+   *  up to this size when there is no subscriber); default 128 MiB. */
+  eventRetention?: number;
+  /** The share of eventMaxSize (percent) at which stats report the alarm (default 80). */
+  eventAlarmPercent?: number;
+  /** true (default): the event file's fdatasync runs beside the segment's on a helper thread;
+   *  false: one after the other (for the benchmark's comparison). */
+  eventSyncOverlap?: boolean;
+}
+
+/** One event handed to the spool: an opaque payload (at most 1 MiB) and an optional queue id. */
+export interface NativeEventIn {
+  id?: string;
+  data: Buffer;
+}
+
+/** A range of event records removed at the cap (drop_oldest) before these subscribers read it. */
+export interface NativeEventDrop {
+  fromSeq: number;
+  toSeq: number;
+  /** ms since the epoch. */
+  at: number;
+  subscribers: string[];
+}
+
+/** The event journal's counters as the addon reports them (EventJournal.stats() builds on them). */
+export interface NativeEventStats {
+  segments: number;
+  /** Bytes of frames on disk (the active segment's preallocated rest not counted). */
+  bytes: number;
+  /** The first sequence number still on disk and the last durable one (0: none yet). */
+  firstSeq: number;
+  lastSeq: number;
+  appended: number;
+  /** Operations refused at the cap; batches undone by an event write failure. */
+  refused: number;
+  writeErrors: number;
+  /** Damaged frames and torn tails found at open. */
+  damaged: number;
+  tornTails: number;
+  droppedRecords: number;
+  droppedSegments: number;
+  trimmedSegments: number;
+  cap: number;
+  alarmBytes: number;
+  retention: number;
+  atCap: 'refuse' | 'drop_oldest';
+  drops: NativeEventDrop[];
+  segmentList: { no: number; firstSeq: number; lastSeq: number; bytes: number }[];
 }
 
 /** What recovery did at open beyond reading good records. Never silent: also logged. */
@@ -131,14 +189,39 @@ export function spoolAppend(m: NativeMessageHandle, chunk: Buffer): void {
 export function spoolAbort(m: NativeMessageHandle): void {
   binding.spoolAbort(m);
 }
-export function spoolCommit(h: NativeSpoolHandle, m: NativeMessageHandle, envelope: Buffer): Promise<{ id: string; size: number }> {
-  return binding.spoolCommit(h, m, envelope) as Promise<{ id: string; size: number }>;
+/** The event, when given, is written in the same batch, its frame stamped with the new queue id. */
+export function spoolCommit(
+  h: NativeSpoolHandle,
+  m: NativeMessageHandle,
+  envelope: Buffer,
+  event?: Buffer,
+): Promise<{ id: string; size: number }> {
+  return binding.spoolCommit(h, m, envelope, event) as Promise<{ id: string; size: number }>;
 }
-export function spoolMarkDone(h: NativeSpoolHandle, ids: string[]): Promise<void> {
-  return binding.spoolMarkDone(h, ids) as Promise<void>;
+export function spoolMarkDone(h: NativeSpoolHandle, ids: string[], events?: NativeEventIn[]): Promise<void> {
+  return binding.spoolMarkDone(h, ids, events) as Promise<void>;
 }
-export function spoolUpdate(h: NativeSpoolHandle, id: string, state: Buffer): Promise<void> {
-  return binding.spoolUpdate(h, id, state) as Promise<void>;
+/** The event, when given, is written in the same batch, its frame stamped with `id`. */
+export function spoolUpdate(h: NativeSpoolHandle, id: string, state: Buffer, event?: Buffer): Promise<void> {
+  return binding.spoolUpdate(h, id, state, event) as Promise<void>;
+}
+export function spoolAppendEvents(h: NativeSpoolHandle, events: NativeEventIn[]): Promise<void> {
+  return binding.spoolAppendEvents(h, events) as Promise<void>;
+}
+/** Removes event segments every subscriber has passed (beyond the retention); resolves with how many. */
+export function spoolEventsTrim(h: NativeSpoolHandle): Promise<number> {
+  return binding.spoolEventsTrim(h) as Promise<number>;
+}
+export function spoolEventsStats(h: NativeSpoolHandle): NativeEventStats {
+  return binding.spoolEventsStats(h) as NativeEventStats;
+}
+/** The last durable event sequence number (0: none). */
+export function spoolEventsHead(h: NativeSpoolHandle): number {
+  return binding.spoolEventsHead(h) as number;
+}
+/** CRC32C of b[start, end), chained from crc (0 to start). */
+export function spoolCrc32c(b: Buffer, start: number, end: number, crc = 0): number {
+  return binding.spoolCrc32c(b, start, end, crc) as number;
 }
 export function spoolRead(h: NativeSpoolHandle, id: string): Buffer {
   return binding.spoolRead(h, id) as Buffer;

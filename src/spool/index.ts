@@ -1,15 +1,19 @@
 // The spool: durable, group-committed message storage (native/spool*.cc does the work). The main
 // thread opens it (Spool.open: locks the directory, recovers, blocks for the scan); any thread,
 // listener workers included, writes through attachSpool(). Commits, done-marks and updates return
-// Promises that settle after fdatasync; nothing here blocks except open, recover, read.
+// Promises that settle after fdatasync; nothing here blocks except open, recover, read. Events
+// given with a commit, done-mark or update (or alone, appendEvents) go to the event journal in the
+// same group commit (native/spool_events.h); src/spool/events.ts reads them back.
 import {
   spoolAbort,
+  spoolAppendEvents,
   spoolAppend,
   spoolAttach,
   spoolBegin,
   spoolBodyLocation,
   spoolClose,
   spoolCommit,
+  spoolEventsStats,
   spoolMarkDone,
   spoolOpen,
   spoolRead,
@@ -18,6 +22,8 @@ import {
   spoolStats,
   spoolUpdate,
   type NativeBodyLocation,
+  type NativeEventIn,
+  type NativeEventStats,
   type NativeMessageHandle,
   type NativeRecovered,
   type NativeSpoolEvent,
@@ -56,6 +62,8 @@ export interface CorruptEntry {
 }
 /** Where a body lies, for sendfile. The caller owns `fd` (a dup) and must close it. */
 export type BodyLocation = NativeBodyLocation;
+/** An event for the event journal: an opaque payload (at most 1 MiB) and an optional queue id. */
+export type EventInput = NativeEventIn;
 
 /** The native counters, with the latency histogram grouped and the average batch derived. */
 export interface SpoolStats extends Omit<NativeSpoolStats, 'latencyBoundsUs' | 'latencyCounts' | 'latencySumUs'> {
@@ -74,6 +82,10 @@ export interface SpoolWriter {
    * headers policy needs at the end of DATA). `sizeHint` presizes the buffer (e.g. SIZE=).
    */
   begin(envelope?: Buffer, sizeHint?: number): MessageWriter;
+  /** Records events (rejections at SMTP time, ...) durably, group-committed with whatever else is
+   *  in the batch; resolves after their fdatasync. Rejects like commit (ERR_SPOOL_FULL at the
+   *  event journal's cap under Event_Journal_At_Cap refuse). */
+  appendEvents(events: EventInput[]): Promise<void>;
 }
 
 /** One message being received. Owned by its thread; memory is native, freed at commit/abort. */
@@ -83,8 +95,11 @@ export interface MessageWriter {
   append(chunk: Buffer): void;
   /** Resolves after the record is on disk (fdatasync); only then may the caller answer 250.
    *  Rejects with code ERR_SPOOL_FULL (disk or quota full; retry later), ERR_SPOOL_CLOSED, or the
-   *  errno name (with `syscall`) of any other I/O error. `size` is the wire-form body size. */
-  commit(envelope?: Buffer): Promise<{ id: string; size: number }>;
+   *  errno name (with `syscall`) of any other I/O error. `size` is the wire-form body size.
+   *  `event`, when given, goes to the event journal in the same batch, its frame stamped with the
+   *  queue id the commit assigns, and is on disk before this resolves; if it cannot be written
+   *  (cap reached under refuse, a write error) the commit rejects and nothing of it is kept. */
+  commit(envelope?: Buffer, event?: Buffer): Promise<{ id: string; size: number }>;
   /** Drops the message (client went away mid-DATA): nothing of it is kept. Idempotent. */
   abort(): void;
 }
@@ -102,13 +117,13 @@ class NativeMessageWriter implements MessageWriter {
     if (this.handle === null) throw stateError();
     spoolAppend(this.handle, chunk);
   }
-  commit(envelope?: Buffer): Promise<{ id: string; size: number }> {
+  commit(envelope?: Buffer, event?: Buffer): Promise<{ id: string; size: number }> {
     const h = this.handle;
     if (h === null) return Promise.reject(stateError());
     const env = envelope ?? this.envelope;
     if (env === undefined) return Promise.reject(new TypeError('commit: no envelope given at begin or commit'));
     this.handle = null;
-    return spoolCommit(this.spool, h, env);
+    return spoolCommit(this.spool, h, env, event);
   }
   abort(): void {
     if (this.handle === null) return;
@@ -128,6 +143,9 @@ class Writer implements SpoolWriter {
   ) {}
   begin(envelope?: Buffer, sizeHint = 0): MessageWriter {
     return new NativeMessageWriter(this.handle, envelope, sizeHint);
+  }
+  appendEvents(events: EventInput[]): Promise<void> {
+    return spoolAppendEvents(this.handle, events);
   }
 }
 
@@ -193,6 +211,8 @@ export class Spool {
     if (!Number.isInteger(segmentSize) || segmentSize < 4096) throw new RangeError('Spool.open: segmentSize must be an integer >= 4096');
     const commitDelayMs = opts.commitDelayMs ?? 0;
     if (!(commitDelayMs >= 0 && commitDelayMs <= 10_000)) throw new RangeError('Spool.open: commitDelayMs must be 0..10000');
+    const eventSegmentSize = opts.eventSegmentSize ?? 16 * 1024 * 1024;
+    if (!Number.isInteger(eventSegmentSize) || eventSegmentSize < 4096) throw new RangeError('Spool.open: eventSegmentSize must be an integer >= 4096');
     const copyForwardAfterMs = opts.copyForwardAfterMs ?? 3_600_000;
     if (!(copyForwardAfterMs >= 0)) throw new RangeError('Spool.open: copyForwardAfterMs must be >= 0');
     const opened = spoolOpen({
@@ -204,11 +224,23 @@ export class Spool {
       copyForwardAfterMs,
       preallocate: opts.preallocate ?? 'fallocate',
       journalLimit: opts.journalLimit ?? 64 * 1024 * 1024,
+      eventSegmentSize,
+      eventMaxSize: opts.eventMaxSize ?? 1024 * 1024 * 1024,
+      eventAtCap: opts.eventAtCap ?? 'refuse',
+      eventRetention: opts.eventRetention ?? 128 * 1024 * 1024,
+      eventAlarmPercent: opts.eventAlarmPercent ?? 80,
+      eventSyncOverlap: opts.eventSyncOverlap ?? true,
     });
     for (const ev of opened.events) {
       opts.logger?.[ev.kind === 'torn-tail' ? 'warn' : 'error'](
         { spool: opened.directory, ...ev },
-        ev.kind === 'corrupt'
+        ev.file.startsWith('events/')
+          ? ev.kind === 'torn-tail'
+            ? 'event journal: torn tail cut off (never acknowledged)'
+            : ev.savedAs !== undefined
+              ? 'event journal: segment with an unreadable header moved to corrupt/'
+              : 'event journal: damaged frame left in place, skipped by readers'
+          : ev.kind === 'corrupt'
           ? 'spool: unreadable record moved to corrupt/'
           : ev.kind === 'deferred'
             ? 'spool full at open: journal snapshot deferred, refusing new messages until space returns'
@@ -240,15 +272,24 @@ export class Spool {
     return this.writerCache;
   }
 
-  /** Marks messages delivered (or bounced); durable when it resolves. Unknown ids are ignored. */
-  markDone(ids: string[]): Promise<void> {
-    return spoolMarkDone(this.handle, ids);
+  /** Marks messages delivered (or bounced); durable when it resolves. Unknown ids are ignored.
+   *  `events` (delivery records) go to the event journal in the same batch and are on disk before
+   *  it resolves; if they cannot be written the done-marks are not kept either (it rejects). */
+  markDone(ids: string[], events?: EventInput[]): Promise<void> {
+    return spoolMarkDone(this.handle, ids, events);
   }
 
   /** Replaces a message's small state (attempts, next attempt, binding); durable when it
-   *  resolves; recover() returns the latest. Rejects ENOENT for an unknown or done id. */
-  update(id: string, state: Buffer): Promise<void> {
-    return spoolUpdate(this.handle, id, state);
+   *  resolves; recover() returns the latest. Rejects ENOENT for an unknown or done id (and then
+   *  records no event). `event` goes to the event journal in the same batch, stamped with `id`. */
+  update(id: string, state: Buffer, event?: Buffer): Promise<void> {
+    return spoolUpdate(this.handle, id, state, event);
+  }
+
+  /** Records events alone, group-committed with whatever else is in the batch; durable when it
+   *  resolves. Rejects ERR_SPOOL_FULL at the cap (refuse) or with the write's errno. */
+  appendEvents(events: EventInput[]): Promise<void> {
+    return spoolAppendEvents(this.handle, events);
   }
 
   /** The body in wire form, read with one pread into a new Buffer the caller owns. Throws ENOENT. */
@@ -265,6 +306,12 @@ export class Spool {
   /** Where the body lies, for sendfile; the caller owns and must close `fd`. Throws ENOENT. */
   bodyLocation(id: string): BodyLocation {
     return spoolBodyLocation(this.handle, id);
+  }
+
+  /** The event journal's counters, segments and recent drops (EventJournal.stats() adds the
+   *  subscribers). Any thread that has the spool open. */
+  eventStats(): NativeEventStats {
+    return spoolEventsStats(this.handle);
   }
 
   stats(): SpoolStats {
@@ -334,3 +381,6 @@ export async function listCorrupt(directory: string): Promise<CorruptEntry[]> {
   }
   return out.sort((a, b) => a.savedAt - b.savedAt || a.savedAs.localeCompare(b.savedAs));
 }
+
+export { EventJournal } from './events.js';
+export type { EventJournalOptions, EventJournalStats, EventReadResult, EventRecord, SubscriberStats } from './events.js';

@@ -177,7 +177,8 @@ describe('config parser', () => {
 
     it('builds typed global, spool, listener, cluster and binding settings', () => {
       expect(c.global).toMatchObject({ Worker_Threads: 4, Log_Level: 'warn', Hostname: 'mx1.example.com', Nodename: 'node1', Ehlo_Hostname: 'mx1.example.com' });
-      expect(c.spool).toEqual({ Directory: path.join(VALID, 'spool'), Sync: 'none', Commit_Delay: 2, Segment_Size: 128 * 1024 ** 2, Copy_Forward_After: 3_600_000 });
+      expect(c.spool).toEqual({ Directory: path.join(VALID, 'spool'), Sync: 'none', Commit_Delay: 2, Segment_Size: 128 * 1024 ** 2, Copy_Forward_After: 3_600_000,
+        Event_Journal_Max_Size: 1024 ** 3, Event_Journal_At_Cap: 'refuse', Event_Journal_Retention: 128 * 1024 ** 2 });
       const [v4, v6] = c.esmtpListeners;
       expect(v4!.options).toMatchObject({ Max_Message_Size: 20 * 1024 ** 2, Timeout: 120_000, Enable_Duravip: true, Duravip_Preference: 'node1', Binding_Group: 'marketing', Hostname: 'mx1.example.com' });
       expect(v6!).toMatchObject({ host: '2001:db8::10', port: 587, family: 6 });
