@@ -3,7 +3,7 @@
 // rejection a listener worker sends the main thread. One small object each, nothing else (the
 // listener's DATA path calls receptionPayload once per message). Pure; any thread.
 import type { AcceptedMessage } from '../message/accepted.js';
-import type { SpoolEnvelope } from '../message/envelope.js';
+import type { MoveMeta, SpoolEnvelope } from '../message/envelope.js';
 import { EVENT_VERSION, type NewEvent, type ReceptionPayload, type RejectionEvent } from './records.js';
 
 /**
@@ -31,10 +31,10 @@ export function receptionOf(m: AcceptedMessage, binding: string): NewEvent {
 }
 
 /** A moved message's record on the node that received it. */
-export function mmoveReceivedOf(m: AcceptedMessage & { moved: NonNullable<AcceptedMessage['moved']> }, binding: string): NewEvent {
+export function mmoveReceivedOf(m: AcceptedMessage, moved: MoveMeta, binding: string): NewEvent {
   const e: NewEvent = {
-    type: 'mmove_received', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, client: m.client, origin: m.moved.originNode,
-    original: m.moved.originalId, hops: m.moved.hops, binding,
+    type: 'mmove_received', id: m.id, from: m.from, rcpt: m.rcpt, size: m.size, client: m.client, origin: moved.originNode,
+    original: moved.originalId, hops: moved.hops, binding,
   };
   if (m.listener !== null) e.listener = m.listener;
   return e;
@@ -79,5 +79,41 @@ export function rejectionOf(s: RefusedSession, code: number, text: string, time 
     }
   }
   if (e.from === undefined && s.from !== null) e.from = s.from;
+  return e;
+}
+
+/** A recipient's result as delivery reports it (src/delivery/results.ts RecipientResult). */
+export interface ResultLike {
+  rcpt: string;
+  code: number;
+  enhanced: string | null;
+  reply: string;
+  origin: 'remote' | 'local';
+  remoteHost: string | null;
+  remoteAddress: string | null;
+}
+
+/** What a delivery record shares across a message's recipients (one object per message, not per recipient). */
+export interface AttemptBase {
+  time: number;
+  id: string;
+  from: string;
+  binding: string;
+  source: string | null;
+  size: number;
+  attempt: number;
+}
+
+/** The delivery, transient or permanent failure record of one recipient's result (the queue's
+ *  result path: one object per recipient, nothing else). A failure's bounce class and its "N Name". */
+export function attemptOf(type: 'delivery' | 'transient_failure' | 'permanent_failure', a: AttemptBase, r: ResultLike, cls?: number, className?: string): NewEvent {
+  const e = {
+    type, time: a.time, id: a.id, from: a.from, rcpt: r.rcpt, binding: a.binding, source: a.source, mx: r.remoteHost, ip: r.remoteAddress,
+    reply: r.reply, code: r.code, enhanced: r.enhanced, origin: r.origin, attempt: a.attempt, size: a.size,
+  } as NewEvent & { class?: number; bounce_class?: string };
+  if (cls !== undefined) {
+    e.class = cls;
+    if (className !== undefined) e.bounce_class = className;
+  }
   return e;
 }

@@ -108,7 +108,17 @@ export function logSink(logger: Logger, node?: string): EventSink {
   };
 }
 
-/** For engines and tests run without a node: the emitter of the log alone. */
-export function logEvents(logger: Logger, node = ''): Events {
-  return new Events({ node, logger });
+/** For parts run without a node's emitter (unit tests, tools): each record's log line, written at
+ *  once (no batching), as the code wrote it before the journals. */
+export function logEvents(logger: Logger, node = ''): EventEmit {
+  return {
+    emit(e: NewEvent): void {
+      const r = e as unknown as EventRecord;
+      r.v = EVENT_VERSION;
+      r.node = node;
+      if (r.time === undefined) r.time = Date.now();
+      const { fields, msg } = logLine(r);
+      logger.info(fields, msg);
+    },
+  };
 }

@@ -127,7 +127,7 @@ describe('event records', () => {
     const m = { id: 'Q1', size: 10, arrival: T, from: 'a@x.test', rcpt: ['b@y.test'], headers: { 'message-id': '<i@x>' }, listener: 'mx', client: '198.51.100.7' };
     expect(receptionOf(m, 'g/b')).toEqual({ type: 'reception', id: 'Q1', from: 'a@x.test', rcpt: ['b@y.test'], size: 10, listener: 'mx', client: '198.51.100.7', binding: 'g/b', msgid: '<i@x>' });
     const moved = { ...m, headers: {}, moved: { binding: 'b', bindingGroup: 'g', originalId: 'P9', originNode: 'n1', arrival: T, attempts: 0, nextAttempt: 0, hops: 1 } };
-    expect(mmoveReceivedOf(moved, 'g/b')).toMatchObject({ type: 'mmove_received', id: 'Q1', origin: 'n1', original: 'P9', hops: 1, binding: 'g/b' });
+    expect(mmoveReceivedOf(moved, moved.moved, 'g/b')).toMatchObject({ type: 'mmove_received', id: 'Q1', origin: 'n1', original: 'P9', hops: 1, binding: 'g/b' });
   });
 
   it('builds a rejection from the refused command: its verb, the recipient of a RCPT, every recipient at the end of DATA', () => {
