@@ -2,6 +2,7 @@
 // to the same record; the decoder refuses an unknown type, a newer version and every bad field with
 // a code; a reception payload without its queue id decodes with the id its journal frame carries;
 // and each type has its one-line text and the log line it had before the journals.
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, encodeEvent, eventFrame } from '../../src/events/codec.js';
 import { mmoveReceivedOf, receptionOf, receptionPayload, rejectionOf } from '../../src/events/build.js';
@@ -63,6 +64,19 @@ export const EXAMPLES: Record<EventType, EventRecord> = {
 describe('event records', () => {
   it('has an example of every type the schema lists', () => {
     expect(Object.keys(EXAMPLES).sort()).toEqual([...EVENT_TYPES].sort());
+  });
+
+  it('documents every type and its fields in docs/events.md, with an example', () => {
+    const doc = fs.readFileSync(new URL('../../docs/events.md', import.meta.url), 'utf8');
+    for (const t of EVENT_TYPES) {
+      expect(doc, t).toContain(`### ${t}\n`);
+      expect(doc, t).toContain(encodeEvent(EXAMPLES[t]).toString());
+      const row = doc.split('\n').find((l) => l.startsWith('| ') && l.includes(`\`${t}\``));
+      expect(row, t).toBeDefined();
+      // "as `delivery`" stands for the delivery row's fields.
+      const own = row!.includes('as `delivery`') ? Object.keys(EVENT_FIELDS[t]).filter((f) => !(f in EVENT_FIELDS.delivery)) : Object.keys(EVENT_FIELDS[t]);
+      for (const f of own) expect(row, `${t}.${f}`).toContain(`\`${f}`);
+    }
   });
 
   it.each(EVENT_TYPES)('encodes %s to one compact JSON buffer and decodes it back', (t) => {
