@@ -1,14 +1,16 @@
 // The emission points of the main thread fire their records: the queue manager's outcomes
 // (delivery, transient failure with its bounce class and next attempt, permanent failure, expiry),
-// the operator's hold, release and rebind (one record per part), and intake's reception and
-// mmove_received. The manager runs over a stub spool and scripted delivery results.
+// the operator's hold, release and rebind (one record per part), shaping's suspensions, and
+// intake's reception and mmove_received. The manager runs over a stub spool and scripted delivery results.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/index.js';
 import type { MessageResult, RecipientResult } from '../../src/delivery/results.js';
 import type { EventEmit } from '../../src/events/emitter.js';
 import type { NewEvent } from '../../src/events/records.js';
+import { Intake } from '../../src/node/intake.js';
 import { NodeShaping } from '../../src/node/shaping.js';
+import { BindingPolicy } from '../../src/policy/binding.js';
 import { QueueManager } from '../../src/queue/manager.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -121,5 +123,20 @@ describe('shaping suspension records', () => {
     } finally {
       shaping.stop();
     }
+  });
+});
+
+describe('intake records', () => {
+  it('records a reception for mail a listener took, and an mmove_received for mail moved here', () => {
+    const ev = recorder();
+    const policy = new BindingPolicy(cfg);
+    const intake = new Intake({ queue: { add: () => true, has: () => false }, config: () => cfg, policy: () => policy, dedup: { add: () => {} }, logger, events: ev });
+    const m = { id: 'Q1', size: 10, arrival: NOW, from: 'a@x.test', rcpt: ['b@y.test'], headers: { 'message-id': '<i@x.test>' }, listener: 'mx', client: '198.51.100.7' };
+    const moved = { binding: 'b2', bindingGroup: 'default', originalId: 'P9', originNode: 'n2', arrival: NOW, attempts: 0, nextAttempt: 0, hops: 1 };
+    intake.accepted([m, { ...m, id: 'Q2', headers: {}, listener: 'cluster', client: '10.0.0.2', moved }]);
+    expect(ev.events).toEqual([
+      { type: 'reception', id: 'Q1', from: 'a@x.test', rcpt: ['b@y.test'], size: 10, listener: 'mx', client: '198.51.100.7', binding: 'default/default', msgid: '<i@x.test>' },
+      { type: 'mmove_received', id: 'Q2', from: 'a@x.test', rcpt: ['b@y.test'], size: 10, client: '10.0.0.2', origin: 'n2', original: 'P9', hops: 1, binding: 'default/b2', listener: 'cluster' },
+    ]);
   });
 });
