@@ -101,6 +101,35 @@ describe('event emission points', () => {
   });
 });
 
+describe('#mmove records', () => {
+  it('records mmove_sent for a move its peer took, and a permanent_failure per recipient for one it refused', async () => {
+    const ev = recorder();
+    const qm = new QueueManager({
+      config: () => cfg,
+      spool: { markDone: () => Promise.resolve(), update: () => Promise.resolve() },
+      logger, events: ev, now: () => NOW,
+      bounce: () => Promise.resolve({ id: 'DSN1', size: 900 }),
+      assign: () => ({ bindingGroup: 'default', binding: 'b1' }),
+      deliver: () => Promise.reject(new Error('nothing is delivered here')),
+      route: () => ({ to: 'node', node: 'n2' }),
+      move: (_node, items) => Promise.resolve(items.map((it) => (it.id === 'M1'
+        ? { id: it.id, ok: true, code: 250, text: '2.0.0 Ok', duplicate: false }
+        : { id: it.id, ok: false, code: 554, text: '5.4.6 too many hops', duplicate: false }))),
+    });
+    qm.add(msg('M1', ['a@y.test']));
+    qm.add(msg('M2', ['b@y.test', 'c@y.test']));
+    qm.start();
+    await until('the move records', () => ev.events.filter((e) => e.type !== 'dsn').length >= 3);
+    expect(ev.events.find((e) => e.type === 'mmove_sent')).toEqual({
+      type: 'mmove_sent', time: NOW, id: 'M1', from: 's@x.test', rcpt: ['a@y.test'], binding: 'default/b1', peer: 'n2', reply: '250 2.0.0 Ok', duplicate: false,
+    });
+    expect(ev.events.filter((e) => e.type === 'permanent_failure').map((e) => [(e as { rcpt: string }).rcpt, (e as { peer: string }).peer, (e as { code: number }).code])).toEqual([
+      ['b@y.test', 'n2', 554], ['c@y.test', 'n2', 554],
+    ]);
+    await qm.stop(1000);
+  });
+});
+
 describe('shaping suspension records', () => {
   it('records a restriction coming into force and its end', async () => {
     const r = loadConfigText(`Hostname = "mta.test"\nSpool { Directory = "${tempDir('vipmta-ev-shaping-')}" }\n`, 'test.conf');
