@@ -4,7 +4,7 @@
 // listener's DATA path calls receptionPayload once per message). Pure; any thread.
 import type { AcceptedMessage } from '../message/accepted.js';
 import type { MoveMeta, SpoolEnvelope } from '../message/envelope.js';
-import { EVENT_VERSION, type NewEvent, type ReceptionPayload, type RejectionEvent } from './records.js';
+import { EVENT_VERSION, type MmoveReceivedPayload, type NewEvent, type ReceptionPayload, type RejectionEvent } from './records.js';
 
 /**
  * The reception payload of a message a listener is committing: its envelope and the bytes it wrote
@@ -19,6 +19,20 @@ export function receptionPayload(env: SpoolEnvelope, size: number): ReceptionPay
   const msgid = env.headers['message-id'];
   if (msgid !== undefined) p.msgid = msgid;
   if (env.user !== null) p.user = env.user;
+  return p;
+}
+
+/**
+ * The mmove_received payload of a moved message the #mmove receiver is committing (no id, time or
+ * node, as receptionPayload): its binding is the one the sending node chose (intake may fall back
+ * to its own policy when that binding is unknown here, and says so in the log).
+ */
+export function mmoveReceivedPayload(env: SpoolEnvelope, moved: MoveMeta, size: number): MmoveReceivedPayload {
+  const p: MmoveReceivedPayload = {
+    v: EVENT_VERSION, type: 'mmove_received', from: env.from, rcpt: env.rcpt, size, client: env.client, origin: moved.originNode,
+    original: moved.originalId, hops: moved.hops, binding: `${moved.bindingGroup}/${moved.binding}`,
+  };
+  if (env.listener !== null) p.listener = env.listener;
   return p;
 }
 

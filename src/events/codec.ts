@@ -3,7 +3,7 @@
 // carries seq, time and an optional queue id beside the payload; the decoder takes them, so a
 // reception payload built before its commit (no id yet) decodes to a whole record. Pure; any thread.
 import { ErrorCode, VipError } from '../errors.js';
-import { EVENT_ENUMS, EVENT_FIELDS, EVENT_VERSION, isEventType, type EventRecord, type FieldKind, type ReceptionPayload } from './records.js';
+import { EVENT_ENUMS, EVENT_FIELDS, EVENT_VERSION, isEventType, type EventPayload, type EventRecord, type FieldKind } from './records.js';
 
 /** What a journal frame knows of its payload. */
 export interface FrameContext {
@@ -17,12 +17,12 @@ export interface FrameContext {
 }
 
 /** One record as one buffer: JSON, no spaces, fields in the order the record has them. */
-export function encodeEvent(r: EventRecord | ReceptionPayload): Buffer {
+export function encodeEvent(r: EventRecord | EventPayload): Buffer {
   return Buffer.from(JSON.stringify(r), 'utf8');
 }
 
 /** What the emitter hands a sink: the payload, and the queue id beside it for the journal's frame. */
-export function eventFrame(r: EventRecord | ReceptionPayload): { id?: string; data: Buffer } {
+export function eventFrame(r: EventRecord | EventPayload): { id?: string; data: Buffer } {
   const id = (r as { id?: unknown }).id;
   return typeof id === 'string' ? { id, data: encodeEvent(r) } : { data: encodeEvent(r) };
 }

@@ -224,8 +224,11 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** A record as an emission point makes it: the emitter adds `v` and `node`, and `time` when absent. */
 export type NewEvent = DistributiveOmit<EventRecord, 'v' | 'node' | 'time' | 'seq'> & { time?: number };
 
-/** A reception record built before the commit assigned its queue id: the journal frame carries it. */
-export type ReceptionPayload = Omit<ReceptionEvent, 'v' | 'id' | 'seq' | 'time' | 'node'> & { v?: typeof EVENT_VERSION; id?: string; time?: number; node?: string };
+/** A record written before its queue id, time or node are known (at the spool's commit): the
+ *  journal frame carries them and decodeEvent takes them from it. */
+export type EventPayload = DistributiveOmit<EventRecord, 'id' | 'seq' | 'time' | 'node'> & { id?: string; time?: number; node?: string };
+export type ReceptionPayload = Extract<EventPayload, { type: 'reception' }>;
+export type MmoveReceivedPayload = Extract<EventPayload, { type: 'mmove_received' }>;
 
 // --- the field table ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, encodeEvent, eventFrame } from '../../src/events/codec.js';
-import { mmoveReceivedOf, receptionOf, receptionPayload, rejectionOf } from '../../src/events/build.js';
+import { mmoveReceivedOf, mmoveReceivedPayload, receptionOf, receptionPayload, rejectionOf } from '../../src/events/build.js';
 import { EVENT_FIELDS, EVENT_TYPES, type EventRecord, type EventType } from '../../src/events/records.js';
 import { formatEvent, logLine } from '../../src/events/text.js';
 import type { SpoolEnvelope } from '../../src/message/envelope.js';
@@ -135,6 +135,14 @@ describe('event records', () => {
     expect(() => decodeEvent(encodeEvent(EXAMPLES.delivery), { id: 'OTHER' })).toThrow(expect.objectContaining({ code: 'ERR_EVENT_INVALID' }));
     expect(eventFrame(EXAMPLES.delivery).id).toBe('0A1B2C3D4E5F');
     expect(eventFrame(payload)).not.toHaveProperty('id');
+  });
+
+  it('builds the mmove_received payload the #mmove receiver would write with its commit', () => {
+    const moved = { binding: 'b2', bindingGroup: 'default', originalId: '0A1B2C3D4E5F', originNode: 'n1', arrival: T, attempts: 2, nextAttempt: 0, hops: 1 };
+    const env: SpoolEnvelope = { v: 1, from: 'a@x.test', rcpt: ['b@y.test'], arrival: T, client: '10.0.0.1', helo: '', user: null, tls: false, listener: 'cluster', headers: {}, moved };
+    const payload = mmoveReceivedPayload(env, moved, 2301);
+    expect(payload).not.toHaveProperty('id');
+    expect(decodeEvent(encodeEvent(payload), { id: '7C1D2E3F4A5B', seq: 7, time: T, node: 'n2' })).toEqual({ ...EXAMPLES.mmove_received, seq: 7, rcpt: ['b@y.test'], from: 'a@x.test' });
   });
 
   it('builds the reception and #mmove records intake knows', () => {
