@@ -43,6 +43,10 @@ export const ErrorCode = {
   COROSYNC_CONF: 'ERR_COROSYNC_CONF',
   /** `vipmta cluster corosync-conf`: the corosync authkey cannot be created or is not a usable key. */
   AUTHKEY: 'ERR_AUTHKEY',
+  /** An event record (src/events/) that does not decode or breaks its schema. */
+  EVENT_INVALID: 'ERR_EVENT_INVALID',
+  /** An event record of a type or version this reader does not know (pass it on as bytes). */
+  EVENT_UNKNOWN: 'ERR_EVENT_UNKNOWN',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

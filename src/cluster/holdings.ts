@@ -80,6 +80,8 @@ export class Holdings {
     sharedNeighbours: () => Iterable<SharedNeighbour>,
     private readonly reapply: () => void,
     private readonly released: (address: string) => void = () => {},
+    /** Hears of every address plumbed here (the address_taken record). */
+    private readonly taken: (address: string, ifname: string) => void = () => {},
   ) {
     this.topologies = cluster.topologies;
     this.guardian = new GuardianLink(logger);
@@ -159,6 +161,7 @@ export class Holdings {
       const place = this.plumbing.placement(a)!;
       this.arp.start(a, place.ifname, this.plumbing.lifetimeSec * 1000 + 500);
       this.logger.info({ address: a, ifname: place.ifname }, 'DuraVIP: plumbed');
+      this.taken(a, place.ifname);
     }
   }
 

@@ -117,7 +117,7 @@ export class ClusterManager extends EventEmitter {
     this.groupName = opts.group ?? CLUSTER_GROUP;
     this.entries = duravipEntries(opts.config).map(({ where: _w, what: _x, ...e }) => e);
     this.managed = new Set(this.entries.map((e) => e.address));
-    this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply(), (a) => this.emit('released', a));
+    this.holdings = new Holdings(cluster, this.logger, () => this.sharedNeighbours.all(), () => this.apply(), (a) => this.emit('released', a), (a, ifname) => this.emit('taken', a, ifname));
     this.link = new GroupLink({
       name: this.groupName, logger: this.logger, prefix: 'cluster: ', without: 'this node owns no DuraVIP',
       joined: (g) => this.joined(g), lost: (err) => this.onLost(err),

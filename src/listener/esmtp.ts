@@ -25,7 +25,9 @@ import { FastSmtpStream } from './smtp-stream.js';
 import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { REPLIES, replyError } from '../smtp/replies.js';
-import { VipSmtpServer } from './smtp-connection.js';
+import { refusal, VipSmtpServer, type RefusingSession } from './smtp-connection.js';
+import { rejectionOf } from '../events/build.js';
+import type { NewEvent } from '../events/records.js';
 import type { ListenerSpec } from './spec.js';
 
 /** Where accepted messages go: the spool's writer as seen from a worker. */
@@ -47,6 +49,8 @@ export interface EsmtpListenerOptions {
   onAccept: () => void;
   onMessage: (m: AcceptedMessage) => void;
   onError: (err: Error) => void;
+  /** Every 4xx/5xx reply to a client, as a rejection record (src/events/). */
+  onRejection?: (r: NewEvent) => void;
   /** The clock of the per-client tables (tests inject one). */
   now?: () => number;
   /** This worker's slot in spec.sessions (its worker id). */
@@ -199,6 +203,8 @@ export class EsmtpListener {
         const r = REPLIES.tooManyJunkCommands;
         return { code: r.code, text: `${r.enhanced} ${this.name} ${r.text.slice(r.enhanced.length + 1)}` };
       },
+      // Replies of 400 and up only: nothing on the DATA path of a message that is accepted.
+      ...(opts.onRejection !== undefined ? { onReject: (c: RefusingSession, code: number, text: string) => opts.onRejection!(rejectionOf(refusal(c, opts.spec.name), code, text)) } : {}),
     });
     this.server.on('error', (err: Error) => {
       // Per-connection errors (a client resetting) are routine; only log them at debug.
@@ -583,6 +589,8 @@ export class EsmtpListener {
         listener: this.opts.spec.name,
         headers: scanner.headers,
       };
+      // TODO(journal, lead): commit(envelope, receptionPayload(envelope, received.length + size))
+      // (src/events/build.ts) writes the reception record with this commit; intake stops logging it.
       msg.commit(encodeEnvelope(envelope)).then(
         ({ id, size: stored }) => {
           this.inTransaction.delete(session.id);

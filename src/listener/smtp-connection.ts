@@ -9,13 +9,16 @@
 //   smtp-server's generic one for the basic code (452 would become 4.2.2 where we mean 4.5.3).
 // - NOOP, RSET, VRFY, EXPN, HELP and ETRN beyond the junk limit without a DATA end the session
 //   (Postfix's smtpd_junk_command_limit): cheap commands would otherwise hold it forever.
+// - every 4xx/5xx reply is reported (SessionLimits.onReject) with the command it answers: the
+//   listener's rejection records (src/events/); one comparison per reply otherwise.
 // - the parser keeps the clock marks of the command and data deadlines (deadlines.ts), and the idle
 //   timeout does not run while the listener itself holds a message's data back (body memory).
 // Worker thread; nothing here blocks.
 import type net from 'node:net';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import type { RefusedSession } from '../events/build.js';
 import { FastSmtpStream } from './smtp-stream.js';
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -27,12 +30,34 @@ export interface SessionLimits {
   maxJunkCommands: number;
   /** A session went over it: the reply to send before closing (the caller logs and counts). */
   onJunkLimit(remoteAddress: string): { code: number; text: string };
+  /** A 4xx/5xx reply is going out: `text` with its enhanced code in front when it has one. */
+  onReject?(session: RefusingSession, code: number, text: string): void;
 }
 
-class VipSmtpConnection extends SMTPConnection {
+/** What a session tells of itself when it refuses something. */
+export interface RefusingSession {
+  readonly remoteAddress: string;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly session: SMTPServerSession;
+  /** The command line being answered; null before the first (a refusal at connect). */
+  readonly lastCommand: Buffer | null;
+}
+
+/** What a refusal's record needs of the session (src/events/build.ts rejectionOf). */
+export function refusal(c: RefusingSession, listener: string): RefusedSession {
+  const env = c.session?.envelope;
+  const from = env === undefined || env.mailFrom === false ? null : env.mailFrom.address;
+  return { listener, client: c.remoteAddress, local: `${c.localAddress}:${c.localPort}`, command: c.lastCommand, from, rcpt: env?.rcptTo ?? [] };
+}
+
+class VipSmtpConnection extends SMTPConnection implements RefusingSession {
   private junk = 0;
+  /** A reference to the parser's buffer (no copy): read only when a reply refuses it. */
+  lastCommand: Buffer | null = null;
 
   override _onCommand(command: Buffer, callback?: () => void): void {
+    this.lastCommand = command;
     const limits = (this._server as VipSmtpServer).limits;
     if (limits !== null && limits.maxJunkCommands > 0) {
       const sp = command.indexOf(0x20);
@@ -83,10 +108,21 @@ class VipSmtpConnection extends SMTPConnection {
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (typeof data === 'string' && ENHANCED.test(data)) {
+      if (code >= 400) (this._server as VipSmtpServer).limits?.onReject?.(this, code, data);
       super.send(code, data, false);
       return;
     }
+    if (code >= 400) this.reportRefusal(code, data, context);
     super.send(code, data, context);
+  }
+
+  /** The reply as smtp-server will word it (its enhanced code for the basic one), for onReject. */
+  private reportRefusal(code: number, data: string | string[] | null | undefined, context: string | false | undefined): void {
+    const onReject = (this._server as VipSmtpServer).limits?.onReject;
+    if (onReject === undefined) return;
+    const enhanced = (this as unknown as { _getEnhancedStatusCode(c: number, ctx?: string | false): string })._getEnhancedStatusCode(code, context);
+    const text = Array.isArray(data) ? data.join(' ') : (data ?? '');
+    onReject(this, code, enhanced !== '' ? `${enhanced} ${text}` : text);
   }
 }
 

@@ -9,6 +9,7 @@ import { corosyncLibrary } from '../native/index.js';
 import { BindingPolicy } from '../policy/binding.js';
 import { LOCAL_ROUTE, type Route } from '../queue/routes.js';
 import type { Dispatcher } from './dispatch.js';
+import type { EventEmit } from '../events/emitter.js';
 
 /** Where a binding's mail goes: local unless its Bind_Address is a DuraVIP another node owns. */
 export function routeOfBinding(cluster: ClusterManager | null, config: Config, binding: string): Route {
@@ -34,6 +35,8 @@ export interface ClusterWiring {
   reroute: () => void;
   dispatch: Pick<Dispatcher, 'dropMovesTo' | 'abortDeliveriesFrom'>;
   logger: Logger;
+  /** Where address_taken and address_released records go (src/events/). */
+  events?: EventEmit;
 }
 
 /** Starts the manager after the listeners (they bind every DuraVIP with IP_FREEBIND before
@@ -64,7 +67,11 @@ export function startCluster(c: ClusterManager, w: ClusterWiring): void {
   c.on('memberLeft', (node: string) => w.dispatch.dropMovesTo(node));
   // Taken off the wire for whatever reason (an election, a stalled corosync, lost quorum): what is
   // being sent from it ends now, whatever state its connection is in.
-  c.on('released', (address: string) => w.dispatch.abortDeliveriesFrom(address));
+  c.on('released', (address: string) => {
+    w.dispatch.abortDeliveriesFrom(address);
+    w.events?.emit({ type: 'address_released', address });
+  });
+  c.on('taken', (address: string, ifname: string) => w.events?.emit({ type: 'address_taken', address, ifname }));
   c.start();
 }
 

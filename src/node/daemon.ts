@@ -25,6 +25,8 @@ import { watchDrain } from './drain.js';
 import { mailqReport, nodeCommands } from './console.js';
 import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
+import { Events } from '../events/emitter.js';
+import type { NewEvent } from '../events/records.js';
 import { NodeMetricSet, queueSizes } from './metrics.js';
 import { makeQueue } from './queue-wiring.js';
 import { NodeShaping } from './shaping.js';
@@ -54,6 +56,8 @@ const SPOOL_WATCH_MS = 1000;
 export class Daemon {
   private config: Config;
   readonly logger: Logger;
+  /** The event records (src/events/): the log until the lead connects the journal (events.connect). */
+  readonly events: Events;
   readonly queue: QueueManager;
   private policy: BindingPolicy;
   private cluster: ClusterManager | null = null;
@@ -90,6 +94,7 @@ export class Daemon {
   private constructor(private readonly opts: DaemonOptions, config: Config) {
     this.config = config;
     this.logger = createLogger(config.global.Log_Level, { node: config.global.Nodename });
+    this.events = new Events({ node: config.global.Nodename, logger: this.logger });
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     const cfg = (): Config => this.config;
     const cluster = (): ClusterManager | null => this.cluster;
@@ -101,7 +106,7 @@ export class Daemon {
       queueSummaries: () => this.clusterConsole?.queueSummaries() ?? [],
     });
     this.shaping = new NodeShaping({
-      config: cfg, logger: this.logger, changed: () => this.queue.configChanged(),
+      config: cfg, logger: this.logger, events: this.events, changed: () => this.queue.configChanged(),
       queueUse: (group, binding, domain) => this.queue.queueUse(group, binding, domain),
       quorate: () => this.cluster?.quorate() ?? false,
     });
@@ -121,6 +126,7 @@ export class Daemon {
       },
       allowances: this.shaping.allowancesFor('queue'),
       logger: this.logger,
+      events: this.events,
     });
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
@@ -134,7 +140,7 @@ export class Daemon {
     });
     // The listeners' counters answer for the `in:` keys (InboundLimits does not register itself).
     inboundAllowances.setUse(this.inbound);
-    this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger });
+    this.intake = new Intake({ queue: this.queue, config: cfg, policy: () => this.policy, dedup: this.mmoveDedup, logger: this.logger, events: this.events });
   }
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
@@ -189,6 +195,7 @@ export class Daemon {
     this.pool = pool;
     pool.on('event', (workerId: number, name: string, data: unknown) => {
       if (name === 'accepted') this.onAccepted(data as AcceptedMessage[]);
+      else if (name === 'rejected') for (const r of data as NewEvent[]) this.events.emit(r);
       else if (name === 'listenerError') this.logger.error({ workerId, ...(data as object) }, 'listener failed in a worker');
     });
     pool.on('replaced', () => this.reconcileWithSpool());
@@ -231,7 +238,7 @@ export class Daemon {
     await this.startHttp();
     this.installSignals();
     if (this.cluster !== null) {
-      startCluster(this.cluster, { config: this.config, reroute: () => this.queue.reroute(), dispatch: this.dispatch, logger: this.logger });
+      startCluster(this.cluster, { config: this.config, reroute: () => this.queue.reroute(), dispatch: this.dispatch, logger: this.logger, events: this.events });
     }
     this.logger.info(
       {
@@ -397,6 +404,7 @@ export class Daemon {
     // not finish in time stays in the spool and goes again after the restart.
     await this.queue.stop(DRAIN_GRACE_MS);
     if (this.pool !== null) await this.pool.stop(DRAIN_GRACE_MS);
+    await this.events.flush();
     // After the drain, so /health answers 503 ("stopping") while sessions finish.
     for (const h of this.https) h.close();
     this.https = [];

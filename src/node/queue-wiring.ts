@@ -33,6 +33,8 @@ export interface QueueWiring {
   /** The cluster's shares of the Cluster_* limits (the shaping group's leases). */
   allowances?: NonNullable<QueueManagerOptions['allowances']>;
   logger: Logger;
+  /** Where the queue's event records go (src/events/). */
+  events?: QueueManagerOptions['events'];
 }
 
 export function makeQueue(w: QueueWiring): QueueManager {
@@ -54,6 +56,7 @@ export function makeQueue(w: QueueWiring): QueueManager {
       return a;
     },
     logger: w.logger,
+    ...(w.events !== undefined ? { events: w.events } : {}),
     onOutcome: w.outcome,
     ...(w.failure !== undefined ? { onFailure: w.failure } : {}),
     ...(w.shaping !== undefined ? { shaping: w.shaping.observe, restrictions: w.shaping.restrictionsFor, onDestination: w.shaping.destination } : {}),

@@ -18,6 +18,9 @@ import type { QueueUse } from '../queue/manager.js';
 import type { QueueRestrictions } from '../queue/scheduler.js';
 import { parseLimitKey, type AllowanceUse, type Allowances } from '../queue/allowances.js';
 import { InboundLimits } from './inbound-limits.js';
+import type { EventEmit } from '../events/emitter.js';
+import type { NewEvent } from '../events/records.js';
+import type { Restriction } from '../cluster/shaping/messages.js';
 import { OPTIONS } from '../config/schema.js';
 import { formatValue } from '../config/values.js';
 import { ErrorCode, VipError } from '../errors.js';
@@ -28,6 +31,10 @@ const SHOW_USAGE = 'shaping show DOMAIN [--binding NAME]';
 /** The destination key of a set of MX (or route) hosts: one spelling whatever the order. */
 function mxKey(hosts: readonly string[]): string {
   return `mx:${[...new Set(hosts)].sort().join(',')}`;
+}
+/** One restriction's identity: a re-fired rule with a new end is a new restriction. */
+function restrictionKey(r: Restriction): string {
+  return `${r.action}|${r.binding ?? '*'}|${r.destination}|${r.at}|${r.until}|${r.origin}|${r.rule}`;
 }
 /** The limits `shaping show` explains, in this order. */
 const SHOWN = ['Suspend_Delivery', 'Max_Outbound_Connections', 'Max_Deliveries_Per_Connection', 'Outbound_Throttle_Messages', 'Outbound_Throttle_Connections', 'Retry_Interval', 'Message_Expiration'] as const;
@@ -63,6 +70,8 @@ export interface NodeShapingOptions {
   /** Whether this node may use cluster-wide shares now (ClusterManager.quorate); default: yes. */
   readonly quorate?: () => boolean;
   readonly now?: () => number;
+  /** Where suspension records go: a restriction coming into force here or ending (src/events/). */
+  readonly events?: EventEmit;
 }
 
 export class NodeShaping {
@@ -84,11 +93,35 @@ export class NodeShaping {
       now: this.now,
       ...(o.quorate !== undefined ? { quorate: o.quorate } : {}),
     });
-    this.node.on('changed', () => o.changed());
+    this.node.on('changed', () => {
+      this.recordChanges();
+      o.changed();
+    });
   }
 
   start(): void {
     this.node.start();
+    // What a restart restored was recorded when it came into force.
+    this.inForce = new Map(this.node.restrictions().map((r) => [restrictionKey(r), r]));
+  }
+
+  /** Restrictions in force before the last change, by restrictionKey. */
+  private inForce = new Map<string, Restriction>();
+
+  /** A suspension record for each restriction that came into force or ended since the last change. */
+  private recordChanges(): void {
+    const ev = this.o.events;
+    if (ev === undefined) return;
+    const now = new Map(this.node.restrictions().map((r) => [restrictionKey(r), r]));
+    const record = (state: 'start' | 'end', r: Restriction): void => {
+      const e: NewEvent = { type: 'suspension', state, action: r.action, binding: r.binding, destination: r.destination, until: r.until, rule: r.rule, reason: r.reason, origin: r.origin };
+      if (r.rate !== null) Object.assign(e, { rate: r.rate.count, period: r.rate.periodMs });
+      if (r.connections !== null) Object.assign(e, { connections: r.connections });
+      ev.emit(e);
+    };
+    for (const [k, r] of now) if (!this.inForce.has(k)) record('start', r);
+    for (const [k, r] of this.inForce) if (!now.has(k)) record('end', r);
+    this.inForce = now;
   }
 
   /** What /metrics shows of shaping: rule firings, restrictions, the shaping group's messages,

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { BounceRequest } from '../delivery/bounce.js';
 import type { RecipientResult } from '../delivery/results.js';
 import { classify } from '../policy/bounce-class.js';
+import { logEvents, type EventEmit } from '../events/emitter.js';
 
 /** A DSN that could not be spooled: its recipients wait this long and bounce again. */
 export const DSN_RETRY_MS = 60_000;
@@ -16,6 +17,8 @@ export interface BouncesOptions {
   /** Reporting-MTA: this node's host name. */
   hostname: () => string;
   logger: Logger;
+  /** Where the dsn record goes (default: its log line). */
+  events?: EventEmit;
   /** The DSN is on disk: queue it (from the null sender to `to`). */
   spooled: (dsn: { id: string; size: number; to: string; arrival: number }) => void;
 }
@@ -84,6 +87,6 @@ export class Bounces {
     const { id, size } = await this.o.bounce(req);
     this.spooledCount++;
     this.o.spooled({ id, size, to: m.from, arrival: now });
-    this.o.logger.info({ event: 'dsn', id, for: m.id, to: m.from, rcpt: rcpts.map((r) => r.rcpt) }, 'DSN queued');
+    (this.o.events ?? logEvents(this.o.logger)).emit({ type: 'dsn', id, for: m.id, to: m.from, rcpt: rcpts.map((r) => r.rcpt), size });
   }
 }

@@ -13,6 +13,8 @@ import type { Config } from '../config/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
 import type { MessageResult, RecipientResult } from '../delivery/results.js';
 import { describeClass, type BounceClass } from '../policy/bounce-class.js';
+import { attemptOf } from '../events/build.js';
+import { logEvents, type EventEmit } from '../events/emitter.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
 import type { DeliveryBatch } from '../delivery/batch.js';
 import { domainOf, splitByDomain } from '../message/recipients.js';
@@ -91,6 +93,9 @@ export interface QueueManagerOptions {
   /** Binding policy for `rebind` and for DSNs (BindingPolicy.assignStored). */
   assign: (m: { xBinding: string | null; listener: string | null; from: string }) => { bindingGroup: string; binding: string };
   logger: Logger;
+  /** Where the event records go (delivery, failures, expiry, DSN, #mmove, hold/release/rebind);
+   *  default: the log lines they gave before the journals. */
+  events?: EventEmit;
   /** Per-recipient outcomes, for the metrics ('moved': handed to another node by #mmove). */
   onOutcome?: (status: 'delivered' | 'deferred' | 'bounced' | 'moved', count: number) => void;
   /** Per-recipient failures of a delivery by bounce class, counted as onOutcome counts them:
@@ -146,9 +151,11 @@ export class QueueManager {
   private bytes = 0;
   private readonly now: () => number;
   private readonly counters = { delivered: 0, deferred: 0, bounced: 0, moved: 0, moveFailed: 0 };
+  private readonly events: EventEmit;
 
   constructor(private readonly o: QueueManagerOptions) {
     this.now = o.now ?? Date.now;
+    const events = (this.events = o.events ?? logEvents(o.logger));
     const routes = new RouteTable(o.route);
     this.sched = new Scheduler({
       config: o.config, logger: o.logger, now: this.now, routes, deliver: o.deliver,
@@ -162,14 +169,14 @@ export class QueueManager {
       ...(o.destinationOf !== undefined ? { destinationOf: o.destinationOf } : {}),
     });
     this.moves = new MmoveQueue({
-      sched: this.sched, routes, logger: o.logger, now: this.now, counters: this.counters,
+      sched: this.sched, routes, logger: o.logger, events, now: this.now, counters: this.counters,
       ...(o.move !== undefined ? { move: o.move } : {}),
       ...(o.onOutcome !== undefined ? { onOutcome: o.onOutcome } : {}),
       bounce: (s, rcpts, now) => this.bounce(s, rcpts, now),
       finish: (s) => this.finish(s),
     });
     this.bounces = new Bounces({
-      bounce: o.bounce, logger: o.logger,
+      bounce: o.bounce, logger: o.logger, events,
       hostname: () => o.config().global.Hostname,
       spooled: (dsn) => {
         const a = o.assign({ xBinding: null, listener: null, from: '' });
@@ -291,6 +298,7 @@ export class QueueManager {
       sched.leave(s);
       sched.enter(s, HOLD);
       touched.add(sched.store.id[s]!);
+      this.partEvent('hold', s);
       n++;
     }
     for (const id of touched) this.persist(id);
@@ -308,6 +316,7 @@ export class QueueManager {
       sched.store.next[s] = 0;
       sched.settle(s, false);
       touched.add(sched.store.id[s]!);
+      this.partEvent('release', s);
       n++;
     }
     for (const id of touched) this.persist(id);
@@ -330,6 +339,7 @@ export class QueueManager {
       sched.leave(s);
       st.home[s] = sched.queueFor(a.bindingGroup, a.binding, q.domain).idx;
       sched.settle(s, held);
+      this.events.emit({ type: 'rebind', id: st.id[s]!, binding: `${a.bindingGroup}/${a.binding}`, previous: `${q.bindingGroup}/${q.binding}`, rcpt: st.rcpts[s]!.split('\n') });
       moved++;
       if (st.persisted[s] === 1) touched.add(st.id[s]!);
     }
@@ -406,6 +416,13 @@ export class QueueManager {
     return first === undefined ? [] : this.sched.store.ringOf(first);
   }
 
+  /** The hold or release record of one part (an operator's action, not a hot path). */
+  private partEvent(type: 'hold' | 'release', s: number): void {
+    const st = this.sched.store;
+    const q = this.sched.queues[st.home[s]!]!;
+    this.events.emit({ type, id: st.id[s]!, binding: `${q.bindingGroup}/${q.binding}`, rcpt: st.rcpts[s]!.split('\n') });
+  }
+
   // --- results -------------------------------------------------------------------------------------
 
   /** A delivery batch's results: each part's outcome (outcome.ts), logged, counted and applied. */
@@ -431,18 +448,19 @@ export class QueueManager {
         }
       }
       const out = outcomeOf({ rcpts: st.rcpts[s]!.split('\n'), attempts: st.attempts[s]!, arrival: st.arrival[s]! }, res, { retryMs: q.retryMs, expireMs: q.expireMs, local }, now);
-      const base = { id, binding: `${q.bindingGroup}/${q.binding}`, source: res?.localAddress ?? null };
+      const base = { time: now, id, from: st.from[s]!, binding: `${q.bindingGroup}/${q.binding}`, source: res?.localAddress ?? null, size: st.size[s]!, attempt: out.attempt };
       for (const r of out.replies) {
-        const rec = { ...base, rcpt: r.rcpt, destination: r.remoteAddress, host: r.remoteHost, reply: r.reply, origin: r.origin, attempt: out.attempt };
         if (r.status === 'delivered') {
           this.counters.delivered++;
-          this.o.logger.info({ event: 'delivery', ...rec }, 'delivered');
+          this.events.emit(attemptOf('delivery', base, r));
         } else if (r.status === 'bounced') {
           this.counters.bounced++;
-          this.o.logger.info({ event: 'permanent_failure', ...rec, ...classFields(r.bounceClass) }, 'permanent failure');
+          this.events.emit(attemptOf('permanent_failure', base, r, r.bounceClass, className(r.bounceClass)));
           if (r.bounceClass !== undefined) this.o.onFailure?.('permanent', r.bounceClass, 1);
         } else {
-          this.o.logger.info({ event: 'transient_failure', ...rec, ...classFields(r.bounceClass) }, 'transient failure');
+          const e = attemptOf('transient_failure', base, r, r.bounceClass, className(r.bounceClass));
+          if (out.retry !== null && e.type === 'transient_failure') e.next = out.retry.next;
+          this.events.emit(e);
           // Counted when it is retried; one that expired now counts as the expiry below.
           if (r.bounceClass !== undefined && out.retry !== null) this.o.onFailure?.('transient', r.bounceClass, 1);
         }
@@ -451,7 +469,10 @@ export class QueueManager {
       if (out.refused > 0) this.o.onOutcome?.('bounced', out.refused);
       if (out.expired.length > 0) {
         for (const e of out.expired) {
-          this.o.logger.info({ event: 'permanent_failure', ...base, rcpt: e.rcpt, reply: e.reply, attempt: out.attempt, expired: true, ...classFields(e.bounceClass) }, 'expired');
+          this.events.emit({
+            type: 'expiry', time: now, id, from: base.from, rcpt: e.rcpt, binding: base.binding, source: base.source, reply: e.reply, attempt: out.attempt,
+            size: base.size, class: e.bounceClass, bounce_class: describeClass(e.bounceClass),
+          });
           this.o.onFailure?.('permanent', e.bounceClass, 1);
         }
         this.counters.bounced += out.expired.length;
@@ -602,6 +623,6 @@ export class QueueManager {
 }
 
 /** A failure record's bounce class: `class` (10) and `bounce_class` ("10 Invalid Recipient"). */
-function classFields(c: BounceClass | undefined): { class?: BounceClass; bounce_class?: string } {
-  return c === undefined ? {} : { class: c, bounce_class: describeClass(c) };
+function className(c: BounceClass | undefined): string | undefined {
+  return c === undefined ? undefined : describeClass(c);
 }

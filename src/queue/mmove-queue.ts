@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { RecipientResult } from '../delivery/results.js';
 import { enhancedOf } from '../smtp/replies.js';
 import type { MmoveItem, MmoveResult } from '../mmove/client.js';
+import type { EventEmit } from '../events/emitter.js';
 import type { RouteTable } from './routes.js';
 import { MAX_MOVE_BATCH, type DestQueue, type Scheduler } from './scheduler.js';
 import { DEFERRED, HOLD, READY } from './store.js';
@@ -21,6 +22,8 @@ export interface MmoveQueueOptions {
   sched: Scheduler;
   routes: RouteTable;
   logger: Logger;
+  /** Where the mmove_sent and refusal (permanent_failure) records go. */
+  events: EventEmit;
   now: () => number;
   /** Moves messages to a node (#mmove); one result per item, in order; ok only after its 250. */
   move?: (node: string, items: MmoveItem[]) => Promise<MmoveResult[]>;
@@ -148,7 +151,10 @@ export class MmoveQueue {
       if (r.ok) {
         this.o.counters.moved++;
         this.o.onOutcome?.('moved', it.rcpt.length);
-        this.o.logger.info({ event: 'mmove', id: it.id, node: q.moveTo, binding: `${it.bindingGroup}/${it.binding}`, rcpt: it.rcpt, reply: `${r.code} ${r.text}`, duplicate: r.duplicate }, 'moved');
+        this.o.events.emit({
+          type: 'mmove_sent', time: now, id: it.id, from: it.from, rcpt: it.rcpt, binding: `${it.bindingGroup}/${it.binding}`, peer: q.moveTo!,
+          reply: `${r.code} ${r.text}`, duplicate: r.duplicate,
+        });
         for (const s of slots) this.o.finish(s);
         return;
       }
@@ -156,7 +162,12 @@ export class MmoveQueue {
       if (r.code >= 500 && r.code < 600 && !auth) {
         const enhanced = enhancedOf(r.code, r.text);
         const reply = `${r.code} ${r.text}`;
-        this.o.logger.info({ event: 'permanent_failure', id: it.id, node: q.moveTo, binding: `${it.bindingGroup}/${it.binding}`, rcpt: it.rcpt, reply }, 'mmove refused');
+        for (const rcpt of it.rcpt) {
+          this.o.events.emit({
+            type: 'permanent_failure', time: now, id: it.id, from: it.from, rcpt, binding: `${it.bindingGroup}/${it.binding}`, source: null, mx: null, ip: null,
+            reply, code: r.code, enhanced, origin: 'remote', attempt: it.attempts, peer: q.moveTo!,
+          });
+        }
         this.o.counters.bounced += it.rcpt.length;
         this.o.onOutcome?.('bounced', it.rcpt.length);
         for (const s of slots) {

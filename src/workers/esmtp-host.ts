@@ -3,6 +3,7 @@
 // per-listener counts the main thread sums for the console. Worker thread; never blocks.
 import type { Logger } from 'pino';
 import type { AcceptedMessage } from '../message/accepted.js';
+import type { NewEvent } from '../events/records.js';
 import { EsmtpListener, type MessageSink } from '../listener/esmtp.js';
 import type { ListenerSpec } from '../listener/spec.js';
 import { SocketSet } from './socket-set.js';
@@ -15,6 +16,8 @@ export interface EsmtpHostOptions {
   /** The spool as this worker writes it; null refuses DATA with 451 4.3.0. */
   sink: MessageSink | null;
   onMessage: (m: AcceptedMessage) => void;
+  /** A listener refused something (a 4xx/5xx reply): its rejection record. */
+  onRejection?: (r: NewEvent) => void;
   /** A listener failed after it had started (e.g. its socket died). */
   onError: (name: string, err: Error) => void;
 }
@@ -33,6 +36,7 @@ export class EsmtpHost {
           logger: opts.logger,
           sink: opts.sink,
           onMessage: opts.onMessage,
+          ...(opts.onRejection !== undefined ? { onRejection: opts.onRejection } : {}),
           onAccept: () => {
             this.accepted[spec.name] = (this.accepted[spec.name] ?? 0) + 1;
           },

@@ -14,6 +14,7 @@ import type { DedupStats } from '../mmove/dedup.js';
 import type { MmoveReceiverStats } from '../mmove/receiver.js';
 import type { MmoveSettings } from '../mmove/settings.js';
 import type { AcceptedMessage } from '../message/accepted.js';
+import type { NewEvent } from '../events/records.js';
 
 
 /** What a worker counts; summed by the main thread for the console and metrics. */
@@ -74,6 +75,8 @@ export interface WorkerMethods {
 export interface WorkerEvents {
   /** Messages acknowledged with 250 since the last event; batched to save postMessage calls. */
   accepted: AcceptedMessage[];
+  /** Rejection records (src/events/) since the last event, batched as `accepted` is. */
+  rejected: NewEvent[];
   /** A listener failed in the worker after it had started (e.g. the socket died). */
   listenerError: { name: string; error: SerializedError };
   /** Idle delivery connections that closed on their own (idle timeout, the peer, a cut, the engine

@@ -13,6 +13,7 @@ import type { DeliverySettings } from '../delivery/settings.js';
 import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
 import type { AcceptedMessage } from '../message/accepted.js';
+import type { NewEvent } from '../events/records.js';
 import { EsmtpHost } from './esmtp-host.js';
 import { MmoveHost } from './mmove-host.js';
 import type { ProtocolMessage, WorkerInit } from './protocol.js';
@@ -37,6 +38,19 @@ function flushAccepted(): void {
   if (batch.length > 0) emit('accepted', batch);
 }
 
+// Rejection records go the same way, in their own batch (the lead makes them durable).
+let rejectedBatch: NewEvent[] = [];
+function onRejection(r: NewEvent): void {
+  if (rejectedBatch.length === 0) {
+    setTimeout(() => {
+      const batch = rejectedBatch;
+      rejectedBatch = [];
+      emit('rejected', batch);
+    }, ACCEPTED_FLUSH_MS);
+  }
+  rejectedBatch.push(r);
+}
+
 // One writer of the process-wide spool for both kinds of listener and the DSNs; null without a spool.
 const spoolWriter = init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory);
 
@@ -46,6 +60,7 @@ const listeners = new EsmtpHost({
   logger: log,
   sink: spoolWriter,
   onMessage,
+  onRejection,
   onError: (name, err) => emit('listenerError', { name, error: serializeError(err) }),
 });
 

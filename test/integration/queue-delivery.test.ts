@@ -232,6 +232,26 @@ describe('queue manager and delivery', () => {
     const bad = await n.node.console('rebind');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('usage: rebind');
+    // Each operator action left its event record (the log is the default sink): one per part.
+    expect(n.node.logs.filter((r) => r.id === id && ['hold', 'rebind', 'release'].includes(String(r.event))).map((r) => [r.event, r.binding, r.rcpt])).toEqual([
+      ['hold', 'default/default', ['bob@dest.test']],
+      ['rebind', 'default/b3', ['bob@dest.test']],
+      ['release', 'default/b3', ['bob@dest.test']],
+    ]);
+    expect(n.node.logs.find((r) => r.event === 'rebind')).toMatchObject({ previous: 'default/default' });
+  });
+
+  it('records a command it refuses at SMTP time (a rejection), with the command and the reply', async () => {
+    const dest = await sink();
+    const n = await startNode(dest, await sink());
+    const { client } = await SmtpTestClient.connect(n.smtp);
+    expect((await client.cmd('EHLO c.test')).code).toBe(250);
+    const r = await client.cmd('MAIL FROM:<alice@sender.test> FROBNICATE=1');
+    expect(r.code).toBe(555);
+    await client.quit();
+    const rec = await n.node.waitForLog((l) => l.event === 'rejection');
+    expect(rec).toMatchObject({ listener: expect.any(String), client: '127.0.0.1', stage: 'MAIL', from: 'alice@sender.test', code: 555, enhanced: '5.5.4' });
+    expect(rec.reply).toBe(`555 ${r.text}`);
   });
 
   it('delivers many messages over pooled connections within Max_Outbound_Connections', async () => {

@@ -94,6 +94,14 @@ Shaping_Rule "tss04" { Match = "\\\\[TSS04\\\\]" Action = suspend Duration = 1h 
     expect(metrics).toMatch(/^vipmta_outbound_connections\{state="open"\} \d+$/m);
     expect(metrics).toMatch(/^vipmta_outbound_idle_closed_total \d+$/m);
     expect((await (await api('POST', '/shaping/resume?domain=other.test')).json())).toMatchObject({ lifted: 1 });
+    // Each restriction that came into force here or ended is an event record (the log is the
+    // default sink until the journal is wired).
+    const records = await waitFor('the suspension records', () => {
+      const r = node.logs.filter((l) => l.event === 'suspension');
+      return r.length >= 3 ? r : undefined;
+    });
+    expect(records.map((r) => [r.state, r.action, r.destination])).toEqual([['start', 'suspend', dest], ['start', 'suspend', 'other.test'], ['end', 'suspend', 'other.test']]);
+    expect(records[0]).toMatchObject({ binding: 'default', rule: 'tss04', origin: 'n1' });
 
     // Restarted, the node still holds dest.test: with Retry_Interval = 1s both messages would have
     // gone in the seconds a restart takes.

@@ -23,6 +23,7 @@ const LAYERS: Record<string, number> = {
   policy: 4,
   spool: 3,
   config: 2,
+  events: 2, // the event records: built in engines, emitted on the main thread
   native: 2,
   message: 1, // ...over the shared vocabulary
   smtp: 1,
