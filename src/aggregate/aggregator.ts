@@ -35,6 +35,8 @@ export interface AggregatorOptions {
   batch?: number;
   /** Wait between reads when a member has nothing new. Default 500 ms. */
   pollMs?: number;
+  /** Backoff after a failure: first and longest wait. Default 1 s doubling to 30 s. */
+  retryMs?: readonly [number, number];
   /** Connects and reads (tests give a fake); default JournalLink.open. */
   connect?: (o: LinkOptions) => Promise<Pick<JournalLink, 'read' | 'ack' | 'close' | 'alive'>>;
 }
@@ -144,11 +146,12 @@ class MemberLoop {
   }
 
   private async run(): Promise<void> {
-    let backoff = BACKOFF_MIN_MS;
+    const [min, max] = this.o.retryMs ?? [BACKOFF_MIN_MS, BACKOFF_MAX_MS];
+    let backoff = min;
     while (!this.stopped()) {
       try {
         const more = await this.step();
-        backoff = BACKOFF_MIN_MS;
+        backoff = min;
         if (this.error !== null) {
           this.o.logger.info({ member: this.node, seq: this.store?.seq }, 'log aggregator: member reachable again, aggregation resumed');
           this.error = null;
@@ -163,7 +166,7 @@ class MemberLoop {
         if (this.stopped()) break;
         this.failed(err as Error);
         await this.sleep(backoff);
-        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        backoff = Math.min(max, backoff * 2);
       }
     }
     this.link?.close();
