@@ -27,6 +27,8 @@ export class LinkError extends Error {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 interface Reply {
   code: number;
   /** The last line's text after the code and a space. */
@@ -34,14 +36,18 @@ interface Reply {
 }
 
 export class JournalLink {
-  private buf: Buffer = Buffer.alloc(0);
+  /** What arrived and is not consumed yet: chunks joined only when a reply or a whole batch is
+   *  there (a 1 MiB batch is copied once, not once per chunk). */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private wake: (() => void) | null = null;
   private error: Error | null = null;
   private busy: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly sock: net.Socket, private readonly where: string) {
     sock.on('data', (d: Buffer) => {
-      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+      this.chunks.push(d);
+      this.buffered += d.length;
       this.poke();
     });
     sock.on('error', (err) => this.fail(err));
@@ -145,14 +151,15 @@ export class JournalLink {
   private async reply(all = false): Promise<Reply> {
     const lines: string[] = [];
     for (;;) {
-      const nl = this.buf.indexOf(0x0a);
+      const buf = this.flat();
+      const nl = buf.indexOf(0x0a);
       if (nl < 0) {
-        if (this.buf.length > 64 * 1024) throw new LinkError(`${this.where} sent a reply line over 64 KiB`);
+        if (buf.length > 64 * 1024) throw new LinkError(`${this.where} sent a reply line over 64 KiB`);
         await this.wait();
         continue;
       }
-      const line = this.buf.toString('latin1', 0, nl > 0 && this.buf[nl - 1] === 0x0d ? nl - 1 : nl);
-      this.buf = this.buf.subarray(nl + 1);
+      const line = buf.toString('latin1', 0, nl > 0 && buf[nl - 1] === 0x0d ? nl - 1 : nl);
+      this.consume(nl + 1);
       lines.push(line.slice(4));
       if (line[3] !== '-') {
         const code = Number(line.slice(0, 3));
@@ -163,9 +170,21 @@ export class JournalLink {
 
   /** Exactly n octets after the reply just read. */
   private async take(n: number): Promise<Buffer> {
-    while (this.buf.length < n) await this.wait();
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
+    while (this.buffered < n) await this.wait();
+    const out = this.flat().subarray(0, n);
+    this.consume(n);
     return out;
+  }
+
+  /** Everything buffered as one Buffer (joined once). */
+  private flat(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+    return this.chunks[0] ?? EMPTY;
+  }
+
+  private consume(n: number): void {
+    const rest = this.flat().subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
   }
 }

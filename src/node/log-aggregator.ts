@@ -48,10 +48,13 @@ export function startLogAggregator(config: Config, cluster: () => ClusterManager
     logfile: la.options.Logfile,
     members: [...members.keys()],
     address: (m) => members.get(m) ?? cluster()?.peerLink(m) ?? null,
-    // Without a cluster manager, a member given with its address is all the view there is.
+    // A member given with its address and outside the Cluster's Node list (or without a cluster
+    // manager) has no view to be in: it is always expected to answer.
     inView: (m) => {
       const c = cluster();
-      return c === null ? members.get(m) !== null : c.peerLink(m) !== null;
+      const fixed = members.get(m) !== null;
+      if (c === null) return fixed;
+      return c.peerLink(m) !== null || (fixed && !(config.cluster?.nodes ?? []).some((n) => n.name === m));
     },
     secret: config.cluster?.options.Cluster_Secret ?? null,
     tls: config.cluster?.options.Mmove_TLS ?? false,
