@@ -21,7 +21,7 @@ import { canonicalAddress, parseEndpoint } from '../net/address.js';
 import { canonicalCidr, parseCidr } from '../net/cidr.js';
 
 import type {
-  BindingConfig, BindingGroupConfig, BindingGroupOptions, BindingOptions, ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, ClusterOptions, Config, ControlListenerConfig, DomainConfig, DomainOptions, EcclusterListenerOptions, GlobalOptions, HttpListenerConfig, InboundCidrConfig, InboundCidrOptions, ListenerConfig, ListenerOptions, LookupContext, ShapingRuleConfig, ShapingRuleOptions, SpoolOptions, TopologyConfig, TopologyOptions,
+  BindingConfig, BindingGroupConfig, BindingGroupOptions, BindingOptions, ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, ClusterOptions, Config, ControlListenerConfig, DomainConfig, DomainOptions, EcclusterListenerOptions, GlobalOptions, HttpListenerConfig, InboundCidrConfig, InboundCidrOptions, ListenerConfig, ListenerOptions, LogAggregatorConfig, LogAggregatorOptions, LookupContext, ShapingRuleConfig, ShapingRuleOptions, SpoolOptions, TopologyConfig, TopologyOptions,
 } from './types.js';
 
 // --- defaults, parsed from the schema's own text ------------------------------------------------
@@ -207,7 +207,7 @@ function scopeList(scopes: readonly Scope[]): string {
   const names: Record<Scope, string> = {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
     control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', inbound_cidr: 'ESMTP_Listener/Inbound_Cidr', cluster_node: 'Cluster/Node', shaping_rule: 'Shaping_Rule',
-    binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain',
+    binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain', log_aggregator: 'Log_Aggregator',
   };
   return scopes.map((s) => names[s]).join(', ');
 }
@@ -418,10 +418,21 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     shapingRules.push({ name: r.name, options: ro, match, where: r.node.where });
   }
 
+  let logAggregator: LogAggregatorConfig | null = null;
+  const laChild = child(top, 'Log_Aggregator');
+  if (laChild) {
+    const lc = b.collect(frameOf(laChild.spec, ''), laChild.node.body);
+    const options = b.resolve('log_aggregator', [lc.values], fromGlobal) as LogAggregatorOptions;
+    const dir = lc.values.get('Directory');
+    if (dir === undefined || dir.value === '') b.errors.push(at(dir?.where ?? laChild.node.where, 'Log_Aggregator needs Directory = "path" (where the aggregated files go)'));
+    options.Directory = b.resolvePath(options.Directory);
+    logAggregator = { options, where: laChild.node.where };
+  }
+
   if (errors.length) return null;
   const config: Config = {
     files, global, spool, esmtpListeners, inboundCidrs, ecclusterListeners, controlListeners, httpListeners,
-    bindingGroups: groups, bindings, domains, cluster, shapingRules,
+    bindingGroups: groups, bindings, domains, cluster, shapingRules, logAggregator,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     explain: (option, ctx) => explain(config, option, ctx) as never,
     show: () => showConfig(config),

@@ -21,6 +21,7 @@ export const SCOPES = [
   'binding_group',
   'binding',
   'domain',
+  'log_aggregator',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -112,8 +113,8 @@ export const OPTIONS = {
 
   // --- spool ---
   Directory: {
-    type: { kind: 'string' }, scopes: ['spool'], default: '"./var/spool"',
-    description: 'Spool directory; relative paths resolve against the working directory.',
+    type: { kind: 'string' }, scopes: ['spool', 'log_aggregator'], default: '"./var/spool"',
+    description: 'Spool directory; in Log_Aggregator (where it is required): where the aggregated files and their marks go. Relative paths resolve against the working directory.',
   },
   Sync: {
     type: { kind: 'enum', values: ['fdatasync', 'none'] }, scopes: ['spool'], default: 'fdatasync',
@@ -450,6 +451,15 @@ export const OPTIONS = {
     type: { kind: 'enum', values: ['binding_domain', 'domain'] }, scopes: ['shaping_rule'], default: 'binding_domain',
     description: 'What the action applies to: the binding and destination the reply came on, or the destination from every binding of the cluster.',
   },
+  // --- Log_Aggregator (issue 15: src/aggregate/, docs/events.md "Aggregation") ---
+  Logfile: {
+    type: { kind: 'string', pattern: /^(?!\/)(?=.*%\{n\})(?=.*%\{l\})[^\0]+$/, patternText: 'a relative path pattern with %{l} and %{n} ("%Y/%m/%d/%{l}/%{n}")' }, scopes: ['log_aggregator'], default: '"%Y/%m/%d/%{l}/%{n}"',
+    description: 'The file each member\'s records go to, under Directory: %Y %m %d %H are the UTC date and hour of the record, %{l} the log ("events"), %{n} the node; one JSON line per record.',
+  },
+  Members: {
+    type: { kind: 'list', of: { kind: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(=(\[[0-9A-Fa-f:.]+\]|[0-9.]+):\d{1,5})?$/, patternText: 'a node name, or "name=ip:port" with its ECCluster_Listener ("n2=192.0.2.2:2526")' } }, scopes: ['log_aggregator'], default: '( )',
+    description: 'The nodes whose journals are pulled; empty: every Node of the Cluster stanza (this one too). A name alone is reached at the ECCluster_Listener it announced in the cluster\'s view; "name=ip:port" gives the address.',
+  },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
     description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
@@ -492,6 +502,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Inbound_Cidr', scope: 'inbound_cidr', parents: ['ESMTP_Listener'], name: 'cidr', description: 'A client network ("203.0.113.0/24", "2001:db8::/32") whose connections to the ESMTP listeners are limited cluster-wide; a client counts under the most specific one that holds it. Applies to every Listen.' },
   { keyword: 'Topology', scope: 'topology', parents: ['Cluster'], name: 'cidr', description: 'A network on which DuraVIPs are plumbed, named by its CIDR.' },
   { keyword: 'Node', scope: 'cluster_node', parents: ['Cluster'], name: 'name', description: 'A member of the cluster, named by its Nodename: the same list on every node (`vipmta cluster corosync-conf` writes corosync\'s nodelist from it).' },
+  { keyword: 'Log_Aggregator', scope: 'log_aggregator', parents: ['global'], name: 'none', single: true, description: 'On the node(s) that have it: pull every member\'s event journal over the cluster link (authenticated with Cluster_Secret like #mmove) into files under Directory laid out by Logfile; each record exactly once, across restarts and cut links.' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
   { keyword: 'Domain', scope: 'domain', parents: ['global', 'Binding_Group', 'Binding'], name: 'name', description: 'Per-destination-domain options, at global, group or binding level.' },
@@ -571,4 +582,5 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   binding_group: 'Binding_Group',
   binding: 'Binding',
   domain: 'Domain',
+  log_aggregator: 'Log_Aggregator',
 };

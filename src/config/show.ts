@@ -69,6 +69,11 @@ export function showConfig(c: Config): string {
     }
     out.push('}');
   }
+  if (c.logAggregator) {
+    out.push('Log_Aggregator {');
+    opts('log_aggregator', c.logAggregator.options, '  ');
+    out.push('}');
+  }
   for (const r of c.shapingRules) {
     out.push(`Shaping_Rule ${quote(r.name)} {`);
     opts('shaping_rule', r.options, '  ');

@@ -15,6 +15,9 @@ export type InboundCidrOptions = ScopeOptions<'inbound_cidr'>;
 export type BindingGroupOptions = SetOptions<'binding_group'>;
 export type BindingOptions = SetOptions<'binding'>;
 export type DomainOptions = SetOptions<'domain'>;
+export type LogAggregatorOptions = ScopeOptions<'log_aggregator'>;
+/** The Log_Aggregator stanza (src/aggregate/): Directory resolved against the working directory. */
+export interface LogAggregatorConfig { options: LogAggregatorOptions; where: SourceLocation }
 
 export interface ListenerConfig<O = ListenerOptions> {
   /** "ip:port" as written. */
@@ -80,6 +83,8 @@ export interface Config {
   cluster: ClusterConfig | null;
   /** Shaping_Rule stanzas, in the order written. */
   shapingRules: ShapingRuleConfig[];
+  /** Log_Aggregator: this node pulls the members' journals; null without the stanza. */
+  logAggregator: LogAggregatorConfig | null;
   /**
    * An option's effective value for a binding group / binding / domain, in Momentum's order:
    * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).

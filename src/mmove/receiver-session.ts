@@ -23,6 +23,7 @@ import {
   verifyProof,
 } from './wire.js';
 import { looksLikeTlsHello } from './tls.js';
+import { encodeBatch, JOURNAL_KEYWORD, parseJournalCommand, type JournalSource } from './journal.js';
 
 /** One message being received, as the spool's writer hands it out (spool/index.ts MessageWriter). */
 export interface ReceiverMessage {
@@ -52,6 +53,9 @@ export interface SessionOptions {
   onMessage: (m: AcceptedMessage) => void;
   /** The node is drained (`cluster drain`): MAIL is refused with 451 4.3.2. */
   drained?: () => boolean;
+  /** The node's event journal, read by authenticated peers with XJOURNAL (journal.ts); null or
+   *  absent: XJOURNAL is refused with 554 5.3.3. */
+  journal?: JournalSource | null;
 }
 
 /** The listener's counters a session adds to (MmoveReceiverStats adds connections and active). */
@@ -105,6 +109,8 @@ export class ReceiverSession {
   /** Replies not yet written; slots[i] is reply number base + i; null until its commit settles. */
   private readonly slots: (string | null)[] = [];
   private base = 0;
+  /** XJOURNAL batches: octets written right after the reply of that number (null: none pending). */
+  private payloads: Map<number, Buffer> | null = null;
   private draining = false;
   private flushQueued = false;
   private inFlight = 0;
@@ -288,12 +294,15 @@ export class ReceiverSession {
             '250-8BITMIME',
             '250-ENHANCEDSTATUSCODES',
             `250-SIZE ${this.o.maxMessageSize}`,
+            `250-${JOURNAL_KEYWORD}`,
             `250 ${EHLO_KEYWORD} ${PROOF_MECHANISM}`,
           ].join('\r\n'),
         );
       }
       case 'XMMOVE':
         return this.announce(args);
+      case 'XJOURNAL':
+        return this.journal(args);
       case 'MAIL':
         return this.mail(args);
       case 'RCPT':
@@ -338,6 +347,46 @@ export class ReceiverSession {
     this.peer = a.node;
     o.logger.debug({ listener: o.name, client: this.remote, node: a.node }, 'mmove peer authenticated');
     this.line(`235 2.7.0 Authentication successful, mmove from ${a.node} accepted`);
+  }
+
+  /**
+   * XJOURNAL READ / ACK (journal.ts has the wire): an authenticated peer (an aggregator) reads
+   * this node's event journal. The reply waits in its slot like a commit's 250 (the read may be
+   * asynchronous), and a READ's batch follows its reply line on the wire.
+   */
+  private journal(args: string): void {
+    const o = this.o;
+    if (this.peer === null) return this.reply(REPLIES.authRequired);
+    if (this.tx !== null) return this.reply(REPLIES.badSequence);
+    const cmd = parseJournalCommand(args);
+    if (cmd === null) return this.reply(REPLIES.syntaxError);
+    const source = o.journal ?? null;
+    if (source === null) return this.line('554 5.3.3 XJOURNAL: this node keeps no event journal');
+    const slot = this.reserve();
+    this.inFlight++;
+    const peer = this.peer;
+    const failed = (err: unknown): void => {
+      o.logger.warn({ err, listener: o.name, node: peer }, `journal ${cmd.verb.toLowerCase()} for a peer failed`);
+      this.fill(slot, `451 4.3.0 XJOURNAL: journal ${cmd.verb.toLowerCase()} failed: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
+    };
+    try {
+      if (cmd.verb === 'READ') {
+        void Promise.resolve(source.read(cmd.from, cmd.max)).then((batch) => {
+          let framed: { line: string; body: Buffer };
+          try {
+            framed = encodeBatch(batch);
+          } catch (err) {
+            return failed(err);
+          }
+          if (framed.body.length > 0) (this.payloads ??= new Map()).set(slot, framed.body);
+          this.fill(slot, framed.line);
+        }, failed);
+      } else {
+        void Promise.resolve(source.ack(cmd.subscriber, cmd.seq)).then(() => this.fill(slot, `250 2.0.0 Acked ${cmd.subscriber} through ${cmd.seq}`), failed);
+      }
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private mail(args: string): void {
@@ -537,7 +586,9 @@ export class ReceiverSession {
     if (this.closed) return;
     let n = 0;
     while (n < this.slots.length && this.slots[n] !== null) n++;
-    if (n > 0) {
+    if (n > 0 && this.payloads !== null) {
+      this.flushPayloads(n);
+    } else if (n > 0) {
       const out = this.slots.slice(0, n).join('\r\n') + '\r\n';
       this.slots.splice(0, n);
       this.base += n;
@@ -549,6 +600,26 @@ export class ReceiverSession {
       this.tx = null;
       this.sock.end();
     }
+  }
+
+  /** flush() when XJOURNAL batches are pending: each batch right after its reply line. */
+  private flushPayloads(n: number): void {
+    const payloads = this.payloads!;
+    let text = '';
+    for (let i = 0; i < n; i++) {
+      text += this.slots[i]! + '\r\n';
+      const body = payloads.get(this.base + i);
+      if (body !== undefined) {
+        payloads.delete(this.base + i);
+        this.sock.write(text);
+        this.sock.write(body);
+        text = '';
+      }
+    }
+    if (text !== '') this.sock.write(text);
+    this.slots.splice(0, n);
+    this.base += n;
+    if (payloads.size === 0) this.payloads = null;
   }
 }
 

@@ -34,6 +34,8 @@ import { InboundLimits, inboundCounts } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
+import type { Aggregator } from '../aggregate/aggregator.js';
+import { addLogAggregatorCommands, startLogAggregator } from './log-aggregator.js';
 import { NodeStatus } from './status.js';
 import { configureWorker, workerInit } from './worker-settings.js';
 
@@ -87,6 +89,8 @@ export class Daemon {
   private readonly inbound: InboundLimits;
   /** The status page's document: #mmove counts per peer, recent failovers (node/status.ts). */
   private readonly status: NodeStatus;
+  /** Log_Aggregator: pulls the members' event journals (node/log-aggregator.ts); null without it. */
+  private aggregator: Aggregator | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -219,6 +223,8 @@ export class Daemon {
       queueSummaries: () => this.clusterConsole?.queues() ?? [],
     });
     this.shaping.addCommands(commands);
+    this.aggregator = startLogAggregator(cfg, () => this.cluster, this.logger);
+    addLogAggregatorCommands(commands, () => this.aggregator);
     this.inbound.addCommands(commands);
     this.inbound.start();
     const clusterConsole = this.clusterConsole = new ClusterConsole({
@@ -398,6 +404,8 @@ export class Daemon {
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     this.clusterConsole?.stop();
+    await this.aggregator?.stop();
+    this.aggregator = null;
     this.shaping.stop();
     this.inbound.stop();
     // Deliveries in flight report first (their workers must still be there to answer); what does

@@ -9,6 +9,7 @@ import { MmoveClient, type MmoveItem, type MmovePeer, type MmoveResult } from '.
 import type { DedupTable } from '../mmove/dedup.js';
 import { MmoveReceiver, type MmoveReceiverStats, type ReceiverSink } from '../mmove/receiver.js';
 import type { MmoveListenerSpec, MmoveSettings } from '../mmove/settings.js';
+import type { JournalSource } from '../mmove/journal.js';
 import { DrainFlag } from '../listener/drain-flag.js';
 import type { MmoveWorkerStats } from './protocol.js';
 import { SocketSet } from './socket-set.js';
@@ -21,6 +22,8 @@ export interface MmoveHostOptions {
   reader: SpoolReader | null;
   dedup: DedupTable;
   onMessage: (m: AcceptedMessage) => void;
+  /** The node's event journal, served to aggregators (XJOURNAL); null: none. */
+  journal?: JournalSource | null;
 }
 
 /** A receiver serves one secret, hop limit and TLS mode: a change of any makes a new one. */
@@ -105,6 +108,7 @@ export class MmoveHost {
       onMessage: this.o.onMessage,
       drained: () => this.drainFlag?.drained === true,
       tls: s.tls,
+      journal: this.o.journal ?? null,
     });
   }
 }

@@ -16,6 +16,7 @@ import type { AcceptedMessage } from '../message/accepted.js';
 import type { NewEvent } from '../events/records.js';
 import { EsmtpHost } from './esmtp-host.js';
 import { MmoveHost } from './mmove-host.js';
+import { JsonlJournalSource } from '../mmove/journal-file.js';
 import type { ProtocolMessage, WorkerInit } from './protocol.js';
 import { type Handlers, serveRequests } from './serve.js';
 
@@ -161,6 +162,9 @@ const mmove = new MmoveHost({
   reader: init.spoolDirectory === null ? null : attachSpoolReader(init.spoolDirectory),
   dedup: new DedupTable(init.mmoveDedup !== undefined ? { buffer: init.mmoveDedup } : { entries: 65_536, windowMs: 3_600_000 }),
   onMessage,
+  // Issue 15: the journal aggregators read over the cluster link. Until the spool's event journal
+  // is plugged in here, only the tests' JSON-lines stand-in (mmove/journal-file.ts).
+  journal: process.env.VIPMTA_TEST_JOURNAL_FILE ? new JsonlJournalSource(process.env.VIPMTA_TEST_JOURNAL_FILE) : null,
 });
 
 const handlers: Handlers = {

@@ -150,6 +150,9 @@ export interface StartOptions {
    * control socket is a file and works as usual. Needs CAP_SYS_ADMIN and CAP_NET_ADMIN.
    */
   privateNetwork?: boolean;
+  /** Run the node in that (running, privateNetwork) node's network namespace: the two reach each
+   *  other's loopback ports, neither reaches a corosync on the host. */
+  networkOf?: VipmtaProcess;
 }
 
 /** Starts `vipmta start` in `cwd` (a new temp dir when omitted) with `configText` (null: built-in default). */
@@ -166,13 +169,18 @@ export function startVipmta(configText: string | null, opts: StartOptions = {}):
     requireCommand('unshare', 'nsenter', 'ip');
     // unshare (without --fork) and `exec` replace themselves: the PID we get is the node's.
     argv = ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', ...argv];
+  } else if (opts.networkOf !== undefined) {
+    requireCapabilities('runs vipmta in another node\'s network namespace', 'CAP_SYS_ADMIN');
+    requireCommand('nsenter');
+    // nsenter (without --fork) replaces itself: the PID we get is the node's.
+    argv = ['nsenter', `--net=/proc/${opts.networkOf.pid}/ns/net`, '--', ...argv];
   }
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const p = new VipmtaProcess(child, cwd, configFile, opts.privateNetwork === true);
+  const p = new VipmtaProcess(child, cwd, configFile, opts.privateNetwork === true || opts.networkOf !== undefined);
   running.add(p);
   void p.exited.then(() => running.delete(p));
   return p;

@@ -17,6 +17,7 @@ const LAYERS: Record<string, number> = {
   control: 7, // console socket, HTTP admin API, metrics
   workers: 6, // the worker host: pool, protocol, socket set, engine hosts
   queue: 6, // the queue manager (main thread)
+  aggregate: 6, // the Log_Aggregator: pulls members' journals (main thread)
   listener: 5, // engines...
   delivery: 5,
   mmove: 4,
