@@ -73,6 +73,10 @@ export const OPTIONS = {
     type: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error'] }, scopes: ['global'], default: 'info',
     description: 'Least severe log level written.',
   },
+  Event_Log_Lines: {
+    type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
+    description: 'Besides the event journal (the durable record, docs/events.md), write each event record (reception, delivery, failure, ...) as an info line on the log, the lines vipmta wrote before the journal. Turn it off once your tools read the journal (`vipmta log tail`/`log read`, an exporter, a Log_Aggregator) to save their cost.',
+  },
   Hostname: {
     type: HOSTNAME, scopes: ['global', 'listener'], defaultFrom: 'os.hostname', defaultText: 'the host name (os.hostname()); in a listener: the global Hostname',
     description: 'Name this node announces (SMTP greeting, Received headers).',

@@ -1,8 +1,9 @@
 // The main thread's event emitter: every emission point (queue outcomes, DSNs, #mmove, operator
 // actions, shaping, DuraVIPs, intake, the listeners' rejections) hands it a record; what one turn
-// of the event loop emitted goes to the sink as one batch. Until a journal is connected the default
-// is the pino line each record gave before (text.ts logLine). Main thread; emit() only pushes onto
-// an array (no encoding, no I/O on the caller's path); the flush runs in setImmediate.
+// of the event loop emitted goes to the sink (the node's event journal) as one batch; with
+// `logLines` (Event_Log_Lines) each record is also written as the pino line it gave before the
+// journal (text.ts logLine), and without a sink only that. Main thread; emit() only pushes onto an
+// array (no encoding, no I/O on the caller's path); the flush runs in setImmediate.
 import type { Logger } from 'pino';
 import { decodeEvent, eventFrame } from './codec.js';
 import { logLine } from './text.js';
@@ -17,6 +18,10 @@ export interface EventSink {
 /** What an emission point needs: one call per event, cheap and synchronous. */
 export interface EventEmit {
   emit(e: NewEvent): void;
+  /** A record already in the journal (written by another thread): its log line only, if any. */
+  journaled(e: NewEvent): void;
+  /** Resolves when everything emitted so far is in the journal (absent: nothing to wait for). */
+  flush?(): Promise<void>;
 }
 
 export interface EventsOptions {
@@ -27,6 +32,8 @@ export interface EventsOptions {
   sink?: EventSink | null;
   /** Clock for records that come without a time (tests). */
   now?: () => number;
+  /** Beside the sink, write each record's log line too (Event_Log_Lines; default true). */
+  logLines?: boolean;
 }
 
 export class Events implements EventEmit {
@@ -36,12 +43,14 @@ export class Events implements EventEmit {
   /** Appends in order: a batch is handed to the sink after the previous one settled. */
   private tail: Promise<void> = Promise.resolve();
   private readonly now: () => number;
+  private logLines: boolean;
   /** Records emitted, batches appended, and appends the sink refused (metrics). */
   readonly stats = { emitted: 0, batches: 0, failedAppends: 0 };
 
   constructor(private readonly o: EventsOptions) {
     this.sink = o.sink ?? null;
     this.now = o.now ?? Date.now;
+    this.logLines = o.logLines ?? true;
   }
 
   /** Takes the record as it is (no copy): `v`, `node` and a missing `time` are set on it. */
@@ -63,6 +72,24 @@ export class Events implements EventEmit {
     this.sink = sink;
   }
 
+  /** Event_Log_Lines changed (a reload). */
+  setLogLines(on: boolean): void {
+    this.logLines = on;
+  }
+
+  /**
+   * A record another thread already wrote to the journal (a listener's reception, in the commit of
+   * its message): only its log line, when log lines are on or there is no journal.
+   */
+  journaled(e: NewEvent): void {
+    if (this.sink !== null && !this.logLines) return;
+    const r = e as unknown as EventRecord;
+    r.v = EVENT_VERSION;
+    r.node = this.o.node;
+    if (r.time === undefined) r.time = this.now();
+    this.log([r]);
+  }
+
   /** Hands what is pending to the sink now; resolves when every batch so far is appended (or logged). */
   flush(): Promise<void> {
     this.scheduled = false;
@@ -71,8 +98,8 @@ export class Events implements EventEmit {
       this.pending = [];
       this.stats.batches++;
       const sink = this.sink;
-      if (sink === null) this.log(batch);
-      else this.tail = this.tail.then(() => this.append(sink, batch));
+      if (sink === null || this.logLines) this.log(batch);
+      if (sink !== null) this.tail = this.tail.then(() => this.append(sink, batch));
     }
     return this.tail;
   }
@@ -83,7 +110,7 @@ export class Events implements EventEmit {
     } catch (err) {
       this.stats.failedAppends++;
       this.o.logger.error({ err, records: batch.length }, 'events: the journal refused a batch; its records go to the log');
-      this.log(batch);
+      if (!this.logLines) this.log(batch);
     }
   }
 
@@ -111,14 +138,13 @@ export function logSink(logger: Logger, node?: string): EventSink {
 /** For parts run without a node's emitter (unit tests, tools): each record's log line, written at
  *  once (no batching), as the code wrote it before the journals. */
 export function logEvents(logger: Logger, node = ''): EventEmit {
-  return {
-    emit(e: NewEvent): void {
-      const r = e as unknown as EventRecord;
-      r.v = EVENT_VERSION;
-      r.node = node;
-      if (r.time === undefined) r.time = Date.now();
-      const { fields, msg } = logLine(r);
-      logger.info(fields, msg);
-    },
+  const emit = (e: NewEvent): void => {
+    const r = e as unknown as EventRecord;
+    r.v = EVENT_VERSION;
+    r.node = node;
+    if (r.time === undefined) r.time = Date.now();
+    const { fields, msg } = logLine(r);
+    logger.info(fields, msg);
   };
+  return { emit, journaled: emit };
 }

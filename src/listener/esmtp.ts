@@ -26,7 +26,8 @@ import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { REPLIES, replyError } from '../smtp/replies.js';
 import { refusal, VipSmtpServer, type RefusingSession } from './smtp-connection.js';
-import { rejectionOf } from '../events/build.js';
+import { receptionPayload, rejectionOf } from '../events/build.js';
+import { encodeEvent } from '../events/codec.js';
 import type { NewEvent } from '../events/records.js';
 import type { ListenerSpec } from './spec.js';
 
@@ -36,8 +37,9 @@ export interface MessageSink {
 }
 export interface MessageInProgress {
   append(chunk: Buffer): void;
-  /** Durable when it resolves. Rejects with code ERR_SPOOL_FULL when the disk is full. */
-  commit(envelope: Buffer): Promise<{ id: string; size: number }>;
+  /** Durable when it resolves, with `event` (the reception record) in the same group commit.
+   *  Rejects with code ERR_SPOOL_FULL when the disk (or the event journal's cap) is full. */
+  commit(envelope: Buffer, event?: Buffer): Promise<{ id: string; size: number }>;
   abort(): void;
 }
 
@@ -589,9 +591,9 @@ export class EsmtpListener {
         listener: this.opts.spec.name,
         headers: scanner.headers,
       };
-      // TODO(journal, lead): commit(envelope, receptionPayload(envelope, received.length + size))
-      // (src/events/build.ts) writes the reception record with this commit; intake stops logging it.
-      msg.commit(encodeEnvelope(envelope)).then(
+      // The reception record goes to the event journal in the same group commit: on disk when the
+      // 250 goes out (docs/events.md). Its queue id is the one the commit assigns (in the frame).
+      msg.commit(encodeEnvelope(envelope), encodeEvent(receptionPayload(envelope, received.length + size))).then(
         ({ id, size: stored }) => {
           this.inTransaction.delete(session.id);
           this.releaseBody(session.id);

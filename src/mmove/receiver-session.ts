@@ -11,6 +11,8 @@ import { REPLIES, type Reply } from '../smtp/replies.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import { encodeEnvelope, type MoveMeta, type SpoolEnvelope } from '../message/envelope.js';
 import { DedupTable, moveKey } from './dedup.js';
+import { mmoveReceivedPayload } from '../events/build.js';
+import { encodeEvent } from '../events/codec.js';
 import {
   EHLO_KEYWORD,
   greetingText,
@@ -28,7 +30,8 @@ import { encodeBatch, JOURNAL_KEYWORD, parseJournalCommand, type JournalSource }
 /** One message being received, as the spool's writer hands it out (spool/index.ts MessageWriter). */
 export interface ReceiverMessage {
   append(chunk: Buffer): void;
-  commit(envelope: Buffer): Promise<{ id: string; size: number }>;
+  /** `event`: the mmove_received record, in the same group commit as the message. */
+  commit(envelope: Buffer, event?: Buffer): Promise<{ id: string; size: number }>;
   abort(): void;
 }
 export interface ReceiverSink {
@@ -525,7 +528,7 @@ export class ReceiverSession {
       this.paused = true;
       this.sock.pause();
     }
-    msg.commit(encodeEnvelope(envelope)).then(
+    msg.commit(encodeEnvelope(envelope), encodeEvent(mmoveReceivedPayload(envelope, moved, tx.bytes))).then(
       ({ id, size }) => {
         o.dedup.addKey(key);
         this.counters.received++;

@@ -15,7 +15,7 @@ import type { DedupTable } from '../mmove/dedup.js';
 import { mmoveDedupTable } from '../mmove/settings.js';
 import type { BindingPolicy } from '../policy/binding.js';
 import type { QueueManager } from '../queue/manager.js';
-import { listCorrupt, Spool } from '../spool/index.js';
+import { EventJournal, listCorrupt, Spool } from '../spool/index.js';
 import { VERSION } from '../version.js';
 import { WorkerPool } from '../workers/pool.js';
 import { DRAIN_GRACE_MS } from '../workers/socket-set.js';
@@ -34,6 +34,7 @@ import { InboundLimits, inboundCounts } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
+import { JournalWatch } from './journal-watch.js';
 import type { Aggregator } from '../aggregate/aggregator.js';
 import { addLogAggregatorCommands, startLogAggregator } from './log-aggregator.js';
 import { NodeStatus } from './status.js';
@@ -65,6 +66,9 @@ export class Daemon {
   private cluster: ClusterManager | null = null;
   private pool: WorkerPool | null = null;
   private spool: Spool | null = null;
+  /** The event journal's reader (subscribers, checkpoints, console, aggregators) once the spool is open. */
+  journal: EventJournal | null = null;
+  private journalWatch: JournalWatch | null = null;
   private readonly intake: Intake;
   private readonly dispatch: Dispatcher;
   private readonly metrics: NodeMetricSet;
@@ -98,7 +102,7 @@ export class Daemon {
   private constructor(private readonly opts: DaemonOptions, config: Config) {
     this.config = config;
     this.logger = createLogger(config.global.Log_Level, { node: config.global.Nodename });
-    this.events = new Events({ node: config.global.Nodename, logger: this.logger });
+    this.events = new Events({ node: config.global.Nodename, logger: this.logger, logLines: config.global.Event_Log_Lines });
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     const cfg = (): Config => this.config;
     const cluster = (): ClusterManager | null => this.cluster;
@@ -135,7 +139,7 @@ export class Daemon {
     // A window with refusals and commits both is decided by the file system: room for another
     // segment means the spool accepts again.
     this.spoolFull = new SpoolFullWatch(this.logger, Date.now, undefined, () => this.spoolHasRoom());
-    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => this.shaping.metrics(this.queue.connectionStats, inboundCounts()) });
+    this.metrics = new NodeMetricSet({ config: cfg, queue: this.queue, spool: () => this.spool, dedup: this.mmoveDedup, spoolFull: () => this.spoolFull.state().full, shaping: () => this.shaping.metrics(this.queue.connectionStats, inboundCounts()), journal: () => this.journalWatch?.stats() ?? null });
     const allowances = this.shaping.node.allowances;
     const inboundAllowances = this.shaping.allowancesFor('inbound');
     this.inbound = new InboundLimits({
@@ -281,10 +285,19 @@ export class Daemon {
       commitDelayMs: sc.Commit_Delay,
       segmentSize: sc.Segment_Size,
       copyForwardAfterMs: sc.Copy_Forward_After,
+      eventMaxSize: sc.Event_Journal_Max_Size,
+      eventAtCap: sc.Event_Journal_At_Cap,
+      eventRetention: sc.Event_Journal_Retention,
       // Each torn tail (WARN: never acknowledged) and corrupt record (ERROR: an acknowledged
       // message is lost, its bytes are in corrupt/) is logged with its file, offset and reason.
       logger: this.logger,
     });
+    // From here every event record goes to the journal, in the spool's group commit.
+    const spool = this.spool;
+    this.events.connect({ append: (records) => spool.appendEvents(records) });
+    this.journal = new EventJournal({ directory: sc.Directory, logger: this.logger });
+    this.journalWatch = new JournalWatch(this.journal, this.logger);
+    this.journalWatch.start();
     const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
     const tornTails = this.spool.recoveryEvents.filter((e) => e.kind === 'torn-tail').length;
     const { unreadable } = this.intake.recovered(this.spool.recover());
@@ -334,7 +347,7 @@ export class Daemon {
         metrics: this.metrics.render,
         mailq: (filter) => mailqReport(this.queue, filter),
         stopping: () => this.shuttingDown !== null,
-        problems: () => (this.spoolFull.state().full ? ['spool full: refusing messages with 452 4.3.1'] : []),
+        problems: () => [...(this.spoolFull.state().full ? ['spool full: refusing messages with 452 4.3.1'] : []), ...(this.journalWatch?.problems() ?? [])],
         shaping: this.shaping.api(),
         status: () => this.status.state(),
       });
@@ -370,6 +383,7 @@ export class Daemon {
       apply: {
         config: (next) => {
           this.config = next;
+          this.events.setLogLines(next.global.Event_Log_Lines);
           this.policy = bindingPolicy(next, () => this.cluster);
           this.shaping.reconfigure(next);
           this.inbound.apply(next);
@@ -413,6 +427,7 @@ export class Daemon {
     await this.queue.stop(DRAIN_GRACE_MS);
     if (this.pool !== null) await this.pool.stop(DRAIN_GRACE_MS);
     await this.events.flush();
+    this.journalWatch?.stop();
     // After the drain, so /health answers 503 ("stopping") while sessions finish.
     for (const h of this.https) h.close();
     this.https = [];

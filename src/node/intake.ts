@@ -105,12 +105,11 @@ export class Intake {
       };
     }
     const added = this.d.queue.add(input, state);
-    // TODO(journal, lead): a listener's reception record is to be written with its commit
-    // (src/events/build.ts receptionPayload(envelope, size), passed to MessageWriter.commit(envelope,
-    // event) in src/listener/esmtp.ts onData); then only moved mail is recorded here.
+    // The listener (or the #mmove receiver) wrote the durable record with the message's commit;
+    // here only its log line, now that the binding is known.
     if (reception) {
       const binding = `${input.bindingGroup}/${input.binding}`;
-      this.events.emit(moved !== undefined ? mmoveReceivedOf(m, moved, binding) : receptionOf(m, binding));
+      this.events.journaled(moved !== undefined ? mmoveReceivedOf(m, moved, binding) : receptionOf(m, binding));
     }
     return added;
   }

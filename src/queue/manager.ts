@@ -592,6 +592,9 @@ export class QueueManager {
     if (this.doneBatch.length === 0) return;
     const ids = this.doneBatch.splice(0);
     try {
+      // The delivery and failure records of these messages were emitted before they were done:
+      // they are in the journal before the done-marks are (the record is as durable as the mail).
+      await this.events.flush?.();
       await this.o.spool.markDone(ids);
     } catch (err) {
       // Not marked: the messages are delivered again after a restart (at least once, never lost).

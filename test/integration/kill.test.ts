@@ -1,10 +1,12 @@
 // Nothing acknowledged is lost: inject with many sessions, SIGKILL the node at random moments (12
 // times), restart it each time, and prove every message that got a 250 is in the spool exactly once
-// and byte for byte. Real process, real fdatasync, real kill -9.
+// and byte for byte, with exactly one reception record in the event journal. Real process, real
+// fdatasync, real kill -9.
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Spool } from '../../src/spool/index.js';
+import { decodeEvent } from '../../src/events/codec.js';
+import { EventJournal, Spool } from '../../src/spool/index.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
@@ -99,6 +101,22 @@ Control_Listener { Listen "./run/control.sock" { } }
         expect(got.slice(0, got.length - body.length)).toMatch(/^Received: from [^\r]*(\r\n\t[^\r]*)*\r\n$/);
       }
       expect(missing, `${missing} of ${acked.size} acknowledged messages lost (${attempts} attempted)`).toBe(0);
+
+      // The records are as durable as the mail: every acknowledged message has exactly one
+      // reception record in the event journal (written in its commit), whatever the kills cut.
+      const journal = new EventJournal({ directory: path.join(cwd, 'spool') });
+      const receptions = new Map<string, number>();
+      for (let from = 1; ;) {
+        const r = journal.read(from, 10_000);
+        for (const rec of r.records) {
+          const e = decodeEvent(rec.data, { ...(rec.id !== null ? { id: rec.id } : {}), seq: rec.seq, time: rec.time, node: 'k1' });
+          if (e.type === 'reception') receptions.set(e.id, (receptions.get(e.id) ?? 0) + 1);
+        }
+        if (r.records.length === 0 || r.next <= from) break;
+        from = r.next;
+      }
+      const without = [...acked.keys()].filter((id) => receptions.get(id) !== 1);
+      expect(without.map((id) => `${id}: ${receptions.get(id) ?? 0} reception record(s)`), `of ${acked.size} acknowledged`).toEqual([]);
     } finally {
       await spool.close();
     }

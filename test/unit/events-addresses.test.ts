@@ -57,7 +57,7 @@ describe('address records', () => {
 
   it('records address_taken and address_released from the cluster manager\'s events', () => {
     const events: NewEvent[] = [];
-    const ev: EventEmit = { emit: (e) => void events.push(e) };
+    const ev: EventEmit = { emit: (e) => void events.push(e), journaled: (e) => void events.push(e) };
     const c = Object.assign(new EventEmitter(), { start: () => {} });
     const aborted: string[] = [];
     startCluster(c as never, {

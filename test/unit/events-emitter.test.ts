@@ -98,7 +98,7 @@ describe('event emitter', () => {
     const { logger, lines } = capture();
     const sink = new MemorySink();
     sink.fail = true;
-    const ev = new Events({ node: 'n1', logger, sink });
+    const ev = new Events({ node: 'n1', logger, sink, logLines: false });
     ev.emit({ type: 'dsn', id: 'D1', for: 'Q1', to: 'a@x.test', rcpt: ['b@y.test'] });
     await nextTurn();
     await ev.flush();
@@ -108,7 +108,7 @@ describe('event emitter', () => {
 
   it('connects a journal later: records not yet flushed go to it', async () => {
     const { logger, lines } = capture();
-    const ev = new Events({ node: 'n1', logger });
+    const ev = new Events({ node: 'n1', logger, logLines: false });
     const sink = new MemorySink();
     ev.emit({ type: 'address_taken', address: '192.0.2.1' });
     ev.connect(sink);
@@ -125,5 +125,26 @@ describe('event emitter', () => {
     await nextTurn();
     await ev.flush();
     expect(lines).toEqual([expect.objectContaining({ event: 'mmove', id: 'Q1', node: 'n2', msg: 'moved' })]);
+  });
+
+  it('with Event_Log_Lines on, writes each record to the journal and its line to the log; a record a worker journaled gets its line only', async () => {
+    const { logger, lines } = capture();
+    const sink = new MemorySink();
+    const ev = new Events({ node: 'n1', logger, sink });
+    ev.emit({ type: 'address_taken', address: '192.0.2.1' });
+    ev.journaled({ type: 'address_released', address: '192.0.2.2' });
+    await nextTurn();
+    await ev.flush();
+    expect(sink.batches.length).toBe(1);
+    expect(sink.batches[0]!.length).toBe(1);
+    expect(lines.map((l) => l.event)).toEqual(['address_released', 'address_taken']);
+    // Off: the journal only, and nothing for what is already journaled.
+    ev.setLogLines(false);
+    ev.emit({ type: 'address_taken', address: '192.0.2.3' });
+    ev.journaled({ type: 'address_released', address: '192.0.2.4' });
+    await nextTurn();
+    await ev.flush();
+    expect(sink.batches.length).toBe(2);
+    expect(lines.length).toBe(2);
   });
 });

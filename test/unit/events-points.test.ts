@@ -23,7 +23,7 @@ const cfg = (() => {
 
 function recorder(): EventEmit & { events: NewEvent[] } {
   const events: NewEvent[] = [];
-  return { events, emit: (e) => void events.push(e) };
+  return { events, emit: (e) => void events.push(e), journaled: (e) => void events.push(e) };
 }
 
 async function until(what: string, pred: () => boolean): Promise<void> {
