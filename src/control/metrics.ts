@@ -35,9 +35,20 @@ export interface MetricSources {
   shaping?(): ShapingValues;
   /** This node is drained (`cluster drain`); absent: no series. */
   drained?(): boolean;
+  /** The event journal (node/journal-watch.ts, read every 5 s); absent: no series; null: not open yet. */
+  journal?(): JournalValues | null;
   /** The cluster as this node sees it (null until the manager is there); absent (no Cluster
    *  stanza): no vipmta_cluster_, vipmta_duravip_ or per-peer #mmove series. */
   cluster?(): ClusterValues | null;
+}
+
+/** The event journal's figures for its series. */
+export interface JournalValues {
+  bytes: number;
+  cap: number | null;
+  alarm: boolean;
+  lastSeq: number;
+  subscribers: readonly { name: string; lagRecords: number; lagBytes: number }[];
 }
 
 /** A DuraVIP's state as one label value: the worst that applies, in this order. */
@@ -234,6 +245,34 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
     const drained = sources.drained;
     gauge('vipmta_node_drained', '1 while this node is drained (cluster drain): it owns no DuraVIP, refuses new sessions (421 4.3.2) and moves its queue to the others, else 0.', function () {
       this.set(drained() ? 1 : 0);
+    });
+  }
+  if (sources.journal !== undefined) {
+    const journal = sources.journal;
+    gauge('vipmta_event_journal_bytes', 'Bytes of event records on disk in the event journal (events/ in the spool directory).', function () {
+      const j = journal();
+      if (j !== null) this.set(j.bytes);
+    });
+    gauge('vipmta_event_journal_cap_bytes', 'Event_Journal_Max_Size: at it, events are refused (mail gets 452 4.3.1) or the oldest dropped (Event_Journal_At_Cap).', function () {
+      const j = journal();
+      if (j !== null && j.cap !== null) this.set(j.cap);
+    });
+    gauge('vipmta_event_journal_alarm', '1 while the event journal is above its alarm size (80% of the cap): a subscriber is falling behind, else 0.', function () {
+      const j = journal();
+      this.set(j !== null && j.alarm ? 1 : 0);
+    });
+    gauge('vipmta_event_journal_last_seq', 'Sequence number of the newest event record (records written since the journal was created).', function () {
+      const j = journal();
+      if (j !== null) this.set(j.lastSeq);
+    });
+    new Gauge({
+      name: 'vipmta_event_journal_subscriber_lag_records', help: 'Event records each journal subscriber (exporter, aggregator, log read) has not acknowledged yet.',
+      labelNames: ['subscriber'], registers,
+      collect(this: Gauge) {
+        const j = journal();
+        this.reset();
+        for (const s of j?.subscribers ?? []) this.set({ subscriber: s.name }, s.lagRecords);
+      },
     });
   }
   let fullErrorsSeen = 0;

@@ -7,7 +7,7 @@ import type { AddressTag, Allocation } from '../cluster/election.js';
 import type { ClusterManager, ClusterSnapshot, OwnershipChange } from '../cluster/manager.js';
 import type { Config } from '../config/index.js';
 import {
-  buildMetrics, FAILOVER_BOUNDS_S, type BindingQueueSizes, type ClusterValues, type DuravipState, type ShapingValues,
+  buildMetrics, FAILOVER_BOUNDS_S, type BindingQueueSizes, type ClusterValues, type DuravipState, type JournalValues, type ShapingValues,
 } from '../control/metrics.js';
 import type { StatusPeer } from '../control/status.js';
 import type { BounceClass } from '../policy/bounce-class.js';
@@ -29,6 +29,8 @@ export interface NodeMetricSources {
   spoolFull: () => boolean;
   /** Rule firings and restrictions in force (node/shaping.ts). */
   shaping?: () => ShapingValues;
+  /** The event journal's figures (node/journal-watch.ts); null until the spool is open. */
+  journal?: () => JournalValues | null;
 }
 
 /** What the cluster series read of NodeStatus (node/status.ts, which imports this file): owner
@@ -59,6 +61,7 @@ export class NodeMetricSet {
       listeners: listenerAbuse,
       drained: nodeDrained,
       ...(s.shaping !== undefined ? { shaping: s.shaping } : {}),
+      ...(s.journal !== undefined ? { journal: s.journal } : {}),
       // Decided at start, as the manager is (removing the stanza takes effect at the next restart).
       ...(s.config().cluster !== null ? { cluster: () => this.clusterSource?.() ?? null } : {}),
     });
