@@ -11,6 +11,8 @@
 //   --warmup N (unmeasured messages first, default 1,000)  --no-reuse (one connection per message)  --cpu-prof DIR (profile vipmta)
 //   --json (also write bench/results/inject-<time>.json)
 //   --vipmta-root DIR (another built checkout)  --candidate DIR (a second build, measured after vipmta)
+//   --log-level info (vipmta's Log_Level, default warn; its log goes to a file, as Postfix's does)
+//   --extra-config 'Event_Log_Lines = false' (appended to vipmta's config, not the candidate's; \n for a new line)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,6 +61,8 @@ const { values: opt } = parseArgs({
     json: { type: 'boolean', default: false },
     'vipmta-root': { type: 'string' },
     candidate: { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
+    'extra-config': { type: 'string', default: '' },
   },
   strict: true,
 });
@@ -97,6 +101,10 @@ function start(system: System): Promise<Server> {
         repoRoot: system === 'vipmta' ? vipmtaRoot : candidateRoot!,
         workerThreads: Number(opt['worker-threads']),
         nodeFlags: cpuProf === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`],
+        logLevel: opt['log-level'],
+        logToFile: true,
+        // The option under test goes to vipmta only: the candidate may be a build that does not know it.
+        extraConfig: system === 'vipmta' ? opt['extra-config'].replace(/\\n/g, '\n') : '',
       });
   }
 }
