@@ -36,6 +36,7 @@ import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js'
 import { SpoolFullWatch } from './spool-full.js';
 import type { Aggregator } from '../aggregate/aggregator.js';
 import { addLogAggregatorCommands, startLogAggregator } from './log-aggregator.js';
+import { addExporterCommands, Exporters } from './exporters.js';
 import { NodeStatus } from './status.js';
 import { configureWorker, workerInit } from './worker-settings.js';
 
@@ -91,6 +92,8 @@ export class Daemon {
   private readonly status: NodeStatus;
   /** Log_Aggregator: pulls the members' event journals (node/log-aggregator.ts); null without it. */
   private aggregator: Aggregator | null = null;
+  /** Event_Webhook exporters reading this node's journal (node/exporters.ts); null until started. */
+  private exporters: Exporters | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -225,6 +228,9 @@ export class Daemon {
     this.shaping.addCommands(commands);
     this.aggregator = startLogAggregator(cfg, () => this.cluster, this.logger);
     addLogAggregatorCommands(commands, () => this.aggregator);
+    const exporters = this.exporters = Exporters.start(cfg, this.spool!.directory, this.logger);
+    this.metrics.watchExporters(() => exporters.values());
+    addExporterCommands(commands, () => this.exporters);
     this.inbound.addCommands(commands);
     this.inbound.start();
     const clusterConsole = this.clusterConsole = new ClusterConsole({
@@ -406,6 +412,8 @@ export class Daemon {
     this.clusterConsole?.stop();
     await this.aggregator?.stop();
     this.aggregator = null;
+    await this.exporters?.stop();
+    this.exporters = null;
     this.shaping.stop();
     this.inbound.stop();
     // Deliveries in flight report first (their workers must still be there to answer); what does
