@@ -4,7 +4,7 @@
 // Main thread; never blocks beyond small synchronous journal reads (a few hundred records per turn
 // of the event loop, then it yields) and the checkpoint's fsync inside ack.
 import { decodeEvent } from '../events/codec.js';
-import type { EventReadResult } from '../spool/events.js';
+import type { EventReadResult, EventRecord } from '../spool/events.js';
 import type { Post, PostReply } from './http-post.js';
 
 /** What the exporter uses of the journal (src/spool/events.ts EventJournal). */
@@ -63,7 +63,8 @@ export interface ExporterStats {
   checkpoint: number;
   lastSeq: number;
   lagRecords: number;
-  /** Age of the oldest record not acknowledged yet (0 when caught up). */
+  /** Age of the oldest record not acknowledged yet, from the batch being built or retried (0
+   *  when caught up, and for the moment between two batches). */
   lagSeconds: number;
   batchesSent: number;
   recordsSent: number;
@@ -124,6 +125,10 @@ export class WebhookExporter {
   /** The last record passed over (another type) while no batch was open: acked on its own. */
   private skipped = 0;
   private batch: Batch | null = null;
+  /** Records read that did not fit in the batch (Batch_Bytes, or Batch_Size reached within a
+   *  read): they open the next one. Kept rather than read again, which would cost the journal's
+   *  reader its file position (a scan of the segment from its start). */
+  private leftover: EventRecord[] = [];
   private timer: unknown = null;
   private abort: AbortController | null = null;
   private inflight: Promise<void> | null = null;
@@ -172,8 +177,9 @@ export class WebhookExporter {
   stats(): ExporterStats {
     const lastSeq = this.o.journal.lastSeq();
     const lagRecords = Math.max(0, lastSeq - this.acked);
-    let oldest: number | null = this.batch?.firstTime ?? null;
-    if (lagRecords > 0 && oldest === null) oldest = this.o.journal.read(this.acked + 1, 1).records[0]?.time ?? null;
+    // The batch being built or retried starts right after the checkpoint. No journal read here:
+    // it would move the reader's cursor and cost the next batch a scan of its segment.
+    const oldest = this.batch?.firstTime ?? null;
     return {
       name: this.o.name,
       kind: 'webhook',
@@ -215,29 +221,42 @@ export class WebhookExporter {
    *  and Max_Delay has passed; otherwise come back (at once while there is more to read). */
   private step(): void {
     if (this.full(this.batch)) return this.send();
-    const want = Math.min(this.chunk, this.o.batchSize - (this.batch?.parts.length ?? 0));
-    let r: EventReadResult;
-    try {
-      r = this.o.journal.read(this.next, want);
-    } catch (err) {
-      this.failed('read', 'warn', { err: (err as Error).message }, `cannot read the event journal: ${(err as Error).message}`);
-      return this.schedule(() => this.step(), this.retryDelayNow());
+    let records: EventRecord[];
+    let more: boolean;
+    if (this.leftover.length > 0) {
+      records = this.leftover;
+      this.leftover = [];
+      more = true;
+    } else {
+      const want = Math.min(this.chunk, this.o.batchSize - (this.batch?.parts.length ?? 0));
+      let r: EventReadResult;
+      try {
+        r = this.o.journal.read(this.next, want);
+      } catch (err) {
+        this.failed('read', 'warn', { err: (err as Error).message }, `cannot read the event journal: ${(err as Error).message}`);
+        return this.schedule(() => this.step(), this.retryDelayNow());
+      }
+      if (r.missing !== undefined) {
+        this.o.logger.error(
+          { exporter: this.o.name, subscriber: this.subscriber, fromSeq: r.missing[0], toSeq: r.missing[1] },
+          'event webhook: records lost before this exporter read them (dropped at the journal\'s cap, or damaged)',
+        );
+      }
+      // Always where the read stopped: the journal's reader keeps its file position for it.
+      this.next = r.next;
+      records = r.records;
+      more = r.records.length >= want;
     }
-    if (r.missing !== undefined) {
-      this.o.logger.error(
-        { exporter: this.o.name, subscriber: this.subscriber, fromSeq: r.missing[0], toSeq: r.missing[1] },
-        'event webhook: records lost before this exporter read them (dropped at the journal\'s cap, or damaged)',
-      );
-    }
-    let stoppedAt: number | null = null;
-    for (const rec of r.records) {
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
       const part = this.encode(rec);
       if (part !== null) {
         const bytes = Buffer.byteLength(part) + 1;
         const b = this.batch;
         if (b !== null && b.parts.length > 0 && b.bytes + bytes > this.o.batchBytes) {
-          stoppedAt = rec.seq; // it opens the next batch
-          break;
+          // Batch_Bytes reached: this record and the rest of the read open the next batch.
+          this.leftover = records.slice(i);
+          return this.send();
         }
         if (b === null) this.batch = { parts: [part], bytes: bytes + 1, lastSeq: rec.seq, firstTime: rec.time, openedAt: this.clock.now(), body: null };
         else {
@@ -247,10 +266,12 @@ export class WebhookExporter {
         }
       } else if (this.batch !== null) this.batch.lastSeq = rec.seq;
       else this.skipped = rec.seq;
+      if (this.full(this.batch)) {
+        this.leftover = records.slice(i + 1);
+        return this.send();
+      }
     }
-    this.next = stoppedAt ?? r.next;
-    if (stoppedAt !== null || this.full(this.batch)) return this.send();
-    if (r.records.length >= want) return this.schedule(() => this.step(), 0);
+    if (more) return this.schedule(() => this.step(), 0);
     // The journal has nothing more for now.
     const b = this.batch;
     if (b === null) {
@@ -263,6 +284,7 @@ export class WebhookExporter {
     if (wait <= 0) return this.send();
     this.schedule(() => this.step(), Math.min(wait, this.pollMs));
   }
+
 
   private encode(rec: EventReadResult['records'][number]): string | null {
     const ctx = { seq: rec.seq, time: rec.time, node: this.o.node, ...(rec.id !== null ? { id: rec.id } : {}) };

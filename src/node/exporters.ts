@@ -25,13 +25,16 @@ export class Exporters {
     if (config.eventWebhooks.length === 0) return new Exporters(list, closers);
     const journal = new EventJournal({ directory: spoolDirectory, logger });
     for (const w of config.eventWebhooks) {
+      // One reader each: a reader keeps the file position of its last read, which two exporters
+      // reading at different places would take from each other.
+      const reader = new EventJournal({ directory: spoolDirectory, logger });
       const o = w.options;
       const http = httpPost({ url: o.Url, headers: o.Headers, timeoutMs: o.Request_Timeout, tlsVerify: o.TLS_Verify });
       closers.push(http.close);
       const e = new WebhookExporter({
         name: w.name,
         node: config.global.Nodename,
-        journal,
+        journal: reader,
         post: http.post,
         batchSize: o.Batch_Size,
         batchBytes: o.Batch_Bytes,

@@ -54,7 +54,13 @@ class FakeJournal {
     }
   }
   subscribe(name: string): number { this.subscribed.push(name); return this.checkpoint; }
+  reads: Array<{ from: number; next: number }> = [];
   read(from: number, max: number): EventReadResult {
+    const res = this.readAt(from, max);
+    this.reads.push({ from, next: res.next });
+    return res;
+  }
+  private readAt(from: number, max: number): EventReadResult {
     const records = this.records.filter((r) => r.seq >= from).slice(0, max);
     return { records, next: records.length > 0 ? records[records.length - 1]!.seq + 1 : Math.max(from, this.records.length + 1) };
   }
@@ -143,7 +149,7 @@ describe('webhook exporter', () => {
   });
 
   it('stops a batch before Batch_Bytes, the record that does not fit opening the next one', async () => {
-    const { clock, journal, posts, e } = setup({ batchSize: 100, batchBytes: 600 });
+    const { clock, journal, posts, e } = setup({ batchSize: 100, batchBytes: 600, readChunk: 4 });
     journal.add(5);
     e.start();
     await clock.advance(5000);
@@ -151,6 +157,8 @@ describe('webhook exporter', () => {
     expect(seqs.flat()).toEqual([1, 2, 3, 4, 5]);
     expect(seqs.length).toBeGreaterThan(1);
     for (const p of posts.slice(0, -1)) expect(Buffer.byteLength(JSON.stringify(p))).toBeLessThanOrEqual(600);
+    // Each read starts where the last one stopped: what did not fit is kept, not read again.
+    for (let i = 1; i < journal.reads.length; i++) expect(journal.reads[i]!.from).toBe(journal.reads[i - 1]!.next);
   });
 
   it('sends only the Types asked for, and acks the records passed over', async () => {
