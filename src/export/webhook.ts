@@ -231,7 +231,8 @@ export class WebhookExporter {
       const want = Math.min(this.chunk, this.o.batchSize - (this.batch?.parts.length ?? 0));
       let r: EventReadResult;
       try {
-        r = this.o.journal.read(this.next, want);
+        // Caught up: the spool's counter says so without listing the journal's directory.
+        r = this.o.journal.lastSeq() < this.next ? { records: [], next: this.next } : this.o.journal.read(this.next, want);
       } catch (err) {
         this.failed('read', 'warn', { err: (err as Error).message }, `cannot read the event journal: ${(err as Error).message}`);
         return this.schedule(() => this.step(), this.retryDelayNow());

@@ -9,6 +9,7 @@ import type { ExporterValues } from '../control/metrics.js';
 import { table } from '../control/table.js';
 import { httpPost } from '../export/http-post.js';
 import { WebhookExporter, type ExporterStats } from '../export/webhook.js';
+import { EVENT_TYPES, isEventType } from '../events/records.js';
 import { EventJournal } from '../spool/events.js';
 
 export class Exporters {
@@ -29,6 +30,8 @@ export class Exporters {
       // reading at different places would take from each other.
       const reader = new EventJournal({ directory: spoolDirectory, logger });
       const o = w.options;
+      const unknown = o.Types.filter((t) => !isEventType(t));
+      if (unknown.length > 0) logger.warn({ exporter: w.name, unknown, known: EVENT_TYPES }, 'Event_Webhook Types names record types this version does not write; they match nothing');
       const http = httpPost({ url: o.Url, headers: o.Headers, timeoutMs: o.Request_Timeout, tlsVerify: o.TLS_Verify });
       closers.push(http.close);
       const e = new WebhookExporter({
