@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/index.js';
 import { Exporters } from '../../../src/node/exporters.js';
 import { EventJournal } from '../../../src/spool/events.js';
+import { Spool } from '../../../src/spool/index.js';
 import { freePort } from '../../helpers/node-process.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -23,6 +24,10 @@ function logger(lines: Array<{ level: string; obj: Record<string, unknown>; msg:
 describe('exporter host', () => {
   it('subscribes each webhook at start, reports a stale webhook subscriber, and shows them in log exporters', async () => {
     const spool = path.join(tempDir('exporters-'), 'spool');
+    // History before the stanzas exist: 5 records.
+    const sp = Spool.open({ directory: spool, nodeId: 'n1' });
+    await sp.appendEvents(Array.from({ length: 5 }, (_, i) => ({ data: Buffer.from(JSON.stringify({ v: 1, type: 'address_taken', address: `192.0.2.${i}` })) })));
+    await sp.close();
     new EventJournal({ directory: spool }).subscribe('webhook-old');
     const port = await freePort(); // nothing listens: the exporters retry, which is what the table shows
     const r = loadConfigText(`Nodename = "n1"
@@ -33,9 +38,10 @@ Event_Webhook "b" { Url = "http://127.0.0.1:${port}/" Subscribe_From = start }
     const lines: Array<{ level: string; obj: Record<string, unknown>; msg: string }> = [];
     const ex = Exporters.start(r.config, spool, logger(lines));
     running.push(ex);
-    expect([...new EventJournal({ directory: spool }).subscribers().keys()].sort()).toEqual(['webhook-a', 'webhook-b', 'webhook-old']);
+    // "a" starts after the history (Subscribe_From = end), "b" before it (start).
+    expect([...new EventJournal({ directory: spool }).subscribers()].sort()).toEqual([['webhook-a', 5], ['webhook-b', 0], ['webhook-old', 5]]);
     expect(lines.filter((l) => l.level === 'warn').map((l) => l.obj.subscriber ?? l.obj.unknown)).toEqual([['deliverd'], 'webhook-old']);
-    expect(ex.report()).toMatch(/^EXPORTER +KIND +STATE +CHECKPOINT +LAG +LAG_S +BATCHES +RECORDS +RETRIES +LAST_ERROR\na +webhook +\S+ +0 +0 +0\.0 +0 +0 +0 +-\nb +webhook/);
+    expect(ex.report()).toMatch(/^EXPORTER +KIND +STATE +CHECKPOINT +LAG +LAG_S +BATCHES +RECORDS +RETRIES +LAST_ERROR\na +webhook +\S+ +5 +0 +0\.0 +0 +0 +0 +-\nb +webhook +\S+ +0 +5 /);
     expect(ex.values().map((v) => v.name)).toEqual(['a', 'b']);
   });
 
