@@ -22,6 +22,7 @@ export const SCOPES = [
   'binding',
   'domain',
   'log_aggregator',
+  'event_webhook',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -464,6 +465,51 @@ export const OPTIONS = {
     type: { kind: 'list', of: { kind: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(=(\[[0-9A-Fa-f:.]+\]|[0-9.]+):\d{1,5})?$/, patternText: 'a node name, or "name=ip:port" with its ECCluster_Listener ("n2=192.0.2.2:2526")' } }, scopes: ['log_aggregator'], default: '( )',
     description: 'The nodes whose journals are pulled; empty: every Node of the Cluster stanza (this one too). A name alone is reached at the ECCluster_Listener it announced in the cluster\'s view; "name=ip:port" gives the address.',
   },
+  // --- Event_Webhook (issue 15: src/export/, docs/events.md "Exporters") ---
+  Url: {
+    type: { kind: 'string', pattern: /^https?:\/\/[^\s/?#]+[^\s]*$/, patternText: 'an http:// or https:// URL' }, scopes: ['event_webhook'],
+    description: 'Where the batches are POSTed (required): a JSON array of event records, Content-Type application/json; a 2xx reply acknowledges the batch.',
+  },
+  Batch_Size: {
+    type: { kind: 'integer', min: 1, max: 100_000 }, scopes: ['event_webhook'], default: '500',
+    description: 'Most records in one request.',
+  },
+  Batch_Bytes: {
+    type: { kind: 'size' }, scopes: ['event_webhook'], default: '1M',
+    description: 'A batch stops growing once its JSON body reaches this size (a single larger record is still sent, alone).',
+  },
+  Max_Delay: {
+    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '1s',
+    description: 'How long a batch that is not full waits for more records before it is sent.',
+  },
+  Request_Timeout: {
+    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '10s',
+    description: 'A request with no complete reply after this long fails (and is retried).',
+  },
+  Headers: {
+    type: { kind: 'list', of: { kind: 'string', pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*$/, patternText: 'a header line "Name: value" ("Authorization: Bearer ...")' } }, scopes: ['event_webhook'], default: '( )',
+    description: 'Header fields added to every request (authentication, say); never logged or shown in the console.',
+  },
+  Types: {
+    type: { kind: 'list', of: { kind: 'string', pattern: /^[a-z_]+$/, patternText: 'an event record type ("delivery", "permanent_failure", ...)' } }, scopes: ['event_webhook'], default: '( )',
+    description: 'Record types sent (docs/events.md "Record types"); empty: every type. Records of other types are passed over and acknowledged.',
+  },
+  TLS_Verify: {
+    type: { kind: 'boolean' }, scopes: ['event_webhook'], default: 'true',
+    description: 'For an https:// Url: verify the receiver\'s certificate chain and host name. false only for tests or a pinned private network.',
+  },
+  Subscribe_From: {
+    type: { kind: 'enum', values: ['end', 'start'] }, scopes: ['event_webhook'], default: 'end',
+    description: 'Where the exporter\'s journal subscriber (webhook-NAME) starts when it is created, at the first start with this stanza: "end" sends what is recorded from then on; "start" also sends the history the journal still holds. An existing subscriber resumes at its checkpoint either way.',
+  },
+  Min_Retry_Delay: {
+    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '1s',
+    description: 'Wait before the first retry of a failed batch; each further failure doubles it (with jitter) up to Max_Retry_Delay.',
+  },
+  Max_Retry_Delay: {
+    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '5m',
+    description: 'Longest wait between retries of a failed batch (a Retry-After reply may not make it longer).',
+  },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
     description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
@@ -507,6 +553,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Topology', scope: 'topology', parents: ['Cluster'], name: 'cidr', description: 'A network on which DuraVIPs are plumbed, named by its CIDR.' },
   { keyword: 'Node', scope: 'cluster_node', parents: ['Cluster'], name: 'name', description: 'A member of the cluster, named by its Nodename: the same list on every node (`vipmta cluster corosync-conf` writes corosync\'s nodelist from it).' },
   { keyword: 'Log_Aggregator', scope: 'log_aggregator', parents: ['global'], name: 'none', single: true, description: 'On the node(s) that have it: pull every member\'s event journal over the cluster link (authenticated with Cluster_Secret like #mmove) into files under Directory laid out by Logfile; each record exactly once, across restarts and cut links.' },
+  { keyword: 'Event_Webhook', scope: 'event_webhook', parents: ['global'], name: 'name', description: 'A batched HTTP exporter of this node\'s event journal: POSTs JSON arrays of records to Url through its own journal subscriber (webhook-NAME), retrying a failed batch with backoff until a 2xx; at least once, each record with a stable record_id. Several may be written, one per receiver.' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
   { keyword: 'Domain', scope: 'domain', parents: ['global', 'Binding_Group', 'Binding'], name: 'name', description: 'Per-destination-domain options, at global, group or binding level.' },
@@ -587,4 +634,5 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   binding: 'Binding',
   domain: 'Domain',
   log_aggregator: 'Log_Aggregator',
+  event_webhook: 'Event_Webhook',
 };

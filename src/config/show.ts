@@ -74,6 +74,11 @@ export function showConfig(c: Config): string {
     opts('log_aggregator', c.logAggregator.options, '  ');
     out.push('}');
   }
+  for (const w of c.eventWebhooks) {
+    out.push(`Event_Webhook ${quote(w.name)} {`);
+    opts('event_webhook', w.options, '  ');
+    out.push('}');
+  }
   for (const r of c.shapingRules) {
     out.push(`Shaping_Rule ${quote(r.name)} {`);
     opts('shaping_rule', r.options, '  ');

@@ -18,6 +18,9 @@ export type DomainOptions = SetOptions<'domain'>;
 export type LogAggregatorOptions = ScopeOptions<'log_aggregator'>;
 /** The Log_Aggregator stanza (src/aggregate/): Directory resolved against the working directory. */
 export interface LogAggregatorConfig { options: LogAggregatorOptions; where: SourceLocation }
+export type EventWebhookOptions = ScopeOptions<'event_webhook'>;
+/** An Event_Webhook stanza (src/export/): Url is set (the build refuses a stanza without one). */
+export interface EventWebhookConfig { name: string; options: EventWebhookOptions & { Url: string }; where: SourceLocation }
 
 export interface ListenerConfig<O = ListenerOptions> {
   /** "ip:port" as written. */
@@ -85,6 +88,8 @@ export interface Config {
   shapingRules: ShapingRuleConfig[];
   /** Log_Aggregator: this node pulls the members' journals; null without the stanza. */
   logAggregator: LogAggregatorConfig | null;
+  /** Event_Webhook stanzas, in the order written. */
+  eventWebhooks: EventWebhookConfig[];
   /**
    * An option's effective value for a binding group / binding / domain, in Momentum's order:
    * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).

@@ -40,6 +40,22 @@ export interface MetricSources {
   /** The cluster as this node sees it (null until the manager is there); absent (no Cluster
    *  stanza): no vipmta_cluster_, vipmta_duravip_ or per-peer #mmove series. */
   cluster?(): ClusterValues | null;
+  /** The event exporters (Event_Webhook) and their state; absent: no vipmta_exporter_ series. */
+  exporters?(): readonly ExporterValues[];
+}
+
+/** One event exporter as the metrics show it (src/export/, read at scrape time). */
+export interface ExporterValues {
+  readonly name: string;
+  readonly kind: string;
+  /** The last attempt succeeded (or none failed since start). */
+  readonly up: boolean;
+  readonly lagRecords: number;
+  readonly lagSeconds: number;
+  /** Totals since start. */
+  readonly batchesSent: number;
+  readonly recordsSent: number;
+  readonly retries: number;
 }
 
 /** The event journal's figures for its series. */
@@ -433,7 +449,36 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
     });
   }
   if (sources.cluster !== undefined) clusterSeries(sources.cluster, registers);
+  if (sources.exporters !== undefined) exporterSeries(sources.exporters, registers);
   return { received, delivered, transientFailures, permanentFailures, failures, mmoveMoved, render: () => r.metrics() };
+}
+
+/** The event exporters' series, labelled by exporter and kind, read at scrape time. */
+function exporterSeries(exporters: () => readonly ExporterValues[], registers: Registry[]): void {
+  const labelNames = ['exporter', 'kind'];
+  const gauge = (name: string, help: string, value: (e: ExporterValues) => number): void => {
+    new Gauge({ name, help, labelNames, registers, collect() { for (const e of exporters()) this.set({ exporter: e.name, kind: e.kind }, value(e)); } });
+  };
+  gauge('vipmta_exporter_up', '1 while the exporter\'s last attempt succeeded, 0 while it retries a failed batch.', (e) => (e.up ? 1 : 0));
+  gauge('vipmta_exporter_lag_records', 'Journal records the exporter has not had acknowledged yet (its subscriber\'s lag).', (e) => e.lagRecords);
+  gauge('vipmta_exporter_lag_seconds', 'Age of the oldest journal record the exporter has not had acknowledged yet (0 when caught up).', (e) => e.lagSeconds);
+  const counter = (name: string, help: string, total: (e: ExporterValues) => number): void => {
+    const seen = new Map<string, number>();
+    new Counter({
+      name, help, labelNames, registers,
+      collect() {
+        for (const e of exporters()) {
+          const n = total(e);
+          const before = seen.get(e.name) ?? 0;
+          if (n > before) this.inc({ exporter: e.name, kind: e.kind }, n - before);
+          seen.set(e.name, Math.max(before, n));
+        }
+      },
+    });
+  };
+  counter('vipmta_exporter_batches_sent_total', 'Batches the receiver acknowledged (2xx), since start.', (e) => e.batchesSent);
+  counter('vipmta_exporter_records_sent_total', 'Records in acknowledged batches, since start.', (e) => e.recordsSent);
+  counter('vipmta_exporter_retries_total', 'Failed attempts (non-2xx, timeout, connection error), each retried, since start.', (e) => e.retries);
 }
 
 /** A counter that follows a total the host keeps (it never goes down here). */

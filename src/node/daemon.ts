@@ -37,6 +37,7 @@ import { SpoolFullWatch } from './spool-full.js';
 import { JournalWatch } from './journal-watch.js';
 import type { Aggregator } from '../aggregate/aggregator.js';
 import { addLogAggregatorCommands, startLogAggregator } from './log-aggregator.js';
+import { addExporterCommands, Exporters } from './exporters.js';
 import { NodeStatus } from './status.js';
 import { configureWorker, workerInit } from './worker-settings.js';
 
@@ -95,6 +96,8 @@ export class Daemon {
   private readonly status: NodeStatus;
   /** Log_Aggregator: pulls the members' event journals (node/log-aggregator.ts); null without it. */
   private aggregator: Aggregator | null = null;
+  /** Event_Webhook exporters reading this node's journal (node/exporters.ts); null until started. */
+  private exporters: Exporters | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -229,6 +232,9 @@ export class Daemon {
     this.shaping.addCommands(commands);
     this.aggregator = startLogAggregator(cfg, () => this.cluster, this.logger);
     addLogAggregatorCommands(commands, () => this.aggregator);
+    const exporters = this.exporters = Exporters.start(cfg, this.spool!.directory, this.logger);
+    this.metrics.watchExporters(() => exporters.values());
+    addExporterCommands(commands, () => this.exporters);
     this.inbound.addCommands(commands);
     this.inbound.start();
     const clusterConsole = this.clusterConsole = new ClusterConsole({
@@ -420,6 +426,8 @@ export class Daemon {
     this.clusterConsole?.stop();
     await this.aggregator?.stop();
     this.aggregator = null;
+    await this.exporters?.stop();
+    this.exporters = null;
     this.shaping.stop();
     this.inbound.stop();
     // Deliveries in flight report first (their workers must still be there to answer); what does

@@ -7,7 +7,7 @@ import type { AddressTag, Allocation } from '../cluster/election.js';
 import type { ClusterManager, ClusterSnapshot, OwnershipChange } from '../cluster/manager.js';
 import type { Config } from '../config/index.js';
 import {
-  buildMetrics, FAILOVER_BOUNDS_S, type BindingQueueSizes, type ClusterValues, type DuravipState, type JournalValues, type ShapingValues,
+  buildMetrics, FAILOVER_BOUNDS_S, type BindingQueueSizes, type ClusterValues, type DuravipState, type ExporterValues, type JournalValues, type ShapingValues,
 } from '../control/metrics.js';
 import type { StatusPeer } from '../control/status.js';
 import type { BounceClass } from '../policy/bounce-class.js';
@@ -51,6 +51,8 @@ export class NodeMetricSet {
   readonly render: () => Promise<string>;
   /** Where the cluster series read from; set by watchCluster (a node with a Cluster stanza). */
   private clusterSource: (() => ClusterValues) | null = null;
+  /** The event exporters (node/exporters.ts); set by watchExporters once they are started. */
+  private exportersSource: (() => readonly ExporterValues[]) | null = null;
 
   constructor(s: NodeMetricSources) {
     const m = buildMetrics({
@@ -64,6 +66,8 @@ export class NodeMetricSet {
       ...(s.journal !== undefined ? { journal: s.journal } : {}),
       // Decided at start, as the manager is (removing the stanza takes effect at the next restart).
       ...(s.config().cluster !== null ? { cluster: () => this.clusterSource?.() ?? null } : {}),
+      // Decided at start too: a node without Event_Webhook stanzas has no exporter series.
+      ...(s.config().eventWebhooks.length > 0 ? { exporters: () => this.exportersSource?.() ?? [] } : {}),
     });
     this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {
@@ -82,6 +86,11 @@ export class NodeMetricSet {
     const events = new ClusterEvents();
     events.watch(c);
     this.clusterSource = clusterValuesOf(() => c.snapshot(), status, events);
+  }
+
+  /** Reads the exporters' values at scrape time from now on. */
+  watchExporters(source: () => readonly ExporterValues[]): void {
+    this.exportersSource = source;
   }
 }
 

@@ -18,6 +18,7 @@ const LAYERS: Record<string, number> = {
   workers: 6, // the worker host: pool, protocol, socket set, engine hosts
   queue: 6, // the queue manager (main thread)
   aggregate: 6, // the Log_Aggregator: pulls members' journals (main thread)
+  export: 6, // event exporters (Event_Webhook): read the journal, POST batches (main thread)
   listener: 5, // engines...
   delivery: 5,
   mmove: 4,
