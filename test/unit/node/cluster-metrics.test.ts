@@ -189,7 +189,7 @@ describe('cluster values for /metrics', () => {
 
 describe('NodeMetricSet and the cluster', () => {
   function metricSet(cluster: boolean) {
-    const config = { global: { Nodename: 'n01' }, bindings: new Map(), cluster: cluster ? {} : null } as unknown as Config;
+    const config = { global: { Nodename: 'n01' }, bindings: new Map(), cluster: cluster ? {} : null, eventWebhooks: [] } as unknown as Config;
     return new NodeMetricSet({ config: () => config, queue: { byBinding: () => [] }, spool: () => null, dedup: { stats: () => ({ duplicates: 0 }) } as never, spoolFull: () => false });
   }
 
