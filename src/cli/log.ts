@@ -3,6 +3,8 @@
 // directory of the config (-c FILE, or the built-in default), running the same commands
 // (src/node/log-commands.ts) in this process. `log tail -f` polls. CLI process; it blocks on the
 // socket, on small synchronous journal reads, and on a checkpoint's fsync.
+import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { controlSocketPaths, defaultConfig, formatConfigError, loadConfigFile } from '../config/index.js';
 import { sendRequest } from '../control/client.js';
@@ -112,6 +114,8 @@ async function runner(config: string | null, socket: string | null, first: strin
   if (!loaded.ok) throw new Error(`${config}: invalid configuration\n${loaded.errors.map((e) => formatConfigError(e)).join('\n')}`);
   const dir = loaded.config.spool.Directory;
   if (first[1] === 'aggregator') throw new Error('no node answers on the console socket: log aggregator needs the running node');
+  // Not made here: a wrong -c must not leave an empty journal behind (EventJournal creates events/).
+  if (!fs.existsSync(path.join(dir, 'events'))) throw new Error(`no node answers${sockets[0] !== undefined ? ` on ${sockets[0]}` : ''}, and ${dir} holds no event journal (is -c the node's config, run from its directory?)`);
   process.stderr.write(`vipmta: no node answers${sockets[0] !== undefined ? ` on ${sockets[0]}` : ''}; reading the event journal in ${dir} directly\n`);
   const t = new CommandTable();
   addLogCommands(t, { spoolDirectory: () => dir, nodeName: () => loaded.config.global.Nodename, live: false });

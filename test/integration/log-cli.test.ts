@@ -28,7 +28,14 @@ describe('vipmta log', () => {
     await appendJournal(spool, 'n1', 1, 5);
     const log = (...args: string[]): ReturnType<typeof runCli> => runCli([cliPath, 'log', '-c', 'vipmta.conf', ...args], dir);
 
-    let r = await log('tail', '-n', '2');
+    const empty = tempDir('vipmta-log-none-');
+    fs.writeFileSync(path.join(empty, 'vipmta.conf'), CONFIG);
+    let r = await runCli([cliPath, 'log', '-c', 'vipmta.conf', 'tail'], empty);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/holds no event journal/);
+    expect(fs.readdirSync(empty)).toEqual(['vipmta.conf']);
+
+    r = await log('tail', '-n', '2');
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/no node answers on .*control\.sock; reading the event journal in .*spool directly/);
     const out = r.stdout.trimEnd().split('\n');
