@@ -126,7 +126,6 @@ export function addLogCommands(t: CommandTable, host: LogCommandsHost): void {
       const want = n ?? TAIL_DEFAULT;
       const from = Math.max(st.firstSeq, st.lastSeq - want + 1, 1);
       res = j.read(from, want);
-      if (res.next <= st.lastSeq && res.records.length < want) res = j.read(from, want); // raced a trim
     }
     const lines = render(res, host.nodeName(), json);
     if (next) lines.push(json ? JSON.stringify({ next: res.next }) : `next ${res.next}`);
