@@ -8,6 +8,7 @@ import { SHIPPED_RULES, controlSocketPaths, defaultConfig, formatConfigError, fo
 import { sendRequest } from '../control/client.js';
 import { MAX_CLUSTER_TIMEOUT_MS, type ControlRequest } from '../control/protocol.js';
 import { clusterCommand } from './corosync-conf.js';
+import { logCommand } from './log.js';
 import { Daemon, StartupError } from '../node/daemon.js';
 import { hashPassword } from '../config/password.js';
 import { VERSION } from '../version.js';
@@ -21,6 +22,9 @@ const USAGE = `usage:
   vipmta release-addresses [-c FILE]            remove the DuraVIPs a stopped node left plumbed (systemd ExecStopPost)
   vipmta cluster corosync-conf -c FILE [--authkey PATH] [--output FILE] [--ipc-user USER]
                                                 the corosync.conf for the Cluster's Node list (creates the authkey if missing)
+  vipmta log [-c FILE | -s SOCKET] tail [-n N] [-f] [--json] | read --subscriber NAME [--max N] [--json] [--ack]
+             | subscribers | subscribe NAME [--from start|end] | unsubscribe NAME
+                                                the event journal (vipmta log help); without a running node, from FILE's spool
   vipmta hash-password                          read a password on standard input, print its Auth_Users hash
   vipmta --version
 `;
@@ -40,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return releaseAddresses(rest);
     case 'cluster':
       return clusterCommand(rest);
+    case 'log':
+      return logCommand(rest);
     case '--version':
     case '-V':
     case 'version':

@@ -1,7 +1,9 @@
 // Journal reading over the cluster link (issue 15, docs/events.md "Aggregation"): the interface a
 // node's event journal offers the ECCluster_Listener (JournalSource), and the XJOURNAL wire both
-// ends share: the command lines, the reply line and the length-framed batch after it. Pure
-// functions and types; any thread. Nothing here blocks.
+// ends share: the command lines, the reply line and the length-framed batch after it, and
+// SpoolJournalSource, the node's real journal (src/spool/events.ts) behind that interface. The wire
+// functions are pure, any thread; SpoolJournalSource runs in the worker threads that serve the
+// ECCluster_Listener and blocks on short synchronous file reads (one batch) and an ack's fsync.
 //
 // After XMMOVE authenticated the peer (wire.ts: the HMAC keyed by Cluster_Secret, inside TLS-PSK
 // when Mmove_TLS is on), it may send:
@@ -19,6 +21,7 @@
 // min(max, MAX_BATCH_RECORDS) records and about MAX_BATCH_BYTES octets (always one record at
 // least). Refusals: 530 5.7.0 before XMMOVE, 554 5.3.3 when the node keeps no journal, 501 5.5.4
 // for a malformed command, 451 4.3.0 when the journal failed (the reader retries later).
+import type { EventJournal } from '../spool/events.js';
 import { xtextDecode, xtextEncode } from './wire.js';
 
 /** One journal record: `data` is the record's bytes as written (a JSON event record). */
@@ -158,4 +161,29 @@ export function decodeBatchBody(body: Buffer, count: number): JournalRecord[] {
     if (out[i]!.seq <= out[i - 1]!.seq) throw new Error('journal batch: records out of order');
   }
   return out;
+}
+
+/**
+ * The spool's event journal as a JournalSource. A read is EventJournal.read (synchronous: at most
+ * MAX_BATCH_RECORDS records, about 1 MiB, from the page cache as a rule) plus the journal's stats
+ * for `first` and `last`. An ack for a subscriber the journal does not have yet creates it (from the
+ * start: its checkpoint is then the ack): an aggregator needs no step on the member, though an
+ * operator who wants nothing trimmed before its first ack creates it beforehand
+ * (`vipmta log subscribe aggregator-<node> --from start`).
+ */
+export class SpoolJournalSource implements JournalSource {
+  constructor(private readonly journal: Pick<EventJournal, 'read' | 'stats' | 'subscribe' | 'ack' | 'subscribers'>) {}
+
+  read(fromSeq: number, max: number): JournalBatch {
+    const res = this.journal.read(fromSeq, Math.min(max, MAX_BATCH_RECORDS));
+    const st = this.journal.stats();
+    const records: JournalRecord[] = res.records.map((r) => (r.id === null ? { seq: r.seq, time: r.time, data: r.data } : { seq: r.seq, time: r.time, id: r.id, data: r.data }));
+    const last = Math.max(st.lastSeq, records[records.length - 1]?.seq ?? 0);
+    return { records, next: res.next, first: st.firstSeq, last };
+  }
+
+  async ack(subscriber: string, seq: number): Promise<void> {
+    if (!this.journal.subscribers().has(subscriber)) this.journal.subscribe(subscriber, { from: 'start' });
+    await this.journal.ack(subscriber, seq);
+  }
 }

@@ -23,6 +23,7 @@ import { bindingPolicy, startCluster, stopCluster } from './cluster.js';
 import { ClusterConsole } from './cluster-console.js';
 import { watchDrain } from './drain.js';
 import { mailqReport, nodeCommands } from './console.js';
+import { addLogCommands } from './log-commands.js';
 import { Dispatcher } from './dispatch.js';
 import { Intake } from './intake.js';
 import { Events } from '../events/emitter.js';
@@ -235,6 +236,7 @@ export class Daemon {
     const exporters = this.exporters = Exporters.start(cfg, this.spool!.directory, this.logger);
     this.metrics.watchExporters(() => exporters.values());
     addExporterCommands(commands, () => this.exporters);
+    addLogCommands(commands, { spoolDirectory: () => this.spool?.directory ?? null, nodeName: () => this.config.global.Nodename, live: true, logger: this.logger });
     this.inbound.addCommands(commands);
     this.inbound.start();
     const clusterConsole = this.clusterConsole = new ClusterConsole({

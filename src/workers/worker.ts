@@ -10,13 +10,13 @@ import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
 import { localResult } from '../delivery/results.js';
 import { spoolBounce } from '../delivery/bounce.js';
 import type { DeliverySettings } from '../delivery/settings.js';
-import { attachSpool, attachSpoolReader, type SpoolReader } from '../spool/index.js';
+import { attachSpool, attachSpoolReader, EventJournal, type SpoolReader } from '../spool/index.js';
 import { DedupTable } from '../mmove/dedup.js';
 import type { AcceptedMessage } from '../message/accepted.js';
 import type { NewEvent } from '../events/records.js';
 import { EsmtpHost } from './esmtp-host.js';
 import { MmoveHost } from './mmove-host.js';
-import { JsonlJournalSource } from '../mmove/journal-file.js';
+import { SpoolJournalSource } from '../mmove/journal.js';
 import type { ProtocolMessage, WorkerInit } from './protocol.js';
 import { type Handlers, serveRequests } from './serve.js';
 
@@ -162,9 +162,10 @@ const mmove = new MmoveHost({
   reader: init.spoolDirectory === null ? null : attachSpoolReader(init.spoolDirectory),
   dedup: new DedupTable(init.mmoveDedup !== undefined ? { buffer: init.mmoveDedup } : { entries: 65_536, windowMs: 3_600_000 }),
   onMessage,
-  // Issue 15: the journal aggregators read over the cluster link. Until the spool's event journal
-  // is plugged in here, only the tests' JSON-lines stand-in (mmove/journal-file.ts).
-  journal: process.env.VIPMTA_TEST_JOURNAL_FILE ? new JsonlJournalSource(process.env.VIPMTA_TEST_JOURNAL_FILE) : null,
+  // Issue 15: the event journal of this node's spool, read by the Log_Aggregators over the cluster
+  // link (XJOURNAL). EventJournal reads the files from this thread; the spool the main thread
+  // opened gives it the durable head and trims after acks.
+  journal: init.spoolDirectory === null ? null : new SpoolJournalSource(new EventJournal({ directory: init.spoolDirectory, logger: log })),
 });
 
 const handlers: Handlers = {

@@ -8,9 +8,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Aggregator, UNREACHABLE_ERROR_MS, type AggregatorOptions } from '../../../src/aggregate/aggregator.js';
 import { DedupTable } from '../../../src/mmove/dedup.js';
-import { JsonlJournalSource } from '../../../src/mmove/journal-file.js';
 import { MmoveReceiver } from '../../../src/mmove/receiver.js';
-import { aggregatedSeqs, appendRecords } from '../../helpers/file-journal.js';
+import { aggregatedSeqs, appendRecords, JsonlJournalSource } from '../../helpers/file-journal.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 

@@ -9,10 +9,10 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JournalLink, LinkError } from '../../../src/aggregate/link.js';
 import { DedupTable } from '../../../src/mmove/dedup.js';
-import { decodeBatchBody, encodeBatch, MAX_BATCH_RECORDS, parseBatchHead, parseJournalCommand, type JournalRecord, type JournalSource } from '../../../src/mmove/journal.js';
-import { JsonlJournalSource } from '../../../src/mmove/journal-file.js';
+import { decodeBatchBody, encodeBatch, MAX_BATCH_RECORDS, parseBatchHead, parseJournalCommand, SpoolJournalSource, type JournalRecord, type JournalSource } from '../../../src/mmove/journal.js';
+import { EventJournal, Spool } from '../../../src/spool/index.js';
 import { MmoveReceiver } from '../../../src/mmove/receiver.js';
-import { appendRecords, eventOf } from '../../helpers/file-journal.js';
+import { appendRecords, eventOf, JsonlJournalSource } from '../../helpers/file-journal.js';
 import { readReply } from '../../helpers/node-process.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -104,6 +104,38 @@ describe('XJOURNAL on an ECCluster_Listener', () => {
     expect((await l.read(from, 10)).records.map((r) => r.seq)).toEqual([1201]);
     await l.ack('aggregator-agg', 1201);
     expect(fs.readFileSync(path.join(`${file}.acks`, 'aggregator-agg'), 'utf8').trim()).toBe('1201');
+  });
+
+  it('serves the spool\'s own journal (SpoolJournalSource): records, ids, first/last, an ack that subscribes', async () => {
+    const dir = tempDir('journal-spool-');
+    const spool = Spool.open({ directory: dir, nodeId: 't', sync: 'none', preallocate: 'none', eventSegmentSize: 4096 });
+    try {
+      const payload = (i: number): Buffer => Buffer.from(JSON.stringify(eventOf(i)));
+      for (let i = 1; i <= 300; i += 50) await spool.appendEvents(Array.from({ length: 50 }, (_, k) => ({ data: payload(i + k), id: `q${i + k}` })));
+      const journal = new EventJournal({ directory: dir });
+      const port = await serve(new SpoolJournalSource(journal));
+      const l = await link(port);
+      const got: JournalRecord[] = [];
+      let from = 1;
+      for (;;) {
+        const b = await l.read(from, 64);
+        expect(b).toMatchObject({ first: 1, last: 300 });
+        if (b.records.length === 0) break;
+        got.push(...b.records);
+        from = b.next;
+      }
+      expect(got.map((r) => r.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+      expect(got.every((r) => r.data.equals(payload(r.seq)) && r.id === `q${r.seq}`)).toBe(true);
+      expect(journal.subscribers().has('aggregator-agg')).toBe(false);
+      // The first ack creates the subscriber (its checkpoint is the ack); the unread rest is served.
+      await l.ack('aggregator-agg', 200);
+      expect(journal.checkpoint('aggregator-agg')).toBe(200);
+      const b = await l.read(201, 1000);
+      expect(b.records.map((r) => r.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 201));
+      await expect(l.ack('aggregator-agg', 301)).rejects.toThrow(/451 4\.3\.0 .*past the last record/);
+    } finally {
+      await spool.close();
+    }
   });
 
   it('refuses a wrong Cluster_Secret, and XJOURNAL before the proof', async () => {
