@@ -93,9 +93,10 @@ describe('event journal under kill -9', () => {
         lastSeq = prev;
         for (const id of acked) expect(received.has(id), `acknowledged ${id} has no reception record (round ${round})`).toBe(true);
         for (const id of done) expect(delivered.has(id), `done ${id} has no delivery record (round ${round})`).toBe(true);
-        // No delivery record without its done-mark: the message is not live any more.
-        const live = new Set(spool.live().map((m) => m.id));
-        for (const id of delivered) expect(live.has(id), `${id} has a delivery record but is still queued`).toBe(false);
+        // The other way round is allowed: a kill between the batch's event write and its done-mark
+        // write leaves a delivery record for a message still queued. The record is never later than
+        // the done-mark (the order the issue asks for); the message goes out again after the
+        // restart, and that delivery gets its own record (at least once, as the delivery itself).
       } finally {
         await spool.close();
       }
