@@ -179,8 +179,9 @@ describe('Log_Aggregator on three nodes with real mail', () => {
     }, { timeoutMs: 30_000, intervalMs: 100 });
     await waitFor('50 accepted by n1', () => oks(p1[0]!).length >= 50, { timeoutMs: 30_000, intervalMs: 20 })
       .catch((e: Error) => { throw new Error(`${e.message}; n1's injector said: ${[...p1[0]!.lines.slice(-5), ...p1[0]!.stderrLines.slice(-5)].join(' | ')}; n1: ${node('n1').proc.lines.slice(-5).join('\n')}`); });
+    const atKill = [...(await aggregatorRows()).values()].map((r) => `${r.node} mark ${r.mark} of ${r.last ?? '-'}`).join(', ');
     await killAndRestart('n1');
-    step(`n1 (the aggregator) killed and restarted; n1's injector had ${oks(p1[0]!).length} acknowledged`);
+    step(`n1 (the aggregator) killed (${atKill} just before) and restarted; n1's injector had ${oks(p1[0]!).length} acknowledged`);
     p1.push(inject('n3', 'p1n3', 300));
     await waitFor('80 accepted by n3', () => oks(p1[2]!).length >= 80, { timeoutMs: 30_000, intervalMs: 20 });
     await killAndRestart('n3');
