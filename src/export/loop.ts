@@ -1,11 +1,11 @@
-// The batched HTTP webhook exporter (issue 15, docs/events.md "Exporters"): reads this node's event
-// journal through its own subscriber, POSTs JSON arrays of records and acks the subscriber after a
-// 2xx; any failure retries the same batch with backoff, so every record arrives at least once.
-// Main thread; never blocks beyond small synchronous journal reads (a few hundred records per turn
-// of the event loop, then it yields) and the checkpoint's fsync inside ack.
+// The loop every event exporter shares (issue 15, docs/events.md "Exporters"): reads this node's
+// event journal through its own subscriber, hands batches of records to a sender (webhook.ts: one
+// HTTP POST; nats.ts: JetStream publishes) and acks the subscriber only after the receiver's
+// acknowledgement; any failure retries the same batch with backoff, so every record arrives at
+// least once. Main thread; never blocks beyond small synchronous journal reads (a few hundred
+// records per turn of the event loop, then it yields) and the checkpoint's fsync inside ack.
 import { decodeEvent } from '../events/codec.js';
 import type { EventReadResult, EventRecord } from '../spool/events.js';
-import type { Post, PostReply } from './http-post.js';
 
 /** What the exporter uses of the journal (src/spool/events.ts EventJournal). */
 export interface ExportJournal {
@@ -28,13 +28,41 @@ export interface ExportLogger {
   error(obj: object, msg: string): void;
 }
 
-export interface WebhookOptions {
-  /** The Event_Webhook's name; its subscriber is `webhook-<name>`. */
+/** One record as every sender gets it: its journal seq, the node and type it names (`type` is
+ *  "undecoded" for a record this version cannot decode) and its JSON text, record_id included. */
+export interface ExportRecord {
+  seq: number;
+  node: string;
+  type: string;
+  json: string;
+}
+
+/** What a sender says of one attempt. A rejection (a connection error, a timeout) counts as a
+ *  failure too: WARN once per error code. */
+export type SendResult =
+  | { ok: true }
+  | { ok: false; key: string; level: 'warn' | 'error'; detail: object; reason: string; retryAfterMs?: number };
+
+/** How one kind of exporter sends a batch. `prepare` runs once per batch (its result is what each
+ *  retry sends again, byte for byte); `send` must settle soon after `signal` aborts. */
+export interface BatchSender<P> {
+  prepare(records: readonly ExportRecord[]): P;
+  send(prepared: P, signal: AbortSignal): Promise<SendResult>;
+}
+
+/** What tells the kinds apart in the subscriber's name, the logs and the stats. */
+export interface ExporterKind {
+  kind: 'webhook' | 'nats';
+  /** Log messages start with it ("event webhook"). */
+  label: string;
+}
+
+export interface ExporterOptions {
+  /** The stanza's name; its subscriber is `<kind>-<name>`. */
   name: string;
   /** This node's name: for records whose payload has none. */
   node: string;
   journal: ExportJournal;
-  post: Post;
   batchSize: number;
   batchBytes: number;
   maxDelayMs: number;
@@ -56,7 +84,7 @@ export type ExporterState = 'starting' | 'idle' | 'batching' | 'sending' | 'retr
 
 export interface ExporterStats {
   name: string;
-  kind: 'webhook';
+  kind: ExporterKind['kind'];
   subscriber: string;
   state: ExporterState;
   /** The last seq acknowledged (its subscriber's checkpoint). */
@@ -98,23 +126,22 @@ export function retryDelay(attempt: number, minMs: number, maxMs: number, random
   return Math.round(base * (1 - 0.25 * random));
 }
 
-/** HTTP statuses that are the receiver's way of saying "later" (RFC 9110 15.5.9, RFC 6585 4). */
-const TRANSIENT_4XX = new Set([408, 429]);
-
-interface Batch {
-  parts: string[];
+interface Batch<P> {
+  parts: ExportRecord[];
   bytes: number;
   /** The last seq the batch covers, records of other types passed over included. */
   lastSeq: number;
   /** Record time of its first record (for the lag), clock time it was opened (for Max_Delay). */
   firstTime: number;
   openedAt: number;
-  body: Buffer | null;
+  prepared: P | null;
 }
 
-export class WebhookExporter {
+export class BatchExporter<P> {
   readonly subscriber: string;
-  private readonly o: WebhookOptions;
+  private readonly o: ExporterOptions;
+  private readonly k: ExporterKind;
+  private readonly sender: BatchSender<P>;
   private readonly clock: ExportClock;
   private readonly random: () => number;
   private readonly chunk: number;
@@ -124,7 +151,7 @@ export class WebhookExporter {
   private next = 1;
   /** The last record passed over (another type) while no batch was open: acked on its own. */
   private skipped = 0;
-  private batch: Batch | null = null;
+  private batch: Batch<P> | null = null;
   /** Records read that did not fit in the batch (Batch_Bytes, or Batch_Size reached within a
    *  read): they open the next one. Kept rather than read again, which would cost the journal's
    *  reader its file position (a scan of the segment from its start). */
@@ -141,9 +168,11 @@ export class WebhookExporter {
   private lastError: ExporterStats['lastError'] = null;
   private lastSuccessAt: number | null = null;
 
-  constructor(o: WebhookOptions) {
+  constructor(o: ExporterOptions, k: ExporterKind, sender: BatchSender<P>) {
     this.o = o;
-    this.subscriber = `webhook-${o.name}`;
+    this.k = k;
+    this.sender = sender;
+    this.subscriber = `${k.kind}-${o.name}`;
     this.clock = o.clock ?? realClock;
     this.random = o.random ?? Math.random;
     this.chunk = o.readChunk ?? 200;
@@ -182,7 +211,7 @@ export class WebhookExporter {
     const oldest = this.batch?.firstTime ?? null;
     return {
       name: this.o.name,
-      kind: 'webhook',
+      kind: this.k.kind,
       subscriber: this.subscriber,
       state: this.state,
       checkpoint: this.acked,
@@ -213,7 +242,7 @@ export class WebhookExporter {
     this.timer = null;
   }
 
-  private full(b: Batch | null): boolean {
+  private full(b: Batch<P> | null): boolean {
     return b !== null && (b.parts.length >= this.o.batchSize || b.bytes >= this.o.batchBytes);
   }
 
@@ -240,7 +269,7 @@ export class WebhookExporter {
       if (r.missing !== undefined) {
         this.o.logger.error(
           { exporter: this.o.name, subscriber: this.subscriber, fromSeq: r.missing[0], toSeq: r.missing[1] },
-          'event webhook: records lost before this exporter read them (dropped at the journal\'s cap, or damaged)',
+          `${this.k.label}: records lost before this exporter read them (dropped at the journal's cap, or damaged)`,
         );
       }
       // Always where the read stopped: the journal's reader keeps its file position for it.
@@ -252,14 +281,14 @@ export class WebhookExporter {
       const rec = records[i]!;
       const part = this.encode(rec);
       if (part !== null) {
-        const bytes = Buffer.byteLength(part) + 1;
+        const bytes = Buffer.byteLength(part.json) + 1;
         const b = this.batch;
         if (b !== null && b.parts.length > 0 && b.bytes + bytes > this.o.batchBytes) {
           // Batch_Bytes reached: this record and the rest of the read open the next batch.
           this.leftover = records.slice(i);
           return this.send();
         }
-        if (b === null) this.batch = { parts: [part], bytes: bytes + 1, lastSeq: rec.seq, firstTime: rec.time, openedAt: this.clock.now(), body: null };
+        if (b === null) this.batch = { parts: [part], bytes: bytes + 1, lastSeq: rec.seq, firstTime: rec.time, openedAt: this.clock.now(), prepared: null };
         else {
           b.parts.push(part);
           b.bytes += bytes;
@@ -287,30 +316,31 @@ export class WebhookExporter {
   }
 
 
-  private encode(rec: EventReadResult['records'][number]): string | null {
+  private encode(rec: EventReadResult['records'][number]): ExportRecord | null {
     const ctx = { seq: rec.seq, time: rec.time, node: this.o.node, ...(rec.id !== null ? { id: rec.id } : {}) };
     try {
       const r = decodeEvent(rec.data, ctx) as unknown as Record<string, unknown>;
       if (this.o.types.length > 0 && !this.o.types.includes(r.type as string)) return null;
-      return JSON.stringify({ record_id: `${r.node as string}:${rec.seq}`, ...r });
+      const node = r.node as string;
+      return { seq: rec.seq, node, type: r.type as string, json: JSON.stringify({ record_id: `${node}:${rec.seq}`, ...r }) };
     } catch (err) {
       // A newer schema's record or damaged bytes: passed on as text (never dropped silently).
       if (this.o.types.length > 0) return null;
       if (!this.reportedText) {
         this.reportedText = true;
-        this.o.logger.warn({ exporter: this.o.name, seq: rec.seq, err: (err as Error).message }, 'event webhook: a record this version cannot decode is sent as record_text');
+        this.o.logger.warn({ exporter: this.o.name, seq: rec.seq, err: (err as Error).message }, `${this.k.label}: a record this version cannot decode is sent as record_text`);
       }
-      return JSON.stringify({ record_id: `${this.o.node}:${rec.seq}`, seq: rec.seq, time: rec.time, node: this.o.node, ...(rec.id !== null ? { id: rec.id } : {}), record_text: rec.data.toString('utf8') });
+      return { seq: rec.seq, node: this.o.node, type: 'undecoded', json: JSON.stringify({ record_id: `${this.o.node}:${rec.seq}`, seq: rec.seq, time: rec.time, node: this.o.node, ...(rec.id !== null ? { id: rec.id } : {}), record_text: rec.data.toString('utf8') }) };
     }
   }
 
   private send(): void {
     const b = this.batch!;
-    b.body ??= Buffer.from(`[${b.parts.join(',')}]`, 'utf8');
+    b.prepared ??= this.sender.prepare(b.parts);
     this.state = 'sending';
     const ac = (this.abort = new AbortController());
-    this.inflight = this.o.post(b.body, ac.signal).then(
-      (reply) => this.onReply(b, reply),
+    this.inflight = this.sender.send(b.prepared, ac.signal).then(
+      (result) => this.onResult(b, result),
       (err: NodeJS.ErrnoException) => {
         if (this.state === 'stopped') return;
         const reason = err.code ?? err.message;
@@ -320,10 +350,9 @@ export class WebhookExporter {
     );
   }
 
-  private async onReply(b: Batch, reply: PostReply): Promise<void> {
+  private async onResult(b: Batch<P>, result: SendResult): Promise<void> {
     if (this.state === 'stopped') return;
-    const s = reply.status;
-    if (s >= 200 && s < 300) {
+    if (result.ok) {
       try {
         await this.o.journal.ack(this.subscriber, b.lastSeq);
       } catch (err) {
@@ -337,11 +366,10 @@ export class WebhookExporter {
       this.succeeded(b.lastSeq);
       return this.schedule(() => this.step(), 0);
     }
-    const fatal = s >= 400 && s < 500 && !TRANSIENT_4XX.has(s);
-    // A receiver that refuses (a wrong URL, a bad token) is a misconfiguration: ERROR, yet
-    // retried, since skipping the batch would lose its records.
-    this.failed(`status ${s}`, fatal ? 'error' : 'warn', { status: s, reply: reply.head }, `HTTP ${s}`);
-    this.retryLater(reply.retryAfterMs);
+    // A receiver that refuses (a wrong URL, a bad token, no stream) is a misconfiguration the
+    // sender reports at ERROR, yet retried, since skipping the batch would lose its records.
+    this.failed(result.key, result.level, result.detail, result.reason);
+    this.retryLater(result.retryAfterMs);
   }
 
   private ackOnly(seq: number): void {
@@ -365,7 +393,7 @@ export class WebhookExporter {
     if (this.failing > 0) {
       this.o.logger.info(
         { exporter: this.o.name, failedAttempts: this.failing, downMs: this.clock.now() - this.failingSince, checkpoint: seq },
-        'event webhook: the receiver accepts again; export resumed',
+        `${this.k.label}: the receiver accepts again; export resumed`,
       );
     }
     this.failing = 0;
@@ -384,8 +412,8 @@ export class WebhookExporter {
     this.reported.add(key);
     const b = this.batch;
     const obj = { exporter: this.o.name, ...detail, ...(b !== null ? { firstSeq: this.acked + 1, lastSeq: b.lastSeq, records: b.parts.length } : {}) };
-    if (level === 'error') this.o.logger.error(obj, `event webhook: ${reason}; the batch is retried with backoff (nothing is skipped)`);
-    else this.o.logger.warn(obj, `event webhook: ${reason}; the batch is retried with backoff`);
+    if (level === 'error') this.o.logger.error(obj, `${this.k.label}: ${reason}; the batch is retried with backoff (nothing is skipped)`);
+    else this.o.logger.warn(obj, `${this.k.label}: ${reason}; the batch is retried with backoff`);
   }
 
   private retryDelayNow(): number {
