@@ -71,6 +71,17 @@ export function publishFailure(err: NatsError, subject: string, stream: string |
   return { ok: false, key: `error ${err.code ?? err.message}`, level: 'warn', detail: { subject, code: err.code, err: err.message }, reason: `publish failed: ${err.code ?? ''} ${err.message}`.replace('  ', ' ') };
 }
 
+/** A connection that could not be made: refused credentials are a misconfiguration (ERROR), a
+ *  server that does not answer is away (WARN). */
+export function connectFailure(err: NatsError, servers: readonly string[]): SendResult {
+  const code = err.code ?? (err as unknown as NodeJS.ErrnoException).code;
+  const auth = code !== undefined && /AUTH|PERMISSION/.test(code);
+  return {
+    ok: false, key: `connect ${code ?? err.message}`, level: auth ? 'error' : 'warn', detail: { servers, code, err: err.message },
+    reason: `cannot connect to NATS (${servers.join(', ')}): ${code !== undefined ? `${code} ` : ''}${err.message}`,
+  };
+}
+
 export interface NatsSender extends BatchSender<NatsMessage[]> {
   close(): Promise<void>;
 }
@@ -121,7 +132,14 @@ export function natsSender(o: NatsSenderOptions): NatsSender {
         else signal.addEventListener('abort', fail, { once: true });
       });
       aborted.catch(() => undefined);
-      const client = await Promise.race([open(), aborted]);
+      let client: JetStreamClient;
+      try {
+        client = await Promise.race([open(), aborted]);
+      } catch (err) {
+        const e = err as NatsError;
+        if (e.code === 'ABORT_ERR') throw e;
+        return connectFailure(e, o.servers);
+      }
       // All published at once (one connection keeps their order), then every PubAck awaited.
       const acks = Promise.allSettled(msgs.map((m) => client.publish(m.subject, m.data, { headers: natsHeaders(m, o.stream), timeout: o.timeoutMs })));
       const settled = await Promise.race([acks, aborted]);
@@ -136,7 +154,11 @@ export function natsSender(o: NatsSenderOptions): NatsSender {
       const c = nc;
       nc = null;
       js = null;
-      if (c !== null && !c.isClosed()) await c.close().catch(() => undefined);
+      if (c === null || c.isClosed()) return;
+      // close() flushes; with the server away it must not hold the node's shutdown for long.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([c.close().catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, 2000); })]);
+      clearTimeout(timer);
     },
   };
 }

@@ -4,7 +4,7 @@
 import { NatsError } from 'nats';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/index.js';
-import { natsHeaders, natsMessage, publishFailure, subjectToken } from '../../../src/export/nats.js';
+import { connectFailure, natsHeaders, natsMessage, publishFailure, subjectToken } from '../../../src/export/nats.js';
 
 const load = (text: string) => loadConfigText(text, 'test.conf', { cwd: '/srv/mta' });
 const msgs = (text: string): string => {
@@ -32,13 +32,16 @@ describe('JetStream message of a record', () => {
     expect(natsHeaders(m, 'VIPMTA').get('Nats-Expected-Stream')).toBe('VIPMTA');
   });
 
-  it('takes no stream (503) and a JetStream refusal for ERRORs, a timeout for a WARN', () => {
+  it('takes no stream (503), a JetStream refusal and refused credentials for ERRORs, a timeout or a refused connection for a WARN', () => {
     const none = publishFailure(new NatsError('503', '503'), 'vipmta.events.n1.delivery', null);
     expect(none).toMatchObject({ ok: false, level: 'error', key: 'no stream' });
     expect(none.ok === false && none.reason).toMatch(/no JetStream stream captures subject vipmta\.events\.n1\.delivery/);
     const refused = Object.assign(new NatsError('expected stream does not match', '400'), { api_error: { code: 400, err_code: 10060, description: 'expected stream does not match' } });
     expect(publishFailure(refused, 's', 'X')).toMatchObject({ ok: false, level: 'error', key: 'jetstream 10060' });
     expect(publishFailure(new NatsError('TIMEOUT', 'TIMEOUT'), 's', null)).toMatchObject({ ok: false, level: 'warn', key: 'error TIMEOUT' });
+    // A connection refused is the server away; refused credentials a misconfiguration.
+    expect(connectFailure(new NatsError('CONNECTION_REFUSED', 'CONNECTION_REFUSED'), ['nats://127.0.0.1:4222'])).toMatchObject({ level: 'warn', key: 'connect CONNECTION_REFUSED' });
+    expect(connectFailure(new NatsError('Authorization Violation', 'AUTHORIZATION_VIOLATION'), ['nats://127.0.0.1:4222'])).toMatchObject({ level: 'error' });
   });
 });
 
