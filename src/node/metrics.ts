@@ -67,7 +67,7 @@ export class NodeMetricSet {
       // Decided at start, as the manager is (removing the stanza takes effect at the next restart).
       ...(s.config().cluster !== null ? { cluster: () => this.clusterSource?.() ?? null } : {}),
       // Decided at start too: a node without Event_Webhook stanzas has no exporter series.
-      ...(s.config().eventWebhooks.length > 0 ? { exporters: () => this.exportersSource?.() ?? [] } : {}),
+      ...(s.config().eventWebhooks.length + s.config().eventNats.length > 0 ? { exporters: () => this.exportersSource?.() ?? [] } : {}),
     });
     this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {

@@ -79,11 +79,12 @@ function checkpoint(spoolDir: string): number {
   return (JSON.parse(fs.readFileSync(path.join(spoolDir, 'events', 'subscribers', 'nats-lake.json'), 'utf8')) as { seq: number }).seq;
 }
 
-function config(natsPort: number): string {
+function config(natsPort: number, httpPort: number): string {
   return `Worker_Threads = 1
 Nodename = "n1"
 Spool { Directory = "./spool" }
 Control_Listener { Listen "./run/control.sock" { } }
+Http_Listener { Listen "127.0.0.1:${httpPort}" { } }
 Event_Nats "lake" {
   Servers = ( "nats://127.0.0.1:${natsPort}" )
   Stream = "VIPMTA"
@@ -101,6 +102,7 @@ const noStream = (l: LogRecord): boolean => /no JetStream stream captures subjec
 describe('Event_Nats', () => {
   it('puts every record in the stream exactly once, across a missing stream, a kill -9 of the node and a nats-server restart', async () => {
     const natsPort = await freePort();
+    const httpPort = await freePort();
     const store = tempDir('nats-store-');
     let nats = await startNats(natsPort, store);
     const nc: NatsConnection = await connect({ servers: `nats://127.0.0.1:${natsPort}`, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
@@ -113,7 +115,7 @@ describe('Event_Nats', () => {
     const cwd = tempDir('nats-node-');
     const spoolDir = path.join(cwd, 'spool');
     const start = async (): Promise<VipmtaProcess> => {
-      const n = startVipmta(config(natsPort), { cwd });
+      const n = startVipmta(config(natsPort, httpPort), { cwd });
       await n.waitForLog((l) => l.msg === 'event nats started');
       return n;
     };
@@ -174,5 +176,9 @@ describe('Event_Nats', () => {
       return new RegExp(`\\nlake +nats +idle +${N} +0 +0\\.0 `).test(r.stdout) ? r.stdout : null;
     });
     expect(out).toMatch(/^EXPORTER +KIND +STATE/);
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/vipmta_exporter_lag_records\{exporter="lake",kind="nats"\} 0/);
+    expect(metrics).toMatch(/vipmta_exporter_up\{exporter="lake",kind="nats"\} 1/);
+    expect(Number(/vipmta_exporter_records_sent_total\{exporter="lake",kind="nats"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
   }, 240_000);
 });
