@@ -132,8 +132,8 @@ describe('Event_Nats', () => {
     expect(err).toMatchObject({ exporter: 'lake', subject: 'vipmta.events.n1.hold' });
     await waitFor('the deliveries before the hold in the stream', async () => (await streamCount()) >= B - 1, { timeoutMs: 30_000 });
     expect(checkpoint(spoolDir)).toBeLessThan(B);
-    const stuck = await node.console('log', 'exporters');
-    expect(stuck.stdout).toMatch(/\nlake +nats +retrying /);
+    // Between two attempts (one may be in flight at a given moment: state sending).
+    await waitFor('log exporters says retrying', async () => /\nlake +nats +retrying /.test((await node.console('log', 'exporters')).stdout));
     // Logged once, however many attempts: the failure is the same.
     await waitFor('a few more attempts', async () => / retrying +\d+ +\d+ +[\d.]+ +\d+ +\d+ +([5-9]|\d\d+) /.test((await node.console('log', 'exporters')).stdout), { timeoutMs: 30_000 });
     expect(node.logs.filter(noStream)).toHaveLength(1);
