@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # corosync's ABI against them when they are there, native/corosync_dl.cc), keepalived (failover anchor), iperf3 (link anchor), g++/make/python3 (node-gyp),
 # chromium (the status page's browser test and bench, driven by puppeteer-core), systemd
 # (systemd-analyze verify on packaging/vipmta.service) and util-linux (setpriv: vipmta run as the
-# unit runs it, test/cluster/unit-file.test.ts).
+# unit runs it, test/cluster/unit-file.test.ts) and nats-server (JetStream, the Event_Nats
+# exporter's receiver in test/integration/nats.test.ts).
 packages=(iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
-          keepalived iperf3 g++ make python3 chromium systemd util-linux)
+          keepalived iperf3 g++ make python3 chromium systemd util-linux nats-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,7 +21,7 @@ import { canonicalAddress, parseEndpoint } from '../net/address.js';
 import { canonicalCidr, parseCidr } from '../net/cidr.js';
 
 import type {
-  BindingConfig, BindingGroupConfig, BindingGroupOptions, BindingOptions, ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, ClusterOptions, Config, ControlListenerConfig, DomainConfig, DomainOptions, EcclusterListenerOptions, GlobalOptions, HttpListenerConfig, InboundCidrConfig, InboundCidrOptions, ListenerConfig, ListenerOptions, EventWebhookConfig, EventWebhookOptions, LogAggregatorConfig, LogAggregatorOptions, LookupContext, ShapingRuleConfig, ShapingRuleOptions, SpoolOptions, TopologyConfig, TopologyOptions,
+  BindingConfig, BindingGroupConfig, BindingGroupOptions, BindingOptions, ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, ClusterOptions, Config, ControlListenerConfig, DomainConfig, DomainOptions, EcclusterListenerOptions, GlobalOptions, HttpListenerConfig, InboundCidrConfig, InboundCidrOptions, ListenerConfig, ListenerOptions, EventNatsConfig, EventNatsOptions, EventWebhookConfig, EventWebhookOptions, LogAggregatorConfig, LogAggregatorOptions, LookupContext, ShapingRuleConfig, ShapingRuleOptions, SpoolOptions, TopologyConfig, TopologyOptions,
 } from './types.js';
 
 // --- defaults, parsed from the schema's own text ------------------------------------------------
@@ -207,7 +207,7 @@ function scopeList(scopes: readonly Scope[]): string {
   const names: Record<Scope, string> = {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
     control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', inbound_cidr: 'ESMTP_Listener/Inbound_Cidr', cluster_node: 'Cluster/Node', shaping_rule: 'Shaping_Rule',
-    binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain', log_aggregator: 'Log_Aggregator', event_webhook: 'Event_Webhook',
+    binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain', log_aggregator: 'Log_Aggregator', event_webhook: 'Event_Webhook', event_nats: 'Event_Nats',
   };
   return scopes.map((s) => names[s]).join(', ');
 }
@@ -440,10 +440,23 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     eventWebhooks.push({ name: w.name, options: options as EventWebhookConfig['options'], where: w.node.where });
   }
 
+  const eventNats: EventNatsConfig[] = [];
+  for (const w of children(top, 'Event_Nats')) {
+    const wc = b.collect(frameOf(w.spec, w.name), w.node.body);
+    const options = b.resolve('event_nats', [wc.values], fromGlobal) as EventNatsOptions;
+    // The journal subscriber is "nats-NAME": the journal's subscriber-name alphabet, 64 at most.
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,58}$/.test(w.name)) b.errors.push(at(w.node.where, `Event_Nats "${w.name}": the name must be letters, digits, ".", "_", "-" (at most 59; its journal subscriber is nats-NAME)`));
+    if (options.Servers.length === 0) b.errors.push(at(wc.values.get('Servers')?.where ?? w.node.where, `Event_Nats "${w.name}" needs at least one server in Servers`));
+    if (options.Max_Retry_Delay < options.Min_Retry_Delay) b.errors.push(at(wc.values.get('Max_Retry_Delay')?.where ?? w.node.where, `Event_Nats "${w.name}": Max_Retry_Delay is shorter than Min_Retry_Delay`));
+    if (options.Token !== undefined && options.Credentials !== undefined) b.errors.push(at(w.node.where, `Event_Nats "${w.name}": Token and Credentials are two ways to authenticate; give one`));
+    if (options.Credentials !== undefined) options.Credentials = b.resolvePath(options.Credentials);
+    eventNats.push({ name: w.name, options, where: w.node.where });
+  }
+
   if (errors.length) return null;
   const config: Config = {
     files, global, spool, esmtpListeners, inboundCidrs, ecclusterListeners, controlListeners, httpListeners,
-    bindingGroups: groups, bindings, domains, cluster, shapingRules, logAggregator, eventWebhooks,
+    bindingGroups: groups, bindings, domains, cluster, shapingRules, logAggregator, eventWebhooks, eventNats,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     explain: (option, ctx) => explain(config, option, ctx) as never,
     show: () => showConfig(config),

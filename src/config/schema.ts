@@ -23,6 +23,7 @@ export const SCOPES = [
   'domain',
   'log_aggregator',
   'event_webhook',
+  'event_nats',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -471,27 +472,27 @@ export const OPTIONS = {
     description: 'Where the batches are POSTed (required): a JSON array of event records, Content-Type application/json; a 2xx reply acknowledges the batch.',
   },
   Batch_Size: {
-    type: { kind: 'integer', min: 1, max: 100_000 }, scopes: ['event_webhook'], default: '500',
-    description: 'Most records in one request.',
+    type: { kind: 'integer', min: 1, max: 100_000 }, scopes: ['event_webhook', 'event_nats'], default: '500',
+    description: 'Most records in one batch (one request of an Event_Webhook; the publishes whose PubAcks an Event_Nats awaits together).',
   },
   Batch_Bytes: {
-    type: { kind: 'size' }, scopes: ['event_webhook'], default: '1M',
-    description: 'A batch stops growing once its JSON body reaches this size (a single larger record is still sent, alone).',
+    type: { kind: 'size' }, scopes: ['event_webhook', 'event_nats'], default: '1M',
+    description: 'A batch stops growing once its records\' JSON reaches this size (a single larger record is still sent, alone).',
   },
   Max_Delay: {
-    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '1s',
+    type: { kind: 'duration' }, scopes: ['event_webhook', 'event_nats'], default: '1s',
     description: 'How long a batch that is not full waits for more records before it is sent.',
   },
   Request_Timeout: {
-    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '10s',
-    description: 'A request with no complete reply after this long fails (and is retried).',
+    type: { kind: 'duration' }, scopes: ['event_webhook', 'event_nats'], default: '10s',
+    description: 'A request with no complete reply (Event_Webhook), or a connection or PubAck that does not come (Event_Nats), after this long fails, and the batch is retried.',
   },
   Headers: {
     type: { kind: 'list', of: { kind: 'string', pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*$/, patternText: 'a header line "Name: value" ("Authorization: Bearer ...")' } }, scopes: ['event_webhook'], default: '( )',
     description: 'Header fields added to every request (authentication, say); never logged or shown in the console.',
   },
   Types: {
-    type: { kind: 'list', of: { kind: 'string', pattern: /^[a-z_]+$/, patternText: 'an event record type ("delivery", "permanent_failure", ...)' } }, scopes: ['event_webhook'], default: '( )',
+    type: { kind: 'list', of: { kind: 'string', pattern: /^[a-z_]+$/, patternText: 'an event record type ("delivery", "permanent_failure", ...)' } }, scopes: ['event_webhook', 'event_nats'], default: '( )',
     description: 'Record types sent (docs/events.md "Record types"); empty: every type. Records of other types are passed over and acknowledged.',
   },
   TLS_Verify: {
@@ -499,16 +500,37 @@ export const OPTIONS = {
     description: 'For an https:// Url: verify the receiver\'s certificate chain and host name. false only for tests or a pinned private network.',
   },
   Subscribe_From: {
-    type: { kind: 'enum', values: ['end', 'start'] }, scopes: ['event_webhook'], default: 'end',
-    description: 'Where the exporter\'s journal subscriber (webhook-NAME) starts when it is created, at the first start with this stanza: "end" sends what is recorded from then on; "start" also sends the history the journal still holds. An existing subscriber resumes at its checkpoint either way.',
+    type: { kind: 'enum', values: ['end', 'start'] }, scopes: ['event_webhook', 'event_nats'], default: 'end',
+    description: 'Where the exporter\'s journal subscriber (webhook-NAME, nats-NAME) starts when it is created, at the first start with this stanza: "end" sends what is recorded from then on; "start" also sends the history the journal still holds. An existing subscriber resumes at its checkpoint either way.',
   },
   Min_Retry_Delay: {
-    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '1s',
+    type: { kind: 'duration' }, scopes: ['event_webhook', 'event_nats'], default: '1s',
     description: 'Wait before the first retry of a failed batch; each further failure doubles it (with jitter) up to Max_Retry_Delay.',
   },
   Max_Retry_Delay: {
-    type: { kind: 'duration' }, scopes: ['event_webhook'], default: '5m',
-    description: 'Longest wait between retries of a failed batch (a Retry-After reply may not make it longer).',
+    type: { kind: 'duration' }, scopes: ['event_webhook', 'event_nats'], default: '5m',
+    description: 'Longest wait between retries of a failed batch (a Retry-After reply may not make it longer). For Event_Nats keep it below the stream\'s duplicate window, so that a batch sent again is deduplicated.',
+  },
+  // --- Event_Nats (issue 15: src/export/nats.ts, docs/events.md "The JetStream exporter") ---
+  Servers: {
+    type: { kind: 'list', of: { kind: 'string', pattern: /^(nats|tls):\/\/[^\s/?#]+$/, patternText: 'a NATS server URL ("nats://127.0.0.1:4222", "tls://nats.example.net:4222")' } }, scopes: ['event_nats'], default: '( "nats://127.0.0.1:4222" )',
+    description: 'The NATS servers (of one cluster) to publish to; the client connects to one and moves to another when it is lost.',
+  },
+  Subject_Prefix: {
+    type: { kind: 'string', pattern: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, patternText: 'a NATS subject without wildcards ("vipmta.events")' }, scopes: ['event_nats'], default: '"vipmta.events"',
+    description: 'Each record is published to PREFIX.NODE.TYPE ("vipmta.events.n1.delivery"; dots in the node name become "_"). A JetStream stream must capture these subjects.',
+  },
+  Stream: {
+    type: { kind: 'string', pattern: /^[^\s.*>\/\\]{1,255}$/, patternText: 'a JetStream stream name' }, scopes: ['event_nats'],
+    description: 'When set, each publish says which stream must store it (Nats-Expected-Stream): a subject captured by another stream, or by none, is refused (ERROR) rather than stored elsewhere.',
+  },
+  Token: {
+    type: { kind: 'string' }, scopes: ['event_nats'],
+    description: 'The server\'s authorization token, if it has one; never logged.',
+  },
+  Credentials: {
+    type: { kind: 'string' }, scopes: ['event_nats'],
+    description: 'A NATS .creds file (user JWT and NKey seed) for servers using decentralized authentication; relative to the working directory.',
   },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
@@ -554,6 +576,7 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Node', scope: 'cluster_node', parents: ['Cluster'], name: 'name', description: 'A member of the cluster, named by its Nodename: the same list on every node (`vipmta cluster corosync-conf` writes corosync\'s nodelist from it).' },
   { keyword: 'Log_Aggregator', scope: 'log_aggregator', parents: ['global'], name: 'none', single: true, description: 'On the node(s) that have it: pull every member\'s event journal over the cluster link (authenticated with Cluster_Secret like #mmove) into files under Directory laid out by Logfile; each record exactly once, across restarts and cut links.' },
   { keyword: 'Event_Webhook', scope: 'event_webhook', parents: ['global'], name: 'name', description: 'A batched HTTP exporter of this node\'s event journal: POSTs JSON arrays of records to Url through its own journal subscriber (webhook-NAME), retrying a failed batch with backoff until a 2xx; at least once, each record with a stable record_id. Several may be written, one per receiver.' },
+  { keyword: 'Event_Nats', scope: 'event_nats', parents: ['global'], name: 'name', description: 'An exporter of this node\'s event journal to NATS JetStream: publishes each record to Subject_Prefix.NODE.TYPE with the message id NODE:SEQ through its own journal subscriber (nats-NAME), acknowledging a batch once every PubAck is in and retrying it with backoff otherwise; the stream\'s duplicate window drops what is sent again. Several may be written.' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
   { keyword: 'Domain', scope: 'domain', parents: ['global', 'Binding_Group', 'Binding'], name: 'name', description: 'Per-destination-domain options, at global, group or binding level.' },
@@ -635,4 +658,5 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   domain: 'Domain',
   log_aggregator: 'Log_Aggregator',
   event_webhook: 'Event_Webhook',
+  event_nats: 'Event_Nats',
 };

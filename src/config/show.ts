@@ -79,6 +79,11 @@ export function showConfig(c: Config): string {
     opts('event_webhook', w.options, '  ');
     out.push('}');
   }
+  for (const w of c.eventNats) {
+    out.push(`Event_Nats ${quote(w.name)} {`);
+    opts('event_nats', w.options, '  ');
+    out.push('}');
+  }
   for (const r of c.shapingRules) {
     out.push(`Shaping_Rule ${quote(r.name)} {`);
     opts('shaping_rule', r.options, '  ');

@@ -21,6 +21,10 @@ export interface LogAggregatorConfig { options: LogAggregatorOptions; where: Sou
 export type EventWebhookOptions = ScopeOptions<'event_webhook'>;
 /** An Event_Webhook stanza (src/export/): Url is set (the build refuses a stanza without one). */
 export interface EventWebhookConfig { name: string; options: EventWebhookOptions & { Url: string }; where: SourceLocation }
+export type EventNatsOptions = ScopeOptions<'event_nats'>;
+/** An Event_Nats stanza (src/export/nats.ts): Servers is not empty, Credentials resolved against
+ *  the working directory. */
+export interface EventNatsConfig { name: string; options: EventNatsOptions; where: SourceLocation }
 
 export interface ListenerConfig<O = ListenerOptions> {
   /** "ip:port" as written. */
@@ -90,6 +94,8 @@ export interface Config {
   logAggregator: LogAggregatorConfig | null;
   /** Event_Webhook stanzas, in the order written. */
   eventWebhooks: EventWebhookConfig[];
+  /** Event_Nats stanzas, in the order written. */
+  eventNats: EventNatsConfig[];
   /**
    * An option's effective value for a binding group / binding / domain, in Momentum's order:
    * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).

@@ -66,8 +66,9 @@ export class NodeMetricSet {
       ...(s.journal !== undefined ? { journal: s.journal } : {}),
       // Decided at start, as the manager is (removing the stanza takes effect at the next restart).
       ...(s.config().cluster !== null ? { cluster: () => this.clusterSource?.() ?? null } : {}),
-      // Decided at start too: a node without Event_Webhook stanzas has no exporter series.
-      ...(s.config().eventWebhooks.length > 0 ? { exporters: () => this.exportersSource?.() ?? [] } : {}),
+      // Decided at start too: a node without Event_Webhook or Event_Nats stanzas has no exporter
+      // series (eventNats read with ?.: unit tests pass partial configs).
+      ...(s.config().eventWebhooks.length + (s.config().eventNats?.length ?? 0) > 0 ? { exporters: () => this.exportersSource?.() ?? [] } : {}),
     });
     this.received = (n) => m.received.inc(n);
     this.outcome = (status, n) => {

@@ -45,9 +45,9 @@ Event_Webhook "b" { Url = "http://127.0.0.1:${port}/" Subscribe_From = start }
     expect(ex.values().map((v) => v.name)).toEqual(['a', 'b']);
   });
 
-  it('says so when there is no Event_Webhook', () => {
+  it('says so when there is no Event_Webhook or Event_Nats', () => {
     const r = loadConfigText('Nodename = "n1"\n', 'test.conf', { cwd: '/' });
     if (!r.ok) throw new Error('config');
-    expect(Exporters.start(r.config, '/nonexistent', logger([])).report()).toBe('no Event_Webhook on this node\n');
+    expect(Exporters.start(r.config, '/nonexistent', logger([])).report()).toBe('no Event_Webhook or Event_Nats on this node\n');
   });
 });
