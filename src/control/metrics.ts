@@ -40,7 +40,7 @@ export interface MetricSources {
   /** The cluster as this node sees it (null until the manager is there); absent (no Cluster
    *  stanza): no vipmta_cluster_, vipmta_duravip_ or per-peer #mmove series. */
   cluster?(): ClusterValues | null;
-  /** The event exporters (Event_Webhook) and their state; absent: no vipmta_exporter_ series. */
+  /** The event exporters (Event_Webhook, Event_Nats) and their state; absent: no vipmta_exporter_ series. */
   exporters?(): readonly ExporterValues[];
 }
 

@@ -97,7 +97,7 @@ export class Daemon {
   private readonly status: NodeStatus;
   /** Log_Aggregator: pulls the members' event journals (node/log-aggregator.ts); null without it. */
   private aggregator: Aggregator | null = null;
-  /** Event_Webhook exporters reading this node's journal (node/exporters.ts); null until started. */
+  /** Event_Webhook and Event_Nats exporters reading this node's journal (node/exporters.ts); null until started. */
   private exporters: Exporters | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
