@@ -172,11 +172,15 @@ describe('Log_Aggregator on three nodes with real mail', () => {
     const step = (m: string): void => console.log(`[+${Date.now() - t0} ms] ${m}`);
     // Phase 1: mail into all three; the aggregator's node and n3 are killed in the middle of it.
     // n3's share starts once n1 is back, so that n3 is killed in the middle of it.
-    const p1 = [inject('n1', 'p1n1', 300), inject('n2', 'p1n2', 150)];
+    // First a little mail, until the aggregator reads every member: the phase's injection starts
+    // after that, so that the kill lands in the middle of it however long that took (under load,
+    // waiting for the aggregator inside the injection let n1's 300 finish before the kill).
+    await Promise.all([inject('n1', 'p0n1', 10), inject('n2', 'p0n2', 10)].map((p) => p.exited));
     await waitFor('the aggregator reading every member', async () => {
       const rows = await aggregatorRows();
       return (rows.get('n1')?.mark ?? 0) > 0 && (rows.get('n2')?.mark ?? 0) > 0 && rows.get('n3')?.state === 'connected';
     }, { timeoutMs: 30_000, intervalMs: 100 });
+    const p1 = [inject('n1', 'p1n1', 300), inject('n2', 'p1n2', 150)];
     await waitFor('50 accepted by n1', () => oks(p1[0]!).length >= 50, { timeoutMs: 30_000, intervalMs: 20 })
       .catch((e: Error) => { throw new Error(`${e.message}; n1's injector said: ${[...p1[0]!.lines.slice(-5), ...p1[0]!.stderrLines.slice(-5)].join(' | ')}; n1: ${node('n1').proc.lines.slice(-5).join('\n')}`); });
     const atKill = [...(await aggregatorRows()).values()].map((r) => `${r.node} mark ${r.mark} of ${r.last ?? '-'}`).join(', ');

@@ -181,7 +181,8 @@ describe('#mmove on three nodes', () => {
     const movedOn = new Set(after.filter((l) => l.includes('"event":"mmove"')).map(rec).filter((e) => e.node === 'n3').map((e) => e.id));
     const takenEarly = new Set(taken.filter(({ i }) => i < lost).map(({ l }) => rec(l).id));
     for (const { l, i } of taken) if (i > lost) expect(movedOn.has(rec(l).id), `n2 took ${rec(l).id} after losing .201`).toBe(true);
-    for (const d of after.filter((l) => l.includes('"event":"delivery"')).map(rec)) expect(takenEarly.has(d.id), `n2 delivered ${d.id}`).toBe(true);
+    // Only this case's mail: n2 may still deliver earlier cases' mail meanwhile (a retry).
+    for (const d of after.filter((l) => l.includes('"event":"delivery"') && l.includes('manual@dest.example')).map(rec)) expect(takenEarly.has(d.id), `n2 delivered ${d.id}`).toBe(true);
     console.log(`console move: n2 took ${taken.length} after resuming, ${taken.length - takenEarly.size} after reading the election; moved on to n3: ${movedOn.size}`);
     // Back to n2 for what follows.
     await consoleCmd(node('n1'), 'cluster', 'duravip', 'move', VIP, 'to', 'n2');
