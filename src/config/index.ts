@@ -17,7 +17,7 @@ export { formatConfigError, formatConfigWarning } from './errors.js';
 export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
   BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
-  ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig,
+  ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig, EventWebhookOptions, EventNatsOptions,
 } from './types.js';
 export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, Endpoint, HostPort } from './schema.js';
 export { OPTIONS, STANZAS, SCOPES } from './schema.js';

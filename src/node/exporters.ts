@@ -4,16 +4,19 @@
 // start is synchronous (a subscriber's checkpoint fsync at its creation), stop waits for requests
 // in flight to settle and closes the connections.
 import type { Logger } from 'pino';
-import type { Config } from '../config/index.js';
+import type { Config, EventNatsOptions, EventWebhookOptions } from '../config/index.js';
 import type { CommandTable } from '../control/commands.js';
 import type { ExporterValues } from '../control/metrics.js';
 import { table } from '../control/table.js';
 import { httpPost } from '../export/http-post.js';
-import type { BatchExporter, ExporterStats } from '../export/loop.js';
+import type { BatchExporter, ExporterOptions, ExporterStats } from '../export/loop.js';
 import { NatsExporter, natsSender } from '../export/nats.js';
 import { WebhookExporter } from '../export/webhook.js';
 import { EVENT_TYPES, isEventType } from '../events/records.js';
 import { EventJournal } from '../spool/events.js';
+
+/** The batching, retry and subscription options Event_Webhook and Event_Nats share. */
+type SharedOptions = Pick<EventWebhookOptions & EventNatsOptions, 'Types' | 'Batch_Size' | 'Batch_Bytes' | 'Max_Delay' | 'Min_Retry_Delay' | 'Max_Retry_Delay' | 'Subscribe_From'>;
 
 export class Exporters {
   private constructor(
@@ -29,20 +32,16 @@ export class Exporters {
     const closers: Array<() => void | Promise<void>> = [];
     if (config.eventWebhooks.length === 0 && config.eventNats.length === 0) return new Exporters(list, closers);
     const journal = new EventJournal({ directory: spoolDirectory, logger });
-    for (const w of config.eventWebhooks) {
-      // One reader each: a reader keeps the file position of its last read, which two exporters
-      // reading at different places would take from each other.
-      const reader = new EventJournal({ directory: spoolDirectory, logger });
-      const o = w.options;
+    /** What every exporter's loop takes from its stanza (the options both stanzas share). One
+     *  reader each: a reader keeps the file position of its last read, which two exporters
+     *  reading at different places would take from each other. */
+    const loopOptions = (stanza: string, name: string, o: SharedOptions): ExporterOptions => {
       const unknown = o.Types.filter((t) => !isEventType(t));
-      if (unknown.length > 0) logger.warn({ exporter: w.name, unknown, known: EVENT_TYPES }, 'Event_Webhook Types names record types this version does not write; they match nothing');
-      const http = httpPost({ url: o.Url, headers: o.Headers, timeoutMs: o.Request_Timeout, tlsVerify: o.TLS_Verify });
-      closers.push(http.close);
-      const e = new WebhookExporter({
-        name: w.name,
+      if (unknown.length > 0) logger.warn({ exporter: name, unknown, known: EVENT_TYPES }, `${stanza} Types names record types this version does not write; they match nothing`);
+      return {
+        name,
         node: config.global.Nodename,
-        journal: reader,
-        post: http.post,
+        journal: new EventJournal({ directory: spoolDirectory, logger }),
         batchSize: o.Batch_Size,
         batchBytes: o.Batch_Bytes,
         maxDelayMs: o.Max_Delay,
@@ -51,36 +50,26 @@ export class Exporters {
         types: o.Types,
         from: o.Subscribe_From,
         logger,
-      });
+      };
+    };
+    for (const w of config.eventWebhooks) {
+      const o = w.options;
+      const http = httpPost({ url: o.Url, headers: o.Headers, timeoutMs: o.Request_Timeout, tlsVerify: o.TLS_Verify });
+      closers.push(http.close);
+      const e = new WebhookExporter({ ...loopOptions('Event_Webhook', w.name, o), post: http.post });
       e.start();
       list.push(e as BatchExporter<unknown>);
       // The URL's origin only: its path or query may hold a token, like the headers.
       logger.info({ exporter: w.name, subscriber: e.subscriber, origin: new URL(o.Url).origin, checkpoint: e.stats().checkpoint }, 'event webhook started');
     }
     for (const w of config.eventNats) {
-      const reader = new EventJournal({ directory: spoolDirectory, logger });
       const o = w.options;
-      const unknown = o.Types.filter((t) => !isEventType(t));
-      if (unknown.length > 0) logger.warn({ exporter: w.name, unknown, known: EVENT_TYPES }, 'Event_Nats Types names record types this version does not write; they match nothing');
       const sender = natsSender({
         servers: o.Servers, subjectPrefix: o.Subject_Prefix, stream: o.Stream ?? null, token: o.Token ?? null,
         credentials: o.Credentials ?? null, timeoutMs: o.Request_Timeout, connectionName: `vipmta ${config.global.Nodename} ${w.name}`,
       });
       closers.push(sender.close);
-      const e = new NatsExporter({
-        name: w.name,
-        node: config.global.Nodename,
-        journal: reader,
-        sender,
-        batchSize: o.Batch_Size,
-        batchBytes: o.Batch_Bytes,
-        maxDelayMs: o.Max_Delay,
-        minRetryMs: o.Min_Retry_Delay,
-        maxRetryMs: o.Max_Retry_Delay,
-        types: o.Types,
-        from: o.Subscribe_From,
-        logger,
-      });
+      const e = new NatsExporter({ ...loopOptions('Event_Nats', w.name, o), sender });
       e.start();
       list.push(e as BatchExporter<unknown>);
       logger.info({ exporter: w.name, subscriber: e.subscriber, servers: o.Servers, subjectPrefix: o.Subject_Prefix, stream: o.Stream ?? null, checkpoint: e.stats().checkpoint }, 'event nats started');
@@ -90,7 +79,7 @@ export class Exporters {
       if ((name.startsWith('webhook-') || name.startsWith('nats-')) && !ours.has(name)) {
         logger.warn(
           { subscriber: name },
-          'event journal: subscriber of an Event_Webhook or Event_Nats no longer configured; it holds back the journal\'s trimming (remove events/subscribers/' + name + '.json while vipmta is stopped if it is gone for good)',
+          `event journal: subscriber of an Event_Webhook or Event_Nats no longer configured; it holds back the journal's trimming (\`vipmta log unsubscribe ${name}\` if it is gone for good)`,
         );
       }
     }
