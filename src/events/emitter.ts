@@ -55,10 +55,7 @@ export class Events implements EventEmit {
 
   /** Takes the record as it is (no copy): `v`, `node` and a missing `time` are set on it. */
   emit(e: NewEvent): void {
-    const r = e as unknown as EventRecord;
-    r.v = EVENT_VERSION;
-    r.node = this.o.node;
-    if (r.time === undefined) r.time = this.now();
+    const r = stamp(e, this.o.node, this.now);
     this.stats.emitted++;
     this.pending.push(r);
     if (!this.scheduled) {
@@ -83,11 +80,7 @@ export class Events implements EventEmit {
    */
   journaled(e: NewEvent): void {
     if (this.sink !== null && !this.logLines) return;
-    const r = e as unknown as EventRecord;
-    r.v = EVENT_VERSION;
-    r.node = this.o.node;
-    if (r.time === undefined) r.time = this.now();
-    this.log([r]);
+    this.log([stamp(e, this.o.node, this.now)]);
   }
 
   /** Hands what is pending to the sink now; resolves when every batch so far is appended (or logged). */
@@ -139,12 +132,18 @@ export function logSink(logger: Logger, node?: string): EventSink {
  *  once (no batching), as the code wrote it before the journals. */
 export function logEvents(logger: Logger, node = ''): EventEmit {
   const emit = (e: NewEvent): void => {
-    const r = e as unknown as EventRecord;
-    r.v = EVENT_VERSION;
-    r.node = node;
-    if (r.time === undefined) r.time = Date.now();
-    const { fields, msg } = logLine(r);
+    const { fields, msg } = logLine(stamp(e, node, Date.now));
     logger.info(fields, msg);
   };
   return { emit, journaled: emit };
+}
+
+/** Makes an emitted event a record, in place (no copy): the schema version, this node, and the
+ *  time when the emission point gave none. */
+function stamp(e: NewEvent, node: string, now: () => number): EventRecord {
+  const r = e as unknown as EventRecord;
+  r.v = EVENT_VERSION;
+  r.node = node;
+  if (r.time === undefined) r.time = now();
+  return r;
 }

@@ -68,8 +68,6 @@ export class Daemon {
   private cluster: ClusterManager | null = null;
   private pool: WorkerPool | null = null;
   private spool: Spool | null = null;
-  /** The event journal's reader (subscribers, checkpoints, console, aggregators) once the spool is open. */
-  journal: EventJournal | null = null;
   private journalWatch: JournalWatch | null = null;
   private readonly intake: Intake;
   private readonly dispatch: Dispatcher;
@@ -303,8 +301,7 @@ export class Daemon {
     // From here every event record goes to the journal, in the spool's group commit.
     const spool = this.spool;
     this.events.connect({ append: (records) => spool.appendEvents(records) });
-    this.journal = new EventJournal({ directory: sc.Directory, logger: this.logger });
-    this.journalWatch = new JournalWatch(this.journal, this.logger);
+    this.journalWatch = new JournalWatch(new EventJournal({ directory: sc.Directory, logger: this.logger }), this.logger);
     this.journalWatch.start();
     const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
     const tornTails = this.spool.recoveryEvents.filter((e) => e.kind === 'torn-tail').length;
