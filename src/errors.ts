@@ -47,6 +47,12 @@ export const ErrorCode = {
   EVENT_INVALID: 'ERR_EVENT_INVALID',
   /** An event record of a type or version this reader does not know (pass it on as bytes). */
   EVENT_UNKNOWN: 'ERR_EVENT_UNKNOWN',
+  /** The config repository (issue 16): a change made against a revision that is no longer the head. */
+  CONFIG_REPO_STALE: 'ERR_CONFIG_REPO_STALE',
+  /** The config repository: git failed, a revision or path does not exist, a bundle does not verify. */
+  CONFIG_REPO: 'ERR_CONFIG_REPO',
+  /** A config commit refused: no quorum, a member rejected it, or it did not finish in time. */
+  CONFIG_REFUSED: 'ERR_CONFIG_REFUSED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
