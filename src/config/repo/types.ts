@@ -98,3 +98,38 @@ export interface MemberConfigState {
   /** Paths that differ locally from the head (drift). */
   readonly drift: readonly string[];
 }
+
+/** What the node offers whoever coordinates a change (the node alone, or the cluster's config group). */
+export interface ConfigNodeHost {
+  readonly repo: ConfigRepository;
+  /** This node's name (the `NODENAME/` directory it resolves). */
+  readonly node: string;
+  /** What this node would say of the ChangeSet applied on its head: the config's own errors
+   *  (file:line:column with repository paths, "n3/vipmta.conf:4:7: ...") and what only this node
+   *  can know (interfaces, local addresses, files it includes). [] : it would run it. */
+  check(cs: ChangeSet): Promise<string[]>;
+  /** Runs a committed revision: a reload from its resolved tree (src/node/reload.ts, so a bad one
+   *  keeps the running config); on success the revision is persisted as the one this node runs. */
+  switchTo(rev: string): Promise<{ ok: boolean; message: string }>;
+  /** The revision this node runs ('' : none, it runs a local file). */
+  running(): string;
+  /** Auto_Apply: whether a new revision is switched to as soon as it is agreed. */
+  autoApply(): boolean;
+  /** Paths that differ locally from the head. */
+  drift(): Promise<string[]>;
+}
+
+/** The answer to `config commit` / `config revert`. */
+export type ProposeResult =
+  | { readonly ok: true; readonly rev: string; readonly message: string }
+  | { readonly ok: false; readonly message: string; readonly rejected: readonly { readonly node: string; readonly errors: readonly string[] }[] };
+
+/** Who decides a change: LocalCoordinator (src/node/config-repo.ts) on a node without a Cluster
+ *  stanza; the cluster's config group (src/cluster/config-group.ts) otherwise. */
+export interface ConfigCoordinator {
+  /** Checks the ChangeSet on every member, commits it on every member and switches those with
+   *  Auto_Apply, or refuses it (no quorum, a stale base, a member's errors) and changes nothing. */
+  propose(cs: ChangeSet): Promise<ProposeResult>;
+  /** Every member's state (this node's alone without a cluster), for `config status`. */
+  status(): Promise<MemberConfigState[]>;
+}
