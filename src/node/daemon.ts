@@ -33,6 +33,7 @@ import { makeQueue } from './queue-wiring.js';
 import { NodeShaping } from './shaping.js';
 import { InboundLimits, inboundCounts } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
+import { settledInJournal } from './settled.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
 import { JournalWatch } from './journal-watch.js';
@@ -193,7 +194,7 @@ export class Daemon {
       this.cluster.on('quorum', (q: boolean) => this.shaping.node.allowances.quorumChanged(q));
       watchDrain(this.cluster, () => this.queue, this.logger);
     }
-    this.openSpool();
+    await this.openSpool();
     this.watchSpool();
     const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
     const pool = new WorkerPool({
@@ -280,7 +281,7 @@ export class Daemon {
     }
   }
 
-  private openSpool(): void {
+  private async openSpool(): Promise<void> {
     const sc = this.config.spool;
     if (sc.Sync === 'none') this.logger.warn('Spool Sync = none: messages are acknowledged before they are on disk (tests only)');
     const t0 = Date.now();
@@ -301,12 +302,19 @@ export class Daemon {
     // From here every event record goes to the journal, in the spool's group commit.
     const spool = this.spool;
     this.events.connect({ append: (records) => spool.appendEvents(records) });
-    this.journalWatch = new JournalWatch(new EventJournal({ directory: sc.Directory, logger: this.logger }), this.logger);
+    const journal = new EventJournal({ directory: sc.Directory, logger: this.logger });
+    this.journalWatch = new JournalWatch(journal, this.logger);
     this.journalWatch.start();
     const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
     const tornTails = this.spool.recoveryEvents.filter((e) => e.kind === 'torn-tail').length;
-    const { unreadable } = this.intake.recovered(this.spool.recover());
-    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, corrupt, tornTails, ms: Date.now() - t0 }, 'spool recovered');
+    const { unreadable, done } = this.intake.recovered(this.spool.recover(), settledInJournal(journal));
+    if (done.length > 0) {
+      // Their delivery records are durable and their done-marks were not (a crash between the two):
+      // delivered once, recorded once, not sent again.
+      await this.spool.markDone(done);
+      this.logger.info({ messages: done.length }, 'spool: messages the journal records as delivered before the restart marked done');
+    }
+    this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, settled: done.length, corrupt, tornTails, ms: Date.now() - t0 }, 'spool recovered');
   }
 
   /**

@@ -13,6 +13,7 @@ import { moveKey } from '../mmove/dedup.js';
 import type { BindingPolicy } from '../policy/binding.js';
 import type { QueueInput, QueueManager } from '../queue/manager.js';
 import type { RecoveredMessage } from '../spool/index.js';
+import type { Settled } from './settled.js';
 
 export interface IntakeDeps {
   queue: Pick<QueueManager, 'add' | 'has'>;
@@ -26,6 +27,8 @@ export interface IntakeDeps {
   /** Where reception and mmove_received records go; default: their log lines. */
   events?: EventEmit;
 }
+
+const NONE_SETTLED: Settled = new Map();
 
 export class Intake {
   private readonly events: EventEmit;
@@ -44,9 +47,10 @@ export class Intake {
    * record's saved retry state (attempts, next attempt, parts, hold) wins over the move's; a state
    * that does not decode is ignored and the message starts over.
    */
-  recovered(records: Iterable<RecoveredMessage>): { added: number; unreadable: number } {
+  recovered(records: Iterable<RecoveredMessage>, settled: Settled = NONE_SETTLED): { added: number; unreadable: number; done: string[] } {
     let added = 0;
     let unreadable = 0;
+    const done: string[] = [];
     for (const r of records) {
       if (this.d.queue.has(r.id)) continue;
       const env = decodeEnvelope(r.envelope);
@@ -56,15 +60,26 @@ export class Intake {
         continue;
       }
       if (env.moved !== undefined && env.mmovePeer !== undefined) this.d.dedup.add(env.mmovePeer, moveKey(env.moved.originalId, env.rcpt));
-      const saved = decodeState(r.state);
+      let saved = decodeState(r.state);
       if (r.state !== null && saved === null) this.d.logger.warn({ id: r.id }, 'spool: unreadable retry state ignored; the message starts over');
+      let rcpt = env.rcpt;
+      const gone = settled.get(r.id);
+      if (gone !== undefined) {
+        // Delivered (or moved) before the crash, by the journal: not again (settled.ts).
+        rcpt = rcpt.filter((x) => !gone.has(x));
+        if (saved !== null) saved = { ...saved, p: saved.p.map((p) => ({ ...p, r: p.r.filter((x) => !gone.has(x)) })).filter((p) => p.r.length > 0) };
+        if (saved !== null ? saved.p.length === 0 : rcpt.length === 0) {
+          done.push(r.id);
+          continue;
+        }
+      }
       const m: AcceptedMessage = {
         id: r.id,
         size: r.size,
         // The listener's arrival time (the one the queue used before a restart), else the commit's.
         arrival: env.arrival > 0 ? env.arrival : r.arrival,
         from: env.from,
-        rcpt: env.rcpt,
+        rcpt,
         headers: env.headers,
         listener: env.listener,
         client: env.client,
@@ -72,7 +87,7 @@ export class Intake {
       };
       if (this.enqueue(m, saved, false)) added++;
     }
-    return { added, unreadable };
+    return { added, unreadable, done };
   }
 
   /**

@@ -95,5 +95,12 @@ export function restartOnlyChanges(prev: Config, next: Config): string[] {
   const cp = prev.controlListeners.map((c) => c.path).join('\n');
   if (cp !== next.controlListeners.map((c) => c.path).join('\n')) notes.push('Control_Listener changed: takes effect at the next restart');
   if (prev.httpListeners.map((h) => h.name).join('\n') !== next.httpListeners.map((h) => h.name).join('\n')) notes.push('Http_Listener changed: takes effect at the next restart');
+  // The exporters and the aggregator hold subscribers, connections and files of their own; they
+  // are made once, at start.
+  const opts = (x: { options: unknown } | null): string => JSON.stringify(x?.options ?? null);
+  if (opts(prev.logAggregator) !== opts(next.logAggregator)) notes.push('Log_Aggregator changed: takes effect at the next restart');
+  const named = (xs: { name: string; options: unknown }[]): string => JSON.stringify(xs.map((x) => [x.name, x.options]));
+  if (named(prev.eventWebhooks) !== named(next.eventWebhooks)) notes.push('Event_Webhook changed: takes effect at the next restart');
+  if (named(prev.eventNats) !== named(next.eventNats)) notes.push('Event_Nats changed: takes effect at the next restart');
   return notes;
 }

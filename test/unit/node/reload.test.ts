@@ -157,12 +157,18 @@ ESMTP_Listener { Listen "127.0.0.1:2525" { } }
 Spool { Directory = "/var/spool/other" }
 Control_Listener { Listen "/run/other.sock" { } }
 Http_Listener { Listen "127.0.0.1:2082" { } }
+Log_Aggregator { Directory = "/var/log/vipmta" Members = ( "n1" ) }
+Event_Webhook "billing" { Url = "http://127.0.0.1:8080/events" }
+Event_Nats "bus" { Servers = ( "nats://127.0.0.1:4222" ) }
 `);
     expect(restartOnlyChanges(prev, next)).toEqual([
       'Spool Directory changed: takes effect at the next restart',
       'Nodename changed: takes effect at the next restart',
       'Control_Listener changed: takes effect at the next restart',
       'Http_Listener changed: takes effect at the next restart',
+      'Log_Aggregator changed: takes effect at the next restart',
+      'Event_Webhook changed: takes effect at the next restart',
+      'Event_Nats changed: takes effect at the next restart',
     ]);
     expect(restartOnlyChanges(prev, config(RUNNING))).toEqual([]);
   });
