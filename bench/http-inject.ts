@@ -112,6 +112,10 @@ async function main(): Promise<void> {
       serverMs: ((cpu1 - cpu0) * 1000) / total, clientMs: (load.clientCpuSeconds * 1000) / total, error: load.ok ? '' : load.error.slice(-200),
     });
     for (const [i, per] of perRequest.entries()) rows.push(await httpCase(http, per, concurrency[i] ?? 2, total, server.rootPid));
+    // Every acknowledged recipient is a message held in the queue: the run measured durable mail.
+    const held = await server.count();
+    const expected = warmup * 2 + rows.reduce((a, r) => a + r.recipients, 0);
+    if (held !== expected) rows[0]!.error = `the queue holds ${held} messages, ${expected} were acknowledged`;
   } finally {
     await server.stop();
   }
