@@ -68,6 +68,17 @@ function mmoveListening(cfg: Config): MmoveSettings {
 /** HTTP injection's requests in progress across workers: one buffer for the life of the process. */
 const injectRequests = newRequestCount();
 
+/** Whether any config of this process had Http_Injection: until one has, the workers are not
+ *  asked about it at all (a node without it makes the calls it always made). */
+let injectEverOn = false;
+
+/** The setInject call `cfg` needs: null when there is nothing to serve and nothing to take down. */
+function injectCall(cfg: Config): { settings: InjectSettings | null } | null {
+  const settings = injectSettings(cfg);
+  if (settings !== null) injectEverOn = true;
+  return settings === null && !injectEverOn ? null : { settings };
+}
+
 /** What the workers serve of Http_Injection (issue 17); null when the stanza is absent. */
 export function injectSettings(cfg: Config): InjectSettings | null {
   const h = cfg.httpInjection;
@@ -111,7 +122,8 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
   await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
   await pool.call(workerId, 'setMmove', mmoveListening(cfg));
   resetRequestSlot(injectRequests, workerId);
-  await pool.call(workerId, 'setInject', { settings: injectSettings(cfg) });
+  const inject = injectCall(cfg);
+  if (inject !== null) await pool.call(workerId, 'setInject', inject);
 }
 
 /** Every worker opens `cfg`'s listening sockets (ESMTP, then ECCluster): the settings a worker may
@@ -119,6 +131,7 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
 export async function offerListeners(broadcast: Broadcast, cfg: Config): Promise<PromiseSettledResult<unknown>[]> {
   const esmtp = await broadcast('setListeners', { listeners: listenerSpecs(cfg) });
   const mmove = await broadcast('setMmove', mmoveListening(cfg));
-  const inject = await broadcast('setInject', { settings: injectSettings(cfg) });
+  const call = injectCall(cfg);
+  const inject = call === null ? [] : await broadcast('setInject', call);
   return [...esmtp, ...mmove, ...inject];
 }
