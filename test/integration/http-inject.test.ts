@@ -114,7 +114,7 @@ describe('HTTP injection', () => {
   });
 
   it('answers each refusal with the status a client can act on', async () => {
-    const { http } = await started();
+    const { node, http } = await started();
     const ok = { envelope_sender: 's@sender.test', content: 'Subject: x\r\n\r\nhi {{name}}\r\n', recipients: [{ email: 'r@example.net' }] };
     const bad = await post(http, '{"envelope_sender": ');
     expect(bad.status).toBe(400);
@@ -142,6 +142,9 @@ describe('HTTP injection', () => {
     expect(allowed.body.success_count).toBe(1);
     const get = await fetch(`http://127.0.0.1:${http}/api/inject/v1`);
     expect(get.status).toBe(404);
+    // The workers' HTTP servers close with them: a clean stop, not a crash at exit.
+    node.signal('SIGTERM');
+    expect((await node.exited).code).toBe(0);
   });
 
   it('does not let a slow client hold the listener: others are served, the slow one gets 408', async () => {
