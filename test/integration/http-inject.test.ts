@@ -6,7 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/config/password.js';
-import { Spool } from '../../src/spool/index.js';
+import { decodeEvent } from '../../src/events/codec.js';
+import { EventJournal, Spool } from '../../src/spool/index.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { startSink, type Sink } from './delivery-sink.js';
@@ -20,24 +21,27 @@ afterEach(async () => {
 const SECRET = 'tok-secret-1';
 const OTHER = 'tok-secret-2';
 
-async function config(http: number, sink: Sink, extra = ''): Promise<string> {
+interface Extra { top?: string; injection?: string; spool?: string }
+
+async function config(http: number, sink: Sink, x: Extra = {}): Promise<string> {
   // A cheap scrypt cost: the test checks the flow, not the cost.
   const [h1, h2] = await Promise.all([hashPassword(SECRET, { ln: 4, r: 8, p: 1 }), hashPassword(OTHER, { ln: 4, r: 8, p: 1 })]);
   return `Worker_Threads = 2
 Nodename = "h1"
 Hostname = "mta.vipmta.test"
 Resolver_Servers = ( "127.0.0.1:9" )
-Spool { Directory = "./spool" }
+Spool { Directory = "./spool" ${x.spool ?? ''} }
 Control_Listener { Listen "./run/control.sock" { } }
 Domain "example.net" { Routes = ( "127.0.0.1:${sink.port}" ) }
 Binding "b1" { Bind_Address = "127.0.0.1" }
 Binding "b2" { Bind_Address = "127.0.0.1" }
-${extra}
+${x.top ?? ''}
 Http_Injection {
   Listen "127.0.0.1:${http}" { }
   Max_Body_Size = 64K
   Max_Recipients = 50
   Request_Deadline = 1s
+  ${x.injection ?? ''}
   Token "sender" { Secret = "${h1}" Bindings = ( "b1" ) }
   Token "other" { Secret = "${h2}" }
 }
@@ -61,10 +65,10 @@ async function post(port: number, body: unknown, token: string | null = SECRET):
   return { status: r.status, body: (await r.json()) as Record<string, unknown>, retryAfter: r.headers.get('retry-after') };
 }
 
-async function started(extra = ''): Promise<{ node: VipmtaProcess; http: number; sink: Sink }> {
+async function started(x: Extra = {}): Promise<{ node: VipmtaProcess; http: number; sink: Sink }> {
   const sink = await sinkUp();
   const http = await freePort();
-  const node = startVipmta(await config(http, sink, extra));
+  const node = startVipmta(await config(http, sink, x));
   await node.waitStarted();
   return { node, http, sink };
 }
@@ -162,6 +166,43 @@ describe('HTTP injection', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
   });
 
+  it('answers 429 with Retry-After past Max_Concurrent_Requests', async () => {
+    const { http } = await started({ injection: 'Max_Concurrent_Requests = 1' });
+    // A request whose body never ends holds the one place until its deadline.
+    const slow = net.connect(http, '127.0.0.1');
+    await new Promise<void>((r) => slow.once('connect', () => r()));
+    slow.write(`POST /api/inject/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SECRET}\r\nContent-Length: 100\r\n\r\n{`);
+    const ok = { envelope_sender: 's@sender.test', content: 'Subject: x\r\n\r\nhi\r\n', recipients: [{ email: 'r@example.net' }] };
+    const busy = await waitFor('a 429', async () => {
+      const r = await post(http, ok);
+      return r.status === 429 ? r : null;
+    }, { timeoutMs: 10_000 });
+    expect(busy.retryAfter).toBe('1');
+    slow.destroy();
+    await waitFor('the place freed', async () => (await post(http, ok)).status === 200, { timeoutMs: 10_000 });
+  });
+
+  it('answers 507 with Retry-After, never 200, when the spool refuses (event journal at its cap)', async () => {
+    // Held mail, and a journal cap a few hundred reception records reach: the spool refuses them.
+    const { http } = await started({ top: 'Suspend_Delivery = true', spool: 'Event_Journal_Max_Size = 64K Event_Journal_Retention = 16K Event_Journal_At_Cap = "refuse"' });
+    const recipients = Array.from({ length: 50 }, (_, i) => ({ email: `f${i}@example.net` }));
+    let accepted = 0;
+    const full = await waitFor('a 507', async () => {
+      const r = await post(http, { envelope_sender: 's@sender.test', content: 'Subject: x\r\n\r\nhi\r\n', recipients });
+      expect([200, 507]).toContain(r.status);
+      accepted += r.body.success_count as number;
+      return r.status === 507 ? r : null;
+    }, { timeoutMs: 60_000, intervalMs: 1 });
+    expect(full.retryAfter).toBe('60');
+    expect(accepted).toBeGreaterThan(0);
+    // What was taken is named with its queue id; what was not is to be sent again.
+    const b = full.body as { success_count: number; fail_count: number; failed_recipients: string[]; queue_ids: Record<string, string> };
+    expect(b.fail_count).toBeGreaterThan(0);
+    expect(b.success_count + b.fail_count).toBe(50);
+    expect(Object.keys(b.queue_ids)).toHaveLength(b.success_count);
+    expect(b.failed_recipients.every((r) => !(r in b.queue_ids))).toBe(true);
+  });
+
   it('loses nothing it acknowledged when killed right after the 200', async () => {
     const sink = await sinkUp();
     const http = await freePort();
@@ -183,8 +224,21 @@ describe('HTTP injection', () => {
         expect(spool.read(id).toString('latin1')).toContain(`body ${n}\r\n`);
       }
     } finally {
-      spool.close();
+      await spool.close();
     }
+    // Each has its reception record, written in the same commit: the token as user, the HTTP listener.
+    const journal = new EventJournal({ directory: path.join(node.cwd, 'spool') });
+    const receptions = new Map<string, { listener?: string | null; user?: string }>();
+    for (let from = 1; ;) {
+      const r = journal.read(from, 10_000);
+      for (const rec of r.records) {
+        const e = decodeEvent(rec.data, { ...(rec.id !== null ? { id: rec.id } : {}), seq: rec.seq, time: rec.time, node: 'h1' });
+        if (e.type === 'reception') receptions.set(e.id, e as { listener?: string | null; user?: string });
+      }
+      if (r.records.length === 0 || r.next <= from) break;
+      from = r.next;
+    }
+    for (const id of Object.values(ids)) expect(receptions.get(id)).toMatchObject({ listener: `http:127.0.0.1:${http}`, user: 'sender' });
     const again = startVipmta(text, { cwd: node.cwd });
     await again.waitStarted();
     await waitFor('every acknowledged message delivered', () => sink.transactions.length >= 40, { timeoutMs: 60_000 });
