@@ -186,8 +186,8 @@ export class InjectServer {
     // A slow client holds a slot only until the deadline (uWS's own idle timeout ends a silent one).
     const deadline = setTimeout(() => {
       if (complete) return;
+      // end(..., closeConnection) closes the connection once the answer is written.
       send(refusal('408 Request Timeout', `the body did not arrive within ${s.requestDeadlineMs} ms`, 'body', { close: true }));
-      if (!aborted) res.close();
       finish();
     }, s.requestDeadlineMs);
     // A client gone before its body was whole: nothing was spooled, the slot is free.

@@ -120,6 +120,8 @@ describe('HTTP injection', () => {
   it('answers each refusal with the status a client can act on', async () => {
     const { node, http } = await started();
     const ok = { envelope_sender: 's@sender.test', content: 'Subject: x\r\n\r\nhi {{name}}\r\n', recipients: [{ email: 'r@example.net' }] };
+    const empty = await post(http, '');
+    expect([empty.status, empty.body.field]).toEqual([400, 'body']);
     const bad = await post(http, '{"envelope_sender": ');
     expect(bad.status).toBe(400);
     expect(bad.body.field).toBe('body');
