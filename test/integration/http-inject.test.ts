@@ -2,6 +2,7 @@
 // POST /api/inject/v1, and the recipients' messages (substituted, MIME built) reach a sink; every
 // refusal has its status; a slow client does not hold the listener; kill -9 right after a 200
 // loses nothing acknowledged; another program on the port fails the start.
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -245,6 +246,26 @@ describe('HTTP injection', () => {
     await again.waitStarted();
     await waitFor('every acknowledged message delivered', () => sink.transactions.length >= 40, { timeoutMs: 60_000 });
     expect(new Set(sink.transactions.map((t) => t.rcpt[0])).size).toBe(40);
+  });
+
+  it('moves to a new address on reload, and a reload to a port another program holds fails and changes nothing', async () => {
+    const { node, http, sink } = await started();
+    const ok = { envelope_sender: 's@sender.test', content: 'Subject: x\r\n\r\nhi\r\n', recipients: [{ email: 'r@example.net' }] };
+    const moved = await freePort();
+    fs.writeFileSync(node.configFile!, await config(moved, sink));
+    const r1 = await node.console('config', 'reload');
+    expect(r1.stdout).toContain('config reloaded');
+    expect((await post(moved, ok)).status).toBe(200);
+    await waitFor('the old address closed', async () => (await post(http, ok).catch(() => null)) === null, { timeoutMs: 40_000 });
+
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()));
+    cleanup.push(() => new Promise((r) => squatter.close(() => r())));
+    const taken = (squatter.address() as net.AddressInfo).port;
+    fs.writeFileSync(node.configFile!, await config(taken, sink));
+    const r2 = await node.console('config', 'reload');
+    expect(r2.stdout + r2.stderr).toMatch(/Http_Injection "127\.0\.0\.1:\d+" cannot listen .*EADDRINUSE/);
+    expect((await post(moved, ok)).status).toBe(200);
   });
 
   it('fails the start when another program holds its port', async () => {
