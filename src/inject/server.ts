@@ -92,12 +92,12 @@ export class InjectServer {
   /** Listens with SO_REUSEPORT (uSockets' default), beside this listener in the other workers. */
   async listen(): Promise<void> {
     const s = this.o.settings;
-    const app = s.tls === null ? uws.App() : uws.SSLApp({ cert_file_name: s.tls.cert, key_file_name: s.tls.key });
     if (s.tls !== null) {
-      // uWS does not say why a certificate did not load; read them so the error names the file.
+      // uWS does not say why a certificate did not load: check first, so the error names the file.
       fs.accessSync(s.tls.cert, fs.constants.R_OK);
       fs.accessSync(s.tls.key, fs.constants.R_OK);
     }
+    const app = s.tls === null ? uws.App() : uws.SSLApp({ cert_file_name: s.tls.cert, key_file_name: s.tls.key });
     app.post(INJECT_PATH, (res, req) => this.request(res, req));
     app.any('/*', (res) => {
       res.cork(() => res.writeStatus('404 Not Found').writeHeader('Content-Type', JSON_TYPE).end(JSON.stringify({ error: `not found; POST ${INJECT_PATH}` })));

@@ -2,7 +2,9 @@
 // POST /api/inject/v1, and the recipients' messages (substituted, MIME built) reach a sink; every
 // refusal has its status; a slow client does not hold the listener; kill -9 right after a 200
 // loses nothing acknowledged; another program on the port fails the start.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +12,7 @@ import { hashPassword } from '../../src/config/password.js';
 import { decodeEvent } from '../../src/events/codec.js';
 import { EventJournal, Spool } from '../../src/spool/index.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
+import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { startSink, type Sink } from './delivery-sink.js';
 
@@ -246,6 +249,31 @@ describe('HTTP injection', () => {
     await again.waitStarted();
     await waitFor('every acknowledged message delivered', () => sink.transactions.length >= 40, { timeoutMs: 60_000 });
     expect(new Set(sink.transactions.map((t) => t.rcpt[0])).size).toBe(40);
+  });
+
+  it('serves HTTPS from TLS_Certificate and TLS_Key, with Basic as the token\'s name and secret', async () => {
+    const dir = tempDir('inject-tls-');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mta.vipmta.test',
+      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const { http, sink } = await started({ injection: `TLS_Certificate = "${dir}/cert.pem"\n  TLS_Key = "${dir}/key.pem"` });
+    const body = JSON.stringify({ envelope_sender: 's@sender.test', content: 'Subject: tls\r\n\r\nover tls\r\n', recipients: [{ email: 'tls@example.net' }] });
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request({
+        host: '127.0.0.1', port: http, path: '/api/inject/v1', method: 'POST', ca: fs.readFileSync(path.join(dir, 'cert.pem')), servername: 'mta.vipmta.test',
+        headers: { authorization: `Basic ${Buffer.from(`sender:${SECRET}`).toString('base64')}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.text)).toMatchObject({ success_count: 1 });
+    await waitFor('the delivery', () => sink.transactions.find((t) => t.rcpt[0] === 'tls@example.net'), { timeoutMs: 30_000 });
+    expect(sink.transactions.find((t) => t.rcpt[0] === 'tls@example.net')!.body.toString('latin1')).toMatch(/^Received: from \[127\.0\.0\.1\]\r\n\tby mta\.vipmta\.test \(vipmta\) with HTTPSA;/);
+    // Plain HTTP on the TLS port gets no answer.
+    await expect(post(http, JSON.parse(body))).rejects.toThrow();
   });
 
   it('moves to a new address on reload, and a reload to a port another program holds fails and changes nothing', async () => {
