@@ -92,6 +92,8 @@ export class InjectServer {
   /** Listens with SO_REUSEPORT (uSockets' default), beside this listener in the other workers. */
   async listen(): Promise<void> {
     const s = this.o.settings;
+    // The package falls back to a slow ws-based server when its binary does not load (it then has no SSLApp).
+    if (typeof (uws as unknown as Record<string, unknown>).SSLApp !== 'function') throw Object.assign(new Error('HTTP injection needs uWebSockets.js\'s native binary, which did not load'), { code: 'ERR_UWS_NATIVE' });
     if (s.tls !== null) {
       // uWS does not say why a certificate did not load: check first, so the error names the file.
       fs.accessSync(s.tls.cert, fs.constants.R_OK);

@@ -122,7 +122,11 @@ describe('HTTP injection', () => {
   });
 
   it('answers each refusal with the status a client can act on', async () => {
-    const { node, http } = await started();
+    // The admin API's uWS on the main thread and the workers' in one process, each on its port.
+    const admin = await freePort();
+    const { node, http } = await started({ top: `Http_Listener { Listen "127.0.0.1:${admin}" { } }` });
+    expect((await fetch(`http://127.0.0.1:${admin}/health`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${admin}/api/inject/v1`, { method: 'POST', body: '{}' })).status).toBe(404);
     const ok = { envelope_sender: 's@sender.test', content: 'Subject: x\r\n\r\nhi {{name}}\r\n', recipients: [{ email: 'r@example.net' }] };
     const empty = await post(http, '');
     expect([empty.status, empty.body.field]).toEqual([400, 'body']);
