@@ -21,6 +21,7 @@ import { canonicalAddress, parseEndpoint } from '../net/address.js';
 import { canonicalCidr, parseCidr } from '../net/cidr.js';
 
 import type {
+  HttpInjectionConfig, HttpInjectionOptions, HttpTokenConfig,
   BindingConfig, BindingGroupConfig, BindingGroupOptions, BindingOptions, ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, ClusterOptions, Config, ControlListenerConfig, DomainConfig, DomainOptions, EcclusterListenerOptions, GlobalOptions, HttpListenerConfig, InboundCidrConfig, InboundCidrOptions, ListenerConfig, ListenerOptions, EventNatsConfig, EventNatsOptions, EventWebhookConfig, EventWebhookOptions, LogAggregatorConfig, LogAggregatorOptions, LookupContext, ShapingRuleConfig, ShapingRuleOptions, SpoolOptions, TopologyConfig, TopologyOptions,
 } from './types.js';
 
@@ -208,6 +209,7 @@ function scopeList(scopes: readonly Scope[]): string {
     global: 'the top level', listener: 'ESMTP_Listener/Listen', eccluster_listener: 'ECCluster_Listener/Listen',
     control_listener: 'Control_Listener/Listen', http_listener: 'Http_Listener/Listen', spool: 'Spool', cluster: 'Cluster', topology: 'Topology', inbound_cidr: 'ESMTP_Listener/Inbound_Cidr', cluster_node: 'Cluster/Node', shaping_rule: 'Shaping_Rule',
     binding_group: 'Binding_Group', binding: 'Binding', domain: 'Domain', log_aggregator: 'Log_Aggregator', event_webhook: 'Event_Webhook', event_nats: 'Event_Nats',
+    http_injection: 'Http_Injection', http_token: 'Http_Injection/Token',
   };
   return scopes.map((s) => names[s]).join(', ');
 }
@@ -453,10 +455,38 @@ export function buildConfig(nodes: Node[], files: string[], errors: ConfigError[
     eventNats.push({ name: w.name, options, where: w.node.where });
   }
 
+  // Http_Injection (issue 17): off without the stanza; tokens hold hashes only.
+  let httpInjection: HttpInjectionConfig | null = null;
+  const hiChild = child(top, 'Http_Injection');
+  if (hiChild) {
+    const hc = b.collect(frameOf(hiChild.spec, ''), hiChild.node.body);
+    const options = b.resolve('http_injection', [hc.values], fromGlobal) as HttpInjectionOptions;
+    if ((options.TLS_Certificate === undefined) !== (options.TLS_Key === undefined)) b.errors.push(at(hiChild.node.where, 'Http_Injection: TLS_Certificate and TLS_Key go together'));
+    for (const n of ['TLS_Certificate', 'TLS_Key'] as const) if (options[n] !== undefined) options[n] = b.resolvePath(options[n]);
+    const listens: HttpInjectionConfig['listens'] = [];
+    for (const l of children(hc, 'Listen')) {
+      b.collect(frameOf(l.spec, l.name), l.node.body);
+      listens.push({ ...endpoint(l.name), name: l.name, listener: `http:${l.name}`, where: l.node.where });
+    }
+    if (listens.length === 0) b.errors.push(at(hiChild.node.where, 'Http_Injection needs a Listen "ip:port" { }'));
+    const tokens: HttpTokenConfig[] = [];
+    for (const t of children(hc, 'Token')) {
+      const tc = b.collect(frameOf(t.spec, t.name), t.node.body);
+      const to = b.resolve('http_token', [tc.values], fromGlobal) as ScopeOptions<'http_token'>;
+      if (to.Secret === undefined || !isPasswordHash(to.Secret)) b.errors.push(at(tc.values.get('Secret')?.where ?? t.node.where, `Token "${t.name}" of Http_Injection needs Secret = a scrypt hash; make one with "vipmta hash-password"`));
+      for (const name of to.Bindings) {
+        if (name !== '*' && !bindings.has(name) && !groups.has(name)) b.errors.push(at(tc.values.get('Bindings')!.where, `Bindings of Token "${t.name}" names "${name}", no Binding or Binding_Group`));
+      }
+      tokens.push({ name: t.name, secret: to.Secret ?? '', bindings: [...to.Bindings], where: t.node.where });
+    }
+    if (tokens.length === 0) b.errors.push(at(hiChild.node.where, 'Http_Injection needs at least one Token "name" { Secret = "..." }: every request is authenticated'));
+    httpInjection = { listens, options, tokens, where: hiChild.node.where };
+  }
+
   if (errors.length) return null;
   const config: Config = {
     files, global, spool, esmtpListeners, inboundCidrs, ecclusterListeners, controlListeners, httpListeners,
-    bindingGroups: groups, bindings, domains, cluster, shapingRules, logAggregator, eventWebhooks, eventNats,
+    bindingGroups: groups, bindings, domains, cluster, shapingRules, logAggregator, eventWebhooks, eventNats, httpInjection,
     lookup: (option, ctx) => lookup(config, option, ctx) as never,
     explain: (option, ctx) => explain(config, option, ctx) as never,
     show: () => showConfig(config),

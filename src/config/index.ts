@@ -18,6 +18,7 @@ export type {
   Config, GlobalOptions, ListenerOptions, EcclusterListenerOptions, SpoolOptions, ClusterOptions, TopologyOptions,
   BindingGroupOptions, BindingOptions, DomainOptions, ListenerConfig, ControlListenerConfig, HttpListenerConfig, TopologyConfig,
   ClusterConfig, ClusterNodeConfig, ClusterNodeOptions, DomainConfig, BindingConfig, BindingGroupConfig, LookupContext, InboundCidrConfig, EventWebhookOptions, EventNatsOptions,
+  HttpInjectionConfig, HttpTokenConfig,
 } from './types.js';
 export type { FallbackOption, FallbackValue, OptionName, OptionValue, Scope, Endpoint, HostPort } from './schema.js';
 export { OPTIONS, STANZAS, SCOPES } from './schema.js';

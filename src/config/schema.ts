@@ -24,6 +24,8 @@ export const SCOPES = [
   'log_aggregator',
   'event_webhook',
   'event_nats',
+  'http_injection',
+  'http_token',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -157,8 +159,8 @@ export const OPTIONS = {
     description: 'Largest message accepted (SMTP SIZE).',
   },
   Max_Recipients: {
-    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '1000',
-    description: 'Most RCPT TO accepted per message.',
+    type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener', 'http_injection'], default: '1000',
+    description: 'Most RCPT TO accepted per message (Http_Injection: most recipients per request, more is answered 413).',
   },
   Concurrency: {
     type: { kind: 'integer', min: 1, max: 1_000_000 }, scopes: ['listener'], default: '2000',
@@ -201,12 +203,12 @@ export const OPTIONS = {
     description: 'Advertise SMTPUTF8 (RFC 6531).',
   },
   TLS_Certificate: {
-    type: { kind: 'string' }, scopes: ['listener'],
-    description: 'PEM certificate file for STARTTLS; needs TLS_Key.',
+    type: { kind: 'string' }, scopes: ['listener', 'http_injection'],
+    description: 'PEM certificate file for STARTTLS (Http_Injection: HTTPS on every Listen); needs TLS_Key.',
   },
   TLS_Key: {
-    type: { kind: 'string' }, scopes: ['listener'],
-    description: 'PEM private key file for STARTTLS; needs TLS_Certificate.',
+    type: { kind: 'string' }, scopes: ['listener', 'http_injection'],
+    description: 'PEM private key file for STARTTLS (Http_Injection: HTTPS on every Listen); needs TLS_Certificate.',
   },
   Auth_Users: {
     type: { kind: 'dict' }, scopes: ['listener'],
@@ -532,6 +534,27 @@ export const OPTIONS = {
     type: { kind: 'string' }, scopes: ['event_nats'],
     description: 'A NATS .creds file (user JWT and NKey seed) for servers using decentralized authentication; relative to the working directory.',
   },
+  // --- Http_Injection (issue 17: src/inject/, docs/http-injection.md) ---
+  Max_Body_Size: {
+    type: { kind: 'size' }, scopes: ['http_injection'], default: '20M',
+    description: 'Largest request body (the JSON) accepted; a larger one is answered 413 as soon as its Content-Length or its bytes say so.',
+  },
+  Max_Concurrent_Requests: {
+    type: { kind: 'integer', min: 1, max: 100_000 }, scopes: ['http_injection'], default: '64',
+    description: 'Requests in progress at once across all worker threads (reading, building, spooling); one more is answered 429 with Retry-After. With Max_Body_Size it bounds the memory requests hold.',
+  },
+  Request_Deadline: {
+    type: { kind: 'duration' }, scopes: ['http_injection'], default: '60s',
+    description: 'Time a client has to send its whole request body; a slower one is answered 408 and its connection closed, so a slow client cannot hold a request slot.',
+  },
+  Secret: {
+    type: { kind: 'string' }, scopes: ['http_token'],
+    description: 'The token\'s secret as a scrypt hash from `vipmta hash-password` (never the secret itself). Clients send the secret as "Authorization: Bearer SECRET", or as Basic with the token\'s name as user.',
+  },
+  Bindings: {
+    type: { kind: 'list', of: NAME }, scopes: ['http_token'], default: '( )',
+    description: 'Bindings and binding groups this token may name in a request\'s "binding" (as a trusted X-Binding); "*" allows any. Empty: the token may not choose one (the binding policy decides).',
+  },
   Routes: {
     type: { kind: 'list', of: { kind: 'hostport' } }, scopes: ['domain'], default: '( )',
     description: 'Deliver to these host:port instead of the MX; empty = use MX records.',
@@ -577,6 +600,9 @@ export const STANZAS: readonly StanzaSpec[] = [
   { keyword: 'Log_Aggregator', scope: 'log_aggregator', parents: ['global'], name: 'none', single: true, description: 'On the node(s) that have it: pull every member\'s event journal over the cluster link (authenticated with Cluster_Secret like #mmove) into files under Directory laid out by Logfile; each record exactly once, across restarts and cut links.' },
   { keyword: 'Event_Webhook', scope: 'event_webhook', parents: ['global'], name: 'name', description: 'A batched HTTP exporter of this node\'s event journal: POSTs JSON arrays of records to Url through its own journal subscriber (webhook-NAME), retrying a failed batch with backoff until a 2xx; at least once, each record with a stable record_id. Several may be written, one per receiver.' },
   { keyword: 'Event_Nats', scope: 'event_nats', parents: ['global'], name: 'name', description: 'An exporter of this node\'s event journal to NATS JetStream: publishes each record to Subject_Prefix.NODE.TYPE with the message id NODE:SEQ through its own journal subscriber (nats-NAME), acknowledging a batch once every PubAck is in and retrying it with backoff otherwise; the stream\'s duplicate window drops what is sent again. Several may be written.' },
+  { keyword: 'Http_Injection', scope: 'http_injection', parents: ['global'], name: 'none', single: true, description: 'HTTP injection (POST /api/inject/v1, KumoMTA\'s request shape; docs/http-injection.md), served by the worker threads; off without this stanza. Every request needs a Token. Separate from Http_Listener (the admin API).' },
+  { keyword: 'Listen', scope: 'http_injection', parents: ['Http_Injection'], name: 'endpoint', description: 'One HTTP injection address, "ip:port": an address on this host or a wildcard (not a DuraVIP that is not plumbed yet).' },
+  { keyword: 'Token', scope: 'http_token', parents: ['Http_Injection'], name: 'name', description: 'A bearer token of HTTP injection: its hashed Secret and the Bindings it may choose.' },
   { keyword: 'Binding_Group', scope: 'binding_group', parents: ['global'], name: 'name', description: 'A group of bindings; options are fallbacks for its bindings.' },
   { keyword: 'Binding', scope: 'binding', parents: ['global', 'Binding_Group'], name: 'name', description: 'An outbound identity (source address); outside a group it belongs to "default".' },
   { keyword: 'Domain', scope: 'domain', parents: ['global', 'Binding_Group', 'Binding'], name: 'name', description: 'Per-destination-domain options, at global, group or binding level.' },
@@ -659,4 +685,6 @@ export const SCOPE_TITLES: Record<Scope, string> = {
   log_aggregator: 'Log_Aggregator',
   event_webhook: 'Event_Webhook',
   event_nats: 'Event_Nats',
+  http_injection: 'Http_Injection and its Listen',
+  http_token: 'Http_Injection / Token',
 };

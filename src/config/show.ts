@@ -84,6 +84,18 @@ export function showConfig(c: Config): string {
     opts('event_nats', w.options, '  ');
     out.push('}');
   }
+  if (c.httpInjection) {
+    const h = c.httpInjection;
+    out.push('Http_Injection {');
+    opts('http_injection', h.options, '  ');
+    for (const l of h.listens) out.push(`  Listen ${quote(l.name)} {`, '  }');
+    for (const t of h.tokens) {
+      out.push(`  Token ${quote(t.name)} {`);
+      opts('http_token', { Secret: t.secret, Bindings: t.bindings }, '    ');
+      out.push('  }');
+    }
+    out.push('}');
+  }
   for (const r of c.shapingRules) {
     out.push(`Shaping_Rule ${quote(r.name)} {`);
     opts('shaping_rule', r.options, '  ');

@@ -26,6 +26,18 @@ export type EventNatsOptions = ScopeOptions<'event_nats'>;
  *  the working directory. */
 export interface EventNatsConfig { name: string; options: EventNatsOptions; where: SourceLocation }
 
+export type HttpInjectionOptions = ScopeOptions<'http_injection'>;
+/** A Token of Http_Injection: Secret is a scrypt PHC hash (checked at load). */
+export interface HttpTokenConfig { name: string; secret: string; bindings: readonly string[]; where: SourceLocation }
+/** The Http_Injection stanza (src/inject/): its addresses, options and tokens. `listener` of each
+ *  Listen is the name its messages carry ("http:ip:port"), the one the binding policy trusts. */
+export interface HttpInjectionConfig {
+  listens: (Endpoint & { name: string; listener: string; where: SourceLocation })[];
+  options: HttpInjectionOptions;
+  tokens: HttpTokenConfig[];
+  where: SourceLocation;
+}
+
 export interface ListenerConfig<O = ListenerOptions> {
   /** "ip:port" as written. */
   name: string;
@@ -96,6 +108,8 @@ export interface Config {
   eventWebhooks: EventWebhookConfig[];
   /** Event_Nats stanzas, in the order written. */
   eventNats: EventNatsConfig[];
+  /** Http_Injection (issue 17); absent or null: HTTP injection is off. */
+  httpInjection?: HttpInjectionConfig | null;
   /**
    * An option's effective value for a binding group / binding / domain, in Momentum's order:
    * binding's Domain > group's Domain > Binding > Binding_Group > top-level Domain > global (or default).

@@ -12,7 +12,7 @@ import { canonicalAddress } from '../net/address.js';
 
 /** One listening address of the config, as the workers will bind it. */
 export interface ListenAddress {
-  readonly kind: 'ESMTP_Listener' | 'ECCluster_Listener';
+  readonly kind: 'ESMTP_Listener' | 'ECCluster_Listener' | 'Http_Injection';
   /** "ip:port" as written in the config. */
   readonly name: string;
   readonly host: string;
@@ -36,7 +36,9 @@ export function listenAddresses(cfg: Config): ListenAddress[] {
   const of = (kind: ListenAddress['kind']) => (l: { name: string; host: string; port: number }): ListenAddress => ({
     kind, name: l.name, host: l.host, port: l.port, freeBind: isDuravip(dv, l.host),
   });
-  return [...cfg.esmtpListeners.map(of('ESMTP_Listener')), ...cfg.ecclusterListeners.map(of('ECCluster_Listener'))];
+  // Http_Injection's uWS sockets cannot set IP_FREEBIND: its addresses are probed as on the host.
+  const inject = (cfg.httpInjection?.listens ?? []).map((l): ListenAddress => ({ kind: 'Http_Injection', name: l.name, host: l.host, port: l.port, freeBind: false }));
+  return [...cfg.esmtpListeners.map(of('ESMTP_Listener')), ...cfg.ecclusterListeners.map(of('ECCluster_Listener')), ...inject];
 }
 
 /** A listening TCP socket on this host, from /proc/net/tcp{,6}. */

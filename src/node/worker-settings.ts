@@ -1,5 +1,5 @@
 // What each worker role gets from the config, and the pool calls that hand it over: the ESMTP
-// listeners, the delivery engine's settings and the #mmove link. Start-up (each new worker) and
+// listeners, the delivery engine's settings, the #mmove link and HTTP injection. Start-up (each new worker) and
 // reload (every worker) go through here. Main thread; pure, except the pool calls it awaits.
 import type { Config } from '../config/index.js';
 import { mmoveSettings, type MmoveSettings } from '../mmove/settings.js';
@@ -13,6 +13,8 @@ import type { WorkerInit } from '../workers/protocol.js';
 import { duravipAddresses, isDuravip } from './listen-check.js';
 import { inboundSpecs, resetInboundSlots } from './inbound-limits.js';
 import { drainFlagBuffer } from './drain.js';
+import type { InjectSettings } from '../inject/settings.js';
+import { newRequestCount, resetRequestSlot } from '../inject/limits.js';
 
 export { mmoveSettings };
 
@@ -63,6 +65,40 @@ function mmoveListening(cfg: Config): MmoveSettings {
   return { ...s, listeners: s.listeners.map((l) => ({ ...l, freeBind: isDuravip(dv, l.host) })), drained: drainFlagBuffer() };
 }
 
+/** HTTP injection's requests in progress across workers: one buffer for the life of the process. */
+const injectRequests = newRequestCount();
+
+/** Whether any config of this process had Http_Injection: until one has, the workers are not
+ *  asked about it at all (a node without it makes the calls it always made). */
+let injectEverOn = false;
+
+/** The setInject call `cfg` needs: null when there is nothing to serve and nothing to take down. */
+function injectCall(cfg: Config): { settings: InjectSettings | null } | null {
+  const settings = injectSettings(cfg);
+  if (settings !== null) injectEverOn = true;
+  return settings === null && !injectEverOn ? null : { settings };
+}
+
+/** What the workers serve of Http_Injection (issue 17); null when the stanza is absent. */
+export function injectSettings(cfg: Config): InjectSettings | null {
+  const h = cfg.httpInjection;
+  if (h === undefined || h === null) return null;
+  const o = h.options;
+  return {
+    listens: h.listens.map((l) => ({ name: l.name, host: l.host, port: l.port, listener: l.listener })),
+    tls: o.TLS_Certificate !== undefined && o.TLS_Key !== undefined ? { cert: o.TLS_Certificate, key: o.TLS_Key } : null,
+    maxBodySize: o.Max_Body_Size,
+    maxRecipients: o.Max_Recipients,
+    maxConcurrent: o.Max_Concurrent_Requests,
+    requestDeadlineMs: o.Request_Deadline,
+    tokens: h.tokens.map((t) => ({ name: t.name, secret: t.secret, bindings: [...t.bindings] })),
+    bindingNames: [...new Set([...cfg.bindings.keys(), ...cfg.bindingGroups.keys()])],
+    requests: injectRequests,
+    hostname: cfg.global.Hostname,
+    drained: drainFlagBuffer(),
+  };
+}
+
 /** workerData of the worker in slot `workerId` (first start and every replacement). */
 export function workerInit(cfg: Config, workerId: number, spoolDirectory: string, dedup: DedupTable): WorkerInit {
   return {
@@ -85,6 +121,9 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
   if (bodyMemory !== null) resetBodyMemorySlot(bodyMemory, workerId);
   await pool.call(workerId, 'setListeners', { listeners: listenerSpecs(cfg) });
   await pool.call(workerId, 'setMmove', mmoveListening(cfg));
+  resetRequestSlot(injectRequests, workerId);
+  const inject = injectCall(cfg);
+  if (inject !== null) await pool.call(workerId, 'setInject', inject);
 }
 
 /** Every worker opens `cfg`'s listening sockets (ESMTP, then ECCluster): the settings a worker may
@@ -92,5 +131,7 @@ export async function configureWorker(pool: Pick<WorkerPool, 'call'>, workerId: 
 export async function offerListeners(broadcast: Broadcast, cfg: Config): Promise<PromiseSettledResult<unknown>[]> {
   const esmtp = await broadcast('setListeners', { listeners: listenerSpecs(cfg) });
   const mmove = await broadcast('setMmove', mmoveListening(cfg));
-  return [...esmtp, ...mmove];
+  const call = injectCall(cfg);
+  const inject = call === null ? [] : await broadcast('setInject', call);
+  return [...esmtp, ...mmove, ...inject];
 }

@@ -32,6 +32,8 @@ export interface BindingPolicyOptions {
   holds?: (address: string) => boolean;
 }
 
+const ANY_CLIENT = new RelayPolicy(['0.0.0.0/0', '::/0']);
+
 export class BindingPolicy {
   private readonly trust = new Map<string, RelayPolicy>();
   private readonly rr = new Map<string, number>();
@@ -40,6 +42,8 @@ export class BindingPolicy {
 
   constructor(private readonly config: Config, private readonly opts: BindingPolicyOptions = {}) {
     for (const l of config.esmtpListeners) this.trust.set(l.name, new RelayPolicy(l.options.Trusted_Injectors));
+    // HTTP injection (issue 17): its worker sets x-binding only where the request's token allows it.
+    for (const l of config.httpInjection?.listens ?? []) this.trust.set(l.listener, ANY_CLIENT);
     for (const [d, name] of Object.entries(config.global.Sender_Domain_Bindings ?? {})) this.senderDomains.set(d.toLowerCase(), name);
   }
 

@@ -9,6 +9,7 @@ import type { BounceRequest } from '../delivery/bounce.js';
 import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
 import type { DeliverySettings } from '../delivery/settings.js';
 import type { ListenerSpec } from '../listener/spec.js';
+import type { InjectSettings } from '../inject/settings.js';
 import type { MmoveClientStats, MmoveItem, MmovePeer, MmoveResult } from '../mmove/client.js';
 import type { DedupStats } from '../mmove/dedup.js';
 import type { MmoveReceiverStats } from '../mmove/receiver.js';
@@ -69,6 +70,8 @@ export interface WorkerMethods {
   /** Drops the connections to a peer that left the cluster: its moves in flight end at once
    *  (not sent, code 0) instead of waiting for a reply a dead machine never sends. */
   mmoveDrop: [{ peer: MmovePeer; reason: string }, { dropped: number }];
+  /** Serves exactly these Http_Injection addresses (none: null), all or nothing (issue 17). */
+  setInject: [{ settings: InjectSettings | null }, { listening: string[] }];
 }
 
 /** Events a worker sends without being asked. */

@@ -16,6 +16,7 @@ import type { AcceptedMessage } from '../message/accepted.js';
 import type { NewEvent } from '../events/records.js';
 import { EsmtpHost } from './esmtp-host.js';
 import { MmoveHost } from './mmove-host.js';
+import { InjectHost } from './inject-host.js';
 import { SpoolJournalSource } from '../mmove/journal.js';
 import type { ProtocolMessage, WorkerInit } from './protocol.js';
 import { type Handlers, serveRequests } from './serve.js';
@@ -168,6 +169,9 @@ const mmove = new MmoveHost({
   journal: init.spoolDirectory === null ? null : new SpoolJournalSource(new EventJournal({ directory: init.spoolDirectory, logger: log })),
 });
 
+// ---- HTTP injection (issue 17): the same spool writer and accepted-message batches as ESMTP ----
+const inject = new InjectHost({ workerId: init.workerId, logger: log, sink: spoolWriter, onMessage });
+
 const handlers: Handlers = {
   ping: () => ({ workerId: init.workerId, threadId }),
   setListeners: async ({ listeners: specs }) => ({ listening: await listeners.set(specs) }),
@@ -192,13 +196,14 @@ const handlers: Handlers = {
   mmoveSend: ({ peer, items }) => mmove.send(peer, items),
   mmoveStats: () => mmove.stats(),
   mmoveDrop: ({ peer, reason }) => ({ dropped: mmove.drop(peer, reason) }),
+  setInject: async ({ settings }) => ({ listening: await inject.set(settings) }),
   drain: async ({ timeoutMs }) => {
-    const [closedEarly, mmoveCut] = await Promise.all([listeners.drain(timeoutMs), mmove.drain(timeoutMs)]);
+    const [closedEarly, mmoveCut, injectCut] = await Promise.all([listeners.drain(timeoutMs), mmove.drain(timeoutMs), inject.drain(timeoutMs)]);
     flushAccepted();
     if (engine !== null) await engine.close();
     // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
     setImmediate(() => port.close());
-    return { closedEarly: closedEarly + mmoveCut };
+    return { closedEarly: closedEarly + mmoveCut + injectCut };
   },
 };
 

@@ -21,6 +21,7 @@ const LAYERS: Record<string, number> = {
   export: 6, // event exporters (Event_Webhook): read the journal, POST batches (main thread)
   listener: 5, // engines...
   delivery: 5,
+  inject: 5, // HTTP injection (issue 17), hosted by workers/inject-host.ts
   mmove: 4,
   policy: 4,
   spool: 3,
@@ -37,7 +38,7 @@ const LAYERS: Record<string, number> = {
 };
 
 /** Engines run inside a host and must not know it (STYLE.md: engines do not know their host). */
-const ENGINES = ['listener', 'delivery', 'mmove', 'spool'];
+const ENGINES = ['listener', 'delivery', 'mmove', 'spool', 'inject'];
 const HOSTS = ['workers', 'node', 'cli'];
 
 function sources(dir: string): string[] {

@@ -275,7 +275,7 @@ describe('config parser', () => {
         'unknown.conf:2:3: unknown option "Bind_Adress" in Binding "b1"; did you mean "Bind_Address"?',
         'unknown.conf:3:3: unknown option "Frobnicate" in Binding "b1"',
         'unknown.conf:5:1: unknown stanza "Bindng" at global scope; did you mean "Binding"?',
-        'unknown.conf:6:1: stanza "Listen" is not allowed at global scope; it belongs in ESMTP_Listener, ECCluster_Listener, Control_Listener, Http_Listener',
+        'unknown.conf:6:1: stanza "Listen" is not allowed at global scope; it belongs in ESMTP_Listener, ECCluster_Listener, Control_Listener, Http_Listener, Http_Injection',
         'unknown.conf:7:9: option "Max_Message_Size" is not allowed in Spool; it belongs in ESMTP_Listener/Listen, ECCluster_Listener/Listen',
         'unknown.conf:8:18: option "Bind_Address" is not allowed in Domain "x.com"; it belongs in Binding',
         'unknown.conf:9:18: stanza "Spool" is not allowed in ESMTP_Listener; it belongs in the top level',
