@@ -26,6 +26,8 @@ export interface ConsoleGroupOptions {
   readonly key: () => Buffer | null;
   /** Runs a console command here, as the local console does, and says what it answered. */
   readonly run: (argv: string[]) => Promise<ReplyBody>;
+  /** A request's argv as the log may show it (CommandTable.logged: private arguments left out). */
+  readonly logged?: (argv: readonly string[]) => string;
   /** The Node names of the Cluster stanza (members this node expects to see). */
   readonly configured?: () => readonly string[];
   /** Tests: a fake join, this process's pid in member keys, timers. */
@@ -283,7 +285,7 @@ export class ConsoleGroup {
     this.lastRequest.delete(m.from);
     this.lastRequest.set(m.from, m.id);
     if (this.lastRequest.size > MAX_SENDERS) this.lastRequest.delete(this.lastRequest.keys().next().value!);
-    this.o.logger.info({ command: m.argv.join(' '), by: m.node }, 'cluster console: running a request');
+    this.o.logger.info({ command: this.o.logged?.(m.argv) ?? m.argv.join(' '), by: m.node }, 'cluster console: running a request');
     // Started on delivery (the agreed point); its answer goes whenever it is ready.
     void this.o.run([...m.argv]).then((body) => {
       if (this.group !== g) return;

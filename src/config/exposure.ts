@@ -1,5 +1,5 @@
 // Warnings about what a valid config exposes (issue 12): an admin API reachable off the host, an
-// open relay, a console socket in a directory anyone can write. Not errors: an operator may mean it,
+// injection API without TLS off the host, an open relay, a console socket in a directory anyone can write. Not errors: an operator may mean it,
 // but must not get it without a word. Runs wherever the config loader runs; may stat directories.
 
 import fs from 'node:fs';
@@ -10,6 +10,8 @@ import { at, type ConfigError, type SourceLocation } from './errors.js';
 export interface ExposedParts {
   httpListeners: readonly { host: string; name: string; where: SourceLocation }[];
   controlListeners: readonly { path: string; where: SourceLocation }[];
+  /** Http_Injection (issue 17), when written. */
+  httpInjection?: { listens: readonly { host: string; name: string; where: SourceLocation }[]; options: { TLS_Certificate?: string | undefined } } | null;
 }
 
 /** Loopback: 127.0.0.0/8, ::1, and IPv4-mapped loopback. */
@@ -37,6 +39,14 @@ export function exposureWarnings(config: ExposedParts, opts?: { worldWritable?: 
     if (isLoopback(h.host)) continue;
     const where = isWildcard(h.host) ? 'on every interface' : 'on a non-loopback address';
     out.push(at(h.where, `Http_Listener Listen "${h.name}" serves the admin API ${where}; it has no authentication and shows queue data: keep it on loopback or a private network behind a firewall`));
+  }
+  // Injection is authenticated, but without TLS its tokens (and the mail) cross the network in clear.
+  const hi = config.httpInjection;
+  if (hi != null && hi.options.TLS_Certificate === undefined) {
+    for (const l of hi.listens) {
+      if (isLoopback(l.host)) continue;
+      out.push(at(l.where, `Http_Injection Listen "${l.name}" takes requests without TLS ${isWildcard(l.host) ? 'on every interface' : 'on a non-loopback address'}: their bearer tokens and messages cross the network in clear; set TLS_Certificate and TLS_Key, or keep it on loopback behind a TLS proxy`));
+    }
   }
   const worldWritable = opts?.worldWritable ?? dirIsWorldWritable;
   for (const c of config.controlListeners) {

@@ -19,13 +19,15 @@ interface Entry {
   flags: Set<string>;
   help: string;
   handler: CommandHandler;
+  /** Its arguments are not logged (a config change's file contents may hold secrets). */
+  private: boolean;
 }
 
 export class CommandTable {
   private readonly entries: Entry[] = [];
 
   /** Registers `usage` (e.g. "config reload" or "cluster duravip move IP to NODE"); the fixed words are the lowercase ones before the first upper-case placeholder. */
-  add(usage: string, help: string, handler: CommandHandler): void {
+  add(usage: string, help: string, handler: CommandHandler, opts?: { privateArgs?: boolean }): void {
     const words: string[] = [];
     for (const w of usage.split(/\s+/)) {
       if (w === '' || /^[A-Z[]/.test(w)) break;
@@ -35,7 +37,7 @@ export class CommandTable {
     if (this.entries.some((e) => e.words.join(' ') === words.join(' '))) throw new Error(`duplicate command: ${usage}`);
     const takesArgs = usage.trim().split(/\s+/).length > words.length;
     const flags = new Set([...usage.matchAll(/(?:^|[\s[|])(--?[A-Za-z][\w-]*)/g)].map((m) => m[1]!));
-    this.entries.push({ words, usage, help, handler, takesArgs, flags });
+    this.entries.push({ words, usage, help, handler, takesArgs, flags, private: opts?.privateArgs === true });
     this.entries.sort((a, b) => b.words.length - a.words.length);
   }
 
@@ -53,6 +55,15 @@ export class CommandTable {
       ErrorCode.CONTROL_UNKNOWN_COMMAND,
       argv.length === 0 ? 'no command given; try "help"' : `unknown command "${argv.join(' ')}"; try "help"`,
     );
+  }
+
+  /** `argv` as a log line may show it: whole, or for a command whose arguments are private its
+   *  words and how many bytes of arguments were left out. */
+  logged(argv: readonly string[]): string {
+    const e = this.entry(argv);
+    if (e === null || !e.private) return argv.join(' ');
+    const bytes = argv.slice(e.words.length).reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+    return `${e.words.join(' ')} (${bytes} bytes of arguments not logged)`;
   }
 
   /** The command `argv` runs, as its fixed words ("shaping suspend"), or null when none matches. */

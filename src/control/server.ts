@@ -92,11 +92,11 @@ export class ControlServer {
     }
     try {
       const output = await this.commands.run(req.argv);
-      this.logger.info({ command: req.argv.join(' ') }, 'console command');
+      this.logger.info({ command: this.commands.logged(req.argv) }, 'console command');
       this.reply(sock, { ok: true, output });
     } catch (err) {
       const code = errorCode(err) ?? 'ERR_CONTROL_FAILED';
-      this.logger.warn({ command: req.argv.join(' '), code, err: (err as Error).message }, 'console command failed');
+      this.logger.warn({ command: this.commands.logged(req.argv), code, err: (err as Error).message }, 'console command failed');
       this.reply(sock, { ok: false, error: (err as Error).message, code });
     }
   }
@@ -109,11 +109,11 @@ export class ControlServer {
     try {
       if (this.cluster === null) throw Object.assign(new Error('this node cannot run console commands across the cluster'), { code: 'ERR_CLUSTER_DISABLED' });
       const r = await this.cluster({ ...req, timeoutMs });
-      this.logger.info({ command: req.argv.join(' '), scope, status: r.status }, 'console command');
+      this.logger.info({ command: this.commands.logged(req.argv), scope, status: r.status }, 'console command');
       this.reply(sock, { ok: true, output: r.output, status: r.status });
     } catch (err) {
       const code = errorCode(err) ?? 'ERR_CONTROL_FAILED';
-      this.logger.warn({ command: req.argv.join(' '), scope, code, err: (err as Error).message }, 'console command failed');
+      this.logger.warn({ command: this.commands.logged(req.argv), scope, code, err: (err as Error).message }, 'console command failed');
       this.reply(sock, { ok: false, error: (err as Error).message, code });
     }
   }

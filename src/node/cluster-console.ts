@@ -49,7 +49,7 @@ export class ClusterConsole {
     const c = o.config().cluster;
     this.group = c === null ? null : new ConsoleGroup({
       node: c.options.Nodename, logger: o.logger.child({ subsystem: 'cluster' }),
-      key: () => this.key(), run: (argv) => this.runHere(argv, true),
+      key: () => this.key(), run: (argv) => this.runHere(argv, true), logged: (argv) => o.commands.logged(argv),
       configured: () => this.o.config().cluster?.nodes.map((n) => n.name) ?? [],
       ...(o.join ? { join: o.join } : {}),
       ...(o.queueSizes ? { summary: () => this.summary() } : {}),

@@ -35,6 +35,17 @@ describe('config exposure warnings', () => {
     ]);
   });
 
+  it('HTTP injection without TLS off loopback warns at its Listen; on loopback or with TLS it does not', () => {
+    const hash = '$scrypt$ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$' + 'A'.repeat(43);
+    const stanza = (listens: string, tls = ''): string => `Http_Injection {\n${tls}${listens}  Token "t" { Secret = "${hash}" }\n}\n`;
+    const r = load(stanza('  Listen "0.0.0.0:8025" { }\n  Listen "127.0.0.1:8026" { }\n'));
+    if (!r.ok) return expect(r.errors.map((e) => e.message)).toEqual([]);
+    const w = warnings(r);
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatch(/^c\.conf:2:3: warning: Http_Injection Listen "0\.0\.0\.0:8025" takes requests without TLS on every interface/);
+    expect(warnings(load(stanza('  Listen "192.0.2.5:8025" { }\n', '  TLS_Certificate = "/etc/c.pem"\n  TLS_Key = "/etc/k.pem"\n')))).toEqual([]);
+  });
+
   it('a Relay_Hosts without /0 is no open relay', () => {
     expect(warnings(load('ESMTP_Listener {\n  Relay_Hosts = ( "10.0.0.0/8" "0.0.0.0/1" )\n  Listen "127.0.0.1:25" { }\n}\n'))).toEqual([]);
   });

@@ -14,6 +14,15 @@ describe('console command table', () => {
     expect(await t.run(['cluster', 'duravip', 'move', '198.51.100.7', 'to', 'n2'])).toBe('move 198.51.100.7,to,n2');
   });
 
+  it('logs a command whole, or without the arguments of one that keeps them private', () => {
+    const u = new CommandTable();
+    u.add('config propose CHANGE', 'propose', () => 'ok', { privateArgs: true });
+    u.add('message show ID', 'show', () => 'msg');
+    expect(u.logged(['config', 'propose', 'eyJzZWNyZXQiOiJzMyJ9'])).toBe('config propose (21 bytes of arguments not logged)');
+    expect(u.logged(['message', 'show', 'Q1'])).toBe('message show Q1');
+    expect(u.logged(['no', 'such'])).toBe('no such');
+  });
+
   it('answers an unknown command with ERR_CONTROL_UNKNOWN_COMMAND', async () => {
     await expect(t.run(['config', 'frobnicate'])).rejects.toMatchObject({ code: 'ERR_CONTROL_UNKNOWN_COMMAND' });
     await expect(t.run([])).rejects.toMatchObject({ code: 'ERR_CONTROL_UNKNOWN_COMMAND' });
