@@ -3,6 +3,7 @@
 // series after the first); queue sizes and spool stats are read at scrape time by collect()
 // callbacks, so render() only reads memory and never blocks. No process_* default metrics.
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { InjectCounts } from '../inject/counters.js';
 import type { BounceClass } from '../policy/bounce-class.js';
 import type { SpoolStats } from '../spool/index.js';
 import { VERSION } from '../version.js';
@@ -30,6 +31,8 @@ export interface MetricSources {
   spoolFull(): boolean;
   /** The ESMTP listeners' shared counts (listener/body-memory.ts), across workers; absent: no series. */
   listeners?(): ListenerAbuseValues | null;
+  /** HTTP injection's counts across workers (inject/counters.ts); absent: no series (no Http_Injection at start). */
+  inject?(): InjectCounts;
   /** Response-driven shaping: rule firings on this node since start, and the restrictions in
    *  force in the cluster (as this node holds them); absent: no series. */
   shaping?(): ShapingValues;
@@ -354,6 +357,37 @@ export function buildMetrics(sources: MetricSources): NodeMetrics {
       const w = listeners()?.counters.memoryWaits ?? waitsSeen;
       this.inc(w - waitsSeen);
       waitsSeen = w;
+    });
+  }
+  const inject = sources.inject;
+  if (inject !== undefined) {
+    // Counted by the workers in shared memory since start; each scrape adds what is new.
+    const seenStatus: Record<string, number> = {};
+    new Counter({
+      name: 'vipmta_http_injection_requests_total',
+      help: 'HTTP injection requests answered, by status: 200 (every recipient durable or refused one by one), 400/413 (invalid), 401/403 (token, binding), 408 (body too slow), 429 (Max_Concurrent_Requests), 503 (draining), 507 (spool full), other.',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        for (const [status, now] of Object.entries(inject().requests)) {
+          this.inc({ status }, now - (seenStatus[status] ?? 0));
+          seenStatus[status] = now;
+        }
+      },
+    });
+    const seen = { accepted: 0, failed: 0 };
+    new Counter({
+      name: 'vipmta_http_injection_recipients_total',
+      help: 'Recipients of HTTP injection requests: result="accepted" (its message on disk), "failed" (refused: invalid address, spool full, local error).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const v = inject();
+        for (const r of ['accepted', 'failed'] as const) {
+          this.inc({ result: r }, v[r] - seen[r]);
+          seen[r] = v[r];
+        }
+      },
     });
   }
   const shaping = sources.shaping;

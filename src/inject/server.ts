@@ -17,6 +17,7 @@ import { rfc5322Date } from '../smtp/date.js';
 import { bindingRefusal, TokenCheck } from './auth.js';
 import { compose } from './compose.js';
 import { RequestCount } from './limits.js';
+import { InjectCounters } from './counters.js';
 import { parseRequest, recipientProblem, RequestError, type InjectRequest } from './request.js';
 import type { InjectListenSpec, InjectSettings, InjectToken } from './settings.js';
 
@@ -75,6 +76,7 @@ export class InjectServer {
   private readonly tokens: TokenCheck;
   private readonly bindings: Set<string>;
   private readonly count: RequestCount;
+  private readonly counters: InjectCounters;
   private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
   private active = 0;
@@ -83,6 +85,7 @@ export class InjectServer {
     this.tokens = new TokenCheck(o.settings.tokens);
     this.bindings = new Set(o.settings.bindingNames);
     this.count = new RequestCount(o.settings.requests, o.workerSlot);
+    this.counters = new InjectCounters(o.settings.counters);
   }
 
   get activeSessions(): number {
@@ -102,6 +105,7 @@ export class InjectServer {
     const app = s.tls === null ? uws.App() : uws.SSLApp({ cert_file_name: s.tls.cert, key_file_name: s.tls.key });
     app.post(INJECT_PATH, (res, req) => this.request(res, req));
     app.any('/*', (res) => {
+      this.counters.answered(404);
       res.cork(() => res.writeStatus('404 Not Found').writeHeader('Content-Type', JSON_TYPE).end(JSON.stringify({ error: `not found; POST ${INJECT_PATH}` })));
     });
     const { host, port } = this.o.spec;
@@ -151,6 +155,7 @@ export class InjectServer {
     const send = (a: Answer): void => {
       if (aborted || answered) return;
       answered = true;
+      this.counters.answered(a.status);
       res.cork(() => {
         res.writeStatus(a.status).writeHeader('Content-Type', JSON_TYPE).writeHeader('Cache-Control', 'no-store');
         if (a.retryAfter !== undefined) res.writeHeader('Retry-After', a.retryAfter);
@@ -291,6 +296,7 @@ export class InjectServer {
         result.errors.push(o.error!);
       }
     }
+    this.counters.recipients(result.success_count, result.fail_count);
     // A full spool is never a 200: 507 with what was taken (durable, will be delivered) and what
     // to send again later.
     if (full > 0) return { status: '507 Insufficient Storage', body: result, retryAfter: RETRY_FULL };

@@ -31,6 +31,8 @@ export interface InjectSettings {
   readonly bindingNames: readonly string[];
   /** Requests in progress per worker slot (limits.ts), one buffer for the process. */
   readonly requests: SharedArrayBuffer;
+  /** Requests answered and recipients taken, for /metrics (counters.ts), one buffer for the process. */
+  readonly counters: SharedArrayBuffer;
   /** The name in Received and Message-ID. */
   readonly hostname: string;
   /** The node-wide drain flag (listener/drain-flag.ts): new requests get 503 while it is up. */

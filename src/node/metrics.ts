@@ -14,7 +14,7 @@ import type { BounceClass } from '../policy/bounce-class.js';
 import type { DedupTable } from '../mmove/dedup.js';
 import type { QueueManager } from '../queue/manager.js';
 import type { Spool } from '../spool/index.js';
-import { listenerAbuse } from './worker-settings.js';
+import { injectCounts, listenerAbuse } from './worker-settings.js';
 import { nodeDrained } from './drain.js';
 
 export type Outcome = 'delivered' | 'deferred' | 'bounced' | 'moved';
@@ -62,6 +62,8 @@ export class NodeMetricSet {
       spoolFull: s.spoolFull,
       listeners: listenerAbuse,
       drained: nodeDrained,
+      // Decided at start: a node without Http_Injection then has no injection series.
+      ...(s.config().httpInjection != null ? { inject: injectCounts } : {}),
       ...(s.shaping !== undefined ? { shaping: s.shaping } : {}),
       ...(s.journal !== undefined ? { journal: s.journal } : {}),
       // Decided at start, as the manager is (removing the stanza takes effect at the next restart).

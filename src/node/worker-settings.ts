@@ -14,6 +14,7 @@ import { duravipAddresses, isDuravip } from './listen-check.js';
 import { inboundSpecs, resetInboundSlots } from './inbound-limits.js';
 import { drainFlagBuffer } from './drain.js';
 import type { InjectSettings } from '../inject/settings.js';
+import { newInjectCounters, readInjectCounters, type InjectCounts } from '../inject/counters.js';
 import { newRequestCount, resetRequestSlot } from '../inject/limits.js';
 
 export { mmoveSettings };
@@ -67,6 +68,13 @@ function mmoveListening(cfg: Config): MmoveSettings {
 
 /** HTTP injection's requests in progress across workers: one buffer for the life of the process. */
 const injectRequests = newRequestCount();
+/** HTTP injection's answers and recipients, counted by every worker (inject/counters.ts). */
+const injectCounters = newInjectCounters();
+
+/** What HTTP injection counted since start, for /metrics. */
+export function injectCounts(): InjectCounts {
+  return readInjectCounters(injectCounters);
+}
 
 /** Whether any config of this process had Http_Injection: until one has, the workers are not
  *  asked about it at all (a node without it makes the calls it always made). */
@@ -94,6 +102,7 @@ export function injectSettings(cfg: Config): InjectSettings | null {
     tokens: h.tokens.map((t) => ({ name: t.name, secret: t.secret, bindings: [...t.bindings] })),
     bindingNames: [...new Set([...cfg.bindings.keys(), ...cfg.bindingGroups.keys()])],
     requests: injectRequests,
+    counters: injectCounters,
     hostname: cfg.global.Hostname,
     drained: drainFlagBuffer(),
   };

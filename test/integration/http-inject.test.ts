@@ -156,6 +156,11 @@ describe('HTTP injection', () => {
     expect(allowed.body.success_count).toBe(1);
     const get = await fetch(`http://127.0.0.1:${http}/api/inject/v1`);
     expect(get.status).toBe(404);
+    // Every answer counted, whichever worker gave it (an operator sees refusals on /metrics).
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    const count = (name: string, label: string): number => Number(new RegExp(`^${name}\\{${label}\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    expect([400, 401, 403, 404, 413, 200].map((st) => count('vipmta_http_injection_requests_total', `status="${st}"`))).toEqual([4, 2, 3, 1, 2, 1]);
+    expect(count('vipmta_http_injection_recipients_total', 'result="accepted"')).toBe(1);
     // The workers' HTTP servers close with them: a clean stop, not a crash at exit.
     node.signal('SIGTERM');
     expect((await node.exited).code).toBe(0);
