@@ -29,13 +29,19 @@ export function loadResolved(tree: ResolvedTree, opts: LoadResolvedOptions = {})
   } else {
     result = loadConfigFile(tree.entry, { cwd });
   }
-  const map = (e: ConfigError): ConfigError => ({ ...e, file: tree.origin.get(path.resolve(cwd, e.file)) ?? e.file });
+  const map = (e: ConfigError): ConfigError => ({ ...e, file: repoFile(tree, cwd, e.file) });
   if (!result.ok) return { ok: false, errors: result.errors.map(map) };
   if (opts.node !== undefined && result.config.global.Nodename !== opts.node) {
     const where = named ?? { file: tree.entry, line: 1, column: 1 };
     return { ok: false, errors: [map({ ...where, message: `Nodename "${result.config.global.Nodename}" differs from this node's name "${opts.node}" (the repository's ${opts.node}/ directory it runs); remove it or start with --nodename ${result.config.global.Nodename}` })] };
   }
   return { ok: true, config: result.config, warnings: result.warnings.map(map) };
+}
+
+/** A file as the config loader names it (relative to cwd, or absolute) to its repository path;
+ *  unchanged when it is not in the tree (the shipped shaping rules). */
+export function repoFile(tree: ResolvedTree, cwd: string, file: string): string {
+  return tree.origin.get(path.resolve(cwd, file)) ?? file;
 }
 
 /** Where the config sets Nodename (top level or in Cluster), read leniently; null when it does not. */
