@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { GitConfigRepository } from '../../src/config/repo/repository.js';
 import { loadResolved } from '../../src/config/repo/load.js';
 import type { ChangeSet } from '../../src/config/repo/types.js';
+import { decodeChangeSet, encodeChangeSet } from '../../src/config/repo/wire.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const AUTHOR = 'Ann Operator <ann@n1>';
@@ -204,5 +205,21 @@ describe('loading a resolved tree', () => {
     expect(res.ok).toBe(false);
     if (!res.ok) expect(res.errors[0]!.file + ':' + res.errors[0]!.line + ': ' + res.errors[0]!.message).toMatch(/^default\/vipmta\.conf:7: Nodename "n9" differs from this node's name "n1"/);
     expect(loadResolved(await r.resolve(await r.head(), 'n9'), { cwd: tempDir('vipmta-repo-cwd-'), node: 'n9' }).ok).toBe(true);
+  });
+
+  it('loads a repository whose directory name has quotes and backslashes', async () => {
+    const dir = path.join(tempDir('vipmta-repo-'), 'my "conf" \\ repo');
+    const r = await GitConfigRepository.init(dir, cs('', { 'default/vipmta.conf': CONF }, 'first'));
+    const res = loadResolved(await r.resolve(await r.head(), 'n1'), { cwd: tempDir('vipmta-repo-cwd-'), node: 'n1' });
+    expect(res.ok).toBe(true);
+  });
+});
+
+describe('a change set on the console', () => {
+  it('goes through base64 JSON unchanged, binary content and deletions too', () => {
+    const c: ChangeSet = { base: 'abc', message: 'm\n\nbody', author: AUTHOR, time: T0, files: [{ path: 'global/a', content: Buffer.from([0, 255, 10]) }, { path: 'n1/b', content: null }] };
+    expect(decodeChangeSet(encodeChangeSet(c))).toEqual(c);
+    expect(() => decodeChangeSet('!!')).toThrow(/not base64 of JSON/);
+    expect(() => decodeChangeSet(Buffer.from('{"base":""}').toString('base64'))).toThrow(/lacks/);
   });
 });

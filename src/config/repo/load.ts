@@ -25,7 +25,8 @@ export function loadResolved(tree: ResolvedTree, opts: LoadResolvedOptions = {})
   if (opts.node !== undefined && named === null) {
     // The config names no node: this node's name is its Nodename (an include keeps every error's
     // file and line as they are).
-    result = loadConfigText(`Nodename = "${opts.node}"\ninclude "${tree.entry}"\n`, `<repository, node ${opts.node}>`, { cwd, baseDir: tree.dir });
+    const quoted = tree.entry.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+    result = loadConfigText(`Nodename = "${opts.node}"\ninclude "${quoted}"\n`, `<repository, node ${opts.node}>`, { cwd, baseDir: tree.dir });
   } else {
     result = loadConfigFile(tree.entry, { cwd });
   }
