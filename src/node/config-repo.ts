@@ -108,6 +108,11 @@ export class NodeConfigHost implements ConfigNodeHost {
     return this.tree.rev;
   }
 
+  /** Whether the running config has a Cluster stanza (the LocalCoordinator then refuses). */
+  clustered(): boolean {
+    return this.d.config().cluster !== null;
+  }
+
   autoApply(): boolean {
     return this.d.config().global.Config_Auto_Apply;
   }
@@ -183,6 +188,11 @@ export class LocalCoordinator implements ConfigCoordinator {
   constructor(private readonly host: NodeConfigHost, private readonly logger: Logger) {}
 
   async propose(cs: ChangeSet): Promise<ProposeResult> {
+    // A member that committed alone would fork the cluster's history: with a Cluster stanza only
+    // the cluster's config group (setCoordinator) may decide.
+    if (this.host.clustered()) {
+      return { ok: false, message: `refused: ${this.host.node} runs with a Cluster stanza, so changes are agreed by the cluster's config group, which is not running on it`, rejected: [] };
+    }
     let errors: string[];
     try {
       errors = await this.host.check(cs);

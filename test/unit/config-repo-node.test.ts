@@ -103,4 +103,15 @@ describe('the node host of the config repository', () => {
     expect(host.running()).toBe(r1);
     expect(repo.readRunning()).toBe(r1);
   });
+
+  it('refuses to decide alone on a node with a Cluster stanza (the cluster\'s config group does)', async () => {
+    const { host, repo } = await setup(BASE + 'Cluster {\n  Topology "198.51.100.0/24" { Interface = "eth0" }\n}\n');
+    const r1 = await repo.head();
+    const p = await host.coordinator().propose(cs(r1, { 'global/x.conf': 'x\n' }));
+    expect(p).toMatchObject({ ok: false, rejected: [], message: expect.stringMatching(/Cluster stanza/) });
+    expect(await repo.head()).toBe(r1);
+    const agreed = { propose: async () => ({ ok: true as const, rev: 'r', message: 'agreed' }), status: async () => [] };
+    host.setCoordinator(agreed);
+    expect(host.coordinator()).toBe(agreed);
+  });
 });
