@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { controlSocketPaths, DEFAULT_CONFIG_TEXT } from '../config/index.js';
-import { gitEnv } from '../config/repo/git.js';
 import { GitConfigRepository } from '../config/repo/repository.js';
 import type { ChangeSet, FileChange } from '../config/repo/types.js';
 import { encodeChangeSet, formatRefusal, type ProposeAnswer } from '../config/repo/wire.js';
@@ -80,9 +79,11 @@ function socketOf(p: Parsed): string {
   throw new Error('no control socket: pass -s SOCKET or -c FILE');
 }
 
+/** Runs git on the operator's working copy with the operator's own git settings (their
+ *  safe.directory for a repository another user owns, their hooks in their copy); never a prompt. */
 function run(cmd: string, args: readonly string[], cwd: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, [...args], { cwd, env: gitEnv(), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, [...args], { cwd, env: { ...process.env, LC_ALL: 'C', GIT_TERMINAL_PROMPT: '0' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
       else resolve(String(stdout));
     });
