@@ -403,7 +403,8 @@ export class Daemon {
   /**
    * Re-reads the config file, validates it, and swaps it in only when it is valid and every worker
    * took the new listeners (src/node/reload.ts). On any error the running config stays and the
-   * error is logged.
+   * error is logged. From a config repository: the running revision's tree, or `load` (the
+   * revision NodeConfigHost.switchTo runs).
    */
   async reload(load?: () => LoadResult): Promise<ReloadResult> {
     const r = await reloadConfig({

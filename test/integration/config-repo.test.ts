@@ -129,4 +129,18 @@ describe('a node run from a config repository', () => {
     expect(await status(dir, socket)).toMatchObject({ running: short(r5), head: short(r5) });
     expect((await cli(['console', '-s', socket, 'config', 'show'], dir)).stdout).toMatch(/Log_Level = "?warn/);
   }, 120_000);
+
+  it('refuses to start on a revision whose Nodename is not the node\'s name, or on a directory that is no repository', async () => {
+    const dir = tempDir('vipmta-cfgrepo-');
+    fs.writeFileSync(path.join(dir, 'start.conf'), 'Worker_Threads = 1\nNodename = "other"\n');
+    expect((await cli(['config', 'init', 'repo', '--from', 'start.conf'], dir)).status).toBe(0);
+    const node = startNode(dir, 'repo');
+    expect((await node.exited).code).toBe(1);
+    expect(node.stderr).toMatch(/invalid configuration at revision [0-9a-f]{40}\n {2}default\/vipmta\.conf:2:1: Nodename "other" differs from this node's name "n1"/);
+    fs.mkdirSync(path.join(dir, 'plain'));
+    const none = startNode(dir, 'plain');
+    expect((await none.exited).code).toBe(1);
+    expect(none.stderr).toMatch(/config repository: .*plain is not a config repository/);
+    expect((await cli(['start', '--repo', 'repo', '-c', 'start.conf'], dir)).status).toBe(2);
+  }, 60_000);
 });
