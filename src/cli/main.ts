@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 import { SHIPPED_RULES, controlSocketPaths, defaultConfig, formatConfigError, formatConfigWarning, loadConfigFile } from '../config/index.js';
 import { sendRequest } from '../control/client.js';
 import { MAX_CLUSTER_TIMEOUT_MS, type ControlRequest } from '../control/protocol.js';
+import os from 'node:os';
 import { clusterCommand } from './corosync-conf.js';
+import { CONFIG_USAGE, configCommand } from './config-repo.js';
 import { logCommand } from './log.js';
 import { Daemon, StartupError } from '../node/daemon.js';
 import { hashPassword } from '../config/password.js';
@@ -15,6 +17,7 @@ import { VERSION } from '../version.js';
 
 const USAGE = `usage:
   vipmta start [-c FILE]                        run a node (without -c: the built-in single-node default)
+  vipmta start --repo DIR [--nodename NAME]     run a node from a config repository (NAME: the host name by default)
   vipmta check-config [-c FILE]                 validate a config; binds nothing, opens nothing
   vipmta console [-s SOCKET | -c FILE] COMMAND  run a console command on a running node ("help" lists them)
   vipmta console [-s SOCKET | -c FILE] (--cluster | --node NAME) [--timeout DURATION] COMMAND
@@ -25,7 +28,7 @@ const USAGE = `usage:
   vipmta log [-c FILE | -s SOCKET] tail [-n N] [-f] [--json] | read --subscriber NAME [--max N] [--json] [--ack]
              | subscribers | subscribe NAME [--from start|end] | unsubscribe NAME
                                                 the event journal (vipmta log help); without a running node, from FILE's spool
-  vipmta hash-password                          read a password on standard input, print its Auth_Users hash
+${CONFIG_USAGE.replace(/^usage:\n/, '')}  vipmta hash-password                          read a password on standard input, print its Auth_Users hash
   vipmta --version
 `;
 
@@ -46,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       return clusterCommand(rest);
     case 'log':
       return logCommand(rest);
+    case 'config':
+      return configCommand(rest);
     case '--version':
     case '-V':
     case 'version':
@@ -73,11 +78,19 @@ function parse(args: string[]): { config: string | null } | null {
 }
 
 async function start(args: string[]): Promise<number> {
-  const a = parse(args);
-  if (a === null) return 2;
+  let a: { config: string | null; repo: string | null; nodename: string | null };
+  try {
+    const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, repo: { type: 'string' }, nodename: { type: 'string' } }, strict: true });
+    a = { config: values.config ?? null, repo: values.repo ?? null, nodename: values.nodename ?? null };
+    if (a.repo !== null && a.config !== null) throw new Error('give -c FILE or --repo DIR, not both');
+    if (a.nodename !== null && a.repo === null) throw new Error('--nodename goes with --repo');
+  } catch (err) {
+    process.stderr.write(`vipmta: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start({ configFile: a.config });
+    daemon = await Daemon.start({ configFile: a.config, ...(a.repo !== null ? { repo: { dir: a.repo, node: a.nodename ?? os.hostname() } } : {}) });
   } catch (err) {
     if (err instanceof StartupError) {
       process.stderr.write(`vipmta: ${err.message}\n${err.details.map((d) => `  ${d}\n`).join('')}`);

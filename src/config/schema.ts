@@ -81,6 +81,10 @@ export const OPTIONS = {
     type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
     description: 'Besides the event journal (the durable record, docs/events.md), write each event record (reception, delivery, failure, ...) as an info line on the log, the lines vipmta wrote before the journal. Turn it off once your tools read the journal (`vipmta log tail`/`log read`, an exporter, a Log_Aggregator) to save their cost.',
   },
+  Config_Auto_Apply: {
+    type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
+    description: 'On a node started from a config repository (`vipmta start --repo`, docs/config-repository.md): run a new revision as soon as it is committed (Momentum\'s autoupdate). When false the node keeps its revision until `config apply REV` is run on it; it still checks every change and keeps the whole history.',
+  },
   Hostname: {
     type: HOSTNAME, scopes: ['global', 'listener'], defaultFrom: 'os.hostname', defaultText: 'the host name (os.hostname()); in a listener: the global Hostname',
     description: 'Name this node announces (SMTP greeting, Received headers).',

@@ -36,6 +36,8 @@ export interface ConsoleHost {
   spoolCorrupt(): Promise<CorruptEntry[]>;
   /** Whether the spool refuses commits for lack of space (SpoolFullWatch). */
   spoolFull(): SpoolFullState;
+  /** `config show REV:PATH` on a node started from a config repository (node/config-repo-console.ts). */
+  repoFile?(spec: string): Promise<string>;
   /** Every member's queue summary (node/cluster-console.ts), for `cluster membership`. */
   queueSummaries?(): readonly QueueSummary[];
 }
@@ -45,7 +47,11 @@ export function nodeCommands(h: ConsoleHost): CommandTable {
   const t = new CommandTable();
   t.add('help', 'list the console commands', () => t.help());
   t.add('version', 'show the vipmta version', () => `vipmta ${VERSION} (node ${process.version})\n`);
-  t.add('config show', 'print the running configuration', () => h.config().show());
+  t.add('config show [REV:PATH]', 'print the running configuration, or a file of the config repository at a revision', (args) => {
+    if (args.length === 0) return h.config().show();
+    if (args.length > 1 || h.repoFile === undefined) throw badRequest(h.repoFile === undefined ? 'config show REV:PATH: this node runs a config file, not a config repository' : 'usage: config show [REV:PATH]');
+    return h.repoFile(args[0]!);
+  });
   t.add('config reload', 're-read and validate the config file; keep the running one on error', async () => {
     const r = await h.reload();
     if (!r.ok) {

@@ -42,11 +42,16 @@ import { addLogAggregatorCommands, startLogAggregator } from './log-aggregator.j
 import { addExporterCommands, Exporters } from './exporters.js';
 import { NodeStatus } from './status.js';
 import { configureWorker, workerInit } from './worker-settings.js';
+import { bootFromRepository, NodeConfigHost, type RepoBoot } from './config-repo.js';
+import { addConfigRepoCommands, showRepoFile } from './config-repo-console.js';
 
 export interface DaemonOptions {
   /** Config file; null runs the built-in single-node default. */
   configFile: string | null;
   cwd?: string;
+  /** Start from a config repository instead (`start --repo DIR --nodename NAME`): the revision
+   *  this node ran last, resolved for `node` (src/node/config-repo.ts). */
+  repo?: { dir: string; node: string };
 }
 
 /** Why start-up failed, for the CLI's exit status and message. */
@@ -98,6 +103,8 @@ export class Daemon {
   private aggregator: Aggregator | null = null;
   /** Event_Webhook and Event_Nats exporters reading this node's journal (node/exporters.ts); null until started. */
   private exporters: Exporters | null = null;
+  /** The config repository's node side (started with --repo); null on a node run from a file. */
+  private configHost: NodeConfigHost | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -156,9 +163,20 @@ export class Daemon {
 
   /** Loads the config (throws StartupError listing every error) and starts the node. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const result = Daemon.load(opts);
-    if (!result.ok) throw new StartupError('invalid configuration', result.errors.map(formatConfigError));
+    let boot: RepoBoot | null = null;
+    if (opts.repo !== undefined) {
+      try {
+        boot = await bootFromRepository(opts.repo.dir, opts.repo.node, opts.cwd ?? process.cwd());
+      } catch (err) {
+        throw new StartupError(`config repository: ${(err as Error).message}`);
+      }
+    }
+    const result = boot?.result ?? Daemon.load(opts);
+    if (!result.ok) throw new StartupError(boot === null ? 'invalid configuration' : `invalid configuration at revision ${boot.rev}`, result.errors.map(formatConfigError));
     const d = new Daemon(opts, result.config);
+    if (boot !== null) {
+      d.configHost = new NodeConfigHost({ boot, cwd: opts.cwd ?? process.cwd(), config: () => d.config, reload: (load) => d.reload(load), logger: d.logger });
+    }
     logConfigWarnings(d.logger, result.warnings);
     try {
       await d.run();
@@ -167,6 +185,7 @@ export class Daemon {
       await d.teardown();
       throw new StartupError(`start-up failed: ${(err as Error).message}`);
     }
+    d.configHost?.started();
     return d;
   }
 
@@ -178,6 +197,12 @@ export class Daemon {
   /** The DuraVIP manager (null without a Cluster stanza): owns(address), ownerOf(address), 'ownership' events. */
   get clusterManager(): ClusterManager | null {
     return this.cluster;
+  }
+
+  /** The config repository's node side (setCoordinator for the cluster's config group); null
+   *  when the node runs a config file. */
+  get configRepository(): NodeConfigHost | null {
+    return this.configHost;
   }
 
   private async run(): Promise<void> {
@@ -217,7 +242,8 @@ export class Daemon {
     this.queue.start();
     const commands = nodeCommands({
       config: () => this.config,
-      configFile: this.opts.configFile,
+      configFile: this.opts.repo !== undefined ? `config repository ${this.configHost!.repo.dir}` : this.opts.configFile,
+      ...(this.configHost !== null ? { repoFile: (spec: string) => showRepoFile(this.configHost!.repo, spec) } : {}),
       queue: this.queue,
       pool: () => this.pool,
       cluster: () => this.cluster,
@@ -230,6 +256,7 @@ export class Daemon {
       queueSummaries: () => this.clusterConsole?.queues() ?? [],
     });
     this.shaping.addCommands(commands);
+    addConfigRepoCommands(commands, () => this.configHost);
     this.aggregator = startLogAggregator(cfg, () => this.cluster, this.logger);
     addLogAggregatorCommands(commands, () => this.aggregator);
     const exporters = this.exporters = Exporters.start(cfg, this.spool!.directory, this.logger);
@@ -260,7 +287,7 @@ export class Daemon {
     this.logger.info(
       {
         version: VERSION,
-        config: this.opts.configFile ?? '<built-in>',
+        config: this.configHost !== null ? `${this.configHost.repo.dir} at ${this.configHost.running()}` : this.opts.configFile ?? '<built-in>',
         workers: size,
         listeners: cfg.esmtpListeners.map((l) => l.name),
         control: cfg.controlListeners.map((c) => c.path),
@@ -384,11 +411,13 @@ export class Daemon {
   /**
    * Re-reads the config file, validates it, and swaps it in only when it is valid and every worker
    * took the new listeners (src/node/reload.ts). On any error the running config stays and the
-   * error is logged.
+   * error is logged. From a config repository: the running revision's tree, or `load` (the
+   * revision NodeConfigHost.switchTo runs).
    */
-  async reload(): Promise<ReloadResult> {
+  async reload(load?: () => LoadResult): Promise<ReloadResult> {
     const r = await reloadConfig({
-      load: () => Daemon.load(this.opts),
+      // A node run from a repository reloads the revision it runs, or the one it switches to.
+      load: load ?? (() => this.configHost?.loadRunning() ?? Daemon.load(this.opts)),
       running: () => this.config,
       broadcast: (method, params, timeoutMs) => this.pool!.broadcast(method, params, timeoutMs),
       claimListeners: (prev, next) => claimListenAddresses(listenAddresses(next), listenAddresses(prev)),

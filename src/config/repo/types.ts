@@ -106,7 +106,9 @@ export interface ConfigNodeHost {
   readonly node: string;
   /** What this node would say of the ChangeSet applied on its head: the config's own errors
    *  (file:line:column with repository paths, "n3/vipmta.conf:4:7: ...") and what only this node
-   *  can know (interfaces, local addresses, files it includes). [] : it would run it. */
+   *  can know (interfaces, local addresses, files it includes). [] : it would run it.
+   *  Throws VipError CONFIG_REPO_STALE when `cs.base` is not this node's head, CONFIG_REPO when a
+   *  path is outside the layout (src/node/config-repo.ts NodeConfigHost). */
   check(cs: ChangeSet): Promise<string[]>;
   /** Runs a committed revision: a reload from its resolved tree (src/node/reload.ts, so a bad one
    *  keeps the running config); on success the revision is persisted as the one this node runs. */
