@@ -27,7 +27,7 @@ export function addConfigRepoCommands(t: CommandTable, host: () => NodeConfigHos
     const r = await h.coordinator().propose(decodeChangeSet(args[0]!));
     const answer: ProposeAnswer = { ...r, repository: h.repo.dir };
     return JSON.stringify(answer) + '\n';
-  });
+  }, { privateArgs: true }); // whole files, secrets included: the log names the command only
   t.add('config log [-n N] [PATH]', 'the config repository\'s revisions, newest first (* : the one this node runs)', async (args) => {
     const h = need();
     let max: number | undefined;
