@@ -73,13 +73,18 @@ describe('a node run from a config repository', () => {
     // A commit from a working copy changes an option; the node runs it.
     expect((await cli(['config', 'checkout', 'wc', '-s', socket], dir)).status).toBe(0);
     const wc = path.join(dir, 'wc');
-    fs.appendFileSync(path.join(wc, 'default/vipmta.conf'), 'Log_Level = "debug"\n');
+    fs.appendFileSync(path.join(wc, 'default/vipmta.conf'), 'Log_Level = "debug"\n# marker-7f3a: files may hold secrets\n');
     const c2 = await cli(['config', 'commit', '-m', 'debug logs', '-s', socket], wc);
     expect(c2.stderr).toBe('');
     expect(c2.status).toBe(0);
     const r2 = /committed ([0-9a-f]{40})/.exec(c2.stdout)![1]!;
     expect(await status(dir, socket)).toMatchObject({ running: short(r2), head: short(r2) });
     expect((await cli(['console', '-s', socket, 'config', 'show'], dir)).stdout).toMatch(/Log_Level = "?debug/);
+    // The change's files never reach the log (they may hold Cluster_Secret or tokens): the console
+    // line names the command only.
+    const proposed = await node.waitForLog((r) => r.msg === 'console command' && String(r.command).startsWith('config propose'));
+    expect(proposed.command).toMatch(/^config propose \(\d+ bytes of arguments not logged\)$/);
+    expect(node.stdout + node.stderr).not.toContain('marker-7f3a');
     // The working copy was brought to the new revision.
     expect((await cli(['config', 'log', '-n', '1', '-s', socket], dir)).stdout).toMatch(new RegExp(`^\\* ${short(r2)} .* debug logs$`, 'm'));
 
