@@ -81,7 +81,7 @@ describe('intake', () => {
     const a = rig();
     a.intake.accepted(msgs);
     const r = rig();
-    expect(r.intake.recovered(msgs.map((m) => record(m)))).toEqual({ added: 4, unreadable: 0 });
+    expect(r.intake.recovered(msgs.map((m) => record(m)))).toEqual({ added: 4, unreadable: 0, done: [] });
     expect(r.added).toEqual(a.added);
     expect(a.added.map((x) => [x.input.id, `${x.input.bindingGroup}/${x.input.binding}`, x.input.xBinding])).toEqual([
       ['x-trusted', 'default/b2', 'b2'],
@@ -151,7 +151,7 @@ describe('intake', () => {
     const good = accepted('good');
     const bad = record(accepted('bad'), { envelope: Buffer.from('{"from": "a@b.test", "rcpt": [') });
     const notAnObject = record(accepted('array'), { envelope: Buffer.from('[1,2]') });
-    expect(x.intake.recovered([bad, record(good), notAnObject])).toEqual({ added: 1, unreadable: 2 });
+    expect(x.intake.recovered([bad, record(good), notAnObject])).toEqual({ added: 1, unreadable: 2, done: [] });
     expect(x.qm.has('bad')).toBe(false);
     expect(x.qm.has('array')).toBe(false);
     expect(x.qm.has('good')).toBe(true);
@@ -161,7 +161,7 @@ describe('intake', () => {
   it('starts a message over when its retry state does not decode', () => {
     const x = rig();
     const m = accepted('corrupt');
-    expect(x.intake.recovered([record(m, { state: Buffer.from('{"v":1,"p":[{"g":1}]}') })])).toEqual({ added: 1, unreadable: 0 });
+    expect(x.intake.recovered([record(m, { state: Buffer.from('{"v":1,"p":[{"g":1}]}') })])).toEqual({ added: 1, unreadable: 0, done: [] });
     expect(x.qm.show('corrupt')!.parts.map((p) => [p.binding, p.state, p.attempts])).toEqual([['b1', 'active', 0], ['b1', 'active', 0]]);
     expect(x.log.warnings().map((w) => [w.id, w.msg])).toEqual([['corrupt', 'spool: unreadable retry state ignored; the message starts over']]);
   });
@@ -178,7 +178,7 @@ describe('intake', () => {
     const x = rig();
     const m = accepted('once');
     x.intake.accepted([m]);
-    expect(x.intake.recovered([record(m)])).toEqual({ added: 0, unreadable: 0 });
+    expect(x.intake.recovered([record(m)])).toEqual({ added: 0, unreadable: 0, done: [] });
     expect(x.added).toHaveLength(1);
   });
 });
