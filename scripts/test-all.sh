@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # chromium (the status page's browser test and bench, driven by puppeteer-core), systemd
 # (systemd-analyze verify on packaging/vipmta.service) and util-linux (setpriv: vipmta run as the
 # unit runs it, test/cluster/unit-file.test.ts) and nats-server (JetStream, the Event_Nats
-# exporter's receiver in test/integration/nats.test.ts).
-packages=(iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
+# exporter's receiver in test/integration/nats.test.ts) and git (the config repository, issue 16:
+# every node's history is a git repository driven through the git command).
+packages=(git iproute2 postfix corosync libcpg-dev libquorum-dev libcorosync-common-dev libcmap-dev libvotequorum-dev
           keepalived iperf3 g++ make python3 chromium systemd util-linux nats-server)
 missing=()
 for p in "${packages[@]}"; do
