@@ -27,6 +27,8 @@ export interface ConfigBundleSource {
 /** A bundle larger than this is refused by the client (a configuration's history is far smaller). */
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 const REV = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+/** The config repository's one branch (src/config/repo/repository.ts). */
+const BRANCH = 'refs/heads/main';
 
 export type ConfigCommand = { verb: 'BUNDLE'; since: string };
 
@@ -76,11 +78,12 @@ export function gitBundleSource(dir: string): ConfigBundleSource {
       const tmp = await mkdtemp(path.join(os.tmpdir(), 'vipmta-bundle-'));
       try {
         const file = path.join(tmp, 'b.bundle');
-        // A bundle names refs, not bare ids: HEAD, whose id the bundle itself then says.
-        await git(dir, ['bundle', 'create', '--quiet', file, since === '' ? 'HEAD' : `${since}..HEAD`]);
+        // A bundle names refs, not bare ids: the repository's branch (src/config/repo/repository.ts
+        // takes that ref from it), whose id the bundle itself then says.
+        await git(dir, ['bundle', 'create', '--quiet', file, BRANCH, ...(since === '' ? [] : [`^${since}`])]);
         const heads = (await git(dir, ['bundle', 'list-heads', file])).toString('utf8');
-        const head = /^([0-9a-f]{40}(?:[0-9a-f]{24})?) HEAD$/m.exec(heads)?.[1];
-        if (head === undefined) throw new Error(`git bundle names no HEAD (${heads.trim().slice(0, 200)})`);
+        const head = new RegExp(`^([0-9a-f]{40}(?:[0-9a-f]{24})?) ${BRANCH}$`, 'm').exec(heads)?.[1];
+        if (head === undefined) throw new Error(`git bundle names no ${BRANCH} (${heads.trim().slice(0, 200)})`);
         return { head, bundle: await readFile(file) };
       } finally {
         await rm(tmp, { recursive: true, force: true });

@@ -65,13 +65,13 @@ describe('XCONFIG on an ECCluster_Listener', () => {
       expect(got.head).toBe(r3);
       const file = path.join(behind, '..', `${path.basename(behind)}.bundle`);
       fs.writeFileSync(file, got.bundle);
-      git(behind, 'fetch', '-q', file, 'HEAD');
+      git(behind, 'fetch', '-q', file, 'refs/heads/main');
       git(behind, 'merge', '-q', '--ff-only', 'FETCH_HEAD');
       expect(git(behind, 'log', '--format=%H')).toBe(git(dir, 'log', '--format=%H'));
       // The whole history for a member with none.
       const all = await fetchConfigBundle({ host: '127.0.0.1', port, nodeName: 'n3', secret: SECRET, tls, since: '' });
       fs.writeFileSync(file, all.bundle);
-      expect(git(dir, 'bundle', 'list-heads', file)).toBe(`${r3} HEAD`);
+      expect(git(dir, 'bundle', 'list-heads', file)).toBe(`${r3} refs/heads/main`);
     });
   }
 
