@@ -81,6 +81,8 @@ export class ConfigGroup implements ConfigCoordinator {
   private stateChain: Promise<void> = Promise.resolve();
   private fetching = false;
   private caughtUp = false;
+  /** The head this node last switched to on its own (after a restart or a failed switch): once each. */
+  private selfSwitched = '';
   /** What the gate was last told (null: nothing yet). */
   private gateOpen: boolean | null = null;
   private readonly refused = new Set<string>();
@@ -352,6 +354,7 @@ export class ConfigGroup implements ConfigCoordinator {
     if (behind === null) {
       this.caughtUp = true;
       this.setGate(true, 'its config repository has the cluster\'s head');
+      this.runHead();
       return;
     }
     this.caughtUp = false;
@@ -361,6 +364,24 @@ export class ConfigGroup implements ConfigCoordinator {
     void this.fetchFrom(behind.sources.filter((k) => k !== self).map((k) => this.round.stateOf(k)!.node), behind.head).finally(() => {
       this.fetching = false;
     });
+  }
+
+  /**
+   * With Auto_Apply, a node that has the cluster's head but runs another revision (it was killed
+   * between the commit and its switch, or restarted) switches to it: the agreed revision, once per
+   * head so that one its config refuses is not tried in a loop.
+   */
+  private runHead(): void {
+    const h = this.o.host;
+    const self = this.self;
+    const head = self === null ? undefined : this.round.stateOf(self)?.head;
+    if (head === undefined || head === '' || !h.autoApply() || h.running() === head || this.selfSwitched === head || this.round.busy) return;
+    this.selfSwitched = head;
+    void h.switchTo(head).then((s) => {
+      if (s.ok) this.o.logger.info({ rev: head }, 'config group: now running the cluster\'s head');
+      else this.o.logger.error({ rev: head, message: s.message }, 'config group: the cluster\'s head does not run here; the running config stays');
+      this.sendState();
+    }, (err: unknown) => this.o.logger.error({ err, rev: head }, 'config group: switching to the cluster\'s head failed'));
   }
 
   private setGate(open: boolean, why: string): void {

@@ -405,6 +405,8 @@ export class ClusterManager extends EventEmitter {
     if (open === this.configGate) return;
     this.configGate = open;
     this.logger.info({ why }, open ? 'cluster: config caught up: a candidate for addresses again' : 'cluster: config behind the cluster\'s: a candidate for no address');
+    // Before the first join nothing is held or announced: the first announce carries the gate.
+    if (this.group === null) return;
     this.apply();
     this.announce(true);
   }

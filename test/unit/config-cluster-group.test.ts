@@ -203,6 +203,20 @@ describe('the config group', () => {
     for (const n of nodes) expect(n.repo.history).toEqual([]);
   });
 
+  it('a node restarted between the commit and its switch runs the agreed head once it sees the cluster', async () => {
+    const c = cluster(3);
+    const rev = await c.nodes[0]!.repo.commit(change('', 'one'));
+    for (const n of c.nodes.slice(1)) await n.repo.commit(change('', 'one'));
+    for (const n of c.nodes) n.running = n.name === 'n2' ? '' : rev;
+    for (const n of c.nodes) {
+      n.group.start();
+      await until(() => n.fake !== null);
+    }
+    await until(() => c.nodes[1]!.running === rev);
+    expect(c.nodes[1]!.switched).toEqual([rev]);
+    expect(c.nodes[0]!.switched).toEqual([]);
+  });
+
   it('refuses a change over 512 KiB before sending it', async () => {
     const { nodes } = await started(1);
     const big = { ...change('', 'x'), files: [{ path: 'global/big', content: Buffer.alloc(600 * 1024) }] };
