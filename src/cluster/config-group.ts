@@ -98,8 +98,14 @@ export class ConfigGroup implements ConfigCoordinator {
   }
 
   start(): void {
-    // Closed until the first complete view says this node is not behind.
-    this.setGate(false, 'its config repository has not compared its head with the cluster yet');
+    if (this.o.key() === null) {
+      // Without the secret nothing here authenticates: the group cannot decide, and holding the
+      // node back from every address for it would cost more than a config that may be behind.
+      this.o.logger.error('config group: no Cluster_Secret: commits are refused on this node and it does not compare its config with the cluster');
+    } else {
+      // Closed until the first complete view says this node is not behind.
+      this.setGate(false, 'its config repository has not compared its head with the cluster yet');
+    }
     this.link.start();
   }
 
@@ -271,8 +277,12 @@ export class ConfigGroup implements ConfigCoordinator {
       case 'abort': {
         const end = this.round.abort(from, m.id, m.why);
         if (end !== null) this.ended(end);
-        // The proposer's own abort of a decided proposal only ends its wait.
-        else this.pending.get(m.id)?.resolve({ ok: false, message: `no answer: ${m.why}; the change may have been committed: see config log`, rejected: [] });
+        else {
+          // The proposer's own abort of a proposal this member did not see open only ends its wait.
+          const p = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          p?.resolve({ ok: false, message: `no answer: ${m.why}; the change may have been committed: see config log`, rejected: [] });
+        }
         break;
       }
     }
@@ -326,8 +336,11 @@ export class ConfigGroup implements ConfigCoordinator {
       return { ok: false, message: `agreed by ${names.join(', ')}, but this node could not commit it: ${(err as Error).message}`, rejected: [] };
     }
     this.o.logger.info({ rev, members: names }, 'config group: committed an agreed change');
+    // Said before the switch (a reload may take a while): the others see the new head at once.
+    this.sendState();
     let switched = '';
     if (h.autoApply()) {
+      this.selfSwitched = rev; // runHead must not switch a second time meanwhile
       const s = await h.switchTo(rev).catch((err: unknown) => ({ ok: false, message: (err as Error).message }));
       switched = s.ok ? '; running it here' : `; this node could not run it: ${s.message}`;
       if (!s.ok) this.o.logger.error({ rev, message: s.message }, 'config group: switching to an agreed revision failed; the running config stays');
@@ -349,7 +362,9 @@ export class ConfigGroup implements ConfigCoordinator {
   /** Opens the gate when this node has the cluster's head; starts a fetch when it is behind. */
   private updateGate(): void {
     const self = this.self;
-    if (self === null || !this.round.agreed().complete) return;
+    // While a change is committed, a member is behind for a moment by design: its own commit, not
+    // a fetch, brings it level.
+    if (self === null || !this.round.agreed().complete || this.round.busy) return;
     const behind = catchUp(this.round, self);
     if (behind === null) {
       this.caughtUp = true;
@@ -400,6 +415,7 @@ export class ConfigGroup implements ConfigCoordinator {
         await h.repo.takeBundle(bundle, head);
         this.o.logger.info({ from: node, head, bytes: bundle.length }, 'config group: caught up with the cluster\'s config repository');
         if (h.autoApply()) {
+          this.selfSwitched = head;
           const s = await h.switchTo(head);
           if (!s.ok) this.o.logger.error({ rev: head, message: s.message }, 'config group: the cluster\'s revision does not run here; the running config stays');
         }
