@@ -217,6 +217,22 @@ describe('the config group', () => {
     expect(c.nodes[0]!.switched).toEqual([]);
   });
 
+  it('a replayed proposal is ignored: a refused change cannot be committed by sending its message again', async () => {
+    const { bus, nodes } = await started(3);
+    const sent: Buffer[] = [];
+    const n1 = nodes[0]!.fake!;
+    const send = n1.send.bind(n1);
+    n1.send = (d: Buffer) => { sent.push(Buffer.from(d)); send(d); };
+    nodes[2]!.errors = ['n3/vipmta.conf:1:1: no'];
+    expect(await nodes[0]!.group.propose(change('', 'x'))).toMatchObject({ ok: false, rejected: [{ node: 'n3' }] });
+    nodes[2]!.errors = [];
+    const propose = sent.find((b) => b.subarray(32).toString().startsWith('{"t":"P"'))!;
+    bus.deliver(n1, propose);
+    for (let i = 0; i < 50; i++) await tick();
+    for (const n of nodes) expect(n.repo.history).toEqual([]);
+    for (const n of nodes) expect(n.group['round'].busy).toBe(false);
+  });
+
   it('refuses a change over 512 KiB before sending it', async () => {
     const { nodes } = await started(1);
     const big = { ...change('', 'x'), files: [{ path: 'global/big', content: Buffer.alloc(600 * 1024) }] };
