@@ -346,7 +346,7 @@ export class ConfigGroup implements ConfigCoordinator {
       if (!s.ok) this.o.logger.error({ rev, message: s.message }, 'config group: switching to an agreed revision failed; the running config stays');
     }
     this.sendState();
-    return { ok: true, rev, message: `committed ${rev.slice(0, 12)} on ${names.join(', ')}${switched} (the members with Auto_Apply switch to it; see config status)` };
+    return { ok: true, rev, message: `committed ${rev} on ${names.join(', ')}${switched} (the members with Auto_Apply switch to it; see config status)` };
   }
 
   private endAll(why: string): void {

@@ -149,7 +149,7 @@ describe('the config group', () => {
   it('a commit on n1 is committed with the same id and run on every member, and status says so', async () => {
     const { nodes } = await started(3);
     const r = await nodes[0]!.group.propose(change('', 'one'));
-    expect(r).toMatchObject({ ok: true, message: expect.stringMatching(/^committed [0-9a-f]{12} on n1, n2, n3; running it here/) });
+    expect(r).toMatchObject({ ok: true, message: expect.stringMatching(/^committed [0-9a-f]{40} on n1, n2, n3; running it here/) });
     const rev = (r as { rev: string }).rev;
     await until(() => nodes.every((n) => n.running === rev));
     for (const n of nodes) expect(n.repo.history.map((h) => h.rev)).toEqual([rev]);
