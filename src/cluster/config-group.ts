@@ -128,6 +128,7 @@ export class ConfigGroup implements ConfigCoordinator {
     if (g === null || this.self === null) return refuse(`refused: not in the config group (corosync: ${this.link.joinError ?? 'not joined yet'})`);
     if (key === null) return refuse('refused: a cluster commit needs Cluster_Secret (it authenticates the config group)');
     if (!this.caughtUp) return refuse('refused: this node is catching up with the cluster\'s config repository; commit from another node or wait');
+    if (!this.quorate()) return refuse('refused: this partition has no quorum; a commit is accepted only where a majority of the cluster is');
     const seq = ++this.seq;
     const id = proposalId(this.self, seq);
     let msg: Buffer;
@@ -290,6 +291,12 @@ export class ConfigGroup implements ConfigCoordinator {
 
   /** This member checks the proposal and votes. */
   private check(id: string, cs: ChangeSet): void {
+    // The agreed states may lag a quorum change by a message: a voter that knows it has lost
+    // quorum says no, so a partition that has just become a minority cannot commit.
+    if (!this.quorate()) {
+      this.send({ type: 'vote', id, ok: false, errors: [`${this.o.host.node}: this node's partition has no quorum (now)`] });
+      return;
+    }
     void this.o.host.check(cs).then((errors) => errors, (err: unknown) => [`${this.o.host.node}: cannot check the change: ${(err as Error).message}`]).then((errors) => {
       let list = errors.slice(0, 200).map((e) => (e.length > 4000 ? `${e.slice(0, 4000)}...` : e));
       // The vote must fit one message.
