@@ -1,10 +1,7 @@
-// The cluster's config coordinator (issue 16): the CPG group "vipmta-config" every node running from
-// a config repository joins. A commit is a PROPOSE of its ChangeSet; every member decides from the
-// same agreed messages (config-round.ts): each voter checks it (ConfigNodeHost.check) and VOTEs, and
-// once all said yes every voter commits the same revision and those with Auto_Apply switch to it
-// inside a DuraVIP reload round (reload-round.ts), so the cluster elects once. Members say their
-// STATE after every view change and every change; one behind the cluster fetches the missing
-// revisions as a git bundle from a member (config-link.ts) and takes no address until it has.
+// The cluster's config coordinator (issue 16), CPG group "vipmta-config": a commit is a PROPOSE
+// decided by every member from the same agreed messages (config-round.ts): each voter checks and
+// VOTEs, then all commit the same revision and switch inside a DuraVIP reload round (one election).
+// Members say their STATE; one behind fetches a git bundle (config-link.ts) before it takes an address.
 // Main thread; nothing blocks (corosync sends are queued to the addon's IO thread, git runs as a child).
 
 import { execFile } from 'node:child_process';

@@ -1,9 +1,7 @@
-// The config group's decision (issue 16), pure: fed the group's agreed events (view changes, STATE,
-// PROPOSE, VOTE, ABORT) in corosync's agreed order, every member computes the same outcome without
-// a round trip per message, as the DuraVIP election does. One proposal is open at a time; it is
-// refused when the partition has no quorum, its base is not the agreed head, another one is open, a
-// voter rejects it or leaves before voting, or its proposer aborts it; it is committed when every
-// voter said yes. The catch-up rule (who is behind, and who has what it misses) is here too.
+// The config group's decision (issue 16), pure: fed the agreed events (views, STATE, PROPOSE, VOTE,
+// ABORT) in corosync's order, every member computes the same outcome without a round trip per
+// message: one proposal at a time, refused without quorum, on a stale base, by a voter's errors or
+// its leaving, or by the proposer's abort; committed when every voter said yes; and who is behind.
 // Main thread; no I/O (config-group.ts does the sends, the checks and the commits).
 
 import type { ChangeSet } from '../config/repo/types.js';

@@ -1,9 +1,7 @@
-// The node's wiring of the cluster's config coordinator (issue 16): on a node that runs from a
-// config repository and has a Cluster stanza, the config group (cluster/config-group.ts) decides
-// every commit; this makes it, hands it to the node side (setCoordinator) in place of the local
-// coordinator, lets the ECCluster_Listeners serve the repository to members catching up (XCONFIG),
-// fetches from a member's ECCluster_Listener as #mmove does, and tells the DuraVIP manager whether
-// this node's config has caught up (its gate). Main thread; nothing blocks.
+// The node's wiring of the cluster's config coordinator (issue 16), on a node run from a config
+// repository with a Cluster stanza: makes the config group and hands it to the node side
+// (setCoordinator), serves XCONFIG from the ECCluster_Listeners, fetches from a member's, and tells
+// the DuraVIP manager whether this node's config has caught up. Main thread; nothing blocks.
 
 import type { Logger } from 'pino';
 import { ConfigGroup } from '../cluster/config-group.js';
