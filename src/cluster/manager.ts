@@ -106,6 +106,9 @@ export class ClusterManager extends EventEmitter {
   private readonly stallLimitMs: number;
   /** This node's drain (`cluster drain`): owns nothing, takes no mail, moves its queue away. */
   private readonly drainState: NodeDrain;
+  /** Issue 16: false while this node's config repository is behind the cluster's (config-group.ts):
+   *  it announces itself not quorate, so no election makes it a candidate. Open without a repository. */
+  private configGate = true;
 
   constructor(opts: ClusterManagerOptions) {
     super();
@@ -307,7 +310,7 @@ export class ClusterManager extends EventEmitter {
       node: this.node,
       nodeid: g.localNodeId,
       seq: ++this.seq,
-      quorate: this.localQuorate() && !this.stalled,
+      quorate: this.localQuorate() && !this.stalled && this.configGate,
       leaving: this.leaving,
       drained: this.drainState.drained,
       memberSince: this.memberSince ?? Date.now(),
@@ -322,7 +325,7 @@ export class ClusterManager extends EventEmitter {
   private announce(force: boolean): void {
     const g = this.group;
     if (g === null || g.closed) return;
-    const digest = JSON.stringify([this.localQuorate(), this.stalled, this.leaving, this.drainState.drained, this.holdings.held().sort(), this.entries, this.configSince]);
+    const digest = JSON.stringify([this.localQuorate(), this.configGate, this.stalled, this.leaving, this.drainState.drained, this.holdings.held().sort(), this.entries, this.configSince]);
     if (!force && digest === this.lastAnnounced) return;
     this.lastAnnounced = digest;
     this.send({ type: 'announce', now: Date.now(), state: this.myState(), neighbours: localNeighbours(this.config.cluster) });
@@ -394,6 +397,18 @@ export class ClusterManager extends EventEmitter {
     setTimeout(() => {
       if (this.view === v && v.reload !== null) this.send({ type: 'tick', now: Date.now() });
     }, RELOAD_WAIT_MS + 100).unref();
+  }
+
+  /** The config group says whether this node's config has caught up with the cluster's: until
+   *  it has, it holds nothing and is a candidate for no address. */
+  setConfigGate(open: boolean, why: string): void {
+    if (open === this.configGate) return;
+    this.configGate = open;
+    this.logger.info({ why }, open ? 'cluster: config caught up: a candidate for addresses again' : 'cluster: config behind the cluster\'s: a candidate for no address');
+    // Before the first join nothing is held or announced: the first announce carries the gate.
+    if (this.group === null) return;
+    this.apply();
+    this.announce(true);
   }
 
   /** `console --cluster config reload` asks: open a reload round on every member, before the
@@ -470,7 +485,7 @@ export class ClusterManager extends EventEmitter {
 
   /** What this node should hold now. */
   private wanted(): Set<string> {
-    if (this.alloc === null || this.leaving || this.drainState.drained || this.stalled || !this.localQuorate()) return new Set();
+    if (this.alloc === null || this.leaving || this.drainState.drained || this.stalled || !this.configGate || !this.localQuorate()) return new Set();
     return new Set(planFor(this.alloc, this.node));
   }
 

@@ -26,6 +26,7 @@ import {
 } from './wire.js';
 import { looksLikeTlsHello } from './tls.js';
 import { encodeBatch, JOURNAL_KEYWORD, parseJournalCommand, type JournalSource } from './journal.js';
+import { bundleReply, parseConfigCommand, type ConfigBundleSource } from './config-fetch.js';
 
 /** One message being received, as the spool's writer hands it out (spool/index.ts MessageWriter). */
 export interface ReceiverMessage {
@@ -59,6 +60,9 @@ export interface SessionOptions {
   /** The node's event journal, read by authenticated peers with XJOURNAL (journal.ts); null or
    *  absent: XJOURNAL is refused with 554 5.3.3. */
   journal?: JournalSource | null;
+  /** The node's config repository, fetched by members catching up with XCONFIG (config-fetch.ts);
+   *  null or absent: XCONFIG is refused with 554 5.3.3. */
+  config?: ConfigBundleSource | null;
 }
 
 /** The listener's counters a session adds to (MmoveReceiverStats adds connections and active). */
@@ -306,6 +310,8 @@ export class ReceiverSession {
         return this.announce(args);
       case 'XJOURNAL':
         return this.journal(args);
+      case 'XCONFIG':
+        return this.configBundle(args);
       case 'MAIL':
         return this.mail(args);
       case 'RCPT':
@@ -390,6 +396,27 @@ export class ReceiverSession {
     } catch (err) {
       failed(err);
     }
+  }
+
+  /** XCONFIG BUNDLE (config-fetch.ts has the wire): a member catching up fetches the revisions it
+   *  misses. Like XJOURNAL READ: the reply waits in its slot, the bundle follows its line. */
+  private configBundle(args: string): void {
+    const o = this.o;
+    if (this.peer === null) return this.reply(REPLIES.authRequired);
+    if (this.tx !== null) return this.reply(REPLIES.badSequence);
+    const cmd = parseConfigCommand(args);
+    if (cmd === null) return this.reply(REPLIES.syntaxError);
+    const source = o.config ?? null;
+    if (source === null) return this.line('554 5.3.3 XCONFIG: this node runs no config repository');
+    const slot = this.reserve();
+    this.inFlight++;
+    source.bundle(cmd.since).then(({ head, bundle }) => {
+      if (bundle.length > 0) (this.payloads ??= new Map()).set(slot, bundle);
+      this.fill(slot, bundleReply(head, bundle.length));
+    }, (err: unknown) => {
+      o.logger.warn({ err, listener: o.name, node: this.peer }, 'config bundle for a peer failed');
+      this.fill(slot, `451 4.3.0 XCONFIG: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
+    });
   }
 
   private mail(args: string): void {

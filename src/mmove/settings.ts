@@ -32,6 +32,9 @@ export interface MmoveSettings {
   /** The node's drained word (listener/drain-flag.ts, set by the main thread): while set, MAIL
    *  is answered 451 4.3.2 so the sender keeps the message until its route changes. */
   drained?: SharedArrayBuffer;
+  /** The node's config repository (issue 16), served to members catching up with XCONFIG
+   *  (config-fetch.ts); absent or null: none. */
+  configRepo?: string | null;
 }
 
 export function mmoveSettings(cfg: Config): MmoveSettings {

@@ -39,6 +39,11 @@ function sessionCount(name: string): SharedArrayBuffer {
 
 /** Memory for bodies in flight, one budget for every ESMTP listener and worker of the process. */
 let bodyMemory: SharedArrayBuffer | null = null;
+/** The config repository the ECCluster_Listeners serve to members catching up (issue 16; node/config-cluster.ts sets it). */
+let configRepo: string | null = null;
+export function serveConfigRepo(dir: string | null): void {
+  configRepo = dir;
+}
 
 /** The process's body-memory buffer with cfg's Max_Body_Memory in force (start and every reload). */
 export function bodyMemoryBuffer(cfg: Config): SharedArrayBuffer {
@@ -63,7 +68,7 @@ export function listenerSpecs(cfg: Config): ListenerSpec[] {
 function mmoveListening(cfg: Config): MmoveSettings {
   const s = mmoveSettings(cfg);
   const dv = duravipAddresses(cfg);
-  return { ...s, listeners: s.listeners.map((l) => ({ ...l, freeBind: isDuravip(dv, l.host) })), drained: drainFlagBuffer() };
+  return { ...s, listeners: s.listeners.map((l) => ({ ...l, freeBind: isDuravip(dv, l.host) })), drained: drainFlagBuffer(), configRepo };
 }
 
 /** HTTP injection's requests in progress across workers: one buffer for the life of the process. */

@@ -10,6 +10,7 @@ import type { DedupTable } from '../mmove/dedup.js';
 import { MmoveReceiver, type MmoveReceiverStats, type ReceiverSink } from '../mmove/receiver.js';
 import type { MmoveListenerSpec, MmoveSettings } from '../mmove/settings.js';
 import type { JournalSource } from '../mmove/journal.js';
+import { gitBundleSource } from '../mmove/config-fetch.js';
 import { DrainFlag } from '../listener/drain-flag.js';
 import type { MmoveWorkerStats } from './protocol.js';
 import { SocketSet } from './socket-set.js';
@@ -27,7 +28,7 @@ export interface MmoveHostOptions {
 }
 
 /** A receiver serves one secret, hop limit and TLS mode: a change of any makes a new one. */
-type ReceiverSpec = MmoveListenerSpec & Pick<MmoveSettings, 'secret' | 'maxHops' | 'tls'>;
+type ReceiverSpec = MmoveListenerSpec & Pick<MmoveSettings, 'secret' | 'maxHops' | 'tls' | 'configRepo'>;
 
 export class MmoveHost {
   private readonly receivers: SocketSet<ReceiverSpec, MmoveReceiver>;
@@ -50,9 +51,9 @@ export class MmoveHost {
   /** Makes the open receivers exactly settings.listeners (all or nothing, SocketSet). */
   async set(settings: MmoveSettings): Promise<string[]> {
     if (this.draining) return [];
-    const { secret, maxHops, tls } = settings;
+    const { secret, maxHops, tls, configRepo } = settings;
     if (settings.drained !== undefined && this.drainFlag === null) this.drainFlag = new DrainFlag(settings.drained);
-    const listening = await this.receivers.set(settings.listeners.map((l) => ({ ...l, secret, maxHops, tls })));
+    const listening = await this.receivers.set(settings.listeners.map((l) => ({ ...l, secret, maxHops, tls, configRepo })));
     this.settings = settings;
     const ck = JSON.stringify([settings.secret, settings.connectionsPerPeer, settings.tls]);
     if (ck !== this.clientKey) {
@@ -109,6 +110,7 @@ export class MmoveHost {
       drained: () => this.drainFlag?.drained === true,
       tls: s.tls,
       journal: this.o.journal ?? null,
+      config: s.configRepo ? gitBundleSource(s.configRepo) : null,
     });
   }
 }
