@@ -198,8 +198,11 @@ function table(rows: Row[]): string {
       `| ${kib(r.size)} / ${r.sessions} | ${r.system} | ${rate} | ${ratio} | ${f2(r.serverCpuMsPerMsg)} | ${f2(r.clientCpuMsPerMsg)} | ${f0(r.peakRssMiB)} | ${f0(r.peakPssMiB)} | ${r.processes || '-'} | ${r.held ?? 'n/a'} |`,
     );
   }
-  for (const c of rows.filter((r) => r.system === 'candidate' && r.ok)) {
-    const v = rows.find((x) => x.system === 'vipmta' && x.size === c.size && x.sessions === c.sessions && x.ok);
+  // Each candidate against the vipmta row measured just before it (a case listed twice, e.g.
+  // --sessions 64,64, gives two pairs).
+  for (const [i, c] of rows.entries()) {
+    if (c.system !== 'candidate' || !c.ok) continue;
+    const v = rows.slice(0, i).reverse().find((x) => x.system === 'vipmta' && x.size === c.size && x.sessions === c.sessions && x.ok);
     if (v !== undefined) {
       out.push(`\ncandidate / vipmta, ${kib(c.size)} / ${c.sessions}: ${(c.msgPerSec / v.msgPerSec).toFixed(2)}x msg/s, ${(c.serverCpuMsPerMsg / v.serverCpuMsPerMsg).toFixed(2)}x CPU per message`);
     }
