@@ -19,6 +19,7 @@
 //   --log-level info (vipmta's Log_Level; its log goes to a file, as Postfix's does)
 //   --cpu-prof DIR (profile vipmta)  --json (also write bench/results/delivery-<time>.json)
 //   --vipmta-root DIR (another built checkout)
+//   --strace DIR (strace -c -f on vipmta during the delivery only: DIR/delivery-<size>.txt; slows it)
 //   --domain-options 'OPTION = VALUE ...' (added to vipmta's Domain stanza of the sink's domain, e.g.
 //   limits that never bind, to measure what they cost)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
@@ -31,6 +32,7 @@ import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type PostfixServer, type SinkServer, type VipmtaServer } from './lib/servers.js';
 import { runSmtpSource, SMTP_SOURCE, sourceArgs } from './lib/smtp-source.js';
 import { f0, f2, kib, machineLine } from './lib/report.js';
+import { startStrace } from './lib/strace.js';
 
 type System = 'postfix' | 'vipmta';
 const SYSTEMS: readonly System[] = ['postfix', 'vipmta'];
@@ -73,6 +75,7 @@ const { values: opt } = parseArgs({
     json: { type: 'boolean', default: false },
     'vipmta-root': { type: 'string' },
     'domain-options': { type: 'string', default: '' },
+    strace: { type: 'string' },
   },
   strict: true,
 });
@@ -89,6 +92,7 @@ const sizes = list(opt.sizes, 'sizes');
 const fillSessions = list(opt['fill-sessions'], 'fill-sessions')[0]!;
 const cpuProf = opt['cpu-prof'] === undefined ? null : path.resolve(opt['cpu-prof']);
 if (cpuProf !== null) fs.mkdirSync(cpuProf, { recursive: true });
+if (opt.strace !== undefined) fs.mkdirSync(path.resolve(opt.strace), { recursive: true });
 // The longest we wait for a phase: generous (a failed system shows as a timeout, not a hang).
 const phaseTimeoutMs = (n: number): number => Math.max(60_000, n * 20);
 
@@ -200,10 +204,12 @@ async function measure(system: System, size: number): Promise<Row> {
     const mem = new MemorySampler(server.rootPid);
     const cpu0 = treeCpuSeconds(server.rootPid);
     const sinkCpu0 = treeCpuSeconds(sink.rootPid);
+    const tracer = opt.strace === undefined || system !== 'vipmta' ? null : await startStrace(server.rootPid, path.join(path.resolve(opt.strace), `delivery-${size}.txt`));
     const t0 = process.hrtime.bigint();
     await subject.release();
     row.releaseSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     await sink.waitFor(target, phaseTimeoutMs(messages));
+    await tracer?.();
     row.wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu1 = treeCpuSeconds(server.rootPid);
     const sinkCpu1 = treeCpuSeconds(sink.rootPid);

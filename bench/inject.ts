@@ -12,6 +12,8 @@
 //   --json (also write bench/results/inject-<time>.json)
 //   --vipmta-root DIR (another built checkout)  --candidate DIR (a second build, measured after vipmta)
 //   --log-level info (vipmta's Log_Level, default warn; its log goes to a file, as Postfix's does)
+//   --strace DIR (strace -c -f on vipmta's process during the measured messages only: syscalls per message,
+//     DIR/<system>-<size>-<sessions>.txt; slows the server, so its rates are not figures)
 //   --extra-config 'Event_Log_Lines = false' (appended to vipmta's config, not the candidate's; \n for a new line)
 // Runs on the main thread only; it blocks on child processes and samples /proc every 250 ms.
 import fs from 'node:fs';
@@ -23,6 +25,7 @@ import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type Server } from './lib/servers.js';
 import { runSmtpSource, sourceArgs, SMTP_SOURCE } from './lib/smtp-source.js';
 import { f0, f2, kib, machineLine } from './lib/report.js';
+import { startStrace } from './lib/strace.js';
 
 type System = 'smtp-sink' | 'postfix' | 'vipmta' | 'candidate';
 const SYSTEMS: readonly System[] = ['smtp-sink', 'postfix', 'vipmta', 'candidate'];
@@ -63,6 +66,7 @@ const { values: opt } = parseArgs({
     candidate: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
     'extra-config': { type: 'string', default: '' },
+    strace: { type: 'string' },
   },
   strict: true,
 });
@@ -87,6 +91,9 @@ const warmup = Number(opt.warmup);
 if (!Number.isInteger(warmup) || warmup < 0) throw new Error('--warmup: expected an integer >= 0');
 const cpuProf = opt['cpu-prof'] === undefined ? null : path.resolve(opt['cpu-prof']);
 if (cpuProf !== null) fs.mkdirSync(cpuProf, { recursive: true });
+
+const straceDir = opt.strace === undefined ? null : path.resolve(opt.strace);
+if (straceDir !== null) fs.mkdirSync(straceDir, { recursive: true });
 
 function start(system: System): Promise<Server> {
   switch (system) {
@@ -149,8 +156,10 @@ async function measure(system: System, size: number, sessions: number): Promise<
       if (!w.ok) throw new Error(`warm-up: smtp-source: ${w.error.split('\n').slice(-3).join(' | ')}`);
     }
     const mem = new MemorySampler(server.rootPid);
+    const tracer = straceDir === null || (system !== 'vipmta' && system !== 'candidate') ? null : await startStrace(server.rootPid, path.join(straceDir, `${system}-${size}-${sessions}.txt`));
     const cpu0 = treeCpuSeconds(server.rootPid);
     const load = await runSmtpSource({ port: server.port, messages, sessions, size, reuseConnections: reuse });
+    await tracer?.();
     const cpu1 = treeCpuSeconds(server.rootPid);
     const peak = mem.stop();
     row.wallSeconds = load.wallSeconds;
@@ -189,8 +198,11 @@ function table(rows: Row[]): string {
       `| ${kib(r.size)} / ${r.sessions} | ${r.system} | ${rate} | ${ratio} | ${f2(r.serverCpuMsPerMsg)} | ${f2(r.clientCpuMsPerMsg)} | ${f0(r.peakRssMiB)} | ${f0(r.peakPssMiB)} | ${r.processes || '-'} | ${r.held ?? 'n/a'} |`,
     );
   }
-  for (const c of rows.filter((r) => r.system === 'candidate' && r.ok)) {
-    const v = rows.find((x) => x.system === 'vipmta' && x.size === c.size && x.sessions === c.sessions && x.ok);
+  // Each candidate against the vipmta row measured just before it (a case listed twice, e.g.
+  // --sessions 64,64, gives two pairs).
+  for (const [i, c] of rows.entries()) {
+    if (c.system !== 'candidate' || !c.ok) continue;
+    const v = rows.slice(0, i).reverse().find((x) => x.system === 'vipmta' && x.size === c.size && x.sessions === c.sessions && x.ok);
     if (v !== undefined) {
       out.push(`\ncandidate / vipmta, ${kib(c.size)} / ${c.sessions}: ${(c.msgPerSec / v.msgPerSec).toFixed(2)}x msg/s, ${(c.serverCpuMsPerMsg / v.serverCpuMsPerMsg).toFixed(2)}x CPU per message`);
     }
