@@ -33,6 +33,7 @@ import { makeQueue } from './queue-wiring.js';
 import { NodeShaping } from './shaping.js';
 import { InboundLimits, inboundCounts } from './inbound-limits.js';
 import { assertListenable, claimListenAddresses, listenAddresses, type ListenClaim } from './listen-check.js';
+import { ConfigCluster } from './config-cluster.js';
 import { settledInJournal } from './settled.js';
 import { logConfigWarnings, reloadConfig, type ReloadResult } from './reload.js';
 import { SpoolFullWatch } from './spool-full.js';
@@ -105,6 +106,8 @@ export class Daemon {
   private exporters: Exporters | null = null;
   /** The config repository's node side (started with --repo); null on a node run from a file. */
   private configHost: NodeConfigHost | null = null;
+  /** The cluster's config coordinator (node/config-cluster.ts): a repository and a Cluster stanza. */
+  private configCluster: ConfigCluster | null = null;
   /** Resolves when the daemon has stopped; the CLI exits with this code. */
   readonly stopped: Promise<number>;
   private resolveStopped!: (code: number) => void;
@@ -218,6 +221,14 @@ export class Daemon {
       // Cluster-wide limits use no share without quorum: told at once, not at the next tick.
       this.cluster.on('quorum', (q: boolean) => this.shaping.node.allowances.quorumChanged(q));
       watchDrain(this.cluster, () => this.queue, this.logger);
+      // Run from a config repository: the config group decides commits for the cluster, and this
+      // node takes no address until its config has caught up (set before the manager first joins;
+      // before the workers start, whose ECCluster_Listeners then serve XCONFIG).
+      const host = this.configHost;
+      if (host !== null) {
+        this.configCluster = ConfigCluster.create({ config: () => this.config, logger: this.logger, host, cluster: () => this.cluster, setCoordinator: (c) => host.setCoordinator(c) });
+        this.configCluster?.start();
+      }
     }
     await this.openSpool();
     this.watchSpool();
@@ -460,6 +471,7 @@ export class Daemon {
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     this.clusterConsole?.stop();
+    this.configCluster?.stop();
     await this.aggregator?.stop();
     this.aggregator = null;
     await this.exporters?.stop();

@@ -147,7 +147,8 @@ describe('the config repository on three nodes', () => {
 
   it('a commit naming an Interface n3 lacks is refused everywhere with n3\'s error', async () => {
     const before = history('n1');
-    for (const n of ['n1', 'n2']) execFileSync('ip', ['-n', lab.host(n).ns, 'link', 'add', 'cfgx0', 'type', 'dummy']);
+    // A veth pair inside each namespace (the dummy driver is not in every kernel; veth is, the lab needs it).
+    for (const n of ['n1', 'n2']) execFileSync('ip', ['-n', lab.host(n).ns, 'link', 'add', 'cfgx0', 'type', 'veth', 'peer', 'name', 'cfgx0p']);
     const wc = path.join(work, 'wc1');
     edit(wc, 'global/common.conf', (t) => t.replace('  Topology "198.51.100.0/24"', '  Topology "203.0.113.0/24" { Interface = "cfgx0" Cidrmask = 32 }\n  Topology "198.51.100.0/24"'));
     const c = await commit(wc, 'n1', 'a topology on cfgx0');
