@@ -221,13 +221,11 @@ export class Daemon {
       // Cluster-wide limits use no share without quorum: told at once, not at the next tick.
       this.cluster.on('quorum', (q: boolean) => this.shaping.node.allowances.quorumChanged(q));
       watchDrain(this.cluster, () => this.queue, this.logger);
-      // Run from a config repository: the config group decides commits for the cluster, and this
-      // node takes no address until its config has caught up (set before the manager first joins;
-      // before the workers start, whose ECCluster_Listeners then serve XCONFIG).
+      // Run from a config repository: the config group decides commits for the cluster. Made
+      // before the workers start, whose ECCluster_Listeners then serve XCONFIG; started below.
       const host = this.configHost;
       if (host !== null) {
         this.configCluster = ConfigCluster.create({ config: () => this.config, logger: this.logger, host, cluster: () => this.cluster, setCoordinator: (c) => host.setCoordinator(c) });
-        this.configCluster?.start();
       }
     }
     await this.openSpool();
@@ -293,6 +291,9 @@ export class Daemon {
     await this.startHttp();
     this.installSignals();
     if (this.cluster !== null) {
+      // After the workers (a switch reloads through them), before the manager joins (the gate is
+      // closed from its first announce: no address until this node's config has caught up).
+      this.configCluster?.start();
       startCluster(this.cluster, { config: this.config, reroute: () => this.queue.reroute(), dispatch: this.dispatch, logger: this.logger, events: this.events });
     }
     this.logger.info(
@@ -465,13 +466,14 @@ export class Daemon {
   }
 
   private async teardown(): Promise<void> {
+    // No config switch may start while the node stops (it would reload through stopping workers).
+    this.configCluster?.stop();
     this.listenClaim.release();
     // The cluster hands its addresses over first, before sessions drain.
     await stopCluster(this.cluster, this.logger);
     await Promise.allSettled(this.controls.map((c) => c.stop()));
     this.controls = [];
     this.clusterConsole?.stop();
-    this.configCluster?.stop();
     await this.aggregator?.stop();
     this.aggregator = null;
     await this.exporters?.stop();
