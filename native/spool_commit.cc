@@ -323,7 +323,9 @@ void Core::Complete(std::vector<Op>& ops, Batch* b) {
       c.detail = "no queued message " + op.id;
     } else if (b->jerr != 0 && (op.kind == Op::kDone || op.kind == Op::kUpdate)) {
       Fail(&c, b->jerr, b->jsc);
-    } else if (b->everr != 0 && op.kind != Op::kEventsTrim) {
+    } else if (b->everr != 0 && op.kind != Op::kEventsTrim && (!op.events.empty() || op.kind == Op::kEvents)) {
+      // Only an op whose own events were not written fails for them: a done-mark or an update
+      // without events stands on its journal write alone (it was applied).
       Fail(&c, b->everr, b->evsc);
     }
     sink_of(op.sink).push_back(std::move(c));

@@ -261,8 +261,10 @@ void EventLog::RollBack() {
   admitted_ = 0;
   if (buf_.empty()) return;
   if (started_ && fd_ >= 0) {
+    // Not preallocated again: the write failed, most often for lack of space, and whatever the
+    // cut gives back is what the spool's done-marks need to free the disk (a full spool delivers
+    // its mail and reclaims its segments). The next segment is preallocated as usual.
     if (ftruncate(fd_, static_cast<off_t>(batch_off_)) == 0) {
-      if (prealloc_) (void)fallocate(fd_, 0, 0, static_cast<off_t>(o_.segment_size));
       if (sync_) (void)DataSync(fd_);
     }
   }
