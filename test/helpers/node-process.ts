@@ -239,9 +239,9 @@ export async function smtpConnect(port: number, host = '127.0.0.1'): Promise<{ s
 }
 
 /** Runs the CLI with args (already including cliPath) and collects its output. */
-export function runCli(args: string[], cwd: string, timeoutMs = 30_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function runCli(args: string[], cwd: string, timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

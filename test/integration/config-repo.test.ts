@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cliPath, freePort, VipmtaProcess } from '../helpers/node-process.js';
+import { cliPath, freePort, runCli, VipmtaProcess } from '../helpers/node-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const started: VipmtaProcess[] = [];
@@ -14,21 +14,7 @@ afterEach(async () => {
 });
 
 function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`vipmta ${args.join(' ')} did not finish in time`));
-    }, 60_000);
-    child.on('exit', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runCli([cliPath, ...args], cwd, 60_000, env);
 }
 
 function startNode(dir: string, repo: string): VipmtaProcess {
