@@ -15,6 +15,14 @@
 namespace vipmta::spool {
 namespace {
 constexpr int64_t kCompactRetryMs = 5000;  // a snapshot deferred at open (disk full): retry pace
+// Space held beyond the journal's end (FALLOC_FL_KEEP_SIZE: the file's size does not change), so
+// that on a full disk the done-marks that free it can still be written; renewed every kReserveStep.
+constexpr off_t kReserve = 256 * 1024;
+constexpr uint64_t kReserveStep = 64 * 1024;
+
+void Reserve(int fd, uint64_t from) {
+  if (fd >= 0) (void)fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), kReserve);
+}
 }  // namespace
 
 int Core::SyncDir() {
@@ -78,6 +86,7 @@ int Core::CompactJournal(const char** sc) {
   jrn_no_ = no;
   jrn_off_ = b.size();
   compact_pending_ = false;
+  Reserve(fd, jrn_off_);
   return 0;
 }
 
@@ -148,7 +157,9 @@ void Core::WriteJournal(Batch* b) {
   if (b->jerr != 0) {
     (void)ftruncate(jrn_fd_, static_cast<off_t>(jrn_off_));
   } else {
+    uint64_t before = jrn_off_;
     jrn_off_ += jbuf_.size();
+    if (before / kReserveStep != jrn_off_ / kReserveStep) Reserve(jrn_fd_, jrn_off_);
   }
 }
 
