@@ -15,7 +15,7 @@
 // Build and run (repository root, as root for Postfix; needs `npx tsc -p tsconfig.json` first):
 //   npm run bench:delivery -- [--quick] [options]
 // Options: --quick (2,000 messages, 200 warm-up)  --messages N (default 20,000)  --sizes 4096,65536
-//   --systems postfix,vipmta  --warmup W (default 1,000)  --worker-threads 2  --fill-sessions 32
+//   --systems postfix,vipmta  --warmup W (default 1,000)  --worker-threads N (default 0: the product's default, one per core but one)  --fill-sessions 32
 //   --log-level info (vipmta's Log_Level; its log goes to a file, as Postfix's does)
 //   --cpu-prof DIR (profile vipmta)  --json (also write bench/results/delivery-<time>.json)
 //   --vipmta-root DIR (another built checkout)
@@ -68,7 +68,7 @@ const { values: opt } = parseArgs({
     systems: { type: 'string', default: 'postfix,vipmta' },
     sizes: { type: 'string', default: '4096,65536' },
     warmup: { type: 'string' },
-    'worker-threads': { type: 'string', default: '2' },
+    'worker-threads': { type: 'string', default: '0' },
     'fill-sessions': { type: 'string', default: '32' },
     'log-level': { type: 'string', default: 'info' },
     'cpu-prof': { type: 'string' },
@@ -262,7 +262,7 @@ function header(): string {
     machineLine(),
     `fill: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (-l per size), after ${warmup} unmeasured warm-up messages delivered the same way`,
     `sink: /usr/sbin/smtp-sink -c -u nobody 127.0.0.1:PORT 1024, a fresh one per case`,
-    `vipmta: ${vipmtaRoot}; Worker_Threads = ${opt['worker-threads']}, Log_Level = ${opt['log-level']} (to a file), Spool Sync = fdatasync, delivery defaults (Max_Outbound_Connections 20, Max_Deliveries_Per_Connection 100), Domain "example.com" { Routes = ( "127.0.0.1:PORT" ) }; held by Suspend_Delivery = true, released by config reload`,
+    `vipmta: ${vipmtaRoot}; Worker_Threads = ${opt['worker-threads'] === '0' ? 'default' : opt['worker-threads']}, Log_Level = ${opt['log-level']} (to a file), Spool Sync = fdatasync, delivery defaults (Max_Outbound_Connections 20, Max_Deliveries_Per_Connection 100), Domain "example.com" { Routes = ( "127.0.0.1:PORT" ) }; held by Suspend_Delivery = true, released by config reload`,
     `Postfix: bench/postfix/*.cf.in plus ${Object.entries(pf.main).map(([k, v]) => `${k} = ${v}`).join(', ').replace(':0', ':PORT')} and master.cf services smtp, relay (smtp(8)); held by static:HOLD, released by postsuper -H ALL + postqueue -f`,
   ].join('\n');
 }

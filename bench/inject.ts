@@ -7,7 +7,7 @@
 //     --skipLibCheck --rootDir bench --outDir node_modules/.cache/vipmta-bench bench/inject.ts \
 //     && node node_modules/.cache/vipmta-bench/inject.js [--quick] [options]
 // Options: --quick (2,000 messages per case), --messages N (default 20,000; env INJECT_MESSAGES),
-//   --systems smtp-sink,postfix,vipmta  --sizes 4096,65536  --sessions 16,64  --worker-threads 2
+//   --systems smtp-sink,postfix,vipmta  --sizes 4096,65536  --sessions 16,64  --worker-threads N (default 0: the product's default, one per core but one)
 //   --warmup N (unmeasured messages first, default 1,000)  --no-reuse (one connection per message)  --cpu-prof DIR (profile vipmta)
 //   --json (also write bench/results/inject-<time>.json)
 //   --vipmta-root DIR (another built checkout)  --candidate DIR (a second build, measured after vipmta)
@@ -57,7 +57,7 @@ const { values: opt } = parseArgs({
     systems: { type: 'string', default: 'smtp-sink,postfix,vipmta' },
     sizes: { type: 'string', default: '4096,65536' },
     sessions: { type: 'string', default: '16,64' },
-    'worker-threads': { type: 'string', default: '2' },
+    'worker-threads': { type: 'string', default: '0' },
     warmup: { type: 'string', default: '1000' },
     'no-reuse': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
@@ -215,7 +215,7 @@ function header(): string {
   return [
     machineLine(),
     `load: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (per case -s/-l vary), after ${warmup} unmeasured warm-up messages`,
-    `vipmta: ${vipmtaRoot}${candidateRoot === null ? '' : `; candidate: ${candidateRoot}`}; Worker_Threads = ${opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
+    `vipmta: ${vipmtaRoot}${candidateRoot === null ? '' : `; candidate: ${candidateRoot}`}; Worker_Threads = ${opt['worker-threads'] === '0' ? 'default' : opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
   ].join('\n');
 }
 

@@ -119,6 +119,7 @@ export interface VipmtaOptions {
   name: string;
   /** A built checkout: runs <repoRoot>/bin/vipmta.js. */
   repoRoot: string;
+  /** Worker_Threads; 0 leaves it out (the product's default). */
   workerThreads: number;
   /** Extra `node` flags for the server, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeFlags: string[];
@@ -147,8 +148,7 @@ export async function startVipmta(o: VipmtaOptions): Promise<VipmtaServer> {
     fs.writeFileSync(
       conf,
       `# bench/inject.ts, bench/delivery.ts: one node, durable spool (Sync defaults to fdatasync).
-Worker_Threads = ${o.workerThreads}
-Log_Level = "${o.logLevel ?? 'warn'}"
+${o.workerThreads > 0 ? `Worker_Threads = ${o.workerThreads}\n` : ''}Log_Level = "${o.logLevel ?? 'warn'}"
 Hostname = "bench.invalid"
 Nodename = "bench"
 ${suspended ? '# Held like Postfix\'s mail in the same run.\nSuspend_Delivery = true\n' : ''}ESMTP_Listener { Listen "127.0.0.1:${port}" { } }

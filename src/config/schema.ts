@@ -51,7 +51,7 @@ export const OPTIONS = {
   // --- global ---
   Worker_Threads: {
     type: { kind: 'integer', min: 0, max: 1024 }, scopes: ['global'], default: '0',
-    description: 'Worker threads for listeners and delivery; 0 = one per CPU core.',
+    description: 'Worker threads for listeners, HTTP injection, delivery and #mmove; 0 = one per CPU core but one (at least one), leaving a core to the main thread and the spool\'s commit thread.',
   },
   Log_Level: {
     type: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error'] }, scopes: ['global'], default: 'info',

@@ -230,7 +230,10 @@ export class Daemon {
     }
     await this.openSpool();
     this.watchSpool();
-    const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : os.availableParallelism();
+    // The default leaves one core to the main thread (queue, scheduling, log) and the spool's commit
+    // thread: on 2 cores one worker injected 15-25% faster than two, at a quarter less CPU per
+    // message (docs/performance.md, issue 18), the second worker adding only cross-thread wake-ups.
+    const size = cfg.global.Worker_Threads > 0 ? cfg.global.Worker_Threads : Math.max(1, os.availableParallelism() - 1);
     const pool = new WorkerPool({
       size,
       logger: this.logger,
