@@ -10,6 +10,7 @@ import type { ChangeSet, ConfigCoordinator, ConfigNodeHost, MemberConfigState, P
 import type { CorosyncGroup, CpgConfChange, QuorumState, TotemView } from '../native/index.js';
 import { catchUp, ConfigRound, proposalId, type RoundEnd } from './config-round.js';
 import { decodeConfigMessage, encodeConfigMessage, MAX_MESSAGE_BYTES, type ConfigMessage, type StateBody } from './config-wire.js';
+import { leftWhy, listen, Refusals, ReplayGuard, unrefTimer } from './group-inbox.js';
 import { GroupLink } from './group-link.js';
 import { memberKey } from './view.js';
 
@@ -46,12 +47,6 @@ interface Pending {
   cancel: () => void;
 }
 
-const defaultTimer = (fn: () => void, ms: number): (() => void) => {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-};
-
 /** Commits in the repository's history (`git rev-list --count HEAD`; 0 when it has none). */
 export function gitHeight(dir: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -68,7 +63,8 @@ export class ConfigGroup implements ConfigCoordinator {
   private group: CorosyncGroup | null = null;
   private round = new ConfigRound();
   private seq = 0;
-  private readonly lastSeq = new Map<string, number>();
+  /** A message is taken once: its sequence number must grow for its sender. */
+  private readonly replays = new ReplayGuard();
   private readonly pending = new Map<string, Pending>();
   private readonly pid: number;
   private readonly setTimer: (fn: () => void, ms: number) => () => void;
@@ -82,11 +78,12 @@ export class ConfigGroup implements ConfigCoordinator {
   private selfSwitched = '';
   /** What the gate was last told (null: nothing yet). */
   private gateOpen: boolean | null = null;
-  private readonly refused = new Set<string>();
+  private readonly refusals: Refusals;
 
   constructor(private readonly o: ConfigGroupOptions) {
     this.pid = o.pid ?? process.pid;
-    this.setTimer = o.setTimer ?? defaultTimer;
+    this.setTimer = o.setTimer ?? unrefTimer;
+    this.refusals = new Refusals(o.logger, 'config group: ignored a message that does not authenticate or decode');
     this.link = new GroupLink({
       name: CONFIG_GROUP, logger: o.logger, prefix: 'config group: ', without: 'config commits are refused and this node takes no address',
       joined: (g) => this.joined(g), lost: () => this.lost(),
@@ -167,8 +164,7 @@ export class ConfigGroup implements ConfigCoordinator {
 
   private joined(g: CorosyncGroup): void {
     this.group = g;
-    g.on('confchg', (c: CpgConfChange) => this.onConfchg(g, c));
-    g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(g, memberKey(nodeId, pid), data));
+    listen(g, (c) => this.onConfchg(g, c), (from, data) => this.onMessage(g, from, data));
     g.on('quorum', (_q: QuorumState) => this.quorumMaybeChanged());
     g.on('totem', (t: TotemView) => {
       this.ring = t.members;
@@ -199,7 +195,7 @@ export class ConfigGroup implements ConfigCoordinator {
 
   private onConfchg(g: CorosyncGroup, c: CpgConfChange): void {
     if (this.group !== g) return;
-    const left = c.left.map((l) => ({ key: memberKey(l.nodeId, l.pid), why: l.reason === 'leave' ? 'left the group (stopped)' : `left the group (${l.reason})` }));
+    const left = c.left.map((l) => ({ key: memberKey(l.nodeId, l.pid), why: leftWhy(l.reason) }));
     // A node coming back from a minority (or alone) may have missed commits: it takes no address
     // until the new view says it has the cluster's head. One that was in the quorate view keeps its
     // gate, or every view change would move addresses.
@@ -240,22 +236,12 @@ export class ConfigGroup implements ConfigCoordinator {
     if (this.group !== g) return;
     const key = this.o.key();
     if (key === null) return;
-    const d = decodeConfigMessage(key, data, from);
-    if (!d.ok) {
-      const once = `${from} ${d.error}`;
-      if (!this.refused.has(once) && this.refused.size < 1024) {
-        this.refused.add(once);
-        this.o.logger.warn({ from, error: d.error }, 'config group: ignored a message that does not authenticate or decode');
-      }
-      return;
-    }
-    const m = d.message;
-    // A message is taken once: its sequence number must grow for its sender.
-    if (m.seq <= (this.lastSeq.get(from) ?? 0)) {
+    const m = this.refusals.take(decodeConfigMessage(key, data, from), from);
+    if (m === null) return;
+    if (!this.replays.take(from, m.seq)) {
       this.o.logger.warn({ from, seq: m.seq }, 'config group: ignored a replayed message');
       return;
     }
-    this.lastSeq.set(from, m.seq);
     switch (m.type) {
       case 'state':
         this.round.state(from, m.state);

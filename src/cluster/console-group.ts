@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { ErrorCode, VipError } from '../errors.js';
 import type { CorosyncGroup, CpgConfChange, CpgMember } from '../native/index.js';
 import { decodeConsoleMessage, decodeReplyBody, encodeConsoleMessage, replyChunks, type ConsoleMessage, type ReplyBody } from './console-wire.js';
+import { leftWhy, listen, Refusals, ReplayGuard, unrefTimer } from './group-inbox.js';
 import { GroupLink } from './group-link.js';
 import { QueueSummaryStore, SummaryPacer, type QueueSummary } from './queue-summary.js';
 import { memberKey } from './view.js';
@@ -65,12 +66,6 @@ interface Pending {
   resolve: (g: Gathered) => void;
 }
 
-const defaultTimer = (fn: () => void, ms: number): (() => void) => {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-};
-
 /** "10 s", "2.5 s", "500 ms": how long the requester waited. */
 export function formatWait(ms: number): string {
   return ms >= 1000 ? `${Number((ms / 1000).toFixed(3))} s` : `${ms} ms`;
@@ -84,20 +79,22 @@ export class ConsoleGroup {
   private readonly names = new Map<string, string>();
   /** Names seen in some view since start that are not in the current one, with why they went. */
   private readonly gone = new Map<string, string>();
-  private readonly lastRequest = new Map<string, number>();
+  /** A request is run once: its id must be above the last one run for that sender. */
+  private readonly requests = new ReplayGuard(MAX_SENDERS);
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly pid: number;
   private readonly setTimer: (fn: () => void, ms: number) => () => void;
   /** Messages that did not authenticate: logged once per sender and reason, not per message. */
-  private readonly refused = new Set<string>();
+  private readonly refusals: Refusals;
   /** The other members' latest queue summaries. */
   private readonly summaries = new QueueSummaryStore();
   private readonly pacer: SummaryPacer | null;
 
   constructor(private readonly o: ConsoleGroupOptions) {
     this.pid = o.pid ?? process.pid;
-    this.setTimer = o.setTimer ?? defaultTimer;
+    this.setTimer = o.setTimer ?? unrefTimer;
+    this.refusals = new Refusals(o.logger, 'cluster console: ignored a message that does not authenticate or decode');
     this.link = new GroupLink({
       name: CONSOLE_GROUP, logger: o.logger, prefix: 'cluster console: ', without: 'console --cluster cannot reach the other nodes',
       joined: (g) => this.joined(g), lost: () => this.lost(),
@@ -189,8 +186,7 @@ export class ConsoleGroup {
 
   private joined(g: CorosyncGroup): void {
     this.group = g;
-    g.on('confchg', (c: CpgConfChange) => this.onConfchg(g, c));
-    g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(g, memberKey(nodeId, pid), data));
+    listen(g, (c) => this.onConfchg(g, c), (from, data) => this.onMessage(g, from, data));
     this.o.logger.info({ group: CONSOLE_GROUP }, 'cluster console: joined the console group');
   }
 
@@ -208,7 +204,7 @@ export class ConsoleGroup {
     for (const l of c.left) {
       const k = memberKey(l.nodeId, l.pid);
       const name = this.names.get(k);
-      const why = l.reason === 'leave' ? 'left the group (stopped)' : `left the group (${l.reason})`;
+      const why = leftWhy(l.reason);
       if (name !== undefined) {
         this.names.delete(k);
         if (![...this.names.entries()].some(([kk, n]) => n === name && now.has(kk))) this.gone.set(name, `${why}`);
@@ -257,16 +253,8 @@ export class ConsoleGroup {
     if (this.group !== g) return;
     const key = this.o.key();
     if (key === null) return;
-    const d = decodeConsoleMessage(key, data, from);
-    if (!d.ok) {
-      const once = `${from} ${d.error}`;
-      if (!this.refused.has(once) && this.refused.size < 1024) {
-        this.refused.add(once);
-        this.o.logger.warn({ from, error: d.error }, 'cluster console: ignored a message that does not authenticate or decode');
-      }
-      return;
-    }
-    const m = d.message;
+    const m = this.refusals.take(decodeConsoleMessage(key, data, from), from);
+    if (m === null) return;
     this.names.set(from, m.node);
     this.gone.delete(m.node);
     if (m.type === 'request') this.onRequest(g, key, m);
@@ -276,15 +264,10 @@ export class ConsoleGroup {
 
   private onRequest(g: CorosyncGroup, key: Buffer, m: Extract<ConsoleMessage, { type: 'request' }>): void {
     if (m.target !== null && m.target !== this.o.node) return;
-    // A request is run once: its id must be above the last one run for that sender.
-    const last = this.lastRequest.get(m.from) ?? 0;
-    if (m.id <= last) {
+    if (!this.requests.take(m.from, m.id)) {
       this.o.logger.warn({ from: m.from, id: m.id }, 'cluster console: ignored a repeated request');
       return;
     }
-    this.lastRequest.delete(m.from);
-    this.lastRequest.set(m.from, m.id);
-    if (this.lastRequest.size > MAX_SENDERS) this.lastRequest.delete(this.lastRequest.keys().next().value!);
     this.o.logger.info({ command: this.o.logged?.(m.argv) ?? m.argv.join(' '), by: m.node }, 'cluster console: running a request');
     // Started on delivery (the agreed point); its answer goes whenever it is ready.
     void this.o.run([...m.argv]).then((body) => {

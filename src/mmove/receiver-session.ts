@@ -5,7 +5,6 @@
 // MAX_IN_FLIGHT commits it pauses the socket). The listener around it is receiver.ts.
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { Logger } from 'pino';
 import { errorCode } from '../errors.js';
 import { REPLIES, type Reply } from '../smtp/replies.js';
 import type { AcceptedMessage } from '../message/accepted.js';
@@ -25,8 +24,8 @@ import {
   verifyProof,
 } from './wire.js';
 import { looksLikeTlsHello } from './tls.js';
-import { encodeBatch, JOURNAL_KEYWORD, parseJournalCommand, type JournalSource } from './journal.js';
-import { bundleReply, parseConfigCommand, type ConfigBundleSource } from './config-fetch.js';
+import { JOURNAL_KEYWORD } from './journal.js';
+import { startRead, XCONFIG, XJOURNAL, type ReadSources, type ReadVerb } from './receiver-reads.js';
 
 /** One message being received, as the spool's writer hands it out (spool/index.ts MessageWriter). */
 export interface ReceiverMessage {
@@ -39,11 +38,9 @@ export interface ReceiverSink {
   begin(envelope?: Buffer, sizeHint?: number): ReceiverMessage;
 }
 
-
-/** What a session needs of its listener's settings (MmoveReceiverOptions adds the TLS ones). */
-export interface SessionOptions {
-  /** The Listen name ("ip:port"), for logs, stats and AcceptedMessage.listener. */
-  name: string;
+/** What a session needs of its listener's settings (MmoveReceiverOptions adds the TLS ones);
+ *  ReadSources: the name, the logger and what XJOURNAL and XCONFIG read. */
+export interface SessionOptions extends ReadSources {
   hostname: string;
   /** Cluster_Secret; null refuses every announce with 454 4.7.0 (and logs why). */
   secret: string | null;
@@ -53,16 +50,9 @@ export interface SessionOptions {
   idleTimeoutMs: number;
   sink: ReceiverSink | null;
   dedup: DedupTable;
-  logger: Logger;
   onMessage: (m: AcceptedMessage) => void;
   /** The node is drained (`cluster drain`): MAIL is refused with 451 4.3.2. */
   drained?: () => boolean;
-  /** The node's event journal, read by authenticated peers with XJOURNAL (journal.ts); null or
-   *  absent: XJOURNAL is refused with 554 5.3.3. */
-  journal?: JournalSource | null;
-  /** The node's config repository, fetched by members catching up with XCONFIG (config-fetch.ts);
-   *  null or absent: XCONFIG is refused with 554 5.3.3. */
-  config?: ConfigBundleSource | null;
 }
 
 /** The listener's counters a session adds to (MmoveReceiverStats adds connections and active). */
@@ -78,7 +68,6 @@ export interface SessionCounters {
    *  a TLS listener, no handshake in time), or a TLS hello on a plain listener. */
   tlsFailures: number;
 }
-
 
 // RFC 3030 2: BDAT <chunk-size> [LAST]; the size is a decimal count of octets.
 const BDAT = /^(\d{1,10})(?: +(LAST))? *$/i;
@@ -116,7 +105,7 @@ export class ReceiverSession {
   /** Replies not yet written; slots[i] is reply number base + i; null until its commit settles. */
   private readonly slots: (string | null)[] = [];
   private base = 0;
-  /** XJOURNAL batches: octets written right after the reply of that number (null: none pending). */
+  /** XJOURNAL batches, XCONFIG bundles: octets written right after the reply of that number (null: none pending). */
   private payloads: Map<number, Buffer> | null = null;
   private draining = false;
   private flushQueued = false;
@@ -309,9 +298,9 @@ export class ReceiverSession {
       case 'XMMOVE':
         return this.announce(args);
       case 'XJOURNAL':
-        return this.journal(args);
+        return this.read(XJOURNAL, args);
       case 'XCONFIG':
-        return this.configBundle(args);
+        return this.read(XCONFIG, args);
       case 'MAIL':
         return this.mail(args);
       case 'RCPT':
@@ -358,64 +347,16 @@ export class ReceiverSession {
     this.line(`235 2.7.0 Authentication successful, mmove from ${a.node} accepted`);
   }
 
-  /**
-   * XJOURNAL READ / ACK (journal.ts has the wire): an authenticated peer (an aggregator) reads
-   * this node's event journal. The reply waits in its slot like a commit's 250 (the read may be
-   * asynchronous), and a READ's batch follows its reply line on the wire.
-   */
-  private journal(args: string): void {
-    const o = this.o;
-    if (this.peer === null) return this.reply(REPLIES.authRequired);
-    if (this.tx !== null) return this.reply(REPLIES.badSequence);
-    const cmd = parseJournalCommand(args);
-    if (cmd === null) return this.reply(REPLIES.syntaxError);
-    const source = o.journal ?? null;
-    if (source === null) return this.line('554 5.3.3 XJOURNAL: this node keeps no event journal');
+  /** XJOURNAL and XCONFIG (receiver-reads.ts): the reply waits in its slot like a commit's 250
+   *  (the read is asynchronous), and the octets read follow its line on the wire. */
+  private read<C>(verb: ReadVerb<C>, args: string): void {
+    const r = startRead(verb, args, this.o, this.peer, this.tx !== null);
+    if (typeof r === 'string') return this.line(r);
     const slot = this.reserve();
     this.inFlight++;
-    const peer = this.peer;
-    const failed = (err: unknown): void => {
-      o.logger.warn({ err, listener: o.name, node: peer }, `journal ${cmd.verb.toLowerCase()} for a peer failed`);
-      this.fill(slot, `451 4.3.0 XJOURNAL: journal ${cmd.verb.toLowerCase()} failed: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
-    };
-    try {
-      if (cmd.verb === 'READ') {
-        void Promise.resolve(source.read(cmd.from, cmd.max)).then((batch) => {
-          let framed: { line: string; body: Buffer };
-          try {
-            framed = encodeBatch(batch);
-          } catch (err) {
-            return failed(err);
-          }
-          if (framed.body.length > 0) (this.payloads ??= new Map()).set(slot, framed.body);
-          this.fill(slot, framed.line);
-        }, failed);
-      } else {
-        void Promise.resolve(source.ack(cmd.subscriber, cmd.seq)).then(() => this.fill(slot, `250 2.0.0 Acked ${cmd.subscriber} through ${cmd.seq}`), failed);
-      }
-    } catch (err) {
-      failed(err);
-    }
-  }
-
-  /** XCONFIG BUNDLE (config-fetch.ts has the wire): a member catching up fetches the revisions it
-   *  misses. Like XJOURNAL READ: the reply waits in its slot, the bundle follows its line. */
-  private configBundle(args: string): void {
-    const o = this.o;
-    if (this.peer === null) return this.reply(REPLIES.authRequired);
-    if (this.tx !== null) return this.reply(REPLIES.badSequence);
-    const cmd = parseConfigCommand(args);
-    if (cmd === null) return this.reply(REPLIES.syntaxError);
-    const source = o.config ?? null;
-    if (source === null) return this.line('554 5.3.3 XCONFIG: this node runs no config repository');
-    const slot = this.reserve();
-    this.inFlight++;
-    source.bundle(cmd.since).then(({ head, bundle }) => {
-      if (bundle.length > 0) (this.payloads ??= new Map()).set(slot, bundle);
-      this.fill(slot, bundleReply(head, bundle.length));
-    }, (err: unknown) => {
-      o.logger.warn({ err, listener: o.name, node: this.peer }, 'config bundle for a peer failed');
-      this.fill(slot, `451 4.3.0 XCONFIG: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
+    void r.then(({ line, body }) => {
+      if (body.length > 0) (this.payloads ??= new Map()).set(slot, body);
+      this.fill(slot, line);
     });
   }
 

@@ -8,8 +8,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeEvent } from '../../src/events/codec.js';
-import { EventJournal } from '../../src/spool/index.js';
+import { journalRecords } from '../helpers/journal-records.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
@@ -96,17 +95,8 @@ Domain "dest.test" { Routes = ( "127.0.0.1:${s.port}" ) }
     expect(missing, 'acknowledged messages never delivered').toEqual([]);
     const twice = [...atSink.values()].filter((c) => c > 1).length;
 
-    const journal = new EventJournal({ directory: path.join(cwd, 'spool') });
     const deliveries = new Map<string, number>();
-    for (let from = 1; ;) {
-      const r = journal.read(from, 10_000);
-      for (const rec of r.records) {
-        const e = decodeEvent(rec.data, { ...(rec.id !== null ? { id: rec.id } : {}), seq: rec.seq, time: rec.time, node: 'k1' });
-        if (e.type === 'delivery') deliveries.set(e.id, (deliveries.get(e.id) ?? 0) + 1);
-      }
-      if (r.records.length === 0 || r.next <= from) break;
-      from = r.next;
-    }
+    for (const e of journalRecords(path.join(cwd, 'spool'), 'k1')) if (e.type === 'delivery') deliveries.set(e.id, (deliveries.get(e.id) ?? 0) + 1);
     const wrong = [...acked.keys()].filter((id) => deliveries.get(id) !== 1).map((id) => `${id}: ${deliveries.get(id) ?? 0} delivery records`);
     expect(wrong, `of ${MESSAGES} delivered over ${kills} kills (${twice} reached the sink twice, ${settled} settled from the journal at restarts)`).toEqual([]);
     expect(deliveries.size, 'delivery records for messages never acknowledged').toBe(acked.size);

@@ -5,8 +5,8 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeEvent } from '../../src/events/codec.js';
-import { EventJournal, Spool } from '../../src/spool/index.js';
+import { Spool } from '../../src/spool/index.js';
+import { journalRecords } from '../helpers/journal-records.js';
 import { freePort, killAll, startVipmta, type VipmtaProcess } from '../helpers/node-process.js';
 import { SmtpTestClient } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
@@ -104,17 +104,8 @@ Control_Listener { Listen "./run/control.sock" { } }
 
       // The records are as durable as the mail: every acknowledged message has exactly one
       // reception record in the event journal (written in its commit), whatever the kills cut.
-      const journal = new EventJournal({ directory: path.join(cwd, 'spool') });
       const receptions = new Map<string, number>();
-      for (let from = 1; ;) {
-        const r = journal.read(from, 10_000);
-        for (const rec of r.records) {
-          const e = decodeEvent(rec.data, { ...(rec.id !== null ? { id: rec.id } : {}), seq: rec.seq, time: rec.time, node: 'k1' });
-          if (e.type === 'reception') receptions.set(e.id, (receptions.get(e.id) ?? 0) + 1);
-        }
-        if (r.records.length === 0 || r.next <= from) break;
-        from = r.next;
-      }
+      for (const e of journalRecords(path.join(cwd, 'spool'), 'k1')) if (e.type === 'reception') receptions.set(e.id, (receptions.get(e.id) ?? 0) + 1);
       const without = [...acked.keys()].filter((id) => receptions.get(id) !== 1);
       expect(without.map((id) => `${id}: ${receptions.get(id) ?? 0} reception record(s)`), `of ${acked.size} acknowledged`).toEqual([]);
     } finally {
