@@ -55,7 +55,7 @@ export const OPTIONS = {
   },
   Log_Level: {
     type: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error'] }, scopes: ['global'], default: 'info',
-    description: 'Least severe log level written.',
+    description: 'Least severe log level written (JSON lines on stdout). Info and debug lines are written in batches, at most 50 ms late; a warning or an error is written at once, with the lines before it.',
   },
   Event_Log_Lines: {
     type: { kind: 'boolean' }, scopes: ['global'], default: 'true',
