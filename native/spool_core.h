@@ -2,8 +2,8 @@
 // journal, the id -> location index, recovery, group commit. No Node-API. JS threads call
 // Submit*/Lookup/Stats (short critical sections, no I/O under a lock); the commit thread blocks on
 // pwritev/fdatasync, the preparer thread zero-fills the next segment. Files: spool_core.cc (open,
-// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _format, _file,
-// _events (the event journal written in the same batch, spool_events.h).
+// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _index, _format,
+// _file, _events (the event journal written in the same batch, spool_events.h).
 #pragma once
 #include <atomic>
 #include <condition_variable>

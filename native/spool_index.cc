@@ -5,8 +5,14 @@
 
 #include <cstring>
 
+#include "spool_format.h"
+
 namespace vipmta::spool {
 namespace {
+
+// The Entry fields' widths (spool_index.h) against the format's limits.
+static_assert(kMaxIdLen < (1u << 8), "Entry::id_len is 8 bits");
+static_assert(kMaxEnvelope <= UINT32_MAX, "Entry::env_len is 32 bits");
 
 // A spool sees one node id, a few after renames; past this many, ids go to the fallback map
 // (FindNode is a linear scan).
