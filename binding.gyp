@@ -11,6 +11,7 @@
         "native/netlink_addresses.cc",
         "native/spool.cc",
         "native/spool_core.cc",
+        "native/spool_index.cc",
         "native/spool_recovery.cc",
         "native/spool_commit.cc",
         "native/spool_journal.cc",

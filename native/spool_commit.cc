@@ -238,17 +238,21 @@ void Core::IndexRecordsLocked(Batch* b, int64_t done_ns) {
       continue;
     }
     if (r.op != nullptr) {
-      Entry en;
-      en.seg = r.seg;
+      bool fresh;
+      uint32_t slot = index_.FindOrInsert(r.id, &fresh);  // fresh: ids never repeat (next-segment)
+      Entry& en = index_.at(slot);
+      index_.ClearState(slot);
+      en.seg = r.seg.get();
       en.rec_off = r.off;
-      en.id_len = static_cast<uint16_t>(r.id.size());
+      en.id_len = r.id.size();
       en.env_len = r.op->msg->env_len;
       en.body_len = r.body_len;
       en.arrival_ms = static_cast<uint64_t>(b->now);
+      en.done = false;
+      en.recovered = false;
       en.copies = 1;
-      index_[r.id] = std::move(en);
       r.seg->live++;
-      r.seg->ids.push_back(r.id);
+      r.seg->ids.push_back(slot);
       stats_.messages++;
       stats_.bytes += r.body_len;
       stats_.commits++;
@@ -258,19 +262,19 @@ void Core::IndexRecordsLocked(Batch* b, int64_t done_ns) {
       stats_.latency_buckets[bk]++;
       stats_.latency_sum_us += static_cast<uint64_t>(us < 0 ? 0 : us);
     } else {
-      auto it = index_.find(r.id);
-      if (it == index_.end()) continue;
-      Entry& en = it->second;
-      if (en.seg == r.old_seg) {
+      uint32_t slot = index_.Find(r.id);
+      if (slot == Index::kNone) continue;
+      Entry& en = index_.at(slot);
+      if (en.seg == r.old_seg.get()) {
         if (!en.done) {
           r.old_seg->live--;
           r.seg->live++;
         }
-        en.seg = r.seg;
+        en.seg = r.seg.get();
         en.rec_off = r.off;
       }
       en.copies++;
-      r.seg->ids.push_back(r.id);
+      r.seg->ids.push_back(slot);
       stats_.copied_forward++;
     }
   }

@@ -199,10 +199,10 @@ bool Core::Closing() {
 
 int Core::Lookup(const std::string& id, BodyRef* out) {
   std::shared_lock<std::shared_mutex> g(idx_mu_);
-  auto it = index_.find(id);
-  if (it == index_.end() || it->second.done || !it->second.seg) return ENOENT;
-  const Entry& en = it->second;
-  out->seg = en.seg;
+  uint32_t slot = index_.Find(id);
+  if (slot == Index::kNone || index_.at(slot).done || !index_.at(slot).seg) return ENOENT;
+  const Entry& en = index_.at(slot);
+  out->seg = en.seg->shared_from_this();
   out->fd = en.seg->fd;
   out->path = en.seg->path;
   out->offset = en.rec_off + kRecHdr + en.id_len;
@@ -219,17 +219,17 @@ std::vector<Recovered> Core::RecoveredMessages(Error* e, bool all) {
   std::vector<Want> want;
   {
     std::shared_lock<std::shared_mutex> g(idx_mu_);
-    for (auto& [id, en] : index_) {
-      if ((!all && !en.recovered) || en.done || !en.seg) continue;
-      Want w{en.seg, en.rec_off + kRecHdr + en.id_len + en.body_len, {}};
-      w.r.id = id;
+    index_.ForEach([&](uint32_t slot, const Entry& en) {
+      if ((!all && !en.recovered) || en.done || !en.seg) return;
+      Want w{en.seg->shared_from_this(), en.rec_off + kRecHdr + en.id_len + en.body_len, {}};
+      w.r.id = index_.Id(slot);
       w.r.envelope.resize(en.env_len);
       w.r.has_state = en.has_state;
-      w.r.state = en.state;
+      w.r.state = index_.State(slot);
       w.r.size = en.body_len;
       w.r.arrival_ms = en.arrival_ms;
       want.push_back(std::move(w));
-    }
+    });
   }
   std::sort(want.begin(), want.end(), [](const Want& a, const Want& b) {
     return a.r.arrival_ms != b.r.arrival_ms ? a.r.arrival_ms < b.r.arrival_ms : a.r.id < b.r.id;
@@ -281,8 +281,8 @@ void Core::Finish() {
   cur_.reset();
   {
     std::unique_lock<std::shared_mutex> g(idx_mu_);
+    index_.Clear();
     segments_.clear();
-    index_.clear();
   }
   {
     std::lock_guard<std::mutex> g(g_reg_mu);

@@ -2,8 +2,8 @@
 // journal, the id -> location index, recovery, group commit. No Node-API. JS threads call
 // Submit*/Lookup/Stats (short critical sections, no I/O under a lock); the commit thread blocks on
 // pwritev/fdatasync, the preparer thread zero-fills the next segment. Files: spool_core.cc (open,
-// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _format, _file,
-// _events (the event journal written in the same batch, spool_events.h).
+// submit, read, close), spool_recovery, _commit (the batch), _journal, _segments, _index, _format,
+// _file, _events (the event journal written in the same batch, spool_events.h).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "spool_events.h"
+#include "spool_index.h"
 #include "spool_wire.h"
 
 namespace vipmta::spool {
@@ -93,31 +94,20 @@ struct Stats {
 constexpr int64_t kLatencyBoundsUs[11] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000};
 
 // One segment file. Held by shared_ptr: a reader that looked a body up keeps the fd open even if
-// the segment is reclaimed meanwhile. live/ids are guarded by Core::idx_mu_.
-struct Segment {
+// the segment is reclaimed meanwhile (Lookup takes its shared_ptr from the raw pointer an index
+// entry holds). live/ids are guarded by Core::idx_mu_.
+struct Segment : std::enable_shared_from_this<Segment> {
   uint64_t no = 0;
   std::string path;
   int fd = -1;
   uint64_t live = 0;           // not-done messages whose current location is here
   int64_t sealed_ms = 0;       // when it stopped taking writes (0 while current)
   bool current = false;
-  std::vector<std::string> ids;  // every id with a record in this file (current or stale copy)
+  // The index slot of every id with a record in this file (current or stale copy). A slot is
+  // freed only when its entry's copies reach 0, i.e. once no segment's list holds it any more
+  // (Reclaim), so a slot in a live segment's list never names a newer message.
+  std::vector<uint32_t> ids;
   ~Segment();
-};
-
-// Where a message is and what TypeScript last told us about it.
-struct Entry {
-  std::shared_ptr<Segment> seg;  // current location; null once that segment is reclaimed (done)
-  uint64_t rec_off = 0;
-  uint16_t id_len = 0;
-  uint32_t env_len = 0;
-  uint64_t body_len = 0;
-  uint64_t arrival_ms = 0;
-  uint32_t copies = 0;  // segment files holding a record of this id (>1 after copy-forward)
-  bool done = false;
-  bool recovered = false;
-  bool has_state = false;
-  std::string state;
 };
 
 // One unit of submitted work.
@@ -185,8 +175,9 @@ class Core : public std::enable_shared_from_this<Core> {
   // Recovery at open (spool_recovery.cc).
   bool Recover(Error* e, std::vector<RecoveryEvent>* events);
   void RecoverSegment(uint64_t no, const std::string& path, std::vector<RecoveryEvent>* ev);
-  bool RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, std::unordered_set<std::string>* done,
-                      std::unordered_map<std::string, std::string>* state, Error* e, uint64_t* end);
+  // Applies done-marks and states straight to the index (entries of ids no segment holds are
+  // dropped): no set of id strings at open.
+  bool RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, Error* e, uint64_t* end);
   bool DeferCompaction(int err, const char* sc, uint64_t last_end, Error* e, std::vector<RecoveryEvent>* ev);
   void SaveAside(const std::string& path, const uint8_t* p, uint64_t off, uint64_t len, const std::string& reason,
                  std::vector<RecoveryEvent>* ev);
@@ -234,7 +225,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // Index and segments, guarded by idx_mu_ (written by the commit thread, read by JS threads).
   std::shared_mutex idx_mu_;
-  std::unordered_map<std::string, Entry> index_;
+  Index index_;
   std::map<uint64_t, std::shared_ptr<Segment>> segments_;
   Stats stats_;
 

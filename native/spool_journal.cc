@@ -50,10 +50,10 @@ int Core::CompactJournal(const char** sc) {
   FillFileHeader(reinterpret_cast<SegHeader*>(b.data()), kJrnMagic, no, o_.node_id);
   {
     std::shared_lock<std::shared_mutex> g(idx_mu_);
-    for (auto& [id, en] : index_) {
-      if (en.done) AppendJrn(&b, kJrnDone, id, "");
-      else if (en.has_state) AppendJrn(&b, kJrnUpdate, id, en.state);
-    }
+    index_.ForEach([&](uint32_t slot, const Entry& en) {
+      if (en.done) AppendJrn(&b, kJrnDone, index_.Id(slot), "");
+      else if (en.has_state) AppendJrn(&b, kJrnUpdate, index_.Id(slot), index_.State(slot));
+    });
   }
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) {
@@ -109,22 +109,22 @@ void Core::RetryCompaction(Batch* b) {
 // for an unknown or already done id is dropped (harmless), an update of one fails with ENOENT.
 void Core::CollectJournalEntries(std::vector<Op>& ops, Batch* b) {
   jbuf_.clear();
-  std::unordered_set<std::string> seen;
+  std::unordered_set<uint32_t> seen;  // slots marked done in this batch
   std::shared_lock<std::shared_mutex> g(idx_mu_);
   for (size_t i = 0; i < ops.size(); i++) {
     Op& op = ops[i];
     if (b->refused[i]) continue;
     if (op.kind == Op::kDone) {
       for (auto& id : op.ids) {
-        auto it = index_.find(id);
+        uint32_t slot = index_.Find(id);
         // Unknown or already done: nothing to record (a duplicate mark is harmless).
-        if (it == index_.end() || it->second.done || !seen.insert(id).second) continue;
+        if (slot == Index::kNone || index_.at(slot).done || !seen.insert(slot).second) continue;
         AppendJrn(&jbuf_, kJrnDone, id, "");
         b->done_ids.push_back(id);
       }
     } else if (op.kind == Op::kUpdate) {
-      auto it = index_.find(op.id);
-      if (it == index_.end() || it->second.done) {
+      uint32_t slot = index_.Find(op.id);
+      if (slot == Index::kNone || index_.at(slot).done) {
         b->op_err[i] = ENOENT;
         continue;
       }
@@ -166,21 +166,20 @@ void Core::WriteJournal(Batch* b) {
 // The journal written, its effects go into the index. idx_mu_ held exclusively by the caller.
 void Core::ApplyJournalLocked(std::vector<Op>& ops, Batch* b) {
   for (auto& id : b->done_ids) {
-    auto it = index_.find(id);
-    if (it == index_.end() || it->second.done) continue;
-    it->second.done = true;
-    it->second.has_state = false;
-    it->second.state.clear();
-    if (it->second.seg) it->second.seg->live--;
+    uint32_t slot = index_.Find(id);
+    if (slot == Index::kNone || index_.at(slot).done) continue;
+    Entry& en = index_.at(slot);
+    en.done = true;
+    index_.ClearState(slot);
+    if (en.seg) en.seg->live--;
     stats_.messages--;
-    stats_.bytes -= it->second.body_len;
+    stats_.bytes -= en.body_len;
   }
   for (size_t i = 0; i < ops.size(); i++) {
     if (ops[i].kind != Op::kUpdate || b->op_err[i] != 0) continue;
-    auto it = index_.find(ops[i].id);
-    if (it == index_.end() || it->second.done) continue;
-    it->second.has_state = true;
-    it->second.state = std::move(ops[i].data);
+    uint32_t slot = index_.Find(ops[i].id);
+    if (slot == Index::kNone || index_.at(slot).done) continue;
+    index_.SetState(slot, std::move(ops[i].data));
   }
   stats_.journal_entries += b->done_ids.size();
 }

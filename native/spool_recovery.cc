@@ -50,27 +50,20 @@ bool Core::Recover(Error* e, std::vector<RecoveryEvent>* events) {
   std::sort(jrns.begin(), jrns.end());
 
   for (uint64_t no : segs) RecoverSegment(no, SegPath(dir_, no), events);
-  std::unordered_set<std::string> done;
-  std::unordered_map<std::string, std::string> state;
   uint64_t last_end = 0;  // where the last journal's good entries end (0: it cannot take more)
   for (uint64_t no : jrns)
-    if (!RecoverJournal(JrnPath(dir_, no), events, &done, &state, e, &last_end)) return false;
+    if (!RecoverJournal(JrnPath(dir_, no), events, e, &last_end)) return false;
 
-  for (auto& [id, en] : index_) {
-    if (done.count(id) != 0) {
-      en.done = true;
-      continue;
-    }
-    auto st = state.find(id);
-    if (st != state.end()) {
-      en.has_state = true;
-      en.state = std::move(st->second);
+  index_.ForEach([&](uint32_t slot, Entry& en) {
+    if (en.done) {
+      index_.ClearState(slot);  // a done message has no state (an update may precede the mark)
+      return;
     }
     en.seg->live++;
     stats_.messages++;
     stats_.bytes += en.body_len;
     stats_.recovered++;
-  }
+  });
   uint64_t max_seg = segs.empty() ? 0 : segs.back();
   next_seg_ = std::max(counter, max_seg + 1);
   if (next_seg_ == 0) next_seg_ = 1;
@@ -189,9 +182,11 @@ void Core::RecoverSegment(uint64_t no, const std::string& path, std::vector<Reco
   while (off < size) {
     RecHeader h;
     if (ParseRecord(m.p, size, off, &h, &why)) {
-      std::string id(reinterpret_cast<const char*>(m.p + off + kRecHdr), h.id_len);
-      Entry& en = index_[id];  // a later segment's copy (copy-forward) replaces an earlier one
-      en.seg = seg;
+      std::string_view id(reinterpret_cast<const char*>(m.p + off + kRecHdr), h.id_len);
+      bool fresh;
+      uint32_t slot = index_.FindOrInsert(id, &fresh);
+      Entry& en = index_.at(slot);  // a later segment's copy (copy-forward) replaces an earlier one
+      en.seg = seg.get();
       en.rec_off = off;
       en.id_len = h.id_len;
       en.env_len = h.env_len;
@@ -199,7 +194,7 @@ void Core::RecoverSegment(uint64_t no, const std::string& path, std::vector<Reco
       en.arrival_ms = h.arrival_ms;
       en.copies++;
       en.recovered = true;
-      seg->ids.push_back(std::move(id));
+      seg->ids.push_back(slot);
       off += h.total_len;
       continue;
     }
@@ -227,6 +222,7 @@ void Core::RecoverSegment(uint64_t no, const std::string& path, std::vector<Reco
     SaveAside(path, m.p, off, next - off, why, ev);
     off = next;
   }
+  seg->ids.shrink_to_fit();
   segments_[no] = seg;
 }
 
@@ -238,9 +234,7 @@ void Core::RecoverSegment(uint64_t no, const std::string& path, std::vector<Reco
 // open is loud (the daemon does not start and says which file and why), and nothing is lost:
 // fix the file (permissions, disk) and start again. A journal whose bytes are readable but
 // damaged is different: the damage is saved to corrupt/ as a recovery event, as for segments.
-bool Core::RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev,
-                          std::unordered_set<std::string>* done,
-                          std::unordered_map<std::string, std::string>* state, Error* e, uint64_t* end) {
+bool Core::RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* ev, Error* e, uint64_t* end) {
   *end = 0;
   const std::string detail = path + " (the spool journal: without its done-marks, delivered messages would be sent again)";
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -268,11 +262,15 @@ bool Core::RecoverJournal(const std::string& path, std::vector<RecoveryEvent>* e
   while (off < size) {
     JrnHeader h;
     if (ParseJrn(m.p, size, off, &h, &why)) {
-      std::string id(reinterpret_cast<const char*>(m.p + off + sizeof h), h.id_len);
-      if (h.type == kJrnDone) {
-        done->insert(id);
-      } else {
-        (*state)[id].assign(reinterpret_cast<const char*>(m.p + off + sizeof h + h.id_len), h.data_len);
+      // Marks and states of ids no segment holds any more are dropped. Done is final; the
+      // latest state wins (applied to a done entry too, then dropped by Recover).
+      uint32_t slot = index_.Find(std::string_view(reinterpret_cast<const char*>(m.p + off + sizeof h), h.id_len));
+      if (slot != Index::kNone) {
+        if (h.type == kJrnDone) {
+          index_.at(slot).done = true;
+        } else {
+          index_.SetState(slot, std::string(reinterpret_cast<const char*>(m.p + off + sizeof h + h.id_len), h.data_len));
+        }
       }
       off += h.total_len;
       continue;

@@ -66,6 +66,7 @@ int Core::Roll(const char** sc) {
     std::unique_lock<std::shared_mutex> g(idx_mu_);
     cur_->current = false;
     cur_->sealed_ms = WallMs();
+    cur_->ids.shrink_to_fit();  // sealed: no more slots (up to half its capacity was spare)
   }
   cur_.reset();
   uint64_t no = next_seg_;
@@ -142,7 +143,7 @@ int Core::Roll(const char** sc) {
 
 void Core::CollectCopyForward(Batch* b, int64_t now) {
   struct Cand {
-    std::string id;
+    uint32_t slot;
     std::shared_ptr<Segment> seg;
     uint64_t off, len;
   };
@@ -152,13 +153,12 @@ void Core::CollectCopyForward(Batch* b, int64_t now) {
     std::shared_lock<std::shared_mutex> g(idx_mu_);
     for (auto& [no, seg] : segments_) {
       if (seg->current || seg->live == 0 || seg->sealed_ms + o_.copy_forward_ms > now) continue;
-      for (auto& id : seg->ids) {
-        auto it = index_.find(id);
-        if (it == index_.end() || it->second.done || it->second.seg != seg) continue;
-        const Entry& en = it->second;
+      for (uint32_t slot : seg->ids) {
+        const Entry& en = index_.at(slot);  // used: this live segment lists it (Segment::ids)
+        if (en.done || en.seg != seg.get()) continue;
         uint64_t len = kRecHdr + en.id_len + en.env_len + en.body_len;
         if (!cands.empty() && len > budget) break;
-        cands.push_back({id, seg, en.rec_off, len});
+        cands.push_back({slot, seg, en.rec_off, len});
         budget = len > budget ? 0 : budget - len;
       }
       if (budget == 0) break;
@@ -182,7 +182,8 @@ void Core::CollectCopyForward(Batch* b, int64_t now) {
       stats_.io_errors++;
       continue;
     }
-    r.id = c.id;
+    // The id as the record holds it (the index's copy of it, for a parsed id, is the same bytes).
+    r.id.assign(reinterpret_cast<const char*>(r.copy.data() + kRecHdr), h.id_len);
     r.data = r.copy.data();
     r.len = c.len;
     r.body_len = h.body_len;
@@ -204,13 +205,15 @@ void Core::Reclaim() {
       }
     }
     for (auto& seg : gone) {
-      for (auto& id : seg->ids) {
-        auto e = index_.find(id);
-        if (e == index_.end()) continue;
-        if (e->second.seg == seg) e->second.seg.reset();
-        if (--e->second.copies == 0) index_.erase(e);
+      for (uint32_t slot : seg->ids) {
+        Entry& en = index_.at(slot);
+        if (!en.used) continue;
+        if (en.seg == seg.get()) en.seg = nullptr;
+        // copies counts the lists holding the slot: at 0 none does, and the slot may be reused.
+        if (--en.copies == 0) index_.Erase(slot);
       }
       seg->ids.clear();
+      seg->ids.shrink_to_fit();
       stats_.reclaimed++;
     }
   }
