@@ -55,14 +55,15 @@ export function encodeEnvelope(e: SpoolEnvelope): Buffer {
 }
 
 /**
- * Decodes an envelope record; null when it is not JSON or not an object (the message is then kept
- * in the spool, not queued). Fields of the wrong type take their empty value, as version 1 has
- * always been read; a `moved` that is not complete metadata is dropped.
+ * Decodes an envelope record (buf[start, end): recovery hands many envelopes in one buffer; what
+ * it returns holds strings, never a view of buf); null when it is not JSON or not an object (the
+ * message is then kept in the spool, not queued). Fields of the wrong type take their empty value,
+ * as version 1 has always been read; a `moved` that is not complete metadata is dropped.
  */
-export function decodeEnvelope(buf: Buffer): SpoolEnvelope | null {
+export function decodeEnvelope(buf: Buffer, start = 0, end = buf.length): SpoolEnvelope | null {
   let raw: unknown;
   try {
-    raw = JSON.parse(buf.toString('utf8'));
+    raw = JSON.parse(buf.toString('utf8', start, end));
   } catch {
     return null;
   }
