@@ -269,18 +269,40 @@ bool Core::ReadEnvelopes(const std::vector<RecoverItem>& items, uint8_t* dst, co
     const RecoverItem &x = items[a], &y = items[b];
     return x.seg->no != y.seg->no ? x.seg->no < y.seg->no : x.env_off < y.env_off;
   });
-  for (uint32_t i : order) {
-    const RecoverItem& w = items[i];
+  // Envelopes close together in one file (each follows its body) are read with one pread of the
+  // span between them: a million pread calls were a third of recovery's native time.
+  constexpr uint64_t kMaxGap = 16 * 1024, kMaxSpan = 1024 * 1024;
+  std::vector<uint8_t> span;
+  for (size_t a = 0; a < order.size();) {
+    const RecoverItem& first = items[order[a]];
+    uint64_t lo = first.env_off, hi = first.env_off + first.env_len;
+    size_t b = a + 1;
+    for (; b < order.size(); b++) {
+      const RecoverItem& x = items[order[b]];
+      if (x.seg != first.seg || x.env_off > hi + kMaxGap || x.env_off + x.env_len - lo > kMaxSpan) break;
+      hi = std::max(hi, x.env_off + x.env_len);
+    }
+    uint8_t* to = dst + offs[order[a]];
+    if (b - a > 1) {
+      span.resize(hi - lo);
+      to = span.data();
+    }
     size_t got = 0;
-    while (got < w.env_len) {
-      ssize_t n = pread(w.seg->fd, dst + offs[i] + got, w.env_len - got, static_cast<off_t>(w.env_off + got));
+    while (got < hi - lo) {
+      ssize_t n = pread(first.seg->fd, to + got, hi - lo - got, static_cast<off_t>(lo + got));
       if (n <= 0) {
         if (n < 0 && errno == EINTR) continue;
-        *e = {n < 0 ? errno : EIO, "pread", nullptr, w.seg->path};
+        *e = {n < 0 ? errno : EIO, "pread", nullptr, first.seg->path};
         return false;
       }
       got += n;
     }
+    if (b - a > 1)
+      for (size_t j = a; j < b; j++) {
+        const RecoverItem& x = items[order[j]];
+        memcpy(dst + offs[order[j]], span.data() + (x.env_off - lo), x.env_len);
+      }
+    a = b;
   }
   return true;
 }
