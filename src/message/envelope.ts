@@ -69,7 +69,6 @@ export function decodeEnvelope(buf: Buffer, start = 0, end = buf.length): SpoolE
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return null;
   const e = raw as Record<string, unknown>;
-  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
   const env: SpoolEnvelope = {
     v: 1,
     from: str(e.from),
@@ -88,9 +87,18 @@ export function decodeEnvelope(buf: Buffer, start = 0, end = buf.length): SpoolE
   return env;
 }
 
+// Module-level, and for-in rather than Object.entries: recovery decodes a million envelopes in a
+// row, and a closure plus an array per header field were a tenth of decodeEnvelope's time.
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
 function stringRecord(r: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r)) if (typeof v === 'string') out[k] = v;
+  for (const k in r) {
+    const v = r[k];
+    if (typeof v === 'string') out[k] = v;
+  }
   return out;
 }
 
