@@ -490,6 +490,13 @@ Napi::Value RecoverNext(const Napi::CallbackInfo& info) {
   }
   eo[n] = e_at;
   so[k] = s_at;
+  // The last chunk: free the list now rather than whenever V8 collects the cursor (it does not
+  // know the tens of MiB behind it at a million messages).
+  if (cur->next >= cur->refs.size()) {
+    std::vector<spool::RecoverCursor::Ref>().swap(cur->refs);
+    std::string().swap(cur->ids);
+    cur->next = 0;
+  }
   Napi::Buffer<uint8_t> envelopes = Napi::Buffer<uint8_t>::New(env, env_total);
   spool::Error err;
   if (!Core::ReadEnvelopes(items, envelopes.Data(), eo, &err)) return ThrowErrno(env, err.err, err.syscall, err.detail);
