@@ -91,13 +91,16 @@ function greets(port: number): Promise<boolean> {
   });
 }
 
-function rssKiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m === null ? NaN : Number(m[1]);
 }
 
-/** Starts a node on spoolDir, waits for its greeting and returns (recovery ms, wall s, RSS KiB after it settled). */
-async function startNode(dir: string, spoolDir: string): Promise<{ recoveredMs: number; messages: number; greetSeconds: number; rssKiB: number }> {
+/**
+ * Starts a node on spoolDir, waits for its greeting and returns (recovery ms, wall s, RSS KiB after
+ * it settled, and its peak RSS so far: VmHWM, the high-water mark recovery left).
+ */
+async function startNode(dir: string, spoolDir: string): Promise<{ recoveredMs: number; messages: number; greetSeconds: number; rssKiB: number; peakKiB: number }> {
   const port = await freePort();
   const conf = path.join(dir, 'vipmta.conf');
   const log = path.join(dir, 'vipmta.log');
@@ -116,9 +119,10 @@ async function startNode(dir: string, spoolDir: string): Promise<{ recoveredMs: 
     const greetSeconds = (performance.now() - t0) / 1000;
     // The queue is built; let the heap settle (GC after start-up) before reading RSS.
     await new Promise((r) => setTimeout(r, 5000));
-    const rss = rssKiB(child.pid!);
+    const rss = statusKiB(child.pid!, 'VmRSS');
+    const peak = statusKiB(child.pid!, 'VmHWM');
     const rec = fs.readFileSync(log, 'utf8').split('\n').map((l) => { try { return JSON.parse(l) as { msg?: string; ms?: number; messages?: number }; } catch { return {}; } }).find((r) => r.msg === 'spool recovered');
-    return { recoveredMs: rec?.ms ?? NaN, messages: rec?.messages ?? NaN, greetSeconds, rssKiB: rss };
+    return { recoveredMs: rec?.ms ?? NaN, messages: rec?.messages ?? NaN, greetSeconds, rssKiB: rss, peakKiB: peak };
   } finally {
     const done = new Promise((r) => child.once('exit', r));
     if (!exited) child.kill('SIGTERM');
@@ -138,11 +142,11 @@ async function main(): Promise<void> {
   const empty = await startNode(emptyDir, path.join(emptyDir, 'spool'));
   fs.rmSync(emptyDir, { recursive: true, force: true });
   const full = await startNode(dir, spoolDir);
-  console.log('| spool | messages recovered | "spool recovered" ms | s per million | start to greeting s | RSS MiB | RSS B per queued message |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
-  console.log(`| empty | 0 | ${empty.recoveredMs} | - | ${empty.greetSeconds.toFixed(2)} | ${(empty.rssKiB / 1024).toFixed(0)} | - |`);
+  console.log('| spool | messages recovered | "spool recovered" ms | s per million | start to greeting s | RSS MiB | RSS B per queued message | peak RSS (VmHWM) MiB |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`| empty | 0 | ${empty.recoveredMs} | - | ${empty.greetSeconds.toFixed(2)} | ${(empty.rssKiB / 1024).toFixed(0)} | - | ${(empty.peakKiB / 1024).toFixed(0)} |`);
   const perMsg = ((full.rssKiB - empty.rssKiB) * 1024) / full.messages;
-  console.log(`| full | ${full.messages} | ${full.recoveredMs} | ${((full.recoveredMs / 1000) * (1e6 / full.messages)).toFixed(1)} | ${full.greetSeconds.toFixed(2)} | ${(full.rssKiB / 1024).toFixed(0)} | ${perMsg.toFixed(0)} |`);
+  console.log(`| full | ${full.messages} | ${full.recoveredMs} | ${((full.recoveredMs / 1000) * (1e6 / full.messages)).toFixed(1)} | ${full.greetSeconds.toFixed(2)} | ${(full.rssKiB / 1024).toFixed(0)} | ${perMsg.toFixed(0)} | ${(full.peakKiB / 1024).toFixed(0)} |`);
   if (!opt.keep && opt.dir === undefined) fs.rmSync(dir, { recursive: true, force: true });
   else console.log(`spool kept in ${dir}`);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -425,36 +426,90 @@ Napi::Value BodyLocation(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// spoolRecover(handle, all?) -> [{ id, envelope, state, size, arrival }] of the messages found at
-// open (all: every live message) and not done since. Blocks on one pread per message (envelopes).
-Napi::Value Recover(const Napi::CallbackInfo& info) {
+// spoolRecoverBegin(handle, all?) -> cursor over the messages found at open (all: every live
+// message) and not done since, oldest first. Lists them as compact refs (no envelope read yet).
+Napi::Value RecoverBegin(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Core* c = UnwrapCore(info, 0);
   if (c == nullptr) return env.Undefined();
-  spool::Error err;
+  if (c->Closing()) return ClosedError(env, c).ThrowAsJavaScriptException(), env.Undefined();
   bool all = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-  std::vector<spool::Recovered> list = c->RecoveredMessages(&err, all);
-  if (err.err != 0) return ThrowErrno(env, err.err, err.syscall, err.detail);
-  Napi::Array a = Napi::Array::New(env, list.size());
-  // The keys once, not five new strings per record; and a handle scope per record, so a million
-  // records do not leave millions of handles for every scavenge to visit (about 15 us a record at
-  // 1,000,000 before, docs/performance.md "Issue 18").
-  Napi::String k_id = Napi::String::New(env, "id"), k_envelope = Napi::String::New(env, "envelope"),
-               k_state = Napi::String::New(env, "state"), k_size = Napi::String::New(env, "size"),
-               k_arrival = Napi::String::New(env, "arrival");
-  for (size_t i = 0; i < list.size(); i++) {
-    Napi::HandleScope scope(env);
-    auto& r = list[i];
-    Napi::Object o = Napi::Object::New(env);
-    o.Set(k_id, Napi::String::New(env, r.id));
-    o.Set(k_envelope, Napi::Buffer<char>::Copy(env, r.envelope.data(), r.envelope.size()));
-    o.Set(k_state, r.has_state ? Napi::Buffer<char>::Copy(env, r.state.data(), r.state.size()).As<Napi::Value>()
-                               : env.Null());
-    o.Set(k_size, Napi::Number::New(env, static_cast<double>(r.size)));
-    o.Set(k_arrival, Napi::Number::New(env, static_cast<double>(r.arrival_ms)));
-    a.Set(static_cast<uint32_t>(i), o);
+  spool::RecoverCursor* cur = c->RecoverBegin(all).release();
+  return Napi::External<spool::RecoverCursor>::New(env, cur, [](Napi::Env, spool::RecoverCursor* p) { delete p; });
+}
+
+// spoolRecoverNext(handle, cursor, max) -> a chunk of at most max messages, or null once all were
+// handed out. Columnar, so a million messages are not a million JS objects (docs/performance.md
+// "Issue 18: recovery in chunks"): { ids (joined by "\n": ids never hold one), envelopes (one
+// Buffer), envOffsets (Uint32Array, count + 1), sizes, arrivals (Float64Array), stateIndex (the
+// indices with a saved state, ascending), stateOffsets (Uint32Array, + 1), states (one Buffer) }.
+// Blocks on one pread per envelope, straight into the chunk's Buffer.
+Napi::Value RecoverNext(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Core* c = UnwrapCore(info, 0);
+  if (c == nullptr) return env.Undefined();
+  if (info.Length() < 3 || !info[1].IsExternal() || !info[2].IsNumber())
+    return ThrowType(env, "spoolRecoverNext: expected (handle, cursor, max)");
+  if (c->Closing()) return ClosedError(env, c).ThrowAsJavaScriptException(), env.Undefined();
+  spool::RecoverCursor* cur = info[1].As<Napi::External<spool::RecoverCursor>>().Data();
+  double max = info[2].As<Napi::Number>().DoubleValue();
+  std::vector<spool::RecoverItem> items = c->RecoverNext(cur, max >= 1 ? static_cast<size_t>(max) : 1);
+  if (items.empty()) return env.Null();
+  const size_t n = items.size();
+  size_t env_total = 0, state_total = 0, with_state = 0, ids_total = 0;
+  for (auto& x : items) {
+    env_total += x.env_len;
+    ids_total += x.id_len + 1;
+    if (x.has_state) state_total += x.state.size(), with_state++;
   }
-  return a;
+  if (env_total > UINT32_MAX || state_total > UINT32_MAX) return ThrowType(env, "spoolRecoverNext: chunk too large");
+  std::string ids;
+  ids.reserve(ids_total);
+  Napi::Uint32Array env_offs = Napi::Uint32Array::New(env, n + 1);
+  Napi::Float64Array sizes = Napi::Float64Array::New(env, n), arrivals = Napi::Float64Array::New(env, n);
+  Napi::Uint32Array state_idx = Napi::Uint32Array::New(env, with_state), state_offs = Napi::Uint32Array::New(env, with_state + 1);
+  Napi::Buffer<uint8_t> states = Napi::Buffer<uint8_t>::New(env, state_total);
+  uint32_t* eo = env_offs.Data();
+  uint32_t* si = state_idx.Data();
+  uint32_t* so = state_offs.Data();
+  uint32_t e_at = 0, s_at = 0, k = 0;
+  for (size_t i = 0; i < n; i++) {
+    auto& x = items[i];
+    if (i > 0) ids.push_back('\n');
+    ids.append(cur->ids, x.id_off, x.id_len);
+    eo[i] = e_at;
+    e_at += x.env_len;
+    sizes[i] = static_cast<double>(x.size);
+    arrivals[i] = static_cast<double>(x.arrival_ms);
+    if (x.has_state) {
+      si[k] = static_cast<uint32_t>(i);
+      so[k++] = s_at;
+      memcpy(states.Data() + s_at, x.state.data(), x.state.size());
+      s_at += static_cast<uint32_t>(x.state.size());
+    }
+  }
+  eo[n] = e_at;
+  so[k] = s_at;
+  // The last chunk: free the list now rather than whenever V8 collects the cursor (it does not
+  // know the tens of MiB behind it at a million messages).
+  if (cur->next >= cur->refs.size()) {
+    std::vector<spool::RecoverCursor::Ref>().swap(cur->refs);
+    std::string().swap(cur->ids);
+    cur->next = 0;
+  }
+  Napi::Buffer<uint8_t> envelopes = Napi::Buffer<uint8_t>::New(env, env_total);
+  spool::Error err;
+  if (!Core::ReadEnvelopes(items, envelopes.Data(), eo, &err)) return ThrowErrno(env, err.err, err.syscall, err.detail);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ids", Napi::String::New(env, ids));
+  o.Set("envelopes", envelopes);
+  o.Set("envOffsets", env_offs);
+  o.Set("sizes", sizes);
+  o.Set("arrivals", arrivals);
+  o.Set("stateIndex", state_idx);
+  o.Set("stateOffsets", state_offs);
+  o.Set("states", states);
+  return o;
 }
 
 Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -535,7 +590,7 @@ void InitSpool(Napi::Env env, Napi::Object exports) {
       {"spoolOpen", Open},       {"spoolAttach", Attach},     {"spoolBegin", Begin},
       {"spoolAppend", Append},   {"spoolAbort", Abort},       {"spoolCommit", Commit},
       {"spoolMarkDone", MarkDone}, {"spoolUpdate", Update},   {"spoolRead", Read}, {"spoolReadInto", ReadInto},
-      {"spoolBodyLocation", BodyLocation}, {"spoolRecover", Recover}, {"spoolStats", Stats},
+      {"spoolBodyLocation", BodyLocation}, {"spoolRecoverBegin", RecoverBegin}, {"spoolRecoverNext", RecoverNext}, {"spoolStats", Stats},
       {"spoolClose", Close},
   };
   for (const Fn& f : fns) exports.Set(f.name, Napi::Function::New(env, f.cb, f.name, s));

@@ -75,14 +75,6 @@ struct RecoveryEvent {
   std::string id = "";   // the queue id the damaged record claims, when its header is readable
 };
 
-struct Recovered {
-  std::string id;
-  std::string envelope;
-  std::string state;
-  bool has_state = false;
-  uint64_t size = 0;
-  uint64_t arrival_ms = 0;
-};
 
 struct Stats {
   uint64_t messages = 0, bytes = 0, segments = 0, commits = 0, batches = 0, syncs = 0;
@@ -108,6 +100,33 @@ struct Segment : std::enable_shared_from_this<Segment> {
   // (Reclaim), so a slot in a live segment's list never names a newer message.
   std::vector<uint32_t> ids;
   ~Segment();
+};
+
+// Start-up recovery in chunks (docs/performance.md "recovery in chunks"): what RecoverBegin lists,
+// about 24 B a message plus its id, so a million messages never exist as a million strings at once.
+struct RecoverCursor {
+  struct Ref {
+    uint64_t arrival_ms;
+    uint64_t id_off;  // in ids
+    uint16_t id_len;
+  };
+  std::string ids;  // every listed id, back to back
+  std::vector<Ref> refs;  // oldest first (arrival, then id)
+  size_t next = 0;
+  bool all = false;
+};
+
+// One message of a chunk, looked up again under the index lock.
+struct RecoverItem {
+  std::shared_ptr<Segment> seg;  // keeps the fd open even if the segment is reclaimed meanwhile
+  uint64_t env_off = 0;          // file offset of the envelope
+  uint32_t env_len = 0;
+  uint64_t size = 0;
+  uint64_t arrival_ms = 0;
+  uint64_t id_off = 0;  // in the cursor's ids
+  uint16_t id_len = 0;
+  bool has_state = false;
+  std::string state;
 };
 
 // One unit of submitted work.
@@ -156,9 +175,14 @@ class Core : public std::enable_shared_from_this<Core> {
   void CloseAndWait();
 
   int Lookup(const std::string& id, BodyRef* out);  // 0 or ENOENT; any thread
-  // Not-done messages: those found at open, or (all = true) every live one, including messages
-  // committed since open (the main thread reconciles with this after a worker died unreported).
-  std::vector<Recovered> RecoveredMessages(Error* e, bool all = false);
+  // Not-done messages, in chunks: those found at open, or (all = true) every live one, including
+  // messages committed since open (the main thread reconciles with this after a worker died
+  // unreported). RecoverBegin lists them oldest first as compact refs; RecoverNext looks up to
+  // `max` of them up again (one done meanwhile is skipped), empty only once all were handed out.
+  // ReadEnvelopes preads a chunk's envelopes into dst at offs[i] (segment/offset order).
+  std::unique_ptr<RecoverCursor> RecoverBegin(bool all = false);
+  std::vector<RecoverItem> RecoverNext(RecoverCursor* cur, size_t max);
+  static bool ReadEnvelopes(const std::vector<RecoverItem>& items, uint8_t* dst, const uint32_t* offs, Error* e);
   Stats GetStats();
   EventStats GetEventStats() { return ev_.Stats(); }
   uint64_t EventHead() { return ev_.Head(); }

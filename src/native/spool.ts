@@ -116,7 +116,8 @@ export interface NativeSpoolOpened {
   events: NativeSpoolEvent[];
 }
 
-/** A message that was acknowledged (committed) and not marked done before the spool was opened. */
+/** A message that was acknowledged (committed) and not marked done before the spool was opened
+ *  (one record of a NativeRecoveredChunk; src/spool's recover() makes them for tests and tools). */
 export interface NativeRecovered {
   id: string;
   /** The envelope given at commit; a fresh copy owned by the caller. */
@@ -127,6 +128,28 @@ export interface NativeRecovered {
   size: number;
   /** Milliseconds since the epoch when it was first committed (copy-forward keeps it). */
   arrival: number;
+}
+
+/** An opaque cursor of spoolRecoverBegin (freed with it by the GC). */
+export type NativeRecoverCursor = { readonly __recoverCursor: unique symbol };
+
+/**
+ * Up to `max` recovered messages, columnar (one object per chunk, not per message). Message i:
+ * id ids.split('\n')[i] (ids never hold a newline), envelope envelopes[envOffsets[i],
+ * envOffsets[i + 1]), size sizes[i], arrival arrivals[i]; its latest update() state, if it has one,
+ * is states[stateOffsets[k], stateOffsets[k + 1]) where stateIndex[k] === i (ascending).
+ */
+export interface NativeRecoveredChunk {
+  ids: string;
+  envelopes: Buffer;
+  envOffsets: Uint32Array;
+  /** Body sizes in wire form (bytes). */
+  sizes: Float64Array;
+  /** Milliseconds since the epoch when each was first committed (copy-forward keeps it). */
+  arrivals: Float64Array;
+  stateIndex: Uint32Array;
+  stateOffsets: Uint32Array;
+  states: Buffer;
 }
 
 /** Where a body lies, for sendfile. The caller owns `fd` (a dup) and must close it. */
@@ -233,8 +256,16 @@ export function spoolReadInto(h: NativeSpoolHandle, id: string, buf: Buffer): nu
 export function spoolBodyLocation(h: NativeSpoolHandle, id: string): NativeBodyLocation {
   return binding.spoolBodyLocation(h, id) as NativeBodyLocation;
 }
-export function spoolRecover(h: NativeSpoolHandle, all = false): NativeRecovered[] {
-  return binding.spoolRecover(h, all) as NativeRecovered[];
+/**
+ * Lists the messages found at open (all: every live one) and not done since, oldest first, as
+ * compact refs; spoolRecoverNext hands them out. Blocks on nothing but the index lock.
+ */
+export function spoolRecoverBegin(h: NativeSpoolHandle, all = false): NativeRecoverCursor {
+  return binding.spoolRecoverBegin(h, all) as NativeRecoverCursor;
+}
+/** The next chunk of at most `max` messages (one done since Begin is skipped), or null at the end. Blocks on one pread per envelope. */
+export function spoolRecoverNext(h: NativeSpoolHandle, cursor: NativeRecoverCursor, max: number): NativeRecoveredChunk | null {
+  return binding.spoolRecoverNext(h, cursor, max) as NativeRecoveredChunk | null;
 }
 export function spoolStats(h: NativeSpoolHandle): NativeSpoolStats {
   return binding.spoolStats(h) as NativeSpoolStats;

@@ -349,7 +349,7 @@ export class Daemon {
     this.journalWatch.start();
     const corrupt = this.spool.recoveryEvents.filter((e) => e.kind === 'corrupt').length;
     const tornTails = this.spool.recoveryEvents.filter((e) => e.kind === 'torn-tail').length;
-    const { unreadable, done } = this.intake.recovered(this.spool.recover(), settledInJournal(journal));
+    const { unreadable, done } = this.intake.recovered(this.spool.recoverChunks(), settledInJournal(journal));
     if (done.length > 0) {
       // Their delivery records are durable and their done-marks were not (a crash between the two):
       // delivered once, recorded once, not sent again.
@@ -386,7 +386,7 @@ export class Daemon {
    */
   private reconcileWithSpool(): void {
     if (this.spool === null) return;
-    const { added } = this.intake.recovered(this.spool.live());
+    const { added } = this.intake.recovered(this.spool.liveChunks());
     this.metrics.received(added);
     if (added > 0) this.logger.warn({ added }, 'queued messages a dead worker had committed without reporting them');
   }

@@ -12,7 +12,7 @@ import { decodeState, stateOfMove, type PersistedState } from '../message/retry-
 import { moveKey } from '../mmove/dedup.js';
 import type { BindingPolicy } from '../policy/binding.js';
 import type { QueueInput, QueueManager } from '../queue/manager.js';
-import type { RecoveredMessage } from '../spool/index.js';
+import type { RecoveredChunk } from '../spool/index.js';
 import type { Settled } from './settled.js';
 
 export interface IntakeDeps {
@@ -42,50 +42,61 @@ export class Intake {
   }
 
   /**
-   * Spool records the queue does not know yet: their envelope is decoded and they take the same
-   * path as accepted mail. An envelope that does not decode stays in the spool, not queued. A
-   * record's saved retry state (attempts, next attempt, parts, hold) wins over the move's; a state
-   * that does not decode is ignored and the message starts over.
+   * Spool records the queue does not know yet, chunk by chunk (Spool.recoverChunks/liveChunks):
+   * their envelope is decoded and they take the same path as accepted mail. An envelope that does
+   * not decode stays in the spool, not queued. A record's saved retry state (attempts, next
+   * attempt, parts, hold) wins over the move's; a state that does not decode is ignored and the
+   * message starts over. Nothing kept takes a view of a chunk's buffers: they go with the chunk.
    */
-  recovered(records: Iterable<RecoveredMessage>, settled: Settled = NONE_SETTLED): { added: number; unreadable: number; done: string[] } {
+  recovered(chunks: Iterable<RecoveredChunk>, settled: Settled = NONE_SETTLED): { added: number; unreadable: number; done: string[] } {
     let added = 0;
     let unreadable = 0;
     const done: string[] = [];
-    for (const r of records) {
-      if (this.d.queue.has(r.id)) continue;
-      const env = decodeEnvelope(r.envelope);
-      if (env === null) {
-        unreadable++;
-        this.d.logger.error({ id: r.id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
-        continue;
-      }
-      if (env.moved !== undefined && env.mmovePeer !== undefined) this.d.dedup.add(env.mmovePeer, moveKey(env.moved.originalId, env.rcpt));
-      let saved = decodeState(r.state);
-      if (r.state !== null && saved === null) this.d.logger.warn({ id: r.id }, 'spool: unreadable retry state ignored; the message starts over');
-      let rcpt = env.rcpt;
-      const gone = settled.get(r.id);
-      if (gone !== undefined) {
-        // Delivered (or moved) before the crash, by the journal: not again (settled.ts).
-        rcpt = rcpt.filter((x) => !gone.has(x));
-        if (saved !== null) saved = { ...saved, p: saved.p.map((p) => ({ ...p, r: p.r.filter((x) => !gone.has(x)) })).filter((p) => p.r.length > 0) };
-        if (saved !== null ? saved.p.length === 0 : rcpt.length === 0) {
-          done.push(r.id);
+    for (const c of chunks) {
+      const { ids, envelopes, envOffsets, stateIndex, stateOffsets } = c;
+      let k = 0; // the next message with a saved state is ids[stateIndex[k]]
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        let state: Buffer | null = null;
+        if (k < stateIndex.length && stateIndex[k] === i) {
+          state = c.states.subarray(stateOffsets[k], stateOffsets[k + 1]);
+          k++;
+        }
+        if (this.d.queue.has(id)) continue;
+        const env = decodeEnvelope(envelopes, envOffsets[i], envOffsets[i + 1]);
+        if (env === null) {
+          unreadable++;
+          this.d.logger.error({ id }, 'spool: message with an unreadable envelope kept in the spool, not queued');
           continue;
         }
+        if (env.moved !== undefined && env.mmovePeer !== undefined) this.d.dedup.add(env.mmovePeer, moveKey(env.moved.originalId, env.rcpt));
+        let saved = decodeState(state);
+        if (state !== null && saved === null) this.d.logger.warn({ id }, 'spool: unreadable retry state ignored; the message starts over');
+        let rcpt = env.rcpt;
+        const gone = settled.get(id);
+        if (gone !== undefined) {
+          // Delivered (or moved) before the crash, by the journal: not again (settled.ts).
+          rcpt = rcpt.filter((x) => !gone.has(x));
+          if (saved !== null) saved = { ...saved, p: saved.p.map((p) => ({ ...p, r: p.r.filter((x) => !gone.has(x)) })).filter((p) => p.r.length > 0) };
+          if (saved !== null ? saved.p.length === 0 : rcpt.length === 0) {
+            done.push(id);
+            continue;
+          }
+        }
+        const m: AcceptedMessage = {
+          id,
+          size: c.sizes[i]!,
+          // The listener's arrival time (the one the queue used before a restart), else the commit's.
+          arrival: env.arrival > 0 ? env.arrival : c.arrivals[i]!,
+          from: env.from,
+          rcpt,
+          headers: env.headers,
+          listener: env.listener,
+          client: env.client,
+          ...(env.moved !== undefined ? { moved: env.moved } : {}),
+        };
+        if (this.enqueue(m, saved, false)) added++;
       }
-      const m: AcceptedMessage = {
-        id: r.id,
-        size: r.size,
-        // The listener's arrival time (the one the queue used before a restart), else the commit's.
-        arrival: env.arrival > 0 ? env.arrival : r.arrival,
-        from: env.from,
-        rcpt,
-        headers: env.headers,
-        listener: env.listener,
-        client: env.client,
-        ...(env.moved !== undefined ? { moved: env.moved } : {}),
-      };
-      if (this.enqueue(m, saved, false)) added++;
     }
     return { added, unreadable, done };
   }

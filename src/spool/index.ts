@@ -18,7 +18,8 @@ import {
   spoolOpen,
   spoolRead,
   spoolReadInto,
-  spoolRecover,
+  spoolRecoverBegin,
+  spoolRecoverNext,
   spoolStats,
   spoolUpdate,
   type NativeBodyLocation,
@@ -26,6 +27,7 @@ import {
   type NativeEventStats,
   type NativeMessageHandle,
   type NativeRecovered,
+  type NativeRecoveredChunk,
   type NativeSpoolEvent,
   type NativeSpoolHandle,
   type NativeSpoolOpenOptions,
@@ -44,6 +46,17 @@ export interface SpoolOptions extends NativeSpoolOpenOptions {
 // The spool's data types are declared once, in src/native/spool.ts; these are their names here.
 /** A message that was acknowledged (committed) and not marked done before the spool was opened. */
 export type RecoveredMessage = NativeRecovered;
+/**
+ * Recovered messages in one columnar chunk (NativeRecoveredChunk with its ids split): message i
+ * is ids[i], its envelope envelopes[envOffsets[i], envOffsets[i + 1]), sizes[i], arrivals[i], and
+ * its saved state, if any, states[stateOffsets[k], stateOffsets[k + 1]) where stateIndex[k] === i.
+ * A reader takes strings out of the buffers; it keeps no view of them beyond the chunk.
+ */
+export interface RecoveredChunk extends Omit<NativeRecoveredChunk, 'ids'> {
+  ids: string[];
+}
+/** Messages per chunk: about 1 MiB of envelopes at 250 B each, few enough to stay young in V8. */
+export const RECOVER_CHUNK = 4096;
 /** What recovery did at open beyond reading good records. Never silent: also logged. */
 export type RecoveryEvent = NativeSpoolEvent;
 /** One entry of `corrupt/`: the saved bytes and the `.reason` file recovery wrote next to them. */
@@ -252,18 +265,30 @@ export class Spool {
 
   /**
    * Every message acknowledged and not marked done when the spool was opened, once each, oldest
-   * first, with its envelope and latest state. Reads each envelope (one pread per message).
+   * first, with its envelope and latest state, `max` at a time (a million messages are never a
+   * million objects: docs/performance.md "recovery in chunks"). The list is taken at the first
+   * chunk; a message marked done after that is skipped. One pread per envelope.
    */
-  recover(): RecoveredMessage[] {
-    return spoolRecover(this.handle);
+  *recoverChunks(max = RECOVER_CHUNK): Generator<RecoveredChunk> {
+    yield* chunks(this.handle, false, max);
   }
 
   /**
-   * Every message not yet done, including those committed since open, oldest first. The main
-   * thread uses it to find messages a worker committed but died before reporting.
+   * Every message not yet done, including those committed since open, oldest first, in chunks. The
+   * main thread uses it to find messages a worker committed but died before reporting.
    */
+  *liveChunks(max = RECOVER_CHUNK): Generator<RecoveredChunk> {
+    yield* chunks(this.handle, true, max);
+  }
+
+  /** recoverChunks() as one record per message (tests, tools; each envelope and state a copy). */
+  recover(): RecoveredMessage[] {
+    return messagesOf(this.recoverChunks());
+  }
+
+  /** liveChunks() as one record per message (tests, tools). */
   live(): RecoveredMessage[] {
-    return spoolRecover(this.handle, true);
+    return messagesOf(this.liveChunks());
   }
 
   /** A writer on this thread (the main thread usually only writes for tests and #mmove). */
@@ -384,3 +409,62 @@ export async function listCorrupt(directory: string): Promise<CorruptEntry[]> {
 
 export { EventJournal } from './events.js';
 export type { EventJournalOptions, EventJournalStats, EventReadResult, EventRecord, SubscriberStats } from './events.js';
+
+function* chunks(h: NativeSpoolHandle, all: boolean, max: number): Generator<RecoveredChunk> {
+  const cursor = spoolRecoverBegin(h, all);
+  for (;;) {
+    const c = spoolRecoverNext(h, cursor, max);
+    if (c === null) return;
+    yield { ...c, ids: c.ids.split('\n') };
+  }
+}
+
+/** One record per message of the chunks, envelope and state copied out of the chunk's buffers. */
+export function messagesOf(chunks: Iterable<RecoveredChunk>): RecoveredMessage[] {
+  const out: RecoveredMessage[] = [];
+  for (const c of chunks) {
+    let k = 0;
+    for (let i = 0; i < c.ids.length; i++) {
+      let state: Buffer | null = null;
+      if (k < c.stateIndex.length && c.stateIndex[k] === i) {
+        state = Buffer.from(c.states.subarray(c.stateOffsets[k], c.stateOffsets[k + 1]));
+        k++;
+      }
+      out.push({ id: c.ids[i]!, envelope: Buffer.from(c.envelopes.subarray(c.envOffsets[i], c.envOffsets[i + 1])), state, size: c.sizes[i]!, arrival: c.arrivals[i]! });
+    }
+  }
+  return out;
+}
+
+/** The chunk of these records (the inverse of messagesOf): for callers that hold records, such as tests. */
+export function chunkOf(records: readonly RecoveredMessage[]): RecoveredChunk {
+  const n = records.length;
+  const envOffsets = new Uint32Array(n + 1);
+  const withState = records.filter((r) => r.state !== null);
+  const stateIndex = new Uint32Array(withState.length);
+  const stateOffsets = new Uint32Array(withState.length + 1);
+  let e = 0;
+  let s = 0;
+  let k = 0;
+  records.forEach((r, i) => {
+    envOffsets[i] = e;
+    e += r.envelope.length;
+    if (r.state !== null) {
+      stateIndex[k] = i;
+      stateOffsets[k++] = s;
+      s += r.state.length;
+    }
+  });
+  envOffsets[n] = e;
+  stateOffsets[k] = s;
+  return {
+    ids: records.map((r) => r.id),
+    envelopes: Buffer.concat(records.map((r) => r.envelope)),
+    envOffsets,
+    sizes: Float64Array.from(records, (r) => r.size),
+    arrivals: Float64Array.from(records, (r) => r.arrival),
+    stateIndex,
+    stateOffsets,
+    states: Buffer.concat(withState.map((r) => r.state!)),
+  };
+}

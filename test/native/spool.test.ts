@@ -63,6 +63,38 @@ describe('spool', () => {
     expect(s.live().map((r) => r.id)).toEqual([fresh]);
   });
 
+  it('hands recovery out in columnar chunks, oldest first, states only where saved, skipping a message done after the list was taken', async () => {
+    const d = dir();
+    const s = openSpool({ directory: d });
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push(await commit(s, wireBody(50 + i, i), `{"n":${i}}`));
+    await s.update(ids[2]!, Buffer.from('state two'));
+    await s.update(ids[5]!, Buffer.from('state five'));
+    const it = s.liveChunks(3);
+    const first = it.next().value!;
+    expect(first.ids).toEqual(ids.slice(0, 3));
+    expect([...first.envOffsets]).toEqual([0, 7, 14, 21]);
+    expect(first.envelopes.toString()).toBe('{"n":0}{"n":1}{"n":2}');
+    expect([...first.sizes]).toEqual([50, 51, 52].map((n) => wireBody(n, 0).length));
+    expect([...first.stateIndex]).toEqual([2]);
+    expect(first.states.subarray(first.stateOffsets[0], first.stateOffsets[1]).toString()).toBe('state two');
+    // Marked done after the list was taken: the next chunk goes without it.
+    await s.markDone([ids[3]!]);
+    const second = it.next().value!;
+    expect(second.ids).toEqual([ids[4], ids[5]]);
+    expect([...second.stateIndex]).toEqual([1]);
+    expect(second.states.toString()).toBe('state five');
+    expect(second.envelopes.toString()).toBe('{"n":4}{"n":5}');
+    const third = it.next().value!;
+    expect(third.ids).toEqual([ids[6]]);
+    expect(third.stateIndex.length).toBe(0);
+    expect(it.next().done).toBe(true);
+    // The per-message form: copies, in the same order.
+    const live = s.live();
+    expect(live.map((r) => r.id)).toEqual([ids[0], ids[1], ids[2], ids[4], ids[5], ids[6]]);
+    expect(live.map((r) => r.state?.toString() ?? null)).toEqual([null, null, 'state two', null, 'state five', null]);
+  });
+
   it('gives every message an id that never repeats, across reopen and after every segment was reclaimed', async () => {
     const d = dir();
     const ids = new Set<string>();

@@ -10,7 +10,7 @@ import { Intake } from '../../src/node/intake.js';
 import { settledInJournal } from '../../src/node/settled.js';
 import { BindingPolicy } from '../../src/policy/binding.js';
 import type { QueueInput } from '../../src/queue/manager.js';
-import { EventJournal, Spool } from '../../src/spool/index.js';
+import { chunkOf, EventJournal, Spool } from '../../src/spool/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const T = Date.UTC(2026, 11, 3, 12);
@@ -74,12 +74,12 @@ describe('recovery with settled recipients', () => {
     const intake = new Intake({ queue: { add: (input, state) => (added.push({ input, state }), true), has: () => false }, config: () => cfg, policy: () => policy, dedup: { add: () => {} }, logger });
     const state = encodeState({ v: 1, p: [{ g: 'default', b: 'default', r: ['m1@example.net'], a: 1, n: 0 }, { g: 'default', b: 'default', r: ['m2@example.net'], a: 1, n: 0 }] });
     const r = intake.recovered(
-      [
+      [chunkOf([
         { id: 'A', envelope: env(['x@example.net', 'y@example.net']), state: null, size: 10, arrival: T },
         { id: 'B', envelope: env(['p@example.net', 'q@example.net']), state: null, size: 10, arrival: T },
         { id: 'D', envelope: env(['m1@example.net', 'm2@example.net']), state, size: 10, arrival: T },
         { id: 'E', envelope: env(['e@example.net']), state: null, size: 10, arrival: T },
-      ],
+      ])],
       new Map([
         ['A', new Set(['x@example.net'])],
         ['B', new Set(['p@example.net', 'q@example.net'])],

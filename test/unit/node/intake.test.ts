@@ -10,7 +10,7 @@ import { DedupTable, moveKey } from '../../../src/mmove/dedup.js';
 import { Intake } from '../../../src/node/intake.js';
 import { BindingPolicy } from '../../../src/policy/binding.js';
 import type { QueueInput, QueueManager } from '../../../src/queue/manager.js';
-import type { RecoveredMessage } from '../../../src/spool/index.js';
+import { chunkOf, type RecoveredMessage } from '../../../src/spool/index.js';
 import { config, idleQueue, recordingLogger } from './helpers.js';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -81,7 +81,7 @@ describe('intake', () => {
     const a = rig();
     a.intake.accepted(msgs);
     const r = rig();
-    expect(r.intake.recovered(msgs.map((m) => record(m)))).toEqual({ added: 4, unreadable: 0, done: [] });
+    expect(r.intake.recovered([chunkOf(msgs.map((m) => record(m)))])).toEqual({ added: 4, unreadable: 0, done: [] });
     expect(r.added).toEqual(a.added);
     expect(a.added.map((x) => [x.input.id, `${x.input.bindingGroup}/${x.input.binding}`, x.input.xBinding])).toEqual([
       ['x-trusted', 'default/b2', 'b2'],
@@ -96,7 +96,7 @@ describe('intake', () => {
   it('logs a reception record for accepted mail only', () => {
     const a = rig();
     a.intake.accepted([accepted('m1')]);
-    a.intake.recovered([record(accepted('m2'))]);
+    a.intake.recovered([chunkOf([record(accepted('m2'))])]);
     const receptions = a.log.records.filter((x) => x.event === 'reception');
     expect(receptions).toHaveLength(1);
     expect(receptions[0]).toMatchObject({ id: 'm1', binding: 'default/b1', listener: LISTENER, client: '127.0.0.1', size: 100 });
@@ -107,7 +107,7 @@ describe('intake', () => {
       const x = rig();
       const m = accepted('moved', { moved: move(), headers: {} });
       if (path === 'accepted') x.intake.accepted([m]);
-      else x.intake.recovered([record(m)]);
+      else x.intake.recovered([chunkOf([record(m)])]);
       // The listener would say b1: the move's binding wins.
       expect(x.added[0]!.input).toMatchObject({ bindingGroup: 'default', binding: 'b2', xBinding: null, hops: 2, origin: 'n2' });
       expect(x.qm.show('moved')!.parts.map((p) => [p.binding, p.domain, p.state, p.attempts, p.nextAttempt])).toEqual([
@@ -142,7 +142,7 @@ describe('intake', () => {
     const m = accepted('moved', { moved: move() });
     const key = moveKey('orig-1', m.rcpt);
     expect(x.dedup.seen('peer-n2', key)).toBe(false);
-    x.intake.recovered([record(m, { mmovePeer: 'peer-n2' })]);
+    x.intake.recovered([chunkOf([record(m, { mmovePeer: 'peer-n2' })])]);
     expect(x.dedup.seen('peer-n2', key)).toBe(true);
   });
 
@@ -151,7 +151,7 @@ describe('intake', () => {
     const good = accepted('good');
     const bad = record(accepted('bad'), { envelope: Buffer.from('{"from": "a@b.test", "rcpt": [') });
     const notAnObject = record(accepted('array'), { envelope: Buffer.from('[1,2]') });
-    expect(x.intake.recovered([bad, record(good), notAnObject])).toEqual({ added: 1, unreadable: 2, done: [] });
+    expect(x.intake.recovered([chunkOf([bad, record(good), notAnObject])])).toEqual({ added: 1, unreadable: 2, done: [] });
     expect(x.qm.has('bad')).toBe(false);
     expect(x.qm.has('array')).toBe(false);
     expect(x.qm.has('good')).toBe(true);
@@ -161,7 +161,7 @@ describe('intake', () => {
   it('starts a message over when its retry state does not decode', () => {
     const x = rig();
     const m = accepted('corrupt');
-    expect(x.intake.recovered([record(m, { state: Buffer.from('{"v":1,"p":[{"g":1}]}') })])).toEqual({ added: 1, unreadable: 0, done: [] });
+    expect(x.intake.recovered([chunkOf([record(m, { state: Buffer.from('{"v":1,"p":[{"g":1}]}') })])])).toEqual({ added: 1, unreadable: 0, done: [] });
     expect(x.qm.show('corrupt')!.parts.map((p) => [p.binding, p.state, p.attempts])).toEqual([['b1', 'active', 0], ['b1', 'active', 0]]);
     expect(x.log.warnings().map((w) => [w.id, w.msg])).toEqual([['corrupt', 'spool: unreadable retry state ignored; the message starts over']]);
   });
@@ -169,7 +169,7 @@ describe('intake', () => {
   it('resumes a recovered message from the retry state this node saved, over the move\'s', () => {
     const x = rig();
     const state = encodeState({ v: 1, p: [{ g: 'default', b: 'b1', r: ['bob@a.test'], a: 5, n: NOW + 1000, h: 1 }] });
-    x.intake.recovered([record(accepted('saved', { moved: move() }), { state })]);
+    x.intake.recovered([chunkOf([record(accepted('saved', { moved: move() }), { state })])]);
     // Only the recipient left, held, with its attempts: carol was delivered before the restart.
     expect(x.qm.show('saved')!.parts.map((p) => [p.binding, p.state, p.attempts, p.rcpt])).toEqual([['b1', 'hold', 5, ['bob@a.test']]]);
   });
@@ -178,7 +178,7 @@ describe('intake', () => {
     const x = rig();
     const m = accepted('once');
     x.intake.accepted([m]);
-    expect(x.intake.recovered([record(m)])).toEqual({ added: 0, unreadable: 0, done: [] });
+    expect(x.intake.recovered([chunkOf([record(m)])])).toEqual({ added: 0, unreadable: 0, done: [] });
     expect(x.added).toHaveLength(1);
   });
 });
@@ -196,7 +196,7 @@ describe('intake: mail to <postmaster> (RFC 5321 4.5.1)', () => {
     const x = rig(config(WITH));
     const m = accepted('pm-rec', { rcpt: ['postmaster'] });
     const r = record(m);
-    x.intake.recovered([r]);
+    x.intake.recovered([chunkOf([r])]);
     expect(x.added[0]!.input.rcpt).toEqual(['hostmaster@example.test']);
     expect(r.envelope.toString('latin1')).toContain('postmaster');
     expect(r.envelope.toString('latin1')).not.toContain('hostmaster@example.test');
