@@ -22,6 +22,7 @@ import type { MessageResult } from '../delivery/results.js';
 import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
 import type { Allowances } from './allowances.js';
 import { ConnectionBook, type BookQueue, type DestState, type IdleConn } from './connections.js';
+import { IdTable } from './id-table.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
 import { HeldQueues, stricterRate, throttleFor, type MessageThrottle } from './throttle.js';
@@ -112,11 +113,12 @@ export interface QueueRestrictions {
 }
 
 export class Scheduler {
-  readonly store = new PartStore();
+  // A part's recipients are stored without their domain when it is its home queue's (store.ts).
+  readonly store: PartStore = new PartStore((s: number): string => this.queues[this.store.home[s]!]!.domain);
   readonly heap = new RetryHeap(this.store);
   readonly names = new Interner();
   /** Queue id -> the first slot of the message's ring of parts. */
-  readonly byId = new Map<string, number>();
+  readonly byId = new IdTable(this.store);
   /** Held parts that are READY in a #mmove queue because this node is drained (settle): they move
    *  with their hold. Empty unless drained. */
   readonly movingHeld = new Set<number>();
@@ -561,7 +563,7 @@ export class Scheduler {
       },
       target: { domain: q.domain, routes: routes.map((r) => ({ host: r.host, port: r.port })), maxDeliveriesPerConnection: q.maxPerConnection },
       tls: { mode: cfg.lookup('Outbound_TLS', ctx), verify: cfg.lookup('Outbound_TLS_Verify', ctx) },
-      messages: slots.map((s) => ({ id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n') })),
+      messages: slots.map((s) => ({ id: st.idOf(s), from: st.fromOf(s), rcpt: st.rcptsOf(s) })),
       conn,
       mayOpen,
     };
