@@ -12,6 +12,7 @@
 // heap's O(log n).
 import { ByteArena, EMPTY_REC, NO_REC } from './arena.js';
 import { hashBytes, hashCompact, QueueIds } from './queue-id.js';
+import { SenderDomains } from './senders.js';
 
 export const FREE = 0;
 /** Ready to be sent: in its queue's FIFO. */
@@ -59,14 +60,15 @@ export class PartStore {
   /** Senders, recipient lists and ids that do not parse, one record each (arena.ts). */
   readonly arena = new ByteArena();
   readonly ids = new QueueIds();
+  private readonly senders = new SenderDomains();
 
   // The queue id (shared by a message's parts): the spool's node name interned, its segment and
   // sequence (queue-id.ts); an id of another form has idNode 0 and its text's record in idSeg.
   idNode = new Uint16Array(0);
   idSeg = new Uint32Array(0);
   idSeq = new Uint32Array(0);
-  /** The sender's record: one per message, shared by its parts (they are all in one ring, which
-   *  is what compaction walks to keep it shared). */
+  /** The sender's record (senders.ts): one per message, shared by its parts (they are all in one
+   *  ring, which is what compaction walks to keep it shared). */
   fromAt = new Uint32Array(0);
   /** The recipients' record, joined by "\n"; flagged when each is stored without its "@domain"
    *  (the domain of the part's home queue, which never changes while the part lives: a part's
@@ -161,7 +163,7 @@ export class PartStore {
       this.idNode[s] = 0;
       this.idSeg[s] = this.arena.put(id);
     }
-    this.fromAt[s] = this.arena.put(from);
+    this.fromAt[s] = this.senders.put(this.arena, from);
   }
 
   /** Links new part `t` into the ring of `s` (a part of the same message), sharing its id and sender. */
@@ -219,7 +221,7 @@ export class PartStore {
   }
 
   fromOf(s: number): string {
-    return this.arena.str(this.fromAt[s]!);
+    return this.senders.str(this.arena, this.fromAt[s]!);
   }
 
   /** Sets (or replaces) part s's recipients: all in the domain of its home queue, which must be
