@@ -40,6 +40,12 @@ const fill = (): Fill => ({ chunks: [], cur: -1, pos: CHUNK, used: 0, garbage: 0
 
 export class ByteArena {
   private f = fill();
+  /** Compactions done (tests, metrics). */
+  compactions = 0;
+
+  /** `minBytes`: below it the arena is never compacted (tests: 0, so that churn compacts). */
+  constructor(private readonly minBytes = 4 * CHUNK) {}
+
   /** During a compaction: the chunks being filled. */
   private g: Fill | null = null;
 
@@ -53,7 +59,7 @@ export class ByteArena {
 
   /** Half the arena is garbage (past its first chunks): time to compact. */
   get wantsCompaction(): boolean {
-    return this.f.used > 4 * CHUNK && this.f.garbage * 2 > this.f.used;
+    return this.f.used > this.minBytes && this.f.garbage * 2 > this.f.used;
   }
 
   /** The chunk of the record at `at`. */
@@ -190,6 +196,7 @@ export class ByteArena {
   finishCompaction(): void {
     this.f = this.g!;
     this.g = null;
+    this.compactions++;
   }
 
   /** Chunks held (tests, metrics). */

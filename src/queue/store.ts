@@ -57,8 +57,6 @@ export class PartStore {
   private freeHead = NONE;
   private live = 0;
 
-  /** Senders, recipient lists and ids that do not parse, one record each (arena.ts). */
-  readonly arena = new ByteArena();
   readonly ids = new QueueIds();
   private readonly senders = new SenderDomains();
 
@@ -108,9 +106,13 @@ export class PartStore {
    *  bounded, and strings already stored stay valid. */
   private readonly replyTexts = new Map<string, string>();
 
-  /** `domainOf(s)`: the domain of part s's home queue, which rcptsOf() puts back on recipients
+  /** `arena`: senders, recipient lists and ids that do not parse, one record each (arena.ts).
+   *  `domainOf(s)`: the domain of part s's home queue, which rcptsOf() puts back on recipients
    *  stored without it. Without it (tests of the slots alone) recipients are stored whole. */
-  constructor(private readonly domainOf: (s: number) => string = () => '') {}
+  constructor(
+    private readonly domainOf: (s: number) => string = () => '',
+    readonly arena = new ByteArena(),
+  ) {}
 
   /** Position in the retry heap, or -1. It shares prevLink's array: a part is in its queue's FIFO
    *  (READY) or in the heap (DEFERRED), never both, and each sets its link to -1 when it leaves
