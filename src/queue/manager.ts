@@ -4,10 +4,11 @@
 // (hold, release, rebind) and saves each message's retry state to the spool so a restart resumes
 // from it. It never reads a body. Never blocks: spool writes and worker calls are Promises.
 //
-// Files: scheduler.ts (FIFOs, run list, pump, retry timer) over store.ts (the part slots);
-// outcome.ts (a result's meaning, pure); bounce.ts (DSN requests and their gate); mmove-queue.ts
-// (#mmove: parts of bindings another node owns); routes.ts (where each binding's mail goes);
-// views.ts (mailq, show, Momentum's layout).
+// Files: scheduler.ts (FIFOs, run list, pump, retry timer; batch.ts builds a batch) over store.ts
+// (the part slots; their strings in arena.ts, senders.ts, queue-id.ts) and id-table.ts (queue
+// id -> part); outcome.ts (a result's meaning, pure); bounce.ts (DSN requests and their gate);
+// mmove-queue.ts (#mmove: parts of bindings another node owns); routes.ts (where each binding's
+// mail goes); views.ts (mailq, show, Momentum's layout).
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
@@ -25,10 +26,11 @@ import { outcomeOf } from './outcome.js';
 import { RouteTable, type Route } from './routes.js';
 import { NONE, Scheduler, type DestQueue, type SchedulerOptions } from './scheduler.js';
 import { DEFERRED, HOLD, READY } from './store.js';
-import { bindingRows, mailqRows, messageList, messageView, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState } from './views.js';
+import { bindingRows, mailqRows, messageList, messageView, queueUse, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState, type QueueUse } from './views.js';
 
 export { backoff } from './outcome.js';
 export { LOCAL_ROUTE, MMOVE_BINDING, type Route } from './routes.js';
+export type { QueueUse } from './views.js';
 
 /** A message as the queue takes it: from a worker's accepted event or from spool recovery. */
 export interface QueueInput {
@@ -51,30 +53,6 @@ export interface QueueInput {
 export interface QueueSpool {
   markDone(ids: string[]): Promise<void>;
   update(id: string, state: Buffer): Promise<void>;
-}
-
-/** What `shaping show` tells of one queue now. */
-export interface QueueUse {
-  ready: number;
-  inflight: number;
-  deferred: number;
-  hold: number;
-  /** Batches in flight: connections in use. */
-  connections: number;
-  /** Connections open for the queue, idle ones included (what Max_Outbound_Connections counts). */
-  open: number;
-  idle: number;
-  /** Its destination key: the domain, or with MX rollup its MX set ("mx:a.example,b.example"). */
-  destination: string;
-  /** Per cluster-wide limit key of the destination: this node's use, allowance and target. */
-  cluster: { key: string; use: number; allowance: number; target: number }[];
-  /** Outbound_Throttle_Connections: connections opened in its window now, and its limit. */
-  connectionThrottle: { used: number; limit: number } | null;
-  maxConnections: number;
-  suspended: boolean;
-  /** Messages counted against Outbound_Throttle_Messages (or a throttle restriction) now. */
-  throttle: { used: number; limit: number } | null;
-  throttledUntil: number | null;
 }
 
 export interface QueueManagerOptions {
@@ -369,20 +347,7 @@ export class QueueManager {
   /** One queue (binding, domain) as the scheduler runs it now, for `shaping show`; null when it
    *  has never had mail. Its limits as currently in force (config and restrictions together). */
   queueUse(bindingGroup: string, binding: string, domain: string): QueueUse | null {
-    const q = this.sched.findQueue(bindingGroup, binding, domain);
-    if (q === null) return null;
-    this.sched.settings(q);
-    const now = this.now();
-    return {
-      ready: q.ready, inflight: q.inflight, deferred: q.deferred, hold: q.hold,
-      connections: q.batches, maxConnections: q.maxConnections, suspended: q.suspended,
-      open: q.conns, idle: q.idle.length,
-      destination: q.dest?.key ?? q.domain,
-      cluster: q.dest === null ? [] : this.sched.book.clusterUse(q.dest),
-      throttle: q.throttle === null || q.throttle.limit === Infinity ? null : { used: q.throttle.used(now), limit: q.throttle.limit },
-      connectionThrottle: q.opens === null || q.opens.limit === Infinity ? null : { used: q.opens.used(now), limit: q.opens.limit },
-      throttledUntil: q.throttledUntil === 0 ? null : q.throttledUntil,
-    };
+    return queueUse(this.sched, bindingGroup, binding, domain, this.now());
   }
 
   /** Idle delivery connections of `worker` that closed on their own (its connClosed event). */

@@ -20,6 +20,7 @@ import type { Config } from '../config/index.js';
 import type { Rate } from '../config/schema.js';
 import type { MessageResult } from '../delivery/results.js';
 import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
+import { deliveryBatch } from './batch.js';
 import type { Allowances } from './allowances.js';
 import { ConnectionBook, type BookQueue, type DestState, type IdleConn } from './connections.js';
 import { IdTable } from './id-table.js';
@@ -517,7 +518,7 @@ export class Scheduler {
     const worker = c === null ? null : c.worker;
     const slotDest = c === null ? book.openSlot(q) : book.useIdle(c, q);
     this.beginBatch(q);
-    const batch = this.batchFor(q, slots, c === null ? null : c.id, mayOpen);
+    const batch = deliveryBatch(this.o.config(), q, this.store, slots, c === null ? null : c.id, mayOpen);
     const t0 = this.o.now();
     let ran = -1;
     let kept: BatchOutcome['kept'] = null;
@@ -547,26 +548,6 @@ export class Scheduler {
         this.endBatch(q);
       });
     return true;
-  }
-
-  private batchFor(q: DestQueue, slots: number[], conn: number | null, mayOpen: number): DeliveryBatch {
-    const cfg = this.o.config();
-    const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
-    const bc = cfg.bindings.get(q.binding);
-    const routes = cfg.lookup('Routes', ctx);
-    const st = this.store;
-    return {
-      binding: {
-        name: q.binding,
-        bindAddress: bc?.options.Bind_Address ?? null,
-        ehloHostname: cfg.lookup('Ehlo_Hostname', ctx) ?? cfg.global.Hostname,
-      },
-      target: { domain: q.domain, routes: routes.map((r) => ({ host: r.host, port: r.port })), maxDeliveriesPerConnection: q.maxPerConnection },
-      tls: { mode: cfg.lookup('Outbound_TLS', ctx), verify: cfg.lookup('Outbound_TLS_Verify', ctx) },
-      messages: slots.map((s) => ({ id: st.idOf(s), from: st.fromOf(s), rcpt: st.rcptsOf(s) })),
-      conn,
-      mayOpen,
-    };
   }
 
   /** The worker died or the call timed out: nothing is known, so every part is tried again. */

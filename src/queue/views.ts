@@ -1,8 +1,33 @@
 // What the console and the admin API show of the queue: mailq rows per (group, binding, domain),
-// totals, parts per binding, the message list, one message's parts, and Momentum's mailq layout.
+// totals, parts per binding, the message list, one message's parts, one queue's use (`shaping
+// show`), and Momentum's mailq layout.
 // Read-only over the scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
 import type { DestQueue, Scheduler } from './scheduler.js';
 import { DEFERRED, INFLIGHT, READY } from './store.js';
+
+/** What `shaping show` tells of one queue now. */
+export interface QueueUse {
+  ready: number;
+  inflight: number;
+  deferred: number;
+  hold: number;
+  /** Batches in flight: connections in use. */
+  connections: number;
+  /** Connections open for the queue, idle ones included (what Max_Outbound_Connections counts). */
+  open: number;
+  idle: number;
+  /** Its destination key: the domain, or with MX rollup its MX set ("mx:a.example,b.example"). */
+  destination: string;
+  /** Per cluster-wide limit key of the destination: this node's use, allowance and target. */
+  cluster: { key: string; use: number; allowance: number; target: number }[];
+  /** Outbound_Throttle_Connections: connections opened in its window now, and its limit. */
+  connectionThrottle: { used: number; limit: number } | null;
+  maxConnections: number;
+  suspended: boolean;
+  /** Messages counted against Outbound_Throttle_Messages (or a throttle restriction) now. */
+  throttle: { used: number; limit: number } | null;
+  throttledUntil: number | null;
+}
 
 /** Postfix's queue names: active (being worked on / ready), deferred (waiting for a retry), hold. */
 export type QueueState = 'active' | 'deferred' | 'hold';
@@ -224,4 +249,22 @@ export function formatMailq(rows: MailqRow[], totals: { active: number; deferred
   // A throttled queue's row says until when, after its columns.
   const note = (i: number): string => (i === 0 ? '' : throttleNote(rows[i - 1]!.throttledUntil));
   return [...all.map((r, i) => (note(i) === '' ? line(r) : `${line(r)}  ${note(i)}`)), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
+}
+
+/** One queue (binding, domain) as the scheduler runs it now, for `shaping show`; null when it
+ *  has never had mail. Its limits as currently in force (config and restrictions together). */
+export function queueUse(sched: Scheduler, bindingGroup: string, binding: string, domain: string, now: number): QueueUse | null {
+  const q = sched.findQueue(bindingGroup, binding, domain);
+  if (q === null) return null;
+  sched.settings(q);
+  return {
+    ready: q.ready, inflight: q.inflight, deferred: q.deferred, hold: q.hold,
+    connections: q.batches, maxConnections: q.maxConnections, suspended: q.suspended,
+    open: q.conns, idle: q.idle.length,
+    destination: q.dest?.key ?? q.domain,
+    cluster: q.dest === null ? [] : sched.book.clusterUse(q.dest),
+    throttle: q.throttle === null || q.throttle.limit === Infinity ? null : { used: q.throttle.used(now), limit: q.throttle.limit },
+    connectionThrottle: q.opens === null || q.opens.limit === Infinity ? null : { used: q.opens.used(now), limit: q.opens.limit },
+    throttledUntil: q.throttledUntil === 0 ? null : q.throttledUntil,
+  };
 }
