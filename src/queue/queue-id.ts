@@ -16,7 +16,7 @@ function hexValue(c: number): number {
   return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
 }
 
-const HEX = '0123456789abcdef';
+const HEX_CODES = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 export class QueueIds {
   private readonly names: string[] = [''];
@@ -92,18 +92,32 @@ export class QueueIds {
     return (this.last = names.length - 1);
   }
 
-  /** The id of (node, seg, seq) as the spool wrote it: one string allocated. */
+  /** The id of (node, seg, seq) as the spool wrote it: one string allocated. Hot (each part a
+   *  batch sends): "<node>-<seg>-" is kept for the last (node, seg), which a segment's messages share. */
   format(node: number, seg: number, seq: number): string {
     const b = this.scratch;
-    let p = b.write(this.names[node]!, 0, 'latin1');
-    b[p++] = 45;
-    for (let k = 28; k >= 0; k -= 4) b[p++] = HEX.charCodeAt(Math.floor(seg / 2 ** k) % 16);
-    b[p++] = 45;
+    let p: number;
+    if (node === this.fNode && seg === this.fSeg) p = this.fLen;
+    else {
+      const name = this.names[node]!;
+      for (p = 0; p < name.length; p++) b[p] = name.charCodeAt(p);
+      b[p++] = 45;
+      for (let k = 28; k >= 0; k -= 4) b[p++] = HEX_CODES[(seg >>> k) & 15]!;
+      b[p++] = 45;
+      this.fNode = node;
+      this.fSeg = seg;
+      this.fLen = p;
+    }
     let k = 20;
-    while (k < 28 && Math.floor(seq / 2 ** (k + 4)) !== 0) k += 4;
-    for (; k >= 0; k -= 4) b[p++] = HEX.charCodeAt(Math.floor(seq / 2 ** k) % 16);
+    while (k < 28 && seq >>> (k + 4) !== 0) k += 4;
+    for (; k >= 0; k -= 4) b[p++] = HEX_CODES[(seq >>> k) & 15]!;
     return b.toString('latin1', 0, p);
   }
+
+  /** The (node, seg) whose "<node>-<seg>-" is in scratch[0, fLen). */
+  private fNode = -1;
+  private fSeg = -1;
+  private fLen = 0;
 }
 
 /** A 32-bit hash of a compact id (murmur3's finalizer over the three fields). */
