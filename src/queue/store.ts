@@ -238,7 +238,7 @@ export class PartStore {
     }
     const d = this.domainOf(s);
     let max = rcpts.length;
-    let elide = d.length > 0 ? 1 : 0;
+    let elide = d.length > 0 && rcpts.length > 0 ? 1 : 0;
     for (const r of rcpts) {
       max += r.length * 3;
       if (elide === 1 && !(r.length > d.length + 1 && r.charCodeAt(r.length - d.length - 1) === 64 && r.endsWith(d))) elide = 0;

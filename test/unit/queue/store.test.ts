@@ -123,6 +123,11 @@ describe('part store', () => {
     // Garbage stays under about half: the arena holds little more than twice the live bytes.
     expect(st.arena.garbage * 2).toBeLessThanOrEqual(st.arena.used + 1);
     expect(st.count).toBe(oracle.size);
+    // No recipients reads back as today's ''.split('\n') did.
+    const e = st.alloc();
+    home[e] = 'd0.example';
+    st.setRcpts(e, []);
+    expect(st.rcptsOf(e)).toEqual(['']);
   });
 });
 
