@@ -4,10 +4,11 @@
 // (hold, release, rebind) and saves each message's retry state to the spool so a restart resumes
 // from it. It never reads a body. Never blocks: spool writes and worker calls are Promises.
 //
-// Files: scheduler.ts (FIFOs, run list, pump, retry timer) over store.ts (the part slots);
-// outcome.ts (a result's meaning, pure); bounce.ts (DSN requests and their gate); mmove-queue.ts
-// (#mmove: parts of bindings another node owns); routes.ts (where each binding's mail goes);
-// views.ts (mailq, show, Momentum's layout).
+// Files: scheduler.ts (FIFOs, run list, pump, retry timer; batch.ts builds a batch) over store.ts
+// (the part slots; their strings in arena.ts, senders.ts, queue-id.ts) and id-table.ts (queue
+// id -> part); outcome.ts (a result's meaning, pure); bounce.ts (DSN requests and their gate);
+// mmove-queue.ts (#mmove: parts of bindings another node owns); routes.ts (where each binding's
+// mail goes); views.ts (mailq, show, Momentum's layout).
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
@@ -25,10 +26,11 @@ import { outcomeOf } from './outcome.js';
 import { RouteTable, type Route } from './routes.js';
 import { NONE, Scheduler, type DestQueue, type SchedulerOptions } from './scheduler.js';
 import { DEFERRED, HOLD, READY } from './store.js';
-import { bindingRows, mailqRows, messageList, messageView, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState } from './views.js';
+import { bindingRows, mailqRows, messageList, messageView, queueUse, stateCounts, type MailqRow, type MessageListRow, type MessageView, type QueueState, type QueueUse } from './views.js';
 
 export { backoff } from './outcome.js';
 export { LOCAL_ROUTE, MMOVE_BINDING, type Route } from './routes.js';
+export type { QueueUse } from './views.js';
 
 /** A message as the queue takes it: from a worker's accepted event or from spool recovery. */
 export interface QueueInput {
@@ -51,30 +53,6 @@ export interface QueueInput {
 export interface QueueSpool {
   markDone(ids: string[]): Promise<void>;
   update(id: string, state: Buffer): Promise<void>;
-}
-
-/** What `shaping show` tells of one queue now. */
-export interface QueueUse {
-  ready: number;
-  inflight: number;
-  deferred: number;
-  hold: number;
-  /** Batches in flight: connections in use. */
-  connections: number;
-  /** Connections open for the queue, idle ones included (what Max_Outbound_Connections counts). */
-  open: number;
-  idle: number;
-  /** Its destination key: the domain, or with MX rollup its MX set ("mx:a.example,b.example"). */
-  destination: string;
-  /** Per cluster-wide limit key of the destination: this node's use, allowance and target. */
-  cluster: { key: string; use: number; allowance: number; target: number }[];
-  /** Outbound_Throttle_Connections: connections opened in its window now, and its limit. */
-  connectionThrottle: { used: number; limit: number } | null;
-  maxConnections: number;
-  suspended: boolean;
-  /** Messages counted against Outbound_Throttle_Messages (or a throttle restriction) now. */
-  throttle: { used: number; limit: number } | null;
-  throttledUntil: number | null;
 }
 
 export interface QueueManagerOptions {
@@ -208,9 +186,11 @@ export class QueueManager {
     for (const p of parts) {
       if (p.r.length === 0) continue;
       const s = st.alloc();
-      st.id[s] = m.id;
-      st.from[s] = m.from;
-      st.rcpts[s] = p.r.join('\n');
+      // Its home first: the store keeps the recipients relative to its domain.
+      st.home[s] = sched.queueFor(p.g, p.b, domainOf(p.r[0] ?? '')).idx;
+      if (first === NONE) st.setMessage((first = s), m.id, m.from);
+      else st.join(first, s);
+      st.setRcpts(s, p.r);
       st.size[s] = m.size;
       st.arrival[s] = m.arrival;
       st.attempts[s] = Math.min(p.a, 0xffff);
@@ -220,13 +200,10 @@ export class QueueManager {
       st.persisted[s] = state !== null ? 1 : 0;
       st.hops[s] = Math.min(m.hops ?? 0, 0xff);
       st.origin[s] = sched.names.id(m.origin ?? null);
-      st.home[s] = sched.queueFor(p.g, p.b, domainOf(p.r[0] ?? '')).idx;
-      if (first === NONE) first = s;
-      else st.link(first, s);
       sched.settle(s, p.h === 1);
     }
     if (first === NONE) return false;
-    sched.byId.set(m.id, first);
+    sched.byId.insert(first);
     this.bytes += m.size;
     return true;
   }
@@ -290,36 +267,36 @@ export class QueueManager {
   /** Holds the selected parts that are not being sent right now; returns how many. */
   hold(sel: Selector): number {
     const sched = this.sched;
-    const touched = new Set<string>();
+    const touched = new Set<number>();
     let n = 0;
     for (const s of this.select(sel)) {
       const state = sched.store.state[s]!;
       if ((state !== READY && state !== DEFERRED) || sched.isHeld(s)) continue;
       sched.leave(s);
       sched.enter(s, HOLD);
-      touched.add(sched.store.id[s]!);
+      touched.add(sched.byId.headOf(s));
       this.partEvent('hold', s);
       n++;
     }
-    for (const id of touched) this.persist(id);
+    for (const head of touched) this.persist(head);
     return n;
   }
 
   /** Releases held parts for an attempt at once; returns how many. */
   release(sel: Selector): number {
     const sched = this.sched;
-    const touched = new Set<string>();
+    const touched = new Set<number>();
     let n = 0;
     for (const s of this.select(sel)) {
       if (!sched.isHeld(s)) continue;
       sched.leave(s);
       sched.store.next[s] = 0;
       sched.settle(s, false);
-      touched.add(sched.store.id[s]!);
+      touched.add(sched.byId.headOf(s));
       this.partEvent('release', s);
       n++;
     }
-    for (const id of touched) this.persist(id);
+    for (const head of touched) this.persist(head);
     sched.schedulePump();
     return n;
   }
@@ -328,22 +305,23 @@ export class QueueManager {
    *  after the config changed; parts being sent are left alone. Returns how many parts moved. */
   rebind(binding: string | 'all', domain?: string): number {
     const sched = this.sched;
-    const touched = new Set<string>();
+    const touched = new Set<number>();
     let moved = 0;
     const st = sched.store;
     for (const s of sched.queuedParts(binding === 'all' ? undefined : binding, domain)) {
       const q = sched.queues[st.home[s]!]!;
-      const a = this.o.assign({ xBinding: sched.names.name(st.xBinding[s]!), listener: sched.names.name(st.listener[s]!), from: st.from[s]! });
+      const a = this.o.assign({ xBinding: sched.names.name(st.xBinding[s]!), listener: sched.names.name(st.listener[s]!), from: st.fromOf(s) });
       if (a.bindingGroup === q.bindingGroup && a.binding === q.binding) continue;
       const held = sched.isHeld(s);
       sched.leave(s);
+      // The same domain: the recipients the store keeps relative to it stay valid.
       st.home[s] = sched.queueFor(a.bindingGroup, a.binding, q.domain).idx;
       sched.settle(s, held);
-      this.events.emit({ type: 'rebind', id: st.id[s]!, binding: `${a.bindingGroup}/${a.binding}`, previous: `${q.bindingGroup}/${q.binding}`, rcpt: st.rcpts[s]!.split('\n') });
+      this.events.emit({ type: 'rebind', id: st.idOf(s), binding: `${a.bindingGroup}/${a.binding}`, previous: `${q.bindingGroup}/${q.binding}`, rcpt: st.rcptsOf(s) });
       moved++;
-      if (st.persisted[s] === 1) touched.add(st.id[s]!);
+      if (st.persisted[s] === 1) touched.add(sched.byId.headOf(s));
     }
-    for (const id of touched) this.persist(id);
+    for (const head of touched) this.persist(head);
     sched.schedulePump();
     return moved;
   }
@@ -369,20 +347,7 @@ export class QueueManager {
   /** One queue (binding, domain) as the scheduler runs it now, for `shaping show`; null when it
    *  has never had mail. Its limits as currently in force (config and restrictions together). */
   queueUse(bindingGroup: string, binding: string, domain: string): QueueUse | null {
-    const q = this.sched.findQueue(bindingGroup, binding, domain);
-    if (q === null) return null;
-    this.sched.settings(q);
-    const now = this.now();
-    return {
-      ready: q.ready, inflight: q.inflight, deferred: q.deferred, hold: q.hold,
-      connections: q.batches, maxConnections: q.maxConnections, suspended: q.suspended,
-      open: q.conns, idle: q.idle.length,
-      destination: q.dest?.key ?? q.domain,
-      cluster: q.dest === null ? [] : this.sched.book.clusterUse(q.dest),
-      throttle: q.throttle === null || q.throttle.limit === Infinity ? null : { used: q.throttle.used(now), limit: q.throttle.limit },
-      connectionThrottle: q.opens === null || q.opens.limit === Infinity ? null : { used: q.opens.used(now), limit: q.opens.limit },
-      throttledUntil: q.throttledUntil === 0 ? null : q.throttledUntil,
-    };
+    return queueUse(this.sched, bindingGroup, binding, domain, this.now());
   }
 
   /** Idle delivery connections of `worker` that closed on their own (its connClosed event). */
@@ -412,15 +377,15 @@ export class QueueManager {
 
   private select(sel: Selector): number[] {
     if (sel.id === undefined) return this.sched.queuedParts(sel.binding, sel.domain);
-    const first = this.sched.byId.get(sel.id);
-    return first === undefined ? [] : this.sched.store.ringOf(first);
+    const first = this.sched.byId.find(sel.id);
+    return first === NONE ? [] : this.sched.store.ringOf(first);
   }
 
   /** The hold or release record of one part (an operator's action, not a hot path). */
   private partEvent(type: 'hold' | 'release', s: number): void {
     const st = this.sched.store;
     const q = this.sched.queues[st.home[s]!]!;
-    this.events.emit({ type, id: st.id[s]!, binding: `${q.bindingGroup}/${q.binding}`, rcpt: st.rcpts[s]!.split('\n') });
+    this.events.emit({ type, id: st.idOf(s), binding: `${q.bindingGroup}/${q.binding}`, rcpt: st.rcptsOf(s) });
   }
 
   // --- results -------------------------------------------------------------------------------------
@@ -440,15 +405,15 @@ export class QueueManager {
     }
     slots.forEach((s, i) => {
       const q = sched.settings(sched.queues[st.queue[s]!]!);
-      const id = st.id[s]!;
+      const id = st.idOf(s);
       const res = results[i];
       if (this.o.shaping !== undefined && res !== undefined) {
         for (const r of res.results) {
           if (r.status !== 'delivered' && r.origin === 'remote' && this.o.shaping(q.binding, q.domain, r) && r.status === 'deferred') r.status = 'bounced';
         }
       }
-      const out = outcomeOf({ rcpts: st.rcpts[s]!.split('\n'), attempts: st.attempts[s]!, arrival: st.arrival[s]! }, res, { retryMs: q.retryMs, expireMs: q.expireMs, local }, now);
-      const base = { time: now, id, from: st.from[s]!, binding: `${q.bindingGroup}/${q.binding}`, source: res?.localAddress ?? null, size: st.size[s]!, attempt: out.attempt };
+      const out = outcomeOf({ rcpts: st.rcptsOf(s), attempts: st.attempts[s]!, arrival: st.arrival[s]! }, res, { retryMs: q.retryMs, expireMs: q.expireMs, local }, now);
+      const base = { time: now, id, from: st.fromOf(s), binding: `${q.bindingGroup}/${q.binding}`, source: res?.localAddress ?? null, size: st.size[s]!, attempt: out.attempt };
       for (const r of out.replies) {
         if (r.status === 'delivered') {
           this.counters.delivered++;
@@ -487,7 +452,7 @@ export class QueueManager {
       this.counters.deferred += retry.rcpts.length;
       this.o.onOutcome?.('deferred', retry.rcpts.length);
       sched.leave(s);
-      st.rcpts[s] = retry.rcpts.join('\n');
+      st.setRcpts(s, retry.rcpts);
       // What `message show` gives as the reason: the last reply of a recipient still to deliver
       // (none when the batch brought no result, e.g. a worker died: the earlier reply stays).
       for (let i = out.replies.length - 1; i >= 0; i--) {
@@ -501,7 +466,7 @@ export class QueueManager {
       st.next[s] = retry.next;
       // Its binding may have moved to another node meanwhile: then it goes there (#mmove).
       sched.settle(s, false);
-      this.persist(id);
+      this.persist(s, id);
     });
   }
 
@@ -509,8 +474,8 @@ export class QueueManager {
    *  they come back as a deferred part that bounces again after DSN_RETRY_MS. */
   private bounce(s: number, rcpts: RecipientResult[], now: number): void {
     const st = this.sched.store;
-    const id = st.id[s]!;
-    const from = st.from[s]!;
+    const id = st.idOf(s);
+    const from = st.fromOf(s);
     const arrival = st.arrival[s]!;
     const qi = st.home[s]!;
     const names = this.sched.names;
@@ -521,27 +486,25 @@ export class QueueManager {
   /** Adds a deferred part to a message (a new message entry if it is gone meanwhile). */
   private addDeferred(id: string, from: string, arrival: number, meta: { xBinding: string | null; listener: string | null; size: number }, q: DestQueue, rcpt: string[], next: number): void {
     const sched = this.sched;
-    const first = sched.byId.get(id);
-    if (first === undefined) {
+    const first = sched.byId.find(id);
+    if (first === NONE) {
       this.add({ id, size: meta.size, arrival, from, rcpt, xBinding: meta.xBinding, listener: meta.listener, bindingGroup: q.bindingGroup, binding: q.binding },
         { v: 1, p: [{ g: q.bindingGroup, b: q.binding, r: rcpt, a: 1, n: next }] });
     } else {
       const st = sched.store;
       const s = st.alloc();
-      st.id[s] = id;
-      st.from[s] = from;
-      st.rcpts[s] = rcpt.join('\n');
+      st.home[s] = q.idx;
+      st.join(first, s);
+      st.setRcpts(s, rcpt);
       st.size[s] = meta.size;
       st.arrival[s] = arrival;
       st.attempts[s] = 1;
       st.next[s] = next;
       st.xBinding[s] = sched.names.id(meta.xBinding);
       st.listener[s] = sched.names.id(meta.listener);
-      st.home[s] = q.idx;
-      st.link(first, s);
       sched.settle(s, false);
     }
-    this.persist(id);
+    this.persist(sched.byId.find(id), id);
   }
 
   // --- finishing and the spool's records -----------------------------------------------------------
@@ -550,20 +513,20 @@ export class QueueManager {
   private finish(s: number): void {
     const sched = this.sched;
     const st = sched.store;
-    const id = st.id[s]!;
     sched.leave(s);
     sched.movingHeld.delete(s);
-    const other = st.unlink(s);
     const size = st.size[s]!;
-    st.free(s);
-    if (other === NONE) {
-      sched.byId.delete(id);
+    // The table reads the message's id from part s: changed before s is freed.
+    if (st.ring[s] === s) {
+      const id = st.idOf(s);
+      sched.byId.remove(s);
+      st.free(s);
       this.bytes -= size;
       this.done(id);
     } else {
-      if (sched.byId.get(id) === s) sched.byId.set(id, other);
+      sched.byId.replace(s, st.ring[s]!);
       // The finished recipients must not be sent again after a restart.
-      this.persist(id);
+      this.persist(st.free(s));
     }
   }
 
@@ -602,17 +565,20 @@ export class QueueManager {
     }
   }
 
-  /** Writes the message's parts to the spool's state record (message/retry-state.ts), so a
-   *  restart resumes from here. A part's home binding is saved, never #mmove. */
-  private persist(id: string): void {
+  /** Writes the parts of the message of part `part` (its `id`) to the spool's state record
+   *  (message/retry-state.ts), so a restart resumes from here. A part's home binding is saved,
+   *  never #mmove; the parts in ring order from the message's entry (the order they were added). */
+  private persist(part: number, known?: string): void {
+    if (part === NONE) return;
     const sched = this.sched;
-    const first = sched.byId.get(id);
-    if (first === undefined) return;
     const st = sched.store;
+    const first = sched.byId.headOf(part);
+    if (first === NONE) return;
+    const id = known ?? st.idOf(first);
     const ring = st.ringOf(first);
     const p: PersistedPart[] = ring.map((s) => {
       const q = sched.queues[st.home[s]!]!;
-      const part: PersistedPart = { g: q.bindingGroup, b: q.binding, r: st.rcpts[s]!.split('\n'), a: st.attempts[s]!, n: st.next[s]! };
+      const part: PersistedPart = { g: q.bindingGroup, b: q.binding, r: st.rcptsOf(s), a: st.attempts[s]!, n: st.next[s]! };
       if (sched.isHeld(s)) part.h = 1;
       return part;
     });

@@ -104,18 +104,19 @@ export class MmoveQueue {
     for (const s of slots) {
       const home = sched.queues[st.home[s]!]!;
       const held = sched.movingHeld.size > 0 && sched.movingHeld.has(s);
-      const key = `${st.id[s]!}\0${home.bindingGroup}\0${home.binding}\0${st.attempts[s]!}\0${st.next[s]!}\0${held ? 1 : 0}`;
+      const id = st.idOf(s);
+      const key = `${id}\0${home.bindingGroup}\0${home.binding}\0${st.attempts[s]!}\0${st.next[s]!}\0${held ? 1 : 0}`;
       const i = byKey.get(key);
       if (i !== undefined) {
         groups[i]!.push(s);
-        items[i]!.rcpt.push(...st.rcpts[s]!.split('\n'));
+        items[i]!.rcpt.push(...st.rcptsOf(s));
         continue;
       }
       byKey.set(key, items.length);
       groups.push([s]);
       const origin = sched.names.name(st.origin[s]!);
       items.push({
-        id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n'), binding: home.binding, bindingGroup: home.bindingGroup,
+        id, from: st.fromOf(s), rcpt: st.rcptsOf(s), binding: home.binding, bindingGroup: home.bindingGroup,
         arrival: st.arrival[s]!, attempts: st.attempts[s]!, nextAttempt: st.next[s]!, hops: st.hops[s]!,
         ...(origin !== null ? { originNode: origin } : {}),
         ...(held ? { held: true } : {}),
@@ -171,7 +172,7 @@ export class MmoveQueue {
         this.o.counters.bounced += it.rcpt.length;
         this.o.onOutcome?.('bounced', it.rcpt.length);
         for (const s of slots) {
-          const rcpts = st.rcpts[s]!.split('\n').map((rcpt): RecipientResult => ({
+          const rcpts = st.rcptsOf(s).map((rcpt): RecipientResult => ({
             rcpt, status: 'bounced', code: r.code, enhanced, reply, origin: 'remote', remoteHost: q.moveTo, remoteAddress: null,
           }));
           this.o.bounce(s, rcpts, now);

@@ -20,8 +20,10 @@ import type { Config } from '../config/index.js';
 import type { Rate } from '../config/schema.js';
 import type { MessageResult } from '../delivery/results.js';
 import type { BatchOutcome, DeliveryBatch } from '../delivery/batch.js';
+import { deliveryBatch } from './batch.js';
 import type { Allowances } from './allowances.js';
 import { ConnectionBook, type BookQueue, type DestState, type IdleConn } from './connections.js';
+import { IdTable } from './id-table.js';
 import { LOCAL_ROUTE, MMOVE_BINDING, type Route, type RouteTable } from './routes.js';
 import { DEFERRED, FREE, HOLD, INFLIGHT, Interner, PartStore, READY, RetryHeap } from './store.js';
 import { HeldQueues, stricterRate, throttleFor, type MessageThrottle } from './throttle.js';
@@ -112,11 +114,12 @@ export interface QueueRestrictions {
 }
 
 export class Scheduler {
-  readonly store = new PartStore();
+  // A part's recipients are stored without their domain when it is its home queue's (store.ts).
+  readonly store: PartStore = new PartStore((s: number): string => this.queues[this.store.home[s]!]!.domain);
   readonly heap = new RetryHeap(this.store);
   readonly names = new Interner();
   /** Queue id -> the first slot of the message's ring of parts. */
-  readonly byId = new Map<string, number>();
+  readonly byId = new IdTable(this.store);
   /** Held parts that are READY in a #mmove queue because this node is drained (settle): they move
    *  with their hold. Empty unless drained. */
   readonly movingHeld = new Set<number>();
@@ -515,7 +518,7 @@ export class Scheduler {
     const worker = c === null ? null : c.worker;
     const slotDest = c === null ? book.openSlot(q) : book.useIdle(c, q);
     this.beginBatch(q);
-    const batch = this.batchFor(q, slots, c === null ? null : c.id, mayOpen);
+    const batch = deliveryBatch(this.o.config(), q, this.store, slots, c === null ? null : c.id, mayOpen);
     const t0 = this.o.now();
     let ran = -1;
     let kept: BatchOutcome['kept'] = null;
@@ -545,26 +548,6 @@ export class Scheduler {
         this.endBatch(q);
       });
     return true;
-  }
-
-  private batchFor(q: DestQueue, slots: number[], conn: number | null, mayOpen: number): DeliveryBatch {
-    const cfg = this.o.config();
-    const ctx = { bindingGroup: q.bindingGroup, binding: q.binding, domain: q.domain };
-    const bc = cfg.bindings.get(q.binding);
-    const routes = cfg.lookup('Routes', ctx);
-    const st = this.store;
-    return {
-      binding: {
-        name: q.binding,
-        bindAddress: bc?.options.Bind_Address ?? null,
-        ehloHostname: cfg.lookup('Ehlo_Hostname', ctx) ?? cfg.global.Hostname,
-      },
-      target: { domain: q.domain, routes: routes.map((r) => ({ host: r.host, port: r.port })), maxDeliveriesPerConnection: q.maxPerConnection },
-      tls: { mode: cfg.lookup('Outbound_TLS', ctx), verify: cfg.lookup('Outbound_TLS_Verify', ctx) },
-      messages: slots.map((s) => ({ id: st.id[s]!, from: st.from[s]!, rcpt: st.rcpts[s]!.split('\n') })),
-      conn,
-      mayOpen,
-    };
   }
 
   /** The worker died or the call timed out: nothing is known, so every part is tried again. */

@@ -1,8 +1,33 @@
 // What the console and the admin API show of the queue: mailq rows per (group, binding, domain),
-// totals, parts per binding, the message list, one message's parts, and Momentum's mailq layout.
+// totals, parts per binding, the message list, one message's parts, one queue's use (`shaping
+// show`), and Momentum's mailq layout.
 // Read-only over the scheduler's queues and slots. Main thread (formatMailq: pure, any thread); never blocks.
 import type { DestQueue, Scheduler } from './scheduler.js';
 import { DEFERRED, INFLIGHT, READY } from './store.js';
+
+/** What `shaping show` tells of one queue now. */
+export interface QueueUse {
+  ready: number;
+  inflight: number;
+  deferred: number;
+  hold: number;
+  /** Batches in flight: connections in use. */
+  connections: number;
+  /** Connections open for the queue, idle ones included (what Max_Outbound_Connections counts). */
+  open: number;
+  idle: number;
+  /** Its destination key: the domain, or with MX rollup its MX set ("mx:a.example,b.example"). */
+  destination: string;
+  /** Per cluster-wide limit key of the destination: this node's use, allowance and target. */
+  cluster: { key: string; use: number; allowance: number; target: number }[];
+  /** Outbound_Throttle_Connections: connections opened in its window now, and its limit. */
+  connectionThrottle: { used: number; limit: number } | null;
+  maxConnections: number;
+  suspended: boolean;
+  /** Messages counted against Outbound_Throttle_Messages (or a throttle restriction) now. */
+  throttle: { used: number; limit: number } | null;
+  throttledUntil: number | null;
+}
 
 /** Postfix's queue names: active (being worked on / ready), deferred (waiting for a retry), hold. */
 export type QueueState = 'active' | 'deferred' | 'hold';
@@ -99,8 +124,8 @@ export function bindingRows(sched: Scheduler): { bindingGroup: string; binding: 
 
 /** One message's parts, or null. */
 export function messageView(sched: Scheduler, id: string): MessageView | null {
-  const first = sched.byId.get(id);
-  if (first === undefined) return null;
+  const first = sched.byId.find(id);
+  if (first < 0) return null;
   const st = sched.store;
   const parts = st.ringOf(first).map((s): PartView => {
     const q = sched.queues[st.home[s]!]!;
@@ -110,14 +135,14 @@ export function messageView(sched: Scheduler, id: string): MessageView | null {
       state: state === INFLIGHT ? 'sending' : state === READY ? 'active' : state === DEFERRED ? 'deferred' : 'hold',
       attempts: st.attempts[s]!,
       nextAttempt: state === DEFERRED ? st.next[s]! : null,
-      rcpt: st.rcpts[s]!.split('\n'),
+      rcpt: st.rcptsOf(s),
       lastReply: st.lastReply.get(s) ?? null,
     };
     const until = state === READY ? throttledUntil(sched.queues[st.queue[s]!]!) : undefined;
     if (until !== undefined) view.throttledUntil = until;
     return view;
   });
-  return { id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, parts };
+  return { id, from: st.fromOf(first), size: st.size[first]!, arrival: st.arrival[first]!, parts };
 }
 
 export interface MessageListRow {
@@ -131,30 +156,59 @@ export interface MessageListRow {
   nextAttempt: number | null;
 }
 
-/** Queued messages, in arrival order of the index (oldest first), at most `limit`; `more` is how
+/** Queued messages, oldest first (arrival, then the spool's order), at most `limit`; `more` is how
  *  many others match. A message matches a filter when one of its parts' home queues does.
- *  O(messages): a console command, never on a delivery path. */
+ *  O(messages log limit): a console command, never on a delivery path. */
 export function messageList(sched: Scheduler, filter: { domain?: string; binding?: string }, limit: number): { rows: MessageListRow[]; more: number } {
   const d = filter.domain?.toLowerCase();
   const st = sched.store;
-  const rows: MessageListRow[] = [];
-  let more = 0;
-  for (const [id, first] of sched.byId) {
-    const ring = st.ringOf(first);
-    if (d !== undefined || filter.binding !== undefined) {
-      const hit = ring.some((s) => {
-        const q = sched.queues[st.home[s]!]!;
-        return (d === undefined || q.domain === d) && (filter.binding === undefined || q.binding === filter.binding);
-      });
-      if (!hit) continue;
+  const queues = sched.queues;
+  const hit = (first: number): boolean => {
+    if (d === undefined && filter.binding === undefined) return true;
+    let s = first;
+    do {
+      const q = queues[st.home[s]!]!;
+      if ((d === undefined || q.domain === d) && (filter.binding === undefined || q.binding === filter.binding)) return true;
+      s = st.ring[s]!;
+    } while (s !== first);
+    return false;
+  };
+  // The id table has no order: the `limit` oldest are kept in a max-heap (the newest on top).
+  const older = (a: number, b: number): boolean =>
+    st.arrival[a]! !== st.arrival[b]! ? st.arrival[a]! < st.arrival[b]!
+      : st.idSeg[a]! !== st.idSeg[b]! ? st.idSeg[a]! < st.idSeg[b]!
+        : st.idSeq[a]! !== st.idSeq[b]! ? st.idSeq[a]! < st.idSeq[b]! : a < b;
+  const top: number[] = [];
+  let matched = 0;
+  sched.byId.forEach((first) => {
+    if (!hit(first)) return;
+    matched++;
+    if (limit <= 0) return;
+    if (top.length < limit) {
+      let i = top.length;
+      top.push(first);
+      while (i > 0 && older(top[(i - 1) >> 1]!, top[i]!)) {
+        const p = (i - 1) >> 1;
+        [top[p], top[i]] = [top[i]!, top[p]!];
+        i = p;
+      }
+    } else if (older(first, top[0]!)) {
+      top[0] = first;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        if (l >= top.length) break;
+        const m = l + 1 < top.length && older(top[l]!, top[l + 1]!) ? l + 1 : l;
+        if (!older(top[i]!, top[m]!)) break;
+        [top[m], top[i]] = [top[i]!, top[m]!];
+        i = m;
+      }
     }
-    if (rows.length >= limit) {
-      more++;
-      continue;
-    }
+  });
+  top.sort((a, b) => (a === b ? 0 : older(a, b) ? -1 : 1));
+  const rows = top.map((first): MessageListRow => {
     const n = { active: 0, sending: 0, deferred: 0, hold: 0 };
     let next: number | null = null;
-    for (const s of ring) {
+    for (const s of st.ringOf(first)) {
       const state = st.state[s]!;
       if (state === DEFERRED) {
         n.deferred++;
@@ -164,9 +218,9 @@ export function messageList(sched: Scheduler, filter: { domain?: string; binding
       else n.hold++;
     }
     const states = (Object.entries(n) as [QueueState | 'sending', number][]).filter(([, c]) => c > 0);
-    rows.push({ id, from: st.from[first]!, size: st.size[first]!, arrival: st.arrival[first]!, states, nextAttempt: next });
-  }
-  return { rows, more };
+    return { id: st.idOf(first), from: st.fromOf(first), size: st.size[first]!, arrival: st.arrival[first]!, states, nextAttempt: next };
+  });
+  return { rows, more: matched - rows.length };
 }
 
 /** `message list`: one row per message, then how many more there are. */
@@ -195,4 +249,22 @@ export function formatMailq(rows: MailqRow[], totals: { active: number; deferred
   // A throttled queue's row says until when, after its columns.
   const note = (i: number): string => (i === 0 ? '' : throttleNote(rows[i - 1]!.throttledUntil));
   return [...all.map((r, i) => (note(i) === '' ? line(r) : `${line(r)}  ${note(i)}`)), `Total: ${totals.messages} message(s); per domain: ${totals.active} active, ${totals.deferred} deferred, ${totals.hold} on hold`].join('\n') + '\n';
+}
+
+/** One queue (binding, domain) as the scheduler runs it now, for `shaping show`; null when it
+ *  has never had mail. Its limits as currently in force (config and restrictions together). */
+export function queueUse(sched: Scheduler, bindingGroup: string, binding: string, domain: string, now: number): QueueUse | null {
+  const q = sched.findQueue(bindingGroup, binding, domain);
+  if (q === null) return null;
+  sched.settings(q);
+  return {
+    ready: q.ready, inflight: q.inflight, deferred: q.deferred, hold: q.hold,
+    connections: q.batches, maxConnections: q.maxConnections, suspended: q.suspended,
+    open: q.conns, idle: q.idle.length,
+    destination: q.dest?.key ?? q.domain,
+    cluster: q.dest === null ? [] : sched.book.clusterUse(q.dest),
+    throttle: q.throttle === null || q.throttle.limit === Infinity ? null : { used: q.throttle.used(now), limit: q.throttle.limit },
+    connectionThrottle: q.opens === null || q.opens.limit === Infinity ? null : { used: q.opens.used(now), limit: q.opens.limit },
+    throttledUntil: q.throttledUntil === 0 ? null : q.throttledUntil,
+  };
 }
