@@ -443,7 +443,7 @@ Napi::Value RecoverBegin(const Napi::CallbackInfo& info) {
 // "Issue 18: recovery in chunks"): { ids (joined by "\n": ids never hold one), envelopes (one
 // Buffer), envOffsets (Uint32Array, count + 1), sizes, arrivals (Float64Array), stateIndex (the
 // indices with a saved state, ascending), stateOffsets (Uint32Array, + 1), states (one Buffer) }.
-// Blocks on one pread per envelope, straight into the chunk's Buffer.
+// Blocks on the preads of the chunk's envelopes (those close together in a segment read as one span).
 Napi::Value RecoverNext(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Core* c = UnwrapCore(info, 0);

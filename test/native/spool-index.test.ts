@@ -7,25 +7,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Spool, type SpoolOptions } from '../../src/spool/index.js';
-import { distSpool, root, tempDir, wireBody } from '../unit/spool/helpers.js';
+import { SpoolFixture, distSpool, root, tempDir, wireBody } from '../unit/spool/helpers.js';
 
-const dirs: string[] = [];
-const open: Spool[] = [];
-
-function dir(): string {
-  const d = tempDir('spool-index');
-  dirs.push(d);
-  return d;
-}
-function openSpool(opts: Partial<SpoolOptions> & { directory: string }): Spool {
-  const s = Spool.open({ nodeId: 'test-node', ...opts });
-  open.push(s);
-  return s;
-}
-async function close(s: Spool): Promise<void> {
-  open.splice(open.indexOf(s), 1);
-  await s.close();
-}
+const fx = new SpoolFixture('spool-index');
+const dir = (): string => fx.dir();
+const openSpool = (opts: Partial<SpoolOptions> & { directory: string }): Spool => fx.openSpool(opts);
+const close = (s: Spool): Promise<void> => fx.close(s);
 async function commit(s: Spool, body: Buffer, envelope: string): Promise<string> {
   const m = s.writer().begin();
   m.append(body);
@@ -45,13 +32,8 @@ function expectMissing(s: Spool, id: string): void {
   expect(() => s.read(id)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(distSpool)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
-});
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+beforeAll(() => fx.ensureBuilt());
+afterEach(() => fx.cleanup());
 
 describe('spool index', () => {
   it('keeps ids whose segment number passes 32 bits (the fallback map) like any other, across done-marks, states, compaction and reopen', async () => {

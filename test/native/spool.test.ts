@@ -7,21 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Spool, attachSpool, type SpoolOptions } from '../../src/spool/index.js';
-import { distSpool, distSpoolUrl, root, sha256, tempDir, wireBody } from '../unit/spool/helpers.js';
+import { SpoolFixture, distSpool, distSpoolUrl, root, sha256, tempDir, wireBody } from '../unit/spool/helpers.js';
 
-const dirs: string[] = [];
-const open: Spool[] = [];
-
-function dir(): string {
-  const d = tempDir('spool');
-  dirs.push(d);
-  return d;
-}
-function openSpool(opts: Partial<SpoolOptions> & { directory: string }): Spool {
-  const s = Spool.open({ nodeId: 'test-node', ...opts });
-  open.push(s);
-  return s;
-}
+const fx = new SpoolFixture('spool');
+const dir = (): string => fx.dir();
+const openSpool = (opts: Partial<SpoolOptions> & { directory: string }): Spool => fx.openSpool(opts);
 async function commit(s: Spool, body: Buffer, envelope = '{"from":"a@b"}'): Promise<string> {
   const m = s.writer().begin();
   m.append(body);
@@ -38,21 +28,15 @@ async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(distSpool)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
-});
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+beforeAll(() => fx.ensureBuilt());
+afterEach(() => fx.cleanup());
 
 describe('spool', () => {
   it('lists live messages, including those committed since open, while recover() keeps to the open-time set', async () => {
     const d = dir();
     const first = openSpool({ directory: d });
     const old = await commit(first, wireBody(100, 1));
-    await first.close();
-    open.splice(open.indexOf(first), 1);
+    await fx.close(first);
     const s = openSpool({ directory: d });
     const fresh = await commit(s, wireBody(100, 2), '{"from":"late@b"}');
     expect(s.recover().map((r) => r.id)).toEqual([old]);

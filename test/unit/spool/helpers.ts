@@ -1,8 +1,11 @@
 // Shared helpers of the spool tests (unit, native, integration): temp directories, message
 // bodies already in wire form, a JS reference of the wire-form conversion. Test process only.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Spool, type SpoolOptions } from '../../../src/spool/index.js';
 import { tempDir as makeTempDir } from '../../helpers/tmp.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -63,4 +66,38 @@ export function wireBody(size: number, seed: number): Buffer {
     b[size - 1] = 10;
   }
   return b;
+}
+
+/**
+ * Spools opened on temp directories by one test file, closed and removed after each test
+ * (`afterEach(() => fx.cleanup())`); also builds dist/ once if it is missing (`fx.ensureBuilt()`
+ * in beforeAll), since worker and child code import it.
+ */
+export class SpoolFixture {
+  private readonly dirs: string[] = [];
+  private readonly open: Spool[] = [];
+  constructor(private readonly tag: string) {}
+
+  ensureBuilt(): void {
+    if (!fs.existsSync(distSpool)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  }
+  dir(): string {
+    const d = tempDir(this.tag);
+    this.dirs.push(d);
+    return d;
+  }
+  openSpool(opts: Partial<SpoolOptions> & { directory: string }): Spool {
+    const s = Spool.open({ nodeId: 'test-node', ...opts });
+    this.open.push(s);
+    return s;
+  }
+  /** Closes one spool now (the test goes on with the directory). */
+  async close(s: Spool): Promise<void> {
+    this.open.splice(this.open.indexOf(s), 1);
+    await s.close();
+  }
+  async cleanup(): Promise<void> {
+    for (const s of this.open.splice(0)) await s.close();
+    for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  }
 }
