@@ -22,6 +22,7 @@ import { CidrTable } from '../net/cidr.js';
 import { BodyMemory, FREE_BYTES, type BodyLease } from './body-memory.js';
 import { checkInterval, deadlinePassed, type DeadlineLimits } from './deadlines.js';
 import { FastSmtpStream } from './smtp-stream.js';
+import { mailParams, mailRefusal, rcptRefusal } from './params.js';
 import { DataScanner, MAX_HOPS, MAX_LINE } from './data-scanner.js';
 import { receivedHeader } from '../smtp/headers.js';
 import { REPLIES, replyError } from '../smtp/replies.js';
@@ -84,19 +85,6 @@ interface ListenerOptionValues {
   Relay_Hosts: string[];
 }
 
-/** RFC 6531 3.4: an address with any byte outside US-ASCII needs SMTPUTF8 on the MAIL command. */
-const NON_ASCII = /[^\x00-\x7f]/;
-/** RFC 3461 4: the RCPT parameters of DSN, the one extension we offer that has any. */
-const RCPT_PARAMS: ReadonlySet<string> = new Set(['NOTIFY', 'ORCPT']);
-
-/** Whether every parameter of a MAIL or RCPT command is one we offered (RFC 5321 4.1.1.11: 555 otherwise). */
-function knownParams(address: SMTPServerAddress, known: ReadonlySet<string>): boolean {
-  const args = address.args;
-  if (args === false || args === undefined) return true;
-  for (const k of Object.keys(args)) if (!known.has(k)) return false;
-  return true;
-}
-
 // smtp-server keeps its live connections in a Set on the server; we reach into it only to tell idle
 // sessions to leave during a drain (smtp-server itself would wait for them until closeTimeout).
 interface ConnectionLike {
@@ -135,7 +123,7 @@ export class EsmtpListener {
   private readonly o: ListenerOptionValues;
   private readonly name: string;
   private readonly disabled: string[];
-  private readonly mailParams: Set<string>;
+  private readonly mailParams: ReadonlySet<string>;
   private closing = false;
   private closed: Promise<number> | null = null;
   private resolveClosed: (cutOff: number) => void = () => undefined;
@@ -162,10 +150,7 @@ export class EsmtpListener {
     if (!tls) disabled.push('STARTTLS');
     if (!this.auth.enabled) disabled.push('AUTH');
     this.disabled = disabled;
-    // RFC 5321 4.1.1.11: parameters of the extensions we offer (smtp-server checks their values).
-    this.mailParams = new Set(['SIZE', 'RET', 'ENVID', 'REQUIRETLS']);
-    if (o.Enable_8bitmime) this.mailParams.add('BODY');
-    if (o.Smtputf8) this.mailParams.add('SMTPUTF8');
+    this.mailParams = mailParams(o);
     const serverOptions: SMTPServerOptions = {
       name: this.name,
       banner: 'vipmta', // smtp-server writes '220 <name> ESMTP <banner>'
@@ -421,25 +406,15 @@ export class EsmtpListener {
   }
 
   private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    if (!knownParams(address, this.mailParams)) {
-      cb(replyError('parameterUnknown'));
-      return;
-    }
-    if (!session.envelope.smtpUtf8 && NON_ASCII.test(address.address)) {
-      cb(replyError('utf8Sender'));
-      return;
-    }
-    cb();
+    const refused = mailRefusal(address, session.envelope.smtpUtf8 === true, this.mailParams);
+    cb(refused === null ? undefined : replyError(refused));
   }
 
   private onRcptTo(rcpt: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const address = rcpt.address;
-    if (!knownParams(rcpt, RCPT_PARAMS)) {
-      cb(replyError('parameterUnknown'));
-      return;
-    }
-    if (!session.envelope.smtpUtf8 && NON_ASCII.test(address)) {
-      cb(replyError('utf8Recipient'));
+    const refused = rcptRefusal(rcpt, session.envelope.smtpUtf8 === true);
+    if (refused !== null) {
+      cb(replyError(refused));
       return;
     }
     if (session.user === undefined && this.relayBySession.get(session.id) !== true) {
