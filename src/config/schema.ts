@@ -1,43 +1,15 @@
 // The one schema of the configuration language: every option, with type, default, scopes and a
-// one-line description (the stanzas and scopes it refers to are in stanzas.ts, re-exported here).
+// one-line description (the stanzas and scopes it refers to are in stanzas.ts, the shape of an
+// entry in option-spec.ts, both re-exported here).
 // Validation (build.ts), the TypeScript option types (below), the fallback lookup and the generated
 // reference (docgen.ts) are all derived from these tables, so adding an option is one entry in OPTIONS. Pure data and types; loaded on the main thread at start.
 
 import type { Endpoint, HostPort } from '../net/address.js';
+import type { OptionSpec, ValueType } from './option-spec.js';
 import type { Scope } from './stanzas.js';
 
 export { SCOPES, SCOPE_TITLES, STANZAS, type Scope, type StanzaNameKind, type StanzaSpec } from './stanzas.js';
-
-
-/** How a value is written and what it normalizes to (see values.ts). */
-export type ValueType =
-  | { readonly kind: 'string'; readonly pattern?: RegExp; readonly patternText?: string }
-  | { readonly kind: 'integer'; readonly min?: number; readonly max?: number }
-  | { readonly kind: 'boolean' }
-  | { readonly kind: 'size' }
-  | { readonly kind: 'duration' }
-  | { readonly kind: 'enum'; readonly values: readonly string[] }
-  | { readonly kind: 'ip' }
-  | { readonly kind: 'endpoint' }
-  | { readonly kind: 'hostport' }
-  | { readonly kind: 'cidr' }
-  /** "N/PERIOD" ("300/60s", "5/1s"; a bare period is seconds) or "unlimited": { count, periodMs } or null. */
-  | { readonly kind: 'rate' }
-  | { readonly kind: 'list'; readonly of: ScalarType }
-  | { readonly kind: 'dict' };
-export type ScalarType = Exclude<ValueType, { kind: 'list' } | { kind: 'dict' }>;
-
-export interface OptionSpec {
-  readonly type: ValueType;
-  readonly scopes: readonly Scope[];
-  /** The default, written in the config language itself ("50M", "( \"a\" )"), parsed like user input. */
-  readonly default?: string;
-  /** A default taken from another global option once that is resolved (Hostname, Nodename). */
-  readonly defaultFrom?: 'os.hostname' | 'Hostname';
-  /** What the reference shows as the default when it is computed at run time. */
-  readonly defaultText?: string;
-  readonly description: string;
-}
+export type { OptionSpec, ScalarType, ValueType } from './option-spec.js';
 
 // Host names: RFC 1123 labels. Node names also appear in queue ids, hence the tighter alphabet.
 const HOSTNAME = { kind: 'string', pattern: /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, patternText: 'a host name' } as const;
