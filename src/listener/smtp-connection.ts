@@ -15,7 +15,10 @@
 //   timeout does not run while the listener itself holds a message's data back (body memory).
 // - after QUIT's 221, a plain socket whose reply is already in the kernel is closed at once instead
 //   of waiting for the client's FIN (clients that close first reset it: an error with a stack each).
+// - no PROXY-protocol step per connection (vipmta configures none): the session id comes from a
+//   counter, and the connection starts in the same turn of the event loop.
 // Worker thread; nothing here blocks.
+import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -140,6 +143,14 @@ class VipSmtpConnection extends SMTPConnection implements RefusingSession {
   }
 }
 
+// A random prefix per thread and a counter: unique, in smtp-server's 16-character base-32 form.
+const ID_PREFIX = randomBytes(5).readUIntBE(0, 5).toString(32).padStart(8, '0');
+let idCounter = 0;
+function nextSessionId(): string {
+  idCounter = (idCounter + 1) % 0xffffffffff;
+  return ID_PREFIX + idCounter.toString(32).padStart(8, '0');
+}
+
 /** SMTPServer whose sessions use VipSmtpConnection. Same options, same events. */
 export class VipSmtpServer extends SMTPServer {
   constructor(
@@ -150,6 +161,15 @@ export class VipSmtpServer extends SMTPServer {
     readonly limits: SessionLimits | null = null,
   ) {
     super(options);
+  }
+
+  /**
+   * vipmta configures no PROXY protocol, so smtp-server's PROXY check has nothing to read: it would
+   * still draw 10 random bytes for the session id and wait a setImmediate turn per connection.
+   * The id only has to be unique among this thread's sessions (logs, our per-session maps).
+   */
+  override _handleProxy(_socket: net.Socket, callback: (err: Error | null, opts: { id: string }) => void): void {
+    callback(null, { id: nextSessionId() });
   }
 
   override connect(socket: net.Socket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
