@@ -7,27 +7,17 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Spool, type SpoolOptions } from '../../src/spool/index.js';
-import { SpoolFixture, distSpool, root, tempDir, wireBody } from '../unit/spool/helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { SpoolFixture, commitMessage, segmentFiles, distSpool, root, tempDir, wireBody } from '../unit/spool/helpers.js';
 
 const fx = new SpoolFixture('spool-index');
 const dir = (): string => fx.dir();
 const openSpool = (opts: Partial<SpoolOptions> & { directory: string }): Spool => fx.openSpool(opts);
 const close = (s: Spool): Promise<void> => fx.close(s);
-async function commit(s: Spool, body: Buffer, envelope: string): Promise<string> {
-  const m = s.writer().begin();
-  m.append(body);
-  return (await m.commit(Buffer.from(envelope))).id;
-}
-function segmentFiles(d: string): string[] {
-  return fs.readdirSync(d).filter((f) => f.endsWith('.spool')).sort();
-}
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const commit = (s: Spool, body: Buffer, envelope: string): Promise<string> => commitMessage(s, body, envelope);
+const until = async (cond: () => boolean, ms = 10_000): Promise<void> => {
+  await waitFor('the condition', cond, { timeoutMs: ms, intervalMs: 10 });
+};
 function expectMissing(s: Spool, id: string): void {
   expect(() => s.read(id)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
 }

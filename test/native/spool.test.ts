@@ -7,26 +7,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Spool, attachSpool, type SpoolOptions } from '../../src/spool/index.js';
-import { SpoolFixture, distSpool, distSpoolUrl, root, sha256, tempDir, wireBody } from '../unit/spool/helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { SpoolFixture, commitMessage, segmentFiles, distSpool, distSpoolUrl, root, sha256, tempDir, wireBody } from '../unit/spool/helpers.js';
 
 const fx = new SpoolFixture('spool');
 const dir = (): string => fx.dir();
 const openSpool = (opts: Partial<SpoolOptions> & { directory: string }): Spool => fx.openSpool(opts);
-async function commit(s: Spool, body: Buffer, envelope = '{"from":"a@b"}'): Promise<string> {
-  const m = s.writer().begin();
-  m.append(body);
-  return (await m.commit(Buffer.from(envelope))).id;
-}
-function segmentFiles(d: string): string[] {
-  return fs.readdirSync(d).filter((f) => f.endsWith('.spool')).sort();
-}
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const commit = commitMessage;
+const until = async (cond: () => boolean, ms = 10_000): Promise<void> => {
+  await waitFor('the condition', cond, { timeoutMs: ms, intervalMs: 10 });
+};
 
 beforeAll(() => fx.ensureBuilt());
 afterEach(() => fx.cleanup());

@@ -101,3 +101,15 @@ export class SpoolFixture {
     for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   }
 }
+
+/** Commits one message through the spool's writer; resolves to its queue id once durable. */
+export async function commitMessage(s: Spool, body: Buffer, envelope = '{"from":"a@b"}'): Promise<string> {
+  const m = s.writer().begin();
+  m.append(body);
+  return (await m.commit(Buffer.from(envelope))).id;
+}
+
+/** The spool's segment files, oldest first. */
+export function segmentFiles(d: string): string[] {
+  return fs.readdirSync(d).filter((f) => f.endsWith('.spool')).sort();
+}
