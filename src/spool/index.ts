@@ -267,7 +267,7 @@ export class Spool {
    * Every message acknowledged and not marked done when the spool was opened, once each, oldest
    * first, with its envelope and latest state, `max` at a time (a million messages are never a
    * million objects: docs/performance.md "recovery in chunks"). The list is taken at the first
-   * chunk; a message marked done after that is skipped. One pread per envelope.
+   * chunk; a message marked done after that is skipped. Envelopes close together are read in one pread.
    */
   *recoverChunks(max = RECOVER_CHUNK): Generator<RecoveredChunk> {
     yield* chunks(this.handle, false, max);
