@@ -174,19 +174,20 @@ describe('Log_Aggregator on three nodes with real mail', () => {
     // n3's share starts once n1 is back, so that n3 is killed in the middle of it.
     // First a little mail, until the aggregator reads every member: the phase's injection starts
     // after that, so that the kill lands in the middle of it however long that took (under load,
-    // waiting for the aggregator inside the injection let n1's 300 finish before the kill).
+    // waiting for the aggregator inside the injection let n1's 300 finish before the kill). The kill
+    // ends an injector's session, so its count is only headroom: 1,000 leave room for a faster node.
     await Promise.all([inject('n1', 'p0n1', 10), inject('n2', 'p0n2', 10)].map((p) => p.exited));
     await waitFor('the aggregator reading every member', async () => {
       const rows = await aggregatorRows();
       return (rows.get('n1')?.mark ?? 0) > 0 && (rows.get('n2')?.mark ?? 0) > 0 && rows.get('n3')?.state === 'connected';
     }, { timeoutMs: 30_000, intervalMs: 100 });
-    const p1 = [inject('n1', 'p1n1', 300), inject('n2', 'p1n2', 150)];
+    const p1 = [inject('n1', 'p1n1', 1000), inject('n2', 'p1n2', 150)];
     await waitFor('50 accepted by n1', () => oks(p1[0]!).length >= 50, { timeoutMs: 30_000, intervalMs: 20 })
       .catch((e: Error) => { throw new Error(`${e.message}; n1's injector said: ${[...p1[0]!.lines.slice(-5), ...p1[0]!.stderrLines.slice(-5)].join(' | ')}; n1: ${node('n1').proc.lines.slice(-5).join('\n')}`); });
     const atKill = [...(await aggregatorRows()).values()].map((r) => `${r.node} mark ${r.mark} of ${r.last ?? '-'}`).join(', ');
     await killAndRestart('n1');
     step(`n1 (the aggregator) killed (${atKill} just before) and restarted; n1's injector had ${oks(p1[0]!).length} acknowledged`);
-    p1.push(inject('n3', 'p1n3', 300));
+    p1.push(inject('n3', 'p1n3', 1000));
     await waitFor('80 accepted by n3', () => oks(p1[2]!).length >= 80, { timeoutMs: 30_000, intervalMs: 20 });
     await killAndRestart('n3');
     step(`n3 killed and restarted; n3's injector had ${oks(p1[2]!).length} acknowledged`);
