@@ -9,6 +9,7 @@
 // Options: --quick (2,000 messages per case), --messages N (default 20,000; env INJECT_MESSAGES),
 //   --systems smtp-sink,postfix,vipmta  --sizes 4096,65536  --sessions 16,64  --worker-threads N (default 0: the product's default, one per core but one)
 //   --warmup N (unmeasured messages first, default 1,000)  --no-reuse (one connection per message)  --cpu-prof DIR (profile vipmta)
+//   --source-heap pinned|glibc (smtp-source's malloc: held still, the default, or glibc's own; lib/smtp-source.ts)
 //   --json (also write bench/results/inject-<time>.json)
 //   --vipmta-root DIR (another built checkout)  --candidate DIR (a second build, measured after vipmta)
 //   --log-level info (vipmta's Log_Level, default warn; its log goes to a file, as Postfix's does)
@@ -23,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { list, repoRoot } from './lib/repo.js';
 import { MemorySampler, treeCpuSeconds } from './lib/proc.js';
 import { startPostfix, startSmtpSink, startVipmta, type Server } from './lib/servers.js';
-import { runSmtpSource, sourceArgs, SMTP_SOURCE } from './lib/smtp-source.js';
+import { runSmtpSource, sourceArgs, SMTP_SOURCE, SOURCE_HEAP_TUNABLES, type SourceHeap } from './lib/smtp-source.js';
 import { f0, f2, kib, machineLine } from './lib/report.js';
 import { startStrace } from './lib/strace.js';
 
@@ -67,6 +68,7 @@ const { values: opt } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     'extra-config': { type: 'string', default: '' },
     strace: { type: 'string' },
+    'source-heap': { type: 'string', default: 'pinned' },
   },
   strict: true,
 });
@@ -85,6 +87,8 @@ for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`--systems: u
 const sizes = list(opt.sizes, 'sizes');
 const sessionCounts = list(opt.sessions, 'sessions');
 const reuse = !opt['no-reuse'];
+const heap = opt['source-heap'] as SourceHeap;
+if (heap !== 'pinned' && heap !== 'glibc') throw new Error('--source-heap: expected pinned or glibc');
 // Unmeasured messages sent first to every server, same sessions and size: V8's JIT and Postfix's
 // process pool warm up on them (a cold 2,000-message run of vipmta measured a third of a warm one).
 const warmup = Number(opt.warmup);
@@ -152,13 +156,13 @@ async function measure(system: System, size: number, sessions: number): Promise<
   current = server;
   try {
     if (warmup > 0) {
-      const w = await runSmtpSource({ port: server.port, messages: warmup, sessions, size, reuseConnections: reuse });
+      const w = await runSmtpSource({ port: server.port, messages: warmup, sessions, size, reuseConnections: reuse, heap });
       if (!w.ok) throw new Error(`warm-up: smtp-source: ${w.error.split('\n').slice(-3).join(' | ')}`);
     }
     const mem = new MemorySampler(server.rootPid);
     const tracer = straceDir === null || (system !== 'vipmta' && system !== 'candidate') ? null : await startStrace(server.rootPid, path.join(straceDir, `${system}-${size}-${sessions}.txt`));
     const cpu0 = treeCpuSeconds(server.rootPid);
-    const load = await runSmtpSource({ port: server.port, messages, sessions, size, reuseConnections: reuse });
+    const load = await runSmtpSource({ port: server.port, messages, sessions, size, reuseConnections: reuse, heap });
     await tracer?.();
     const cpu1 = treeCpuSeconds(server.rootPid);
     const peak = mem.stop();
@@ -214,7 +218,7 @@ function header(): string {
   const example = sourceArgs({ port: 0, messages, sessions: sessionCounts[0]!, size: sizes[0]!, reuseConnections: reuse }).join(' ');
   return [
     machineLine(),
-    `load: ${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (per case -s/-l vary), after ${warmup} unmeasured warm-up messages`,
+    `load: ${heap === 'pinned' ? `GLIBC_TUNABLES=${SOURCE_HEAP_TUNABLES} ` : ''}${SMTP_SOURCE} ${example.replace('127.0.0.1:0', '127.0.0.1:PORT')} (per case -s/-l vary), after ${warmup} unmeasured warm-up messages`,
     `vipmta: ${vipmtaRoot}${candidateRoot === null ? '' : `; candidate: ${candidateRoot}`}; Worker_Threads = ${opt['worker-threads'] === '0' ? 'default' : opt['worker-threads']}, Spool Sync = fdatasync (default); Postfix: mail held (smtpd_data_restrictions = check_client_access static:HOLD)`,
   ].join('\n');
 }

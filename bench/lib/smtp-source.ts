@@ -10,6 +10,30 @@ export interface LoadOptions {
   size: number;
   /** smtp-source -d: keep each session's connection open for its next message. */
   reuseConnections: boolean;
+  /** 'pinned' (the default): smtp-source runs with SOURCE_HEAP_TUNABLES; 'glibc': with glibc's own. */
+  heap?: SourceHeap;
+}
+
+export type SourceHeap = 'pinned' | 'glibc';
+
+/**
+ * The load generator's heap, held still. smtp-source allocates (and Postfix's mymalloc fills) a read
+ * and a write buffer per connection, each at least the TCP MSS (about 64 KiB on loopback), and frees
+ * them at close. With glibc's defaults the freed top of the heap is trimmed and grown again, or larger
+ * blocks are mmapped, depending on where the buffers happened to land: one connection per message then
+ * cost smtp-source either about 0.2 or 0.4-0.6 ms of CPU, the same for a whole run (21,000-28,000
+ * page faults and about 600 brk per 5,000 connections, against about 4,000 and 65 pinned;
+ * docs/performance.md "Issue 18: the load generator"). The client shares the two cores with the
+ * server, so that coin toss moved every server's rate. No trimming and no mmap below 32 MiB makes it
+ * the cheap mode in every run, for every system.
+ */
+export const SOURCE_HEAP_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824';
+
+/** The environment smtp-source runs with. */
+export function sourceEnv(heap: SourceHeap = 'pinned'): NodeJS.ProcessEnv {
+  if (heap === 'glibc') return process.env;
+  const own = process.env.GLIBC_TUNABLES;
+  return { ...process.env, GLIBC_TUNABLES: own === undefined || own === '' ? SOURCE_HEAP_TUNABLES : `${own}:${SOURCE_HEAP_TUNABLES}` };
 }
 
 export interface LoadResult {
@@ -46,7 +70,7 @@ const WRAPPER = `"$@"; rc=$?; read -r s < /proc/$$/stat; echo "STAT $s" >&2; exi
 export function runSmtpSource(o: LoadOptions): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', SMTP_SOURCE, ...sourceArgs(o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', SMTP_SOURCE, ...sourceArgs(o)], { stdio: ['ignore', 'pipe', 'pipe'], env: sourceEnv(o.heap) });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString('latin1')).slice(-4096)));
     child.stderr.on('data', (d: Buffer) => (out = (out + d.toString('latin1')).slice(-4096)));
