@@ -23,7 +23,7 @@ export type SourceHeap = 'pinned' | 'glibc';
  * blocks are mmapped, depending on where the buffers happened to land: one connection per message then
  * cost smtp-source either about 0.2 or 0.4-0.6 ms of CPU, the same for a whole run (21,000-28,000
  * page faults and about 600 brk per 5,000 connections, against about 4,000 and 65 pinned;
- * docs/performance.md "Issue 18: the load generator"). The client shares the two cores with the
+ * docs/performance.md, "The load generator's heap"). The client shares the two cores with the
  * server, so that coin toss moved every server's rate. No trimming and no mmap below 32 MiB makes it
  * the cheap mode in every run, for every system.
  */
