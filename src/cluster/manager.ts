@@ -28,13 +28,17 @@ import { canonicalAddress } from '../net/address.js';
 import type { Route } from '../queue/routes.js';
 import { checkDrain, DRAIN_FILE, drainTarget, NodeDrain } from './drain.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
-import { Holdings, type HoldingsSnapshot } from './holdings.js';
+import { Holdings } from './holdings.js';
 import { GroupLink } from './group-link.js';
 import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js';
 import { localNeighbours, SharedNeighbours } from './neighbours.js';
-import { createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
+import { createMemberState, mmoveAddress, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
+import { clusterSnapshot, type ClusterSnapshot } from './snapshot.js';
 import { memberKey as key, View } from './view.js';
 import { expireReloadRound, memberReloaded, openReloadRound, RELOAD_WAIT_MS } from './reload-round.js';
+
+export type { ClusterSnapshot } from './snapshot.js';
+export { mmoveAddress } from './state.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
@@ -573,30 +577,13 @@ export class ClusterManager extends EventEmitter {
     return 'announced\n';
   }
 
-  /** A snapshot of everything the console shows. */
+  /** A snapshot of everything the console shows (snapshot.ts). */
   snapshot(): ClusterSnapshot {
-    const v = this.view;
-    const g = this.group;
-    return {
-      node: this.node,
-      nodeId: g?.localNodeId ?? null,
-      group: this.groupName,
-      corosync: g === null ? `not connected (${this.link.joinError ?? (this.link.waiting ? 'waiting for corosync to answer' : 'starting')})` : 'connected',
-      quorate: this.localQuorate(),
-      stalled: this.stalled,
-      leaving: this.leaving,
-      ...this.drainState.snapshot(),
-      drains: v === null ? new Map() : new Map(v.drains),
-      viewId: v?.id ?? null,
-      viewArrivedAt: v?.arrivedAt ?? null,
-      viewStableSince: v?.stableSince ?? null,
-      viewComplete: v?.complete ?? false,
-      members: v === null ? [] : v.members.map((m) => ({ nodeId: m.nodeId, pid: m.pid, state: v.stateOf(m.nodeId, m.pid) ?? null })),
-      allocation: this.alloc,
-      configSince: this.configSince,
-      entries: this.entries,
-      ...this.holdings.snapshot(),
-    };
+    return clusterSnapshot({
+      node: this.node, groupName: this.groupName, group: this.group, link: this.link, quorate: this.localQuorate(),
+      stalled: this.stalled, leaving: this.leaving, drain: this.drainState, view: this.view, allocation: this.alloc,
+      configSince: this.configSince, entries: this.entries, holdings: this.holdings,
+    });
   }
 
   // --- leaving ----------------------------------------------------------------------------------
@@ -630,41 +617,4 @@ export class ClusterManager extends EventEmitter {
     this.link.stop();
     this.group = null;
   }
-}
-
-/** Everything the console shows (console.ts formats it); the holdings' part is HoldingsSnapshot. */
-export interface ClusterSnapshot extends HoldingsSnapshot {
-  readonly node: string;
-  readonly nodeId: number | null;
-  readonly group: string;
-  readonly corosync: string;
-  readonly quorate: boolean;
-  readonly stalled: boolean;
-  readonly leaving: boolean;
-  // The drain's fields are optional so that snapshots made elsewhere (tests, benches) stay valid.
-  /** This node is drained, since when (ms; 0 unknown). */
-  readonly drained?: boolean;
-  readonly drainedSince?: number;
-  /** Parts still queued on this node (a drain's progress), null when unknown. */
-  readonly queueLeft?: number | null;
-  /** Agreed drain messages of this view (node -> drained): they override the members' announces. */
-  readonly drains?: ReadonlyMap<string, boolean>;
-  readonly viewId: number | null;
-  readonly viewArrivedAt: number | null;
-  readonly viewStableSince: number | null;
-  readonly viewComplete: boolean;
-  readonly members: readonly { nodeId: number; pid: number; state: MemberState | null }[];
-  readonly allocation: Allocation | null;
-  readonly configSince: number;
-  readonly entries: readonly DuravipEntry[];
-}
-
-/** This node's #mmove address for peers: the first ECCluster_Listener on a specific address (a
- *  wildcard listener cannot tell peers which address of ours is on the cluster link). */
-export function mmoveAddress(config: Config): MmoveAddress | null {
-  for (const l of config.ecclusterListeners) {
-    const host = canonicalAddress(l.host);
-    if (host !== null && host !== '0.0.0.0' && host !== '::') return { host, port: l.port };
-  }
-  return null;
 }
