@@ -34,31 +34,17 @@ import { GroupLink } from './group-link.js';
 import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js';
 import { localNeighbours, SharedNeighbours } from './neighbours.js';
 import { createMemberState, mmoveAddress, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
-import { clusterSnapshot, type ClusterSnapshot } from './snapshot.js';
+import { clusterSnapshot, type ClusterSnapshot, type OwnershipChange } from './snapshot.js';
 import { memberKey as key, View } from './view.js';
 import { expireReloadRound, memberReloaded, openReloadRound, RELOAD_WAIT_MS } from './reload-round.js';
 
-export type { ClusterSnapshot } from './snapshot.js';
+export type { ClusterSnapshot, OwnershipChange } from './snapshot.js';
 export { mmoveAddress } from './state.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
 /** How long a planned shutdown waits for its leaving announce to come back before it leaves anyway. */
 export const LEAVE_TIMEOUT_MS = 3000;
-
-/**
- * An owner change in this member's latest election (the same on every member of the view):
- * `owner` null = nobody (orphan, BROKEN, no quorum, or this node lost corosync). It says who should
- * hold the address; `owns()` says whether this node has it plumbed right now (a handover takes a
- * round trip).
- */
-export interface OwnershipChange {
-  readonly address: string;
-  readonly owner: string | null;
-  readonly previous: string | null;
-  /** The new owner is this node. */
-  readonly local: boolean;
-}
 
 export interface ClusterManagerOptions {
   readonly config: Config;
@@ -488,15 +474,9 @@ export class ClusterManager extends EventEmitter {
       // Only once every member has said what it holds in this view: before that, an old owner's
       // hold may be unknown (the view changed in the middle of a handover).
       mayTake: this.watch.quorumFresh(this.group) && v !== null && v.complete,
-      heldElsewhere: (a) => v !== null && this.heldByOther(v, a),
+      heldElsewhere: (a) => v !== null && v.heldByOther(a, this.node),
     });
     this.announce(false);
-  }
-
-  /** Whether a member of the view other than this node announces holding the address. */
-  private heldByOther(v: View, address: string): boolean {
-    for (const a of v.announces.values()) if (a.state.node !== this.node && a.state.holds.includes(address)) return true;
-    return false;
   }
 
   /** If_Check_Interval: corosync stall watch, re-plumb, renew lifetimes, remove strays. */

@@ -1,6 +1,6 @@
 // The cluster manager's read-only face: ClusterSnapshot, everything the console, the status page
-// and the metrics show, built from the manager's parts without changing any. Main thread, pure:
-// reads in-memory state only, never blocks.
+// and the metrics show, built from the manager's parts without changing any, and OwnershipChange,
+// its 'ownership' event. Main thread, pure: reads in-memory state only, never blocks.
 
 import type { CorosyncGroup } from '../native/index.js';
 import type { NodeDrain } from './drain.js';
@@ -9,6 +9,20 @@ import type { GroupLink } from './group-link.js';
 import type { Holdings, HoldingsSnapshot } from './holdings.js';
 import type { DuravipEntry, MemberState } from './state.js';
 import type { View } from './view.js';
+
+/**
+ * An owner change in this member's latest election (the same on every member of the view):
+ * `owner` null = nobody (orphan, BROKEN, no quorum, or this node lost corosync). It says who should
+ * hold the address; `owns()` says whether this node has it plumbed right now (a handover takes a
+ * round trip).
+ */
+export interface OwnershipChange {
+  readonly address: string;
+  readonly owner: string | null;
+  readonly previous: string | null;
+  /** The new owner is this node. */
+  readonly local: boolean;
+}
 
 /** Everything the console shows (console.ts formats it); the holdings' part is HoldingsSnapshot. */
 export interface ClusterSnapshot extends HoldingsSnapshot {
