@@ -26,34 +26,25 @@ import { ErrorCode, VipError } from '../errors.js';
 import { type CorosyncGroup, type CpgConfChange, type CpgMember, type QuorumState, type TotemView } from '../native/index.js';
 import { canonicalAddress } from '../net/address.js';
 import type { Route } from '../queue/routes.js';
+import { CorosyncWatch } from './corosync-watch.js';
 import { checkDrain, DRAIN_FILE, drainTarget, NodeDrain } from './drain.js';
 import { checkMove, elect, ownerOf, planFor, type Allocation } from './election.js';
-import { Holdings, type HoldingsSnapshot } from './holdings.js';
+import { Holdings } from './holdings.js';
 import { GroupLink } from './group-link.js';
 import { decodeMessage, encodeMessage, type ClusterMessage } from './messages.js';
 import { localNeighbours, SharedNeighbours } from './neighbours.js';
-import { createMemberState, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
+import { createMemberState, mmoveAddress, type DuravipEntry, type MemberState, type MmoveAddress } from './state.js';
+import { clusterSnapshot, type ClusterSnapshot, type OwnershipChange } from './snapshot.js';
 import { memberKey as key, View } from './view.js';
 import { expireReloadRound, memberReloaded, openReloadRound, RELOAD_WAIT_MS } from './reload-round.js';
+
+export type { ClusterSnapshot, OwnershipChange } from './snapshot.js';
+export { mmoveAddress } from './state.js';
 
 /** The CPG group every vipmta of a corosync cluster joins. */
 export const CLUSTER_GROUP = 'vipmta-duravip';
 /** How long a planned shutdown waits for its leaving announce to come back before it leaves anyway. */
 export const LEAVE_TIMEOUT_MS = 3000;
-
-/**
- * An owner change in this member's latest election (the same on every member of the view):
- * `owner` null = nobody (orphan, BROKEN, no quorum, or this node lost corosync). It says who should
- * hold the address; `owns()` says whether this node has it plumbed right now (a handover takes a
- * round trip).
- */
-export interface OwnershipChange {
-  readonly address: string;
-  readonly owner: string | null;
-  readonly previous: string | null;
-  /** The new owner is this node. */
-  readonly local: boolean;
-}
 
 export interface ClusterManagerOptions {
   readonly config: Config;
@@ -95,15 +86,11 @@ export class ClusterManager extends EventEmitter {
   private memberSince: number | null = null;
   private alloc: Allocation | null = null;
   private leaving = false;
-  private stalled = false;
-  /** Node ids of the current totem ring (CPG's totem event), null before the first. */
-  private ringMembers: number[] | null = null;
-  /** When our outstanding ping was sent; null when it came back (or none was sent). */
-  private pingSentAt: number | null = null;
+  /** Whether corosync delivers our messages (the stall watch) and our quorum news is of this ring. */
+  private readonly watch: CorosyncWatch;
   private stopped = false;
   private lastAnnounced = '';
   private readonly sharedNeighbours = new SharedNeighbours();
-  private readonly stallLimitMs: number;
   /** This node's drain (`cluster drain`): owns nothing, takes no mail, moves its queue away. */
   private readonly drainState: NodeDrain;
   /** Issue 16: false while this node's config repository is behind the cluster's (config-group.ts):
@@ -125,10 +112,13 @@ export class ClusterManager extends EventEmitter {
       name: this.groupName, logger: this.logger, prefix: 'cluster: ', without: 'this node owns no DuraVIP',
       joined: (g) => this.joined(g), lost: (err) => this.onLost(err),
     });
-    // Twice the check interval, at least 2 s: long enough not to trip on a busy machine, short
-    // enough to release before the others (who stop hearing us after the token timeout) take over.
-    this.stallLimitMs = Math.max(2000, 2 * cluster.options.If_Check_Interval);
+    this.watch = new CorosyncWatch(cluster.options.If_Check_Interval);
     this.drainState = new NodeDrain(opts.drainFile === undefined ? path.join(opts.config.spool.Directory, DRAIN_FILE) : opts.drainFile, this.logger);
+  }
+
+  /** Corosync is not delivering our messages: this node holds no address and its DuraVIP mail waits. */
+  private get stalled(): boolean {
+    return this.watch.stalled;
   }
 
   /** The queue's count of parts still here, shown as a drain's progress (node/drain.ts). */
@@ -222,7 +212,7 @@ export class ClusterManager extends EventEmitter {
     g.on('message', (nodeId: number, pid: number, data: Buffer) => this.onMessage(nodeId, pid, data));
     g.on('quorum', (q: QuorumState) => this.onQuorum(q));
     g.on('totem', (t: TotemView) => {
-      this.ringMembers = t.members;
+      this.watch.ring(t.members);
       this.apply(); // the quorum news may have come first: take what was held back
     });
     this.logger.info({ group: this.groupName, nodeId: g.localNodeId, quorate: g.quorum.quorate }, 'cluster: joined the corosync group');
@@ -231,9 +221,7 @@ export class ClusterManager extends EventEmitter {
   private onLost(err: Error): void {
     this.logger.error({ err }, 'cluster: lost corosync; releasing every DuraVIP');
     this.group = null;
-    this.ringMembers = null;
-    this.pingSentAt = null;
-    this.stalled = false;
+    this.watch.reset();
     this.resetView(null);
     this.setAllocation(null);
     this.apply();
@@ -250,7 +238,7 @@ export class ClusterManager extends EventEmitter {
     const g = this.group;
     if (g === null) return;
     // A view change proves corosync delivers again; a ping lost with the old ring is not waited for.
-    this.pingSentAt = null;
+    this.watch.pingAnswered();
     this.updateStalled();
     const left = c.left.map((m) => `${m.nodeId}:${m.pid}(${m.reason})`);
     const joined = c.joined.map((m) => `${m.nodeId}:${m.pid}`);
@@ -287,21 +275,6 @@ export class ClusterManager extends EventEmitter {
    *  cluster-wide limits ask before this node uses any share (the same test as owning addresses). */
   quorate(): boolean {
     return this.localQuorate() && !this.stalled && !this.leaving;
-  }
-
-  /**
-   * Whether our quorum state belongs to the current ring. Corosync tells CPG and quorum clients
-   * about a ring change over two channels: a node cut off from the others can see the new view
-   * (with itself alone) while its last quorum event still says quorate. Until the quorum event of
-   * this ring has arrived it may keep what it holds but must not take anything new, or it would
-   * plumb and ARP every address for a moment on the wrong side of a partition.
-   */
-  private quorumFresh(): boolean {
-    const g = this.group;
-    if (g === null) return false;
-    if (g.quorumType === 0 || this.ringMembers === null) return true; // no quorum provider: nothing to wait for
-    const q = [...g.quorum.members].sort((a, b) => a - b).join(',');
-    return q === [...this.ringMembers].sort((a, b) => a - b).join(',');
   }
 
   private myState(): MemberState {
@@ -349,7 +322,7 @@ export class ClusterManager extends EventEmitter {
     if (m.type === 'ping') {
       // Our own ping came back through corosync: the whole path works.
       if (nodeId === this.group?.localNodeId && pid === process.pid) {
-        this.pingSentAt = null;
+        this.watch.pingAnswered();
         this.updateStalled();
       }
       return;
@@ -500,41 +473,29 @@ export class ClusterManager extends EventEmitter {
       want: this.wanted(),
       // Only once every member has said what it holds in this view: before that, an old owner's
       // hold may be unknown (the view changed in the middle of a handover).
-      mayTake: this.quorumFresh() && v !== null && v.complete,
-      heldElsewhere: (a) => v !== null && this.heldByOther(v, a),
+      mayTake: this.watch.quorumFresh(this.group) && v !== null && v.complete,
+      heldElsewhere: (a) => v !== null && v.heldByOther(a, this.node),
     });
     this.announce(false);
   }
 
-  /** Whether a member of the view other than this node announces holding the address. */
-  private heldByOther(v: View, address: string): boolean {
-    for (const a of v.announces.values()) if (a.state.node !== this.node && a.state.holds.includes(address)) return true;
-    return false;
-  }
-
   /** If_Check_Interval: corosync stall watch, re-plumb, renew lifetimes, remove strays. */
   private periodicCheck(): void {
-    const g = this.group;
-    if (g !== null && !g.closed && this.pingSentAt === null) {
-      // A ping we must see delivered back: a stopped corosync still lets libqb take a few sends
-      // into its ring, so only the echo proves it is alive, on a quiet cluster too.
-      this.pingSentAt = Date.now();
-      this.send({ type: 'ping', now: this.pingSentAt });
-    }
+    // A ping we must see delivered back: a stopped corosync still lets libqb take a few sends
+    // into its ring, so only the echo proves it is alive, on a quiet cluster too.
+    const ping = this.watch.pingDue(this.group);
+    if (ping !== null) this.send({ type: 'ping', now: ping });
     this.updateStalled();
     // A safety net for anything held back (quorum news, handover timers): applying is idempotent.
     this.apply();
     this.holdings.check();
   }
 
-  /** Stalled: our ping has not come back, or a send has waited, for longer than the limit. */
+  /** Stalled: our ping has not come back, or a send has waited, for longer than the limit (corosync-watch.ts). */
   private updateStalled(): void {
-    const g = this.group;
-    const waited = g === null || g.closed ? 0 : Math.max(g.sendState().stalledMs, this.pingSentAt === null ? 0 : Date.now() - this.pingSentAt);
-    const stalled = waited > this.stallLimitMs;
-    if (stalled === this.stalled) return;
-    this.stalled = stalled;
-    if (stalled) this.logger.error({ waitedMs: waited }, 'cluster: corosync is not delivering our messages; releasing every DuraVIP until it does');
+    const waited = this.watch.update(this.group);
+    if (waited === null) return;
+    if (this.stalled) this.logger.error({ waitedMs: waited }, 'cluster: corosync is not delivering our messages; releasing every DuraVIP until it does');
     else this.logger.info('cluster: corosync delivers our messages again');
     this.apply();
     this.announce(true);
@@ -573,30 +534,13 @@ export class ClusterManager extends EventEmitter {
     return 'announced\n';
   }
 
-  /** A snapshot of everything the console shows. */
+  /** A snapshot of everything the console shows (snapshot.ts). */
   snapshot(): ClusterSnapshot {
-    const v = this.view;
-    const g = this.group;
-    return {
-      node: this.node,
-      nodeId: g?.localNodeId ?? null,
-      group: this.groupName,
-      corosync: g === null ? `not connected (${this.link.joinError ?? (this.link.waiting ? 'waiting for corosync to answer' : 'starting')})` : 'connected',
-      quorate: this.localQuorate(),
-      stalled: this.stalled,
-      leaving: this.leaving,
-      ...this.drainState.snapshot(),
-      drains: v === null ? new Map() : new Map(v.drains),
-      viewId: v?.id ?? null,
-      viewArrivedAt: v?.arrivedAt ?? null,
-      viewStableSince: v?.stableSince ?? null,
-      viewComplete: v?.complete ?? false,
-      members: v === null ? [] : v.members.map((m) => ({ nodeId: m.nodeId, pid: m.pid, state: v.stateOf(m.nodeId, m.pid) ?? null })),
-      allocation: this.alloc,
-      configSince: this.configSince,
-      entries: this.entries,
-      ...this.holdings.snapshot(),
-    };
+    return clusterSnapshot({
+      node: this.node, groupName: this.groupName, group: this.group, link: this.link, quorate: this.localQuorate(),
+      stalled: this.stalled, leaving: this.leaving, drain: this.drainState, view: this.view, allocation: this.alloc,
+      configSince: this.configSince, entries: this.entries, holdings: this.holdings,
+    });
   }
 
   // --- leaving ----------------------------------------------------------------------------------
@@ -630,41 +574,4 @@ export class ClusterManager extends EventEmitter {
     this.link.stop();
     this.group = null;
   }
-}
-
-/** Everything the console shows (console.ts formats it); the holdings' part is HoldingsSnapshot. */
-export interface ClusterSnapshot extends HoldingsSnapshot {
-  readonly node: string;
-  readonly nodeId: number | null;
-  readonly group: string;
-  readonly corosync: string;
-  readonly quorate: boolean;
-  readonly stalled: boolean;
-  readonly leaving: boolean;
-  // The drain's fields are optional so that snapshots made elsewhere (tests, benches) stay valid.
-  /** This node is drained, since when (ms; 0 unknown). */
-  readonly drained?: boolean;
-  readonly drainedSince?: number;
-  /** Parts still queued on this node (a drain's progress), null when unknown. */
-  readonly queueLeft?: number | null;
-  /** Agreed drain messages of this view (node -> drained): they override the members' announces. */
-  readonly drains?: ReadonlyMap<string, boolean>;
-  readonly viewId: number | null;
-  readonly viewArrivedAt: number | null;
-  readonly viewStableSince: number | null;
-  readonly viewComplete: boolean;
-  readonly members: readonly { nodeId: number; pid: number; state: MemberState | null }[];
-  readonly allocation: Allocation | null;
-  readonly configSince: number;
-  readonly entries: readonly DuravipEntry[];
-}
-
-/** This node's #mmove address for peers: the first ECCluster_Listener on a specific address (a
- *  wildcard listener cannot tell peers which address of ours is on the cluster link). */
-export function mmoveAddress(config: Config): MmoveAddress | null {
-  for (const l of config.ecclusterListeners) {
-    const host = canonicalAddress(l.host);
-    if (host !== null && host !== '0.0.0.0' && host !== '::') return { host, port: l.port };
-  }
-  return null;
 }

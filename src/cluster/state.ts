@@ -1,10 +1,11 @@
-// The state a cluster member announces after every Corosync CPG view change, and its wire encoding.
-// Main thread, pure: no I/O. Announces come from peers and are untrusted: decodeMemberState validates
-// every field and returns an error result instead of throwing, so a malformed announce is logged and
-// ignored by the caller rather than taking the node down. Addresses are canonicalised here so that
-// "2001:DB8::1" and "2001:db8:0::1" are one DuraVIP on every member.
+// The state a cluster member announces after every Corosync CPG view change, its wire encoding, and
+// this node's #mmove address from its config. Main thread, pure: no I/O. Announces come from peers and
+// are untrusted: decodeMemberState validates every field and returns an error result instead of
+// throwing, so a malformed announce is logged and ignored by the caller rather than taking the node
+// down. Addresses are canonicalised here so "2001:DB8::1" and "2001:db8:0::1" are one DuraVIP everywhere.
 
 import { createHash } from 'node:crypto';
+import type { Config } from '../config/types.js';
 import { addressSortKey, canonicalAddress, compareAddresses } from '../net/address.js';
 
 /** Bumped on any incompatible change; a peer announcing another version is rejected, not guessed at. */
@@ -76,6 +77,16 @@ export interface MmoveAddress {
   /** Canonical IP address. */
   readonly host: string;
   readonly port: number;
+}
+
+/** This node's #mmove address for peers: the first ECCluster_Listener on a specific address (a
+ *  wildcard listener cannot tell peers which address of ours is on the cluster link). */
+export function mmoveAddress(config: Config): MmoveAddress | null {
+  for (const l of config.ecclusterListeners) {
+    const host = canonicalAddress(l.host);
+    if (host !== null && host !== '0.0.0.0' && host !== '::') return { host, port: l.port };
+  }
+  return null;
 }
 
 export type DecodeResult = { readonly ok: true; readonly state: MemberState } | { readonly ok: false; readonly error: string };

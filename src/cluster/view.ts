@@ -62,6 +62,12 @@ export class View {
     return false;
   }
 
+  /** Whether a member of the view other than `self` (a node name) announces holding the address. */
+  heldByOther(address: string, self: string): boolean {
+    for (const a of this.announces.values()) if (a.state.node !== self && a.state.holds.includes(address)) return true;
+    return false;
+  }
+
   /** A member's ECCluster_Listener as it announced it (#mmove's peer), or null. */
   peerLink(node: string): MmoveAddress | null {
     for (const a of this.announces.values()) if (a.state.node === node) return a.state.mmove;
