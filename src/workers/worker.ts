@@ -26,43 +26,39 @@ const port = parentPort;
 const init = workerData as WorkerInit;
 const log = createLogger(init.logLevel, { workerId: init.workerId });
 
-// Accepted-message records go to the main thread in batches: one postMessage per turn of the event
-// loop still cost about 50 µs a message under load (bench/inject.ts profile), and each batch wakes
-// the main thread (a cross-CPU wake-up, dear on a VM). A batch goes when it holds 16 messages or is
-// 10 ms old. With one connection per message a 2 ms batch held 3-4 messages, and 10 ms gave
-// 1.01-1.09x msg/s at 0.89-0.98x CPU per message; with reused connections 16 messages go every
-// 3 ms or so, as before, where batches of 50 every 10 ms measured no better (docs/performance.md,
-// "Issue 18: closing figures"). The message is durable before its 250: this only delays when the
-// queue sees it.
-const ACCEPTED_FLUSH_MS = 10;
-const ACCEPTED_BATCH_MAX = 16;
-let acceptedBatch: AcceptedMessage[] = [];
-let acceptedTimer: NodeJS.Timeout | null = null;
-function onMessage(m: AcceptedMessage): void {
-  acceptedBatch.push(m);
-  if (acceptedBatch.length >= ACCEPTED_BATCH_MAX) flushAccepted();
-  else acceptedTimer ??= setTimeout(flushAccepted, ACCEPTED_FLUSH_MS);
-}
-function flushAccepted(): void {
-  if (acceptedTimer !== null) clearTimeout(acceptedTimer);
-  acceptedTimer = null;
-  const batch = acceptedBatch;
-  acceptedBatch = [];
-  if (batch.length > 0) emit('accepted', batch);
-}
+// Records go to the main thread in batches: one postMessage per turn of the event loop still cost
+// about 50 µs a message under load (bench/inject.ts profile), and each batch wakes the main thread
+// (a cross-CPU wake-up, dear on a VM). A batch goes when it holds 16 records or is 10 ms old. With
+// one connection per message a 2 ms batch held 3-4 messages, and 10 ms gave 1.01-1.09x msg/s at
+// 0.89-0.98x CPU per message; with reused connections 16 messages go every 3 ms or so, as before,
+// where batches of 50 every 10 ms measured no better (docs/performance.md, "Issue 18: closing
+// figures"). A message is durable before its 250: this only delays when the queue sees it.
+const BATCH_FLUSH_MS = 10;
+const BATCH_MAX = 16;
+class PostBatch<T> {
+  private items: T[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly event: string) {}
 
-// Rejection records go the same way, in their own batch (the lead makes them durable).
-let rejectedBatch: NewEvent[] = [];
-function onRejection(r: NewEvent): void {
-  if (rejectedBatch.length === 0) {
-    setTimeout(() => {
-      const batch = rejectedBatch;
-      rejectedBatch = [];
-      emit('rejected', batch);
-    }, ACCEPTED_FLUSH_MS);
+  add(item: T): void {
+    this.items.push(item);
+    if (this.items.length >= BATCH_MAX) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), BATCH_FLUSH_MS);
   }
-  rejectedBatch.push(r);
+
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.items;
+    this.items = [];
+    if (batch.length > 0) emit(this.event, batch);
+  }
 }
+const accepted = new PostBatch<AcceptedMessage>('accepted');
+const onMessage = (m: AcceptedMessage): void => accepted.add(m);
+// Rejection records go the same way, in their own batch (the lead makes them durable).
+const rejected = new PostBatch<NewEvent>('rejected');
+const onRejection = (r: NewEvent): void => rejected.add(r);
 
 // One writer of the process-wide spool for both kinds of listener and the DSNs; null without a spool.
 const spoolWriter = init.spoolDirectory === null ? null : attachSpool(init.spoolDirectory);
@@ -210,7 +206,9 @@ const handlers: Handlers = {
   setInject: async ({ settings }) => ({ listening: await inject.set(settings) }),
   drain: async ({ timeoutMs }) => {
     const [closedEarly, mmoveCut, injectCut] = await Promise.all([listeners.drain(timeoutMs), mmove.drain(timeoutMs), inject.drain(timeoutMs)]);
-    flushAccepted();
+    // Before the port closes: a record still waiting for its batch's timer would be lost.
+    accepted.flush();
+    rejected.flush();
     if (engine !== null) await engine.close();
     // Nothing else keeps this thread alive once the listeners are closed and the port is closed.
     setImmediate(() => port.close());
