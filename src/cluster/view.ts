@@ -55,13 +55,6 @@ export class View {
     return this.members.map((x) => this.announces.get(memberKey(x.nodeId, x.pid))!.state);
   }
 
-  /** Whether `by` announces holding the address in this view. */
-  heldBy(address: string, by: string | null): boolean {
-    if (by === null) return false;
-    for (const a of this.announces.values()) if (a.state.node === by && a.state.holds.includes(address)) return true;
-    return false;
-  }
-
   /** Whether a member of the view other than `self` (a node name) announces holding the address. */
   heldByOther(address: string, self: string): boolean {
     for (const a of this.announces.values()) if (a.state.node !== self && a.state.holds.includes(address)) return true;
