@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { ClusterLab, waitFor, type LabHost, type LabProcess } from '../test/cluster/harness.js';
 import { spawn } from 'node:child_process';
 import { queueMove, type QueueMoveRun } from './lib/mmove-queue.js';
-import { treeCpuSeconds } from './lib/proc.js';
+import { threadTicks, treeCpuSeconds } from './lib/proc.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -87,32 +87,6 @@ interface MoveRun {
   fillSeconds: number;
   /** --trace only: CPU seconds per thread name (user, system) and system-call counts. */
   trace?: { threads: Record<string, { user: number; system: number }>; syscalls: Record<string, number> };
-}
-
-/** CPU ticks (user, system) of every thread of `pid`, keyed "<who>:<comm>#<n>". */
-function threadTicks(pid: number, who: string): Map<string, [number, number]> {
-  const out = new Map<string, [number, number]>();
-  let tids: string[] = [];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  const seen = new Map<string, number>();
-  for (const tid of tids.sort((x, y) => Number(x) - Number(y))) {
-    let st: string;
-    try {
-      st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    const n = seen.get(comm) ?? 0;
-    seen.set(comm, n + 1);
-    out.set(`${who}:${comm}#${n}:${tid}`, [Number(f[11]), Number(f[12])]);
-  }
-  return out;
 }
 
 const SYSCALLS = ['fdatasync', 'pwritev', 'pwrite64', 'write', 'writev', 'read', 'pread64', 'epoll_wait', 'futex'];

@@ -1,5 +1,5 @@
 // Process-tree accounting from /proc for the whole-process benchmarks: CPU time and memory of a server
-// and every process below it. Runs on the benchmark's main thread; reads /proc synchronously (a few
+// and every process below it, and CPU per thread. Runs on the benchmark's main thread; reads /proc synchronously (a few
 // hundred small files per scan), so sample no more often than every 250 ms.
 import fs from 'node:fs';
 
@@ -143,4 +143,30 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** CPU ticks (user, system) of every thread of `pid`, keyed "<who>:<comm>#<n>:<tid>". */
+export function threadTicks(pid: number, who: string): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  const seen = new Map<string, number>();
+  for (const tid of tids.sort((x, y) => Number(x) - Number(y))) {
+    let st: string;
+    try {
+      st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    const n = seen.get(comm) ?? 0;
+    seen.set(comm, n + 1);
+    out.set(`${who}:${comm}#${n}:${tid}`, [Number(f[11]), Number(f[12])]);
+  }
+  return out;
 }
