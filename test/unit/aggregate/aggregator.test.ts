@@ -48,6 +48,9 @@ function aggregator(dir: string, port: number, extra: Partial<AggregatorOptions>
 }
 
 const days = (dir: string, n: number): string[] => Array.from({ length: n }, (_, i) => path.join(dir, new Date(T0 + i * DAY).toISOString().slice(0, 10).replace(/-/g, '/'), 'events', 'n2'));
+// The member's record of the ack. The mark (status().seq) moves first; the ack follows over the
+// link, so a test waits for it rather than reading it the moment the mark moves (waitFor retries
+// while the ack file does not exist yet).
 const acked = (file: string): number => Number(fs.readFileSync(path.join(`${file}.acks`, 'aggregator-n1'), 'utf8'));
 const upTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
@@ -60,7 +63,7 @@ describe('Aggregator', () => {
     const { port } = await member(file);
     const first = aggregator(dir, port);
     await waitFor('600 aggregated', () => first.agg.status()[0]!.seq === 600);
-    expect(acked(file)).toBe(600);
+    await waitFor('the member to record the ack of 600', () => acked(file) === 600);
     expect(first.agg.status()[0]).toMatchObject({ node: 'n2', seq: 600, last: 600, lagRecords: 0, lagSeconds: 0 });
     expect(first.agg.report()).toMatch(/^n2 +600 +600 +0 +0 +connected$/m);
     await first.agg.stop();
@@ -69,7 +72,7 @@ describe('Aggregator', () => {
     await waitFor('900 aggregated', () => second.agg.status()[0]!.seq === 900);
     expect(aggregatedSeqs(days(dir, 3))).toEqual(upTo(900));
     expect(days(dir, 3).map((f) => aggregatedSeqs([f]).length)).toEqual([300, 300, 300]);
-    expect(acked(file)).toBe(900);
+    await waitFor('the member to record the ack of 900', () => acked(file) === 900);
   });
 
   it('heals a cut link: logs the failure once, resumes where it stopped', async () => {
