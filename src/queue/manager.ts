@@ -7,8 +7,9 @@
 // Files: scheduler.ts (FIFOs, run list, pump, retry timer; batch.ts builds a batch) over store.ts
 // (the part slots; their strings in arena.ts, senders.ts, queue-id.ts) and id-table.ts (queue
 // id -> part); outcome.ts (a result's meaning, pure); bounce.ts (DSN requests and their gate);
-// mmove-queue.ts (#mmove: parts of bindings another node owns); routes.ts (where each binding's
-// mail goes); views.ts (mailq, show, Momentum's layout).
+// done-marks.ts (done-marks in batches, retried while the spool refuses them); mmove-queue.ts
+// (#mmove: parts of bindings another node owns); routes.ts (where each binding's mail goes);
+// views.ts (mailq, show, Momentum's layout).
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { BounceRequest } from '../delivery/bounce.js';
@@ -21,6 +22,7 @@ import type { DeliveryBatch } from '../delivery/batch.js';
 import { domainOf, splitByDomain } from '../message/recipients.js';
 import { encodeState, type PersistedPart, type PersistedState } from '../message/retry-state.js';
 import { Bounces, DSN_RETRY_MS } from './bounce.js';
+import { DoneMarks } from './done-marks.js';
 import { MmoveQueue } from './mmove-queue.js';
 import { outcomeOf } from './outcome.js';
 import { RouteTable, type Route } from './routes.js';
@@ -124,7 +126,7 @@ export class QueueManager {
   private readonly sched: Scheduler;
   private readonly moves: MmoveQueue;
   private readonly bounces: Bounces;
-  private readonly doneBatch: string[] = [];
+  private readonly doneMarks: DoneMarks;
   /** Body bytes of the queued messages (each message once). */
   private bytes = 0;
   private readonly now: () => number;
@@ -134,6 +136,9 @@ export class QueueManager {
   constructor(private readonly o: QueueManagerOptions) {
     this.now = o.now ?? Date.now;
     const events = (this.events = o.events ?? logEvents(o.logger));
+    // The delivery and failure records of finished messages were emitted before they were done:
+    // they are in the journal before the done-marks are (the record is as durable as the mail).
+    this.doneMarks = new DoneMarks({ markDone: (ids) => o.spool.markDone(ids), flushEvents: () => events.flush?.(), logger: o.logger });
     const routes = new RouteTable(o.route);
     this.sched = new Scheduler({
       config: o.config, logger: o.logger, now: this.now, routes, deliver: o.deliver,
@@ -217,7 +222,7 @@ export class QueueManager {
   async stop(timeoutMs: number): Promise<void> {
     await this.sched.stop(timeoutMs);
     await this.bounces.settled();
-    await this.flushDone();
+    await this.doneMarks.stop();
   }
 
   /** The config changed: per-queue limits are looked up again, and waiting parts may go now. */
@@ -539,30 +544,7 @@ export class QueueManager {
       });
       return;
     }
-    if (this.doneBatch.length === 0) setImmediate(() => void this.flushDone());
-    this.doneBatch.push(id);
-  }
-
-  /** One flush after another: stop() waits for one already writing, not only for its own. */
-  private flushing: Promise<void> = Promise.resolve();
-
-  private flushDone(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushNow());
-    return this.flushing;
-  }
-
-  private async flushNow(): Promise<void> {
-    if (this.doneBatch.length === 0) return;
-    const ids = this.doneBatch.splice(0);
-    try {
-      // The delivery and failure records of these messages were emitted before they were done:
-      // they are in the journal before the done-marks are (the record is as durable as the mail).
-      await this.events.flush?.();
-      await this.o.spool.markDone(ids);
-    } catch (err) {
-      // Not marked: the messages are delivered again after a restart (at least once, never lost).
-      this.o.logger.error({ err, messages: ids.length }, 'spool: could not mark delivered messages done');
-    }
+    this.doneMarks.add(id);
   }
 
   /** Writes the parts of the message of part `part` (its `id`) to the spool's state record
