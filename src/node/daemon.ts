@@ -353,7 +353,9 @@ export class Daemon {
     if (done.length > 0) {
       // Their delivery records are durable and their done-marks were not (a crash between the two):
       // delivered once, recorded once, not sent again.
-      await this.spool.markDone(done);
+      // Through the queue's done-marks, which keep them and retry while a full disk refuses them:
+      // a node must start on a full spool (docs/delivery.md, Durability).
+      this.queue.markSettled(done);
       this.logger.info({ messages: done.length }, 'spool: messages the journal records as delivered before the restart marked done');
     }
     this.logger.info({ directory: sc.Directory, messages: this.queue.size, unreadable, settled: done.length, corrupt, tornTails, ms: Date.now() - t0 }, 'spool recovered');

@@ -213,6 +213,12 @@ export class QueueManager {
     return true;
   }
 
+  /** Marks done messages recovery did not queue: the journal records them delivered before the
+   *  restart (a crash between the record and its done-mark). Written like any other done-mark. */
+  markSettled(ids: readonly string[]): void {
+    for (const id of ids) this.doneMarks.add(id);
+  }
+
   /** Starts delivering (after recovery has queued what the spool holds). */
   start(): void {
     this.sched.start();
