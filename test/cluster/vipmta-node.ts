@@ -112,6 +112,9 @@ export function clientNeighbourMac(lab: ClusterLab, address: string): string | n
 export async function waitClientSees(lab: ClusterLab, address: string, host: LabHost, timeoutMs = 15_000): Promise<void> {
   await waitFor(`${address} answering from ${host.name} (greeting and neighbour MAC ${host.mac})`, async () => {
     const g = await greeting(lab, address);
-    return g.startsWith(`220 ${host.name}.lab.example`) && clientNeighbourMac(lab, address) === host.mac;
+    const mac = clientNeighbourMac(lab, address);
+    if (g.startsWith(`220 ${host.name}.lab.example`) && mac === host.mac) return true;
+    // Thrown, not false: a timeout then says which half was missing (waitFor names the last error).
+    throw new Error(`the client got greeting ${JSON.stringify(g)} and neighbour MAC ${mac ?? 'none'}`);
   }, { timeoutMs, intervalMs: 100 });
 }
