@@ -22,8 +22,7 @@ export class DoneMarks {
   /** Ids of refused batches, waiting for the retry timer. */
   private refused: string[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private delayMs = DONE_RETRY_MIN_MS;
-  /** Failures since the last batch the spool took (0: not failing). */
+  /** Failures since the last batch the spool took (0: not failing); the back-off follows from it. */
   private failures = 0;
   private stopped = false;
   /** One write after another: stop() waits for one already writing, not only for its own. */
@@ -74,29 +73,29 @@ export class DoneMarks {
     if (this.failures > 0) {
       this.o.logger.info({ messages: ids.length, failures: this.failures }, 'spool: done-marks written again after the spool refused them');
       this.failures = 0;
-      this.delayMs = DONE_RETRY_MIN_MS;
     }
   }
 
   private refusedBatch(ids: string[], err: unknown): void {
     this.refused = ids.concat(this.refused);
-    const closed = errorCode(err) === ErrorCode.SPOOL_CLOSED;
-    if (this.failures++ === 0 || this.stopped || closed) {
+    // No retry after stop() or once the spool is closed: the last try.
+    const last = this.stopped || errorCode(err) === ErrorCode.SPOOL_CLOSED;
+    const delayMs = Math.min(DONE_RETRY_MIN_MS * 2 ** this.failures, DONE_RETRY_MAX_MS);
+    if (this.failures++ === 0 || last) {
       // Once per failing stretch, and at the last try: the operator must know that these messages
       // would be delivered again after a restart and that their segments are held meanwhile.
       this.o.logger.error(
-        { err, messages: ids.length, retryMs: this.stopped || closed ? null : this.delayMs },
-        this.stopped || closed
+        { err, messages: ids.length, retryMs: last ? null : delayMs },
+        last
           ? 'spool: could not mark delivered messages done; they are delivered again after a restart'
           : 'spool: could not mark delivered messages done; retrying until the spool takes them',
       );
     }
-    if (this.stopped || closed) return;
+    if (last) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
-    }, this.delayMs);
+    }, delayMs);
     this.timer.unref();
-    this.delayMs = Math.min(this.delayMs * 2, DONE_RETRY_MAX_MS);
   }
 }
